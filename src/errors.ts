@@ -1,0 +1,15 @@
+// Base class for every error the supervisor reports to an operator. `code` is stable and is
+// what tests assert on; `message` is the operator-facing text (file, step, what to do next).
+export class SupervisorError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SupervisorError';
+    this.code = code;
+  }
+}
+
+// Narrow an unknown thrown value to a message without losing non-Error throws.
+export function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
