@@ -1,0 +1,131 @@
+import type { Clock, TimerHandle } from '../clock.ts';
+
+// What one reconcile of a key asks the loop to do next (controller-runtime's Result).
+export type ReconcileResult =
+  | { kind: 'done' }
+  | { kind: 'requeueAfter'; ms: number }
+  | { kind: 'retry'; error: unknown }
+  | { kind: 'terminal'; error: unknown };
+
+export type WorkQueueOptions = {
+  concurrency: number;
+  clock: Clock;
+  // Reconcile one key. Never runs twice at once for the same key.
+  process: (key: string) => Promise<ReconcileResult>;
+  // Delay before retrying a failed key; the caller owns backoff policy.
+  retryDelay: (key: string, error: unknown) => number;
+  // Told about every finished reconcile, for logging and metrics.
+  onResult?: (key: string, result: ReconcileResult) => void;
+};
+
+export type WorkQueue = {
+  // Ask for `key` to be reconciled soon; adds while it runs coalesce into one follow-up.
+  add(key: string): void;
+  // Ask for `key` after `ms`; an earlier pending request wins.
+  addAfter(key: string, ms: number): void;
+  // Resolves once nothing is queued, running or dirty (timers may still be pending).
+  idle(): Promise<void>;
+  // Stop taking work; resolves once running reconciles have returned.
+  stop(): Promise<void>;
+  readonly running: number;
+};
+
+// A keyed work queue: one reconcile per key at a time, at most `concurrency` keys at once, edits
+// during a run collapse into a single follow-up (APPS-DIR rules 14 and 15).
+export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
+  const ready: string[] = [];
+  const queued = new Set<string>();
+  const active = new Set<string>();
+  const dirty = new Set<string>();
+  const timers = new Map<string, { at: number; handle: TimerHandle }>();
+  const idleWaiters: Array<() => void> = [];
+  const inFlight = new Set<Promise<void>>();
+  let stopped = false;
+
+  const isIdle = () => ready.length === 0 && active.size === 0 && dirty.size === 0;
+
+  function settleIdle(): void {
+    if (!isIdle()) return;
+    for (const resolve of idleWaiters.splice(0)) resolve();
+  }
+
+  function add(key: string): void {
+    if (stopped) return;
+    const timer = timers.get(key);
+    if (timer) {
+      timer.handle.cancel();
+      timers.delete(key);
+    }
+    if (active.has(key)) {
+      dirty.add(key);
+      return;
+    }
+    if (queued.has(key)) return;
+    queued.add(key);
+    ready.push(key);
+    pump();
+  }
+
+  function addAfter(key: string, ms: number): void {
+    if (stopped) return;
+    if (ms <= 0) return add(key);
+    const at = opts.clock.now() + ms;
+    const existing = timers.get(key);
+    if (existing && existing.at <= at) return;
+    existing?.handle.cancel();
+    const handle = opts.clock.schedule(ms, () => {
+      timers.delete(key);
+      add(key);
+    });
+    timers.set(key, { at, handle });
+  }
+
+  function pump(): void {
+    while (!stopped && active.size < opts.concurrency && ready.length > 0) {
+      const key = ready.shift() as string;
+      queued.delete(key);
+      active.add(key);
+      const run = runOne(key).finally(() => inFlight.delete(run));
+      inFlight.add(run);
+    }
+    settleIdle();
+  }
+
+  async function runOne(key: string): Promise<void> {
+    let result: ReconcileResult;
+    try {
+      result = await opts.process(key);
+    } catch (error) {
+      result = { kind: 'retry', error };
+    }
+    active.delete(key);
+    opts.onResult?.(key, result);
+    if (dirty.delete(key)) {
+      add(key);
+    } else if (result.kind === 'retry') {
+      addAfter(key, opts.retryDelay(key, result.error));
+    } else if (result.kind === 'requeueAfter') {
+      addAfter(key, result.ms);
+    }
+    pump();
+  }
+
+  return {
+    add,
+    addAfter,
+    idle: () => (isIdle() ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve))),
+    async stop() {
+      stopped = true;
+      for (const t of timers.values()) t.handle.cancel();
+      timers.clear();
+      ready.length = 0;
+      queued.clear();
+      dirty.clear();
+      await Promise.allSettled([...inFlight]);
+      settleIdle();
+    },
+    get running() {
+      return active.size;
+    },
+  };
+}

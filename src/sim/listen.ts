@@ -1,0 +1,35 @@
+// Bind a node:http server and give back a close that really ends it: `server.close()` alone
+// waits for keep-alive sockets, which is what leaves a test process hanging.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+// Where to listen: a unix socket path, or a TCP host and port (0 = any free port).
+export type ListenTarget = { path: string } | { host: string; port: number };
+
+// A bound server: its TCP port (0 for a unix socket) and an idempotent close.
+export type BoundServer = { port: number; close: () => Promise<void> };
+
+// Listen on `target`, rejecting with the bind error (EADDRINUSE, EACCES) instead of throwing later.
+export async function listenServer(server: Server, target: ListenTarget): Promise<BoundServer> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    const done = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    if ('path' in target) server.listen(target.path, done);
+    else server.listen(target.port, target.host, done);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? (address as AddressInfo).port : 0;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    return closing;
+  };
+  return { port, close };
+}

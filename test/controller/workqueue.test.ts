@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createWorkQueue, type ReconcileResult } from '../../src/controller/workqueue.ts';
+import { createManualClock } from '../helpers/manual-clock.ts';
+
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+test('rule 14: adds while a key runs coalesce into exactly one follow-up', async () => {
+  const clock = createManualClock();
+  const gate = deferred();
+  const runs: string[] = [];
+  const q = createWorkQueue({
+    concurrency: 4,
+    clock,
+    retryDelay: () => 1000,
+    async process(key) {
+      runs.push(key);
+      if (runs.length === 1) await gate.promise;
+      return { kind: 'done' };
+    },
+  });
+  q.add('web');
+  for (let i = 0; i < 10; i++) q.add('web');
+  gate.resolve();
+  await q.idle();
+  assert.deepEqual(runs, ['web', 'web']);
+});
+
+test('rule 15: a hung key does not hold back others beyond the slot it takes', async () => {
+  const clock = createManualClock();
+  const hang = deferred();
+  const done: string[] = [];
+  const q = createWorkQueue({
+    concurrency: 2,
+    clock,
+    retryDelay: () => 1000,
+    async process(key) {
+      if (key === 'stuck') await hang.promise;
+      done.push(key);
+      return { kind: 'done' };
+    },
+  });
+  q.add('stuck');
+  for (const k of ['a', 'b', 'c']) q.add(k);
+  await new Promise<void>((resolve) => {
+    const check = () => (done.length === 3 ? resolve() : setImmediate(check));
+    check();
+  });
+  assert.deepEqual(done, ['a', 'b', 'c']);
+  assert.equal(q.running, 1);
+  hang.resolve();
+  await q.idle();
+});
+
+test('failures retry after the delay the backoff policy gives, not at once', async () => {
+  const clock = createManualClock();
+  const results: ReconcileResult[] = [];
+  let calls = 0;
+  const q = createWorkQueue({
+    concurrency: 1,
+    clock,
+    retryDelay: () => 5000,
+    async process() {
+      calls++;
+      return calls < 3 ? { kind: 'retry', error: new Error('boom') } : { kind: 'done' };
+    },
+    onResult: (_k, r) => results.push(r),
+  });
+  q.add('x');
+  await q.idle();
+  assert.equal(calls, 1);
+  await clock.advance(4999);
+  assert.equal(calls, 1);
+  await clock.advance(1);
+  await q.idle();
+  assert.equal(calls, 2);
+  await clock.advance(5000);
+  await q.idle();
+  assert.equal(calls, 3);
+  assert.deepEqual(results.map((r) => r.kind), ['retry', 'retry', 'done']);
+  assert.equal(clock.pending(), 0);
+});
+
+test('an explicit add cancels a pending delayed retry', async () => {
+  const clock = createManualClock();
+  let calls = 0;
+  const q = createWorkQueue({
+    concurrency: 1,
+    clock,
+    retryDelay: () => 60_000,
+    async process() {
+      calls++;
+      return calls === 1 ? { kind: 'retry', error: new Error('x') } : { kind: 'done' };
+    },
+  });
+  q.add('x');
+  await q.idle();
+  q.add('x');
+  await q.idle();
+  assert.equal(calls, 2);
+  assert.equal(clock.pending(), 0);
+});
+
+test('stop waits for running work and drops the rest', async () => {
+  const clock = createManualClock();
+  const gate = deferred();
+  const seen: string[] = [];
+  const q = createWorkQueue({
+    concurrency: 1,
+    clock,
+    retryDelay: () => 1,
+    async process(key) {
+      seen.push(key);
+      await gate.promise;
+      return { kind: 'requeueAfter', ms: 10 };
+    },
+  });
+  q.add('a');
+  q.add('b');
+  const stopping = q.stop();
+  gate.resolve();
+  await stopping;
+  assert.deepEqual(seen, ['a']);
+  assert.equal(clock.pending(), 0);
+});
