@@ -1,0 +1,52 @@
+import type { HandlerDeps } from './deps.ts';
+import type { DesiredSpec } from './plan.ts';
+import type { AppRecord } from '../src/state/record.ts';
+import type { VmConfiguration } from '../src/vmm/messages.ts';
+import { waitBooted } from '../src/controller/vm-wait.ts';
+
+// The CreateVm request for a spec: direct host ports, explicit app id and kms_urls, so the VM never
+// depends on the VMM's global config (DESIGN.md "Init" step 7).
+export function vmConfigOf(spec: DesiredSpec, appId: string): VmConfiguration {
+  return {
+    name: spec.name,
+    image: spec.image,
+    compose_file: spec.manifest,
+    vcpu: spec.vcpu,
+    memory: spec.memory,
+    disk_size: spec.disk,
+    ports: spec.ports,
+    app_id: appId,
+    kms_urls: spec.kmsUrls,
+  } as VmConfiguration;
+}
+
+// Deploy a new app: record the intent, register its hash, CreateVm, wait for boot `done`, then
+// record the applied hash. Each step is safe to repeat after a crash (rule 18).
+export async function deployApp(spec: DesiredSpec, appId: string, prior: AppRecord | undefined, deps: HandlerDeps): Promise<AppRecord> {
+  const base: AppRecord = {
+    ...(prior ?? { name: spec.name, registeredHashes: [] }),
+    name: spec.name,
+    file: spec.file,
+    appId,
+    phase: 'registering',
+    intent: { op: 'deploy', toHash: spec.composeHash, startedAt: deps.clock.now() },
+  } as AppRecord;
+  await deps.records.save(base);
+  await deps.report({ app: spec.name, file: spec.file, phase: 'registering', record: base });
+
+  await deps.allowlist.addHash(appId, spec.composeHash);
+  const registered: AppRecord = {
+    ...base,
+    phase: 'deploying',
+    registeredHashes: [...new Set([...base.registeredHashes, spec.composeHash])],
+  };
+  await deps.records.save(registered);
+  await deps.report({ app: spec.name, file: spec.file, phase: 'deploying', record: registered });
+
+  const { id } = await deps.vmm.createVm(vmConfigOf(spec, appId));
+  const created: AppRecord = { ...registered, vmId: id };
+  await deps.records.save(created);
+
+  await waitBooted(deps.vmm, id, deps.clock, { pollMs: deps.timing.pollMs, timeoutMs: deps.timing.bootTimeoutMs });
+  return created;
+}

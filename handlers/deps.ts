@@ -1,0 +1,30 @@
+import type { Clock } from '../src/clock.ts';
+import type { VmmClient } from '../src/vmm/client.ts';
+import type { AppRecord } from '../src/state/record.ts';
+import type { Phase } from '../src/status/phase.ts';
+
+// Everything a handler may touch, passed in so tests can give it a simulator and a temp dir.
+export type HandlerDeps = {
+  vmm: Pick<VmmClient, 'createVm' | 'updateVm' | 'startVm' | 'stopVm' | 'shutdownVm' | 'removeVm' | 'status'>;
+  allowlist: {
+    addHash(appId: string, hash: string): Promise<void>;
+    setHashes(appId: string, hashes: string[]): Promise<void>;
+    removeApp(appId: string): Promise<void>;
+  };
+  records: {
+    save(record: AppRecord): Promise<void>;
+    remove(name: string): Promise<void>;
+  };
+  // Publish a phase change for an app (status file, journal line, STATUS= counts).
+  report(update: PhaseReport): Promise<void>;
+  clock: Clock;
+  timing: { pollMs: number; bootTimeoutMs: number; shutdownTimeoutMs: number; removeTimeoutMs: number };
+};
+
+export type PhaseReport = {
+  app: string;
+  file: string;
+  phase: Phase;
+  record?: AppRecord;
+  error?: string;
+};

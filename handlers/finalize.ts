@@ -1,0 +1,22 @@
+import type { HandlerDeps } from './deps.ts';
+import type { DesiredSpec } from './plan.ts';
+import type { AppRecord } from '../src/state/record.ts';
+
+// The app runs `spec` in VM `vmId`: prune every other hash from its allowlist entry (only now, so
+// the old hash outlives the old VM), record the applied hash and clear the intent.
+export async function finalizeApp(spec: DesiredSpec, record: AppRecord, vmId: string, deps: HandlerDeps): Promise<AppRecord> {
+  await deps.allowlist.setHashes(record.appId, [spec.composeHash]);
+  const done: AppRecord = {
+    ...record,
+    file: spec.file,
+    vmId,
+    appliedHash: spec.composeHash,
+    registeredHashes: [spec.composeHash],
+    phase: 'running',
+    intent: undefined,
+    lastError: undefined,
+  };
+  await deps.records.save(done);
+  await deps.report({ app: spec.name, file: spec.file, phase: 'running', record: done });
+  return done;
+}

@@ -1,0 +1,102 @@
+import { createHash } from 'node:crypto';
+import type { VmInfo, PortMapping } from '../src/vmm/messages.ts';
+import type { AppRecord } from '../src/state/record.ts';
+
+// What the files say about one app name, as the controller has established it.
+export type Desired =
+  // A settled, valid file: this spec should run.
+  | { kind: 'app'; spec: DesiredSpec }
+  // The file exists but must not be acted on (invalid, unsettled, conflicting, refused, dir fault):
+  // whatever runs keeps running (APPS-DIR rules 3, 5, 8, 12).
+  | { kind: 'hold' }
+  // The file's deletion is confirmed (rule 7): tear down what we own.
+  | { kind: 'gone' };
+
+// The parts of a built app spec that decide what the VM must look like.
+export type DesiredSpec = {
+  name: string;
+  file: string;
+  manifest: string;
+  composeHash: string;
+  ports: PortMapping[];
+  image: string;
+  vcpu: number;
+  memory: number;
+  disk: number;
+  kmsUrls: string[];
+};
+
+export type Plan =
+  | { action: 'noop' }
+  | { action: 'deploy'; appId: string }
+  | { action: 'upgrade'; changes: VmChange[] }
+  | { action: 'restart' }
+  | { action: 'await-boot' }
+  | { action: 'finalize' }
+  | { action: 'await-removal' }
+  | { action: 'teardown' }
+  | { action: 'forget' };
+
+export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls';
+
+// The app id of a first deployment: the first 40 hex characters of its compose hash (facts §2.4).
+export const appIdOf = (composeHash: string) => composeHash.slice(0, 40);
+
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+
+const portKey = (p: PortMapping) => `${p.protocol}|${p.host_address}|${p.host_port}|${p.vm_port}`;
+const sameSet = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
+
+// Compare the VMM's view of a VM with the spec; an empty list means it already runs this spec.
+export function diffVm(vm: VmInfo, spec: DesiredSpec): VmChange[] {
+  const cfg = vm.configuration;
+  if (!cfg) return ['compose'];
+  const changes: VmChange[] = [];
+  if (sha256(cfg.compose_file) !== spec.composeHash) changes.push('compose');
+  if (!sameSet(cfg.ports.map(portKey), spec.ports.map(portKey))) changes.push('ports');
+  if (cfg.vcpu !== spec.vcpu || cfg.memory !== spec.memory || cfg.disk_size !== spec.disk || cfg.image !== spec.image) {
+    changes.push('resources');
+  }
+  if (!sameSet(cfg.kms_urls, spec.kmsUrls)) changes.push('kms_urls');
+  return changes;
+}
+
+// Find the VM that belongs to an app: by the recorded VM id, else by name and app id (adoption
+// after a crash between CreateVm and saving its id; rule 17/18). Extra matches are duplicates.
+export function findAppVm(
+  vms: readonly VmInfo[],
+  name: string,
+  appId: string | undefined,
+  record: AppRecord | undefined,
+): { vm?: VmInfo; duplicates: VmInfo[] } {
+  const byId = record?.vmId ? vms.find((v) => v.id === record.vmId) : undefined;
+  const wantAppId = record?.appId ?? appId;
+  const byName = wantAppId ? vms.filter((v) => v.name === name && v.app_id === wantAppId && v.id !== byId?.id) : [];
+  const vm = byId ?? byName[0];
+  return { vm, duplicates: byName.filter((v) => v.id !== vm?.id) };
+}
+
+// Decide the next step for one app from desired state, our record, and the VMM's truth.
+export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
+  if (desired.kind === 'hold') return { action: 'noop' };
+  if (desired.kind === 'gone') {
+    if (!record) return { action: 'noop' };
+    if (!vm) return { action: 'forget' };
+    return vm.status === 'removing' ? { action: 'await-removal' } : { action: 'teardown' };
+  }
+  const { spec } = desired;
+  if (!vm) return { action: 'deploy', appId: record?.appId ?? appIdOf(spec.composeHash) };
+  if (vm.status === 'removing') return { action: 'await-removal' };
+  const changes = diffVm(vm, spec);
+  if (changes.length > 0) return { action: 'upgrade', changes };
+  if (vm.status !== 'running' || vm.boot_error) return { action: 'restart' };
+  if (vm.boot_progress !== 'done') return { action: 'await-boot' };
+  const settled =
+    record?.appliedHash === spec.composeHash &&
+    record.vmId === vm.id &&
+    record.phase === 'running' &&
+    !record.intent &&
+    sameSet(record.registeredHashes, [spec.composeHash]);
+  return settled ? { action: 'noop' } : { action: 'finalize' };
+}

@@ -1,0 +1,49 @@
+import type { HandlerDeps } from './deps.ts';
+import type { DesiredSpec, VmChange } from './plan.ts';
+import type { AppRecord } from '../src/state/record.ts';
+import type { VmInfo } from '../src/vmm/messages.ts';
+import { waitBooted } from '../src/controller/vm-wait.ts';
+import { stopVmGracefully } from './restart.ts';
+
+// Upgrade in place, keeping the VM and its app id (so its keys survive): register the new hash,
+// UpdateVm while running (the VMM validates ports before anything stops), stop, resize if asked,
+// StartVm, wait for boot. UpdateVm alone never restarts the guest (facts §2.2).
+export async function upgradeApp(
+  spec: DesiredSpec,
+  vm: VmInfo,
+  record: AppRecord,
+  changes: VmChange[],
+  deps: HandlerDeps,
+): Promise<AppRecord> {
+  const updating: AppRecord = {
+    ...record,
+    vmId: vm.id,
+    phase: 'updating',
+    intent: { op: 'upgrade', toHash: spec.composeHash, startedAt: deps.clock.now() },
+  };
+  await deps.records.save(updating);
+  await deps.report({ app: spec.name, file: spec.file, phase: 'updating', record: updating });
+
+  await deps.allowlist.addHash(record.appId, spec.composeHash);
+  const registered: AppRecord = {
+    ...updating,
+    registeredHashes: [...new Set([...updating.registeredHashes, spec.composeHash])],
+  };
+  await deps.records.save(registered);
+
+  await deps.vmm.updateVm({
+    id: vm.id,
+    compose_file: spec.manifest,
+    update_ports: true,
+    ports: spec.ports,
+    update_kms_urls: true,
+    kms_urls: spec.kmsUrls,
+  });
+  await stopVmGracefully(vm, deps);
+  if (changes.includes('resources')) {
+    await deps.vmm.updateVm({ id: vm.id, vcpu: spec.vcpu, memory: spec.memory, disk_size: spec.disk, image: spec.image });
+  }
+  await deps.vmm.startVm(vm.id);
+  await waitBooted(deps.vmm, vm.id, deps.clock, { pollMs: deps.timing.pollMs, timeoutMs: deps.timing.bootTimeoutMs });
+  return registered;
+}

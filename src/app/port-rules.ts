@@ -1,0 +1,67 @@
+// Rules every host port mapping obeys, whichever syntax declared it: numbers in 1–65535, at most
+// one mapping per (protocol, host port) inside one file (the VMM refuses a second one anyway, with
+// a less helpful message), and one stable order so equal files give equal VmConfigurations.
+import { isIP } from 'node:net';
+import type { PortMapping } from '../vmm/messages.ts';
+import { errorAt } from './source.ts';
+import type { DataPath, Source } from './source.ts';
+
+// A mapping together with the YAML node that declared it, for error messages.
+export type DeclaredPort = { mapping: PortMapping; path: DataPath; owner: string };
+
+// The protocols dstack-vmm forwards.
+export const PORT_PROTOCOLS = ['tcp', 'udp'] as const;
+
+// A decimal port 1–65535, or undefined when `text` is anything else.
+export function parsePortNumber(text: string): number | undefined {
+  if (!/^\d{1,5}$/.test(text)) return undefined;
+  const port = Number(text);
+  return port >= 1 && port <= 65535 ? port : undefined;
+}
+
+// `80` or `8080-8081` → every port in it, or undefined when malformed or reversed.
+export function parsePortRange(text: string): number[] | undefined {
+  const [first, last = first, extra] = text.split('-');
+  if (first === undefined || extra !== undefined) return undefined;
+  const from = parsePortNumber(first);
+  const to = parsePortNumber(last);
+  if (from === undefined || to === undefined || to < from) return undefined;
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+// An IP literal as the VMM's host_address wants it: brackets of `[::1]` removed.
+export function parseHostAddress(text: string): string | undefined {
+  const bare = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+  return isIP(bare) === 0 ? undefined : bare;
+}
+
+// Refuse a (protocol, host port) declared twice, naming both declarations; return the sorted list.
+export function checkPortMappings(source: Source, declared: readonly DeclaredPort[]): PortMapping[] {
+  const seen = new Map<string, DeclaredPort>();
+  for (const d of declared) {
+    const key = `${d.mapping.host_port}/${d.mapping.protocol}`;
+    const first = seen.get(key);
+    if (first) {
+      throw errorAt(
+        source,
+        'APP_PORTS',
+        d.path,
+        `host port ${key} is published twice (${first.owner} and ${d.owner}); a host port maps to one CVM port, ` +
+          'so drop or renumber one of them',
+      );
+    }
+    seen.set(key, d);
+  }
+  return sortPortMappings(declared.map((d) => d.mapping));
+}
+
+// Deterministic order: protocol, host port, then the rest (only to break ties in odd inputs).
+export function sortPortMappings(ports: readonly PortMapping[]): PortMapping[] {
+  return [...ports].sort(
+    (a, b) =>
+      a.protocol.localeCompare(b.protocol) ||
+      a.host_port - b.host_port ||
+      a.host_address.localeCompare(b.host_address) ||
+      a.vm_port - b.vm_port,
+  );
+}

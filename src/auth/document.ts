@@ -1,0 +1,121 @@
+// The allowlist as an editable JSON tree. We edit the parsed object itself, touching only the
+// `apps` entries we are asked to, so keys, key order, foreign apps and even number spellings
+// (`1.0` stays `1.0`) survive a write. zod only validates; its output is never written back,
+// because parsing rebuilds objects (dropping unknown keys, reordering known ones).
+import { AuthConfigSchema, normalizeHexLikeAuthSimple, type AuthConfig } from './schema.ts';
+import { invalidFileError } from './errors.ts';
+
+type JsonObject = { [key: string]: unknown };
+
+// A parsed auth-config.json: the tree we edit, its `apps` object, and the same file as
+// auth-simple sees it (defaults filled in).
+export type AllowlistDocument = { root: JsonObject; apps: JsonObject; config: AuthConfig };
+
+// One change to `apps`. App ids and hashes are already normalised (normalizeHexLikeDstackCli).
+export type AllowlistEdit =
+  | { kind: 'addHash'; appId: string; hash: string }
+  | { kind: 'removeHash'; appId: string; hash: string }
+  | { kind: 'removeApp'; appId: string };
+
+type SourceReviver = (key: string, value: unknown, context?: { source?: string }) => unknown;
+// JSON.parse source text access and JSON.rawJSON (ES2025, in Node 24) are not in the es2024 lib.
+const sourceJson = JSON as unknown as { parse(text: string, reviver: SourceReviver): unknown; rawJSON(text: string): unknown };
+
+// The form upstream's `dstack` CLI stores (dstack-cli-core `norm_hex`): trim, drop one 0x/0X,
+// lowercase. auth-simple compares with normalizeHexLikeAuthSimple, which matches either form.
+export function normalizeHexLikeDstackCli(value: string): string {
+  const trimmed = value.trim();
+  const bare = trimmed.startsWith('0x') || trimmed.startsWith('0X') ? trimmed.slice(2) : trimmed;
+  return bare.toLowerCase();
+}
+
+// Parse `text` read from `path`. Refuses anything auth-simple could not use, and a file without
+// an `apps` object (as upstream's CLI does), rather than "repairing" it.
+export function parseAllowlist(path: string, text: string): AllowlistDocument {
+  let plain: unknown;
+  try {
+    plain = JSON.parse(text);
+  } catch (err) {
+    throw invalidFileError(path, `not JSON: ${err instanceof Error ? err.message : String(err)}`, err);
+  }
+  if (!isJsonObject(plain)) throw invalidFileError(path, 'the top level is not a JSON object');
+  if (!isJsonObject(plain['apps'])) throw invalidFileError(path, 'it has no `apps` object');
+  const checked = AuthConfigSchema.safeParse(plain);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    const where = issue?.path.join('.') || '(top level)';
+    throw invalidFileError(path, `${where}: ${issue?.message ?? 'does not match the auth-simple schema'}`, checked.error);
+  }
+  const root = sourceJson.parse(text, keepNumberSpelling) as JsonObject;
+  return { root, apps: root['apps'] as JsonObject, config: checked.data };
+}
+
+// Apply one edit in place; true if the document changed.
+export function applyEdit(doc: AllowlistDocument, edit: AllowlistEdit): boolean {
+  const keys = appKeys(doc.apps, edit.appId);
+  switch (edit.kind) {
+    case 'addHash':
+      return addHash(doc.apps, keys[0] ?? edit.appId, edit.hash);
+    case 'removeHash':
+      return keys.map((key) => removeHash(doc.apps, key, edit.hash)).includes(true);
+    case 'removeApp':
+      for (const key of keys) delete doc.apps[key];
+      return keys.length > 0;
+  }
+}
+
+// Pretty JSON with a 2-space indent (serde_json's to_string_pretty, as upstream writes) and a
+// trailing newline.
+export function serializeAllowlist(doc: AllowlistDocument): string {
+  return `${JSON.stringify(doc.root, null, 2)}\n`;
+}
+
+function keepNumberSpelling(_key: string, value: unknown, context?: { source?: string }): unknown {
+  const source = context?.source;
+  return typeof value === 'number' && source !== undefined && String(value) !== source ? sourceJson.rawJSON(source) : value;
+}
+
+// Every key of `apps` that auth-simple would match to `appId`, in file order; auth-simple uses
+// the first, so that is the one we add to, and removal clears them all.
+function appKeys(apps: JsonObject, appId: string): string[] {
+  const wanted = normalizeHexLikeAuthSimple(appId);
+  return Object.keys(apps).filter((key) => normalizeHexLikeAuthSimple(key) === wanted);
+}
+
+function addHash(apps: JsonObject, key: string, hash: string): boolean {
+  const entry = apps[key];
+  if (!isJsonObject(entry)) {
+    // New entries match upstream's CLI: any device may run the app.
+    apps[key] = { composeHashes: [hash], devices: [], allowAnyDevice: true };
+    return true;
+  }
+  const hashes = composeHashesOf(entry);
+  if (hashes.some((h) => sameHex(h, hash))) return false;
+  // An entry without composeHashes is valid to auth-simple (defaults to []), so add it.
+  entry['composeHashes'] = [...hashes, hash];
+  return true;
+}
+
+function removeHash(apps: JsonObject, key: string, hash: string): boolean {
+  const entry = apps[key];
+  if (!isJsonObject(entry)) return false;
+  const hashes = composeHashesOf(entry);
+  const kept = hashes.filter((h) => !sameHex(h, hash));
+  if (kept.length === hashes.length) return false;
+  entry['composeHashes'] = kept;
+  return true;
+}
+
+// parseAllowlist validated the file, so composeHashes is absent or an array of strings.
+function composeHashesOf(entry: JsonObject): string[] {
+  const hashes = entry['composeHashes'];
+  return Array.isArray(hashes) ? hashes.filter((h): h is string => typeof h === 'string') : [];
+}
+
+function sameHex(a: string, b: string): boolean {
+  return normalizeHexLikeAuthSimple(a) === normalizeHexLikeAuthSimple(b);
+}
+
+function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,8 @@
+// The phases an app moves through, in one list (STYLE rule 5): status files, `status`, the
+// STATUS= line and the handlers all take them from here.
+export const PHASES = ['pending', 'registering', 'deploying', 'running', 'updating', 'removing', 'failed', 'invalid'] as const;
+export type Phase = (typeof PHASES)[number];
+
+// The phases the STATUS= line always names, even at 0 (APPS-DIR rule 21); the others appear
+// only while some app is in them.
+export const SUMMARY_PHASES = ['running', 'pending', 'invalid', 'failed'] as const satisfies readonly Phase[];
