@@ -32,7 +32,7 @@ export function parseCompose(file: string, text: string): ParsedCompose {
     throw new AppError('APP_ENCODING', file, 'contains unpaired UTF-16 surrogates; save it as valid UTF-8');
   }
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, merge: true, maxAliasCount: MAX_ALIAS_COUNT, prettyErrors: false });
+  const docs = parseAllDocuments(text, { lineCounter, merge: true, prettyErrors: false });
   const list = Array.isArray(docs) ? docs : [];
   const at = (offset: number): SourcePosition => {
     const { line, col } = lineCounter.linePos(offset);

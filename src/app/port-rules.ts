@@ -21,8 +21,8 @@ export function parsePortNumber(text: string): number | undefined {
 
 // `80` or `8080-8081` → every port in it, or undefined when malformed or reversed.
 export function parsePortRange(text: string): number[] | undefined {
-  const [first, last = first, extra] = text.split('-');
-  if (first === undefined || extra !== undefined) return undefined;
+  const [first = '', last = first, extra] = text.split('-');
+  if (extra !== undefined) return undefined;
   const from = parsePortNumber(first);
   const to = parsePortNumber(last);
   if (from === undefined || to === undefined || to < from) return undefined;

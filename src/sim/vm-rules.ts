@@ -3,6 +3,7 @@
 // follow upstream's anyhow chains, so a caller matching on them sees the real wording.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
+import { SupervisorError } from '../errors.ts';
 
 // The port-mapping section of vmm.toml: `[cvm.port_mapping]`.
 export type PortMappingConfig = {
@@ -20,11 +21,11 @@ export type HostPort = { protocol: 'tcp' | 'udp'; host_port: number; vm_port: nu
 // A VM holding ports, as the conflict check sees it.
 export type PortHolder = { id: string; name: string; ports: HostPort[] };
 
-// A VMM error: the text is what goes into the 400 body.
-export class VmmError extends Error {
+// The simulated VMM refused a call; the message is exactly what goes into the 400 body.
+export class VmmRejection extends SupervisorError {
   constructor(message: string) {
-    super(message);
-    this.name = 'VmmError';
+    super('SIM_VMM_REJECTED', message);
+    this.name = 'VmmRejection';
   }
 }
 
@@ -46,7 +47,7 @@ export function resolveAppId(appId: string | undefined, composeFile: string): st
 
 // Upstream's label rule: alphanumerics (Unicode, like Rust's is_alphanumeric) and `-_. @~!$^()`.
 export function validateName(name: string): void {
-  if (!/^[\p{L}\p{N}\-_. @~!$^()]*$/u.test(name)) throw new VmmError(`Invalid name: ${name}`);
+  if (!/^[\p{L}\p{N}\-_. @~!$^()]*$/u.test(name)) throw new VmmRejection(`Invalid name: ${name}`);
 }
 
 // Image directory names: at most 64 characters, no `..`, only `[A-Za-z0-9_.-]`.
@@ -54,33 +55,49 @@ export function isValidImageName(image: string): boolean {
   return image.length <= 64 && !image.includes('..') && /^[A-Za-z0-9_.-]*$/.test(image);
 }
 
-// The app-compose fields a guest needs; the rest is opaque to the VMM, as upstream.
-export type AppCompose = { manifest_version: number | string; name: string; runner: string; kms_enabled: boolean };
+// Where the guest gets its keys: `key_provider` wins over the kms/local flags (facts §3).
+export type KeyProvider = 'none' | 'kms' | 'local' | 'tpm';
 
-// Parse compose_file the way serde reads AppCompose: JSON object with manifest_version (number
+// The app-compose fields the simulated guest acts on; the rest is opaque, as upstream.
+export type AppCompose = { name: string; runner: string; keyProvider: KeyProvider; gatewayEnabled: boolean };
+
+// Parse compose_file the way serde reads AppCompose: a JSON object with manifest_version (number
 // or integer string), name and runner; unknown keys ignored. Throws the serde-like detail.
 export function parseAppCompose(composeFile: string): AppCompose {
   let value: unknown;
   try {
     value = JSON.parse(composeFile);
   } catch (err) {
-    throw new VmmError(err instanceof Error ? err.message : String(err));
+    throw new VmmRejection((err as Error).message);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new VmmError('invalid type: expected struct AppCompose');
+    throw new VmmRejection('invalid type: expected struct AppCompose');
   }
   const obj = value as Record<string, unknown>;
   for (const field of ['manifest_version', 'name', 'runner']) {
-    if (!(field in obj)) throw new VmmError(`missing field \`${field}\``);
+    if (!(field in obj)) throw new VmmRejection(`missing field \`${field}\``);
   }
   const version = obj['manifest_version'];
-  const versionOk = typeof version === 'number' || (typeof version === 'string' && /^\d+$/.test(version));
-  if (!versionOk) throw new VmmError('invalid manifest_version: expected a number or an integer string');
-  if (typeof obj['name'] !== 'string') throw new VmmError('invalid type for `name`: expected a string');
-  if (typeof obj['runner'] !== 'string') throw new VmmError('invalid type for `runner`: expected a string');
-  const keyProvider = obj['key_provider'];
-  const kmsEnabled = typeof keyProvider === 'string' ? keyProvider === 'kms' : obj['kms_enabled'] === true;
-  return { manifest_version: version, name: obj['name'], runner: obj['runner'], kms_enabled: kmsEnabled };
+  if (typeof version !== 'number' && !(typeof version === 'string' && /^\d+$/.test(version))) {
+    throw new VmmRejection('invalid manifest_version: expected a number or an integer string');
+  }
+  const name = obj['name'];
+  const runner = obj['runner'];
+  if (typeof name !== 'string') throw new VmmRejection('invalid type for `name`: expected a string');
+  if (typeof runner !== 'string') throw new VmmRejection('invalid type for `runner`: expected a string');
+  return {
+    name,
+    runner,
+    keyProvider: keyProviderOf(obj),
+    gatewayEnabled: obj['gateway_enabled'] === true || obj['tproxy_enabled'] === true,
+  };
+}
+
+function keyProviderOf(obj: Record<string, unknown>): KeyProvider {
+  const explicit = obj['key_provider'];
+  if (explicit === 'none' || explicit === 'kms' || explicit === 'local' || explicit === 'tpm') return explicit;
+  if (obj['kms_enabled'] === true) return 'kms';
+  return obj['local_key_provider_enabled'] === true ? 'local' : 'none';
 }
 
 // Validate compose_file with the context upstream puts in front of serde's message.
@@ -88,18 +105,18 @@ export function requireAppCompose(composeFile: string, context: string): AppComp
   try {
     return parseAppCompose(composeFile);
   } catch (err) {
-    throw new VmmError(`${context}: ${(err as Error).message}`);
+    throw new VmmRejection(`${context}: ${(err as Error).message}`);
   }
 }
 
 // CreateVm's port rules: mapping enabled, each (protocol, host_port) inside the range, empty
 // host_address → the configured address.
 export function resolveCreatePorts(ports: PortRequest[], config: PortMappingConfig): HostPort[] {
-  if (ports.length > 0 && !config.enabled) throw new VmmError('Port mapping is disabled');
+  if (ports.length > 0 && !config.enabled) throw new VmmRejection('Port mapping is disabled');
   return ports.map((p) => {
     checkPortNumbers(p);
     const allowed = config.range.some((r) => r.protocol === p.protocol && p.host_port >= r.from && p.host_port <= r.to);
-    if (!allowed) throw new VmmError(`Port mapping is not allowed for ${p.protocol}:${p.host_port}`);
+    if (!allowed) throw new VmmRejection(`Port mapping is not allowed for ${p.protocol}:${p.host_port}`);
     const address = p.host_address === '' ? config.address : p.host_address;
     return toHostPort(p, address);
   });
@@ -118,10 +135,10 @@ export function resolveUpdatePorts(ports: PortRequest[]): HostPort[] {
 export function checkPortConflicts(ports: HostPort[], others: PortHolder[]): void {
   ports.forEach((port, i) => {
     const twin = ports.slice(0, i).find((p) => overlaps(p, port));
-    if (twin) throw new VmmError(`Duplicate port mapping ${describePort(port)}`);
+    if (twin) throw new VmmRejection(`Duplicate port mapping ${describePort(port)}`);
     for (const vm of others) {
       if (vm.ports.some((p) => overlaps(p, port))) {
-        throw new VmmError(`Port ${describePort(port)} is already used by VM ${vm.name} (${vm.id})`);
+        throw new VmmRejection(`Port ${describePort(port)} is already used by VM ${vm.name} (${vm.id})`);
       }
     }
   });
@@ -139,12 +156,12 @@ function overlaps(a: HostPort, b: HostPort): boolean {
 }
 
 function checkPortNumbers(p: PortRequest): void {
-  if (!Number.isInteger(p.host_port) || p.host_port < 0 || p.host_port > 65535) throw new VmmError('Invalid host port');
-  if (!Number.isInteger(p.vm_port) || p.vm_port < 0 || p.vm_port > 65535) throw new VmmError('Invalid vm port');
+  if (!Number.isInteger(p.host_port) || p.host_port < 0 || p.host_port > 65535) throw new VmmRejection('Invalid host port');
+  if (!Number.isInteger(p.vm_port) || p.vm_port < 0 || p.vm_port > 65535) throw new VmmRejection('Invalid vm port');
 }
 
 function toHostPort(p: PortRequest, address: string): HostPort {
-  if (p.protocol !== 'tcp' && p.protocol !== 'udp') throw new VmmError('Invalid protocol');
-  if (isIP(address) === 0) throw new VmmError('Invalid host address');
+  if (p.protocol !== 'tcp' && p.protocol !== 'udp') throw new VmmRejection('Invalid protocol');
+  if (isIP(address) === 0) throw new VmmRejection('Invalid host address');
   return { protocol: p.protocol, host_port: p.host_port, vm_port: p.vm_port, host_address: address };
 }

@@ -59,13 +59,18 @@ export function formatUnitFailure(code: SystemdCode, facts: UnitFailureFacts): s
   return `systemd: ${facts.step} ${facts.unit}: ${facts.reason}${state}${journal}\nnext: ${NEXT_STEP[code](facts.unit)}`;
 }
 
+// Sort whatever a backend threw into a code and a reason: systemd's NoSuchUnit, or the bus.
+export function classifyError(err: unknown): { code: SystemdCode; reason: string } {
+  if (err instanceof DBusError) {
+    const code = err.type === NO_SUCH_UNIT_ERROR ? SYSTEMD_CODES.noSuchUnit : SYSTEMD_CODES.bus;
+    return { code, reason: `${err.type}: ${err.text}` };
+  }
+  return { code: SYSTEMD_CODES.bus, reason: err instanceof Error ? err.message : String(err) };
+}
+
 // Map whatever a backend threw to a SystemdError about `unit`, keeping SystemdErrors as they are.
 export function toSystemdError(err: unknown, facts: Omit<UnitFailureFacts, 'reason'>): SystemdError {
   if (err instanceof SystemdError) return err;
-  if (err instanceof DBusError) {
-    const code = err.type === NO_SUCH_UNIT_ERROR ? SYSTEMD_CODES.noSuchUnit : SYSTEMD_CODES.bus;
-    return new SystemdError(code, { ...facts, reason: `${err.type}: ${err.text}` }, { cause: err });
-  }
-  const reason = err instanceof Error ? err.message : String(err);
-  return new SystemdError(SYSTEMD_CODES.bus, { ...facts, reason }, { cause: err });
+  const { code, reason } = classifyError(err);
+  return new SystemdError(code, { ...facts, reason }, { cause: err });
 }

@@ -2,6 +2,7 @@
 // bytes) and protobuf binary. The client and the simulated VMM both encode and decode through here,
 // so they cannot drift apart. Objects on our side are always the JSON wire shape (messages.ts).
 import type protobuf from 'protobufjs';
+import { describeError } from '../errors.ts';
 import { VmmError } from './errors.ts';
 import {
   AppIdSchema,
@@ -153,7 +154,7 @@ export function decodeMessage(typeName: string, body: Buffer, mode: WireMode): W
     try {
       return fromMessage(type, type.decode(body));
     } catch (err) {
-      throw codecError(typeName, `not a protobuf ${typeName} body (${describe(err)})`, err);
+      throw codecError(typeName, `not a protobuf ${typeName} body (${describeError(err)})`, err);
     }
   }
   const text = body.toString('utf8').trim();
@@ -162,16 +163,12 @@ export function decodeMessage(typeName: string, body: Buffer, mode: WireMode): W
     try {
       parsed = JSON.parse(text);
     } catch (err) {
-      throw codecError(typeName, `body is not JSON (${describe(err)})`, err);
+      throw codecError(typeName, `body is not JSON (${describeError(err)})`, err);
     }
   }
   if (parsed === null) parsed = {};
   if (!isRecord(parsed)) throw codecError(typeName, 'JSON body is not an object');
   return fromMessage(type, toMessage(type, parsed));
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 // The request facts that decide the encoding (ra-rpc `RpcRequest` + `handle_prpc_impl`).

@@ -1,4 +1,4 @@
-import { SupervisorError } from '../errors.ts';
+import { describeError, SupervisorError } from '../errors.ts';
 
 // Stable codes of failures talking to dstack-vmm; tests and callers branch on these.
 export const VMM_ERROR_CODES = [
@@ -14,6 +14,8 @@ export const VMM_ERROR_CODES = [
   'VMM_TIMEOUT',
   // A reply or request that does not fit the prpc protocol (status, body, encoding).
   'VMM_PROTOCOL',
+  // The configured VMM address is not unix:/path, tcp:host:port, http:// or https://.
+  'VMM_ADDRESS',
 ] as const;
 
 export type VmmErrorCode = (typeof VMM_ERROR_CODES)[number];
@@ -56,10 +58,9 @@ export function unauthorizedError(method: string, url: string, tokenFile: string
 
 // The token file is missing or unreadable.
 export function tokenFileError(method: string, tokenFile: string, cause: unknown): VmmError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
   return new VmmError(
     'VMM_TOKEN_FILE',
-    `cannot read the dstack-vmm token file ${tokenFile} for ${method}: ${reason}; ` +
+    `cannot read the dstack-vmm token file ${tokenFile} for ${method}: ${describeError(cause)}; ` +
       'create it with one of [auth].tokens of vmm.toml, readable by the supervisor',
     { method, cause },
   );
@@ -67,10 +68,9 @@ export function tokenFileError(method: string, tokenFile: string, cause: unknown
 
 // Connection-level failure before any reply.
 export function unreachableError(method: string, url: string, cause: unknown): VmmError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
   return new VmmError(
     'VMM_UNREACHABLE',
-    `dstack-vmm is not reachable at ${url} (${method}: ${reason}); ` +
+    `dstack-vmm is not reachable at ${url} (${method}: ${describeError(cause)}); ` +
       'check that dstack-vmm.service is running and that its vmm.toml `address` matches',
     { method, cause },
   );
@@ -83,6 +83,15 @@ export function timeoutError(method: string, url: string, timeoutMs: number): Vm
     `dstack-vmm at ${url} did not answer ${method} within ${timeoutMs} ms; ` +
       'check `journalctl -u dstack-vmm` for a stuck VMM, or raise the timeout',
     { method },
+  );
+}
+
+// A VMM address we cannot dial.
+export function addressError(address: string): VmmError {
+  return new VmmError(
+    'VMM_ADDRESS',
+    `dstack-vmm address "${address}" is not understood; use the vmm.toml form ` +
+      '(unix:/run/dstack/vmm.sock or tcp:127.0.0.1:9080) or an http:// or https:// URL',
   );
 }
 

@@ -1,0 +1,54 @@
+// The shape of a compose file as far as the supervisor relies on it. Liberal on purpose: compose
+// has many keys and grows more, and the CVM's own docker compose is the judge of those; we check
+// only what we read (services, their ports and profiles) and leave the rest as it is.
+import { z } from 'zod';
+import { errorAt } from './source.ts';
+import type { Source } from './source.ts';
+
+// Long-syntax port: `target` is required by compose, the rest is optional.
+const LongPortSchema = z.looseObject({
+  target: z.union([z.number(), z.string()], { error: 'a long-syntax port needs `target:` (the container port)' }),
+  published: z.union([z.number(), z.string()]).optional(),
+  host_ip: z.string().optional(),
+  protocol: z.string().optional(),
+});
+
+const PortEntrySchema = z.union([z.string(), z.number(), LongPortSchema], {
+  error: 'a port is "HOST:CONTAINER", a number, or a mapping with `target:`',
+});
+
+// One entry of a service's `ports:` list.
+export type PortEntry = z.infer<typeof PortEntrySchema>;
+
+const ServiceSchema = z.looseObject(
+  {
+    ports: z.array(PortEntrySchema, { error: '`ports:` must be a list' }).nullish(),
+    profiles: z.array(z.string(), { error: '`profiles:` must be a list of names' }).optional(),
+  },
+  { error: 'a service must be a mapping (image:, ports:, ...)' },
+);
+
+// A service definition; keys we do not read stay in it untyped.
+export type ComposeService = z.infer<typeof ServiceSchema>;
+
+const ComposeSchema = z.looseObject(
+  {
+    services: z
+      .record(z.string(), ServiceSchema, { error: '`services:` must be a mapping of service names to definitions' })
+      .refine((services) => Object.keys(services).length > 0, { error: '`services:` is empty; define at least one service' }),
+  },
+  { error: 'the top level must be a mapping with a `services:` key' },
+);
+
+// A compose file that passed the checks above.
+export type Compose = z.infer<typeof ComposeSchema>;
+
+// Check the parsed data; throws AppError APP_SCHEMA at the first offending node.
+export function validateCompose(source: Source, data: unknown): Compose {
+  const result = ComposeSchema.safeParse(data);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = (issue?.path ?? []).filter((step) => typeof step !== 'symbol');
+  const problem = issue?.code === 'invalid_type' && issue.input === undefined && path.length === 1 ? 'is missing; add a `services:` mapping' : issue?.message;
+  throw errorAt(source, 'APP_SCHEMA', path, `${problem ?? 'is not a compose file'}; see https://docs.docker.com/reference/compose-file/`);
+}

@@ -1,0 +1,159 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import { z } from 'zod';
+import { SupervisorError } from './errors.ts';
+import { InitSectionSchema } from './init/config-schema.ts';
+
+// Where the service looks when neither --config nor DSTACK_SUPERVISOR_CONFIG names a file.
+export const DEFAULT_CONFIG_PATH = '/etc/dstack/supervisor.toml';
+
+// The environment variable that names supervisor.toml (same meaning as --config).
+export const CONFIG_ENV = 'DSTACK_SUPERVISOR_CONFIG';
+
+const path = z.string().min(1);
+const seconds = z.number().int().positive();
+
+// `[vmm]`: how to reach dstack-vmm.
+const VmmSectionSchema = z
+  .object({
+    url: z
+      .string()
+      .regex(/^(unix:\/|https?:\/\/)/, 'must start with "unix:/" (a socket path) or "http(s)://"')
+      .default('unix:/var/run/dstack/vmm.sock'),
+    // The bearer token file; when the file does not exist the client sends no token.
+    token_file: z.string().default('/etc/dstack/vmm-auth-token'),
+    mode: z.enum(['protobuf', 'json']).default('protobuf'),
+    timeout_ms: z.number().int().positive().default(30_000),
+  })
+  .strict();
+
+// `[auth]`: the auth-simple allowlist the supervisor edits.
+const AuthSectionSchema = z
+  .object({
+    config_path: path.default('/etc/dstack/auth-config.json'),
+  })
+  .strict();
+
+// `[apps]`: defaults for every app CVM and the timings of APPS-DIR.md.
+const AppsSectionSchema = z
+  .object({
+    // Empty: the guest image that init installed (the VMM's newest image).
+    image: z.string().default(''),
+    vcpu: z.number().int().positive().default(2),
+    memory: z.number().int().positive().default(2048),
+    disk: z.number().int().positive().default(20),
+    port_address: z.union([z.ipv4(), z.ipv6()]).default('127.0.0.1'),
+    settle_ms: z.number().int().nonnegative().default(1000),
+    resync_s: seconds.default(60),
+    delete_confirm_s: z.number().int().nonnegative().default(5),
+    concurrency: z.number().int().positive().default(4),
+    owner: z.number().int().nonnegative().default(0),
+    max_file_bytes: z.number().int().positive().default(1024 * 1024),
+    kms_urls: z.array(z.url()).default([]),
+    backoff_initial_s: seconds.default(5),
+    backoff_max_s: seconds.default(300),
+    boot_timeout_s: seconds.default(600),
+    shutdown_timeout_s: seconds.default(60),
+    // false: no inotify watcher; changes still land within resync_s + settle_ms (rule 9).
+    watch: z.boolean().default(true),
+  })
+  .strict()
+  .refine((a) => a.backoff_max_s >= a.backoff_initial_s, {
+    path: ['backoff_max_s'],
+    message: 'must be at least backoff_initial_s',
+  });
+
+// `[sim]`: the simulated host. Chosen only by this explicit key, never by accident.
+const SimSectionSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    dir: path.default('/var/lib/dstack/supervisor/sim'),
+  })
+  .strict();
+
+const SECTIONS = {
+  vmm: VmmSectionSchema,
+  auth: AuthSectionSchema,
+  init: InitSectionSchema,
+  apps: AppsSectionSchema,
+  sim: SimSectionSchema,
+} as const;
+
+// The whole of supervisor.toml; `ConfigSchema.parse({})` is the all-defaults config.
+export const ConfigSchema = z
+  .object({
+    apps_dir: path.default('/etc/dstack/apps.d'),
+    gateway_dir: path.default('/etc/dstack/gateway.d'),
+    state_dir: path.default('/var/lib/dstack/supervisor'),
+    vmm: SECTIONS.vmm.prefault({}),
+    auth: SECTIONS.auth.prefault({}),
+    init: SECTIONS.init.prefault({}),
+    apps: SECTIONS.apps.prefault({}),
+    sim: SECTIONS.sim.prefault({}),
+  })
+  .strict();
+
+// The validated configuration; keys keep the snake_case names of the TOML file.
+export type Config = z.infer<typeof ConfigSchema>;
+
+// supervisor.toml is missing, unreadable, not TOML, or has a bad key; the message names all three.
+export class ConfigError extends SupervisorError {
+  readonly file: string;
+  readonly problems: readonly string[];
+  constructor(code: 'CONFIG_INVALID' | 'CONFIG_UNREADABLE', file: string, problems: string[], cause?: unknown) {
+    super(code, `${file}: ${problems.join('; ')}`, { cause });
+    this.name = 'ConfigError';
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+// `[apps] settle_ms`, `apps_dir`, `[apps] kms_urls[0]`: the key as an operator finds it in the file.
+function formatKey(keyPath: readonly PropertyKey[]): string {
+  const [head, ...rest] = keyPath.map(String);
+  if (head === undefined) return '(top level)';
+  const tail = rest.map((k, i) => (/^\d+$/.test(k) ? `[${k}]` : `${i === 0 ? '' : '.'}${k}`)).join('');
+  if (head in SECTIONS) return tail === '' ? `[${head}]` : `[${head}] ${tail}`;
+  return `${head}${tail}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => `${formatKey([...issue.path, k])}: unknown key; remove it (every valid key is in the shipped supervisor.toml)`);
+  }
+  return [`${formatKey(issue.path)}: ${issue.message}`];
+}
+
+// Validate the text of supervisor.toml; `file` is only used to name it in errors.
+export function parseConfig(text: string, file: string): Config {
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (err) {
+    if (!(err instanceof TomlError)) throw err;
+    const what = (err.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
+    throw new ConfigError('CONFIG_INVALID', `${file}:${err.line}:${err.column}`, [`not valid TOML: ${what}`], err);
+  }
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError('CONFIG_INVALID', file, result.error.issues.flatMap(describeIssue));
+  }
+  return result.data;
+}
+
+// Read and validate supervisor.toml. Only a missing file at the default path means "all defaults";
+// a file named by the caller or by DSTACK_SUPERVISOR_CONFIG must exist.
+export async function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  const explicit = file ?? (env[CONFIG_ENV] || undefined);
+  const target = explicit ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = await readFile(target, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && explicit === undefined) return ConfigSchema.parse({});
+    const why = code === 'ENOENT' ? 'no such file; create it or point --config at the right file' : `cannot read it (${code ?? String(err)})`;
+    throw new ConfigError('CONFIG_UNREADABLE', target, [why], err);
+  }
+  return parseConfig(text, target);
+}

@@ -1,0 +1,170 @@
+// The reconcile loop: list apps.d, plan every app, and feed app names to the work queue. File
+// events only ask for a rescan (rule 9); a periodic resync is what counts (rule 10).
+import type { Clock, TimerHandle } from '../clock.ts';
+import { createWorkQueue, type ReconcileResult, type WorkQueue } from './workqueue.ts';
+import { createBackoff, type BackoffPolicy } from './backoff.ts';
+import { planDirectory, type AppVerdict, type BuiltSpec, type DeleteGuards, type ListedApp } from './desired.ts';
+
+export type DirListing = { ok: true; apps: ListedApp[]; settleAt?: number } | { ok: false; reason: string };
+
+export type ControllerDeps<S extends { composeHash: string }> = {
+  list(): Promise<DirListing>;
+  build(app: Extract<ListedApp, { kind: 'settled' }>): BuiltSpec<S>;
+  // The apps we own (have a record for), and whether each currently holds its ports.
+  managed(): Promise<Map<string, { file: string; running: boolean }>>;
+  reconcile(name: string): Promise<ReconcileResult>;
+  // Told once per pass about every app the pass holds back (invalid, conflict, pending ...).
+  held(name: string, verdict: Extract<AppVerdict<S>, { kind: 'hold' }>, file: string): Promise<void>;
+  // Told when the directory itself cannot be listed (rule 12) and when it can again.
+  dirFault(reason: string | undefined): void;
+  onResult?(name: string, result: ReconcileResult): void;
+  clock: Clock;
+  settings: { resyncMs: number; deleteConfirmMs: number; concurrency: number; backoff: BackoffPolicy };
+};
+
+export type Controller<S> = {
+  // Run the first scan and plan; resolves when every app has been queued (READY=1 point).
+  start(): Promise<void>;
+  // Ask for a rescan soon (a file event, a watcher fault).
+  poke(reason: string): void;
+  desired(name: string): AppVerdict<S> | undefined;
+  // Resolves when no scan or reconcile is running or queued.
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+};
+
+// Build the loop; nothing runs until start().
+export function createController<S extends { composeHash: string }>(deps: ControllerDeps<S>): Controller<S> {
+  const { clock, settings } = deps;
+  const verdicts = new Map<string, AppVerdict<S>>();
+  const guards: DeleteGuards = { absentSince: new Map() };
+  const backoff = createBackoff(settings.backoff);
+  const notBefore = new Map<string, number>();
+  const timers = new Set<TimerHandle>();
+  let scanning: Promise<void> | undefined;
+  let rescanWanted = false;
+  let stopped = false;
+
+  const queue: WorkQueue = createWorkQueue({
+    concurrency: settings.concurrency,
+    clock,
+    process: (name) => deps.reconcile(name),
+    retryDelay: (name) => {
+      const v = verdicts.get(name);
+      const { delayMs } = backoff.fail(name, v?.kind === 'app' ? v.spec.composeHash : v?.kind ?? '');
+      notBefore.set(name, clock.now() + delayMs);
+      return delayMs;
+    },
+    onResult: (name, result) => {
+      if (result.kind === 'done') {
+        backoff.reset(name);
+        notBefore.delete(name);
+      }
+      deps.onResult?.(name, result);
+    },
+  });
+
+  // One-shot timer that forgets itself when it fires.
+  function after(ms: number, fn: () => void): void {
+    if (stopped) return;
+    const handle = clock.schedule(ms, () => {
+      timers.delete(handle);
+      fn();
+    });
+    timers.add(handle);
+  }
+
+  function scheduleScan(at: number): void {
+    after(Math.max(0, at - clock.now()), () => poke('timer'));
+  }
+
+  async function pass(): Promise<void> {
+    const listing = await deps.list();
+    if (!listing.ok) {
+      deps.dirFault(listing.reason);
+      return;
+    }
+    deps.dirFault(undefined);
+    const managed = await deps.managed();
+    const now = clock.now();
+    const out = planDirectory<S>(
+      {
+        listed: listing.apps,
+        managed,
+        build: deps.build,
+        now,
+        deleteConfirmMs: settings.deleteConfirmMs,
+        massConfirmMs: settings.resyncMs,
+      },
+      guards,
+    );
+    for (const name of verdicts.keys()) if (!out.verdicts.has(name)) verdicts.delete(name);
+    const fileOf = new Map(listing.apps.map((a) => [a.name, a.file]));
+    for (const [name, verdict] of out.verdicts) {
+      const before = verdicts.get(name);
+      verdicts.set(name, verdict);
+      if (verdict.kind === 'hold') {
+        await deps.held(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name);
+      }
+      const changed =
+        verdict.kind === 'app' && (before?.kind !== 'app' || before.spec.composeHash !== verdict.spec.composeHash);
+      if (changed) {
+        backoff.reset(name);
+        notBefore.delete(name);
+      }
+      const wait = (notBefore.get(name) ?? 0) - now;
+      if (wait > 0) queue.addAfter(name, wait);
+      else queue.add(name);
+    }
+    const next = [listing.settleAt, out.recheckAt].filter((t): t is number => t !== undefined);
+    for (const at of next) scheduleScan(at);
+  }
+
+  function poke(_reason: string): void {
+    if (stopped) return;
+    if (scanning) {
+      rescanWanted = true;
+      return;
+    }
+    scanning = pass()
+      .catch((err: unknown) => deps.dirFault(err instanceof Error ? err.message : String(err)))
+      .finally(() => {
+        scanning = undefined;
+        if (rescanWanted) {
+          rescanWanted = false;
+          poke('coalesced');
+        }
+      });
+  }
+
+  function arm(): void {
+    after(settings.resyncMs, () => {
+      poke('resync');
+      arm();
+    });
+  }
+
+  return {
+    async start() {
+      poke('start');
+      await scanning;
+      arm();
+    },
+    poke,
+    desired: (name) => verdicts.get(name),
+    async idle() {
+      for (;;) {
+        if (scanning) await scanning;
+        await queue.idle();
+        if (!scanning && queue.running === 0) return;
+      }
+    },
+    async stop() {
+      stopped = true;
+      for (const t of timers) t.cancel();
+      timers.clear();
+      await scanning;
+      await queue.stop();
+    },
+  };
+}

@@ -1,0 +1,114 @@
+// Turning one directory listing into per-app desired state, with the two delete guards of
+// APPS-DIR rule 7 (confirmed deletes) and rule 13 (mass-teardown) kept as explicit state.
+import { resolvePortClaims, describePortConflict, type PortClaimant } from './port-claims.ts';
+import type { PortMapping } from '../vmm/messages.ts';
+
+// One candidate file as the scanner saw it.
+export type ListedApp =
+  | { name: string; file: string; kind: 'settled'; fileHash: string; text: string }
+  | { name: string; file: string; kind: 'unsettled' }
+  // Refused before reading: owner, mode, symlink, size, duplicate identity (rules 1, 3, 4).
+  | { name: string; file: string; kind: 'refused'; code: string; reason: string };
+
+// A built spec, or why the file cannot be built (rule 8).
+export type BuiltSpec<S> = { ok: true; spec: S; ports: PortMapping[] } | { ok: false; code: string; reason: string };
+
+export type AppVerdict<S> =
+  | { kind: 'app'; spec: S; fileHash: string }
+  | { kind: 'hold'; why: 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'dir-fault' | 'delete-pending'; reason: string; fileHash?: string }
+  | { kind: 'gone' };
+
+export type DeleteGuards = {
+  // When each managed app was first seen missing.
+  absentSince: Map<string, number>;
+  // When a scan first wanted to tear down every managed app (rule 13), if one did.
+  massSince?: number;
+};
+
+export type PlanInput<S> = {
+  listed: readonly ListedApp[];
+  managed: ReadonlyMap<string, { file: string; running: boolean }>;
+  build: (app: Extract<ListedApp, { kind: 'settled' }>) => BuiltSpec<S>;
+  now: number;
+  deleteConfirmMs: number;
+  massConfirmMs: number;
+};
+
+export type PlanOutput<S> = {
+  verdicts: Map<string, AppVerdict<S>>;
+  // Earliest time a later scan could change a held delete, for the caller to schedule.
+  recheckAt?: number;
+  massGuardActive: boolean;
+};
+
+// Decide, for every app name in the listing or in our records, what should happen now.
+export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): PlanOutput<S> {
+  const verdicts = new Map<string, AppVerdict<S>>();
+  const claimants: PortClaimant[] = [];
+  const built = new Map<string, { spec: S; fileHash: string }>();
+
+  for (const app of input.listed) {
+    guards.absentSince.delete(app.name);
+    if (app.kind === 'unsettled') {
+      verdicts.set(app.name, { kind: 'hold', why: 'unsettled', reason: 'waiting for the file to settle' });
+    } else if (app.kind === 'refused') {
+      verdicts.set(app.name, { kind: 'hold', why: 'refused', reason: app.reason });
+    } else {
+      const result = input.build(app);
+      if (!result.ok) {
+        verdicts.set(app.name, { kind: 'hold', why: 'invalid', reason: result.reason, fileHash: app.fileHash });
+        continue;
+      }
+      built.set(app.name, { spec: result.spec, fileHash: app.fileHash });
+      claimants.push({ name: app.name, file: app.file, ports: result.ports, holds: input.managed.get(app.name)?.running ?? false });
+    }
+  }
+
+  const conflicts = resolvePortClaims(claimants);
+  for (const [name, b] of built) {
+    const conflict = conflicts.get(name);
+    verdicts.set(
+      name,
+      conflict
+        ? { kind: 'hold', why: 'conflict', reason: describePortConflict(conflict), fileHash: b.fileHash }
+        : { kind: 'app', spec: b.spec, fileHash: b.fileHash },
+    );
+  }
+
+  let recheckAt: number | undefined;
+  const confirmed: string[] = [];
+  for (const [name, rec] of input.managed) {
+    if (verdicts.has(name)) continue;
+    const since = guards.absentSince.get(name) ?? input.now;
+    guards.absentSince.set(name, since);
+    const due = since + input.deleteConfirmMs;
+    if (input.now >= due) {
+      confirmed.push(name);
+    } else {
+      verdicts.set(name, { kind: 'hold', why: 'delete-pending', reason: `${rec.file} is missing; confirming the delete` });
+      recheckAt = Math.min(recheckAt ?? due, due);
+    }
+  }
+
+  const wipesAll = confirmed.length >= 2 && confirmed.length === input.managed.size;
+  let massGuardActive = false;
+  if (wipesAll) {
+    guards.massSince ??= input.now;
+    const due = guards.massSince + input.massConfirmMs;
+    if (input.now < due) {
+      massGuardActive = true;
+      recheckAt = Math.min(recheckAt ?? due, due);
+    }
+  } else {
+    guards.massSince = undefined;
+  }
+  for (const name of confirmed) {
+    verdicts.set(
+      name,
+      massGuardActive
+        ? { kind: 'hold', why: 'delete-pending', reason: 'every managed app vanished at once; waiting for a second scan' }
+        : { kind: 'gone' },
+    );
+  }
+  return { verdicts, recheckAt, massGuardActive };
+}

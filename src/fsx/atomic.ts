@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { open, readdir, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+// Temp files are hidden and carry this marker, so readers that list the directory skip them and
+// a crash between write and rename leaves something removeStaleTemps can recognise.
+const TEMP_MARK = '.tmp-';
+
+function isTempName(name: string): boolean {
+  return name.startsWith('.') && name.includes(TEMP_MARK);
+}
+
+// fsync a directory so a rename or unlink inside it survives a power cut, not just a crash.
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+// Replace `path` with `data` so that a reader (or a restart after kill -9 or power loss) sees
+// either the old file or the new one, never a mix: temp file in the same directory, fsync, rename
+// over the target, fsync the directory.
+export async function writeFileAtomic(path: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+  const mode = options.mode ?? 0o644;
+  const temp = join(dirname(path), `.${basename(path)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const handle = await open(temp, 'wx', mode);
+  try {
+    try {
+      await handle.writeFile(data);
+      // The open mode went through the umask; the caller asked for exactly `mode`.
+      await handle.chmod(mode);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    // Best effort: the write already failed and that error is the one worth reporting.
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+  await syncDir(dirname(path));
+}
+
+// Remove temp files a crashed writeFileAtomic left in `dir`; returns the names removed. Call it
+// only while no write into `dir` is in flight (at start-up), or it deletes a live temp file.
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  const stale = (await readdir(dir)).filter(isTempName);
+  for (const name of stale) {
+    await unlink(join(dir, name)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+  return stale;
+}

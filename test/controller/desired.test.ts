@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planDirectory, type DeleteGuards, type ListedApp, type PlanInput } from '../../src/controller/desired.ts';
+
+type Spec = { composeHash: string };
+const settled = (name: string, port?: number): ListedApp => ({
+  name,
+  file: `apps.d/${name}.yaml`,
+  kind: 'settled',
+  fileHash: `h-${name}`,
+  text: port === undefined ? '' : String(port),
+});
+
+function input(listed: ListedApp[], managed: string[], now: number): PlanInput<Spec> {
+  return {
+    listed,
+    managed: new Map(managed.map((n) => [n, { file: `apps.d/${n}.yaml`, running: true }])),
+    build: (app) =>
+      app.text === 'bad'
+        ? { ok: false, code: 'APP_YAML', reason: 'broken' }
+        : {
+            ok: true,
+            spec: { composeHash: app.fileHash },
+            ports: app.text ? [{ protocol: 'tcp', host_port: Number(app.text), vm_port: Number(app.text), host_address: '127.0.0.1' }] : [],
+          },
+    now,
+    deleteConfirmMs: 5000,
+    massConfirmMs: 60000,
+  };
+}
+
+test('rule 7: a missing file is held until it is still missing T later', () => {
+  const guards: DeleteGuards = { absentSince: new Map() };
+  const first = planDirectory(input([settled('b')], ['a', 'b'], 0), guards);
+  assert.equal(first.verdicts.get('a')?.kind, 'hold');
+  assert.equal(first.recheckAt, 5000);
+  const early = planDirectory(input([settled('b')], ['a', 'b'], 4999), guards);
+  assert.equal(early.verdicts.get('a')?.kind, 'hold');
+  const late = planDirectory(input([settled('b')], ['a', 'b'], 5000), guards);
+  assert.equal(late.verdicts.get('a')?.kind, 'gone');
+});
+
+test('rule 7: a file that comes back within T is never torn down', () => {
+  const guards: DeleteGuards = { absentSince: new Map() };
+  planDirectory(input([], ['a', 'b'], 0), guards);
+  planDirectory(input([settled('a'), settled('b')], ['a', 'b'], 3000), guards);
+  const later = planDirectory(input([settled('b')], ['a', 'b'], 6000), guards);
+  assert.equal(later.verdicts.get('a')?.kind, 'hold', 'absence restarts from the new event');
+});
+
+test('rule 13: losing every managed app at once needs a second scan R later', () => {
+  const guards: DeleteGuards = { absentSince: new Map() };
+  planDirectory(input([], ['a', 'b'], 0), guards);
+  const confirmed = planDirectory(input([], ['a', 'b'], 5000), guards);
+  assert.equal(confirmed.massGuardActive, true);
+  assert.equal(confirmed.verdicts.get('a')?.kind, 'hold');
+  assert.equal(confirmed.recheckAt, 65000);
+  const second = planDirectory(input([], ['a', 'b'], 65000), guards);
+  assert.equal(second.massGuardActive, false);
+  assert.equal(second.verdicts.get('a')?.kind, 'gone');
+  assert.equal(second.verdicts.get('b')?.kind, 'gone');
+});
+
+test('rule 13: a single managed app can be deleted without the mass guard', () => {
+  const guards: DeleteGuards = { absentSince: new Map() };
+  planDirectory(input([], ['a'], 0), guards);
+  assert.equal(planDirectory(input([], ['a'], 5000), guards).verdicts.get('a')?.kind, 'gone');
+});
+
+test('rule 8: an invalid file holds its app and never becomes a teardown', () => {
+  const guards: DeleteGuards = { absentSince: new Map() };
+  const bad: ListedApp = { ...settled('a'), text: 'bad' } as ListedApp;
+  for (const now of [0, 10_000, 100_000]) {
+    const v = planDirectory(input([bad], ['a'], now), guards).verdicts.get('a');
+    assert.deepEqual(v, { kind: 'hold', why: 'invalid', reason: 'broken', fileHash: 'h-a' });
+  }
+});
+
+test('a port clash holds the newcomer and names the app that runs with it', () => {
+  const guards: DeleteGuards = { absentSince: new Map() };
+  const out = planDirectory(input([settled('blog', 8080), settled('shop', 8080)], ['blog'], 0), guards);
+  assert.equal(out.verdicts.get('blog')?.kind, 'app');
+  const shop = out.verdicts.get('shop');
+  assert.equal(shop?.kind === 'hold' && shop.why, 'conflict');
+  assert.match(shop?.kind === 'hold' ? shop.reason : '', /already published by app "blog"/);
+});
