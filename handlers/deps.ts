@@ -24,7 +24,8 @@ export type HandlerDeps = {
 export type PhaseReport = {
   app: string;
   file: string;
-  phase: Phase;
+  // 'removed': the app is gone; its status disappears.
+  phase: Phase | 'removed';
   record?: AppRecord;
   error?: string;
 };

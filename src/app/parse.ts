@@ -49,14 +49,16 @@ export function parseCompose(file: string, text: string): ParsedCompose {
     const start = second.range[0];
     throw new AppError('APP_YAML', file, 'holds more than one YAML document (`---`); keep one compose file per app', at(start));
   }
-  if (!doc || doc.contents === null) {
+  // No document, only comments, a bare `---` or `null`: all mean "nothing here".
+  const data = doc ? toData(file, doc, at) : null;
+  if (!doc || data === null || data === undefined) {
     throw new AppError(
       'APP_EMPTY',
       file,
       'is empty; an app needs at least a `services:` mapping (to remove the app, delete the file instead)',
     );
   }
-  return { file, data: toData(file, doc, at), locate: (path) => locateNode(doc, path, at) };
+  return { file, data, locate: (path) => locateNode(doc, path, at) };
 }
 
 function toData(file: string, doc: Document.Parsed, at: (offset: number) => SourcePosition): unknown {

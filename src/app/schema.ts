@@ -22,8 +22,8 @@ export type PortEntry = z.infer<typeof PortEntrySchema>;
 
 const ServiceSchema = z.looseObject(
   {
-    ports: z.array(PortEntrySchema, { error: '`ports:` must be a list' }).nullish(),
-    profiles: z.array(z.string(), { error: '`profiles:` must be a list of names' }).optional(),
+    ports: z.array(PortEntrySchema, { error: 'must be a list' }).nullish(),
+    profiles: z.array(z.string(), { error: 'must be a list of profile names' }).optional(),
   },
   { error: 'a service must be a mapping (image:, ports:, ...)' },
 );
@@ -34,8 +34,8 @@ export type ComposeService = z.infer<typeof ServiceSchema>;
 const ComposeSchema = z.looseObject(
   {
     services: z
-      .record(z.string(), ServiceSchema, { error: '`services:` must be a mapping of service names to definitions' })
-      .refine((services) => Object.keys(services).length > 0, { error: '`services:` is empty; define at least one service' }),
+      .record(z.string(), ServiceSchema, { error: 'must be a mapping of service names to definitions' })
+      .refine((services) => Object.keys(services).length > 0, { error: 'is empty; define at least one service' }),
   },
   { error: 'the top level must be a mapping with a `services:` key' },
 );
@@ -49,6 +49,8 @@ export function validateCompose(source: Source, data: unknown): Compose {
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const path = (issue?.path ?? []).filter((step) => typeof step !== 'symbol');
-  const problem = issue?.code === 'invalid_type' && issue.input === undefined && path.length === 1 ? 'is missing; add a `services:` mapping' : issue?.message;
-  throw errorAt(source, 'APP_SCHEMA', path, `${problem ?? 'is not a compose file'}; see https://docs.docker.com/reference/compose-file/`);
+  // A missing `services:` fails as a wrong type; say "missing" instead.
+  const missing = path.length === 1 && path[0] === 'services' && typeof data === 'object' && data !== null && !('services' in data);
+  const problem = missing ? 'is missing; add a `services:` mapping with at least one service' : (issue?.message ?? 'is invalid');
+  throw errorAt(source, 'APP_SCHEMA', path, `${problem}; see https://docs.docker.com/reference/compose-file/`);
 }

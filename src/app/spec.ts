@@ -1,6 +1,7 @@
 // Compose file → everything needed to deploy it: the manifest (and so the compose hash), the VM's
 // size and image, its host ports, and the warnings the operator should see. Pure: no I/O, so the
 // reconciler, the `hash` command and the tests all get the same answer for the same text.
+import type { Config } from '../config.ts';
 import type { PortMapping } from '../vmm/messages.ts';
 import { deriveComposePorts } from './compose-ports.ts';
 import { composeHashOf, renderManifest } from './manifest.ts';
@@ -24,8 +25,10 @@ export type AppDefaults = {
   portAddress: string;
 };
 
-// Upstream `dstack deploy`'s sizes (dstack-facts §4.1), loopback-only ports; used without a config.
-export const BUILTIN_APP_DEFAULTS: AppDefaults = { image: '', vcpu: 2, memory: 2048, disk: 20, portAddress: '127.0.0.1' };
+// The defaults supervisor.toml's `[apps]` section sets.
+export function appDefaultsOf(apps: Config['apps']): AppDefaults {
+  return { image: apps.image, vcpu: apps.vcpu, memory: apps.memory, disk: apps.disk, portAddress: apps.port_address };
+}
 
 // One compose file to turn into a spec.
 export type AppSpecInput = {

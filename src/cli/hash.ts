@@ -1,5 +1,85 @@
-// Placeholder until the hash command lands; exits non-zero so nothing mistakes it for success.
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write('dstack-supervisor hash: not implemented yet\n');
-  return 1;
+// `dstack-supervisor hash FILE [--json] [--config FILE]`: what the supervisor would deploy for a
+// compose file — app id, compose hash, host ports, warnings and the exact manifest — without
+// touching the VMM. The manifest printed is the string whose sha256 is the compose hash.
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { appIdOf } from '../app/manifest.ts';
+import { decodeComposeText } from '../app/parse.ts';
+import { appNameOfFile } from '../app/name.ts';
+import { appDefaultsOf, buildAppSpec } from '../app/spec.ts';
+import type { AppSpec } from '../app/spec.ts';
+import { loadConfig } from '../config.ts';
+import { SupervisorError, describeError } from '../errors.ts';
+
+const USAGE = 'Usage: dstack-supervisor hash FILE [--json] [--config FILE]';
+
+// Run the command; exit 0 with the report, 1 when the file cannot be deployed, 2 on bad usage.
+export async function run(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { json: { type: 'boolean', default: false }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
+  } catch (err) {
+    process.stderr.write(`dstack-supervisor hash: ${describeError(err)}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const [file, extra] = positionals;
+  if (file === undefined || extra !== undefined) {
+    process.stderr.write(`dstack-supervisor hash: give exactly one compose file\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    const config = await loadConfig(values.config);
+    const text = decodeComposeText(file, await readComposeFile(file));
+    const spec = buildAppSpec({ name: appNameOfFile(file), file, text, defaults: appDefaultsOf(config.apps) });
+    process.stdout.write(values.json ? `${JSON.stringify(toJson(spec), null, 2)}\n` : formatText(spec));
+    return 0;
+  } catch (err) {
+    if (!(err instanceof SupervisorError)) throw err;
+    process.stderr.write(`dstack-supervisor hash: ${err.message}\n`);
+    return 1;
+  }
+}
+
+async function readComposeFile(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (cause) {
+    throw new SupervisorError('HASH_READ', `${file}: cannot read the compose file (${describeError(cause)})`, { cause });
+  }
+}
+
+function toJson(spec: AppSpec) {
+  return {
+    name: spec.name,
+    app_id: appIdOf(spec.composeHash),
+    compose_hash: spec.composeHash,
+    ports: spec.ports,
+    warnings: spec.warnings,
+    manifest: spec.manifest,
+  };
+}
+
+function formatText(spec: AppSpec): string {
+  const ports = spec.ports.map((p) => `${p.protocol} ${p.host_address}:${p.host_port} -> CVM ${p.vm_port}`);
+  const warnings = spec.warnings.map((w) => `${w.service || '(file)'}: ${w.key}: ${w.message}`);
+  const list = (items: string[]) => (items.length === 0 ? ['(none)'] : items).join('\n' + ' '.repeat(14));
+  return [
+    `name          ${spec.name}`,
+    `app id        ${appIdOf(spec.composeHash)}`,
+    `compose hash  ${spec.composeHash}`,
+    `ports         ${list(ports)}`,
+    `warnings      ${list(warnings)}`,
+    'manifest',
+    spec.manifest,
+    '',
+  ].join('\n');
 }

@@ -1,5 +1,61 @@
-// Placeholder until the status command lands; exits non-zero so nothing mistakes it for success.
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write('dstack-supervisor status: not implemented yet\n');
-  return 1;
+// `dstack-supervisor status [--json] [--config FILE]`: what the running supervisor last wrote
+// for each app (phase, app id, VM id, hash, URLs, last error), read from the status files in
+// `state_dir`, so it works without talking to the service.
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config.ts';
+import { describeError, SupervisorError } from '../errors.ts';
+import { readAllStatuses, readSupervisorStatus, statusDir } from '../status/store.ts';
+import { formatStatusLine } from '../status/summary.ts';
+import { formatStatusTable } from '../status/table.ts';
+import type { SupervisorStatus } from '../status/schema.ts';
+
+const USAGE = 'Usage: dstack-supervisor status [--json] [--config FILE]';
+
+// Run the command; exit 0 with the report (also when no app exists yet), 1 when the config or
+// the state directory cannot be read, 2 on bad usage.
+export async function run(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { json: { type: 'boolean', default: false }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (err) {
+    process.stderr.write(`dstack-supervisor status: ${describeError(err)}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  try {
+    const { state_dir: stateDir } = await loadConfig(values.config);
+    const listing = await readAllStatuses(stateDir);
+    for (const { file, reason } of listing.unreadable) {
+      process.stderr.write(`dstack-supervisor status: skipping ${file}: ${reason}\n`);
+    }
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(listing.apps, null, 2)}\n`);
+      return 0;
+    }
+    const service = await readSupervisorStatus(stateDir);
+    process.stdout.write(`${describeService(service, statusDir(stateDir))}\n`);
+    if (listing.apps.length > 0) process.stdout.write(`\n${formatStatusTable(listing.apps)}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof SupervisorError) && !isFsError(err)) throw err;
+    process.stderr.write(`dstack-supervisor status: ${describeError(err)}\n`);
+    return 1;
+  }
+}
+
+// The heading line: the service's own phase and counts, or where status files are expected.
+function describeService(service: SupervisorStatus | null, dir: string): string {
+  if (service === null) return `supervisor: no status in ${dir} yet (has dstack-supervisor run started?)`;
+  const line = formatStatusLine(service.counts, { watcherDegraded: service.watcher === 'degraded' });
+  return `supervisor: ${service.phase} (updated ${service.updated_at}): ${line}`;
+}
+
+function isFsError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
 }

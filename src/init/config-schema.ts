@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 const port = z.number().int().min(1).max(65535);
-const absolutePath = z.string().startsWith('/', { message: 'must be an absolute path' });
+const absolutePath = z.string().regex(/^\/\S*$/, { message: 'must be an absolute path without spaces' });
 
 // One `[cvm.port_mapping] range` entry of vmm.toml: host ports the VMM lets a CVM publish.
 export const PortRangeSchema = z
@@ -20,7 +20,8 @@ export const InitSectionSchema = z
     // Root that every hardware and binary probe reads from, so tests can hand in a fake host.
     sysroot: z.string().default('/'),
 
-    // Where vmm.toml, kms.toml, auth-config.json, the unit env files and tls/ are rendered.
+    // Where vmm.toml, kms.toml, the unit env files and tls/ are rendered (auth-config.json goes
+    // to `[auth] config_path`, and the VMM listens where `[vmm] url` says).
     // The shipped units read /etc/dstack; another value is for tests and `npm run dev`.
     config_dir: absolutePath.default('/etc/dstack'),
     // dstack's own state: the VMM's run_path (`vm/`, which holds every CVM disk and so the KMS
@@ -53,13 +54,8 @@ export const InitSectionSchema = z
     auth_simple_script: absolutePath.default('/usr/libexec/dstack/auth-simple/index.ts'),
     // Intel DCAP quote-provider config mounted into the key provider; empty = do not mount/check.
     qcnl_conf: z.union([absolutePath, z.literal('')]).default('/etc/sgx_default_qcnl.conf'),
-    key_provider_image: z.string().min(1).default('dstacktee/dstack-gramine-key-provider:0.1.0'),
+    key_provider_image: z.string().regex(/^\S+$/, { message: 'must be one docker image reference' }).default('dstacktee/dstack-gramine-key-provider:0.1.0'),
 
-    // The VMM's listen address (`address` in vmm.toml): `unix:<path>` or `tcp:<ip>:<port>`.
-    vmm_address: z
-      .string()
-      .regex(/^(unix:\/.+|tcp:.+:\d+)$/, { message: 'must be unix:/abs/path or tcp:ip:port' })
-      .default('unix:/run/dstack/vmm.sock'),
     // auth-simple's loopback port; kms.toml's webhook URL points at it.
     auth_port: port.default(8001),
     key_provider_port: port.default(3443),

@@ -1,9 +1,9 @@
-// File writes of the init steps: atomic (temp + fsync + rename + directory fsync), so a crash
-// never leaves a torn vmm.toml or auth-config.json, and skipped when nothing would change, so
-// a re-run on a healthy host writes nothing.
-import { open, readFile, rename, rm, mkdir, chmod, stat } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+// File writes of the init steps: atomic (src/fsx/atomic.ts), so a crash never leaves a torn
+// vmm.toml or auth-config.json, and skipped when nothing would change, so a re-run on a
+// healthy host writes nothing.
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { writeFileAtomic } from '../fsx/atomic.ts';
 
 // Read a UTF-8 file, or undefined when it does not exist (any other error is thrown).
 export async function readFileIfExists(path: string): Promise<string | undefined> {
@@ -20,46 +20,22 @@ export function isNotFound(err: unknown): boolean {
   return err instanceof Error && 'code' in err && err.code === 'ENOENT';
 }
 
-// Replace `path` with `data` atomically; the file gets `mode` whatever the umask.
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const handle = await open(temp, 'wx', mode);
-    try {
-      await handle.writeFile(data);
-      await handle.chmod(mode);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await rm(temp, { force: true });
+// Write `data` unless the file already holds exactly it with the wanted mode; returns whether it
+// wrote. `mode` undefined = keep the mode of the file it replaces (0644 for a new file), so an
+// operator's chmod survives a re-render.
+export async function writeIfChanged(path: string, data: string | Uint8Array, mode?: number): Promise<boolean> {
+  const current = await readFile(path).catch((err: unknown) => {
+    if (isNotFound(err)) return undefined;
     throw err;
-  }
-  await syncDir(dir);
-}
-
-// Write `data` unless the file already holds exactly it with `mode`; returns whether it wrote.
-export async function writeIfChanged(path: string, data: string, mode = 0o644): Promise<boolean> {
-  const current = await readFileIfExists(path);
-  if (current === data) {
-    if (((await stat(path)).mode & 0o777) === mode) return false;
-    await chmod(path, mode);
+  });
+  const currentMode = current === undefined ? undefined : (await stat(path)).mode & 0o777;
+  const wanted = mode ?? currentMode ?? 0o644;
+  if (current !== undefined && current.equals(typeof data === 'string' ? Buffer.from(data) : data)) {
+    if (currentMode === wanted) return false;
+    await chmod(path, wanted);
     return true;
   }
-  await writeFileAtomic(path, data, mode);
+  await mkdir(dirname(path), { recursive: true });
+  await writeFileAtomic(path, data, { mode: wanted });
   return true;
-}
-
-// fsync the directory so the rename itself survives a power cut.
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

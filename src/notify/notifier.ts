@@ -6,9 +6,11 @@
 // - without --no-block it then sends BARRIER=1 and waits (at most 5 s) until the manager has
 //   processed the message. We keep that wait: the exit status then means "systemd has it", and
 //   it is what makes NotifyAccess=all work when not root (the manager must still see the
-//   sender alive). It costs ~25 ms per message, off the event loop, and messages coalesce.
+//   sender alive). systemd drops BARRIER=1 before its NotifyAccess= check
+//   (manager_process_barrier_fd), so the barrier coming from the helper's own PID is not
+//   refused or warned about. It costs ~25 ms per message, off the event loop; messages coalesce.
 // NOTIFY_SOCKET is passed through untouched, so the abstract form (`@name`) works too.
-import { execa } from 'execa';
+import { execa, ExecaError } from 'execa';
 import { describeError, SupervisorError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 
@@ -36,7 +38,7 @@ export type Notifier = {
 };
 
 // Failure codes of this module; a failed notification is logged, never thrown.
-export const NOTIFY_FAILED = 'E_NOTIFY_FAILED';
+export const NOTIFY_FAILED = 'NOTIFY_FAILED';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -58,7 +60,7 @@ export function createNotifier(deps: NotifyDeps): Notifier {
     } catch (err) {
       const problem = new SupervisorError(
         NOTIFY_FAILED,
-        `sd_notify: ${command} ${args.join(' ')} failed: ${describeError(err)}; systemd did not get the update ` +
+        `sd_notify: sending ${args.join(' ')} with ${command} failed: ${helperError(err)}; systemd did not get the update ` +
           `(check NOTIFY_SOCKET=${socket} and NotifyAccess= in the unit)`,
         { cause: err },
       );
@@ -90,6 +92,12 @@ export function createNotifier(deps: NotifyDeps): Notifier {
     stopping: (status) => send([['STOPPING', '1'], ...statusField(status)]),
     watchdog: () => send([['WATCHDOG', '1']]),
   };
+}
+
+// systemd-notify's own one-line complaint, rather than execa's multi-line report.
+function helperError(err: unknown): string {
+  if (err instanceof ExecaError) return String(err.stderr ?? '').trim() || err.shortMessage;
+  return describeError(err);
 }
 
 // The datagram is newline-separated assignments, so a status must stay on one line.

@@ -132,7 +132,7 @@ export function resolveUpdatePorts(ports: PortRequest[]): HostPort[] {
 
 // Refuse a mapping whose (protocol, host port) another VM — running, stopped or being removed —
 // already holds on an overlapping address, and duplicates inside one request.
-export function checkPortConflicts(ports: HostPort[], others: PortHolder[]): void {
+export function checkPortConflicts(ports: HostPort[], others: readonly PortHolder[]): void {
   ports.forEach((port, i) => {
     const twin = ports.slice(0, i).find((p) => overlaps(p, port));
     if (twin) throw new VmmRejection(`Duplicate port mapping ${describePort(port)}`);
@@ -164,4 +164,12 @@ function toHostPort(p: PortRequest, address: string): HostPort {
   if (p.protocol !== 'tcp' && p.protocol !== 'udp') throw new VmmRejection('Invalid protocol');
   if (isIP(address) === 0) throw new VmmRejection('Invalid host address');
   return { protocol: p.protocol, host_port: p.host_port, vm_port: p.vm_port, host_address: address };
+}
+
+// GPUs are off on the simulated host: an empty config passes only with a valid attach mode,
+// as upstream's resolve_gpus_with_config does with `[cvm.gpu] enabled = false`.
+export function checkGpus(gpus: { gpus: unknown[]; attach_mode: string } | undefined): void {
+  if (gpus === undefined) return;
+  if (gpus.gpus.length > 0 || gpus.attach_mode === 'all') throw new VmmRejection('GPU is not enabled');
+  if (gpus.attach_mode !== 'listed') throw new VmmRejection(`Invalid GPU attach mode: ${gpus.attach_mode}`);
 }

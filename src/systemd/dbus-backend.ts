@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { Message, Variant, sessionBus } from './dbus.ts';
 import type { MessageBus } from './dbus.ts';
-import { SYSTEMD_CODES, SystemdError } from './errors.ts';
 import { createSignalFeed } from './signal-watch.ts';
 import type { SignalFeed } from './signal-watch.ts';
 import { UnitFileChangeSchema, UnitStateSchema } from './types.ts';
@@ -32,18 +31,14 @@ const PropertiesBody = z.tuple([z.record(z.string(), z.instanceof(Variant))]);
 export async function connectDbusBackend(options: DbusBackendOptions = {}): Promise<SystemdBackend> {
   const address = options.address ?? process.env['DBUS_SYSTEM_BUS_ADDRESS'] ?? DEFAULT_SYSTEM_BUS;
   const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-  const busError = (reason: string, cause?: unknown): SystemdError =>
-    new SystemdError(
-      SYSTEMD_CODES.bus,
-      { unit: SYSTEMD, step: `talking over D-Bus (${address}) to`, reason, journal: [] },
-      { cause },
-    );
+  // Plain Errors: the manager turns them into SYSTEMD_BUS errors that name the unit at hand.
+  const busError = (reason: string, cause?: unknown): Error => new Error(`D-Bus at ${address}: ${reason}`, { cause });
 
   const bus = sessionBus({ busAddress: address });
   const feeds = new Set<Pick<SignalFeed<unknown>, 'fail' | 'watch'>>();
   const jobFeeds = new Set<SignalFeed<JobRemoved>>();
   const unitFeeds = new Map<SignalFeed<void>, string>();
-  let broken: SystemdError | undefined;
+  let broken: Error | undefined;
 
   // dbus-next leaves pending calls unsettled when the socket dies: fail everything ourselves.
   const pendingRejects = new Set<(err: unknown) => void>();

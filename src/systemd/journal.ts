@@ -14,5 +14,6 @@ export const readJournalLines: ReadJournal = async (unit) => {
     stdin: 'ignore',
   });
   if (result.failed) return [];
-  return result.stdout.split('\n').filter((line) => line.trim() !== '');
+  // journalctl says "-- No entries --" on stdout for a unit that never logged.
+  return result.stdout.split('\n').filter((line) => line.trim() !== '' && line !== '-- No entries --');
 };

@@ -77,7 +77,11 @@ export function createSystemdManager(backend: SystemdBackend, options: SystemdMa
 
   const runJob = async (method: JobMethod, name: string): Promise<void> => {
     const plan = PLANS[method];
-    const signal = AbortSignal.timeout(timeoutMs);
+    // A ref'd timer, not AbortSignal.timeout(): that one is unref'd, and with nothing else
+    // pending (the in-process simulator) the process would exit mid-wait instead of timing out.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    const signal = deadline.signal;
     try {
       await ensureSubscribed();
       const jobs = await backend.watchJobs();
@@ -101,6 +105,8 @@ export function createSystemdManager(backend: SystemdBackend, options: SystemdMa
       // A broken bus has no unit state to show; anything else (NoSuchUnit) gets the full story.
       if (code === SYSTEMD_CODES.bus) throw toSystemdError(err, { unit: name, step: plan.step, journal: [] });
       throw await failure(code, plan.step, name, reason, err);
+    } finally {
+      clearTimeout(timer);
     }
   };
 
@@ -131,7 +137,10 @@ export function createSystemdManager(backend: SystemdBackend, options: SystemdMa
 
 // Connect to systemd on the system bus (honours DBUS_SYSTEM_BUS_ADDRESS) or on `address`.
 export async function connectSystemd(options: SystemdManagerOptions & DbusBackendOptions = {}): Promise<SystemdManager> {
-  return createSystemdManager(await connectDbusBackend(options), options);
+  const backend = await connectDbusBackend(options).catch((err: unknown) => {
+    throw toSystemdError(err, { unit: 'org.freedesktop.systemd1', step: 'connecting to', journal: [] });
+  });
+  return createSystemdManager(backend, options);
 }
 
 // Start units one after another, each only once the previous is active; units already active

@@ -27,24 +27,34 @@ export type WireMode = 'protobuf' | 'json';
 // A message in its JSON wire shape.
 export type WireObject = Record<string, unknown>;
 
-const EMPTY = 'google.protobuf.Empty';
+const EMPTY = 'google.protobuf.Empty' as const;
 
-// Every RPC the supervisor uses: upstream protobuf type names plus the zod schemas of messages.ts.
+// One RPC's request and reply: protobuf type names and the matching zod schemas.
+function rpc<const Req extends string, const Res extends string, ReqSchema, ResSchema>(
+  request: Req,
+  requestSchema: ReqSchema,
+  response: Res,
+  responseSchema: ResSchema,
+) {
+  return { request, requestSchema, response, responseSchema };
+}
+
+// Every RPC the supervisor uses, with upstream's signatures (proto/vmm_rpc.proto `service Vmm`).
 export const vmmMethods = {
-  CreateVm: { request: 'vmm.VmConfiguration', response: 'vmm.Id', requestSchema: VmConfigurationSchema, responseSchema: IdSchema },
-  UpdateVm: { request: 'vmm.UpdateVmRequest', response: 'vmm.Id', requestSchema: UpdateVmRequestSchema, responseSchema: IdSchema },
-  StartVm: { request: 'vmm.Id', response: EMPTY, requestSchema: IdSchema, responseSchema: EmptySchema },
-  StopVm: { request: 'vmm.Id', response: EMPTY, requestSchema: IdSchema, responseSchema: EmptySchema },
-  ShutdownVm: { request: 'vmm.Id', response: EMPTY, requestSchema: IdSchema, responseSchema: EmptySchema },
-  RemoveVm: { request: 'vmm.Id', response: EMPTY, requestSchema: IdSchema, responseSchema: EmptySchema },
-  Status: { request: 'vmm.StatusRequest', response: 'vmm.StatusResponse', requestSchema: StatusRequestSchema, responseSchema: StatusResponseSchema },
-  GetInfo: { request: 'vmm.Id', response: 'vmm.GetInfoResponse', requestSchema: IdSchema, responseSchema: GetInfoResponseSchema },
-  GetComposeHash: { request: 'vmm.VmConfiguration', response: 'vmm.ComposeHash', requestSchema: VmConfigurationSchema, responseSchema: ComposeHashSchema },
-  ListImages: { request: EMPTY, response: 'vmm.ImageListResponse', requestSchema: EmptySchema, responseSchema: ImageListResponseSchema },
-  GetMeta: { request: EMPTY, response: 'vmm.GetMetaResponse', requestSchema: EmptySchema, responseSchema: GetMetaResponseSchema },
-  Version: { request: EMPTY, response: 'vmm.VersionResponse', requestSchema: EmptySchema, responseSchema: VersionResponseSchema },
-  GetAppEnvEncryptPubKey: { request: 'vmm.AppId', response: 'vmm.PublicKeyResponse', requestSchema: AppIdSchema, responseSchema: PublicKeyResponseSchema },
-} as const;
+  CreateVm: rpc('vmm.VmConfiguration', VmConfigurationSchema, 'vmm.Id', IdSchema),
+  UpdateVm: rpc('vmm.UpdateVmRequest', UpdateVmRequestSchema, 'vmm.Id', IdSchema),
+  StartVm: rpc('vmm.Id', IdSchema, EMPTY, EmptySchema),
+  StopVm: rpc('vmm.Id', IdSchema, EMPTY, EmptySchema),
+  ShutdownVm: rpc('vmm.Id', IdSchema, EMPTY, EmptySchema),
+  RemoveVm: rpc('vmm.Id', IdSchema, EMPTY, EmptySchema),
+  Status: rpc('vmm.StatusRequest', StatusRequestSchema, 'vmm.StatusResponse', StatusResponseSchema),
+  GetInfo: rpc('vmm.Id', IdSchema, 'vmm.GetInfoResponse', GetInfoResponseSchema),
+  GetComposeHash: rpc('vmm.VmConfiguration', VmConfigurationSchema, 'vmm.ComposeHash', ComposeHashSchema),
+  ListImages: rpc(EMPTY, EmptySchema, 'vmm.ImageListResponse', ImageListResponseSchema),
+  GetMeta: rpc(EMPTY, EmptySchema, 'vmm.GetMetaResponse', GetMetaResponseSchema),
+  Version: rpc(EMPTY, EmptySchema, 'vmm.VersionResponse', VersionResponseSchema),
+  GetAppEnvEncryptPubKey: rpc('vmm.AppId', AppIdSchema, 'vmm.PublicKeyResponse', PublicKeyResponseSchema),
+};
 
 // A prpc method name as it appears in `/prpc/<Method>`.
 export type VmmMethod = keyof typeof vmmMethods;

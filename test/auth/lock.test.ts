@@ -2,11 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { acquireLock, lockPathFor } from '../../src/auth/lock.ts';
 import { AuthError } from '../../src/auth/errors.ts';
+import { waitForBlockedWaiter } from './proc-locks.ts';
 
 // Prints "held" once flock has run it (so the lock is held) and exits when stdin closes.
 const HOLDER = "process.stdout.write('held\\n'); process.stdin.resume(); process.stdin.on('end', () => process.exit(0));";
@@ -29,18 +30,6 @@ async function waitForLine(child: ChildProcess, line: string): Promise<void> {
     if (seen.split('\n').includes(line)) return;
   }
   throw new Error(`child ended before printing ${line}`);
-}
-
-// The kernel lists a process blocked in flock(2) as a "->" line in /proc/locks; wait for one on
-// this inode. That is the event "someone is now waiting for the lock", with no guessed delay.
-async function waitForBlockedWaiter(lockPath: string): Promise<void> {
-  const { ino } = await stat(lockPath);
-  const deadline = Date.now() + 5_000;
-  const pattern = new RegExp(`->\\s+FLOCK\\s+ADVISORY\\s+WRITE\\s+\\d+\\s+[0-9a-f]+:[0-9a-f]+:${ino}\\s`);
-  while (!pattern.test(await readFile('/proc/locks', 'utf8'))) {
-    if (Date.now() > deadline) throw new Error(`no process blocked on ${lockPath} within 5 s`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 // Exit code of a non-blocking probe: 0 if the lock was free, 1 if someone holds it.

@@ -4,23 +4,24 @@ import { createLogger } from '../../src/log/logger.ts';
 import { createRepeatSummariser } from '../../src/log/repeat.ts';
 import type { Decision } from '../../src/log/decision.ts';
 import { collectLines } from './collect.ts';
+import { createManualClock } from '../helpers/manual-clock.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 function setup(maxQuietMs?: number) {
   const { stream, lines } = collectLines();
-  const clock = { t: T0, now: () => clock.t };
+  const clock = createManualClock(T0);
   const summariser = createRepeatSummariser({ log: createLogger({ level: 'debug', stream }), clock, maxQuietMs });
   return { lines, clock, summariser };
 }
 
 const portTaken: Decision = { app: 'shop', file: 'shop.yaml', action: 'deploy', level: 'error', reason: 'port 8080 is taken' };
 
-test('rule 22: identical errors are summarised with count and next retry, not repeated', () => {
+test('rule 22: identical errors are summarised with count and next retry, not repeated', async () => {
   const { lines, clock, summariser } = setup();
   for (let i = 0; i < 8; i++) {
     summariser.failure(portTaken, 5_000);
-    clock.t += 5_000;
+    await clock.advance(5_000);
   }
   assert.deepEqual(
     lines.map((l) => l.fields.REPEATED),
@@ -50,16 +51,16 @@ test('a different message or another app is logged in full', () => {
   );
 });
 
-test('a long streak still shows up once per quiet period', () => {
+test('a long streak still shows up once per quiet period', async () => {
   const { lines, clock, summariser } = setup(60_000);
   summariser.failure(portTaken, 30_000); // 1: full line
-  clock.t += 30_000;
+  await clock.advance(30_000);
   summariser.failure(portTaken, 30_000); // 2: power of two
-  clock.t += 30_000;
+  await clock.advance(30_000);
   summariser.failure(portTaken, 30_000); // 3: quiet for 30 s only
-  clock.t += 30_000;
+  await clock.advance(30_000);
   summariser.failure(portTaken, 30_000); // 4: power of two
-  clock.t += 60_000;
+  await clock.advance(60_000);
   summariser.failure(portTaken, 30_000); // 5: quiet for 60 s
   assert.deepEqual(
     lines.map((l) => l.fields.REPEATED),

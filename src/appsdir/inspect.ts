@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import { constants, type BigIntStats } from 'node:fs';
+import { lstat, open, realpath, stat } from 'node:fs/promises';
+import { join, relative, isAbsolute } from 'node:path';
+
+// Why a candidate file is refused (APPS-DIR rules 1 and 4). A refused file is neither deployed
+// nor torn down: whatever runs keeps running.
+export const REFUSAL_CODES = [
+  'APP_NOT_REGULAR',
+  'APP_TOO_LARGE',
+  'APP_SYMLINK_OUTSIDE',
+  'APP_OWNER',
+  'APP_WRITABLE',
+  'APP_UNREADABLE',
+] as const;
+
+// One of REFUSAL_CODES.
+export type RefusalCode = (typeof REFUSAL_CODES)[number];
+
+// The limits a candidate is checked against.
+export type InspectLimits = { owner: number; maxFileBytes: number };
+
+// What one look at a candidate file found. `fingerprint` changes whenever size, mtime, inode,
+// mode, owner, symlink target or content do; two equal fingerprints Q apart mean "settled".
+// `changing`: the file changed while we looked at it, so it cannot be settled yet.
+export type Observation =
+  | { kind: 'gone' }
+  | { kind: 'changing' }
+  | { kind: 'refused'; fingerprint: string; code: RefusalCode; message: string }
+  | { kind: 'read'; fingerprint: string; bytes: Buffer; sha256: string; size: number; mtimeMs: number; ino: number };
+
+function errno(err: unknown): string | undefined {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function describeType(st: BigIntStats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+function statKey(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}:${st.uid}`;
+}
+
+// The first rule-1/rule-4 check `st` fails, or null when the file may be read.
+function checkStat(path: string, st: BigIntStats, limits: InspectLimits): { code: RefusalCode; message: string } | null {
+  if (!st.isFile()) {
+    return { code: 'APP_NOT_REGULAR', message: `${path}: is ${describeType(st)}; an app must be a regular file (or a symlink to one inside the apps directory)` };
+  }
+  if (st.uid !== BigInt(limits.owner)) {
+    return { code: 'APP_OWNER', message: `${path}: owned by uid ${st.uid}, but app files must be owned by uid ${limits.owner} ([apps] owner); run: chown ${limits.owner} ${path}` };
+  }
+  if ((st.mode & 0o022n) !== 0n) {
+    const mode = (st.mode & 0o7777n).toString(8).padStart(4, '0');
+    return { code: 'APP_WRITABLE', message: `${path}: is group- or world-writable (mode ${mode}), so others could change what runs; run: chmod go-w ${path}` };
+  }
+  if (st.size > BigInt(limits.maxFileBytes)) {
+    return { code: 'APP_TOO_LARGE', message: `${path}: is ${st.size} bytes, over the ${limits.maxFileBytes}-byte limit ([apps] max_file_bytes); shrink it or raise the limit` };
+  }
+  return null;
+}
+
+function isInside(dir: string, target: string): boolean {
+  const rel = relative(dir, target);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+}
+
+// Resolve `path` (following a symlink only if it stays inside `realDir`) and stat the target.
+async function resolveTarget(path: string, realDir: string): Promise<{ target: string; st: BigIntStats } | Observation> {
+  const link = await lstat(path, { bigint: true });
+  if (!link.isSymbolicLink()) return { target: path, st: link };
+  let target: string;
+  try {
+    target = await realpath(path);
+  } catch (err) {
+    if (errno(err) !== 'ENOENT' && errno(err) !== 'ELOOP') throw err;
+    const message = `${path}: is a symlink that resolves to nothing; point it at a regular file inside the apps directory`;
+    return { kind: 'refused', fingerprint: `dangling:${statKey(link)}`, code: 'APP_NOT_REGULAR', message };
+  }
+  if (!isInside(realDir, target)) {
+    const message = `${path}: is a symlink to ${target}, outside the apps directory; copy the file into the directory instead`;
+    return { kind: 'refused', fingerprint: `outside:${statKey(link)}:${target}`, code: 'APP_SYMLINK_OUTSIDE', message };
+  }
+  return { target, st: await stat(target, { bigint: true }) };
+}
+
+// Read at most `limit` bytes through an open descriptor; more would mean the file grew.
+async function readCapped(path: string, expected: BigIntStats, limit: number): Promise<Buffer | null> {
+  // O_NONBLOCK: if a FIFO was swapped in since the stat, open must not hang waiting for a writer.
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const before = await handle.stat({ bigint: true });
+    if (statKey(before) !== statKey(expected)) return null;
+    const buf = Buffer.alloc(Math.min(Number(before.size), limit) + 1);
+    let length = 0;
+    let bytesRead = 0;
+    do {
+      ({ bytesRead } = await handle.read(buf, length, buf.length - length, length));
+      length += bytesRead;
+    } while (bytesRead > 0 && length < buf.length);
+    const after = await handle.stat({ bigint: true });
+    return statKey(after) === statKey(before) && BigInt(length) === before.size ? buf.subarray(0, length) : null;
+  } finally {
+    await handle.close();
+  }
+}
+
+// Look at one candidate (`file` inside `dir`, whose real path is `realDir`) and say what it is now.
+export async function inspectCandidate(dir: string, realDir: string, file: string, limits: InspectLimits): Promise<Observation> {
+  const path = join(dir, file);
+  try {
+    const resolved = await resolveTarget(path, realDir);
+    if ('kind' in resolved) return resolved;
+    const { target, st } = resolved;
+    const refusal = checkStat(path, st, limits);
+    if (refusal !== null) return { kind: 'refused', fingerprint: `${refusal.code}:${statKey(st)}:${target}`, ...refusal };
+    const bytes = await readCapped(target, st, limits.maxFileBytes);
+    if (bytes === null) return { kind: 'changing' };
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    return { kind: 'read', fingerprint: `${statKey(st)}:${target}:${sha256}`, bytes, sha256, size: bytes.length, mtimeMs: Number(st.mtimeNs / 1_000_000n), ino: Number(st.ino) };
+  } catch (err) {
+    const code = errno(err);
+    if (code === 'ENOENT') return { kind: 'gone' };
+    // Replaced by a symlink, directory or FIFO between the stat and the open.
+    if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENXIO') return { kind: 'changing' };
+    const message = `${path}: cannot be read (${code ?? String(err)}); check its permissions and the file system`;
+    return { kind: 'refused', fingerprint: `unreadable:${code ?? ''}`, code: 'APP_UNREADABLE', message };
+  }
+}

@@ -1,0 +1,140 @@
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { classifyEntry, describeMisnamed } from './classify.ts';
+import { inspectCandidate, type RefusalCode } from './inspect.ts';
+
+// How to scan apps.d. `now` is the injected clock (ms); `settleMs` is Q of APPS-DIR rule 5.
+export type ScanOptions = {
+  dir: string;
+  owner: number;
+  maxFileBytes: number;
+  settleMs: number;
+  now: () => number;
+};
+
+// One app identity present in the directory. Every state means "the file is there": only an
+// identity missing from `entries` can be a teardown candidate (and then only after rule 7).
+export type ScanEntry =
+  | { name: string; state: 'settled'; file: string; bytes: Buffer; sha256: string; size: number; mtimeMs: number; ino: number }
+  | { name: string; state: 'unsettled'; file: string; settleAt: number }
+  | { name: string; state: 'refused'; file: string; code: RefusalCode; message: string }
+  | { name: string; state: 'conflict'; files: string[]; code: 'APP_CONFLICT'; message: string };
+
+// A name that looks like an app but is not valid; `firstSeen` is true on the first scan that
+// finds it, so the caller warns once (rule 2), not on every scan.
+export type Misnamed = { file: string; message: string; firstSeen: boolean };
+
+// Why apps.d itself could not be listed (rule 12): never to be read as "no apps".
+export type DirErrorCode = 'APPS_DIR_MISSING' | 'APPS_DIR_NOT_DIR' | 'APPS_DIR_UNREADABLE';
+
+// The outcome of one scan. `replaced`: apps.d has a different device or inode than at the last
+// successful scan (rule 11), e.g. it was unmounted, remounted or renamed over.
+export type ScanResult =
+  | {
+      kind: 'listing';
+      at: number;
+      dir: { dev: number; ino: number };
+      replaced: boolean;
+      entries: ScanEntry[];
+      unsettled: string[];
+      nextSettleAt: number | null;
+      misnamed: Misnamed[];
+    }
+  | { kind: 'dir-error'; at: number; code: DirErrorCode; message: string };
+
+// A scanner keeps the fingerprints of earlier scans, which is what settling is measured against.
+export type Scanner = { scan: () => Promise<ScanResult> };
+
+type Seen = { fingerprint: string; since: number };
+
+function dirError(dir: string, at: number, code: string): ScanResult {
+  const [kind, what]: [DirErrorCode, string] =
+    code === 'ENOENT'
+      ? ['APPS_DIR_MISSING', 'does not exist (missing or not mounted)']
+      : code === 'ENOTDIR'
+        ? ['APPS_DIR_NOT_DIR', 'is not a directory']
+        : ['APPS_DIR_UNREADABLE', `cannot be listed (${code})`];
+  return { kind: 'dir-error', at, code: kind, message: `${dir}: ${what}; no app is deployed or torn down until it can be listed again` };
+}
+
+function conflictEntry(dir: string, name: string, files: string[]): ScanEntry {
+  const paths = files.map((f) => join(dir, f)).join(' and ');
+  return { name, state: 'conflict', files, code: 'APP_CONFLICT', message: `${paths} both define app "${name}"; neither is acted on until one of them is removed` };
+}
+
+// A scanner for `options.dir`. Each scan lists the directory, reads every candidate and reports
+// it settled only once its fingerprint has stayed the same for settleMs (files found at start-up
+// too). It only reads: no file, watch or timer is touched.
+export function createScanner(options: ScanOptions): Scanner {
+  const { dir, settleMs, now } = options;
+  const limits = { owner: options.owner, maxFileBytes: options.maxFileBytes };
+  let seen = new Map<string, Seen>();
+  let warned = new Set<string>();
+  let lastDir: { dev: number; ino: number } | null = null;
+
+  async function list(at: number): Promise<{ names: string[]; realDir: string; id: { dev: number; ino: number } } | ScanResult> {
+    try {
+      const st = await stat(dir);
+      if (!st.isDirectory()) return dirError(dir, at, 'ENOTDIR');
+      const names = await readdir(dir);
+      return { names: names.sort(), realDir: await realpath(dir), id: { dev: st.dev, ino: st.ino } };
+    } catch (err) {
+      return dirError(dir, at, err instanceof Error && 'code' in err ? String(err.code) : String(err));
+    }
+  }
+
+  async function scan(): Promise<ScanResult> {
+    const at = now();
+    const listed = await list(at);
+    if ('kind' in listed) return listed;
+    const { names, realDir, id } = listed;
+    const replaced = lastDir !== null && (lastDir.dev !== id.dev || lastDir.ino !== id.ino);
+    lastDir = id;
+
+    const byName = new Map<string, string[]>();
+    const misnamed: Misnamed[] = [];
+    const nextWarned = new Set<string>();
+    for (const file of names) {
+      const c = classifyEntry(file);
+      if (c.kind === 'app') byName.set(c.name, [...(byName.get(c.name) ?? []), file]);
+      if (c.kind === 'misnamed') {
+        const message = describeMisnamed(join(dir, file), c);
+        nextWarned.add(message);
+        misnamed.push({ file, message, firstSeen: !warned.has(message) });
+      }
+    }
+    warned = nextWarned;
+
+    const nextSeen = new Map<string, Seen>();
+    const entries: ScanEntry[] = [];
+    for (const [name, files] of byName) {
+      const [file] = files;
+      if (file === undefined) continue;
+      if (files.length > 1) {
+        entries.push(conflictEntry(dir, name, files));
+        continue;
+      }
+      const obs = await inspectCandidate(dir, realDir, file, limits);
+      if (obs.kind === 'gone') continue;
+      const prev = seen.get(file);
+      const fingerprint = obs.kind === 'changing' ? null : obs.fingerprint;
+      const since = prev !== undefined && fingerprint !== null && prev.fingerprint === fingerprint ? prev.since : at;
+      if (fingerprint !== null) nextSeen.set(file, { fingerprint, since });
+      if (obs.kind === 'changing' || at - since < settleMs) {
+        entries.push({ name, state: 'unsettled', file, settleAt: since + settleMs });
+      } else if (obs.kind === 'refused') {
+        entries.push({ name, state: 'refused', file, code: obs.code, message: obs.message });
+      } else {
+        const { bytes, sha256, size, mtimeMs, ino } = obs;
+        entries.push({ name, state: 'settled', file, bytes, sha256, size, mtimeMs, ino });
+      }
+    }
+    seen = nextSeen;
+
+    const waiting = entries.flatMap((e) => (e.state === 'unsettled' ? [e] : []));
+    const nextSettleAt = waiting.length === 0 ? null : Math.min(...waiting.map((e) => e.settleAt));
+    return { kind: 'listing', at, dir: id, replaced, entries, unsettled: waiting.map((e) => e.name), nextSettleAt, misnamed };
+  }
+
+  return { scan };
+}

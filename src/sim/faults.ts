@@ -1,0 +1,81 @@
+// Fault injection for the simulated VMM, as a plain in-process object: failed and slow calls,
+// crashed VMs and a VMM restart. The server consults `gate` around every prpc call.
+import type { Scheduler } from './clock.ts';
+import { VmmRejection } from './vm-rules.ts';
+import type { VmmState } from './vmm-state.ts';
+
+// How a forced failure behaves. `afterApply` runs the call first and then fails the reply,
+// the "did my CreateVm happen?" case a client must survive.
+export type FailOptions = { count?: number; message?: string; afterApply?: boolean };
+
+// Options of a simulated VMM restart; `kmsUrls` stands for a vmm.toml edited before it.
+export type RestartOptions = { kmsUrls?: string[]; downtimeMs?: number };
+
+// What tests call.
+export type Faults = {
+  // Fail the next `count` (default 1) calls of `method` with a 400 carrying `message`.
+  failNext: (method: string, options?: FailOptions) => void;
+  // Delay every call, or only `method`'s, by `ms` before it runs. 0 removes the delay.
+  setLatency: (ms: number, method?: string) => void;
+  // The VM's QEMU dies on its own: started stays set, status becomes `exited`.
+  crashVm: (id: string) => void;
+  // Restart dstack-vmm: every VM process stops, the socket is down for `downtimeMs`, then VMs
+  // with the started flag boot again from boot_progress "".
+  restartVmm: (options?: RestartOptions) => Promise<void>;
+  // Every prpc method called so far, in order (after the auth check).
+  calls: () => string[];
+  // Drop every pending failure and latency.
+  reset: () => void;
+};
+
+// The server's side: run `apply` for `method` with the injected latency and failures.
+export type FaultGate = <T>(method: string, apply: () => T | Promise<T>) => Promise<T>;
+
+// The VMM socket's lifecycle, so a restart can take it down and bring it back.
+export type ServerControl = { down: () => Promise<void>; up: () => Promise<void> };
+
+// Build the fault object and the gate the server uses.
+export function createFaults(state: VmmState, scheduler: Scheduler, server: ServerControl): { faults: Faults; gate: FaultGate } {
+  const failures = new Map<string, Required<FailOptions>[]>();
+  const latency = new Map<string, number>();
+  const log: string[] = [];
+  const ALL = '*';
+  const sleep = (ms: number): Promise<void> =>
+    ms <= 0 ? Promise.resolve() : new Promise((resolve) => scheduler.after(ms, resolve));
+
+  const gate: FaultGate = async (method, apply) => {
+    log.push(method);
+    await sleep((latency.get(ALL) ?? 0) + (latency.get(method) ?? 0));
+    const failure = failures.get(method)?.shift();
+    if (failure === undefined) return apply();
+    if (failure.afterApply) await apply();
+    throw new VmmRejection(failure.message);
+  };
+
+  const faults: Faults = {
+    failNext: (method, options = {}) => {
+      const queue = failures.get(method) ?? [];
+      const entry = { count: 1, message: `simulated failure of ${method}`, afterApply: false, ...options };
+      for (let i = 0; i < entry.count; i += 1) queue.push(entry);
+      failures.set(method, queue);
+    },
+    setLatency: (ms, method = ALL) => {
+      if (ms > 0) latency.set(method, ms);
+      else latency.delete(method);
+    },
+    crashVm: (id) => state.crashVm(id),
+    restartVmm: async (options = {}) => {
+      state.stopAllProcesses();
+      await server.down();
+      await sleep(options.downtimeMs ?? 0);
+      await server.up();
+      state.reloadVms(options.kmsUrls === undefined ? {} : { kmsUrls: options.kmsUrls });
+    },
+    calls: () => [...log],
+    reset: () => {
+      failures.clear();
+      latency.clear();
+    },
+  };
+  return { faults, gate };
+}

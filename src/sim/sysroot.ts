@@ -1,0 +1,52 @@
+// A fake host for the init preflight: the files its probes read (cpuinfo, kvm_intel's tdx
+// parameter, the KVM and SGX device nodes, Docker, the dstack binaries) laid out under a
+// directory that `[init] sysroot` points at. Device nodes are plain empty files, since the
+// probes only test that a path exists; binaries are shell stubs that exit 0.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { InitSection } from '../init/config-schema.ts';
+
+// What the fake host has; every feature defaults to present.
+export type SysrootFeatures = {
+  // 'kvm' = kvm_intel tdx=Y; 'cpu-only' = the cpuinfo flag but KVM has TDX off; false = none.
+  tdx?: 'kvm' | 'cpu-only' | false;
+  kvm?: boolean;
+  sgx?: boolean;
+  docker?: boolean;
+  // The dstack binaries, QEMU, Bun and auth-simple at the paths `init` names.
+  binaries?: boolean;
+  qcnlConf?: boolean;
+};
+
+const STUB = '#!/bin/sh\nexit 0\n';
+const CPU_FLAGS = 'fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov vmx smx sgx sgx_lc';
+
+// Populate `root` as a host with `features`, placing binaries where `init` expects them.
+export async function buildFakeSysroot(root: string, init: InitSection, features: SysrootFeatures = {}): Promise<string> {
+  const has = { tdx: 'kvm' as const, kvm: true, sgx: true, docker: true, binaries: true, qcnlConf: true, ...features };
+  const put = async (path: string, content: string, mode = 0o644): Promise<void> => {
+    const full = join(root, path);
+    await mkdir(dirname(full), { recursive: true });
+    await writeFile(full, content, { mode });
+  };
+  const flags = has.tdx === false ? CPU_FLAGS : `${CPU_FLAGS} tdx_host_platform`;
+  await put('/proc/cpuinfo', `processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: ${flags}\n\n`);
+  if (has.kvm) {
+    await put('/dev/kvm', '');
+    await put('/sys/module/kvm_intel/parameters/tdx', has.tdx === 'kvm' ? 'Y\n' : 'N\n');
+  }
+  if (has.sgx) {
+    await put('/dev/sgx_enclave', '');
+    await put('/dev/sgx_provision', '');
+  }
+  if (has.docker) {
+    await put(init.docker_bin, STUB, 0o755);
+    await put(init.docker_socket, '');
+  }
+  if (has.binaries) {
+    for (const bin of [init.vmm_bin, init.vmm_supervisor_bin, init.qemu_path, init.bun_bin]) await put(bin, STUB, 0o755);
+    await put(init.auth_simple_script, '// auth-simple stand-in\n');
+  }
+  if (has.qcnlConf && init.qcnl_conf !== '') await put(init.qcnl_conf, '{"pccs_url": "https://pccs.example/sgx/certification/v4/"}\n');
+  return root;
+}

@@ -1,0 +1,121 @@
+// The simulated guest's boot: the boot.progress stages a real guest reports (facts §2.3), spread
+// over the configured boot delay, with the app-key request in the middle. A KMS-mode guest asks
+// the auth webhook like the real KMS would, and on a denial reports boot.error and powers off.
+import { createHash, randomBytes } from 'node:crypto';
+import type { Scheduler } from './clock.ts';
+import { pushEvent, type SimVm } from './vm-record.ts';
+import { hashCompose, parseAppCompose, type AppCompose } from './vm-rules.ts';
+
+// What the KMS forwards to the webhook for an app boot.
+export type AppKeyRequest = { appId: string; composeHash: string; osImageHash: string; instanceId: string };
+
+// The webhook's verdict.
+export type AppKeyDecision = { isAllowed: boolean; reason: string };
+
+// Ask for app keys (the host wires this to `POST <webhook>/bootAuth/app`).
+export type RequestAppKeys = (request: AppKeyRequest) => Promise<AppKeyDecision>;
+
+// What a boot needs from the VMM around it.
+export type BootDeps = {
+  scheduler: Scheduler;
+  bootDelayMs: number;
+  maxEvents: number;
+  requestAppKeys: RequestAppKeys;
+  osImageHashOf: (vm: SimVm) => string;
+  kmsUrlsOf: (vm: SimVm) => string[];
+  changed: (vm: SimVm) => void;
+  // The guest failed and powered off: the process ends while the started flag stays set.
+  powerOff: (vm: SimVm) => void;
+};
+
+const KEYS_STAGE = 'requesting app keys';
+const DISK_READY_STAGE = 'data disk ready';
+
+// The boot.progress values in the order the guest reports them.
+export function bootStages(compose: AppCompose, firstBoot: boolean): string[] {
+  return [
+    'init-script',
+    firstBoot ? 'initializing data disk' : 'mounting data disk',
+    KEYS_STAGE,
+    DISK_READY_STAGE,
+    ...(compose.gatewayEnabled ? ['setting up dstack-gateway'] : []),
+    'setting up docker',
+    'pre-launch',
+    compose.runner === 'bash' ? 'running main script' : 'starting containers',
+    'done',
+  ];
+}
+
+// Run one boot of `vm`, whose process was just launched. Every step first checks that this
+// boot is still the current one, so a stop, crash or VMM restart silently ends it.
+export function runBoot(vm: SimVm, deps: BootDeps): void {
+  const generation = vm.generation;
+  const alive = (): boolean => vm.running && vm.generation === generation;
+  // The guest reads and measures app-compose.json once, at boot; UpdateVm later changes nothing
+  // for this boot. The file was validated when it was written.
+  const composeFile = vm.config.compose_file;
+  const compose = parseAppCompose(composeFile);
+  const reusableDisk = compose.keyProvider !== 'none';
+  const firstBoot = !reusableDisk || vm.instanceSeed === undefined;
+  const seed = firstBoot ? randomBytes(20).toString('hex') : (vm.instanceSeed as string);
+  const instanceId = createHash('sha256').update(seed + vm.appId).digest('hex').slice(0, 40);
+  const stages = bootStages(compose, firstBoot);
+  const step = Math.max(1, Math.floor(deps.bootDelayMs / stages.length));
+  const report = (event: string, body: string): void => {
+    pushEvent(vm, event, body, deps.scheduler.clock.now(), deps.maxEvents);
+    deps.changed(vm);
+  };
+  const fail = (message: string): void => {
+    vm.bootError = message;
+    report('boot.error', message);
+    deps.scheduler.after(step, () => {
+      if (alive()) deps.powerOff(vm);
+    });
+  };
+  const advance = (index: number): void => {
+    deps.scheduler.after(step, () => {
+      const stage = stages[index];
+      if (!alive() || stage === undefined) return;
+      vm.bootProgress = stage;
+      report('boot.progress', stage);
+      if (stage === DISK_READY_STAGE) {
+        vm.instanceId = instanceId;
+        if (reusableDisk) vm.instanceSeed = seed;
+        report('instance.info', JSON.stringify({ instance_id: instanceId, app_id: vm.appId }));
+      }
+      if (stage !== KEYS_STAGE) {
+        advance(index + 1);
+        return;
+      }
+      requestKeys(vm, compose, { composeHash: hashCompose(composeFile), instanceId }, deps).then((error) => {
+        if (!alive()) return;
+        if (error === undefined) advance(index + 1);
+        else fail(`Failed to request app keys: ${error}`);
+      });
+    });
+  };
+  advance(0);
+}
+
+// The key step of each key provider; resolves to the guest's error chain, or undefined on success.
+async function requestKeys(
+  vm: SimVm,
+  compose: AppCompose,
+  measured: { composeHash: string; instanceId: string },
+  deps: BootDeps,
+): Promise<string | undefined> {
+  if (compose.keyProvider === 'tpm') return 'Tpm key provider is not supported';
+  if (compose.keyProvider !== 'kms') return undefined;
+  if (deps.kmsUrlsOf(vm).length === 0) return 'No KMS URLs are set';
+  try {
+    const decision = await deps.requestAppKeys({
+      appId: vm.appId,
+      osImageHash: deps.osImageHashOf(vm),
+      ...measured,
+    });
+    if (decision.isAllowed) return undefined;
+    return `Failed to get app keys from KMS: Failed to get app key: Boot denied: ${decision.reason}`;
+  } catch (err) {
+    return `Failed to get app keys from KMS: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}

@@ -1,0 +1,49 @@
+// dstack-vmm's `[auth]` check (facts §1.5, api-auth `HttpAuthFairing::authorized`): which
+// credentials a request may carry, in which order, and the one case with no fallback.
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+// The request parts the check reads.
+export type AuthRequest = { method: string; headers: Record<string, string | string[] | undefined>; query: URLSearchParams };
+
+// Build the check for `tokens` (empty tokens ignored); with no token at all everything passes.
+export function createTokenCheck(tokens: string[]): (req: AuthRequest) => boolean {
+  // Stored as SHA-256 and compared in constant time, as upstream does.
+  const hashes = tokens.filter((t) => t !== '').map(sha256);
+  if (hashes.length === 0) return () => true;
+  const matches = (candidate: string): boolean => {
+    if (candidate === '') return false;
+    const hash = sha256(candidate);
+    return hashes.some((known) => timingSafeEqual(known, hash));
+  };
+  return (req) => {
+    const adminToken = header(req, 'x-admin-token');
+    if (adminToken !== undefined && matches(adminToken.trim())) return true;
+    const authorization = header(req, 'authorization');
+    if (authorization?.startsWith('Bearer ')) {
+      // A wrong Bearer token is final: no fallback to ?token=.
+      return matches(authorization.slice('Bearer '.length).trim());
+    }
+    if (authorization?.startsWith('Basic ') && basicMatches(authorization.slice('Basic '.length), matches)) return true;
+    const queryToken = req.query.get('token');
+    return req.method === 'GET' && queryToken !== null && matches(queryToken);
+  };
+}
+
+// Basic credentials: user:token, or token: with an empty password (htpasswd users unsupported).
+function basicMatches(encoded: string, matches: (t: string) => boolean): boolean {
+  const decoded = Buffer.from(encoded.trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return false;
+  const user = decoded.slice(0, colon);
+  const password = decoded.slice(colon + 1);
+  return password === '' ? matches(user) : matches(password);
+}
+
+function header(req: AuthRequest, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}

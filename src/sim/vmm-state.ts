@@ -1,0 +1,325 @@
+// The simulated dstack-vmm's VM table and lifecycle rules (facts §2, §2.2, §2.3): what each RPC
+// does to a VM, with no I/O of its own. Time comes from an injected clock; app-key requests go
+// through an injected function, so tests drive every path without sockets.
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Id, UpdateVmRequest, VmConfiguration } from '../vmm/messages.ts';
+import { realClock, Scheduler, type SimClock } from './clock.ts';
+import { runBoot, type BootDeps, type RequestAppKeys } from './vm-boot.ts';
+import { pushEvent, statusOf, type SimVm } from './vm-record.ts';
+import {
+  checkGpus,
+  checkPortConflicts,
+  isValidImageName,
+  requireAppCompose,
+  resolveAppId,
+  resolveCreatePorts,
+  resolveUpdatePorts,
+  validateName,
+  VmmRejection,
+  type PortHolder,
+  type PortMappingConfig,
+} from './vm-rules.ts';
+
+// A guest image as ListImages shows it; `digest` is digest.txt, the OS image hash in BootInfo.
+export type SimImage = { name: string; version: string; digest: string; isDev?: boolean };
+
+// The VMM's configuration and the simulator's timing knobs.
+export type VmmStateOptions = {
+  requestAppKeys: RequestAppKeys;
+  clock?: SimClock;
+  // Launch to boot_progress "done" (spread over the stages).
+  bootDelayMs?: number;
+  // ShutdownVm to "stopped".
+  shutdownDelayMs?: number;
+  // RemoveVm to the VM leaving Status and freeing its ports.
+  removeDelayMs?: number;
+  portMapping?: PortMappingConfig;
+  images?: SimImage[];
+  // `[cvm].kms_urls` and `[cvm].gateway_urls`, as loaded at VMM start.
+  kmsUrls?: string[];
+  gatewayUrls?: string[];
+  // `event_buffer_size`.
+  maxEvents?: number;
+};
+
+// The image every simulated host has unless told otherwise.
+export const DEFAULT_SIM_IMAGE: SimImage = {
+  name: 'dstack-0.5.11',
+  version: '0.5.11',
+  digest: 'a3b1c9f0e4d2a6b8c0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7',
+};
+
+// dstackup's rendered range is tcp 1–20000; the simulator allows every tcp port by default
+// because tests bind whatever port the kernel hands out.
+export const DEFAULT_SIM_PORT_MAPPING: PortMappingConfig = {
+  enabled: true,
+  address: '127.0.0.1',
+  range: [{ protocol: 'tcp', from: 1, to: 65535 }],
+};
+
+// The VM table: RPC semantics plus the fault hooks (crash, VMM restart).
+export class VmmState {
+  readonly scheduler: Scheduler;
+  readonly images: SimImage[];
+  readonly portMapping: PortMappingConfig;
+  readonly gatewayUrls: string[];
+  private kmsUrls: string[];
+  private readonly vms = new Map<string, SimVm>();
+  private readonly events = new EventEmitter<{ change: [] }>();
+  private readonly bootDeps: BootDeps;
+  private readonly shutdownDelayMs: number;
+  private readonly removeDelayMs: number;
+
+  constructor(options: VmmStateOptions) {
+    this.scheduler = new Scheduler(options.clock ?? realClock);
+    this.images = options.images ?? [DEFAULT_SIM_IMAGE];
+    this.portMapping = options.portMapping ?? DEFAULT_SIM_PORT_MAPPING;
+    this.kmsUrls = options.kmsUrls ?? [];
+    this.gatewayUrls = options.gatewayUrls ?? [];
+    this.shutdownDelayMs = options.shutdownDelayMs ?? 20;
+    this.removeDelayMs = options.removeDelayMs ?? 20;
+    this.bootDeps = {
+      scheduler: this.scheduler,
+      bootDelayMs: options.bootDelayMs ?? 40,
+      maxEvents: options.maxEvents ?? 20,
+      requestAppKeys: options.requestAppKeys,
+      osImageHashOf: (vm) => this.imageOf(vm.config.image)?.digest ?? '',
+      kmsUrlsOf: (vm) => (vm.config.kms_urls.length > 0 ? vm.config.kms_urls : this.kmsUrls),
+      changed: () => this.changed(),
+      powerOff: (vm) => this.endProcess(vm),
+    };
+  }
+
+  // Subscribe to every state change (port listeners follow VMs this way); returns unsubscribe.
+  onChange(listener: () => void): () => void {
+    this.events.on('change', listener);
+    return () => this.events.off('change', listener);
+  }
+
+  // Every VM in creation order, as live records: callers must not mutate them.
+  list(): readonly SimVm[] {
+    return [...this.vms.values()].sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  // One VM, or undefined.
+  find(id: string): SimVm | undefined {
+    return this.vms.get(id);
+  }
+
+  // The loaded `[cvm].kms_urls` (GetMeta).
+  loadedKmsUrls(): string[] {
+    return [...this.kmsUrls];
+  }
+
+  // The configured image of that directory name.
+  imageOf(name: string): SimImage | undefined {
+    return this.images.find((image) => image.name === name);
+  }
+
+  // CreateVm: validate in upstream's order, record the manifest, start unless `stopped`.
+  createVm(request: VmConfiguration): Id {
+    validateName(request.name);
+    const ports = resolveCreatePorts(request.ports, this.portMapping);
+    checkPortConflicts(ports, this.portHolders(undefined));
+    checkGpus(request.gpus);
+    this.checkImage(request.image, 'Failed to load VM');
+    requireAppCompose(request.compose_file, 'Failed to load VM: Failed to read compose file');
+    const appId = resolveAppId(request.app_id, request.compose_file);
+    const id = randomUUID();
+    const vm: SimVm = {
+      id,
+      appId,
+      createdAt: this.scheduler.clock.now(),
+      config: { ...structuredClone(request), app_id: appId, ports, stopped: false },
+      ports,
+      started: !request.stopped,
+      running: false,
+      removing: false,
+      launchedPorts: [],
+      launchedAt: undefined,
+      exitedAt: undefined,
+      bootProgress: '',
+      bootError: '',
+      shutdownProgress: '',
+      instanceId: undefined,
+      instanceSeed: undefined,
+      events: [],
+      generation: 0,
+    };
+    this.vms.set(id, vm);
+    if (vm.started) this.launch(vm);
+    else this.changed();
+    return { id };
+  }
+
+  // StartVm: set started; launch only if the process is not already running (then a no-op).
+  startVm(id: string): void {
+    const vm = this.require(id, 'Failed to start VM');
+    if (vm.removing) throw new VmmRejection('Failed to start VM: VM is being removed');
+    vm.started = true;
+    if (vm.running) this.changed();
+    else this.launch(vm);
+  }
+
+  // StopVm: clear started and hard-stop the process. The disk (instance seed) is kept.
+  stopVm(id: string): void {
+    const vm = this.require(id, 'Failed to stop VM');
+    vm.started = false;
+    if (vm.running) this.endProcess(vm);
+    else this.changed();
+  }
+
+  // ShutdownVm: ask the guest; it reports "powering off" (started=false, status stopping),
+  // then the process exits (stopped).
+  shutdownVm(id: string): void {
+    const vm = this.require(id, 'Failed to shutdown VM');
+    if (!vm.running) throw new VmmRejection('Failed to shutdown VM: VM is not running');
+    const generation = vm.generation;
+    const guestReport = (body: string): void => {
+      vm.shutdownProgress = body;
+      pushEvent(vm, 'shutdown.progress', body, this.scheduler.clock.now(), this.bootDeps.maxEvents);
+    };
+    guestReport('shutting down');
+    this.changed();
+    const half = Math.max(1, Math.floor(this.shutdownDelayMs / 2));
+    this.scheduler.after(half, () => {
+      if (vm.generation !== generation || !vm.running) return;
+      guestReport('powering off');
+      vm.started = false;
+      this.changed();
+      this.scheduler.after(half, () => {
+        if (vm.generation === generation && vm.running) this.endProcess(vm);
+      });
+    });
+  }
+
+  // RemoveVm: asynchronous. The VM shows `removing` and keeps its ports until the cleanup.
+  removeVm(id: string): void {
+    const vm = this.require(id, 'Failed to remove VM');
+    if (vm.removing) return;
+    vm.removing = true;
+    vm.started = false;
+    if (vm.running) this.endProcess(vm);
+    else this.changed();
+    this.scheduler.after(this.removeDelayMs, () => this.finishRemoval(vm));
+  }
+
+  // UpdateVm: validate everything first, then rewrite the manifest and shared files. It never
+  // restarts the VM; the reply is the app id of the NEW compose ("" without one), not the VM id.
+  updateVm(request: UpdateVmRequest): Id {
+    const vm = this.require(request.id, 'Failed to update VM');
+    if (request.compose_file !== '') requireAppCompose(request.compose_file, 'Invalid compose file');
+    const resizing = [request.vcpu, request.memory, request.disk_size, request.image].some((v) => v !== undefined);
+    const status = statusOf(vm);
+    if (resizing && status !== 'stopped' && status !== 'exited') {
+      throw new VmmRejection(`vm should be stopped before resize: ${vm.id}`);
+    }
+    if (request.disk_size !== undefined && request.disk_size < vm.config.disk_size) {
+      throw new VmmRejection('Cannot shrink disk size');
+    }
+    if (request.image !== undefined) this.checkImage(request.image, 'Failed to load VM');
+    checkGpus(request.gpus);
+    const ports = request.update_ports ? resolveUpdatePorts(request.ports) : undefined;
+    if (ports) checkPortConflicts(ports, this.portHolders(vm.id));
+    const config = vm.config;
+    if (request.compose_file !== '') config.compose_file = request.compose_file;
+    if (request.encrypted_env !== '') config.encrypted_env = request.encrypted_env;
+    if (request.user_config !== '') config.user_config = request.user_config;
+    if (ports) vm.ports = config.ports = ports;
+    if (request.update_kms_urls) config.kms_urls = [...request.kms_urls];
+    if (request.update_gateway_urls) config.gateway_urls = [...request.gateway_urls];
+    if (request.update_networking) config.networks = structuredClone(request.networks);
+    if (request.gpus !== undefined) config.gpus = structuredClone(request.gpus);
+    if (request.no_tee !== undefined) config.no_tee = request.no_tee;
+    if (request.vcpu !== undefined) config.vcpu = request.vcpu;
+    if (request.memory !== undefined) config.memory = request.memory;
+    if (request.disk_size !== undefined) config.disk_size = request.disk_size;
+    if (request.image !== undefined) config.image = request.image;
+    this.changed();
+    return { id: request.compose_file === '' ? '' : resolveAppId(undefined, request.compose_file) };
+  }
+
+  // Fault: the VM's process dies on its own; the started flag stays, so it shows `exited`.
+  crashVm(id: string): void {
+    const vm = this.require(id, 'Failed to crash VM');
+    if (vm.running) this.endProcess(vm);
+  }
+
+  // VMM restart, first half: its control group dies, so every QEMU stops; pending removals
+  // finish; boot_progress lives in memory only and resets to "".
+  stopAllProcesses(): void {
+    for (const vm of this.list()) {
+      if (vm.running) this.endProcess(vm);
+      if (vm.removing) this.finishRemoval(vm);
+      vm.bootProgress = '';
+      vm.shutdownProgress = '';
+    }
+    this.changed();
+  }
+
+  // VMM restart, second half (`reload_vms`): load the config again and boot every VM whose
+  // started flag is set.
+  reloadVms(config: { kmsUrls?: string[] }): void {
+    if (config.kmsUrls) this.kmsUrls = [...config.kmsUrls];
+    for (const vm of this.list()) if (vm.started && !vm.running) this.launch(vm);
+  }
+
+  // Cancel every timer; the state is dead afterwards.
+  dispose(): void {
+    this.scheduler.dispose();
+    this.events.removeAllListeners();
+  }
+
+  private require(id: string, context: string): SimVm {
+    const vm = this.vms.get(id);
+    if (!vm) throw new VmmRejection(`${context}: VM not found`);
+    return vm;
+  }
+
+  // Every VM's configured ports, removing and stopped ones included (facts §2).
+  private portHolders(exceptId: string | undefined): PortHolder[] {
+    return this.list()
+      .filter((vm) => vm.id !== exceptId)
+      .map((vm) => ({ id: vm.id, name: vm.config.name, ports: vm.ports }));
+  }
+
+  private checkImage(image: string, context: string): void {
+    if (!isValidImageName(image)) throw new VmmRejection(`${context}: Invalid image name`);
+    if (!this.imageOf(image)) {
+      throw new VmmRejection(`${context}: Failed to load image: image directory ${image} not found`);
+    }
+  }
+
+  private launch(vm: SimVm): void {
+    vm.running = true;
+    vm.generation += 1;
+    vm.launchedAt = this.scheduler.clock.now();
+    vm.exitedAt = undefined;
+    vm.launchedPorts = vm.ports.map((p) => ({ ...p }));
+    vm.bootProgress = 'booting';
+    vm.bootError = '';
+    vm.shutdownProgress = '';
+    this.changed();
+    runBoot(vm, this.bootDeps);
+  }
+
+  private endProcess(vm: SimVm): void {
+    vm.running = false;
+    vm.generation += 1;
+    vm.exitedAt = this.scheduler.clock.now();
+    vm.launchedPorts = [];
+    this.changed();
+  }
+
+  private finishRemoval(vm: SimVm): void {
+    if (this.vms.get(vm.id) !== vm) return;
+    if (vm.running) this.endProcess(vm);
+    this.vms.delete(vm.id);
+    this.changed();
+  }
+
+  private changed(): void {
+    this.events.emit('change');
+  }
+}

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { APP_NAME_PATTERN } from '../app/name.ts';
+import { PHASES } from '../status/phase.ts';
+
+// The operations an intent record can announce.
+export const INTENT_OPS = ['deploy', 'upgrade', 'restart', 'teardown'] as const;
+
+// Written before an operation starts and cleared when it has finished (APPS-DIR rule 18): after a
+// crash, a record with an intent says which operation may be half done and towards which hash.
+export const IntentSchema = z
+  .object({
+    op: z.enum(INTENT_OPS),
+    // The compose hash the operation moves to ('' for a teardown of an app that never ran).
+    toHash: z.string(),
+    // Clock time (ms since the epoch) when the operation started.
+    startedAt: z.number(),
+  })
+  .strict();
+
+// Everything the supervisor must remember about one app across a restart or a kill -9.
+export const AppRecordSchema = z
+  .object({
+    name: z.string().regex(APP_NAME_PATTERN),
+    // The apps.d file the app came from, for messages after the file is gone.
+    file: z.string(),
+    appId: z.string(),
+    vmId: z.string().optional(),
+    phase: z.enum(PHASES),
+    // The compose hash that last deployed successfully; only then is it saved (STYLE 3).
+    appliedHash: z.string().optional(),
+    // The hashes this app has in the auth allowlist right now.
+    registeredHashes: z.array(z.string()),
+    intent: IntentSchema.optional(),
+    lastError: z.string().optional(),
+  })
+  .strict();
+
+// One intent; see IntentSchema.
+export type Intent = z.infer<typeof IntentSchema>;
+
+// One app's state record; see AppRecordSchema.
+export type AppRecord = z.infer<typeof AppRecordSchema>;

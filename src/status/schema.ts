@@ -1,0 +1,43 @@
+// What `<state_dir>/status/*.json` holds: one file per app that config-management tools can
+// wait on (`phase == "running"`), and `_supervisor.json` for the service as a whole.
+import { z } from 'zod';
+import { APP_NAME_PATTERN } from '../app/name.ts';
+import { PHASES } from './phase.ts';
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (a sha256)');
+const isoTime = z.iso.datetime();
+
+// One app's status. Unknown values are null, not absent, so readers see every key.
+export const AppStatusSchema = z
+  .object({
+    app: z.string().regex(APP_NAME_PATTERN),
+    // The compose file the app comes from, as the supervisor found it in apps.d.
+    file: z.string().min(1),
+    phase: z.enum(PHASES),
+    // dstack app id: 40 lowercase hex digits (dstack-facts §2.4).
+    app_id: z.string().regex(/^[0-9a-f]{40}$/).nullable(),
+    vm_id: z.string().min(1).nullable(),
+    // The compose hash of the deployment this status describes.
+    compose_hash: sha256Hex.nullable(),
+    urls: z.array(z.string()),
+    last_error: z.string().nullable(),
+    warnings: z.array(z.string()),
+    updated_at: isoTime,
+  })
+  .strict();
+export type AppStatus = z.infer<typeof AppStatusSchema>;
+
+// `init` until the first scan and plan are done (READY=1 goes out with `ready`).
+export const SUPERVISOR_PHASES = ['init', 'ready'] as const;
+export type SupervisorPhase = (typeof SUPERVISOR_PHASES)[number];
+
+// The service as a whole: lifecycle, watcher health (APPS-DIR rule 11) and app counts per phase.
+export const SupervisorStatusSchema = z
+  .object({
+    phase: z.enum(SUPERVISOR_PHASES),
+    watcher: z.enum(['ok', 'degraded']),
+    counts: z.record(z.enum(PHASES), z.number().int().nonnegative()),
+    updated_at: isoTime,
+  })
+  .strict();
+export type SupervisorStatus = z.infer<typeof SupervisorStatusSchema>;

@@ -1,0 +1,30 @@
+// The human view of `dstack-supervisor status`: one row per app, columns padded to fit.
+import type { AppStatus } from './schema.ts';
+
+const PREFIX = 12;
+const HEADER = ['APP', 'FILE', 'PHASE', 'APP ID', 'VM ID', 'HASH', 'URLS', 'LAST ERROR'] as const;
+
+// Render the statuses as a table; absent values print as `-`, ids and hashes as 12-hex prefixes.
+export function formatStatusTable(apps: readonly AppStatus[]): string {
+  const rows = [HEADER.slice(), ...apps.map(statusRow)];
+  const widths = HEADER.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
+  // The last column is not padded, so lines carry no trailing blanks.
+  return rows.map((r) => r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  ')).join('\n');
+}
+
+function statusRow(s: AppStatus): string[] {
+  return [
+    s.app,
+    s.file,
+    s.phase,
+    s.app_id?.slice(0, PREFIX) ?? '-',
+    s.vm_id ?? '-',
+    s.compose_hash?.slice(0, PREFIX) ?? '-',
+    s.urls.length > 0 ? s.urls.join(',') : '-',
+    oneLine(s.last_error) ?? '-',
+  ];
+}
+
+function oneLine(text: string | null): string | null {
+  return text === null ? null : text.replace(/\s*\n\s*/g, ' ');
+}

@@ -1,0 +1,168 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openAllowlist, type AllowlistWritten } from '../../src/auth/allowlist.ts';
+import { acquireLock, lockPathFor } from '../../src/auth/lock.ts';
+import { waitForBlockedWaiter } from './proc-locks.ts';
+
+const INITIAL = `{
+  "gatewayAppId": "",
+  "osImages": ["aa"],
+  "apps": {
+    "f00d": { "composeHashes": ["beef"], "devices": [], "allowAnyDevice": false }
+  },
+  "x-operator": { "note": "keep me" }
+}
+`;
+
+type Ctx = { after: (fn: () => unknown) => void };
+
+async function setup(t: Ctx, text = INITIAL): Promise<{ dir: string; path: string; writes: AllowlistWritten[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'auth-allowlist-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'auth-config.json');
+  await writeFile(path, text);
+  return { dir, path, writes: [] };
+}
+
+function hex(n: number, width: number): string {
+  return n.toString(16).padStart(width, '0');
+}
+
+test('N edits made in the same tick coalesce into one write', async (t) => {
+  const { path, writes } = await setup(t);
+  const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e) });
+  t.after(() => allowlist.close());
+  const inodeBefore = (await stat(path)).ino;
+
+  await Promise.all(Array.from({ length: 50 }, (_, i) => allowlist.addHash(hex(i, 40), hex(i, 64))));
+
+  assert.deepEqual(writes, [{ path, edits: 50 }]);
+  assert.notEqual((await stat(path)).ino, inodeBefore, 'replaced by rename, not rewritten in place');
+  const apps = JSON.parse(await readFile(path, 'utf8')).apps;
+  assert.equal(Object.keys(apps).length, 51);
+  assert.deepEqual(apps[hex(7, 40)].composeHashes, [hex(7, 64)]);
+});
+
+test('edits arriving while a write waits for the lock form exactly one next batch', async (t) => {
+  const { path, writes } = await setup(t);
+  const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e) });
+  t.after(() => allowlist.close());
+  const blocker = await acquireLock(lockPathFor(path));
+
+  const first = allowlist.addHash('a1', 'b1');
+  await waitForBlockedWaiter(lockPathFor(path));
+  const rest = Array.from({ length: 20 }, (_, i) => allowlist.addHash(hex(i, 40), 'cc'));
+  await blocker.release();
+  await Promise.all([first, ...rest]);
+
+  assert.deepEqual(
+    writes.map((w) => w.edits),
+    [1, 20],
+  );
+});
+
+test('an edit that changes nothing does not rewrite the file', async (t) => {
+  const { path, writes } = await setup(t);
+  const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e) });
+  t.after(() => allowlist.close());
+  await allowlist.addHash('0xF00D', 'BEEF');
+  await allowlist.removeHash('f00d', 'dead');
+  await allowlist.removeApp('abcd');
+  assert.deepEqual(writes, []);
+  assert.equal(await readFile(path, 'utf8'), INITIAL);
+});
+
+test('foreign keys and apps survive add, remove and removeApp', async (t) => {
+  const { path } = await setup(t);
+  const allowlist = openAllowlist(path);
+  t.after(() => allowlist.close());
+  await allowlist.addHash('0xABCD', '0x12');
+  await allowlist.addHash('abcd', '34');
+  await allowlist.removeHash('abcd', '12');
+  let file = JSON.parse(await readFile(path, 'utf8'));
+  assert.deepEqual(Object.keys(file), ['gatewayAppId', 'osImages', 'apps', 'x-operator']);
+  assert.deepEqual(file.apps, {
+    f00d: { composeHashes: ['beef'], devices: [], allowAnyDevice: false },
+    abcd: { composeHashes: ['34'], devices: [], allowAnyDevice: true },
+  });
+  await allowlist.removeApp('ABCD');
+  file = JSON.parse(await readFile(path, 'utf8'));
+  assert.deepEqual(file, JSON.parse(INITIAL));
+  assert.deepEqual((await allowlist.read()).apps.f00d?.composeHashes, ['beef']);
+});
+
+test('mode and owner of the file are kept; no temp file is left behind', async (t) => {
+  const { dir, path } = await setup(t);
+  // 0660 would lose group write under the usual 022 umask if the temp file's mode were left to open().
+  await chmod(path, 0o660);
+  // As root (CI, the service) hand the file to another owner; otherwise keep our own ids.
+  const owner = process.getuid?.() === 0 ? { uid: 4242, gid: 4343 } : { uid: (await stat(path)).uid, gid: (await stat(path)).gid };
+  await chown(path, owner.uid, owner.gid);
+  const allowlist = openAllowlist(path);
+  t.after(() => allowlist.close());
+  await allowlist.addHash('ab', 'cd');
+  const after = await stat(path);
+  assert.equal(after.mode & 0o7777, 0o660);
+  assert.deepEqual({ uid: after.uid, gid: after.gid }, owner);
+  assert.deepEqual((await readdir(dir)).sort(), ['auth-config.json', 'auth-config.json.lock']);
+});
+
+test('a symlinked allowlist stays a symlink; the file it points to is replaced', async (t) => {
+  const { dir, path } = await setup(t);
+  const realDir = join(dir, 'real');
+  await mkdir(realDir);
+  const real = join(realDir, 'auth-config.json');
+  await writeFile(real, INITIAL);
+  await rm(path);
+  await symlink(real, path);
+  const allowlist = openAllowlist(path);
+  t.after(() => allowlist.close());
+  await allowlist.addHash('ab', 'cd');
+  assert.ok((await lstat(path)).isSymbolicLink());
+  assert.deepEqual(JSON.parse(await readFile(real, 'utf8')).apps.ab.composeHashes, ['cd']);
+});
+
+test('a missing file is AUTH_MISSING and is not created', async (t) => {
+  const { path } = await setup(t);
+  await rm(path);
+  const allowlist = openAllowlist(path);
+  t.after(() => allowlist.close());
+  for (const attempt of [() => allowlist.addHash('ab', 'cd'), () => allowlist.read()]) {
+    await assert.rejects(attempt(), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'AUTH_MISSING');
+      assert.ok(err.message.startsWith(path), err.message);
+      assert.match(err.message, /init/);
+      return true;
+    });
+  }
+  await assert.rejects(stat(path), { code: 'ENOENT' });
+});
+
+test('an invalid file is AUTH_INVALID for every edit of the batch and is left byte for byte', async (t) => {
+  const broken = '{ "apps": { "ab": { "composeHashes": "cd" } }, "extra": 1 }';
+  const { path } = await setup(t, broken);
+  const allowlist = openAllowlist(path);
+  t.after(() => allowlist.close());
+  const results = await Promise.allSettled([allowlist.addHash('ab', 'ef'), allowlist.removeApp('ab')]);
+  for (const result of results) {
+    assert.equal(result.status, 'rejected');
+    assert.equal((result.reason as { code?: string }).code, 'AUTH_INVALID');
+  }
+  assert.equal(await readFile(path, 'utf8'), broken);
+});
+
+test('non-hex ids are AUTH_BAD_HEX before any I/O; edits after close are AUTH_CLOSED', async (t) => {
+  const { path, writes } = await setup(t);
+  const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e) });
+  await assert.rejects(allowlist.addHash('not-hex', 'ab'), { code: 'AUTH_BAD_HEX' });
+  await assert.rejects(allowlist.addHash('ab', '0x'), { code: 'AUTH_BAD_HEX' });
+  await assert.rejects(allowlist.removeApp(''), { code: 'AUTH_BAD_HEX' });
+  const pending = allowlist.addHash('ab', 'cd');
+  await allowlist.close();
+  await pending;
+  await assert.rejects(allowlist.addHash('ab', 'ef'), { code: 'AUTH_CLOSED' });
+  assert.equal(writes.length, 1);
+});

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { createVmmClient } from '../../src/vmm/client.ts';
+import type { VmmClient } from '../../src/vmm/client.ts';
+import { vmmMethods } from '../../src/vmm/codec.ts';
+import type { WireMode } from '../../src/vmm/codec.ts';
+import { startFakeVmm } from './fake-vmm.ts';
+import { samples } from './samples.ts';
+
+for (const mode of ['protobuf', 'json'] as WireMode[]) {
+  describe(`every RPC in ${mode} mode`, () => {
+    test('requests carry the right method, encoding and fields; replies come back typed', async (t) => {
+      const vmm = await startFakeVmm(t, (req) => ({ reply: samples[req.rpc].response }));
+      const client = createVmmClient({ url: vmm.url, mode });
+      t.after(() => client.close());
+      const s = samples;
+      const id = s.StartVm.request.id as string;
+
+      assert.deepEqual(await client.createVm(s.CreateVm.request), s.CreateVm.response);
+      assert.deepEqual(await client.updateVm(s.UpdateVm.request), s.UpdateVm.response);
+      assert.equal(await client.startVm(id), undefined);
+      await client.stopVm(id);
+      await client.shutdownVm(id);
+      await client.removeVm(id);
+      const status = await client.status(s.Status.request);
+      assert.equal(status.total, 2);
+      assert.equal(status.vms[0]?.configuration?.encrypted_env, '00ff10abcdef');
+      assert.deepEqual(status.vms[1]?.events, []);
+      assert.equal((await client.getInfo(id)).info?.events[0]?.timestamp, 1_754_550_000_123);
+      assert.equal(await client.getComposeHash(s.GetComposeHash.request), 'ab'.repeat(32));
+      assert.equal((await client.listImages())[0]?.name, 'dstack-0.5.11');
+      assert.deepEqual((await client.getMeta()).kms.urls, ['https://127.0.0.1:8082']);
+      assert.deepEqual(await client.version(), { version: '0.5.11', rev: '312dc605' });
+      const key = await client.getAppEnvEncryptPubKey('0xC0FFEE00C0FFEE00C0FFEE00C0FFEE00C0FFEE00');
+      assert.equal(key.public_key, '02'.repeat(33));
+
+      const expectedOrder = [
+        'CreateVm', 'UpdateVm', 'StartVm', 'StopVm', 'ShutdownVm', 'RemoveVm', 'Status',
+        'GetInfo', 'GetComposeHash', 'ListImages', 'GetMeta', 'Version', 'GetAppEnvEncryptPubKey',
+      ];
+      assert.deepEqual(vmm.seen.map((r) => r.rpc), expectedOrder);
+      for (const req of vmm.seen) {
+        assert.equal(req.mode, mode, req.rpc);
+        assert.equal(req.query, mode === 'json' ? 'json' : '', req.rpc);
+        const spec = vmmMethods[req.rpc];
+        assert.deepEqual(spec.requestSchema.parse(req.body), spec.requestSchema.parse(samples[req.rpc].request), req.rpc);
+      }
+      assert.equal(vmm.seen.at(-1)?.body.app_id, 'c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00');
+    });
+
+    test('an empty body for an Empty reply is accepted', async (t) => {
+      const vmm = await startFakeVmm(t, () => ({ status: 200, body: '' }));
+      const client = createVmmClient({ url: vmm.url, mode });
+      t.after(() => client.close());
+      await client.stopVm('x');
+      await client.removeVm('x');
+      assert.equal(vmm.seen.length, 2);
+    });
+
+    test('a reply with fields missing gets proto3 defaults', async (t) => {
+      const vmm = await startFakeVmm(t, () => ({ reply: { vms: [{ id: 'a' }] } }));
+      const client = createVmmClient({ url: vmm.url, mode });
+      t.after(() => client.close());
+      const status = await client.status();
+      assert.deepEqual(status.vms[0]?.status, '');
+      assert.equal(status.port_mapping_enabled, false);
+      assert.deepEqual(vmm.seen[0]?.body, { ids: [], brief: false, keyword: '', page: 0, page_size: 0, status: '' });
+    });
+  });
+}
+
+describe('content type and auth', () => {
+  test('protobuf mode sends application/octet-stream, JSON mode application/json', async (t) => {
+    const vmm = await startFakeVmm(t, () => ({ reply: {} }));
+    const binary = createVmmClient({ url: vmm.url });
+    const json = createVmmClient({ url: vmm.url, mode: 'json' });
+    t.after(() => Promise.all([binary.close(), json.close()]));
+    await binary.version();
+    await json.version();
+    assert.deepEqual(
+      vmm.seen.map((r) => r.headers['content-type']),
+      ['application/octet-stream', 'application/json'],
+    );
+  });
+
+  test('the bearer token is read at call time, so a rotated token applies', async (t) => {
+    const vmm = await startFakeVmm(t, () => ({ reply: {} }));
+    const tokenFile = join(vmm.dir, 'token');
+    await writeFile(tokenFile, 'first-token\n');
+    const client: VmmClient = createVmmClient({ url: vmm.url, tokenFile });
+    t.after(() => client.close());
+    await client.version();
+    await writeFile(tokenFile, '  second-token  ');
+    await client.version();
+    assert.deepEqual(
+      vmm.seen.map((r) => r.headers.authorization),
+      ['Bearer first-token', 'Bearer second-token'],
+    );
+  });
+
+  test('no token file, or an empty one, sends no Authorization header', async (t) => {
+    const vmm = await startFakeVmm(t, () => ({ reply: {} }));
+    const tokenFile = join(vmm.dir, 'token');
+    await writeFile(tokenFile, '\n');
+    const withEmpty = createVmmClient({ url: vmm.url, tokenFile });
+    const without = createVmmClient({ url: vmm.url });
+    t.after(() => Promise.all([withEmpty.close(), without.close()]));
+    await withEmpty.version();
+    await without.version();
+    assert.deepEqual(vmm.seen.map((r) => r.headers.authorization), [undefined, undefined]);
+  });
+});
