@@ -141,11 +141,15 @@ export function parseConfig(text: string, file: string): Config {
   return result.data;
 }
 
+// Where loadConfig looks besides its `file` argument; tests replace both.
+export type ConfigSources = { env?: NodeJS.ProcessEnv; defaultPath?: string };
+
 // Read and validate supervisor.toml. Only a missing file at the default path means "all defaults";
 // a file named by the caller or by DSTACK_SUPERVISOR_CONFIG must exist.
-export async function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+export async function loadConfig(file?: string, sources: ConfigSources = {}): Promise<Config> {
+  const env = sources.env ?? process.env;
   const explicit = file ?? (env[CONFIG_ENV] || undefined);
-  const target = explicit ?? DEFAULT_CONFIG_PATH;
+  const target = explicit ?? sources.defaultPath ?? DEFAULT_CONFIG_PATH;
   let text: string;
   try {
     text = await readFile(target, 'utf8');

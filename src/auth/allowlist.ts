@@ -4,7 +4,14 @@
 import { open, realpath } from 'node:fs/promises';
 import { acquireLock, lockPathFor, type LockOptions } from './lock.ts';
 import { writeFileAtomic, type FileIdentity } from './atomic-write.ts';
-import { applyEdit, normalizeHexLikeDstackCli, parseAllowlist, serializeAllowlist, type AllowlistDocument, type AllowlistEdit } from './document.ts';
+import {
+  applyEdit,
+  normalizeHexLikeDstackCli,
+  parseAllowlist,
+  serializeAllowlist,
+  type AllowlistDocument,
+  type AllowlistEdit,
+} from './document.ts';
 import { badHexError, closedError, missingFileError, readError } from './errors.ts';
 import type { AuthConfig } from './schema.ts';
 
@@ -21,6 +28,8 @@ export type Allowlist = {
   addHash(appId: string, composeHash: string): Promise<void>;
   removeHash(appId: string, composeHash: string): Promise<void>;
   removeApp(appId: string): Promise<void>;
+  // The app's entry lists exactly these hashes afterwards (created if missing).
+  setHashes(appId: string, composeHashes: string[]): Promise<void>;
   read(): Promise<AuthConfig>;
   close(): Promise<void>;
 };
@@ -76,6 +85,8 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
     removeHash: (appId, composeHash) =>
       edit(() => ({ kind: 'removeHash', appId: hex('app id', appId), hash: hex('compose hash', composeHash) })),
     removeApp: (appId) => edit(() => ({ kind: 'removeApp', appId: hex('app id', appId) })),
+    setHashes: (appId, composeHashes) =>
+      edit(() => ({ kind: 'setHashes', appId: hex('app id', appId), hashes: composeHashes.map((h) => hex('compose hash', h)) })),
     read: async () => (await loadAllowlist(path)).doc.config,
     close: async () => {
       closed = true;

@@ -15,11 +15,16 @@ export type AllowlistDocument = { root: JsonObject; apps: JsonObject; config: Au
 export type AllowlistEdit =
   | { kind: 'addHash'; appId: string; hash: string }
   | { kind: 'removeHash'; appId: string; hash: string }
-  | { kind: 'removeApp'; appId: string };
+  | { kind: 'removeApp'; appId: string }
+  // Make the entry's hashes exactly `hashes` (after an upgrade, only the running one stays).
+  | { kind: 'setHashes'; appId: string; hashes: string[] };
 
 type SourceReviver = (key: string, value: unknown, context?: { source?: string }) => unknown;
 // JSON.parse source text access and JSON.rawJSON (ES2025, in Node 24) are not in the es2024 lib.
-const sourceJson = JSON as unknown as { parse(text: string, reviver: SourceReviver): unknown; rawJSON(text: string): unknown };
+const sourceJson = JSON as unknown as {
+  parse(text: string, reviver: SourceReviver): unknown;
+  rawJSON(text: string): unknown;
+};
 
 // The form upstream's `dstack` CLI stores (dstack-cli-core `norm_hex`): trim, drop one 0x/0X,
 // lowercase. auth-simple compares with normalizeHexLikeAuthSimple, which matches either form.
@@ -61,6 +66,8 @@ export function applyEdit(doc: AllowlistDocument, edit: AllowlistEdit): boolean 
     case 'removeApp':
       for (const key of keys) delete doc.apps[key];
       return keys.length > 0;
+    case 'setHashes':
+      return setHashes(doc.apps, keys[0] ?? edit.appId, edit.hashes);
   }
 }
 
@@ -72,7 +79,8 @@ export function serializeAllowlist(doc: AllowlistDocument): string {
 
 function keepNumberSpelling(_key: string, value: unknown, context?: { source?: string }): unknown {
   const source = context?.source;
-  return typeof value === 'number' && source !== undefined && String(value) !== source ? sourceJson.rawJSON(source) : value;
+  const respelled = typeof value === 'number' && source !== undefined && String(value) !== source;
+  return respelled ? sourceJson.rawJSON(source) : value;
 }
 
 // Every key of `apps` that auth-simple would match to `appId`, in file order; auth-simple uses
@@ -93,6 +101,19 @@ function addHash(apps: JsonObject, key: string, hash: string): boolean {
   if (hashes.some((h) => sameHex(h, hash))) return false;
   // An entry without composeHashes is valid to auth-simple (defaults to []), so add it.
   entry['composeHashes'] = [...hashes, hash];
+  return true;
+}
+
+function setHashes(apps: JsonObject, key: string, hashes: string[]): boolean {
+  const entry = apps[key];
+  if (!isJsonObject(entry)) {
+    apps[key] = { composeHashes: [...hashes], devices: [], allowAnyDevice: true };
+    return true;
+  }
+  const current = composeHashesOf(entry);
+  const same = current.length === hashes.length && current.every((h, i) => sameHex(h, hashes[i] as string));
+  if (same) return false;
+  entry['composeHashes'] = [...hashes];
   return true;
 }
 

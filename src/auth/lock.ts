@@ -11,7 +11,6 @@
 // fd on an extra stdio slot, and the descriptor number here is whatever open() returned.
 import { open, type FileHandle } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { lockError, lockTimeoutError } from './errors.ts';
 
 // flock exits with this when --wait runs out; any value it never uses for itself will do.

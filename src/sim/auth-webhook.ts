@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { readFile } from 'node:fs/promises';
 import { AuthConfigSchema, type AuthConfig } from '../auth/schema.ts';
 import { BootInfoSchema, decideBoot, type BootKind } from './boot-auth-rules.ts';
-import { listenServer } from './listen.ts';
+import { listenServer, readBody } from './http-server.ts';
 
 // Options: the auth-config.json to judge by, and where to bind (loopback, any free port).
 export type AuthWebhookOptions = { configPath: string; host?: string; port?: number };
@@ -38,7 +38,7 @@ const BOOT_PATHS: Record<string, BootKind> = { '/bootAuth/app': 'app', '/bootAut
 
 async function handle(configPath: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://webhook').pathname;
-  const body = await readBody(req);
+  const body = (await readBody(req)).toString('utf8');
   if (req.method === 'GET' && path === '/') {
     const config = await loadAuthConfig(configPath);
     sendJson(res, 200, {
@@ -72,11 +72,6 @@ async function handle(configPath: string, req: IncomingMessage, res: ServerRespo
   sendJson(res, 200, decideBoot(await loadAuthConfig(configPath), parsed.data, kind));
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));

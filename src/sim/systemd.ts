@@ -125,9 +125,13 @@ export async function exportFakeSystemd(model: FakeSystemd, address: string): Pr
   };
   model.on('jobRemoved', onJobRemoved);
   model.on('unitChanged', onUnitChanged);
+  let owned = false;
   const stop = async (): Promise<void> => {
     model.off('jobRemoved', onJobRemoved);
     model.off('unitChanged', onUnitChanged);
+    // Give the name back before leaving, so callers right after stop() see ServiceUnknown,
+    // not a call that raced the disconnect (NoReply).
+    if (owned) await bus.releaseName(SYSTEMD).catch(() => undefined);
     bus.disconnect();
   };
 
@@ -139,5 +143,6 @@ export async function exportFakeSystemd(model: FakeSystemd, address: string): Pr
     await stop();
     throw new SupervisorError('SIM_SYSTEMD_EXPORT', `fake systemd: ${SYSTEMD} is already owned on ${address}; stop the other owner first`);
   }
+  owned = true;
   return { stop };
 }

@@ -240,10 +240,13 @@ export class VmmState {
     return { id: request.compose_file === '' ? '' : resolveAppId(undefined, request.compose_file) };
   }
 
-  // Fault: the VM's process dies on its own; the started flag stays, so it shows `exited`.
-  crashVm(id: string): void {
+  // The VM's process dies on its own (a fault, or QEMU failing to launch): the started flag
+  // stays, so it shows `exited`. `reason` lands in the VM's events as `vmm.process.exited`.
+  crashVm(id: string, reason = 'killed'): void {
     const vm = this.require(id, 'Failed to crash VM');
-    if (vm.running) this.endProcess(vm);
+    if (!vm.running) return;
+    pushEvent(vm, 'vmm.process.exited', reason, this.scheduler.clock.now(), this.bootDeps.maxEvents);
+    this.endProcess(vm);
   }
 
   // VMM restart, first half: its control group dies, so every QEMU stops; pending removals

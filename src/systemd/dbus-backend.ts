@@ -68,15 +68,15 @@ export async function connectDbusBackend(options: DbusBackendOptions = {}): Prom
   const callBus = (msg: Message): Promise<unknown[]> => {
     if (broken) return Promise.reject(broken);
     return new Promise<unknown[]>((resolve, reject) => {
-      const timer = setTimeout(() => reject(busError(`no reply to ${msg.member} within ${callTimeoutMs} ms`)), callTimeoutMs);
-      pendingRejects.add(reject);
-      bus.call(msg).then(
-        (reply) => resolve(reply?.body ?? []),
-        reject,
-      ).finally(() => {
+      const settle = (outcome: () => void): void => {
         clearTimeout(timer);
-        pendingRejects.delete(reject);
-      });
+        pendingRejects.delete(fail);
+        outcome();
+      };
+      const fail = (err: unknown): void => settle(() => reject(err));
+      const timer = setTimeout(() => fail(busError(`no reply to ${msg.member} within ${callTimeoutMs} ms`)), callTimeoutMs);
+      pendingRejects.add(fail);
+      bus.call(msg).then((reply) => settle(() => resolve(reply?.body ?? [])), fail);
     });
   };
   const callDaemon = (member: 'AddMatch' | 'RemoveMatch', rule: string) =>
@@ -129,6 +129,8 @@ export async function connectDbusBackend(options: DbusBackendOptions = {}): Prom
       await call(MANAGER_PATH, MANAGER_IFACE, 'Reload');
     },
     async close() {
+      broken ??= busError('connection closed');
+      for (const reject of pendingRejects) reject(broken);
       for (const feed of feeds) feed.watch.close();
       bus.disconnect();
     },

@@ -63,7 +63,7 @@ export function formatUnitFailure(code: SystemdCode, facts: UnitFailureFacts): s
 export function classifyError(err: unknown): { code: SystemdCode; reason: string } {
   if (err instanceof DBusError) {
     const code = err.type === NO_SUCH_UNIT_ERROR ? SYSTEMD_CODES.noSuchUnit : SYSTEMD_CODES.bus;
-    return { code, reason: `systemd answered ${err.type} "${err.text}"` };
+    return { code, reason: `${err.type} ("${err.text}")` };
   }
   return { code: SYSTEMD_CODES.bus, reason: err instanceof Error ? err.message : String(err) };
 }

@@ -166,3 +166,16 @@ test('non-hex ids are AUTH_BAD_HEX before any I/O; edits after close are AUTH_CL
   await assert.rejects(allowlist.addHash('ab', 'ef'), { code: 'AUTH_CLOSED' });
   assert.equal(writes.length, 1);
 });
+
+test('setHashes leaves exactly the given hashes and keeps the rest of the entry', async (t) => {
+  const { path } = await setup(t);
+  const allowlist = openAllowlist(path);
+  t.after(() => allowlist.close());
+  await allowlist.addHash('f00d', 'cafe');
+  await allowlist.setHashes('0xF00D', ['CAFE']);
+  const after = JSON.parse(await readFile(path, 'utf8'));
+  assert.deepEqual(after.apps.f00d, { composeHashes: ['cafe'], devices: [], allowAnyDevice: false });
+  await allowlist.setHashes('abcd', ['12']);
+  assert.deepEqual(JSON.parse(await readFile(path, 'utf8')).apps.abcd, { composeHashes: ['12'], devices: [], allowAnyDevice: true });
+  assert.equal(JSON.parse(await readFile(path, 'utf8'))['x-operator'].note, 'keep me');
+});

@@ -69,7 +69,8 @@ test('an entry without composeHashes gets one; auth-simple defaults it to []', (
 
 test('removeHash drops every spelling of the hash and keeps the entry; removeApp drops the entry', () => {
   const start = '{"apps":{"aa":{"composeHashes":["0xBB","bb","cc"],"devices":[]},"dd":{"composeHashes":["bb"]}}}';
-  const removed = edited(start, { kind: 'removeHash', appId: 'aa', hash: 'bb' }, { kind: 'removeHash', appId: 'aa', hash: 'bb' });
+  const removeBb = { kind: 'removeHash', appId: 'aa', hash: 'bb' } as const;
+  const removed = edited(start, removeBb, removeBb);
   assert.deepEqual(removed.changed, [true, false]);
   assert.deepEqual(JSON.parse(removed.text).apps, { aa: { composeHashes: ['cc'], devices: [] }, dd: { composeHashes: ['bb'] } });
   const dropped = edited(start, { kind: 'removeApp', appId: 'aa' }, { kind: 'removeApp', appId: 'ee' });

@@ -55,3 +55,21 @@ test('a stopped private bus is gone: connecting then fails with SYSTEMD_BUS', as
     return true;
   });
 });
+
+test('systemd missing from the bus is SYSTEMD_BUS, naming the unit being started', async (t) => {
+  const { service, systemd } = await startFakeHost(t, { [VMM]: {} });
+  await service.stop();
+  await assert.rejects(systemd.startUnit(VMM), (err) => {
+    assert.ok(err instanceof SystemdError);
+    assert.equal(err.code, 'SYSTEMD_BUS');
+    assert.equal(err.unit, VMM);
+    assert.match(err.message, /org\.freedesktop\.DBus\.Error\.ServiceUnknown/);
+    return true;
+  });
+});
+
+test('a bus that went away fails the next call with SYSTEMD_BUS instead of hanging', async (t) => {
+  const { bus, systemd } = await startFakeHost(t, { [VMM]: {} });
+  await bus.stop();
+  await assert.rejects(systemd.unitState(VMM), { code: 'SYSTEMD_BUS', unit: VMM });
+});

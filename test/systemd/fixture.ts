@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { exportFakeSystemd } from '../../src/sim/systemd.ts';
+import type { FakeSystemdService } from '../../src/sim/systemd.ts';
 import { FakeSystemd } from '../../src/sim/systemd-model.ts';
 import type { FakeUnitBehaviour } from '../../src/sim/systemd-model.ts';
 import { startPrivateBus } from '../../src/sim/systemd-private-bus.ts';
@@ -25,7 +26,7 @@ export async function startFakeHost(
   t: TestContext,
   units: Record<string, FakeUnitBehaviour>,
   timeoutMs = 5_000,
-): Promise<{ model: FakeSystemd; systemd: SystemdManager; bus: PrivateBus }> {
+): Promise<{ model: FakeSystemd; systemd: SystemdManager; bus: PrivateBus; service: FakeSystemdService }> {
   const dir = await makeTestDir(t);
   const bus = await startPrivateBus(dir);
   const model = new FakeSystemd(units);
@@ -37,7 +38,7 @@ export async function startFakeHost(
     model.shutdown();
     await bus.stop();
   });
-  return { model, systemd, bus };
+  return { model, systemd, bus, service };
 }
 
 // Record every state change as `unit:ActiveState`, to check ordering.

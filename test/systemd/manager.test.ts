@@ -68,7 +68,7 @@ test('an unknown unit maps to SYSTEMD_NO_SUCH_UNIT for start and for enable', as
     assert.equal(err.code, 'SYSTEMD_NO_SUCH_UNIT');
     assert.equal(err.unit, 'nope.service');
     assert.equal(err.state?.LoadState, 'not-found');
-    assert.match(err.message, /starting nope\.service: systemd answered org\.freedesktop\.systemd1\.NoSuchUnit "Unit nope\.service not found\."/);
+    assert.match(err.message, /starting nope\.service: org\.freedesktop\.systemd1\.NoSuchUnit \("Unit nope\.service not found\."\)/);
     return true;
   });
   await assert.rejects(systemd.enableUnits([VMM, 'nope.service']), { code: 'SYSTEMD_NO_SUCH_UNIT' });

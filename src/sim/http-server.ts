@@ -1,6 +1,7 @@
-// Bind a node:http server and give back a close that really ends it: `server.close()` alone
-// waits for keep-alive sockets, which is what leaves a test process hanging.
-import type { Server } from 'node:http';
+// HTTP server plumbing shared by the simulated VMM, webhook and port listeners: binding with a
+// close that really ends it (`server.close()` alone waits for keep-alive sockets, which is what
+// leaves a test process hanging), and reading a request body.
+import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 // Where to listen: a unix socket path, or a TCP host and port (0 = any free port).
@@ -32,4 +33,11 @@ export async function listenServer(server: Server, target: ListenTarget): Promis
     return closing;
   };
   return { port, close };
+}
+
+// The whole request body.
+export async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }

@@ -1,0 +1,117 @@
+// Operator feedback in one place: every phase change becomes a status file (for config tools
+// that wait on `phase == "running"`), at most one journal line, and a fresh STATUS= summary.
+import type { AppRecord } from '../state/record.ts';
+import type { AppStatus } from '../status/schema.ts';
+import type { Phase } from '../status/phase.ts';
+import type { Logger } from '../log/logger.ts';
+import { logDecision, type Decision } from '../log/decision.ts';
+import type { RepeatSummariser } from '../log/repeat.ts';
+import { countPhases, formatStatusLine } from '../status/summary.ts';
+
+export type StatusUpdate = {
+  app: string;
+  file: string;
+  // 'removed': the app is gone and its status file with it.
+  phase: Phase | 'removed';
+  record?: AppRecord;
+  error?: string;
+  // Why the file is held back (invalid, conflict, refused); logged once per distinct reason.
+  held?: { action: 'invalid' | 'conflict' | 'refused'; reason: string; fileHash?: string };
+  warnings?: string[];
+  urls?: string[];
+};
+
+export type ReporterDeps = {
+  log: Logger;
+  repeats: RepeatSummariser;
+  write(status: AppStatus): Promise<void>;
+  remove(app: string): Promise<void>;
+  // The STATUS= line changed.
+  summary(line: string): void;
+  now(): number;
+};
+
+export type Reporter = {
+  update(u: StatusUpdate): Promise<void>;
+  // A reconcile decision (rule 22); failures go through the repeat summariser.
+  decide(d: Decision, retryInMs?: number): void;
+  line(): string;
+  statuses(): AppStatus[];
+  setWatcherDegraded(degraded: boolean): void;
+};
+
+// Create the reporter; it keeps the last status of every app in memory to count phases.
+export function createReporter(deps: ReporterDeps): Reporter {
+  const current = new Map<string, AppStatus>();
+  const heldKey = new Map<string, string>();
+  let degraded = false;
+  let lastLine = '';
+
+  const line = () => formatStatusLine(countPhases([...current.values()]), { watcherDegraded: degraded });
+  const publish = () => {
+    const next = line();
+    if (next !== lastLine) {
+      lastLine = next;
+      deps.summary(next);
+    }
+  };
+
+  return {
+    async update(u) {
+      if (u.phase === 'removed') {
+        current.delete(u.app);
+        heldKey.delete(u.app);
+        await deps.remove(u.app);
+        publish();
+        return;
+      }
+      const before = current.get(u.app);
+      const rec = u.record;
+      const status: AppStatus = {
+        app: u.app,
+        file: u.file,
+        phase: u.phase,
+        app_id: rec?.appId ?? before?.app_id ?? null,
+        vm_id: rec?.vmId ?? before?.vm_id ?? null,
+        compose_hash: rec?.appliedHash ?? rec?.intent?.toHash ?? before?.compose_hash ?? null,
+        urls: u.urls ?? before?.urls ?? [],
+        last_error: u.error ?? (u.phase === 'running' ? null : (before?.last_error ?? null)),
+        warnings: u.warnings ?? before?.warnings ?? [],
+        updated_at: new Date(deps.now()).toISOString(),
+      };
+      if (status.compose_hash === '') status.compose_hash = null;
+      if (u.held) {
+        const key = `${u.held.action}\n${u.held.fileHash ?? ''}\n${u.held.reason}`;
+        if (heldKey.get(u.app) !== key) {
+          heldKey.set(u.app, key);
+          logDecision(deps.log, { app: u.app, file: u.file, action: u.held.action, to: u.held.fileHash, reason: u.held.reason });
+        }
+      } else {
+        heldKey.delete(u.app);
+      }
+      const same =
+        before && before.phase === status.phase && before.last_error === status.last_error && before.vm_id === status.vm_id &&
+        before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n');
+      if (same) return;
+      if (before?.phase !== status.phase) {
+        deps.log.info({ APP: u.app, FILE: u.file, PHASE: status.phase, FROM_PHASE: before?.phase ?? null }, `${u.app}: ${before?.phase ?? 'new'} -> ${status.phase}`);
+      }
+      current.set(u.app, status);
+      await deps.write(status);
+      publish();
+    },
+    decide(d, retryInMs) {
+      if (d.level === 'error') deps.repeats.failure(d, retryInMs);
+      else {
+        const streak = deps.repeats.clear(d.app);
+        logDecision(deps.log, streak > 0 ? { ...d, reason: `${d.reason} (recovered after ${streak} failures)` } : d);
+      }
+    },
+    line,
+    statuses: () => [...current.values()],
+    setWatcherDegraded(value) {
+      degraded = value;
+      publish();
+    },
+  };
+}

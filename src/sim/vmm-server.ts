@@ -1,0 +1,122 @@
+// The simulated dstack-vmm's HTTP face on a unix socket: `/prpc/<Method>` in JSON and protobuf
+// modes, the 400/401 bodies, `/logs`, and the headers every reply carries (facts §1). Encoding
+// goes through src/vmm/codec.ts, the same code the client uses.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { rm } from 'node:fs/promises';
+import { decodeMessage, encodeError, encodeMessage, isJsonMode, isVmmMethod, vmmMethods, type WireMode } from '../vmm/codec.ts';
+import { loadVmmRoot } from '../vmm/proto.ts';
+import type { FaultGate, ServerControl } from './faults.ts';
+import { listenServer, readBody, type BoundServer } from './http-server.ts';
+import { createTokenCheck } from './vmm-auth.ts';
+import type { VmmHandlers } from './vmm-dispatch.ts';
+import { SIM_VERSION } from './vmm-queries.ts';
+
+// What the server serves and how it is protected.
+export type VmmServerOptions = {
+  socketPath: string;
+  handlers: VmmHandlers;
+  gate: FaultGate;
+  logsOf: (id: string) => string[] | undefined;
+  // `[auth] tokens`; none (or all empty) means auth is off.
+  tokens?: string[];
+};
+
+// A running server: its `unix:` URL, close(), and the down/up control a VMM restart uses.
+export type VmmServer = { url: string; close: () => Promise<void>; control: ServerControl };
+
+// ra-rpc's per-method body limit.
+const BODY_LIMIT = 10 * 1024 * 1024;
+
+// Start serving on `socketPath` (a stale socket file is replaced, like vmm.toml `reuse = true`).
+export async function startVmmServer(options: VmmServerOptions): Promise<VmmServer> {
+  const authorized = createTokenCheck(options.tokens ?? []);
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    res.setHeader('x-app-version', SIM_VERSION.version);
+    res.setHeader('x-accel-buffering', 'no');
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const method = req.method ?? 'GET';
+    if (!authorized({ method, headers: req.headers, query: url.searchParams })) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="dstack-vmm API"', 'content-length': '0' }).end();
+      return;
+    }
+    serve(options, req, res, url).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(err instanceof Error ? err.message : String(err));
+    });
+  };
+  let bound: BoundServer | undefined;
+  const up = async (): Promise<void> => {
+    await rm(options.socketPath, { force: true });
+    bound = await listenServer(createServer(handle), { path: options.socketPath });
+  };
+  const down = async (): Promise<void> => {
+    await bound?.close();
+    bound = undefined;
+  };
+  await up();
+  return { url: `unix:${options.socketPath}`, close: down, control: { up, down } };
+}
+
+async function serve(options: VmmServerOptions, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  const body = await readBody(req);
+  const method = req.method ?? 'GET';
+  if (url.pathname.startsWith('/prpc/') && (method === 'POST' || method === 'GET')) {
+    const name = url.pathname.slice('/prpc/'.length).replace(/^Teepod\./, '');
+    const json = isJsonMode({ method, query: url.search, contentType: req.headers['content-type'] });
+    const mode: WireMode = json ? 'json' : 'protobuf';
+    try {
+      const reply = await callMethod(options, name, method === 'GET' ? queryBody(name, url.searchParams) : body, mode);
+      res.writeHead(200, { 'content-type': contentType(mode) }).end(reply);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      res.writeHead(400, { 'content-type': contentType(mode) }).end(encodeError(message, mode));
+    }
+    return;
+  }
+  if (method === 'GET' && url.pathname === '/logs') {
+    const lines = options.logsOf(url.searchParams.get('id') ?? '');
+    if (lines === undefined) res.writeHead(404, { 'content-type': 'text/plain' }).end('VM not found');
+    else res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(lines.map((l) => `${l}\n`).join(''));
+    return;
+  }
+  if (method === 'GET' && url.pathname === '/') {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('dstack-vmm (simulated by dstack-supervisor)\n');
+    return;
+  }
+  res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
+}
+
+// Decode, run (through the fault gate) and encode one call. Empty replies are `null` in JSON
+// mode, as serde renders `()`; clients must accept it.
+async function callMethod(options: VmmServerOptions, name: string, body: Buffer | Record<string, unknown>, mode: WireMode): Promise<Buffer> {
+  if (!isVmmMethod(name)) throw new Error(`Method not found: ${name}`);
+  const spec = vmmMethods[name];
+  if (Buffer.isBuffer(body) && body.length > BODY_LIMIT) throw new Error('request body is too large');
+  const wire = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+  const request = spec.requestSchema.parse(decodeMessage(spec.request, wire, Buffer.isBuffer(body) ? mode : 'json'));
+  const handler = options.handlers[name] as (req: typeof request) => Record<string, unknown>;
+  const reply = await options.gate(name, () => handler(request));
+  if (mode === 'json' && spec.response === 'google.protobuf.Empty') return Buffer.from('null');
+  return encodeMessage(spec.response, spec.responseSchema.parse(reply) as Record<string, unknown>, mode);
+}
+
+// A GET carries its request as the query string: scalar fields by name, repeated ones repeated.
+function queryBody(name: string, params: URLSearchParams): Record<string, unknown> {
+  if (!isVmmMethod(name)) return {};
+  const typeName = vmmMethods[name].request;
+  if (typeName === 'google.protobuf.Empty') return {};
+  const out: Record<string, unknown> = {};
+  for (const field of loadVmmRoot().lookupType(typeName).fieldsArray) {
+    const values = params.getAll(field.name);
+    if (values.length === 0 || field.resolvedType !== null) continue;
+    const convert = (v: string): unknown =>
+      field.type === 'bool' ? v === '' || v === 'true' || v === '1' : field.type === 'string' || field.type === 'bytes' ? v : Number(v);
+    out[field.name] = field.repeated ? values.map(convert) : convert(values[0] as string);
+  }
+  return out;
+}
+
+function contentType(mode: WireMode): string {
+  return mode === 'json' ? 'application/json' : 'application/octet-stream';
+}
+

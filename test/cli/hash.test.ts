@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
+const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
+const run = promisify(execFile);
+
+type Result = { code: number; stdout: string; stderr: string };
+
+// Run the real CLI as a child process; a non-zero exit is a result, not a throw.
+async function hash(args: string[]): Promise<Result> {
+  const env = { ...process.env };
+  delete env['DSTACK_SUPERVISOR_CONFIG'];
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, 'hash', ...args], { env });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+type Setup = { dir: string; config: string; file: string };
+
+// A temp dir holding supervisor.toml (`toml`) and a compose file `name` (a fixture's copy, or `text`).
+async function setUp(t: { after: (fn: () => Promise<void>) => void }, name: string, content: { fixture?: string; text?: string; toml?: string }): Promise<Setup> {
+  const dir = await mkdtemp(join(tmpdir(), 'hash-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const config = join(dir, 'supervisor.toml');
+  await writeFile(config, content.toml ?? '');
+  const file = join(dir, name);
+  if (content.fixture) await copyFile(join(FIXTURES, content.fixture), file);
+  else await writeFile(file, content.text ?? '');
+  return { dir, config, file };
+}
+
+test('hash --json prints one object whose manifest hashes to compose_hash', async (t) => {
+  const { config, file } = await setUp(t, 'shop.yaml', { fixture: 'unicode.yaml', toml: '[apps]\nport_address = "0.0.0.0"\n' });
+  const { code, stdout, stderr } = await hash([file, '--json', '--config', config]);
+  assert.equal(code, 0, stderr);
+  const out = JSON.parse(stdout);
+  assert.deepEqual(Object.keys(out).sort(), ['app_id', 'compose_hash', 'manifest', 'name', 'ports', 'warnings']);
+  assert.equal(out.name, 'shop');
+  assert.equal(out.compose_hash, createHash('sha256').update(out.manifest, 'utf8').digest('hex'));
+  assert.equal(out.app_id, out.compose_hash.slice(0, 40));
+  assert.deepEqual(out.ports, [{ protocol: 'tcp', host_port: 8084, vm_port: 8084, host_address: '0.0.0.0' }]);
+  assert.deepEqual(out.warnings, []);
+  assert.equal(JSON.parse(out.manifest).name, 'shop');
+});
+
+test('hash prints name, app id, hash, ports and the manifest as text', async (t) => {
+  const { config, file } = await setUp(t, 'web.yml', { fixture: 'no-host-port.yaml' });
+  const { code, stdout } = await hash([file, '--config', config]);
+  assert.equal(code, 0);
+  assert.match(stdout, /^name {10}web\n/);
+  assert.match(stdout, /\napp id {8}[0-9a-f]{40}\n/);
+  assert.match(stdout, /\ncompose hash {2}[0-9a-f]{64}\n/);
+  assert.match(stdout, /\nports {9}tcp 127\.0\.0\.1:8092 -> CVM 8092\n/);
+  assert.match(stdout, /\nwarnings {6}web: ports: "80" has no host port/);
+  assert.match(stdout, /\nmanifest\n\{\n {2}"manifest_version": 2,/);
+});
+
+test('an invalid file exits 1 with the file and line on stderr', async (t) => {
+  const { config, file } = await setUp(t, 'bad.yaml', { text: 'services:\n  web:\n    ports: ["80:80", "80:81"]\n' });
+  const { code, stdout, stderr } = await hash([file, '--config', config]);
+  assert.equal(code, 1);
+  assert.equal(stdout, '');
+  assert.match(stderr, new RegExp(`^dstack-supervisor hash: ${file}:3:22: services\\.web\\.ports\\[1\\]: host port 80/tcp is published twice`));
+});
+
+test('a file name that breaks the app-name rule exits 1 and says so', async (t) => {
+  const { config, file } = await setUp(t, 'My_App.yaml', { text: 'services:\n  web: {image: nginx}\n' });
+  const { code, stderr } = await hash([file, '--config', config]);
+  assert.equal(code, 1);
+  assert.match(stderr, /app name "My_App" breaks the rule/);
+});
+
+test('a missing file exits 1; missing arguments exit 2 with usage', async (t) => {
+  const { dir, config } = await setUp(t, 'unused.yaml', {});
+  const missing = await hash([join(dir, 'nope.yaml'), '--config', join(dir, 'nope.toml')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /nope\.toml: no such file/);
+  const unreadable = await hash([join(dir, 'nope.yaml'), '--config', config]);
+  assert.equal(unreadable.code, 1);
+  assert.match(unreadable.stderr, /nope\.yaml: cannot read the compose file/);
+  const usage = await hash([]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /Usage: dstack-supervisor hash FILE/);
+});

@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatStatusTable } from '../../src/status/table.ts';
+import { sampleStatus } from './sample.ts';
+
+test('one aligned row per app, ids and hashes as 12-hex prefixes, absent values as -', () => {
+  const text = formatStatusTable([
+    sampleStatus(),
+    sampleStatus({
+      app: 'blog',
+      file: 'blog.yml',
+      phase: 'failed',
+      app_id: null,
+      vm_id: null,
+      compose_hash: null,
+      urls: [],
+      last_error: 'CreateVm: port 8080 is outside the range\n  pick another port',
+    }),
+  ]);
+  const lines = text.split('\n');
+  assert.equal(lines.length, 3);
+  assert.match(lines[0]!, /^APP +FILE +PHASE +APP ID +VM ID +HASH +URLS +LAST ERROR$/);
+  assert.match(lines[1]!, /^shop +\/etc\/dstack\/apps\.d\/shop\.yaml +running +0123456789ab +6f1c2d3e-\S+ +fedcba987654 +http:\/\/127\.0\.0\.1:8080 +-$/);
+  assert.match(lines[2]!, /^blog +blog\.yml +failed +- +- +- +- +CreateVm: port 8080 is outside the range pick another port$/);
+  assert.equal(lines[1]!.indexOf('running'), lines[0]!.indexOf('PHASE'));
+  assert.equal(lines[2]!.indexOf('failed'), lines[0]!.indexOf('PHASE'));
+});

@@ -1,0 +1,174 @@
+import { stat } from 'node:fs/promises';
+import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { BUS_EVENTS, type Bus } from '../src/bus.ts';
+import type { Clock, TimerHandle } from '../src/clock.ts';
+import { isNoiseEvent } from './ignore.ts';
+
+// What the watcher is doing: `armed` = inotify events arrive; `degraded` = only resync runs until
+// the next re-arm attempt (APPS-DIR rule 11); `disabled` = switched off by configuration.
+export type WatcherState = 'arming' | 'armed' | 'degraded' | 'disabled' | 'closed';
+
+// How to watch apps.d. `watch` is chokidar's; tests hand in a wrapper to inject inotify faults.
+export type AppsWatcherOptions = {
+  dir: string;
+  bus: Bus;
+  clock: Clock;
+  enabled?: boolean;
+  // Events closer together than this become one rescan.
+  debounceMs?: number;
+  // Re-arm after a fault: first wait, doubling up to the last.
+  rearm?: { initialMs: number; maxMs: number };
+  watch?: typeof chokidarWatch;
+};
+
+// A running watcher; `close` stops it and every timer it holds.
+export type AppsWatcher = {
+  state(): WatcherState;
+  close(): Promise<void>;
+};
+
+type DirId = { dev: number; ino: number };
+
+class WatchFault extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+function faultOf(dir: string, err: unknown): WatchFault {
+  if (err instanceof WatchFault) return err;
+  const code = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'WATCH_ERROR';
+  const why: Record<string, string> = {
+    ENOSPC: 'the inotify watch limit is reached; raise fs.inotify.max_user_watches',
+    EMFILE: 'too many open files or inotify instances; raise LimitNOFILE or fs.inotify.max_user_instances',
+    ENOENT: 'the directory does not exist; watching resumes once it does',
+    ENOTDIR: 'it is not a directory',
+  };
+  return new WatchFault(code, `${dir}: file watcher stopped: ${why[code] ?? (err instanceof Error ? err.message : String(err))}`);
+}
+
+async function identify(dir: string): Promise<DirId> {
+  const st = await stat(dir);
+  if (!st.isDirectory()) throw new WatchFault('ENOTDIR', `${dir}: file watcher stopped: it is not a directory`);
+  return { dev: st.dev, ino: st.ino };
+}
+
+function waitReady(watcher: FSWatcher): Promise<void> {
+  return new Promise((resolve, reject) => {
+    watcher.once('ready', resolve);
+    watcher.once('error', reject);
+  });
+}
+
+// Watch apps.d (top level only) and turn every relevant event into one debounced `rescan` on the
+// bus. Events are only hints (rule 9): no path or content travels with them, and chokidar's
+// atomic/awaitWriteFinish heuristics stay off because the scanner's settling decides. On an
+// inotify error, or when apps.d is removed or replaced by another inode, it emits
+// `watcher-degraded`, closes, and re-arms with backoff until it can emit `watcher-armed` (rule 11).
+// It never talks to the VMM. Resolves after the first arm attempt, armed or degraded.
+export async function watchAppsDir(options: AppsWatcherOptions): Promise<AppsWatcher> {
+  const { dir, bus, clock } = options;
+  const debounceMs = options.debounceMs ?? 100;
+  const rearm = options.rearm ?? { initialMs: 1_000, maxMs: 60_000 };
+  const watch = options.watch ?? chokidarWatch;
+  let state: WatcherState = options.enabled === false ? 'disabled' : 'arming';
+  let watcher: FSWatcher | undefined;
+  let armedAs: DirId | undefined;
+  let tick: TimerHandle | undefined;
+  let retry: TimerHandle | undefined;
+  let delay = rearm.initialMs;
+  let dirty = false;
+  // Bumped whenever a chokidar instance is discarded, so its late events are ignored.
+  let generation = 0;
+
+  async function discard(): Promise<void> {
+    generation += 1;
+    tick?.cancel();
+    tick = undefined;
+    dirty = false;
+    const old = watcher;
+    watcher = undefined;
+    // The instance is being thrown away; a failing close leaves nothing to act on.
+    await old?.close().catch(() => undefined);
+  }
+
+  async function degrade(fault: WatchFault): Promise<void> {
+    if (state !== 'armed' && state !== 'arming') return;
+    state = 'degraded';
+    await discard();
+    if (state !== 'degraded') return;
+    const retryInMs = delay;
+    delay = Math.min(delay * 2, rearm.maxMs);
+    retry = clock.schedule(retryInMs, () => {
+      retry = undefined;
+      void arm();
+    });
+    bus.emit(BUS_EVENTS.watcherDegraded, { dir, reason: fault.message, code: fault.code, retryInMs });
+    bus.emit(BUS_EVENTS.rescan, { dir, reason: 'watcher-degraded' });
+  }
+
+  // The debounce timer fired: make sure apps.d is still the directory we armed on, then rescan.
+  async function check(): Promise<void> {
+    const id = await identify(dir).catch((err: unknown) => faultOf(dir, err));
+    if (state !== 'armed' || armedAs === undefined) return;
+    if (id instanceof WatchFault) return degrade(id);
+    if (id.dev !== armedAs.dev || id.ino !== armedAs.ino) {
+      return degrade(new WatchFault('APPS_DIR_REPLACED', `${dir}: was replaced by another directory (inode ${armedAs.ino} -> ${id.ino}); re-arming the file watcher on it`));
+    }
+    if (!dirty) return;
+    dirty = false;
+    bus.emit(BUS_EVENTS.rescan, { dir, reason: 'fs-event' });
+  }
+
+  function hint(gen: number, relevant: boolean): void {
+    if (gen !== generation || state !== 'armed') return;
+    dirty ||= relevant;
+    tick ??= clock.schedule(debounceMs, () => {
+      tick = undefined;
+      void check();
+    });
+  }
+
+  async function arm(): Promise<void> {
+    if (state === 'closed') return;
+    state = 'arming';
+    const gen = ++generation;
+    try {
+      const before = await identify(dir);
+      const w = watch(dir, { depth: 0, ignoreInitial: true, atomic: false, awaitWriteFinish: false, followSymlinks: false, persistent: true });
+      watcher = w;
+      // Any event, even a raw one for a noise name, re-checks the directory's identity; only
+      // events that can change what apps.d means mark it dirty.
+      w.on('all', (_event, path) => hint(gen, path === dir || !isNoiseEvent(path)));
+      w.on('raw', (_event, name) => hint(gen, name !== null && !isNoiseEvent(name)));
+      w.on('error', (err) => {
+        if (gen === generation) void degrade(faultOf(dir, err));
+      });
+      await waitReady(w);
+      const after = await identify(dir);
+      if (after.dev !== before.dev || after.ino !== before.ino) throw new WatchFault('APPS_DIR_REPLACED', `${dir}: was replaced while the watcher started`);
+      if (gen !== generation || state !== 'arming') return;
+      armedAs = after;
+      state = 'armed';
+      delay = rearm.initialMs;
+      bus.emit(BUS_EVENTS.watcherArmed, { dir, ino: after.ino });
+      // Changes made while no watcher ran (or before the first one) are not lost.
+      bus.emit(BUS_EVENTS.rescan, { dir, reason: 'watcher-armed' });
+    } catch (err) {
+      if (gen === generation) await degrade(faultOf(dir, err));
+    }
+  }
+
+  if (state === 'arming') await arm();
+  return {
+    state: () => state,
+    async close() {
+      state = 'closed';
+      retry?.cancel();
+      retry = undefined;
+      await discard();
+    },
+  };
+}
