@@ -11,6 +11,9 @@ import { finalizeApp } from './finalize.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
 import { waitBooted } from '../src/controller/vm-wait.ts';
 import { describeError } from '../src/errors.ts';
+import type { Decision } from '../src/log/decision.ts';
+import { createHash } from 'node:crypto';
+import type { Plan } from './plan.ts';
 
 export type ReconcileDeps = HandlerDeps & {
   // What the files say about this app right now.
@@ -20,6 +23,8 @@ export type ReconcileDeps = HandlerDeps & {
   listVms(name: string): Promise<VmInfo[]>;
   // Mark that this app's VMs changed, so the next listVms(name) asks the VMM again.
   touched(name: string): void;
+  // One journal line per decision (APPS-DIR rule 22).
+  decide(decision: Decision): void;
 };
 
 // How long to look again while a VM someone else is removing frees its ports.
@@ -30,10 +35,13 @@ const REMOVAL_POLL_MS = 1_000;
 export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<ReconcileResult> {
   const desired = deps.desired(name);
   const record = await deps.loadRecord(name);
+  let decision: Decision | undefined;
   try {
-    return await step(name, desired, record, deps);
+    return await step(name, desired, record, deps, (d) => {
+      decision = d;
+      deps.decide(d);
+    });
   } catch (error) {
-    deps.touched(name);
     const message = describeError(error);
     if (record || desired.kind === 'app') {
       const file = desired.kind === 'app' ? desired.spec.file : (record?.file ?? name);
@@ -41,20 +49,37 @@ export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<R
       if (latest) await deps.records.save({ ...latest, phase: 'failed', lastError: message });
       await deps.report({ app: name, file, phase: 'failed', record: latest, error: message });
     }
-    return { kind: 'retry', error };
+    const failed = decision ? { ...decision, reason: `${decision.action} failed: ${message}`, level: 'error' as const } : undefined;
+    return { kind: 'retry', error, decision: failed };
+  } finally {
+    // Whatever this step did to the VMs, a Status asked for before now no longer shows it.
+    if (decision && decision.action !== 'noop') deps.touched(name);
   }
 }
 
-async function step(name: string, desired: Desired, record: AppRecord | undefined, deps: ReconcileDeps): Promise<ReconcileResult> {
+async function step(
+  name: string,
+  desired: Desired,
+  record: AppRecord | undefined,
+  deps: ReconcileDeps,
+  decide: (d: Decision) => void,
+): Promise<ReconcileResult> {
   const vms = await deps.listVms(name);
   const appId = desired.kind === 'app' ? appIdOf(desired.spec.composeHash) : undefined;
   const { vm, duplicates } = findAppVm(vms, name, appId, record);
-  for (const dup of duplicates) await removeVm(dup, deps);
+  if (duplicates.length > 0) deps.touched(name);
+  for (const dup of duplicates) {
+    decide({ app: name, file: record?.file ?? name, action: 'teardown', reason: `duplicate VM ${dup.id} of this app` });
+    await removeVm(dup, deps);
+  }
   const plan = planApp(desired, record, vm);
   if (plan.action !== 'noop') deps.touched(name);
+  decide(decisionOf(name, desired, record, vm, plan));
 
   switch (plan.action) {
     case 'noop':
+      // The content may have been held back (invalid) while this VM kept running: say it runs.
+      if (record && desired.kind === 'app') await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record });
       return { kind: 'done' };
     case 'await-removal':
       return { kind: 'requeueAfter', ms: REMOVAL_POLL_MS };
@@ -90,6 +115,35 @@ async function step(name: string, desired: Desired, record: AppRecord | undefine
       break;
   }
   return { kind: 'done' };
+}
+
+const composeHashOfVm = (vm: VmInfo | undefined) =>
+  vm?.configuration ? createHash('sha256').update(vm.configuration.compose_file, 'utf8').digest('hex') : undefined;
+
+// The journal line for a plan: what, from which hash to which, and why.
+function decisionOf(name: string, desired: Desired, record: AppRecord | undefined, vm: VmInfo | undefined, plan: Plan): Decision {
+  const file = desired.kind === 'app' ? desired.spec.file : (record?.file ?? name);
+  const to = desired.kind === 'app' ? desired.spec.composeHash : undefined;
+  const from = composeHashOfVm(vm) ?? record?.appliedHash;
+  const base = { app: name, file };
+  switch (plan.action) {
+    case 'deploy':
+      return { ...base, action: 'deploy', to, reason: record?.vmId ? `VM ${record.vmId} is gone; deploying again` : 'new app' };
+    case 'upgrade':
+      return { ...base, action: 'upgrade', from, to, reason: `changed: ${plan.changes.join(', ')}` };
+    case 'restart':
+      return { ...base, action: 'deploy', from, to, reason: `VM ${vm?.id} is ${vm?.status}${vm?.boot_error ? ` (${vm.boot_error})` : ''}; starting it` };
+    case 'teardown':
+    case 'forget':
+      return { ...base, action: 'teardown', from: record?.appliedHash, reason: 'file deleted (confirmed)' };
+    case 'await-removal':
+      return { ...base, action: 'noop', reason: `VM ${vm?.id} is being removed; waiting` };
+    case 'await-boot':
+    case 'finalize':
+      return { ...base, action: 'noop', from, to, reason: `VM ${vm?.id} runs this content; adopting it` };
+    case 'noop':
+      return { ...base, action: 'noop', from, to, reason: 'up to date' };
+  }
 }
 
 // A record for a VM found by name and app id with no record of ours (crash before the first save).

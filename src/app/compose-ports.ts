@@ -28,10 +28,15 @@ export function deriveComposePorts(
     // A service in a profile only starts when that profile is active, and nothing activates one
     // inside the CVM, so it publishes nothing (the compatibility pass says so).
     if (spec.profiles && spec.profiles.length > 0) continue;
+    // With host networking compose drops `ports:`; the service listens on CVM ports directly.
+    if (spec['network_mode'] === 'host') continue;
     (spec.ports ?? []).forEach((entry, index) => {
       const path = ['services', service, 'ports', index];
       const parts = splitPortEntry(source, path, entry);
       const label = `service ${service} (${describeEntry(entry)})`;
+      if (parts.address !== undefined && !ANY_ADDRESS.has(parts.address)) {
+        warnings.push({ service, key: 'ports', message: boundInsideWarning(describeEntry(entry), parts) });
+      }
       if (parts.hostPorts.length === 0) {
         warnings.push({
           service,
@@ -47,6 +52,27 @@ export function deriveComposePorts(
     });
   }
   return { declared, warnings };
+}
+
+// The docker inside the CVM binds the host IP too. Forwarded traffic arrives at the CVM's own
+// network address, so only a wildcard bind receives it.
+const ANY_ADDRESS = new Set(['0.0.0.0', '::']);
+
+function boundInsideWarning(entry: string, parts: PortParts): string {
+  const address = parts.address ?? '';
+  const inside = isLoopback(address)
+    ? `binds ${address} inside the CVM too, where forwarded traffic does not arrive (it reaches the CVM's own address), so the port is likely unreachable`
+    : `makes the CVM's docker bind ${address}, an address the CVM does not have, so the container fails to start`;
+  const hostAddress = address.includes(':') ? `[${address}]` : address;
+  const port = parts.hostPorts[0] ?? parts.containerPorts[0];
+  return (
+    `${entry} ${inside}; drop the IP so the CVM publishes on all its addresses (the host side then uses [apps] port_address), ` +
+    `or pick the host address with x-dstack.ports (e.g. "${parts.protocol}:${hostAddress}:${port}:${port}")`
+  );
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.');
 }
 
 function describeEntry(entry: PortEntry): string {

@@ -3,13 +3,17 @@
 // reconciler, the `hash` command and the tests all get the same answer for the same text.
 import type { Config } from '../config.ts';
 import type { PortMapping } from '../vmm/messages.ts';
+import { checkCompatibility } from './compat.ts';
+import type { Finding } from './compat.ts';
 import { deriveComposePorts } from './compose-ports.ts';
+import { AppError } from './errors.ts';
 import { composeHashOf, renderManifest } from './manifest.ts';
 import { checkAppName } from './name.ts';
 import { parseOverrides } from './overrides.ts';
 import { parseCompose } from './parse.ts';
 import { checkPortMappings } from './port-rules.ts';
 import { validateCompose } from './schema.ts';
+import type { Source } from './source.ts';
 import type { AppWarning } from './warning.ts';
 import { parseXdstackPorts } from './xdstack-ports.ts';
 
@@ -59,18 +63,30 @@ export type AppSpec = {
   warnings: AppWarning[];
 };
 
+// A spec together with the refusals of the compatibility pass, before deciding to deploy.
+export type AppReview = { spec: AppSpec; refusal: AppError | undefined };
+
 // Build the spec; throws AppError (APP_NAME, APP_ENCODING, APP_EMPTY, APP_YAML, APP_SCHEMA,
-// APP_XDSTACK_KEY, APP_XDSTACK_VALUE, APP_PORTS) naming the file, line and fix.
+// APP_XDSTACK_KEY, APP_XDSTACK_VALUE, APP_PORTS, APP_REFUSED) naming the file, line and fix.
 export function buildAppSpec(input: AppSpecInput): AppSpec {
+  const { spec, refusal } = reviewAppSpec(input);
+  if (refusal) throw refusal;
+  return spec;
+}
+
+// Run every check and report refusals (APP_REFUSED) without throwing them, so a caller can show
+// the whole picture of a file that cannot deploy; other AppErrors still throw.
+export function reviewAppSpec(input: AppSpecInput): AppReview {
   const { name, file, text, defaults } = input;
   checkAppName(file, name);
   const parsed = parseCompose(file, text);
   const compose = validateCompose(parsed, parsed.data);
   const overrides = parseOverrides(parsed, compose['x-dstack']);
+  const allowedEnvs = [...new Set(input.envKeys ?? [])].sort();
+  const compat = checkCompatibility(compose, { app: name, envKeys: new Set(allowedEnvs) });
   const derived = deriveComposePorts(parsed, compose.services, defaults.portAddress);
   const declared = overrides.ports ? parseXdstackPorts(parsed, overrides.ports, defaults.portAddress) : derived.declared;
   const ports = checkPortMappings(parsed, declared);
-  const allowedEnvs = [...new Set(input.envKeys ?? [])].sort();
   const settings = {
     kms: overrides.kms ?? true,
     gateway: overrides.gateway ?? false,
@@ -78,7 +94,8 @@ export function buildAppSpec(input: AppSpecInput): AppSpec {
     publicSysinfo: overrides.public_sysinfo ?? true,
   };
   const manifest = renderManifest({ name, composeText: text, allowedEnvs, ...settings });
-  return {
+  const warnings = sortFindings([...compat.warnings.map(withoutPath), ...derived.warnings]);
+  const spec: AppSpec = {
     name,
     file,
     manifest,
@@ -90,6 +107,26 @@ export function buildAppSpec(input: AppSpecInput): AppSpec {
     disk: overrides.disk ?? defaults.disk,
     ...settings,
     allowedEnvs,
-    warnings: derived.warnings,
+    warnings,
   };
+  return { spec, refusal: compat.refusals.length > 0 ? refusalError(parsed, compat.refusals, warnings) : undefined };
+}
+
+// One error for all refusals, positioned at the first; the lists ride along for status output.
+function refusalError(source: Source, refusals: readonly Finding[], warnings: readonly AppWarning[]): AppError {
+  const [first] = refusals;
+  const lines = refusals.map((r) => `${r.service ? `service ${r.service}: ` : ''}${r.key}: ${r.message}`);
+  return new AppError('APP_REFUSED', source.file, `cannot run in a CVM as written: ${lines.join('; ')}`, first && source.locate(first.path), {
+    refusals: sortFindings(refusals.map(withoutPath)),
+    warnings,
+  });
+}
+
+function withoutPath({ service, key, message }: Finding): AppWarning {
+  return { service, key, message };
+}
+
+// File-level first, then by service and key; stable, so equal files list findings identically.
+function sortFindings(findings: AppWarning[]): AppWarning[] {
+  return findings.sort((a, b) => a.service.localeCompare(b.service) || a.key.localeCompare(b.key));
 }

@@ -3,11 +3,13 @@
 // touching the VMM. The manifest printed is the string whose sha256 is the compose hash.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { AppError } from '../app/errors.ts';
 import { appIdOf } from '../app/manifest.ts';
 import { decodeComposeText } from '../app/parse.ts';
 import { appNameOfFile } from '../app/name.ts';
 import { appDefaultsOf, buildAppSpec } from '../app/spec.ts';
 import type { AppSpec } from '../app/spec.ts';
+import type { AppWarning } from '../app/warning.ts';
 import { loadConfig } from '../config.ts';
 import { SupervisorError, describeError } from '../errors.ts';
 
@@ -44,9 +46,15 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (!(err instanceof SupervisorError)) throw err;
-    process.stderr.write(`dstack-supervisor hash: ${err.message}\n`);
+    // A refused file may also have warnings; show them now rather than after the next fix.
+    const warnings = err instanceof AppError ? err.warnings.map((w) => `warning: ${describeWarning(w)}\n`) : [];
+    process.stderr.write(`dstack-supervisor hash: ${err.message}\n${warnings.join('')}`);
     return 1;
   }
+}
+
+function describeWarning(w: AppWarning): string {
+  return `${w.service ? `service ${w.service}: ` : ''}${w.key}: ${w.message}`;
 }
 
 async function readComposeFile(file: string): Promise<Buffer> {
@@ -70,7 +78,7 @@ function toJson(spec: AppSpec) {
 
 function formatText(spec: AppSpec): string {
   const ports = spec.ports.map((p) => `${p.protocol} ${p.host_address}:${p.host_port} -> CVM ${p.vm_port}`);
-  const warnings = spec.warnings.map((w) => `${w.service || '(file)'}: ${w.key}: ${w.message}`);
+  const warnings = spec.warnings.map(describeWarning);
   const list = (items: string[]) => (items.length === 0 ? ['(none)'] : items).join('\n' + ' '.repeat(14));
   return [
     `name          ${spec.name}`,

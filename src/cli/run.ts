@@ -1,5 +1,63 @@
-// Placeholder until the run command lands; exits non-zero so nothing mistakes it for success.
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write('dstack-supervisor run: not implemented yet\n');
-  return 1;
+import { parseArgs } from 'node:util';
+import { mkdir } from 'node:fs/promises';
+import { loadConfig, type Config } from '../config.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
+import { startSupervisor } from '../supervisor.ts';
+import { describeError } from '../errors.ts';
+
+// The simulated host, started in this process only when `[sim] enabled = true`.
+async function startSimulatedHost(config: Config, log: Logger): Promise<{ config: Config; stop: () => Promise<void> }> {
+  const { startSimHost } = await import('../sim/host.ts');
+  const { seedSimAuthConfig } = await import('../sim/seed.ts');
+  await mkdir(config.sim.dir, { recursive: true });
+  if (await seedSimAuthConfig(config.auth.config_path)) log.info({ FILE: config.auth.config_path }, 'simulated host: wrote a starting auth-config.json');
+  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, kmsUrls: ['https://10.0.2.2:12001'] });
+  log.warn({ VMM: sim.vmmUrl }, `SIMULATED HOST: dstack-vmm is simulated at ${sim.vmmUrl} ([sim] enabled = true); no CVM is real`);
+  return { config: { ...config, vmm: { ...config.vmm, url: sim.vmmUrl, token_file: sim.tokenFile ?? '' } }, stop: sim.stop };
+}
+
+// Resolve on the first SIGTERM or SIGINT; a second one exits at once.
+function untilSignal(log: Logger): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (signal: string) => {
+      log.info(`${signal}: stopping; running apps keep running`);
+      process.removeAllListeners('SIGTERM');
+      process.removeAllListeners('SIGINT');
+      process.once('SIGTERM', () => process.exit(143));
+      process.once('SIGINT', () => process.exit(130));
+      resolve(signal);
+    };
+    process.once('SIGTERM', () => on('SIGTERM'));
+    process.once('SIGINT', () => on('SIGINT'));
+  });
+}
+
+// `dstack-supervisor run [--config FILE]`: the service's entry point.
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
+  const log = createLogger({ level: process.env.DSTACK_SUPERVISOR_LOG_LEVEL === 'debug' ? 'debug' : 'info' });
+  let config: Config;
+  try {
+    config = await loadConfig(values.config);
+  } catch (err) {
+    log.error(describeError(err));
+    return 1;
+  }
+  let sim: Awaited<ReturnType<typeof startSimulatedHost>> | undefined;
+  try {
+    if (config.sim.enabled) {
+      sim = await startSimulatedHost(config, log);
+      config = sim.config;
+    }
+    const supervisor = await startSupervisor({ config, log });
+    await untilSignal(log);
+    await supervisor.stop();
+    log.info('stopped');
+    return 0;
+  } catch (err) {
+    log.error({ err }, describeError(err));
+    return 1;
+  } finally {
+    await sim?.stop();
+  }
 }

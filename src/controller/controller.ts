@@ -18,6 +18,8 @@ export type ControllerDeps<S extends { composeHash: string }> = {
   // Told when the directory itself cannot be listed (rule 12) and when it can again.
   dirFault(reason: string | undefined): void;
   onResult?(name: string, result: ReconcileResult): void;
+  // A reconcile failed; it is retried after `retryInMs` (rule 16).
+  failed(name: string, result: Extract<ReconcileResult, { kind: 'retry' }>, retryInMs: number): void;
   clock: Clock;
   settings: { resyncMs: number; deleteConfirmMs: number; concurrency: number; backoff: BackoffPolicy };
 };
@@ -49,10 +51,11 @@ export function createController<S extends { composeHash: string }>(deps: Contro
     concurrency: settings.concurrency,
     clock,
     process: (name) => deps.reconcile(name),
-    retryDelay: (name) => {
+    retryDelay: (name, result) => {
       const v = verdicts.get(name);
-      const { delayMs } = backoff.fail(name, v?.kind === 'app' ? v.spec.composeHash : v?.kind ?? '');
+      const { delayMs } = backoff.fail(name, v?.kind === 'app' ? v.spec.composeHash : (v?.kind ?? ''));
       notBefore.set(name, clock.now() + delayMs);
+      deps.failed(name, result, delayMs);
       return delayMs;
     },
     onResult: (name, result) => {

@@ -5,17 +5,20 @@ import type { PortMapping } from '../vmm/messages.ts';
 
 // One candidate file as the scanner saw it.
 export type ListedApp =
-  | { name: string; file: string; kind: 'settled'; fileHash: string; text: string }
+  | { name: string; file: string; kind: 'settled'; fileHash: string; bytes: Buffer }
   | { name: string; file: string; kind: 'unsettled' }
-  // Refused before reading: owner, mode, symlink, size, duplicate identity (rules 1, 3, 4).
-  | { name: string; file: string; kind: 'refused'; code: string; reason: string };
+  // Refused before reading: owner, mode, symlink, size (rules 1, 4), or two files for one name (rule 3).
+  | { name: string; file: string; kind: 'refused'; code: string; reason: string; conflict?: boolean };
 
 // A built spec, or why the file cannot be built (rule 8).
 export type BuiltSpec<S> = { ok: true; spec: S; ports: PortMapping[] } | { ok: false; code: string; reason: string };
 
+// Why an app is held back; 'conflict' covers both duplicate identities and port clashes.
+export type HoldReason = 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'delete-pending';
+
 export type AppVerdict<S> =
   | { kind: 'app'; spec: S; fileHash: string }
-  | { kind: 'hold'; why: 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'dir-fault' | 'delete-pending'; reason: string; fileHash?: string }
+  | { kind: 'hold'; why: HoldReason; reason: string; fileHash?: string }
   | { kind: 'gone' };
 
 export type DeleteGuards = {
@@ -52,7 +55,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
     if (app.kind === 'unsettled') {
       verdicts.set(app.name, { kind: 'hold', why: 'unsettled', reason: 'waiting for the file to settle' });
     } else if (app.kind === 'refused') {
-      verdicts.set(app.name, { kind: 'hold', why: 'refused', reason: app.reason });
+      verdicts.set(app.name, { kind: 'hold', why: app.conflict ? 'conflict' : 'refused', reason: app.reason });
     } else {
       const result = input.build(app);
       if (!result.ok) {

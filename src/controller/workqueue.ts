@@ -1,10 +1,12 @@
 import type { Clock, TimerHandle } from '../clock.ts';
+import type { Decision } from '../log/decision.ts';
 
 // What one reconcile of a key asks the loop to do next (controller-runtime's Result).
 export type ReconcileResult =
   | { kind: 'done' }
   | { kind: 'requeueAfter'; ms: number }
-  | { kind: 'retry'; error: unknown }
+  // `decision` says what was being attempted, for the failure's journal line.
+  | { kind: 'retry'; error: unknown; decision?: Decision }
   | { kind: 'terminal'; error: unknown };
 
 export type WorkQueueOptions = {
@@ -13,7 +15,7 @@ export type WorkQueueOptions = {
   // Reconcile one key. Never runs twice at once for the same key.
   process: (key: string) => Promise<ReconcileResult>;
   // Delay before retrying a failed key; the caller owns backoff policy.
-  retryDelay: (key: string, error: unknown) => number;
+  retryDelay: (key: string, result: Extract<ReconcileResult, { kind: 'retry' }>) => number;
   // Told about every finished reconcile, for logging and metrics.
   onResult?: (key: string, result: ReconcileResult) => void;
 };
@@ -103,7 +105,7 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
     if (dirty.delete(key)) {
       add(key);
     } else if (result.kind === 'retry') {
-      addAfter(key, opts.retryDelay(key, result.error));
+      addAfter(key, opts.retryDelay(key, result));
     } else if (result.kind === 'requeueAfter') {
       addAfter(key, result.ms);
     }

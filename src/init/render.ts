@@ -23,6 +23,9 @@ export type RenderInputs = {
   vmmUrl: string;
   authConfigPath: string;
   osImagePin: string;
+  // The KMS port the init journal recorded; without it, the port in the current vmm.toml's
+  // `[cvm] kms_urls` is kept (so a lost journal never moves the KMS).
+  previousKmsPort?: number;
   isPortFree?: PortProbe;
   templatesDir?: string;
 };
@@ -63,7 +66,7 @@ export async function renderHostConfig(inputs: RenderInputs): Promise<RenderResu
   const kmsPort = await pickKmsPort(
     {
       configured: init.kms_port,
-      previous: previousKmsPort(existingVmm),
+      previous: inputs.previousKmsPort ?? previousKmsPort(existingVmm),
       ranges: init.port_ranges,
       reserved: [init.auth_port, init.key_provider_port, ...(vmmPort === undefined ? [] : [Number(vmmPort)])],
     },

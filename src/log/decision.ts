@@ -66,7 +66,7 @@ function shortHash(hash: string | null | undefined): string | undefined {
 }
 
 // `shop: upgrade 1a2b3c4d5e6f -> 9f8e7d6c5b4a: content changed`, readable without the fields.
-function describeDecision(app: string, action: DecisionAction, from?: string, to?: string, reason?: string): string {
+function describeDecision(app: string, action: DecisionAction, from: string | undefined, to: string | undefined, reason: string): string {
   const hashes = from && to ? ` ${from} -> ${to}` : from || to ? ` ${from ?? to}` : '';
   return `${app}: ${action}${hashes}: ${reason}`;
 }

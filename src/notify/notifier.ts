@@ -37,7 +37,7 @@ export type Notifier = {
   watchdog(): Promise<void>;
 };
 
-// Failure codes of this module; a failed notification is logged, never thrown.
+// The code of a failed notification; it is logged, never thrown.
 export const NOTIFY_FAILED = 'NOTIFY_FAILED';
 
 const DEFAULT_TIMEOUT_MS = 10_000;

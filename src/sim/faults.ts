@@ -1,6 +1,6 @@
 // Fault injection for the simulated VMM, as a plain in-process object: failed and slow calls,
 // crashed VMs and a VMM restart. The server consults `gate` around every prpc call.
-import type { Scheduler } from './clock.ts';
+import type { Scheduler } from './scheduler.ts';
 import { VmmRejection } from './vm-rules.ts';
 import type { VmmState } from './vmm-state.ts';
 
@@ -40,8 +40,7 @@ export function createFaults(state: VmmState, scheduler: Scheduler, server: Serv
   const latency = new Map<string, number>();
   const log: string[] = [];
   const ALL = '*';
-  const sleep = (ms: number): Promise<void> =>
-    ms <= 0 ? Promise.resolve() : new Promise((resolve) => scheduler.after(ms, resolve));
+  const sleep = (ms: number): Promise<void> => scheduler.sleep(ms);
 
   const gate: FaultGate = async (method, apply) => {
     log.push(method);

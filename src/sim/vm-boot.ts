@@ -2,7 +2,7 @@
 // over the configured boot delay, with the app-key request in the middle. A KMS-mode guest asks
 // the auth webhook like the real KMS would, and on a denial reports boot.error and powers off.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Scheduler } from './clock.ts';
+import type { Scheduler } from './scheduler.ts';
 import { pushEvent, type SimVm } from './vm-record.ts';
 import { hashCompose, parseAppCompose, type AppCompose } from './vm-rules.ts';
 

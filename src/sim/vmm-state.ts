@@ -4,7 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Id, UpdateVmRequest, VmConfiguration } from '../vmm/messages.ts';
-import { realClock, Scheduler, type SimClock } from './clock.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { Scheduler } from './scheduler.ts';
 import { runBoot, type BootDeps, type RequestAppKeys } from './vm-boot.ts';
 import { pushEvent, statusOf, type SimVm } from './vm-record.ts';
 import {
@@ -27,7 +28,7 @@ export type SimImage = { name: string; version: string; digest: string; isDev?: 
 // The VMM's configuration and the simulator's timing knobs.
 export type VmmStateOptions = {
   requestAppKeys: RequestAppKeys;
-  clock?: SimClock;
+  clock?: Clock;
   // Launch to boot_progress "done" (spread over the stages).
   bootDelayMs?: number;
   // ShutdownVm to "stopped".
@@ -72,7 +73,7 @@ export class VmmState {
   private readonly removeDelayMs: number;
 
   constructor(options: VmmStateOptions) {
-    this.scheduler = new Scheduler(options.clock ?? realClock);
+    this.scheduler = new Scheduler(options.clock ?? systemClock);
     this.images = options.images ?? [DEFAULT_SIM_IMAGE];
     this.portMapping = options.portMapping ?? DEFAULT_SIM_PORT_MAPPING;
     this.kmsUrls = options.kmsUrls ?? [];

@@ -72,6 +72,8 @@ export function createVmmClient(options: VmmClientOptions): VmmClient {
     try {
       token = (await readFile(options.tokenFile, 'utf8')).trim();
     } catch (err) {
+      // No file means no token (a VMM with [auth] off); a 401 then names the missing file.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
       throw tokenFileError(method, options.tokenFile, err);
     }
     return token === '' ? {} : { authorization: `Bearer ${token}` };

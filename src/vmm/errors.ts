@@ -52,7 +52,7 @@ export function unauthorizedError(method: string, url: string, tokenFile: string
       ? `dstack-vmm at ${url} requires a token (HTTP 401 on ${method}) and none is configured; ` +
         'set the VMM token file in supervisor.toml to a file holding one of [auth].tokens of vmm.toml'
       : `dstack-vmm at ${url} rejected the token from ${tokenFile} (HTTP 401 on ${method}); ` +
-        `check that ${tokenFile} holds one of [auth].tokens of vmm.toml and that dstack-vmm was restarted after the change`;
+        `check that ${tokenFile} exists and holds one of [auth].tokens of vmm.toml, and that dstack-vmm was restarted after the change`;
   return new VmmError('VMM_UNAUTHORIZED', message, { method });
 }
 

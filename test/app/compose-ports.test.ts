@@ -9,17 +9,18 @@ const ACCEPTED: [string, string, string[], number][] = [
   // [case, ports YAML, mappings, warnings]
   ['host:container', '      - "9300:80"\n', ['tcp 10.9.8.7:9300>9300'], 0],
   ['unquoted host:container', '      - 9300:80\n', ['tcp 10.9.8.7:9300>9300'], 0],
-  ['IPv4 prefix sets host_address', '      - "127.0.0.1:9300:80"\n', ['tcp 127.0.0.1:9300>9300'], 0],
-  ['0.0.0.0 prefix', '      - "0.0.0.0:9300:80"\n', ['tcp 0.0.0.0:9300>9300'], 0],
-  ['bracketed IPv6 prefix', '      - "[::1]:9300:80"\n', ['tcp ::1:9300>9300'], 0],
-  ['bare IPv6 prefix', '      - "fd00::1:9300:80"\n', ['tcp fd00::1:9300>9300'], 0],
+  ['IPv4 prefix sets host_address (and warns)', '      - "127.0.0.1:9300:80"\n', ['tcp 127.0.0.1:9300>9300'], 1],
+  ['0.0.0.0 prefix (no warning: the CVM binds all addresses)', '      - "0.0.0.0:9300:80"\n', ['tcp 0.0.0.0:9300>9300'], 0],
+  ['[::] prefix', '      - "[::]:9300:80"\n', ['tcp :::9300>9300'], 0],
+  ['bracketed IPv6 prefix', '      - "[::1]:9300:80"\n', ['tcp ::1:9300>9300'], 1],
+  ['bare IPv6 prefix', '      - "fd00::1:9300:80"\n', ['tcp fd00::1:9300>9300'], 1],
   ['udp suffix', '      - "5353:53/udp"\n', ['udp 10.9.8.7:5353>5353'], 0],
   ['tcp and udp on one host port', '      - "53:53/udp"\n      - "53:53"\n', ['tcp 10.9.8.7:53>53', 'udp 10.9.8.7:53>53'], 0],
   ['range', '      - "8080-8082:80-82"\n', ['tcp 10.9.8.7:8080>8080', 'tcp 10.9.8.7:8081>8081', 'tcp 10.9.8.7:8082>8082'], 0],
-  ['range with IP and udp', '      - "127.0.0.1:7000-7001:7000-7001/udp"\n', ['udp 127.0.0.1:7000>7000', 'udp 127.0.0.1:7001>7001'], 0],
+  ['range with IP and udp', '      - "127.0.0.1:7000-7001:7000-7001/udp"\n', ['udp 127.0.0.1:7000>7000', 'udp 127.0.0.1:7001>7001'], 1],
   ['container port only (string)', '      - "80"\n', [], 1],
   ['container port only (number)', '      - 80\n', [], 1],
-  ['IP with empty host port', '      - "127.0.0.1::80"\n', [], 1],
+  ['IP with empty host port', '      - "127.0.0.1::80"\n', [], 2],
   ['host port 0 means ephemeral', '      - "0:80"\n', [], 1],
   ['container range without host', '      - "80-81"\n', [], 1],
   ['long syntax', '      - target: 80\n        published: 8080\n', ['tcp 10.9.8.7:8080>8080'], 0],
@@ -51,6 +52,19 @@ test('ports: `ports:` with no value publishes nothing', () => {
 test('ports: output is sorted by protocol then host port, across services', () => {
   const spec = specOf('services:\n  b:\n    ports: ["9000:1", "53:53/udp"]\n  a:\n    ports: ["8000:1", "100:1"]\n');
   assert.deepEqual(portsOf(spec), ['tcp 10.9.8.7:100>100', 'tcp 10.9.8.7:8000>8000', 'tcp 10.9.8.7:9000>9000', 'udp 10.9.8.7:53>53']);
+});
+
+test('ports: an IP prefix warns that the CVM binds it too', () => {
+  const [loopback] = specOf(withPorts('      - "127.0.0.1:9300:80"\n')).warnings;
+  assert.match(loopback?.message ?? '', /binds 127\.0\.0\.1 inside the CVM too.*likely unreachable.*"tcp:127\.0\.0\.1:9300:9300"/);
+  const [other] = specOf(withPorts('      - "[fd00::1]:9300:80/udp"\n')).warnings;
+  assert.match(other?.message ?? '', /an address the CVM does not have, so the container fails to start.*"udp:\[fd00::1\]:9300:9300"/);
+});
+
+test('ports: a service with network_mode host maps no ports (compose drops them)', () => {
+  const spec = specOf('services:\n  web:\n    network_mode: host\n    ports: ["80:80"]\n');
+  assert.deepEqual(portsOf(spec), []);
+  assert.deepEqual(spec.warnings.map((w) => w.key), ['network_mode']);
 });
 
 test('ports: the no-host-port warning names the service and says why', () => {

@@ -44,7 +44,7 @@ const EXPECTED: Record<string, { ports: string[]; warnings: string[]; hash: stri
   },
   'ip-prefix.yaml': {
     ports: ['tcp 127.0.0.1:9300>9300', 'tcp 0.0.0.0:9301>9301', 'tcp ::1:9302>9302', 'tcp ::1:9303>9303'],
-    warnings: [],
+    warnings: ['web/ports', 'web/ports', 'web/ports'],
     hash: 'ade7d676fa062401486c33eddd9b5dd36eb3e17b21f8037fce2e62c7bf133c99',
   },
   'long-ports.yaml': {
@@ -59,11 +59,11 @@ const EXPECTED: Record<string, { ports: string[]; warnings: string[]; hash: stri
   },
   'no-host-port.yaml': {
     ports: ['tcp 127.0.0.1:8092>8092'],
-    warnings: ['web/ports', 'web/ports', 'web/ports', 'web/ports'],
+    warnings: ['web/ports', 'web/ports', 'web/ports', 'web/ports', 'web/ports'],
     hash: '278682089bfcf1734b5db36f48861c8d6c02ffae1970cc28d48a4d6e193d24b2',
   },
   'no-trailing-newline.yaml': { ports: ['tcp 127.0.0.1:8096>8096'], warnings: [], hash: '8b5d9c3cc542ab201dd94af356e54961a3b02fd7fb76525681814f298a4b97ec' },
-  'profiles.yaml': { ports: ['tcp 127.0.0.1:8100>8100'], warnings: [], hash: 'a1d45097caa11b4356487f82ce5d96b5203ee212dedc0ba6e3330e3013cc73ff' },
+  'profiles.yaml': { ports: ['tcp 127.0.0.1:8100>8100'], warnings: ['debug/profiles'], hash: 'a1d45097caa11b4356487f82ce5d96b5203ee212dedc0ba6e3330e3013cc73ff' },
   'quotes-backslashes.yaml': { ports: ['tcp 127.0.0.1:8095>8095'], warnings: [], hash: '9c8ff3f6989b3b908118cadfe5bd76b8c66c5f6e1d1e38133bfd97fc8d009ce9' },
   'ranges.yaml': {
     ports: [
@@ -74,7 +74,7 @@ const EXPECTED: Record<string, { ports: string[]; warnings: string[]; hash: stri
       'udp 127.0.0.1:7000>7000',
       'udp 127.0.0.1:7001>7001',
     ],
-    warnings: [],
+    warnings: ['web/ports'],
     hash: 'a98fb3ba39fc30b708b0028860aef1dca9f2a2be1a1f3eb643d36cc23fab8b72',
   },
   'tabs.yaml': { ports: ['tcp 127.0.0.1:8091>8091'], warnings: [], hash: '8b60df34c7f03893f9445f8211abe70c7e63f20bd5e6298d9fde84e0675b3409' },

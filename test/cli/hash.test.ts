@@ -62,7 +62,7 @@ test('hash prints name, app id, hash, ports and the manifest as text', async (t)
   assert.match(stdout, /\napp id {8}[0-9a-f]{40}\n/);
   assert.match(stdout, /\ncompose hash {2}[0-9a-f]{64}\n/);
   assert.match(stdout, /\nports {9}tcp 127\.0\.0\.1:8092 -> CVM 8092\n/);
-  assert.match(stdout, /\nwarnings {6}web: ports: "80" has no host port/);
+  assert.match(stdout, /\nwarnings {6}service web: ports: "80" has no host port/);
   assert.match(stdout, /\nmanifest\n\{\n {2}"manifest_version": 2,/);
 });
 
@@ -92,4 +92,23 @@ test('a missing file exits 1; missing arguments exit 2 with usage', async (t) =>
   const usage = await hash([]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /Usage: dstack-supervisor hash FILE/);
+});
+
+test('a refused file exits 1 with every refusal and warning on stderr', async (t) => {
+  const text = 'services:\n  web:\n    build: .\n    volumes: ["./conf:/etc/app"]\n    ports: ["8080:80"]\n';
+  const { config, file } = await setUp(t, 'app.yaml', { text });
+  const { code, stdout, stderr } = await hash([file, '--json', '--config', config]);
+  assert.equal(code, 1);
+  assert.equal(stdout, '');
+  assert.match(stderr, new RegExp(`^dstack-supervisor hash: ${file}:3:12: cannot run in a CVM as written: service web: build: has \`build:\` but no \`image:\``));
+  assert.match(stderr, /\nwarning: service web: volumes: bind-mounts \.\/conf from the host/);
+});
+
+test('hash --json lists warnings as {service, key, message}', async (t) => {
+  const { config, file } = await setUp(t, 'app.yaml', { fixture: 'no-host-port.yaml' });
+  const { code, stdout } = await hash([file, '--json', '--config', config]);
+  assert.equal(code, 0);
+  const { warnings } = JSON.parse(stdout);
+  assert.equal(warnings.length, 5);
+  for (const w of warnings) assert.deepEqual(Object.keys(w), ['service', 'key', 'message']);
 });

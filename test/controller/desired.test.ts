@@ -8,7 +8,7 @@ const settled = (name: string, port?: number): ListedApp => ({
   file: `apps.d/${name}.yaml`,
   kind: 'settled',
   fileHash: `h-${name}`,
-  text: port === undefined ? '' : String(port),
+  bytes: Buffer.from(port === undefined ? '' : String(port)),
 });
 
 function input(listed: ListedApp[], managed: string[], now: number): PlanInput<Spec> {
@@ -16,12 +16,14 @@ function input(listed: ListedApp[], managed: string[], now: number): PlanInput<S
     listed,
     managed: new Map(managed.map((n) => [n, { file: `apps.d/${n}.yaml`, running: true }])),
     build: (app) =>
-      app.text === 'bad'
+      app.bytes.toString() === 'bad'
         ? { ok: false, code: 'APP_YAML', reason: 'broken' }
         : {
             ok: true,
             spec: { composeHash: app.fileHash },
-            ports: app.text ? [{ protocol: 'tcp', host_port: Number(app.text), vm_port: Number(app.text), host_address: '127.0.0.1' }] : [],
+            ports: app.bytes.length
+              ? [{ protocol: 'tcp', host_port: Number(app.bytes.toString()), vm_port: Number(app.bytes.toString()), host_address: '127.0.0.1' }]
+              : [],
           },
     now,
     deleteConfirmMs: 5000,
@@ -69,7 +71,7 @@ test('rule 13: a single managed app can be deleted without the mass guard', () =
 
 test('rule 8: an invalid file holds its app and never becomes a teardown', () => {
   const guards: DeleteGuards = { absentSince: new Map() };
-  const bad: ListedApp = { ...settled('a'), text: 'bad' } as ListedApp;
+  const bad: ListedApp = { ...settled('a'), bytes: Buffer.from('bad') } as ListedApp;
   for (const now of [0, 10_000, 100_000]) {
     const v = planDirectory(input([bad], ['a'], now), guards).verdicts.get('a');
     assert.deepEqual(v, { kind: 'hold', why: 'invalid', reason: 'broken', fileHash: 'h-a' });

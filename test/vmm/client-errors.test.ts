@@ -72,10 +72,17 @@ describe('401 is VMM_UNAUTHORIZED', () => {
 });
 
 test('an unreadable token file is VMM_TOKEN_FILE and nothing is sent', async (t) => {
-  const { vmm, client } = await clientFor(t, { reply: {} }, { tokenFile: '/nonexistent/vmm-token' });
+  const { vmm, client } = await clientFor(t, { reply: {} }, { tokenFile: '/proc/self/mem' });
   const err = await rejectsWith(client.version(), 'VMM_TOKEN_FILE');
-  assert.match(err.message, /\/nonexistent\/vmm-token/);
+  assert.match(err.message, /\/proc\/self\/mem/);
   assert.equal(vmm.seen.length, 0);
+});
+
+test('a missing token file sends no token (a VMM with [auth] off)', async (t) => {
+  const { vmm, client } = await clientFor(t, { reply: {} }, { tokenFile: '/nonexistent/vmm-token' });
+  await client.version();
+  assert.equal(vmm.seen.length, 1);
+  assert.equal(vmm.seen[0]?.headers.authorization, undefined);
 });
 
 describe('no VMM listening is VMM_UNREACHABLE', () => {

@@ -1,0 +1,174 @@
+// The compatibility pass (issue 8): what in a compose file written for a laptop a CVM cannot
+// honour. A CVM has no build context, no files beside the compose file and no shell environment;
+// it has the images it can pull, named volumes on its encrypted disk, and NAME.env. Refusals stop
+// the deploy (the app would not start, or start wrong); warnings deploy and are shown.
+import { findHostFiles } from './compat-files.ts';
+import { findReferences } from './interpolation.ts';
+import type { Compose, ComposeService } from './schema.ts';
+import type { DataPath } from './source.ts';
+import type { AppWarning } from './warning.ts';
+
+// A finding with the YAML path it is about, so a refusal can point at its line.
+export type Finding = AppWarning & { path: DataPath };
+
+// Everything the pass found, in file order.
+export type CompatReport = { refusals: Finding[]; warnings: Finding[] };
+
+// What the pass needs besides the file: the app name (for "NAME.env") and the env keys it has.
+export type CompatContext = { app: string; envKeys: ReadonlySet<string> };
+
+// Check a validated compose file.
+export function checkCompatibility(compose: Compose, context: CompatContext): CompatReport {
+  const report: CompatReport = { refusals: [], warnings: [] };
+  const envFile = `${context.app}.env`;
+  if (compose['include'] !== undefined) {
+    report.refusals.push({
+      service: '',
+      key: 'include',
+      path: ['include'],
+      message: '`include:` pulls in other compose files, which are not in the CVM; paste their services into this file',
+    });
+  }
+  for (const [service, spec] of Object.entries(compose.services)) {
+    if (spec.profiles && spec.profiles.length > 0) {
+      report.warnings.push({
+        service,
+        key: 'profiles',
+        path: ['services', service, 'profiles'],
+        message:
+          `is in profile ${spec.profiles.join(', ')}, and no profile is active in the CVM: it does not start and its ports ` +
+          'are not mapped; remove `profiles:` to run it',
+      });
+      continue;
+    }
+    checkService(service, spec, envFile, report);
+  }
+  report.warnings.push(...findHostFiles(compose, envFile));
+  checkInterpolation(compose, context, envFile, report);
+  return report;
+}
+
+function checkService(service: string, spec: ComposeService, envFile: string, report: CompatReport): void {
+  const path = (key: string): DataPath => ['services', service, key];
+  if (spec['build'] !== undefined) {
+    const image = spec['image'];
+    if (typeof image !== 'string' || image === '') {
+      report.refusals.push({
+        service,
+        key: 'build',
+        path: path('build'),
+        message:
+          'has `build:` but no `image:`; a CVM cannot build (the build context is not there), it pulls images: build and push ' +
+          'the image to a registry, then replace `build:` with `image: <registry>/<name>:<tag>`',
+      });
+    } else {
+      report.warnings.push({
+        service,
+        key: 'build',
+        path: path('build'),
+        message: `\`build:\` cannot run in the CVM (the build context is not there); make sure ${image} is pushed to a registry the CVM can pull from, and drop \`build:\``,
+      });
+    }
+  }
+  const extendsFile = extendedFile(spec['extends']);
+  if (extendsFile !== undefined) {
+    report.refusals.push({
+      service,
+      key: 'extends',
+      path: path('extends'),
+      message: `\`extends:\` reads ${extendsFile}, which is not in the CVM; copy the keys it inherits into this service`,
+    });
+  }
+  if (spec['network_mode'] === 'host') {
+    report.warnings.push({
+      service,
+      key: 'network_mode',
+      path: path('network_mode'),
+      message:
+        'uses the CVM\'s network directly, so compose drops its `ports:` and the supervisor maps none for it; list the ports ' +
+        `it listens on in x-dstack.ports (e.g. "8080:8080"), or remove \`network_mode: host\``,
+    });
+  }
+  const runtime = spec['runtime'];
+  if (typeof runtime === 'string' && runtime !== 'runc') {
+    report.warnings.push({
+      service,
+      key: 'runtime',
+      path: path('runtime'),
+      message: `asks for container runtime ${runtime}, which the CVM's docker does not have unless the guest image ships it; the container will fail to start otherwise`,
+    });
+  }
+  if (spec['env_file'] !== undefined) {
+    report.warnings.push({
+      service,
+      key: 'env_file',
+      path: path('env_file'),
+      message:
+        `\`env_file:\` is read from the host, which the CVM cannot see; put the variables in ${envFile} and pass them ` +
+        'with `environment:` (e.g. `API_KEY: ${API_KEY}`)',
+    });
+  }
+}
+
+// `extends: {file: x, service: y}` reads another file; `extends: y` or without `file` stays here.
+function extendedFile(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || !('file' in value)) return undefined;
+  return String(value.file);
+}
+
+// `${VAR}` that NAME.env does not provide: compose substitutes "" (warn) or aborts on `:?` (refuse).
+function checkInterpolation(compose: Compose, context: CompatContext, envFile: string, report: CompatReport): void {
+  const missing = new Map<string, { service: string; key: string; names: Set<string> }>();
+  for (const { service, key, text } of stringsOf(compose)) {
+    for (const ref of findReferences(text)) {
+      if (context.envKeys.has(ref.name) || ref.kind === 'fallback') continue;
+      if (ref.kind === 'required') {
+        report.refusals.push({
+          service,
+          key,
+          path: service === '' ? [key] : ['services', service, key],
+          message: `\${${ref.name}} is required (${JSON.stringify(ref.message)}) and ${envFile} does not set it; add ${ref.name}=... to ${envFile}`,
+        });
+        continue;
+      }
+      const group = missing.get(`${service}\0${key}`) ?? { service, key, names: new Set<string>() };
+      group.names.add(ref.name);
+      missing.set(`${service}\0${key}`, group);
+    }
+  }
+  for (const { service, key, names } of missing.values()) {
+    const list = [...names].sort();
+    report.warnings.push({
+      service,
+      key,
+      path: service === '' ? [key] : ['services', service, key],
+      message:
+        `uses ${list.map((n) => `\${${n}}`).join(', ')}, which ${envFile} does not set, so compose substitutes an empty string; ` +
+        `add ${list.length === 1 ? 'it' : 'them'} to ${envFile}`,
+    });
+  }
+}
+
+// Every string value compose interpolates, with the service and top key it sits under. Top-level
+// `x-*` keys are skipped: what services take from them arrives merged into the services.
+function* stringsOf(compose: Compose): Generator<{ service: string; key: string; text: string }> {
+  for (const [key, value] of Object.entries(compose)) {
+    if (key.startsWith('x-')) continue;
+    if (key !== 'services') {
+      for (const text of leaves(value)) yield { service: '', key, text };
+      continue;
+    }
+    for (const [service, spec] of Object.entries(compose.services)) {
+      if (spec.profiles && spec.profiles.length > 0) continue;
+      for (const [field, inner] of Object.entries(spec)) {
+        for (const text of leaves(inner)) yield { service, key: field, text };
+      }
+    }
+  }
+}
+
+function* leaves(value: unknown): Generator<string> {
+  if (typeof value === 'string') yield value;
+  else if (Array.isArray(value)) for (const item of value) yield* leaves(item);
+  else if (typeof value === 'object' && value !== null) for (const item of Object.values(value)) yield* leaves(item);
+}

@@ -1,0 +1,76 @@
+// The seams between the apps.d scanner, the app spec builder and the controller: each turns one
+// module's output into the next one's input, with the operator-facing wording on the way.
+import { join } from 'node:path';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Scanner } from '../appsdir/scan.ts';
+import type { AppStatus } from '../status/schema.ts';
+import type { DirListing } from './controller.ts';
+import type { AppVerdict, BuiltSpec, ListedApp } from './desired.ts';
+import type { StatusUpdate } from './reporter.ts';
+import type { DesiredSpec } from './spec.ts';
+import { buildAppSpec, appDefaultsOf } from '../app/spec.ts';
+import { decodeComposeText } from '../app/parse.ts';
+import { describeError } from '../errors.ts';
+
+// Scan apps.d once and describe every app identity in it; misnamed files are warned about once.
+export async function listApps(scanner: Scanner, dir: string, log: Logger): Promise<DirListing> {
+  const result = await scanner.scan();
+  if (result.kind === 'dir-error') return { ok: false, reason: result.message };
+  for (const m of result.misnamed) if (m.firstSeen) log.warn({ FILE: join(dir, m.file), ACTION: 'refused' }, m.message);
+  const apps: ListedApp[] = result.entries.map((e): ListedApp => {
+    switch (e.state) {
+      case 'settled':
+        return { name: e.name, file: join(dir, e.file), kind: 'settled', fileHash: e.sha256, bytes: e.bytes };
+      case 'unsettled':
+        return { name: e.name, file: join(dir, e.file), kind: 'unsettled' };
+      case 'refused':
+        return { name: e.name, file: join(dir, e.file), kind: 'refused', code: e.code, reason: e.message };
+      case 'conflict':
+        return { name: e.name, file: e.files.map((f) => join(dir, f)).join(', '), kind: 'refused', code: e.code, reason: e.message, conflict: true };
+    }
+  });
+  return { ok: true, apps, settleAt: result.nextSettleAt ?? undefined };
+}
+
+// Build the spec of one settled file with the defaults of supervisor.toml; errors become an
+// invalid verdict (rule 8), never an exception out of the scan.
+export function buildDesired(
+  app: Extract<ListedApp, { kind: 'settled' }>,
+  ctx: { config: Config; image: string },
+): BuiltSpec<DesiredSpec> {
+  try {
+    const text = decodeComposeText(app.file, app.bytes);
+    const spec = buildAppSpec({ name: app.name, file: app.file, text, defaults: { ...appDefaultsOf(ctx.config.apps), image: ctx.image } });
+    const desired: DesiredSpec = { ...spec, kmsUrls: ctx.config.apps.kms_urls };
+    return { ok: true, spec: desired, ports: spec.ports };
+  } catch (err) {
+    const code = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'APP_INVALID';
+    return { ok: false, code, reason: describeError(err) };
+  }
+}
+
+// The status change for an app the controller holds back; an edit still settling keeps the phase.
+export function holdUpdate(
+  name: string,
+  verdict: Extract<AppVerdict<DesiredSpec>, { kind: 'hold' }>,
+  file: string,
+  statuses: readonly AppStatus[],
+): StatusUpdate {
+  const current = statuses.find((s) => s.app === name);
+  switch (verdict.why) {
+    case 'unsettled':
+    case 'delete-pending':
+      return { app: name, file, phase: current?.phase ?? 'pending' };
+    case 'invalid':
+    case 'refused':
+    case 'conflict':
+      return {
+        app: name,
+        file,
+        phase: 'invalid',
+        error: verdict.reason,
+        held: { action: verdict.why, reason: verdict.reason, fileHash: verdict.fileHash },
+      };
+  }
+}

@@ -1,0 +1,46 @@
+// The simulated KMS's side of an app boot: post the guest's BootInfo to the auth webhook's
+// `/bootAuth/app`, exactly as dstack-kms does, and hand back the verdict.
+import type { AppKeyDecision, RequestAppKeys } from './vm-boot.ts';
+
+// The simulated TDX platform: what a real quote would carry besides the app's own measurements.
+export type SimPlatform = {
+  tcbStatus: string;
+  advisoryIds: string[];
+  mrAggregated: string;
+  deviceId: string;
+};
+
+// An UpToDate TDX machine with no advisories, so auth-simple's defaults let it through.
+export const DEFAULT_SIM_PLATFORM: SimPlatform = {
+  tcbStatus: 'UpToDate',
+  advisoryIds: [],
+  mrAggregated: '5e1a7ed0'.repeat(8),
+  deviceId: 'de51ce1d'.repeat(8),
+};
+
+// Ask the webhook at `authUrl` (http://host:port). Hex travels lowercase without 0x, as the KMS
+// sends it (serde_human_bytes).
+export function createWebhookKeyRequester(authUrl: string, platform: SimPlatform): RequestAppKeys {
+  return async (request): Promise<AppKeyDecision> => {
+    const res = await fetch(`${authUrl}/bootAuth/app`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        mrAggregated: platform.mrAggregated,
+        osImageHash: request.osImageHash,
+        appId: request.appId,
+        composeHash: request.composeHash,
+        instanceId: request.instanceId,
+        deviceId: platform.deviceId,
+        tcbStatus: platform.tcbStatus,
+        advisoryIds: platform.advisoryIds,
+        mrSystem: '',
+      }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`auth webhook ${authUrl} answered HTTP ${res.status}: ${text}`);
+    const body = JSON.parse(text) as { isAllowed?: unknown; reason?: unknown };
+    return { isAllowed: body.isAllowed === true, reason: typeof body.reason === 'string' ? body.reason : '' };
+  };
+}

@@ -1,0 +1,156 @@
+// A simulated dstack host for tests and `npm run dev`: dstack-vmm on `dir/vmm.sock`, the
+// auth-simple webhook on loopback, and a real TCP listener per forwarded port. It is only ever
+// started explicitly; no production path falls back to it.
+//
+// Where it differs from a real host (everything else follows dstack-facts.md §1, §2, §6.2):
+// - No QEMU, no guest: boot is a timed walk through the real boot_progress stages. KMS-mode
+//   guests ask the webhook directly (no KMS TLS, no quote); a non-empty kms_urls is required but
+//   never contacted. Local-key-provider guests always get keys; `tpm` fails like upstream.
+// - Denied or failed boots end `exited` and stay there: no `[cvm.auto_restart]` reboot loop.
+// - StopVm stops at once (no 15 s TPM grace); ShutdownVm needs no guest agent, only a running VM.
+// - RemoveVm stops the process at once; the record and its ports go after `removeDelayMs`.
+//   A VMM restart finishes pending removals instead of reloading half-removed VMs.
+// - Port forwards: tcp only (udp mappings are validated and kept but not bound). A listener
+//   resets connections until boot_progress is "done", then answers 200 naming the app.
+// - Port conflicts compare protocol + port with overlapping addresses (0.0.0.0/:: overlap all).
+// - GPUs are disabled; images come from `images`, not a directory scan.
+// - GetAppEnvEncryptPubKey returns a per-app X25519 key from `envKeys` without KMS signatures.
+// - `/logs` prints the guest's reported events once; `follow`, `ansi`, `lines`, `ch` are ignored.
+// - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { StatusRequestInput, VmInfo } from '../vmm/messages.ts';
+import { StatusRequestSchema } from '../vmm/messages.ts';
+import { createWebhookKeyRequester, DEFAULT_SIM_PLATFORM, type SimPlatform } from './app-keys.ts';
+import { startAuthWebhook } from './auth-webhook.ts';
+import type { Clock } from '../clock.ts';
+import { createEnvKeys, type EnvKeys } from './env-keys.ts';
+import { createFaults, type Faults, type ServerControl } from './faults.ts';
+import { startPortListeners } from './port-listeners.ts';
+import type { PortMappingConfig } from './vm-rules.ts';
+import { createVmmHandlers, vmLogLines } from './vmm-dispatch.ts';
+import { queryStatus } from './vmm-queries.ts';
+import { startVmmServer } from './vmm-server.ts';
+import { DEFAULT_SIM_PORT_MAPPING, VmmState, type SimImage } from './vmm-state.ts';
+
+// Everything configurable; only `dir` is required.
+export type SimHostOptions = {
+  dir: string;
+  // `[auth] tokens = [token]`; also written to `dir/vmm-token` for clients.
+  token?: string;
+  bootDelayMs?: number;
+  shutdownDelayMs?: number;
+  removeDelayMs?: number;
+  // `[cvm.port_mapping]` (default: enabled, 127.0.0.1, tcp 1–65535).
+  portMapping?: PortMappingConfig;
+  images?: SimImage[];
+  // The auth-simple config file (default `dir/auth-config.json`); read on every request.
+  authConfigPath?: string;
+  // `[cvm].kms_urls`, `[cvm].gateway_urls` and the top-level `kms_url` (GetAppEnvEncryptPubKey).
+  kmsUrls?: string[];
+  gatewayUrls?: string[];
+  kmsUrl?: string;
+  platform?: Partial<SimPlatform>;
+  clock?: Clock;
+};
+
+// Read-only access to the VMs for tests, in VmInfo form.
+export type SimStateView = {
+  list: (filter?: StatusRequestInput) => VmInfo[];
+  get: (id: string) => VmInfo | undefined;
+  // Resolve with the VM list once `predicate` holds; reject after `timeoutMs`.
+  waitFor: (predicate: (vms: VmInfo[]) => boolean, timeoutMs?: number) => Promise<VmInfo[]>;
+};
+
+// A running simulated host.
+export type SimHost = {
+  vmmUrl: string;
+  socketPath: string;
+  tokenFile: string | undefined;
+  authUrl: string;
+  authConfigPath: string;
+  faults: Faults;
+  state: SimStateView;
+  envKeys: EnvKeys;
+  stop: () => Promise<void>;
+};
+
+// Start the webhook, the VMM and the port listeners; stop() closes all of them and every timer.
+export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
+  const authConfigPath = options.authConfigPath ?? join(options.dir, 'auth-config.json');
+  const webhook = await startAuthWebhook({ configPath: authConfigPath });
+  const platform = { ...DEFAULT_SIM_PLATFORM, ...options.platform };
+  const state = new VmmState({
+    requestAppKeys: createWebhookKeyRequester(webhook.url, platform),
+    portMapping: options.portMapping ?? DEFAULT_SIM_PORT_MAPPING,
+    clock: options.clock,
+    bootDelayMs: options.bootDelayMs,
+    shutdownDelayMs: options.shutdownDelayMs,
+    removeDelayMs: options.removeDelayMs,
+    images: options.images,
+    kmsUrls: options.kmsUrls,
+    gatewayUrls: options.gatewayUrls,
+  });
+  const envKeys = createEnvKeys(options.kmsUrl ?? '');
+  let tokenFile: string | undefined;
+  if (options.token !== undefined) {
+    tokenFile = join(options.dir, 'vmm-token');
+    await writeFile(tokenFile, `${options.token}\n`, { mode: 0o600 });
+  }
+  // The fault gate needs the server's down/up, and the server needs the gate: tie the knot.
+  let control: ServerControl | undefined;
+  const lateControl: ServerControl = { down: () => control?.down() ?? Promise.resolve(), up: () => control?.up() ?? Promise.resolve() };
+  const { faults, gate } = createFaults(state, state.scheduler, lateControl);
+  const socketPath = join(options.dir, 'vmm.sock');
+  const server = await startVmmServer({
+    socketPath,
+    handlers: createVmmHandlers(state, envKeys),
+    gate,
+    logsOf: (id) => vmLogLines(state, id),
+    tokens: options.token === undefined ? [] : [options.token],
+  });
+  control = server.control;
+  const listeners = startPortListeners(state);
+  return {
+    vmmUrl: server.url,
+    socketPath,
+    tokenFile,
+    authUrl: webhook.url,
+    authConfigPath,
+    faults,
+    state: createStateView(state),
+    envKeys,
+    stop: async () => {
+      state.dispose();
+      await Promise.all([listeners.close(), server.close(), webhook.close()]);
+    },
+  };
+}
+
+function createStateView(state: VmmState): SimStateView {
+  const list = (filter: StatusRequestInput = {}): VmInfo[] => queryStatus(state, StatusRequestSchema.parse(filter)).vms;
+  return {
+    list,
+    get: (id) => list({ ids: [id] })[0],
+    waitFor: (predicate, timeoutMs = 5000) =>
+      new Promise((resolve, reject) => {
+        const check = (): boolean => {
+          const vms = list();
+          if (!predicate(vms)) return false;
+          finish();
+          resolve(vms);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          finish();
+          reject(new Error(`simulated host: condition not met within ${timeoutMs} ms; VMs: ${JSON.stringify(list({ brief: true }))}`));
+        }, timeoutMs);
+        const unsubscribe = state.onChange(() => void check());
+        const finish = (): void => {
+          clearTimeout(timer);
+          unsubscribe();
+        };
+        check();
+      }),
+  };
+}

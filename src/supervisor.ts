@@ -1,0 +1,182 @@
+// The composition root of the service: builds every edge (VMM client, allowlist, state, status,
+// scanner, watcher, notifier) from supervisor.toml and wires them into the reconcile loop. It is
+// the one module in src/ that imports watchers/ and handlers/: everything else receives its
+// collaborators as arguments.
+import type { Config } from './config.ts';
+import type { Logger } from './log/logger.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { createVmmClient, type VmmClient } from './vmm/client.ts';
+import { openAllowlist } from './auth/allowlist.ts';
+import { openStateStore } from './state/store.ts';
+import { writeAppStatus, removeAppStatus, writeSupervisorStatus } from './status/store.ts';
+import { createScanner } from './appsdir/scan.ts';
+import { createBus, BUS_EVENTS } from './bus.ts';
+import { createController, type DirListing } from './controller/controller.ts';
+import { createReporter, type StatusUpdate } from './controller/reporter.ts';
+import { createVmSnapshot } from './controller/vm-snapshot.ts';
+import { createRepeatSummariser } from './log/repeat.ts';
+import { createNotifier, type Notifier } from './notify/notifier.ts';
+import { startWatchdog } from './notify/watchdog.ts';
+import { countPhases } from './status/summary.ts';
+import { listApps, buildDesired, holdUpdate } from './controller/adapters.ts';
+import { resolveImage } from './controller/image.ts';
+import { watchAppsDir } from '../watchers/apps.ts';
+import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
+import type { DesiredSpec } from './controller/spec.ts';
+
+export type SupervisorOptions = {
+  config: Config;
+  log: Logger;
+  env?: Readonly<Record<string, string | undefined>>;
+  clock?: Clock;
+  // Poll interval while waiting for a VM to boot, stop or go away.
+  pollMs?: number;
+  // How long stop() lets in-flight work finish before it leaves the rest to the intent records.
+  stopGraceMs?: number;
+};
+
+export type Supervisor = {
+  vmm: VmmClient;
+  // Resolves when no scan or operation is running or queued.
+  idle(): Promise<void>;
+  // Ask for a rescan now (as a file event would).
+  poke(): void;
+  stop(): Promise<void>;
+};
+
+// Start watching and reconciling; resolves after the first scan and plan (the READY=1 point).
+export async function startSupervisor(options: SupervisorOptions): Promise<Supervisor> {
+  const { config, log } = options;
+  const clock = options.clock ?? systemClock;
+  const env = options.env ?? process.env;
+  const notifier: Notifier = createNotifier({ env, log });
+  const vmm = createVmmClient({ url: config.vmm.url, tokenFile: config.vmm.token_file || undefined, mode: config.vmm.mode, timeoutMs: config.vmm.timeout_ms });
+  const allowlist = openAllowlist(config.auth.config_path);
+  const records = await openStateStore(config.state_dir);
+  const snapshot = createVmSnapshot(vmm);
+  const image = await resolveImage(vmm, config.apps.image, log);
+  let watcherDegraded = false;
+
+  const writeSupervisor = (phase: 'init' | 'ready') =>
+    writeSupervisorStatus(config.state_dir, {
+      phase,
+      watcher: watcherDegraded ? 'degraded' : 'ok',
+      counts: countPhases(reporter.statuses()),
+      updated_at: new Date(clock.now()).toISOString(),
+    }).catch((err: unknown) => log.warn({ err }, 'could not write the supervisor status file'));
+
+  let ready = false;
+  const reporter = createReporter({
+    log,
+    repeats: createRepeatSummariser({ log, clock }),
+    write: (s) => writeAppStatus(config.state_dir, s),
+    remove: (app) => removeAppStatus(config.state_dir, app),
+    summary: (line) => {
+      if (!ready) return;
+      void notifier.status(line);
+      void writeSupervisor('ready');
+    },
+    now: () => clock.now(),
+  });
+
+  const scanner = createScanner({
+    dir: config.apps_dir,
+    owner: config.apps.owner,
+    maxFileBytes: config.apps.max_file_bytes,
+    settleMs: config.apps.settle_ms,
+    now: () => clock.now(),
+  });
+
+  const timing = {
+    pollMs: options.pollMs ?? 500,
+    bootTimeoutMs: config.apps.boot_timeout_s * 1000,
+    shutdownTimeoutMs: config.apps.shutdown_timeout_s * 1000,
+    removeTimeoutMs: config.apps.boot_timeout_s * 1000,
+  };
+
+  let dirFaultReason: string | undefined;
+  const controller = createController<DesiredSpec>({
+    list: async (): Promise<DirListing> => {
+      const listing = await listApps(scanner, config.apps_dir, log);
+      if (listing.ok) await snapshot.refresh();
+      return listing;
+    },
+    build: (app) => buildDesired(app, { config, image }),
+    managed: async () =>
+      new Map((await records.loadAll()).map((r) => [r.name, { file: r.file, running: r.appliedHash !== undefined }])),
+    reconcile: (name) => reconcileApp(name, reconcileDeps),
+    held: (name, verdict, file) => reporter.update(holdUpdate(name, verdict, file, reporter.statuses())),
+    dirFault: (reason) => {
+      if (reason === dirFaultReason) return;
+      dirFaultReason = reason;
+      if (reason) log.error({ FILE: config.apps_dir }, reason);
+      else log.info({ FILE: config.apps_dir }, `${config.apps_dir} can be listed again`);
+    },
+    failed: (_name, result, retryInMs) => {
+      if (result.decision) reporter.decide(result.decision, retryInMs);
+    },
+    clock,
+    settings: {
+      resyncMs: config.apps.resync_s * 1000,
+      deleteConfirmMs: config.apps.delete_confirm_s * 1000,
+      concurrency: config.apps.concurrency,
+      backoff: { initialMs: config.apps.backoff_initial_s * 1000, maxMs: config.apps.backoff_max_s * 1000, factor: 2, jitter: 0.2 },
+    },
+  });
+
+  const reconcileDeps: ReconcileDeps = {
+    vmm,
+    allowlist,
+    records,
+    report: (u: StatusUpdate) => reporter.update(u),
+    clock,
+    timing,
+    desired: (name) => {
+      const v = controller.desired(name);
+      return v === undefined ? { kind: 'gone' } : v.kind === 'app' ? { kind: 'app', spec: v.spec } : v;
+    },
+    loadRecord: (name) => records.load(name),
+    listVms: (name) => snapshot.list(name),
+    touched: (name) => snapshot.touched(name),
+    decide: (d) => reporter.decide(d),
+  };
+
+  const bus = createBus();
+  bus.on(BUS_EVENTS.rescan, () => controller.poke('fs-event'));
+  bus.on(BUS_EVENTS.watcherDegraded, (e) => {
+    watcherDegraded = true;
+    reporter.setWatcherDegraded(true);
+    log.warn({ FILE: e.dir, CODE: e.code }, `${e.reason}; resync every ${config.apps.resync_s} s until it is re-armed`);
+    controller.poke('watcher-degraded');
+  });
+  bus.on(BUS_EVENTS.watcherArmed, () => {
+    if (watcherDegraded) log.info({ FILE: config.apps_dir }, 'file watcher re-armed');
+    watcherDegraded = false;
+    reporter.setWatcherDegraded(false);
+    controller.poke('watcher-armed');
+  });
+
+  await controller.start();
+  const watcher = await watchAppsDir({ dir: config.apps_dir, bus, clock, enabled: config.apps.watch });
+  ready = true;
+  await notifier.ready(reporter.line());
+  await writeSupervisor('ready');
+  const stopWatchdog = startWatchdog({ notifier, env, pid: process.pid, clock });
+  log.info({ FILE: config.apps_dir }, `watching ${config.apps_dir}: ${reporter.line()}`);
+
+  return {
+    vmm,
+    idle: () => controller.idle(),
+    poke: () => controller.poke('manual'),
+    async stop() {
+      await notifier.stopping('stopping: running apps keep running');
+      stopWatchdog();
+      await watcher.close();
+      const grace = options.stopGraceMs ?? 20_000;
+      const stopped = await Promise.race([controller.stop().then(() => true), clock.sleep(grace).then(() => false)]);
+      if (!stopped) log.warn(`in-flight operations did not finish within ${grace / 1000} s; their intent records resume them at the next start`);
+      await allowlist.close();
+      await vmm.close();
+    },
+  };
+}

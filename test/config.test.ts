@@ -1,0 +1,132 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { ConfigError, ConfigSchema, loadConfig, parseConfig } from '../src/config.ts';
+
+const DEFAULTS = ConfigSchema.parse({});
+const TEMPLATE = new URL('../templates/supervisor.toml', import.meta.url);
+
+async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function invalid(text: string): ConfigError {
+  try {
+    parseConfig(text, '/etc/dstack/supervisor.toml');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail(`expected ${JSON.stringify(text)} to be rejected`);
+}
+
+// Every key path of a nested object, e.g. "apps.settle_ms".
+function keyPaths(value: unknown, prefix = ''): string[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [prefix];
+  return Object.entries(value).flatMap(([k, v]) => keyPaths(v, prefix ? `${prefix}.${k}` : k));
+}
+
+test('an empty file means every default, with the key names external tests rely on', () => {
+  const config = parseConfig('', 'x.toml');
+  assert.deepEqual(config, DEFAULTS);
+  assert.equal(config.apps_dir, '/etc/dstack/apps.d');
+  assert.equal(config.gateway_dir, '/etc/dstack/gateway.d');
+  assert.equal(config.state_dir, '/var/lib/dstack/supervisor');
+  assert.deepEqual(config.vmm, { url: 'unix:/var/run/dstack/vmm.sock', token_file: '/etc/dstack/vmm-auth-token', mode: 'protobuf', timeout_ms: 30_000 });
+  assert.equal(config.auth.config_path, '/etc/dstack/auth-config.json');
+  assert.equal(config.init.enabled, true);
+  const { apps } = config;
+  assert.deepEqual(
+    [apps.vcpu, apps.memory, apps.disk, apps.port_address, apps.settle_ms, apps.resync_s, apps.delete_confirm_s, apps.concurrency, apps.owner],
+    [2, 2048, 20, '127.0.0.1', 1000, 60, 5, 4, 0],
+  );
+  assert.deepEqual([apps.max_file_bytes, apps.kms_urls, apps.backoff_initial_s, apps.backoff_max_s], [1024 * 1024, [], 5, 300]);
+  assert.equal(typeof apps.image, 'string');
+  assert.ok(apps.boot_timeout_s > 0 && apps.shutdown_timeout_s > 0);
+  assert.deepEqual(config.sim, { enabled: false, dir: '/var/lib/dstack/supervisor/sim' });
+});
+
+test('values from the file override defaults and come back as plain objects (smol-toml gives null prototypes)', () => {
+  const config = parseConfig(
+    'apps_dir = "/srv/apps.d"\n[apps]\nsettle_ms = 250\nkms_urls = ["https://10.0.0.1:9201"]\n[sim]\nenabled = true\ndir = "/tmp/sim"\n[init]\nenabled = false\n',
+    'x.toml',
+  );
+  assert.equal(config.apps_dir, '/srv/apps.d');
+  assert.equal(config.apps.settle_ms, 250);
+  assert.equal(config.apps.resync_s, 60);
+  assert.deepEqual(config.apps.kms_urls, ['https://10.0.0.1:9201']);
+  assert.deepEqual(config.sim, { enabled: true, dir: '/tmp/sim' });
+  assert.equal(config.init.enabled, false);
+  assert.equal(Object.getPrototypeOf(config.apps), Object.prototype);
+});
+
+test('a wrong type names the file, the key as it appears in the file, and the problem', () => {
+  const err = invalid('[apps]\nsettle_ms = "soon"\n');
+  assert.equal(err.code, 'CONFIG_INVALID');
+  assert.match(err.message, /^\/etc\/dstack\/supervisor\.toml: \[apps\] settle_ms: .*number/);
+  assert.equal(invalid('apps_dir = 3\n').problems[0]?.startsWith('apps_dir: '), true);
+  assert.match(invalid('[apps]\nkms_urls = ["not a url"]\n').message, /\[apps\] kms_urls\[0\]: /);
+  assert.match(invalid('[vmm]\nmode = "xml"\n').message, /\[vmm\] mode: /);
+  assert.match(invalid('[vmm]\nurl = "/var/run/vmm.sock"\n').message, /\[vmm\] url: must start with "unix:\/"/);
+  assert.match(invalid('apps = 3\n').message, /: \[apps\]: /);
+});
+
+test('unknown keys are errors, at the top level and inside a section', () => {
+  const err = invalid('appsdir = "/x"\n[apps]\nsettle = 1\n[nope]\n');
+  assert.equal(err.code, 'CONFIG_INVALID');
+  assert.deepEqual(err.problems.map((p) => p.split(': ')[0]).sort(), ['[apps] settle', 'appsdir', 'nope']);
+  assert.match(err.message, /\[apps\] settle: unknown key/);
+  assert.match(invalid('[init]\nbogus = 1\n').message, /\[init\] bogus: unknown key/);
+});
+
+test('cross-key checks name the key to fix', () => {
+  assert.match(invalid('[apps]\nbackoff_initial_s = 60\nbackoff_max_s = 10\n').message, /\[apps\] backoff_max_s: must be at least backoff_initial_s/);
+});
+
+test('a TOML syntax error gives file, line and column', () => {
+  const err = invalid('[apps]\nvcpu = \n');
+  assert.equal(err.code, 'CONFIG_INVALID');
+  assert.match(err.message, /^\/etc\/dstack\/supervisor\.toml:2:\d+: not valid TOML: /);
+});
+
+test('a missing file at the default path means all defaults', async (t) => {
+  const dir = await tempDir(t);
+  assert.deepEqual(await loadConfig(undefined, { env: {}, defaultPath: join(dir, 'supervisor.toml') }), DEFAULTS);
+});
+
+test('a missing file that was asked for by name or by DSTACK_SUPERVISOR_CONFIG is an error', async (t) => {
+  const dir = await tempDir(t);
+  const missing = join(dir, 'missing.toml');
+  await assert.rejects(loadConfig(missing, { env: {} }), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.code, 'CONFIG_UNREADABLE');
+    assert.match(err.message, new RegExp(`^${missing}: no such file`));
+    return true;
+  });
+  const fromEnv = loadConfig(undefined, { env: { DSTACK_SUPERVISOR_CONFIG: missing }, defaultPath: join(dir, 'default.toml') });
+  await assert.rejects(fromEnv, { code: 'CONFIG_UNREADABLE' });
+  await assert.rejects(loadConfig(dir, { env: {} }), { code: 'CONFIG_UNREADABLE' });
+});
+
+test('loadConfig reads the file named by DSTACK_SUPERVISOR_CONFIG', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'custom.toml');
+  await writeFile(file, '[apps]\nconcurrency = 9\n');
+  const config = await loadConfig(undefined, { env: { DSTACK_SUPERVISOR_CONFIG: file } });
+  assert.equal(config.apps.concurrency, 9);
+  await writeFile(file, '[apps]\nconcurrency = 0\n');
+  await assert.rejects(loadConfig(file), (err: unknown) => err instanceof ConfigError && err.message.startsWith(`${file}: [apps] concurrency: `));
+});
+
+test('the shipped template parses to exactly the defaults, as shipped and with every line uncommented', async () => {
+  const text = await readFile(TEMPLATE, 'utf8');
+  assert.deepEqual(parseConfig(text, 'templates/supervisor.toml'), DEFAULTS);
+  const uncommented = text.replace(/^#([a-z0-9_]+ = .*)$/gm, '$1');
+  assert.deepEqual(parseConfig(uncommented, 'templates/supervisor.toml'), DEFAULTS);
+  assert.deepEqual(keyPaths({ ...parseToml(uncommented) }).sort(), keyPaths(DEFAULTS).sort(), 'the template lists every key once');
+});

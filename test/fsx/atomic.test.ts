@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { removeStaleTemps, writeFileAtomic } from '../../src/fsx/atomic.ts';
+
+async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'atomic-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('writeFileAtomic replaces the file with a new inode, the exact mode, and no temp left behind', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'status.json');
+  await writeFile(path, 'old');
+  const before = await stat(path);
+  const umask = process.umask(0o077);
+  try {
+    await writeFileAtomic(path, '{"phase":"running"}\n', { mode: 0o644 });
+  } finally {
+    process.umask(umask);
+  }
+  assert.equal(await readFile(path, 'utf8'), '{"phase":"running"}\n');
+  const after = await stat(path);
+  assert.notEqual(after.ino, before.ino, 'renamed over, never rewritten in place');
+  assert.equal(after.mode & 0o777, 0o644, 'the mode asked for, whatever the umask');
+  assert.deepEqual(await readdir(dir), ['status.json']);
+  await writeFileAtomic(path, new Uint8Array([1, 2]));
+  assert.deepEqual([...(await readFile(path))], [1, 2]);
+});
+
+test('a failed write throws and leaves neither the target nor a temp file', async (t) => {
+  const dir = await tempDir(t);
+  await assert.rejects(writeFileAtomic(join(dir, 'missing', 'x.json'), 'x'), { code: 'ENOENT' });
+  await writeFile(join(dir, 'target'), 'keep');
+  await assert.rejects(writeFileAtomic(join(dir, 'target', 'x'), 'x'), { code: 'ENOTDIR' });
+  assert.deepEqual(await readdir(dir), ['target']);
+});
+
+test('removeStaleTemps removes only the temp files a crashed write leaves', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, '.web.json.tmp-123-abcd'), '{"partial');
+  await writeFile(join(dir, 'web.json'), '{}');
+  await writeFile(join(dir, '.hidden'), '');
+  assert.deepEqual(await removeStaleTemps(dir), ['.web.json.tmp-123-abcd']);
+  assert.deepEqual((await readdir(dir)).sort(), ['.hidden', 'web.json']);
+});

@@ -1,0 +1,55 @@
+// Shared set-up for the init tests: a temp dir per test and an [init] section pointing into it.
+import { createServer, type RequestListener } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { InitSectionSchema, type InitSection } from '../../src/init/config-schema.ts';
+
+// A fresh directory removed when the test ends.
+export async function tempDir(t: TestContext, prefix = 'dstack-init-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// An [init] section whose writable paths all live below `root` (the probes' sysroot is root/sysroot).
+export function initIn(root: string, overrides: Record<string, unknown> = {}): InitSection {
+  return InitSectionSchema.parse({
+    sysroot: join(root, 'sysroot'),
+    config_dir: join(root, 'etc'),
+    data_dir: join(root, 'data'),
+    run_dir: join(root, 'run'),
+    images_dir: join(root, 'data', 'images'),
+    ...overrides,
+  });
+}
+
+// Every path below `dir` with its size, mode and mtime: equal snapshots mean nothing was written.
+export async function snapshotTree(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (d: string): Promise<void> => {
+    for (const entry of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const full = join(d, entry.name);
+      const s = await stat(full);
+      out.set(full, `${s.size}:${s.mode}:${s.mtimeMs}`);
+      if (entry.isDirectory()) await walk(full);
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+// An HTTP server on a free loopback port, closed (keep-alive sockets too) when the test ends.
+export async function serveHttp(t: TestContext, handler: RequestListener): Promise<number> {
+  const server = createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return (server.address() as AddressInfo).port;
+}

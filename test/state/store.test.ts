@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStateStore } from '../../src/state/store.ts';
+import type { AppRecord } from '../../src/state/record.ts';
+
+async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'state-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const hash = createHash('sha256').update('compose').digest('hex');
+const record: AppRecord = {
+  name: 'web',
+  file: 'web.yml',
+  appId: hash.slice(0, 40),
+  vmId: 'f6c6b1a2-0000-4000-8000-000000000001',
+  phase: 'running',
+  appliedHash: hash,
+  registeredHashes: [hash],
+};
+
+test('a saved record loads back equal, from <state_dir>/apps/<name>.json, mode 0600', async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStateStore(dir);
+  assert.equal(store.dir, join(dir, 'apps'));
+  assert.equal(await store.load('web'), undefined);
+  await store.save(record);
+  assert.deepEqual(await store.load('web'), record);
+  const file = join(dir, 'apps', 'web.json');
+  assert.equal((await stat(file)).mode & 0o777, 0o600);
+  const onDisk = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  assert.equal(onDisk.version, 1);
+  const withIntent: AppRecord = { ...record, phase: 'updating', intent: { op: 'upgrade', toHash: 'b'.repeat(64), startedAt: 1_700_000_000_000 } };
+  await store.save(withIntent);
+  assert.deepEqual(await store.load('web'), withIntent);
+  await store.save({ ...withIntent, intent: undefined, lastError: undefined });
+  const { intent: _cleared, ...finished } = withIntent;
+  assert.deepEqual(await store.load('web'), finished, 'a cleared intent is gone from the file');
+});
+
+test('loadAll returns every record sorted by name and skips files that are not records', async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStateStore(dir);
+  await store.save({ ...record, name: 'zeta' });
+  await store.save({ ...record, name: 'alpha' });
+  await writeFile(join(store.dir, 'README'), 'not a record');
+  await writeFile(join(store.dir, 'Bad_Name.json'), '{}');
+  assert.deepEqual((await store.loadAll()).map((r) => r.name), ['alpha', 'zeta']);
+});
+
+test('rule 18: a corrupt record is an error naming the file, never silently dropped', async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStateStore(dir);
+  await store.save({ ...record, name: 'good' });
+  const file = join(store.dir, 'web.json');
+  const cases: Array<[string, RegExp]> = [
+    ['{"name":"web"', /not JSON/],
+    [JSON.stringify({ ...record, version: 1, phase: 'flying' }), /phase/],
+    [JSON.stringify({ ...record, version: 2 }), /version/],
+    [JSON.stringify({ ...record, version: 1, extra: true }), /extra/],
+    [JSON.stringify({ ...record, version: 1, name: 'api' }), /names app "api"/],
+  ];
+  for (const [text, why] of cases) {
+    await writeFile(file, text);
+    for (const attempt of [store.load('web'), store.loadAll()]) {
+      await assert.rejects(attempt, (err: unknown) => {
+        assert.ok(err instanceof Error && 'code' in err && err.code === 'STATE_CORRUPT', String(err));
+        assert.ok(err.message.startsWith(`${file}: corrupt state record`), err.message);
+        assert.match(err.message, why);
+        return true;
+      });
+    }
+  }
+});
+
+test('save refuses an invalid record or name; remove is idempotent', async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStateStore(dir);
+  await assert.rejects(store.save({ ...record, phase: 'flying' } as unknown as AppRecord), { code: 'STATE_INVALID' });
+  await assert.rejects(store.save({ ...record, name: '../etc/passwd' }), { code: 'STATE_INVALID' });
+  await assert.rejects(store.load('../x'), { code: 'STATE_INVALID' });
+  await store.save(record);
+  await store.remove('web');
+  await store.remove('web');
+  assert.equal(await store.load('web'), undefined);
+  assert.deepEqual(await readdir(store.dir), []);
+});
+
+test('opening the store removes temp files a crashed write left behind', async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStateStore(dir);
+  await store.save(record);
+  await writeFile(join(store.dir, '.web.json.tmp-999-0000'), '{"half');
+  await openStateStore(dir);
+  assert.deepEqual(await readdir(store.dir), ['web.json']);
+});
+
+// Start save-loop.ts, let it write for a random moment, SIGKILL it; resolves once it is dead.
+function killMidWrite(dir: string, delayMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [new URL('./save-loop.ts', import.meta.url).pathname, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child.stdout.once('data', () => setTimeout(() => child.kill('SIGKILL'), delayMs));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`save-loop exited ${code}`))));
+  });
+}
+
+test('rule 18: kill -9 at random instants leaves every record whole and never older', async (t) => {
+  const dir = await tempDir(t);
+  let last = 0;
+  for (let round = 0; round < 15; round += 1) {
+    await killMidWrite(dir, Math.floor(Math.random() * 40));
+    const store = await openStateStore(dir);
+    const records = await store.loadAll();
+    const names = records.map((r) => r.name);
+    assert.ok(names.includes('web') && names.includes('api'), names.join());
+    for (const r of records.filter((x) => x.name !== 'tmp')) {
+      const step = r.intent?.startedAt ?? 0;
+      assert.ok(step >= last, `record ${r.name} went back from step ${last} to ${step}`);
+      assert.equal(r.lastError?.length, (step * 997) % 20_000, 'the record is the whole of one write');
+    }
+    last = Math.min(...records.filter((x) => x.name !== 'tmp').map((r) => r.intent?.startedAt ?? 0));
+    assert.deepEqual((await readdir(store.dir)).filter((n) => n.startsWith('.')), [], 'no temp file survives a reopen');
+  }
+});

@@ -1,0 +1,244 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, open, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { execa } from 'execa';
+import { createBus, type Bus, type BusEventName, type BusEvents } from '../../src/bus.ts';
+import { systemClock, type Clock } from '../../src/clock.ts';
+import { watchAppsDir, type AppsWatcher, type AppsWatcherOptions } from '../../watchers/apps.ts';
+import { createManualClock } from '../helpers/manual-clock.ts';
+
+type Setup = { root: string; dir: string; bus: Bus; watcher: AppsWatcher; instances: FSWatcher[]; events: Array<[BusEventName, unknown]> };
+
+// A temp apps.d, a bus that records every event, and a watcher on it (closed after the test).
+async function setup(
+  t: { after: (fn: () => Promise<void>) => void },
+  options: { clock?: Clock; createDir?: boolean } & Partial<AppsWatcherOptions> = {},
+): Promise<Setup> {
+  const root = await mkdtemp(join(tmpdir(), 'watch-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const dir = join(root, 'apps.d');
+  if (options.createDir !== false) await mkdir(dir);
+  const bus = createBus();
+  const events: Array<[BusEventName, unknown]> = [];
+  bus.on('*', (name, payload) => events.push([name, payload]));
+  const instances: FSWatcher[] = [];
+  const watcher = await watchAppsDir({
+    dir,
+    bus,
+    clock: options.clock ?? systemClock,
+    debounceMs: options.debounceMs ?? 20,
+    rearm: options.rearm ?? { initialMs: 30, maxMs: 1000 },
+    enabled: options.enabled,
+    watch: (paths, opts) => {
+      const w = chokidarWatch(paths, opts);
+      instances.push(w);
+      return w;
+    },
+  });
+  t.after(() => watcher.close());
+  return { root, dir, bus, watcher, instances, events };
+}
+
+// The next `name` event on the bus that satisfies `match`, or a rejection after `timeoutMs`.
+function nextEvent<K extends BusEventName>(bus: Bus, name: K, match: (e: BusEvents[K]) => boolean = () => true, timeoutMs = 5000): Promise<BusEvents[K]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      bus.off(name, handler);
+      reject(new Error(`no ${name} event within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const handler = (e: BusEvents[K]) => {
+      if (!match(e)) return;
+      clearTimeout(timer);
+      bus.off(name, handler);
+      resolve(e);
+    };
+    bus.on(name, handler);
+  });
+}
+
+// Resolves once chokidar itself has reported `count` events of `kind` for the given files.
+function chokidarSaw(w: FSWatcher, kind: 'add' | 'change' | 'unlink', files: string[]): Promise<void> {
+  const left = new Set(files);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`chokidar did not report ${kind} for ${[...left].join()}`)), 5000);
+    w.on(kind, (path) => {
+      left.delete(path);
+      if (left.size > 0) return;
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+const fsEvents = (s: Setup) => s.events.filter(([n, p]) => n === 'rescan' && (p as BusEvents['rescan']).reason === 'fs-event');
+
+test('arming emits watcher-armed and a rescan for whatever changed before it', async (t) => {
+  const s = await setup(t);
+  assert.equal(s.watcher.state(), 'armed');
+  assert.deepEqual(s.events, [
+    ['watcher-armed', { dir: s.dir, ino: (await stat(s.dir)).ino }],
+    ['rescan', { dir: s.dir, reason: 'watcher-armed' }],
+  ]);
+});
+
+test('rule 9: a burst of events marks the directory dirty once and becomes ONE debounced rescan', async (t) => {
+  const clock = createManualClock();
+  const s = await setup(t, { clock, debounceMs: 100 });
+  const [w] = s.instances;
+  assert.ok(w);
+  const files = ['a.yml', 'b.yml', 'c.yaml', 'd.yml', 'e.yml'].map((f) => join(s.dir, f));
+  const seen = chokidarSaw(w, 'add', files);
+  await Promise.all(files.map((f) => writeFile(f, 'services: {}\n')));
+  await seen;
+  assert.equal(clock.pending(), 1, 'one debounce timer for the whole burst');
+  const rescan = nextEvent(s.bus, 'rescan');
+  await clock.advance(100);
+  assert.deepEqual(await rescan, { dir: s.dir, reason: 'fs-event' });
+  assert.equal(fsEvents(s).length, 1);
+});
+
+test('rule 1: events on editor swap and probe files alone never ask for a rescan', async (t) => {
+  const clock = createManualClock();
+  const s = await setup(t, { clock, debounceMs: 100 });
+  const [w] = s.instances;
+  assert.ok(w);
+  const noise = ['.web.yml.swp', '4913', 'web.yml~'].map((f) => join(s.dir, f));
+  const seen = chokidarSaw(w, 'add', noise);
+  await Promise.all(noise.map((f) => writeFile(f, 'x')));
+  await seen;
+  await clock.advance(100);
+  const real = chokidarSaw(w, 'add', [join(s.dir, 'web.yml')]);
+  await writeFile(join(s.dir, 'web.yml'), 'services: {}\n');
+  await real;
+  const rescan = nextEvent(s.bus, 'rescan');
+  await clock.advance(100);
+  await rescan;
+  assert.equal(fsEvents(s).length, 1, 'only the real file asked for a rescan');
+});
+
+test('rule 9: each real tool (cp, mv, sed -i, install, vim rename-over, rsync) produces a rescan', async (t) => {
+  const s = await setup(t);
+  const app = join(s.dir, 'web.yml');
+  const src = join(s.root, 'web.src');
+  await writeFile(src, 'v: 1\n');
+  const rsync = await execa('rsync', ['--version']).then(
+    () => true,
+    () => false,
+  );
+  const steps: Array<[string, () => Promise<unknown>]> = [
+    ['cp', () => execa('cp', [src, app])],
+    ['install', () => execa('install', ['-m', '0644', src, app])],
+    ['sed -i', () => execa('sed', ['-i', 's/v: 1/v: 2/', app])],
+    ['mv', async () => {
+      await writeFile(join(s.root, 'web.tmp'), 'v: 3\n');
+      await execa('mv', [join(s.root, 'web.tmp'), app]);
+    }],
+    ['vim :w syscall sequence', async () => {
+      await (await open(join(s.dir, '4913'), 'wx')).close();
+      await unlink(join(s.dir, '4913'));
+      await rename(app, `${app}~`);
+      const fresh = await open(app, 'wx', 0o644);
+      await fresh.writeFile('v: 4\n');
+      await fresh.sync();
+      await fresh.close();
+      await unlink(`${app}~`);
+    }],
+    ...(rsync ? ([['rsync', () => execa('rsync', [src, app])]] as Array<[string, () => Promise<unknown>]>) : []),
+    ['rm', () => unlink(app)],
+  ];
+  for (const [tool, run] of steps) {
+    const rescan = nextEvent(s.bus, 'rescan', (e) => e.reason === 'fs-event');
+    await run();
+    await assert.doesNotReject(rescan, tool);
+  }
+});
+
+test('rule 11: apps.d replaced by another directory: degraded, then re-armed on the new inode', async (t) => {
+  const s = await setup(t);
+  const degraded = nextEvent(s.bus, 'watcher-degraded');
+  const armed = nextEvent(s.bus, 'watcher-armed');
+  await rename(s.dir, join(s.root, 'apps.d.old'));
+  await mkdir(s.dir);
+  const d = await degraded;
+  assert.ok(['APPS_DIR_REPLACED', 'ENOENT'].includes(d.code), d.code);
+  assert.equal(d.dir, s.dir);
+  assert.equal((await armed).ino, (await stat(s.dir)).ino);
+  assert.equal(s.watcher.state(), 'armed');
+  assert.equal(s.instances[0]?.closed, true, 'the old chokidar instance is closed');
+  const rescan = nextEvent(s.bus, 'rescan', (e) => e.reason === 'fs-event');
+  await writeFile(join(s.dir, 'web.yml'), 'a: 1\n');
+  await rescan;
+});
+
+test('rule 11: apps.d removed: degraded with growing backoff until it is back', async (t) => {
+  const s = await setup(t, { rearm: { initialMs: 20, maxMs: 1000 } });
+  const retries: number[] = [];
+  const thirdFailure = new Promise<void>((resolve) =>
+    s.bus.on('watcher-degraded', (e) => {
+      retries.push(e.retryInMs);
+      if (retries.length === 3) resolve();
+    }),
+  );
+  await rm(s.dir, { recursive: true });
+  await thirdFailure;
+  assert.deepEqual(retries, [20, 40, 80]);
+  assert.equal(s.watcher.state(), 'degraded');
+  const armed = nextEvent(s.bus, 'watcher-armed');
+  await mkdir(s.dir);
+  await armed;
+  assert.equal(s.watcher.state(), 'armed');
+});
+
+test('rule 11: an apps.d missing at start-up leaves the watcher degraded, not failed', async (t) => {
+  const s = await setup(t, { createDir: false });
+  assert.equal(s.watcher.state(), 'degraded');
+  assert.equal(s.events[0]?.[0], 'watcher-degraded');
+  assert.match((s.events[0]?.[1] as BusEvents['watcher-degraded']).reason, /does not exist/);
+  const armed = nextEvent(s.bus, 'watcher-armed');
+  await mkdir(s.dir);
+  await armed;
+});
+
+test('rule 11: ENOSPC and EMFILE from inotify: degraded, rescan, closed, re-armed', async (t) => {
+  const s = await setup(t);
+  for (const [code, hint] of [
+    ['ENOSPC', /max_user_watches/],
+    ['EMFILE', /LimitNOFILE/],
+  ] as const) {
+    const current = s.instances.at(-1);
+    assert.ok(current);
+    const degraded = nextEvent(s.bus, 'watcher-degraded');
+    const rescan = nextEvent(s.bus, 'rescan', (e) => e.reason === 'watcher-degraded');
+    const armed = nextEvent(s.bus, 'watcher-armed');
+    // What chokidar emits when inotify_add_watch or inotify_init fails.
+    current.emit('error', Object.assign(new Error(`${code}: inotify failed`), { code }));
+    const d = await degraded;
+    assert.equal(d.code, code);
+    assert.match(d.reason, hint);
+    await rescan;
+    assert.equal(current.closed, true);
+    await armed;
+    assert.notEqual(s.instances.at(-1), current, 'a fresh chokidar instance');
+  }
+});
+
+test('the watcher can be disabled: no chokidar instance, no events', async (t) => {
+  const s = await setup(t, { enabled: false });
+  assert.equal(s.watcher.state(), 'disabled');
+  assert.equal(s.instances.length, 0);
+  assert.deepEqual(s.events, []);
+});
+
+test('close stops chokidar and every timer', async (t) => {
+  const clock = createManualClock();
+  const s = await setup(t, { clock, createDir: false });
+  assert.equal(clock.pending(), 1, 'a re-arm is scheduled');
+  await s.watcher.close();
+  assert.equal(clock.pending(), 0);
+  assert.equal(s.watcher.state(), 'closed');
+  await clock.advance(60_000);
+  assert.equal(s.instances.length, 0);
+});
