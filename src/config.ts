@@ -44,8 +44,9 @@ const AppsSectionSchema = z
     disk: z.number().int().positive().default(20),
     port_address: z.union([z.ipv4(), z.ipv6()]).default('127.0.0.1'),
     settle_ms: z.number().int().nonnegative().default(1000),
-    resync_s: seconds.default(60),
-    delete_confirm_s: z.number().int().nonnegative().default(5),
+    // Fractions are allowed so tests can run the loop fast; operators use whole seconds.
+    resync_s: z.number().positive().default(60),
+    delete_confirm_s: z.number().nonnegative().default(5),
     concurrency: z.number().int().positive().default(4),
     owner: z.number().int().nonnegative().default(0),
     max_file_bytes: z.number().int().positive().default(1024 * 1024),

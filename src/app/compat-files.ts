@@ -75,7 +75,9 @@ function usersOf(compose: Compose, section: 'secrets' | 'configs', name: string)
     .filter(([, spec]) => !(spec.profiles && spec.profiles.length > 0))
     .filter(([, spec]) => {
       const refs = spec[section];
-      return Array.isArray(refs) && refs.some((r) => r === name || (typeof r === 'object' && r !== null && 'source' in r && r.source === name));
+      // Short form `- name`, long form `- {source: name, target: ...}`.
+      const refers = (r: unknown) => r === name || (typeof r === 'object' && r !== null && 'source' in r && r.source === name);
+      return Array.isArray(refs) && refs.some(refers);
     })
     .map(([service]) => service)
     .join(', ');

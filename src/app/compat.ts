@@ -66,7 +66,9 @@ function checkService(service: string, spec: ComposeService, envFile: string, re
         service,
         key: 'build',
         path: path('build'),
-        message: `\`build:\` cannot run in the CVM (the build context is not there); make sure ${image} is pushed to a registry the CVM can pull from, and drop \`build:\``,
+        message:
+          `\`build:\` cannot run in the CVM (the build context is not there); make sure ${image} is pushed to a registry ` +
+          'the CVM can pull from, and drop `build:`',
       });
     }
   }
@@ -95,7 +97,9 @@ function checkService(service: string, spec: ComposeService, envFile: string, re
       service,
       key: 'runtime',
       path: path('runtime'),
-      message: `asks for container runtime ${runtime}, which the CVM's docker does not have unless the guest image ships it; the container will fail to start otherwise`,
+      message:
+        `asks for container runtime ${runtime}, which the CVM's docker does not have unless the guest image ships it; ` +
+        'the container will fail to start otherwise',
     });
   }
   if (spec['env_file'] !== undefined) {
@@ -127,7 +131,9 @@ function checkInterpolation(compose: Compose, context: CompatContext, envFile: s
           service,
           key,
           path: service === '' ? [key] : ['services', service, key],
-          message: `\${${ref.name}} is required (${JSON.stringify(ref.message)}) and ${envFile} does not set it; add ${ref.name}=... to ${envFile}`,
+          message:
+            `\${${ref.name}} is required (${JSON.stringify(ref.message)}) and ${envFile} does not set it; ` +
+            `add ${ref.name}=... to ${envFile}`,
         });
         continue;
       }
@@ -143,7 +149,8 @@ function checkInterpolation(compose: Compose, context: CompatContext, envFile: s
       key,
       path: service === '' ? [key] : ['services', service, key],
       message:
-        `uses ${list.map((n) => `\${${n}}`).join(', ')}, which ${envFile} does not set, so compose substitutes an empty string; ` +
+        `uses ${list.map((n) => `\${${n}}`).join(', ')}, which ${envFile} does not set, ` +
+        'so compose substitutes an empty string; ' +
         `add ${list.length === 1 ? 'it' : 'them'} to ${envFile}`,
     });
   }

@@ -61,7 +61,8 @@ const ANY_ADDRESS = new Set(['0.0.0.0', '::']);
 function boundInsideWarning(entry: string, parts: PortParts): string {
   const address = parts.address ?? '';
   const inside = isLoopback(address)
-    ? `binds ${address} inside the CVM too, where forwarded traffic does not arrive (it reaches the CVM's own address), so the port is likely unreachable`
+    ? `binds ${address} inside the CVM too, where forwarded traffic does not arrive (it reaches the CVM's own address), ` +
+      'so the port is likely unreachable'
     : `makes the CVM's docker bind ${address}, an address the CVM does not have, so the container fails to start`;
   const hostAddress = address.includes(':') ? `[${address}]` : address;
   const port = parts.hostPorts[0] ?? parts.containerPorts[0];
@@ -82,7 +83,7 @@ function describeEntry(entry: PortEntry): string {
 function splitPortEntry(source: Source, path: DataPath, entry: PortEntry): PortParts {
   if (typeof entry === 'number') return splitShort(source, path, String(entry));
   if (typeof entry === 'string') return splitShort(source, path, entry);
-  const published = entry.published === undefined ? '' : String(entry.published);
+  const published = entry.published === undefined ? '' : checkLiteral(source, path, String(entry.published));
   return {
     protocol: checkProtocol(source, path, entry.protocol ?? 'tcp'),
     address: entry.host_ip === undefined ? undefined : checkAddress(source, path, entry.host_ip),
@@ -92,15 +93,8 @@ function splitPortEntry(source: Source, path: DataPath, entry: PortEntry): PortP
 }
 
 // `[IP:][HOST:]CONTAINER[/PROTO]`, IP possibly `[v6]` or bare v6: split from the right, as docker does.
-function splitShort(source: Source, path: DataPath, text: string): PortParts {
-  if (text.includes('$')) {
-    throw errorAt(
-      source,
-      'APP_PORTS',
-      path,
-      `${JSON.stringify(text)} uses \${...} interpolation; the host never sees those values, so write the port numbers literally`,
-    );
-  }
+function splitShort(source: Source, path: DataPath, entry: string): PortParts {
+  const text = checkLiteral(source, path, entry);
   const slash = text.lastIndexOf('/');
   const protocol = checkProtocol(source, path, slash === -1 ? 'tcp' : text.slice(slash + 1));
   const parts = (slash === -1 ? text : text.slice(0, slash)).split(':');
@@ -133,10 +127,18 @@ function pairPorts(source: Source, path: DataPath, parts: PortParts, defaultAddr
   }));
 }
 
+// Ports decide host mappings before the CVM exists, so `${PORT}` (resolved inside it) cannot be used.
+function checkLiteral(source: Source, path: DataPath, text: string): string {
+  if (!text.includes('$')) return text;
+  const problem = `${JSON.stringify(text)} uses \${...} interpolation; the host never sees those values, so write the port numbers literally`;
+  throw errorAt(source, 'APP_PORTS', path, problem);
+}
+
 function checkProtocol(source: Source, path: DataPath, protocol: string): string {
   const lower = protocol.toLowerCase();
   if ((PORT_PROTOCOLS as readonly string[]).includes(lower)) return lower;
-  throw errorAt(source, 'APP_PORTS', path, `protocol ${JSON.stringify(protocol)} cannot be forwarded; dstack-vmm maps tcp and udp only`);
+  const problem = `protocol ${JSON.stringify(protocol)} cannot be forwarded; dstack-vmm maps tcp and udp only`;
+  throw errorAt(source, 'APP_PORTS', path, problem);
 }
 
 function checkAddress(source: Source, path: DataPath, text: string): string {

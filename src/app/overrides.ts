@@ -9,12 +9,13 @@ const KEYS = ['vcpu', 'memory', 'disk', 'image', 'kms', 'gateway', 'public_logs'
 // The guest image is a directory name under the VMM's image path (dstack-facts §2.1).
 const IMAGE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+const WHOLE = 'must be a whole number ≥ 1';
 const size = z.union([z.number(), z.string()], { error: 'must be a number or a size like "2G"' });
 const flag = z.boolean({ error: 'must be true or false' });
 
 const OverridesSchema = z.strictObject(
   {
-    vcpu: z.number({ error: 'must be a whole number ≥ 1' }).int({ error: 'must be a whole number ≥ 1' }).min(1, { error: 'must be ≥ 1' }).optional(),
+    vcpu: z.number({ error: WHOLE }).int({ error: WHOLE }).min(1, { error: 'must be ≥ 1' }).optional(),
     memory: size.optional(),
     disk: size.optional(),
     image: z
@@ -58,8 +59,8 @@ const MB_PER_UNIT: Record<string, number> = { K: 1 / 1024, M: 1, G: 1024, T: 102
 
 // A plain number is already in the key's unit; a string like "512M", "2G", "1.5GiB" converts.
 function toUnits(source: Source, key: string, value: number | string, mbPerUnit: number, unit: string): number {
-  const fail = () =>
-    errorAt(source, 'APP_XDSTACK_VALUE', ['x-dstack', key], `${JSON.stringify(value)} is not a whole number of ${unit} ≥ 1 (write e.g. 2048 or "2G")`);
+  const problem = `${JSON.stringify(value)} is not a whole number of ${unit} ≥ 1 (write e.g. 2048 or "2G")`;
+  const fail = () => errorAt(source, 'APP_XDSTACK_VALUE', ['x-dstack', key], problem);
   let amount: number;
   if (typeof value === 'number') {
     amount = value;

@@ -50,7 +50,7 @@ export function validateCompose(source: Source, data: unknown): Compose {
   const issue = result.error.issues[0];
   const path = (issue?.path ?? []).filter((step) => typeof step !== 'symbol');
   // A missing `services:` fails as a wrong type; say "missing" instead.
-  const missing = path.length === 1 && path[0] === 'services' && typeof data === 'object' && data !== null && !('services' in data);
+  const missing = path.join('.') === 'services' && typeof data === 'object' && data !== null && !('services' in data);
   const problem = missing ? 'is missing; add a `services:` mapping with at least one service' : (issue?.message ?? 'is invalid');
   throw errorAt(source, 'APP_SCHEMA', path, `${problem}; see https://docs.docker.com/reference/compose-file/`);
 }

@@ -116,7 +116,8 @@ export function reviewAppSpec(input: AppSpecInput): AppReview {
 function refusalError(source: Source, refusals: readonly Finding[], warnings: readonly AppWarning[]): AppError {
   const [first] = refusals;
   const lines = refusals.map((r) => `${r.service ? `service ${r.service}: ` : ''}${r.key}: ${r.message}`);
-  return new AppError('APP_REFUSED', source.file, `cannot run in a CVM as written: ${lines.join('; ')}`, first && source.locate(first.path), {
+  const problem = `cannot run in a CVM as written: ${lines.join('; ')}`;
+  return new AppError('APP_REFUSED', source.file, problem, first && source.locate(first.path), {
     refusals: sortFindings(refusals.map(withoutPath)),
     warnings,
   });

@@ -25,8 +25,13 @@ function parseSpec(source: Source, path: DataPath, entry: unknown, defaultAddres
   // A bracketed IPv6 ADDR holds colons of its own; take it out before splitting.
   const v6 = /^([^:]*):\[([^\]]*)\]:([^:]*):([^:]*)$/.exec(spec);
   const parts = v6 ? v6.slice(1) : spec.split(':');
+  // HOST:VM and PROTO:HOST:VM leave out what the longest form spells.
   const [protocol, address, host, vm] =
-    parts.length === 2 ? ['tcp', defaultAddress, ...parts] : parts.length === 3 ? [parts[0], defaultAddress, parts[1], parts[2]] : parts;
+    parts.length === 2
+      ? ['tcp', defaultAddress, ...parts]
+      : parts.length === 3
+        ? [parts[0], defaultAddress, parts[1], parts[2]]
+        : parts;
   if (parts.length === 1) throw fail(`${JSON.stringify(spec)} has no host port; x-dstack.ports needs ${FORMS}`);
   if (parts.length > 4 || protocol === undefined || address === undefined || host === undefined || vm === undefined) {
     throw fail(`${JSON.stringify(spec)} is not one of ${FORMS}`);

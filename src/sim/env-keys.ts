@@ -1,40 +1,82 @@
 // GetAppEnvEncryptPubKey for the simulated VMM. Upstream proxies it to the top-level `kms_url`
-// (facts §2); here a per-app X25519 key pair stands in for the KMS's derived env key, so a test
-// can decrypt what the supervisor encrypted. There is no KMS signature: the fields stay empty.
+// (facts §2) and passes the KMS reply through. Here a per-app X25519 key pair stands in for the
+// KMS's derived env key, so the simulated boot can open what the supervisor encrypted, and a
+// real secp256k1 key (kms-keys.ts) signs each reply like dstack-kms's
+// `get_app_env_encrypt_pub_key` (kms/src/main_service.rs): the legacy `signature` over
+// app_id ‖ public_key, and `signature_v1` over app_id ‖ timestamp (8 bytes BE) ‖ public_key with
+// the current Unix time in seconds.
+// Differences: the X25519 keys are random, not derived from a root key, so they last as long as
+// this object; app ids must be 20 bytes, as in current dstack-kms (`ensure_app_id_len`).
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { EnvEntry } from '../secrets/dotenv.ts';
+import { decryptEnv, x25519PublicKeyHex } from '../secrets/encrypt.ts';
 import type { PublicKeyResponse } from '../vmm/messages.ts';
+import { createKmsKey, type KmsKey } from './kms-keys.ts';
 import { VmmRejection } from './vm-rules.ts';
+
+const SIGNED_PREFIX = 'dstack-env-encrypt-pubkey';
+
+// How far back a 'stale' reply is dated: far beyond any sane max age.
+const STALE_BY_SECONDS = 24 * 3600;
 
 // One app's env-encryption key pair.
 export type EnvKeyPair = { publicKeyHex: string; privateKey: KeyObject };
 
-// The env keys of every app id asked for so far.
+// Replies as the KMS sends them ('none'); signed by another secp256k1 key than the KMS's
+// ('forge'); or validly signed but dated a day back ('stale'). A fault lasts until changed.
+export type EnvKeyFault = 'none' | 'forge' | 'stale';
+
+// The env keys of every app id asked for so far, and the KMS key that signs them.
 export type EnvKeys = {
   publicKeyResponse: (appIdHex: string, nowMs: number) => PublicKeyResponse;
   keyPairOf: (appIdHex: string) => EnvKeyPair;
+  // The KMS's k256 public key (GetMeta `k256_pubkey`), what the supervisor is configured to trust.
+  kmsPublicKeyHex: string;
+  // Open an app's encrypted_env as its guest would at boot; throws SecretsError ENV_DECRYPT.
+  decrypt: (appIdHex: string, encryptedEnvHex: string) => EnvEntry[];
+  setFault: (fault: EnvKeyFault) => void;
 };
 
+function timestampBytes(seconds: number): Buffer {
+  const bytes = Buffer.alloc(8);
+  bytes.writeBigUInt64BE(BigInt(seconds));
+  return bytes;
+}
+
 // Keys for a VMM whose `kms_url` is `kmsUrl`; an empty one fails like dstackup's rendering does.
-export function createEnvKeys(kmsUrl: string): EnvKeys {
+// `kms` is the KMS signing key (default: a fresh random one).
+export function createEnvKeys(kmsUrl: string, kms: KmsKey = createKmsKey()): EnvKeys {
   const pairs = new Map<string, EnvKeyPair>();
+  const impostor = createKmsKey();
+  let fault: EnvKeyFault = 'none';
   const keyPairOf = (appIdHex: string): EnvKeyPair => {
-    const known = pairs.get(appIdHex);
+    const appId = appIdHex.toLowerCase();
+    const known = pairs.get(appId);
     if (known) return known;
     const { publicKey, privateKey } = generateKeyPairSync('x25519');
-    const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
-    const pair = { publicKeyHex: raw.toString('hex'), privateKey };
-    pairs.set(appIdHex, pair);
+    const pair = { publicKeyHex: x25519PublicKeyHex(publicKey), privateKey };
+    pairs.set(appId, pair);
     return pair;
   };
   return {
     keyPairOf,
+    kmsPublicKeyHex: kms.publicKeyHex,
+    decrypt: (appIdHex, encryptedEnvHex) => decryptEnv(encryptedEnvHex, keyPairOf(appIdHex).privateKey),
+    setFault: (next) => {
+      fault = next;
+    },
     publicKeyResponse: (appIdHex, nowMs) => {
       if (kmsUrl === '') throw new VmmRejection('KMS is not configured');
+      const appId = Buffer.from(appIdHex, 'hex');
+      if (appId.length !== 20 || appId.toString('hex') !== appIdHex.toLowerCase()) throw new VmmRejection('app_id must be 20 bytes');
+      const publicKey = Buffer.from(keyPairOf(appIdHex).publicKeyHex, 'hex');
+      const timestamp = Math.floor(nowMs / 1000) - (fault === 'stale' ? STALE_BY_SECONDS : 0);
+      const signer = fault === 'forge' ? impostor : kms;
       return {
-        public_key: keyPairOf(appIdHex.toLowerCase()).publicKeyHex,
-        signature: '',
-        timestamp: Math.floor(nowMs / 1000),
-        signature_v1: '',
+        public_key: publicKey.toString('hex'),
+        signature: signer.signMessage(SIGNED_PREFIX, appId, publicKey),
+        timestamp,
+        signature_v1: signer.signMessage(SIGNED_PREFIX, appId, Buffer.concat([timestampBytes(timestamp), publicKey])),
       };
     },
   };

@@ -86,6 +86,7 @@ const REFUSED: [string, string, RegExp][] = [
   ['range length mismatch', '      - "8080-8082:80-81"\n', /differ in length/],
   ['bad IP', '      - "300.1.1.1:80:80"\n', /not an IP address/],
   ['interpolated port', '      - "${PORT}:80"\n', /interpolation/],
+  ['interpolated long-syntax port', '      - target: 80\n        published: ${PORT:-8080}\n', /interpolation/],
   ['long syntax without target', '      - published: 80\n', /target/],
   ['long syntax bad published', '      - target: 80\n        published: http\n', /"http" is not a port/],
   ['ports not a list', '      "80:80"\n', /must be a list/],

@@ -27,9 +27,11 @@ async function hash(args: string[]): Promise<Result> {
 }
 
 type Setup = { dir: string; config: string; file: string };
+type Content = { fixture?: string; text?: string; toml?: string };
+type TestContext = { after: (fn: () => Promise<void>) => void };
 
 // A temp dir holding supervisor.toml (`toml`) and a compose file `name` (a fixture's copy, or `text`).
-async function setUp(t: { after: (fn: () => Promise<void>) => void }, name: string, content: { fixture?: string; text?: string; toml?: string }): Promise<Setup> {
+async function setUp(t: TestContext, name: string, content: Content): Promise<Setup> {
   const dir = await mkdtemp(join(tmpdir(), 'hash-cli-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const config = join(dir, 'supervisor.toml');
@@ -71,7 +73,7 @@ test('an invalid file exits 1 with the file and line on stderr', async (t) => {
   const { code, stdout, stderr } = await hash([file, '--config', config]);
   assert.equal(code, 1);
   assert.equal(stdout, '');
-  assert.match(stderr, new RegExp(`^dstack-supervisor hash: ${file}:3:22: services\\.web\\.ports\\[1\\]: host port 80/tcp is published twice`));
+  assert.ok(stderr.startsWith(`dstack-supervisor hash: ${file}:3:22: services.web.ports[1]: host port 80/tcp is published twice`), stderr);
 });
 
 test('a file name that breaks the app-name rule exits 1 and says so', async (t) => {
@@ -100,7 +102,8 @@ test('a refused file exits 1 with every refusal and warning on stderr', async (t
   const { code, stdout, stderr } = await hash([file, '--json', '--config', config]);
   assert.equal(code, 1);
   assert.equal(stdout, '');
-  assert.match(stderr, new RegExp(`^dstack-supervisor hash: ${file}:3:12: cannot run in a CVM as written: service web: build: has \`build:\` but no \`image:\``));
+  const refusal = `${file}:3:12: cannot run in a CVM as written: service web: build: has \`build:\` but no \`image:\``;
+  assert.ok(stderr.startsWith(`dstack-supervisor hash: ${refusal}`), stderr);
   assert.match(stderr, /\nwarning: service web: volumes: bind-mounts \.\/conf from the host/);
 });
 

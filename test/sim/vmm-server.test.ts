@@ -22,7 +22,8 @@ const bearer = { authorization: `Bearer ${TOKEN}` };
 
 test('401 with an empty body and the Basic realm when the token is missing or wrong', async (t) => {
   const { send } = await startRaw(t, TOKEN);
-  for (const headers of [{}, { authorization: 'Bearer nope' }, { 'x-admin-token': 'nope' }, { authorization: `bearer ${TOKEN}` }]) {
+  const wrong: Record<string, string>[] = [{}, { authorization: 'Bearer nope' }, { 'x-admin-token': 'nope' }, { authorization: `bearer ${TOKEN}` }];
+  for (const headers of wrong) {
     const res = await send('/prpc/Version?json', { headers });
     assert.equal(res.status, 401, JSON.stringify(headers));
     assert.equal(res.body.length, 0);

@@ -59,7 +59,7 @@ function nextEvent<K extends BusEventName>(bus: Bus, name: K, match: (e: BusEven
   });
 }
 
-// Resolves once chokidar itself has reported `count` events of `kind` for the given files.
+// Resolves once chokidar itself has reported `kind` for every one of `files`.
 function chokidarSaw(w: FSWatcher, kind: 'add' | 'change' | 'unlink', files: string[]): Promise<void> {
   const left = new Set(files);
   return new Promise((resolve, reject) => {
@@ -71,6 +71,15 @@ function chokidarSaw(w: FSWatcher, kind: 'add' | 'change' | 'unlink', files: str
       resolve();
     });
   });
+}
+
+// A watcher whose debounce timer (100 ms) only fires when the test advances the clock.
+async function setupManual(t: { after: (fn: () => Promise<void>) => void }) {
+  const clock = createManualClock();
+  const s = await setup(t, { clock, debounceMs: 100 });
+  const [w] = s.instances;
+  assert.ok(w);
+  return { clock, s, w };
 }
 
 const fsEvents = (s: Setup) => s.events.filter(([n, p]) => n === 'rescan' && (p as BusEvents['rescan']).reason === 'fs-event');
@@ -85,10 +94,7 @@ test('arming emits watcher-armed and a rescan for whatever changed before it', a
 });
 
 test('rule 9: a burst of events marks the directory dirty once and becomes ONE debounced rescan', async (t) => {
-  const clock = createManualClock();
-  const s = await setup(t, { clock, debounceMs: 100 });
-  const [w] = s.instances;
-  assert.ok(w);
+  const { clock, s, w } = await setupManual(t);
   const files = ['a.yml', 'b.yml', 'c.yaml', 'd.yml', 'e.yml'].map((f) => join(s.dir, f));
   const seen = chokidarSaw(w, 'add', files);
   await Promise.all(files.map((f) => writeFile(f, 'services: {}\n')));
@@ -101,10 +107,7 @@ test('rule 9: a burst of events marks the directory dirty once and becomes ONE d
 });
 
 test('rule 1: events on editor swap and probe files alone never ask for a rescan', async (t) => {
-  const clock = createManualClock();
-  const s = await setup(t, { clock, debounceMs: 100 });
-  const [w] = s.instances;
-  assert.ok(w);
+  const { clock, s, w } = await setupManual(t);
   const noise = ['.web.yml.swp', '4913', 'web.yml~'].map((f) => join(s.dir, f));
   const seen = chokidarSaw(w, 'add', noise);
   await Promise.all(noise.map((f) => writeFile(f, 'x')));

@@ -1,0 +1,117 @@
+// NAME.env beside NAME.yaml (APPS-DIR rule 1): the app's secrets. It is refused unless it is a
+// regular file (not a symlink) owned by the configured owner with mode exactly 0600 or 0400,
+// the same gate as a compose file's but tighter, since these bytes are the secrets themselves.
+import { createHash } from 'node:crypto';
+import { constants, type BigIntStats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { parseDotenv, type EnvEntry } from './dotenv.ts';
+import { SecretsError } from './errors.ts';
+
+// The largest env file read by default, as for compose files ([apps] max_file_bytes).
+export const DEFAULT_ENV_MAX_BYTES = 1024 * 1024;
+
+const ALLOWED_MODES = new Set([0o600, 0o400]);
+
+// Who must own the file ([apps] owner) and the size limit.
+export type EnvFileOptions = { owner: number; maxFileBytes?: number };
+
+// A checked, parsed env file. `keys` (sorted) go into the manifest's allowed_envs and so into
+// the compose hash; `values` (sorted by key) are what encryptEnv takes. `valuesHash` is a
+// sha256 over the sorted pairs, not part of the compose hash: a changed valuesHash with equal
+// keys is a value-only change (UpdateVm with a new encrypted_env, then restart). It is as
+// sensitive as the file for guessable values: keep it in root-only state, never in status.
+export type EnvFile = { path: string; keys: string[]; values: EnvEntry[]; valuesHash: string };
+
+function errno(err: unknown): string | undefined {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function ownerName(uid: number): string {
+  return uid === 0 ? 'root' : String(uid);
+}
+
+function permsError(path: string, owner: number, problem: string): SecretsError {
+  const fix = `chmod 600 ${path}; chown ${ownerName(owner)} ${path}`;
+  return new SecretsError('ENV_PERMS', `${path}: ${problem}; the app is not deployed with it until it is fixed: run ${fix}`);
+}
+
+// The first rule `st` breaks, as an ENV_PERMS error, or null.
+function checkStat(path: string, st: BigIntStats, options: EnvFileOptions): SecretsError | null {
+  if (!st.isFile()) return permsError(path, options.owner, 'is not a regular file');
+  if (st.uid !== BigInt(options.owner)) return permsError(path, options.owner, `is owned by uid ${st.uid}, not by ${ownerName(options.owner)} (uid ${options.owner})`);
+  const mode = Number(st.mode & 0o7777n);
+  if (!ALLOWED_MODES.has(mode)) {
+    return permsError(path, options.owner, `has mode ${mode.toString(8).padStart(4, '0')}, but a secrets file must be mode 0600 or 0400 so only its owner can read it`);
+  }
+  return null;
+}
+
+// Read at most `limit` bytes; null if the file holds more.
+async function readCapped(handle: FileHandle, limit: number): Promise<Buffer | null> {
+  const buf = Buffer.alloc(limit + 1);
+  let length = 0;
+  let bytesRead: number;
+  do {
+    ({ bytesRead } = await handle.read(buf, length, buf.length - length, length));
+    length += bytesRead;
+  } while (bytesRead > 0 && length < buf.length);
+  return length > limit ? null : buf.subarray(0, length);
+}
+
+// sha256 over the sorted pairs, length-unambiguous (JSON), with a domain prefix.
+function hashValues(values: readonly EnvEntry[]): string {
+  return createHash('sha256').update('dstack-supervisor env values v1\n').update(JSON.stringify(values.map((e) => [e.key, e.value]))).digest('hex');
+}
+
+// Where app NAME's env file is: NAME.env in the directory of NAME.yaml / NAME.yml.
+export function envPathBeside(composePath: string): string {
+  return join(dirname(composePath), `${basename(composePath).replace(/\.ya?ml$/, '')}.env`);
+}
+
+// Open the file without following a symlink and check the open descriptor, so what is checked
+// is what is read. ELOOP means the name is a symlink.
+async function openChecked(path: string, options: EnvFileOptions): Promise<FileHandle | null> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = errno(err);
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') throw permsError(path, options.owner, 'is a symlink; a secrets file must be a regular file in the apps directory');
+    throw new SecretsError('ENV_READ', `${path}: cannot be opened (${code ?? 'unknown error'}); check the file and its directory`);
+  }
+  const refusal = checkStat(path, await handle.stat({ bigint: true }), options);
+  if (refusal === null) return handle;
+  await handle.close();
+  throw refusal;
+}
+
+// Read and check the env file of the app whose compose file is `composePath`. Null when there
+// is none (the app has no secrets). Throws ENV_PERMS, ENV_READ or ENV_PARSE; no message holds a
+// value from the file.
+export async function readEnvFile(composePath: string, options: EnvFileOptions): Promise<EnvFile | null> {
+  const path = envPathBeside(composePath);
+  const handle = await openChecked(path, options);
+  if (handle === null) return null;
+  const limit = options.maxFileBytes ?? DEFAULT_ENV_MAX_BYTES;
+  let bytes: Buffer | null;
+  try {
+    bytes = await readCapped(handle, limit);
+  } catch (err) {
+    throw new SecretsError('ENV_READ', `${path}: cannot be read (${errno(err) ?? 'unknown error'}); check the file system`);
+  } finally {
+    await handle.close();
+  }
+  if (bytes === null) throw new SecretsError('ENV_READ', `${path}: is larger than ${limit} bytes ([apps] max_file_bytes); an env file holds variables, not data`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new SecretsError('ENV_PARSE', `${path}: is not valid UTF-8; save it as UTF-8`);
+  } finally {
+    bytes.fill(0);
+  }
+  const values = parseDotenv(text, path);
+  return { path, keys: values.map((e) => e.key), values, valuesHash: hashValues(values) };
+}

@@ -1,0 +1,134 @@
+// An end-to-end stage for APPS-DIR rule tests: a simulated host on a real unix socket, a real
+// apps.d in a temp dir, and the supervisor itself, in this process, with fast timings.
+import { mkdtemp, mkdir, rm, writeFile, chmod, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigSchema, type Config } from '../../src/config.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { startSupervisor, type Supervisor } from '../../src/supervisor.ts';
+import { startSimHost, type SimHost, type SimHostOptions } from '../../src/sim/host.ts';
+import { seedSimAuthConfig } from '../../src/sim/seed.ts';
+import { readAllStatuses } from '../../src/status/store.ts';
+import type { AppStatus } from '../../src/status/schema.ts';
+import type { VmInfo } from '../../src/vmm/messages.ts';
+import { collectLines, type LogLine } from '../log/collect.ts';
+
+const MUTATING = new Set(['CreateVm', 'UpdateVm', 'StartVm', 'StopVm', 'ShutdownVm', 'RemoveVm']);
+
+type TestContext = { after: (fn: () => unknown) => void };
+
+export type Harness = {
+  dir: string;
+  appsDir: string;
+  config: Config;
+  sim: SimHost;
+  logs: LogLine[];
+  supervisor(): Supervisor;
+  // Write an app file the way an operator's `cp` would (root-owned, 0644).
+  put(file: string, text: string): Promise<void>;
+  // Start (or start again) the supervisor.
+  start(): Promise<Supervisor>;
+  stop(): Promise<void>;
+  // Wait until the supervisor has nothing to do and the VMs satisfy `predicate`.
+  until(predicate: (vms: VmInfo[]) => boolean, what: string, timeoutMs?: number): Promise<VmInfo[]>;
+  quiesce(): Promise<void>;
+  statuses(): Promise<AppStatus[]>;
+  allowlist(): Promise<Record<string, { composeHashes: string[] }>>;
+  // Every mutating prpc call the simulated VMM has received, in order.
+  mutations(): string[];
+};
+
+export type HarnessOptions = {
+  apps?: Partial<Config['apps']>;
+  sim?: Partial<SimHostOptions>;
+};
+
+// A compose file publishing `port`, with a marker so each version has its own hash.
+export function composeText(port: number, marker = 'v1'): string {
+  return `# ${marker}\nservices:\n  web:\n    image: nginx:1.27\n    ports:\n      - "${port}:80"\n`;
+}
+
+// Poll `check` every 10 ms until it holds; the failure names what was awaited.
+export async function waitUntil<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+// Build the stage; everything is torn down when the test ends.
+export async function startHarness(t: TestContext, options: HarnessOptions = {}): Promise<Harness> {
+  const dir = await mkdtemp(join(tmpdir(), 'dstack-sup-'));
+  const appsDir = join(dir, 'apps.d');
+  await mkdir(appsDir);
+  await mkdir(join(dir, 'sim'));
+  const authPath = join(dir, 'auth-config.json');
+  await seedSimAuthConfig(authPath);
+  const sim = await startSimHost({ dir: join(dir, 'sim'), authConfigPath: authPath, bootDelayMs: 20, removeDelayMs: 20, shutdownDelayMs: 10, kmsUrls: ['https://10.0.2.2:12001'], ...options.sim });
+  const config = ConfigSchema.parse({
+    apps_dir: appsDir,
+    gateway_dir: join(dir, 'gateway.d'),
+    state_dir: join(dir, 'state'),
+    vmm: { url: sim.vmmUrl, token_file: '' },
+    auth: { config_path: authPath },
+    init: { enabled: false },
+    apps: { settle_ms: 100, resync_s: 2, delete_confirm_s: 0.3, owner: process.getuid?.() ?? 0, backoff_initial_s: 1, backoff_max_s: 2, boot_timeout_s: 10, shutdown_timeout_s: 2, ...options.apps },
+  });
+  const collected = collectLines();
+  let running: Supervisor | undefined;
+  const h: Harness = {
+    dir,
+    appsDir,
+    config,
+    sim,
+    logs: collected.lines,
+    supervisor: () => {
+      if (!running) throw new Error('supervisor not started');
+      return running;
+    },
+    async put(file, text) {
+      const path = join(appsDir, file);
+      await writeFile(path, text);
+      await chmod(path, 0o644);
+    },
+    async start() {
+      running = await startSupervisor({
+        config,
+        log: createLogger({ level: 'debug', stream: collected.stream }),
+        env: {},
+        pollMs: 10,
+        stopGraceMs: 5000,
+      });
+      return running;
+    },
+    async stop() {
+      await running?.stop();
+      running = undefined;
+    },
+    async until(predicate, what, timeoutMs = 10_000) {
+      return waitUntil(() => {
+        const vms = sim.state.list();
+        return predicate(vms) ? vms : undefined;
+      }, what, timeoutMs);
+    },
+    async quiesce() {
+      await running?.idle();
+    },
+    async statuses() {
+      return (await readAllStatuses(config.state_dir)).apps;
+    },
+    async allowlist() {
+      return JSON.parse(await readFile(authPath, 'utf8')).apps;
+    },
+    mutations: () => sim.faults.calls().filter((m) => MUTATING.has(m)),
+  };
+  t.after(async () => {
+    await h.stop();
+    await sim.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return h;
+}

@@ -1,0 +1,90 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { createVmmClient } from '../../src/vmm/client.ts';
+import { appCompose, freePort, startTestHost } from './fixtures.ts';
+
+async function setup(t: TestContext) {
+  const host = await startTestHost(t, { kmsUrls: ['https://10.0.2.2:9201'] });
+  const client = createVmmClient({ url: host.vmmUrl });
+  t.after(() => client.close());
+  const create = async (name: string, extra: { stopped?: boolean; port?: number } = {}) =>
+    (
+      await client.createVm({
+        name,
+        image: 'dstack-0.5.11',
+        compose_file: appCompose(name),
+        stopped: extra.stopped ?? false,
+        ports: extra.port === undefined ? [] : [{ protocol: 'tcp', host_port: extra.port, vm_port: 80, host_address: '127.0.0.1' }],
+      })
+    ).id;
+  return { host, client, create, faults: host.faults };
+}
+
+test('failNext fails the next N calls of one method with the given message, then recovers', async (t) => {
+  const { client, faults } = await setup(t);
+  faults.failNext('Version', { count: 2, message: 'boom' });
+  await assert.rejects(client.version(), { code: 'VMM_RPC', vmmMessage: 'boom' });
+  assert.deepEqual(await client.listImages().then((images) => images.length), 1);
+  await assert.rejects(client.version(), { vmmMessage: 'boom' });
+  assert.equal((await client.version()).rev, 'simulated');
+  assert.deepEqual(faults.calls(), ['Version', 'ListImages', 'Version', 'Version']);
+});
+
+test('failNext with afterApply runs the call and still fails the reply (a lost CreateVm reply)', async (t) => {
+  const { host, create, faults } = await setup(t);
+  faults.failNext('CreateVm', { afterApply: true });
+  await assert.rejects(create('ghost'), { vmmMessage: 'simulated failure of CreateVm' });
+  assert.deepEqual(host.state.list().map((vm) => vm.name), ['ghost']);
+});
+
+test('setLatency delays every call or one method; 0 removes it', async (t) => {
+  const { client, faults } = await setup(t);
+  const timed = async (call: () => Promise<unknown>) => {
+    const start = performance.now();
+    await call();
+    return performance.now() - start;
+  };
+  faults.setLatency(150, 'Status');
+  assert.ok((await timed(() => client.status())) >= 140);
+  assert.ok((await timed(() => client.version())) < 140);
+  faults.setLatency(0, 'Status');
+  faults.setLatency(150);
+  assert.ok((await timed(() => client.version())) >= 140);
+  faults.reset();
+  assert.ok((await timed(() => client.version())) < 140);
+});
+
+test('crashVm leaves the VM exited with its started flag set', async (t) => {
+  const { host, client, create, faults } = await setup(t);
+  const id = await create('crashy');
+  await host.state.waitFor((vms) => vms[0]?.boot_progress === 'done');
+  faults.crashVm(id);
+  const info = await client.getInfo(id);
+  assert.deepEqual([info.info?.status, info.info?.running], ['exited', false]);
+  assert.match(info.info?.exited_at ?? '', /^\d{4}-\d\d-\d\dT/);
+});
+
+test('restartVmm: socket down meanwhile, every VM stops, started ones boot again with new kms_urls', async (t) => {
+  const { host, client, create, faults } = await setup(t);
+  const port = await freePort();
+  const running = await create('up', { port });
+  const stopped = await create('down', { stopped: true });
+  await host.state.waitFor((vms) => vms.find((vm) => vm.id === running)?.boot_progress === 'done');
+
+  const restarted = faults.restartVmm({ downtimeMs: 100, kmsUrls: ['https://10.0.2.2:9999'] });
+  assert.deepEqual(host.state.list().map((vm) => [vm.name, vm.status, vm.boot_progress]), [
+    ['up', 'exited', ''],
+    ['down', 'stopped', ''],
+  ]);
+  const during = createVmmClient({ url: host.vmmUrl });
+  t.after(() => during.close());
+  await assert.rejects(during.version(), { code: 'VMM_UNREACHABLE' });
+  await restarted;
+
+  await host.state.waitFor((vms) => vms.find((vm) => vm.id === running)?.boot_progress === 'done');
+  assert.equal(host.state.get(stopped)?.status, 'stopped');
+  assert.deepEqual((await client.getMeta()).kms.urls, ['https://10.0.2.2:9999']);
+  const res = await fetch(`http://127.0.0.1:${port}/`);
+  assert.equal(res.status, 200);
+  await res.text();
+});
