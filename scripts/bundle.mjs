@@ -2,6 +2,7 @@
 // own Node 24 with no node_modules (platform-notes §5). The TypeScript is compiled by esbuild
 // here; Node's type stripping is only for running the sources in development.
 import { build } from 'esbuild';
+import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -17,7 +18,7 @@ const entry = [
 // bundle has no require unless the banner makes one.
 const banner = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
 
-await build({
+const result = await build({
   stdin: { contents: entry, resolveDir: root, sourcefile: 'dstack-supervisor-entry.ts', loader: 'ts' },
   outfile: `${root}dist/dstack-supervisor.mjs`,
   bundle: true,
@@ -29,4 +30,9 @@ await build({
   banner: { js: banner },
   legalComments: 'eof',
   logLevel: 'warning',
+  metafile: true,
 });
+
+// Which npm packages went into the bundle: scripts/package.mjs lists them, with their
+// licenses, in the package's copyright file.
+await writeFile(`${root}dist/dstack-supervisor.meta.json`, JSON.stringify(result.metafile));

@@ -130,7 +130,9 @@ function pairPorts(source: Source, path: DataPath, parts: PortParts, defaultAddr
 // Ports decide host mappings before the CVM exists, so `${PORT}` (resolved inside it) cannot be used.
 function checkLiteral(source: Source, path: DataPath, text: string): string {
   if (!text.includes('$')) return text;
-  const problem = `${JSON.stringify(text)} uses \${...} interpolation; the host never sees those values, so write the port numbers literally`;
+  const problem =
+    `${JSON.stringify(text)} uses \${...} interpolation; the host never sees those values, ` +
+    'so write the port numbers literally';
   throw errorAt(source, 'APP_PORTS', path, problem);
 }
 

@@ -14,7 +14,8 @@
 //   resets connections until boot_progress is "done", then answers 200 naming the app.
 // - Port conflicts compare protocol + port with overlapping addresses (0.0.0.0/:: overlap all).
 // - GPUs are disabled; images come from `images`, not a directory scan.
-// - GetAppEnvEncryptPubKey returns a per-app X25519 key from `envKeys` without KMS signatures.
+// - GetAppEnvEncryptPubKey answers from `envKeys` (random per-app X25519 keys signed by a
+//   simulated KMS k256 key, see env-keys.ts) instead of proxying to `kms_url`.
 // - `/logs` prints the guest's reported events once; `follow`, `ansi`, `lines`, `ch` are ignored.
 // - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
 import { writeFile } from 'node:fs/promises';
@@ -23,35 +24,27 @@ import type { StatusRequestInput, VmInfo } from '../vmm/messages.ts';
 import { StatusRequestSchema } from '../vmm/messages.ts';
 import { createWebhookKeyRequester, DEFAULT_SIM_PLATFORM, type SimPlatform } from './app-keys.ts';
 import { startAuthWebhook } from './auth-webhook.ts';
-import type { Clock } from '../clock.ts';
 import { createEnvKeys, type EnvKeys } from './env-keys.ts';
 import { createFaults, type Faults, type ServerControl } from './faults.ts';
 import { startPortListeners } from './port-listeners.ts';
-import type { PortMappingConfig } from './vm-rules.ts';
 import { createVmmHandlers, vmLogLines } from './vmm-dispatch.ts';
 import { queryStatus } from './vmm-queries.ts';
-import { startVmmServer } from './vmm-server.ts';
-import { DEFAULT_SIM_PORT_MAPPING, VmmState, type SimImage } from './vmm-state.ts';
+import { startVmmServer, type VmmServer } from './vmm-server.ts';
+import type { VmmStateOptions } from './vmm-config.ts';
+import { VmmState } from './vmm-state.ts';
 
-// Everything configurable; only `dir` is required.
-export type SimHostOptions = {
+// Everything configurable; only `dir` is required. The VMM knobs (delays, `[cvm.port_mapping]`
+// — default enabled, 127.0.0.1, tcp 1–65535 —, images, `[cvm].kms_urls`, clock) are the
+// VM table's own options.
+export type SimHostOptions = Omit<VmmStateOptions, 'requestAppKeys'> & {
   dir: string;
   // `[auth] tokens = [token]`; also written to `dir/vmm-token` for clients.
   token?: string;
-  bootDelayMs?: number;
-  shutdownDelayMs?: number;
-  removeDelayMs?: number;
-  // `[cvm.port_mapping]` (default: enabled, 127.0.0.1, tcp 1–65535).
-  portMapping?: PortMappingConfig;
-  images?: SimImage[];
   // The auth-simple config file (default `dir/auth-config.json`); read on every request.
   authConfigPath?: string;
-  // `[cvm].kms_urls`, `[cvm].gateway_urls` and the top-level `kms_url` (GetAppEnvEncryptPubKey).
-  kmsUrls?: string[];
-  gatewayUrls?: string[];
+  // The top-level `kms_url` (GetAppEnvEncryptPubKey); empty fails like dstackup's rendering.
   kmsUrl?: string;
   platform?: Partial<SimPlatform>;
-  clock?: Clock;
 };
 
 // Read-only access to the VMs for tests, in VmInfo form.
@@ -77,38 +70,32 @@ export type SimHost = {
 
 // Start the webhook, the VMM and the port listeners; stop() closes all of them and every timer.
 export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
-  const authConfigPath = options.authConfigPath ?? join(options.dir, 'auth-config.json');
+  const { dir, token, kmsUrl = '', authConfigPath = join(dir, 'auth-config.json'), platform, ...vmmOptions } = options;
   const webhook = await startAuthWebhook({ configPath: authConfigPath });
-  const platform = { ...DEFAULT_SIM_PLATFORM, ...options.platform };
-  const state = new VmmState({
-    requestAppKeys: createWebhookKeyRequester(webhook.url, platform),
-    portMapping: options.portMapping ?? DEFAULT_SIM_PORT_MAPPING,
-    clock: options.clock,
-    bootDelayMs: options.bootDelayMs,
-    shutdownDelayMs: options.shutdownDelayMs,
-    removeDelayMs: options.removeDelayMs,
-    images: options.images,
-    kmsUrls: options.kmsUrls,
-    gatewayUrls: options.gatewayUrls,
-  });
-  const envKeys = createEnvKeys(options.kmsUrl ?? '');
-  let tokenFile: string | undefined;
-  if (options.token !== undefined) {
-    tokenFile = join(options.dir, 'vmm-token');
-    await writeFile(tokenFile, `${options.token}\n`, { mode: 0o600 });
-  }
+  const requestAppKeys = createWebhookKeyRequester(webhook.url, { ...DEFAULT_SIM_PLATFORM, ...platform });
+  const state = new VmmState({ ...vmmOptions, requestAppKeys });
+  const envKeys = createEnvKeys(kmsUrl);
   // The fault gate needs the server's down/up, and the server needs the gate: tie the knot.
   let control: ServerControl | undefined;
   const lateControl: ServerControl = { down: () => control?.down() ?? Promise.resolve(), up: () => control?.up() ?? Promise.resolve() };
   const { faults, gate } = createFaults(state, state.scheduler, lateControl);
-  const socketPath = join(options.dir, 'vmm.sock');
-  const server = await startVmmServer({
-    socketPath,
-    handlers: createVmmHandlers(state, envKeys),
-    gate,
-    logsOf: (id) => vmLogLines(state, id),
-    tokens: options.token === undefined ? [] : [options.token],
-  });
+  const socketPath = join(dir, 'vmm.sock');
+  const tokenFile = token === undefined ? undefined : join(dir, 'vmm-token');
+  let server: VmmServer;
+  try {
+    if (tokenFile !== undefined) await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    server = await startVmmServer({
+      socketPath,
+      handlers: createVmmHandlers(state, envKeys),
+      gate,
+      logsOf: (id) => vmLogLines(state, id),
+      tokens: token === undefined ? [] : [token],
+    });
+  } catch (err) {
+    state.dispose();
+    await webhook.close();
+    throw err;
+  }
   control = server.control;
   const listeners = startPortListeners(state);
   return {

@@ -3,7 +3,7 @@
 // simulated platform's image. Only ever called when the simulator was chosen explicitly.
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { DEFAULT_SIM_IMAGE } from './vmm-state.ts';
+import { DEFAULT_SIM_IMAGE } from './vmm-config.ts';
 
 // Write a starting auth-config.json at `path` unless one exists; returns whether it wrote.
 export async function seedSimAuthConfig(path: string): Promise<boolean> {

@@ -126,13 +126,23 @@ export async function exportFakeSystemd(model: FakeSystemd, address: string): Pr
   model.on('jobRemoved', onJobRemoved);
   model.on('unitChanged', onUnitChanged);
   let owned = false;
-  const stop = async (): Promise<void> => {
-    model.off('jobRemoved', onJobRemoved);
-    model.off('unitChanged', onUnitChanged);
-    // Give the name back before leaving, so callers right after stop() see ServiceUnknown,
-    // not a call that raced the disconnect (NoReply).
-    if (owned) await bus.releaseName(SYSTEMD).catch(() => undefined);
-    bus.disconnect();
+  let stopped: Promise<void> | undefined;
+  // Give the name back before leaving, so a caller right after stop() sees ServiceUnknown rather
+  // than a call that raced the disconnect (NoReply). dbus-next never settles a call on a dead
+  // socket, only emits 'error', so that ends the wait too.
+  const releaseName = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      bus.once('error', () => resolve());
+      bus.releaseName(SYSTEMD).then(() => resolve(), () => resolve());
+    });
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      model.off('jobRemoved', onJobRemoved);
+      model.off('unitChanged', onUnitChanged);
+      if (owned) await releaseName();
+      bus.disconnect();
+    })();
+    return stopped;
   };
 
   const reply = await bus.requestName(SYSTEMD, NameFlag.DO_NOT_QUEUE).catch(async (err: unknown) => {

@@ -32,6 +32,25 @@ export type SimVm = {
   generation: number;
 };
 
+// A freshly created VM: nothing launched, nothing reported yet.
+export function newVmRecord(fields: Pick<SimVm, 'id' | 'appId' | 'createdAt' | 'config' | 'ports' | 'started'>): SimVm {
+  return {
+    ...fields,
+    running: false,
+    removing: false,
+    launchedPorts: [],
+    launchedAt: undefined,
+    exitedAt: undefined,
+    bootProgress: '',
+    bootError: '',
+    shutdownProgress: '',
+    instanceId: undefined,
+    instanceSeed: undefined,
+    events: [],
+    generation: 0,
+  };
+}
+
 // The status table of facts §2.3: removing wins, then started × process running.
 export function statusOf(vm: SimVm): VmStatus {
   if (vm.removing) return 'removing';

@@ -7,6 +7,7 @@ import { decodeMessage, encodeError, encodeMessage, isJsonMode, isVmmMethod, vmm
 import { loadVmmRoot } from '../vmm/proto.ts';
 import type { FaultGate, ServerControl } from './faults.ts';
 import { listenServer, readBody, type BoundServer } from './http-server.ts';
+import { VmmRejection } from './vm-rules.ts';
 import { createTokenCheck } from './vmm-auth.ts';
 import type { VmmHandlers } from './vmm-dispatch.ts';
 import { SIM_VERSION } from './vmm-queries.ts';
@@ -89,9 +90,9 @@ async function serve(options: VmmServerOptions, req: IncomingMessage, res: Serve
 // Decode, run (through the fault gate) and encode one call. Empty replies are `null` in JSON
 // mode, as serde renders `()`; clients must accept it.
 async function callMethod(options: VmmServerOptions, name: string, body: Buffer | Record<string, unknown>, mode: WireMode): Promise<Buffer> {
-  if (!isVmmMethod(name)) throw new Error(`Method not found: ${name}`);
+  if (!isVmmMethod(name)) throw new VmmRejection(`Method not found: ${name}`);
   const spec = vmmMethods[name];
-  if (Buffer.isBuffer(body) && body.length > BODY_LIMIT) throw new Error('request body is too large');
+  if (Buffer.isBuffer(body) && body.length > BODY_LIMIT) throw new VmmRejection('request body is too large');
   const wire = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
   const request = spec.requestSchema.parse(decodeMessage(spec.request, wire, Buffer.isBuffer(body) ? mode : 'json'));
   const handler = options.handlers[name] as (req: typeof request) => Record<string, unknown>;

@@ -4,10 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Id, UpdateVmRequest, VmConfiguration } from '../vmm/messages.ts';
-import { systemClock, type Clock } from '../clock.ts';
+import { systemClock } from '../clock.ts';
 import { Scheduler } from './scheduler.ts';
-import { runBoot, type BootDeps, type RequestAppKeys } from './vm-boot.ts';
-import { pushEvent, statusOf, type SimVm } from './vm-record.ts';
+import { runBoot, type BootDeps } from './vm-boot.ts';
+import { DEFAULT_SIM_IMAGE, DEFAULT_SIM_PORT_MAPPING, type SimImage, type VmmStateOptions } from './vmm-config.ts';
+import { newVmRecord, pushEvent, statusOf, type SimVm } from './vm-record.ts';
 import {
   checkGpus,
   checkPortConflicts,
@@ -21,43 +22,6 @@ import {
   type PortHolder,
   type PortMappingConfig,
 } from './vm-rules.ts';
-
-// A guest image as ListImages shows it; `digest` is digest.txt, the OS image hash in BootInfo.
-export type SimImage = { name: string; version: string; digest: string; isDev?: boolean };
-
-// The VMM's configuration and the simulator's timing knobs.
-export type VmmStateOptions = {
-  requestAppKeys: RequestAppKeys;
-  clock?: Clock;
-  // Launch to boot_progress "done" (spread over the stages).
-  bootDelayMs?: number;
-  // ShutdownVm to "stopped".
-  shutdownDelayMs?: number;
-  // RemoveVm to the VM leaving Status and freeing its ports.
-  removeDelayMs?: number;
-  portMapping?: PortMappingConfig;
-  images?: SimImage[];
-  // `[cvm].kms_urls` and `[cvm].gateway_urls`, as loaded at VMM start.
-  kmsUrls?: string[];
-  gatewayUrls?: string[];
-  // `event_buffer_size`.
-  maxEvents?: number;
-};
-
-// The image every simulated host has unless told otherwise.
-export const DEFAULT_SIM_IMAGE: SimImage = {
-  name: 'dstack-0.5.11',
-  version: '0.5.11',
-  digest: 'a3b1c9f0e4d2a6b8c0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7',
-};
-
-// dstackup's rendered range is tcp 1–20000; the simulator allows every tcp port by default
-// because tests bind whatever port the kernel hands out.
-export const DEFAULT_SIM_PORT_MAPPING: PortMappingConfig = {
-  enabled: true,
-  address: '127.0.0.1',
-  range: [{ protocol: 'tcp', from: 1, to: 65535 }],
-};
 
 // The VM table: RPC semantics plus the fault hooks (crash, VMM restart).
 export class VmmState {
@@ -128,26 +92,8 @@ export class VmmState {
     requireAppCompose(request.compose_file, 'Failed to load VM: Failed to read compose file');
     const appId = resolveAppId(request.app_id, request.compose_file);
     const id = randomUUID();
-    const vm: SimVm = {
-      id,
-      appId,
-      createdAt: this.scheduler.clock.now(),
-      config: { ...structuredClone(request), app_id: appId, ports, stopped: false },
-      ports,
-      started: !request.stopped,
-      running: false,
-      removing: false,
-      launchedPorts: [],
-      launchedAt: undefined,
-      exitedAt: undefined,
-      bootProgress: '',
-      bootError: '',
-      shutdownProgress: '',
-      instanceId: undefined,
-      instanceSeed: undefined,
-      events: [],
-      generation: 0,
-    };
+    const config = { ...structuredClone(request), app_id: appId, ports, stopped: false };
+    const vm = newVmRecord({ id, appId, createdAt: this.scheduler.clock.now(), config, ports, started: !request.stopped });
     this.vms.set(id, vm);
     if (vm.started) this.launch(vm);
     else this.changed();

@@ -2,16 +2,21 @@
 // apps.d in a temp dir, and the supervisor itself, in this process, with fast timings.
 import { mkdtemp, mkdir, rm, writeFile, chmod, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer, type Server, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { ConfigSchema, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startSupervisor, type Supervisor } from '../../src/supervisor.ts';
 import { startSimHost, type SimHost, type SimHostOptions } from '../../src/sim/host.ts';
 import { seedSimAuthConfig } from '../../src/sim/seed.ts';
-import { readAllStatuses } from '../../src/status/store.ts';
-import type { AppStatus } from '../../src/status/schema.ts';
+import { readAllStatuses, readSupervisorStatus } from '../../src/status/store.ts';
+import type { AppStatus, SupervisorStatus } from '../../src/status/schema.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
 import { collectLines, type LogLine } from '../log/collect.ts';
+import { freePort } from '../sim/fixtures.ts';
+
+export { freePort };
 
 const MUTATING = new Set(['CreateVm', 'UpdateVm', 'StartVm', 'StopVm', 'ShutdownVm', 'RemoveVm']);
 
@@ -36,6 +41,19 @@ export type Harness = {
   allowlist(): Promise<Record<string, { composeHashes: string[] }>>;
   // Every mutating prpc call the simulated VMM has received, in order.
   mutations(): string[];
+  // The path of `file` inside apps.d.
+  path(file: string): string;
+  // Wait until app `name` runs `text` (its file's content, when given) on a booted VM and its
+  // status says running, then until the supervisor is idle; resolves with that VM.
+  deployed(name: string, text?: string): Promise<VmInfo>;
+  // Drop a new app and wait until it runs. Every change made to apps.d before the call has then
+  // been settled and acted on (or deliberately not): the positive signal "nothing happened"
+  // assertions wait for. Its own deploy adds one CreateVm to mutations().
+  checkpoint(): Promise<void>;
+  // The journal's decision lines (rule 22) about `app`, optionally only those of one ACTION.
+  decisions(app: string, action?: string): LogLine[];
+  // `_supervisor.json`: lifecycle, watcher health and counts.
+  supervisorStatus(): Promise<SupervisorStatus | null>;
 };
 
 export type HarnessOptions = {
@@ -46,6 +64,27 @@ export type HarnessOptions = {
 // A compose file publishing `port`, with a marker so each version has its own hash.
 export function composeText(port: number, marker = 'v1'): string {
   return `# ${marker}\nservices:\n  web:\n    image: nginx:1.27\n    ports:\n      - "${port}:80"\n`;
+}
+
+// The compose file text a VM was deployed with (its app-compose manifest's docker_compose_file).
+export function composeOf(vm: VmInfo): string | undefined {
+  const manifest = vm.configuration?.compose_file;
+  return manifest === undefined ? undefined : (JSON.parse(manifest) as { docker_compose_file?: string }).docker_compose_file;
+}
+
+// Host ports no other process holds right now: the simulated VMM binds every forwarded port for
+// real, and test files run side by side, so fixed port numbers would collide.
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<Server>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
 
 // Poll `check` every 10 ms until it holds; the failure names what was awaited.
@@ -79,6 +118,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
   });
   const collected = collectLines();
   let running: Supervisor | undefined;
+  let checkpoints = 0;
   const h: Harness = {
     dir,
     appsDir,
@@ -124,6 +164,25 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
       return JSON.parse(await readFile(authPath, 'utf8')).apps;
     },
     mutations: () => sim.faults.calls().filter((m) => MUTATING.has(m)),
+    path: (file) => join(appsDir, file),
+    async deployed(name, text) {
+      const booted = (v: VmInfo) => v.name === name && v.status === 'running' && v.boot_progress === 'done' && (text === undefined || composeOf(v) === text);
+      const vms = await h.until((list) => list.some(booted), `${name} running${text === undefined ? '' : ' the expected content'}`);
+      const vm = vms.find(booted) as VmInfo;
+      const hash = createHash('sha256').update(vm.configuration?.compose_file ?? '').digest('hex');
+      await waitUntil(async () => (await h.statuses()).some((s) => s.app === name && s.phase === 'running' && s.vm_id === vm.id && s.compose_hash === hash), `${name} status running`);
+      await h.quiesce();
+      return vm;
+    },
+    async checkpoint() {
+      checkpoints += 1;
+      const name = `checkpoint-${checkpoints}`;
+      const text = composeText(await freePort(), name);
+      await h.put(`${name}.yml`, text);
+      await h.deployed(name, text);
+    },
+    decisions: (app, action) => collected.lines.filter((l) => l.fields.APP === app && l.fields.ACTION !== undefined && (action === undefined || l.fields.ACTION === action)),
+    supervisorStatus: () => readSupervisorStatus(config.state_dir),
   };
   t.after(async () => {
     await h.stop();

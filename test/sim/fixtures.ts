@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { startSimHost, type SimHost, type SimHostOptions } from '../../src/sim/host.ts';
-import { DEFAULT_SIM_IMAGE } from '../../src/sim/vmm-state.ts';
+import { DEFAULT_SIM_IMAGE } from '../../src/sim/vmm-config.ts';
 
 // A temp dir owned by the test.
 export async function makeTempDir(t: TestContext, prefix = 'sim-'): Promise<string> {

@@ -10,7 +10,9 @@ const byId = (id: string) => (vms: VmInfo[]) => vms.find((vm) => vm.id === id);
 
 for (const mode of ['protobuf', 'json'] as const) {
   test(`every prpc method end to end through the real client (${mode})`, async (t) => {
-    const host = await startTestHost(t, { token: 'tok', kmsUrl: 'https://10.0.2.2:9201', kmsUrls: ['https://10.0.2.2:9201'] });
+    // A removal slow enough to observe `removing` even on a loaded machine.
+    const kms = { kmsUrl: 'https://10.0.2.2:9201', kmsUrls: ['https://10.0.2.2:9201'] };
+    const host = await startTestHost(t, { token: 'tok', removeDelayMs: 300, ...kms });
     const client = createVmmClient({ url: host.vmmUrl, tokenFile: host.tokenFile, mode });
     t.after(() => client.close());
 

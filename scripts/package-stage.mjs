@@ -1,0 +1,127 @@
+// Lays out the installed file tree that both the .deb and the .rpm pack: the bundle and the
+// Node 24 it runs on under /usr/lib/dstack-supervisor, the wrapper in /usr/bin, the four units,
+// /etc/dstack with its conffiles, templates, docs and the man page. Modes and mtimes are set
+// here, so the packages do not depend on the builder's umask or clock.
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, lstat, lutimes, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { renderCopyright } from './package-copyright.mjs';
+
+// The units the package owns, exactly these four (issue 6).
+export const UNITS = ['dstack-supervisor.service', 'dstack-vmm.service', 'dstack-auth-simple.service', 'gramine-sealing-key-provider.service'];
+
+// Installed paths that must be executable; everything else is 0644 (directories 0755).
+const EXECUTABLES = new Set(['usr/bin/dstack-supervisor', 'usr/lib/dstack-supervisor/node']);
+
+// The VMM's own process supervisor lives at these paths (dstack-facts §5.3 "Name clash");
+// nothing of ours may ever be installed there.
+export const FORBIDDEN_PATHS = ['usr/local/libexec/dstack/supervisor', 'usr/libexec/dstack/supervisor'];
+
+const PKG = 'dstack-supervisor';
+
+// Like gzip -9n: zlib writes no file name and a zero timestamp, so the output depends on the
+// input only.
+function gzip(data) {
+  return gzipSync(data, { level: 9 });
+}
+
+async function put(stage, path, data) {
+  const full = join(stage, path);
+  await mkdir(dirname(full), { recursive: true });
+  await writeFile(full, data);
+}
+
+async function copyInto(stage, path, from) {
+  await mkdir(dirname(join(stage, path)), { recursive: true });
+  await copyFile(from, join(stage, path));
+}
+
+async function readRequired(path, hint) {
+  if (!existsSync(path)) throw new Error(`${path} is missing; ${hint}`);
+  return readFile(path);
+}
+
+// Copy the four units, refusing to build a package without any of them.
+async function stageUnits(stage, root, unitDir) {
+  for (const unit of UNITS) {
+    const from = join(root, 'systemd', unit);
+    await copyInto(stage, join(unitDir, unit), from).catch((err) => {
+      throw new Error(`systemd/${unit} is missing (${err.code}); the package ships all four units`, { cause: err });
+    });
+  }
+}
+
+async function stageProgram(stage, root) {
+  const lib = `usr/lib/${PKG}`;
+  await readRequired(join(root, 'dist', `${PKG}.mjs`), 'run `npm run build` first (npm run package does)');
+  await copyInto(stage, `${lib}/${PKG}.mjs`, join(root, 'dist', `${PKG}.mjs`));
+  // 126 MB with debug info, ~108 MB without; the dynamic symbols native addons link to stay.
+  await mkdir(join(stage, lib), { recursive: true });
+  await execa('strip', ['--strip-all', '-o', join(stage, lib, 'node'), join(root, 'node_modules/node/bin/node')]);
+  for (const file of await readdir(join(root, 'proto'))) {
+    if (file.endsWith('.proto')) await copyInto(stage, `${lib}/proto/${file}`, join(root, 'proto', file));
+  }
+  for (const file of await readdir(join(root, 'templates'))) {
+    await copyInto(stage, `usr/share/${PKG}/templates/${file}`, join(root, 'templates', file));
+  }
+  // init finds templates/ by walking up from the bundle, as it finds proto/.
+  await symlink(`../../share/${PKG}/templates`, join(stage, lib, 'templates'));
+  await copyInto(stage, `usr/bin/${PKG}`, join(root, 'packaging/files', PKG));
+}
+
+async function stageConfig(stage, root) {
+  await copyInto(stage, 'etc/dstack/supervisor.toml', join(root, 'templates/supervisor.toml'));
+  await copyInto(stage, 'etc/dstack/apps.d/README', join(root, 'packaging/files/apps.d.README'));
+  await copyInto(stage, 'etc/dstack/gateway.d/README', join(root, 'packaging/files/gateway.d.README'));
+}
+
+async function stageDocs(stage, root, { version, metafile, nodeVersion, nodeLicense }) {
+  const doc = `usr/share/doc/${PKG}`;
+  const header = await readFile(join(root, 'packaging/copyright'), 'utf8');
+  await put(stage, `${doc}/copyright`, await renderCopyright({ header, metafile, root, nodeVersion, nodeLicense }));
+  // A native package (no Debian revision) keeps its changelog as changelog.gz.
+  await put(stage, `${doc}/changelog.gz`, gzip(await readFile(join(root, 'packaging/changelog'))));
+  const guide = await readRequired(join(root, 'docs/operator-guide.md'), 'the operator guide ships in the package');
+  await put(stage, `${doc}/operator-guide.md.gz`, gzip(guide));
+  for (const file of await readdir(join(root, 'examples'))) {
+    await copyInto(stage, `${doc}/examples/${file}`, join(root, 'examples', file));
+  }
+  const man = (await readFile(join(root, 'packaging/files/dstack-supervisor.8'), 'utf8')).replaceAll('@VERSION@', version);
+  await put(stage, `usr/share/man/man8/${PKG}.8.gz`, gzip(man));
+}
+
+// Set modes and mtimes on everything below `dir`; returns the relative paths of regular files.
+async function normalise(stage, dir, epoch) {
+  const files = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = join(dir, entry.name);
+    const path = relative(stage, full);
+    if (entry.isDirectory()) {
+      files.push(...(await normalise(stage, full, epoch)));
+      await chmod(full, 0o755);
+    } else if (entry.isFile()) {
+      await chmod(full, EXECUTABLES.has(path) ? 0o755 : 0o644);
+      files.push(path);
+    }
+    await lutimes(full, epoch, epoch);
+  }
+  return files;
+}
+
+// Stage the tree into the empty directory `stage`; `unitDir` is lib/systemd/system for Debian 12
+// and usr/lib/systemd/system for rpm. Returns the regular files, relative to `stage`.
+export async function stageTree(stage, options) {
+  const { root, unitDir, epoch } = options;
+  await stageProgram(stage, root);
+  await stageUnits(stage, root, unitDir);
+  await stageConfig(stage, root);
+  await stageDocs(stage, root, options);
+  for (const path of FORBIDDEN_PATHS) {
+    if (await lstat(join(stage, path)).catch(() => null)) throw new Error(`refusing to package ${path}: it is the VMM's process supervisor`);
+  }
+  const files = await normalise(stage, stage, epoch);
+  await lutimes(stage, epoch, epoch);
+  return files.sort();
+}
