@@ -6,8 +6,9 @@ import { waitBooted } from '../src/controller/vm-wait.ts';
 
 // The CreateVm request for a spec: direct host ports, explicit app id and kms_urls, so the VM never
 // depends on the VMM's global config (DESIGN.md "Init" step 7).
-export function vmConfigOf(spec: DesiredSpec, appId: string): VmConfiguration {
+export function vmConfigOf(spec: DesiredSpec, appId: string, encryptedEnv: string): VmConfiguration {
   return {
+    encrypted_env: encryptedEnv,
     name: spec.name,
     image: spec.image,
     compose_file: spec.manifest,
@@ -43,7 +44,8 @@ export async function deployApp(spec: DesiredSpec, appId: string, prior: AppReco
   await deps.records.save(registered);
   await deps.report({ app: spec.name, file: spec.file, phase: 'deploying', record: registered });
 
-  const { id } = await deps.vmm.createVm(vmConfigOf(spec, appId));
+  const sealed = spec.env ? await deps.sealEnv(spec.name, appId, spec.env.entries) : '';
+  const { id } = await deps.vmm.createVm(vmConfigOf(spec, appId, sealed));
   const created: AppRecord = { ...registered, vmId: id };
   await deps.records.save(created);
 

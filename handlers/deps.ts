@@ -2,6 +2,7 @@ import type { Clock } from '../src/clock.ts';
 import type { VmmClient } from '../src/vmm/client.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { Phase } from '../src/status/phase.ts';
+import type { EnvEntry } from '../src/secrets/dotenv.ts';
 
 // Everything a handler may touch, passed in so tests can give it a simulator and a temp dir.
 export type HandlerDeps = {
@@ -17,6 +18,8 @@ export type HandlerDeps = {
   };
   // Publish a phase change for an app (status file, journal line, STATUS= counts).
   report(update: PhaseReport): Promise<void>;
+  // Encrypt NAME.env's entries for the app, with its KMS-signed public key (hex for encrypted_env).
+  sealEnv(app: string, appId: string, entries: EnvEntry[]): Promise<string>;
   clock: Clock;
   timing: { pollMs: number; bootTimeoutMs: number; shutdownTimeoutMs: number; removeTimeoutMs: number };
 };

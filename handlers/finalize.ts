@@ -15,6 +15,7 @@ export async function finalizeApp(spec: DesiredSpec, record: AppRecord, vmId: st
     phase: 'running',
     intent: undefined,
     lastError: undefined,
+    envHash: spec.env?.hash,
   };
   await deps.records.save(done);
   await deps.report({ app: spec.name, file: spec.file, phase: 'running', record: done });

@@ -16,7 +16,7 @@ export type Plan =
   | { action: 'teardown' }
   | { action: 'forget' };
 
-export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls';
+export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls' | 'env';
 
 // The app id of a first deployment: the first 40 hex characters of its compose hash (facts §2.4).
 export const appIdOf = (composeHash: string) => composeHash.slice(0, 40);
@@ -68,6 +68,8 @@ export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmI
   if (!vm) return { action: 'deploy', appId: record?.appId ?? appIdOf(spec.composeHash) };
   if (vm.status === 'removing') return { action: 'await-removal' };
   const changes = diffVm(vm, spec);
+  // Env values are not in the compose hash; the record says which values the VM was given.
+  if ((spec.env?.hash ?? '') !== (record?.envHash ?? '')) changes.push('env');
   if (changes.length > 0) return { action: 'upgrade', changes };
   if (vm.status !== 'running' || vm.boot_error) return { action: 'restart' };
   if (vm.boot_progress !== 'done') return { action: 'await-boot' };
@@ -76,6 +78,7 @@ export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmI
     record.vmId === vm.id &&
     record.phase === 'running' &&
     !record.intent &&
+    (record.envHash ?? '') === (spec.env?.hash ?? '') &&
     sameSet(record.registeredHashes, [spec.composeHash]);
   return settled ? { action: 'noop' } : { action: 'finalize' };
 }

@@ -31,9 +31,11 @@ export async function upgradeApp(
   };
   await deps.records.save(registered);
 
+  const sealed = spec.env ? await deps.sealEnv(spec.name, record.appId, spec.env.entries) : '';
   await deps.vmm.updateVm({
     id: vm.id,
     compose_file: spec.manifest,
+    encrypted_env: sealed,
     update_ports: true,
     ports: spec.ports,
     update_kms_urls: true,

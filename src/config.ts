@@ -10,7 +10,7 @@ export const DEFAULT_CONFIG_PATH = '/etc/dstack/supervisor.toml';
 // The environment variable that names supervisor.toml (same meaning as --config).
 export const CONFIG_ENV = 'DSTACK_SUPERVISOR_CONFIG';
 
-const path = z.string().min(1);
+const path = z.string().min(1, 'must not be empty');
 const seconds = z.number().int().positive();
 
 // `[vmm]`: how to reach dstack-vmm.
@@ -42,7 +42,7 @@ const AppsSectionSchema = z
     vcpu: z.number().int().positive().default(2),
     memory: z.number().int().positive().default(2048),
     disk: z.number().int().positive().default(20),
-    port_address: z.union([z.ipv4(), z.ipv6()]).default('127.0.0.1'),
+    port_address: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' }).default('127.0.0.1'),
     settle_ms: z.number().int().nonnegative().default(1000),
     // Fractions are allowed so tests can run the loop fast; operators use whole seconds.
     resync_s: z.number().positive().default(60),
@@ -51,6 +51,9 @@ const AppsSectionSchema = z
     owner: z.number().int().nonnegative().default(0),
     max_file_bytes: z.number().int().positive().default(1024 * 1024),
     kms_urls: z.array(z.url()).default([]),
+    // The KMS's k256 public key (GetMeta k256_pubkey, SEC1 hex); env-encryption keys for NAME.env
+    // must be signed by it. init fills it in; empty refuses apps that have a NAME.env.
+    kms_public_key: z.string().regex(/^(0x)?([0-9a-fA-F]{66}|[0-9a-fA-F]{130})?$/, 'must be a SEC1 hex secp256k1 public key').default(''),
     backoff_initial_s: seconds.default(5),
     backoff_max_s: seconds.default(300),
     boot_timeout_s: seconds.default(600),

@@ -20,6 +20,7 @@ import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
 import { listApps, buildDesired, holdUpdate } from './controller/adapters.ts';
 import { resolveImage } from './controller/image.ts';
+import { sealEnv } from './secrets/seal.ts';
 import { watchAppsDir } from '../watchers/apps.ts';
 import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
 import type { DesiredSpec } from './controller/spec.ts';
@@ -97,7 +98,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   let dirFaultReason: string | undefined;
   const controller = createController<DesiredSpec>({
     list: async (): Promise<DirListing> => {
-      const listing = await listApps(scanner, config.apps_dir, log);
+      const listing = await listApps(scanner, config.apps_dir, log, config.apps.owner);
       if (listing.ok) await snapshot.refresh();
       return listing;
     },
@@ -129,6 +130,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     allowlist,
     records,
     report: (u: StatusUpdate) => reporter.update(u),
+    sealEnv: (app, appId, entries) => sealEnv({ vmm, kmsPublicKeyHex: config.apps.kms_public_key, now: () => clock.now() }, app, appId, entries),
     clock,
     timing,
     desired: (name) => {

@@ -74,6 +74,7 @@ test('a wrong type names the file, the key as it appears in the file, and the pr
   assert.match(invalid('[vmm]\nmode = "xml"\n').message, /\[vmm\] mode: /);
   assert.match(invalid('[vmm]\nurl = "/var/run/vmm.sock"\n').message, /\[vmm\] url: must start with "unix:\/"/);
   assert.match(invalid('apps = 3\n').message, /: \[apps\]: /);
+  assert.match(invalid('[apps]\nport_address = "localhost"\n').message, /\[apps\] port_address: must be an IPv4 or IPv6 address/);
 });
 
 test('unknown keys are errors, at the top level and inside a section', () => {

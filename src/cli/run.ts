@@ -11,9 +11,11 @@ async function startSimulatedHost(config: Config, log: Logger): Promise<{ config
   const { seedSimAuthConfig } = await import('../sim/seed.ts');
   await mkdir(config.sim.dir, { recursive: true });
   if (await seedSimAuthConfig(config.auth.config_path)) log.info({ FILE: config.auth.config_path }, 'simulated host: wrote a starting auth-config.json');
-  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, kmsUrls: ['https://10.0.2.2:12001'] });
+  const kmsUrl = 'https://10.0.2.2:12001';
+  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, kmsUrls: [kmsUrl], kmsUrl });
   log.warn({ VMM: sim.vmmUrl }, `SIMULATED HOST: dstack-vmm is simulated at ${sim.vmmUrl} ([sim] enabled = true); no CVM is real`);
-  return { config: { ...config, vmm: { ...config.vmm, url: sim.vmmUrl, token_file: sim.tokenFile ?? '' } }, stop: sim.stop };
+  const apps = { ...config.apps, kms_public_key: config.apps.kms_public_key || sim.envKeys.kmsPublicKeyHex };
+  return { config: { ...config, apps, vmm: { ...config.vmm, url: sim.vmmUrl, token_file: sim.tokenFile ?? '' } }, stop: sim.stop };
 }
 
 // Resolve on the first SIGTERM or SIGINT; a second one exits at once.

@@ -6,22 +6,35 @@ import type { Logger } from '../log/logger.ts';
 import type { Scanner } from '../appsdir/scan.ts';
 import type { AppStatus } from '../status/schema.ts';
 import type { DirListing } from './controller.ts';
-import type { AppVerdict, BuiltSpec, ListedApp } from './desired.ts';
+import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv } from './desired.ts';
+import { readEnvFile } from '../secrets/env-file.ts';
 import type { StatusUpdate } from './reporter.ts';
 import type { DesiredSpec } from './spec.ts';
 import { buildAppSpec, appDefaultsOf } from '../app/spec.ts';
 import { decodeComposeText } from '../app/parse.ts';
-import { describeError } from '../errors.ts';
+import { describeError, SupervisorError } from '../errors.ts';
+
+// Read NAME.env beside a settled app file; its problems make the app invalid, like a bad file.
+async function readListedEnv(composePath: string, owner: number): Promise<ListedEnv | undefined> {
+  try {
+    const env = await readEnvFile(composePath, { owner });
+    return env ? { ok: true, entries: env.values, hash: env.valuesHash } : undefined;
+  } catch (err) {
+    return { ok: false, code: err instanceof SupervisorError ? err.code : 'ENV_READ', reason: describeError(err) };
+  }
+}
 
 // Scan apps.d once and describe every app identity in it; misnamed files are warned about once.
-export async function listApps(scanner: Scanner, dir: string, log: Logger): Promise<DirListing> {
+export async function listApps(scanner: Scanner, dir: string, log: Logger, owner: number): Promise<DirListing> {
   const result = await scanner.scan();
   if (result.kind === 'dir-error') return { ok: false, reason: result.message };
   for (const m of result.misnamed) if (m.firstSeen) log.warn({ FILE: join(dir, m.file), ACTION: 'refused' }, m.message);
-  const apps: ListedApp[] = result.entries.map((e): ListedApp => {
+  const apps = await Promise.all(result.entries.map(async (e): Promise<ListedApp> => {
     switch (e.state) {
-      case 'settled':
-        return { name: e.name, file: join(dir, e.file), kind: 'settled', fileHash: e.sha256, bytes: e.bytes };
+      case 'settled': {
+        const file = join(dir, e.file);
+        return { name: e.name, file, kind: 'settled', fileHash: e.sha256, bytes: e.bytes, env: await readListedEnv(file, owner) };
+      }
       case 'unsettled':
         return { name: e.name, file: join(dir, e.file), kind: 'unsettled' };
       case 'refused':
@@ -29,7 +42,7 @@ export async function listApps(scanner: Scanner, dir: string, log: Logger): Prom
       case 'conflict':
         return { name: e.name, file: e.files.map((f) => join(dir, f)).join(', '), kind: 'refused', code: e.code, reason: e.message, conflict: true };
     }
-  });
+  }));
   return { ok: true, apps, settleAt: result.nextSettleAt ?? undefined };
 }
 
@@ -39,10 +52,13 @@ export function buildDesired(
   app: Extract<ListedApp, { kind: 'settled' }>,
   ctx: { config: Config; image: string },
 ): BuiltSpec<DesiredSpec> {
+  if (app.env && !app.env.ok) return { ok: false, code: app.env.code, reason: app.env.reason };
   try {
     const text = decodeComposeText(app.file, app.bytes);
-    const spec = buildAppSpec({ name: app.name, file: app.file, text, defaults: { ...appDefaultsOf(ctx.config.apps), image: ctx.image } });
-    const desired: DesiredSpec = { ...spec, kmsUrls: ctx.config.apps.kms_urls };
+    const envKeys = app.env?.entries.map((e) => e.key);
+    const spec = buildAppSpec({ name: app.name, file: app.file, text, envKeys, defaults: { ...appDefaultsOf(ctx.config.apps), image: ctx.image } });
+    const env = app.env ? { entries: app.env.entries, hash: app.env.hash } : undefined;
+    const desired: DesiredSpec = { ...spec, kmsUrls: ctx.config.apps.kms_urls, env };
     return { ok: true, spec: desired, ports: spec.ports };
   } catch (err) {
     const code = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'APP_INVALID';

@@ -2,13 +2,17 @@
 // APPS-DIR rule 7 (confirmed deletes) and rule 13 (mass-teardown) kept as explicit state.
 import { resolvePortClaims, describePortConflict, type PortClaimant } from './port-claims.ts';
 import type { PortMapping } from '../vmm/messages.ts';
+import type { EnvEntry } from '../secrets/dotenv.ts';
 
 // One candidate file as the scanner saw it.
 export type ListedApp =
-  | { name: string; file: string; kind: 'settled'; fileHash: string; bytes: Buffer }
+  | { name: string; file: string; kind: 'settled'; fileHash: string; bytes: Buffer; env?: ListedEnv }
   | { name: string; file: string; kind: 'unsettled' }
   // Refused before reading: owner, mode, symlink, size (rules 1, 4), or two files for one name (rule 3).
   | { name: string; file: string; kind: 'refused'; code: string; reason: string; conflict?: boolean };
+
+// NAME.env as read beside the app file: its entries, or why it cannot be used.
+export type ListedEnv = { ok: true; entries: EnvEntry[]; hash: string } | { ok: false; code: string; reason: string };
 
 // A built spec, or why the file cannot be built (rule 8).
 export type BuiltSpec<S> = { ok: true; spec: S; ports: PortMapping[] } | { ok: false; code: string; reason: string };

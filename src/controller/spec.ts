@@ -1,4 +1,5 @@
 import type { PortMapping } from '../vmm/messages.ts';
+import type { EnvEntry } from '../secrets/dotenv.ts';
 
 // What the files say about one app name, as the controller has established it.
 export type Desired =
@@ -22,4 +23,7 @@ export type DesiredSpec = {
   memory: number;
   disk: number;
   kmsUrls: string[];
+  // NAME.env beside the compose file: its values (sealed for the app at deploy time, never
+  // stored) and a hash of them, to notice a value-only change.
+  env?: { entries: EnvEntry[]; hash: string };
 };

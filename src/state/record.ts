@@ -31,6 +31,9 @@ export const AppRecordSchema = z
     // The hashes this app has in the auth allowlist right now.
     registeredHashes: z.array(z.string()),
     intent: IntentSchema.optional(),
+    // sha256 over the NAME.env values the VM was last given (never the values): a value-only
+    // change is detected by this, since values are not part of the compose hash.
+    envHash: z.string().optional(),
     lastError: z.string().optional(),
   })
   .strict();

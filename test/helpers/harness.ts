@@ -106,7 +106,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
   await mkdir(join(dir, 'sim'));
   const authPath = join(dir, 'auth-config.json');
   await seedSimAuthConfig(authPath);
-  const sim = await startSimHost({ dir: join(dir, 'sim'), authConfigPath: authPath, bootDelayMs: 20, removeDelayMs: 20, shutdownDelayMs: 10, kmsUrls: ['https://10.0.2.2:12001'], ...options.sim });
+  const sim = await startSimHost({ dir: join(dir, 'sim'), authConfigPath: authPath, bootDelayMs: 20, removeDelayMs: 20, shutdownDelayMs: 10, kmsUrls: ['https://10.0.2.2:12001'], kmsUrl: 'https://10.0.2.2:12001', ...options.sim });
   const config = ConfigSchema.parse({
     apps_dir: appsDir,
     gateway_dir: join(dir, 'gateway.d'),
@@ -114,7 +114,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
     vmm: { url: sim.vmmUrl, token_file: '' },
     auth: { config_path: authPath },
     init: { enabled: false },
-    apps: { settle_ms: 100, resync_s: 2, delete_confirm_s: 0.3, owner: process.getuid?.() ?? 0, backoff_initial_s: 1, backoff_max_s: 2, boot_timeout_s: 10, shutdown_timeout_s: 2, ...options.apps },
+    apps: { kms_public_key: sim.envKeys.kmsPublicKeyHex, settle_ms: 100, resync_s: 2, delete_confirm_s: 0.3, owner: process.getuid?.() ?? 0, backoff_initial_s: 1, backoff_max_s: 2, boot_timeout_s: 10, shutdown_timeout_s: 2, ...options.apps },
   });
   const collected = collectLines();
   let running: Supervisor | undefined;
