@@ -18,7 +18,7 @@ const VmmSectionSchema = z
   .object({
     url: z
       .string()
-      .regex(/^(unix:\/|https?:\/\/)/, 'must start with "unix:/" (a socket path) or "http(s)://"')
+      .regex(/^(unix:\/|tcp:|https?:\/\/)/, 'must be "unix:/path", "tcp:host:port" or "http(s)://host:port"')
       .default('unix:/var/run/dstack/vmm.sock'),
     // The bearer token file; when the file does not exist the client sends no token.
     token_file: z.string().default('/etc/dstack/vmm-auth-token'),

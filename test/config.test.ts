@@ -72,7 +72,7 @@ test('a wrong type names the file, the key as it appears in the file, and the pr
   assert.equal(invalid('apps_dir = 3\n').problems[0]?.startsWith('apps_dir: '), true);
   assert.match(invalid('[apps]\nkms_urls = ["not a url"]\n').message, /\[apps\] kms_urls\[0\]: /);
   assert.match(invalid('[vmm]\nmode = "xml"\n').message, /\[vmm\] mode: /);
-  assert.match(invalid('[vmm]\nurl = "/var/run/vmm.sock"\n').message, /\[vmm\] url: must start with "unix:\/"/);
+  assert.match(invalid('[vmm]\nurl = "/var/run/vmm.sock"\n').message, /\[vmm\] url: must be "unix:\/path", "tcp:host:port"/);
   assert.match(invalid('apps = 3\n').message, /: \[apps\]: /);
   assert.match(invalid('[apps]\nport_address = "localhost"\n').message, /\[apps\] port_address: must be an IPv4 or IPv6 address/);
 });

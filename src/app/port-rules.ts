@@ -56,12 +56,11 @@ export function checkPortMappings(source: Source, declared: readonly DeclaredPor
 }
 
 // Deterministic order: protocol, host port, then the rest (only to break ties in odd inputs).
+// Plain code-unit comparison, not localeCompare, so the order never depends on the host's locale.
 export function sortPortMappings(ports: readonly PortMapping[]): PortMapping[] {
+  const order = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   return [...ports].sort(
     (a, b) =>
-      a.protocol.localeCompare(b.protocol) ||
-      a.host_port - b.host_port ||
-      a.host_address.localeCompare(b.host_address) ||
-      a.vm_port - b.vm_port,
+      order(a.protocol, b.protocol) || a.host_port - b.host_port || order(a.host_address, b.host_address) || a.vm_port - b.vm_port,
   );
 }

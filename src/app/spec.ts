@@ -127,7 +127,9 @@ function withoutPath({ service, key, message }: Finding): AppWarning {
   return { service, key, message };
 }
 
-// File-level first, then by service and key; stable, so equal files list findings identically.
+// File-level first, then by service and key (code-unit order, not locale: the same on every host);
+// stable, so equal files list findings identically.
 function sortFindings(findings: AppWarning[]): AppWarning[] {
-  return findings.sort((a, b) => a.service.localeCompare(b.service) || a.key.localeCompare(b.key));
+  const order = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return findings.sort((a, b) => order(a.service, b.service) || order(a.key, b.key));
 }

@@ -86,7 +86,9 @@ export function createReporter(deps: ReporterDeps): Reporter {
           heldKey.set(u.app, key);
           logDecision(deps.log, { app: u.app, file: u.file, action: u.held.action, to: u.held.fileHash, reason: u.held.reason });
         }
-      } else {
+      } else if (status.phase !== 'invalid') {
+        // Only a recovery forgets the problem: a held file that is settling again (touched,
+        // chmodded) stays invalid, and its unchanged error is not logged a second time (rule 8).
         heldKey.delete(u.app);
       }
       const same =
