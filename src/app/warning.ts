@@ -2,3 +2,8 @@
 // and the operator sees the warning in the journal, in `status` and in `hash --json`.
 // `service` is empty for file-level keys (top-level `secrets:`, `configs:`, `include:`).
 export type AppWarning = { service: string; key: string; message: string };
+
+// One line for an operator: `service web: volumes: bind-mounts ./x from the host …`.
+export function formatWarning(w: AppWarning): string {
+  return `${w.service ? `service ${w.service}: ` : ''}${w.key}: ${w.message}`;
+}

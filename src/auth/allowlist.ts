@@ -3,7 +3,7 @@
 // dstack": the supervisor owns `apps[<app id>]` entries and nothing else).
 import { open, realpath } from 'node:fs/promises';
 import { acquireLock, lockPathFor, type LockOptions } from './lock.ts';
-import { writeFileAtomic, type FileIdentity } from './atomic-write.ts';
+import { writeFileAtomic } from '../fsx/atomic.ts';
 import {
   applyEdit,
   normalizeHexLikeDstackCli,
@@ -12,7 +12,10 @@ import {
   type AllowlistDocument,
   type AllowlistEdit,
 } from './document.ts';
-import { badHexError, closedError, missingFileError, readError } from './errors.ts';
+import { badHexError, closedError, missingFileError, readError, writeError } from './errors.ts';
+
+// Mode bits and owner of the allowlist, kept across rewrites: auth-simple's user must still read it.
+type FileIdentity = { mode: number; uid: number; gid: number };
 import type { AuthConfig } from './schema.ts';
 
 // Reported after each write that changed the file: which file, and how many edits it carried.
@@ -115,7 +118,11 @@ async function editFile(path: string, edits: AllowlistEdit[], deps: AllowlistDep
   const { doc, target, identity } = await loadAllowlist(path);
   // map, not some: every edit must be applied even after the first change.
   if (!edits.map((e) => applyEdit(doc, e)).includes(true)) return;
-  await writeFileAtomic(target, serializeAllowlist(doc), identity);
+  try {
+    await writeFileAtomic(target, serializeAllowlist(doc), { mode: identity.mode & 0o7777, owner: identity });
+  } catch (err) {
+    throw writeError(path, 'replacing the file (temp file, fsync, rename, directory fsync)', err);
+  }
   deps.onWrite?.({ path, edits: edits.length });
 }
 

@@ -2,6 +2,7 @@
 // compose file — app id, compose hash, host ports, warnings and the exact manifest — without
 // touching the VMM. The manifest printed is the string whose sha256 is the compose hash.
 import { readFile } from 'node:fs/promises';
+import { readEnvFile } from '../secrets/env-file.ts';
 import { parseArgs } from 'node:util';
 import { AppError } from '../app/errors.ts';
 import { appIdOf } from '../app/manifest.ts';
@@ -9,7 +10,7 @@ import { decodeComposeText } from '../app/parse.ts';
 import { appNameOfFile } from '../app/name.ts';
 import { appDefaultsOf, buildAppSpec } from '../app/spec.ts';
 import type { AppSpec } from '../app/spec.ts';
-import type { AppWarning } from '../app/warning.ts';
+import { formatWarning } from '../app/warning.ts';
 import { loadConfig } from '../config.ts';
 import { SupervisorError, describeError } from '../errors.ts';
 
@@ -41,20 +42,18 @@ export async function run(args: string[]): Promise<number> {
   try {
     const config = await loadConfig(values.config);
     const text = decodeComposeText(file, await readComposeFile(file));
-    const spec = buildAppSpec({ name: appNameOfFile(file), file, text, defaults: appDefaultsOf(config.apps) });
+    // NAME.env's key names are part of the manifest (allowed_envs); its values never are.
+    const env = await readEnvFile(file, { owner: config.apps.owner });
+    const spec = buildAppSpec({ name: appNameOfFile(file), file, text, envKeys: env?.keys, defaults: appDefaultsOf(config.apps) });
     process.stdout.write(values.json ? `${JSON.stringify(toJson(spec), null, 2)}\n` : formatText(spec));
     return 0;
   } catch (err) {
     if (!(err instanceof SupervisorError)) throw err;
     // A refused file may also have warnings; show them now rather than after the next fix.
-    const warnings = err instanceof AppError ? err.warnings.map((w) => `warning: ${describeWarning(w)}\n`) : [];
+    const warnings = err instanceof AppError ? err.warnings.map((w) => `warning: ${formatWarning(w)}\n`) : [];
     process.stderr.write(`dstack-supervisor hash: ${err.message}\n${warnings.join('')}`);
     return 1;
   }
-}
-
-function describeWarning(w: AppWarning): string {
-  return `${w.service ? `service ${w.service}: ` : ''}${w.key}: ${w.message}`;
 }
 
 async function readComposeFile(file: string): Promise<Buffer> {
@@ -78,7 +77,7 @@ function toJson(spec: AppSpec) {
 
 function formatText(spec: AppSpec): string {
   const ports = spec.ports.map((p) => `${p.protocol} ${p.host_address}:${p.host_port} -> CVM ${p.vm_port}`);
-  const warnings = spec.warnings.map(describeWarning);
+  const warnings = spec.warnings.map(formatWarning);
   const list = (items: string[]) => (items.length === 0 ? ['(none)'] : items).join('\n' + ' '.repeat(14));
   return [
     `name          ${spec.name}`,

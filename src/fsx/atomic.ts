@@ -23,14 +23,21 @@ export async function syncDir(dir: string): Promise<void> {
 // Replace `path` with `data` so that a reader (or a restart after kill -9 or power loss) sees
 // either the old file or the new one, never a mix: temp file in the same directory, fsync, rename
 // over the target, fsync the directory.
-export async function writeFileAtomic(path: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+// `owner` gives the new file that uid/gid (a root writer keeping a file another user reads).
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: { mode?: number; owner?: { uid: number; gid: number } } = {},
+): Promise<void> {
   const mode = options.mode ?? 0o644;
   const temp = join(dirname(path), `.${basename(path)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
   const handle = await open(temp, 'wx', mode);
   try {
     try {
       await handle.writeFile(data);
-      // The open mode went through the umask; the caller asked for exactly `mode`.
+      if (options.owner) await handle.chown(options.owner.uid, options.owner.gid);
+      // The open mode went through the umask (and chown may clear set-id bits); the caller asked
+      // for exactly `mode`.
       await handle.chmod(mode);
       await handle.sync();
     } finally {

@@ -115,3 +115,14 @@ test('hash --json lists warnings as {service, key, message}', async (t) => {
   assert.equal(warnings.length, 5);
   for (const w of warnings) assert.deepEqual(Object.keys(w), ['service', 'key', 'message']);
 });
+
+test('hash takes NAME.env into account: its key names are in allowed_envs, no value is printed', async (t) => {
+  const secret = 'hash-cli-secret-value-91';
+  const { dir, config, file } = await setUp(t, 'shop.yaml', { text: 'services:\n  web:\n    image: nginx\n', toml: `[apps]\nowner = ${process.getuid?.() ?? 0}\n` });
+  await writeFile(join(dir, 'shop.env'), `DB_PASSWORD=${secret}\nAPI_KEY=${secret}\n`, { mode: 0o600 });
+  const result = await hash([file, '--json', '--config', config]);
+  assert.equal(result.code, 0, result.stderr);
+  const out = JSON.parse(result.stdout) as { manifest: string };
+  assert.deepEqual(JSON.parse(out.manifest).allowed_envs, ['API_KEY', 'DB_PASSWORD']);
+  assert.ok(!result.stdout.includes(secret) && !result.stderr.includes(secret));
+});

@@ -214,6 +214,45 @@ describe('rule 7: confirmed deletes only', GROUP, () => {
     await assertUpgradedInPlace(h, mark, vm.id, composeText(port, 'v2'));
   });
 
+  // The real tools above leave a gap of microseconds, which a scan rarely sees. Here the gaps
+  // of vim's :w and of install are held open until a full scan has seen the file missing.
+  const gapped: Array<{ tool: string; write: (h: Harness, text: string) => Promise<void> }> = [
+    {
+      // vim :w (reproduced): `4913` probe, rename x.yml -> x.yml~, [scan], write x.yml, unlink x.yml~.
+      tool: "vim's :w (reproduced, scanned mid-write)",
+      write: async (h, text) => {
+        await writeFile(h.path('4913'), '');
+        await unlink(h.path('4913'));
+        await rename(h.path('x.yml'), h.path('x.yml~'));
+        await rescan(h);
+        await writeFile(h.path('x.yml'), text, { mode: 0o644 });
+        await unlink(h.path('x.yml~'));
+      },
+    },
+    {
+      // install (reproduced): unlink x.yml, [scan], create it O_EXCL 0600, write, chmod 0644.
+      tool: 'install (reproduced, scanned mid-write)',
+      write: async (h, text) => {
+        await unlink(h.path('x.yml'));
+        await rescan(h);
+        const handle = await open(h.path('x.yml'), 'wx', 0o600);
+        await handle.writeFile(text);
+        await handle.chmod(0o644);
+        await handle.close();
+      },
+    },
+  ];
+  for (const writer of gapped) {
+    it(`rule 7: ${writer.tool} never tears down`, async (t) => {
+      // T is long enough for the scan in the gap to finish well inside it.
+      const { h, vm, port } = await withApp(t, { apps: { delete_confirm_s: 3 } });
+      const mark = h.mutations().length;
+      const v2 = composeText(port, 'v2');
+      await writer.write(h, v2);
+      await assertUpgradedInPlace(h, mark, vm.id, v2);
+    });
+  }
+
   it('rule 7: a delete is confirmed after T and a fresh listing, then torn down', async (t) => {
     const { h, vm } = await withApp(t, { apps: { delete_confirm_s: 2 } });
     const mark = h.mutations().length;
