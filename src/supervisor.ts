@@ -18,7 +18,7 @@ import { createRepeatSummariser } from './log/repeat.ts';
 import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
-import { listApps, buildDesired, holdUpdate } from './controller/adapters.ts';
+import { listApps, buildDesired, observedUpdate } from './controller/adapters.ts';
 import { resolveImage } from './controller/image.ts';
 import { sealEnv } from './secrets/seal.ts';
 import { watchAppsDir } from '../watchers/apps.ts';
@@ -106,7 +106,10 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     managed: async () =>
       new Map((await records.loadAll()).map((r) => [r.name, { file: r.file, running: r.appliedHash !== undefined }])),
     reconcile: (name) => reconcileApp(name, reconcileDeps),
-    held: (name, verdict, file) => reporter.update(holdUpdate(name, verdict, file, reporter.statuses())),
+    observed: async (name, verdict, file) => {
+      const update = observedUpdate(name, verdict, file, reporter.statuses());
+      if (update) await reporter.update(update);
+    },
     dirFault: (reason) => {
       if (reason === dirFaultReason) return;
       dirFaultReason = reason;

@@ -13,6 +13,7 @@ import type { DesiredSpec } from './spec.ts';
 import { buildAppSpec, appDefaultsOf } from '../app/spec.ts';
 import { decodeComposeText } from '../app/parse.ts';
 import { describeError, SupervisorError } from '../errors.ts';
+import { formatWarning } from '../app/warning.ts';
 
 // Read NAME.env beside a settled app file; its problems make the app invalid, like a bad file.
 async function readListedEnv(composePath: string, owner: number): Promise<ListedEnv | undefined> {
@@ -66,14 +67,15 @@ export function buildDesired(
   }
 }
 
-// The status change for an app the controller holds back; an edit still settling keeps the phase.
-export function holdUpdate(
-  name: string,
-  verdict: Extract<AppVerdict<DesiredSpec>, { kind: 'hold' }>,
-  file: string,
-  statuses: readonly AppStatus[],
-): StatusUpdate {
+// The status change a pass's verdict implies: warnings of a file that will run, or why a file is
+// held back; an edit still settling keeps the phase. Undefined when nothing changes.
+export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, file: string, statuses: readonly AppStatus[]): StatusUpdate | undefined {
   const current = statuses.find((s) => s.app === name);
+  if (verdict.kind === 'gone') return undefined;
+  if (verdict.kind === 'app') {
+    const warnings = verdict.spec.warnings.map(formatWarning);
+    return { app: name, file, phase: current?.phase ?? 'pending', warnings, warned: { fileHash: verdict.fileHash } };
+  }
   switch (verdict.why) {
     case 'unsettled':
     case 'delete-pending':

@@ -13,8 +13,8 @@ export type ControllerDeps<S extends { composeHash: string }> = {
   // The apps we own (have a record for), and whether each currently holds its ports.
   managed(): Promise<Map<string, { file: string; running: boolean }>>;
   reconcile(name: string): Promise<ReconcileResult>;
-  // Told once per pass about every app the pass holds back (invalid, conflict, pending ...).
-  held(name: string, verdict: Extract<AppVerdict<S>, { kind: 'hold' }>, file: string): Promise<void>;
+  // Told once per pass about every app's verdict (held back: invalid, conflict, pending …; or to run).
+  observed(name: string, verdict: AppVerdict<S>, file: string): Promise<void>;
   // Told when the directory itself cannot be listed (rule 12) and when it can again.
   dirFault(reason: string | undefined): void;
   onResult?(name: string, result: ReconcileResult): void;
@@ -106,9 +106,7 @@ export function createController<S extends { composeHash: string }>(deps: Contro
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
       verdicts.set(name, verdict);
-      if (verdict.kind === 'hold') {
-        await deps.held(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name);
-      }
+      await deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name);
       const changed =
         verdict.kind === 'app' && (before?.kind !== 'app' || before.spec.composeHash !== verdict.spec.composeHash);
       if (changed) {

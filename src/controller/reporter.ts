@@ -18,6 +18,8 @@ export type StatusUpdate = {
   // Why the file is held back (invalid, conflict, refused); logged once per distinct reason.
   held?: { action: 'invalid' | 'conflict' | 'refused'; reason: string; fileHash?: string };
   warnings?: string[];
+  // Set with `warnings` from a pass: log them once per content hash (issue 8).
+  warned?: { fileHash: string };
   urls?: string[];
 };
 
@@ -44,6 +46,7 @@ export type Reporter = {
 export function createReporter(deps: ReporterDeps): Reporter {
   const current = new Map<string, AppStatus>();
   const heldKey = new Map<string, string>();
+  const warnedKey = new Map<string, string>();
   let degraded = false;
   let lastLine = '';
 
@@ -90,6 +93,10 @@ export function createReporter(deps: ReporterDeps): Reporter {
         // Only a recovery forgets the problem: a held file that is settling again (touched,
         // chmodded) stays invalid, and its unchanged error is not logged a second time (rule 8).
         heldKey.delete(u.app);
+      }
+      if (u.warned && u.warnings && u.warnings.length > 0 && warnedKey.get(u.app) !== u.warned.fileHash) {
+        warnedKey.set(u.app, u.warned.fileHash);
+        for (const w of u.warnings) deps.log.warn({ APP: u.app, FILE: u.file, TO: u.warned.fileHash.slice(0, 12) }, `${u.file}: ${w}`);
       }
       const same =
         before && before.phase === status.phase && before.last_error === status.last_error && before.vm_id === status.vm_id &&

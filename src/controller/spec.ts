@@ -1,5 +1,6 @@
 import type { PortMapping } from '../vmm/messages.ts';
 import type { EnvEntry } from '../secrets/dotenv.ts';
+import type { AppWarning } from '../app/warning.ts';
 
 // What the files say about one app name, as the controller has established it.
 export type Desired =
@@ -23,6 +24,8 @@ export type DesiredSpec = {
   memory: number;
   disk: number;
   kmsUrls: string[];
+  // What a CVM will not honour as written (issue 8); shown in the journal and in status.
+  warnings: AppWarning[];
   // NAME.env beside the compose file: its values (sealed for the app at deploy time, never
   // stored) and a hash of them, to notice a value-only change.
   env?: { entries: EnvEntry[]; hash: string };

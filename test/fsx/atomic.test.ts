@@ -31,6 +31,17 @@ test('writeFileAtomic replaces the file with a new inode, the exact mode, and no
   assert.deepEqual([...(await readFile(path))], [1, 2]);
 });
 
+test('writeFileAtomic can hand the new file to another owner', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'auth-config.json');
+  // Root can give the file away; anyone else can only "give" it to themselves.
+  const root = process.getuid?.() === 0;
+  const owner = root ? { uid: 4242, gid: 4243 } : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  await writeFileAtomic(path, '{}', { mode: 0o640, owner });
+  const st = await stat(path);
+  assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [owner.uid, owner.gid, 0o640]);
+});
+
 test('a failed write throws and leaves neither the target nor a temp file', async (t) => {
   const dir = await tempDir(t);
   await assert.rejects(writeFileAtomic(join(dir, 'missing', 'x.json'), 'x'), { code: 'ENOENT' });
