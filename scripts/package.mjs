@@ -2,10 +2,7 @@
 // dist/dstack-supervisor-<version>.x86_64.rpm where rpmbuild exists. No network beyond the npm
 // registry (the Node.js license text, see package-copyright.mjs).
 //
-//   node scripts/package.mjs [--out DIR] [--fast] [--no-rpm]
-//
-// --fast compresses with gzip instead of xz (seconds instead of half a minute); the package
-// test uses it.
+//   node scripts/package.mjs [--out DIR] [--no-rpm]
 import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,7 +16,7 @@ import { stageTree } from './package-stage.mjs';
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 const { values } = parseArgs({
-  options: { out: { type: 'string' }, fast: { type: 'boolean', default: false }, 'no-rpm': { type: 'boolean', default: false } },
+  options: { out: { type: 'string' }, 'no-rpm': { type: 'boolean', default: false } },
 });
 const outDir = resolve(values.out ?? join(root, 'dist'));
 
@@ -49,7 +46,7 @@ try {
   const debStage = join(work, 'deb');
   await mkdir(debStage);
   const files = await stageTree(debStage, { ...common, unitDir: 'lib/systemd/system' });
-  console.log(await buildDeb({ root, stage: debStage, files, outDir, version, fast: values.fast, epoch }));
+  console.log(await buildDeb({ root, stage: debStage, files, outDir, version, epoch }));
   if (!values['no-rpm'] && (await hasRpmbuild())) {
     const rpmStage = join(work, 'rpm-root');
     await mkdir(rpmStage);
