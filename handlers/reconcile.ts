@@ -128,14 +128,14 @@ function decisionOf(name: string, desired: Desired, record: AppRecord | undefine
   const base = { app: name, file };
   switch (plan.action) {
     case 'deploy':
-      return { ...base, action: 'deploy', to, reason: record?.vmId ? `VM ${record.vmId} is gone; deploying again` : 'new app' };
+      return { ...base, action: 'deploy', to, reason: record?.vmId ? `VM ${record.vmId} is gone; deploying again` : desired.kind === 'app' && desired.renamedFrom ? `new app, renamed from "${desired.renamedFrom}"` : 'new app' };
     case 'upgrade':
       return { ...base, action: 'upgrade', from, to, reason: `changed: ${plan.changes.join(', ')}` };
     case 'restart':
       return { ...base, action: 'deploy', from, to, reason: `VM ${vm?.id} is ${vm?.status}${vm?.boot_error ? ` (${vm.boot_error})` : ''}; starting it` };
     case 'teardown':
     case 'forget':
-      return { ...base, action: 'teardown', from: record?.appliedHash, reason: 'file deleted (confirmed)' };
+      return { ...base, action: 'teardown', from: record?.appliedHash, reason: desired.kind === 'gone' && desired.renamedTo ? `file renamed to "${desired.renamedTo}" (confirmed)` : 'file deleted (confirmed)' };
     case 'await-removal':
       return { ...base, action: 'noop', reason: `VM ${vm?.id} is being removed; waiting` };
     case 'await-boot':

@@ -116,6 +116,12 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       if (reason) log.error({ FILE: config.apps_dir }, reason);
       else log.info({ FILE: config.apps_dir }, `${config.apps_dir} can be listed again`);
     },
+    massTeardownHeld: (names) =>
+      log.warn(
+        { FILE: config.apps_dir, ACTION: 'teardown', REASON: 'mass-teardown guard' },
+        `every managed app (${names.join(', ')}) vanished from ${config.apps_dir} in one scan; nothing is torn down ` +
+          `until a second scan ${config.apps.resync_s} s later agrees (restore the files to cancel)`,
+      ),
     failed: (_name, result, retryInMs) => {
       if (result.decision) reporter.decide(result.decision, retryInMs);
     },
@@ -138,7 +144,9 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     timing,
     desired: (name) => {
       const v = controller.desired(name);
-      return v === undefined ? { kind: 'gone' } : v.kind === 'app' ? { kind: 'app', spec: v.spec } : v;
+      if (v === undefined) return { kind: 'gone' };
+      if (v.kind === 'app') return { kind: 'app', spec: v.spec, renamedFrom: v.renamedFrom };
+      return v.kind === 'gone' ? v : { kind: 'hold' };
     },
     loadRecord: (name) => records.load(name),
     listVms: (name) => snapshot.list(name),

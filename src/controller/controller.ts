@@ -15,6 +15,8 @@ export type ControllerDeps<S extends { composeHash: string }> = {
   reconcile(name: string): Promise<ReconcileResult>;
   // Told once per pass about every app's verdict (held back: invalid, conflict, pending …; or to run).
   observed(name: string, verdict: AppVerdict<S>, file: string): Promise<void>;
+  // Every managed app vanished in one scan; teardown waits for a second scan R later (rule 13).
+  massTeardownHeld?(names: string[]): void;
   // Told when the directory itself cannot be listed (rule 12) and when it can again.
   dirFault(reason: string | undefined): void;
   onResult?(name: string, result: ReconcileResult): void;
@@ -42,6 +44,8 @@ export function createController<S extends { composeHash: string }>(deps: Contro
   const guards: DeleteGuards = { absentSince: new Map() };
   const backoff = createBackoff(settings.backoff);
   const notBefore = new Map<string, number>();
+  const lastFileHash = new Map<string, string>();
+  let massGuardWarned = false;
   const timers = new Set<TimerHandle>();
   let scanning: Promise<void> | undefined;
   let rescanWanted = false;
@@ -98,9 +102,16 @@ export function createController<S extends { composeHash: string }>(deps: Contro
         now,
         deleteConfirmMs: settings.deleteConfirmMs,
         massConfirmMs: settings.resyncMs,
+        lastFileHash,
       },
       guards,
     );
+    if (out.massGuardActive && !massGuardWarned) deps.massTeardownHeld?.([...managed.keys()]);
+    massGuardWarned = out.massGuardActive;
+    for (const [name, v] of out.verdicts) {
+      if (v.kind === 'app' || (v.kind === 'hold' && v.fileHash !== undefined)) lastFileHash.set(name, v.fileHash as string);
+      if (v.kind === 'gone') lastFileHash.delete(name);
+    }
     for (const name of verdicts.keys()) if (!out.verdicts.has(name)) verdicts.delete(name);
     const fileOf = new Map(listing.apps.map((a) => [a.name, a.file]));
     for (const [name, verdict] of out.verdicts) {

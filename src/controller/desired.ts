@@ -21,20 +21,25 @@ export type BuiltSpec<S> = { ok: true; spec: S; ports: PortMapping[] } | { ok: f
 export type HoldReason = 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'delete-pending';
 
 export type AppVerdict<S> =
-  | { kind: 'app'; spec: S; fileHash: string }
+  // `renamedFrom`: a managed app that vanished had these very bytes (rule 19).
+  | { kind: 'app'; spec: S; fileHash: string; renamedFrom?: string }
   | { kind: 'hold'; why: HoldReason; reason: string; fileHash?: string }
-  | { kind: 'gone' };
+  | { kind: 'gone'; renamedTo?: string };
 
 export type DeleteGuards = {
   // When each managed app was first seen missing.
   absentSince: Map<string, number>;
   // When a scan first wanted to tear down every managed app (rule 13), if one did.
   massSince?: number;
+  // Vanished app → the new name its bytes reappeared under, until the old one is torn down.
+  renames?: Map<string, string>;
 };
 
 export type PlanInput<S> = {
   listed: readonly ListedApp[];
   managed: ReadonlyMap<string, { file: string; running: boolean }>;
+  // The content hash each app's file had when last seen, to recognise a rename (rule 19).
+  lastFileHash: ReadonlyMap<string, string>;
   build: (app: Extract<ListedApp, { kind: 'settled' }>) => BuiltSpec<S>;
   now: number;
   deleteConfirmMs: number;
@@ -117,5 +122,29 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
         : { kind: 'gone' },
     );
   }
+  markRenames(verdicts, input, (guards.renames ??= new Map()));
   return { verdicts, recheckAt, massGuardActive };
+}
+
+// `mv a.yml b.yml`: b is a new app and a's deletion is pending or confirmed; when b's bytes are
+// the ones a had, both verdicts say so, for the journal (rule 19). It changes no decision.
+function markRenames<S>(verdicts: Map<string, AppVerdict<S>>, input: PlanInput<S>, renames: Map<string, string>): void {
+  const vanished = new Map<string, string>();
+  for (const [name, v] of verdicts) {
+    const hash = input.lastFileHash.get(name);
+    const absent = v.kind === 'gone' || (v.kind === 'hold' && v.why === 'delete-pending');
+    if (absent && hash !== undefined) vanished.set(hash, name);
+  }
+  for (const [name, v] of verdicts) {
+    if (v.kind !== 'app' || input.managed.has(name)) continue;
+    const from = vanished.get(v.fileHash);
+    if (from === undefined) continue;
+    v.renamedFrom = from;
+    renames.set(from, name);
+  }
+  for (const [from, to] of renames) {
+    const old = verdicts.get(from);
+    if (old?.kind === 'gone') old.renamedTo = to;
+    if (old === undefined || old.kind !== 'hold' || old.why !== 'delete-pending') renames.delete(from);
+  }
 }

@@ -4,12 +4,12 @@ import type { AppSpec } from '../app/spec.ts';
 // What the files say about one app name, as the controller has established it.
 export type Desired =
   // A settled, valid file: this spec should run.
-  | { kind: 'app'; spec: DesiredSpec }
+  | { kind: 'app'; spec: DesiredSpec; renamedFrom?: string }
   // The file exists but must not be acted on (invalid, unsettled, conflicting, refused, dir fault):
   // whatever runs keeps running (APPS-DIR rules 3, 5, 8, 12).
   | { kind: 'hold' }
   // The file's deletion is confirmed (rule 7): tear down what we own.
-  | { kind: 'gone' };
+  | { kind: 'gone'; renamedTo?: string };
 
 // A built app spec (manifest, hash, ports, size, warnings) plus what the host adds to it.
 export type DesiredSpec = Pick<

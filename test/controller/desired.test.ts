@@ -26,6 +26,7 @@ function input(listed: ListedApp[], managed: string[], now: number): PlanInput<S
               : [],
           },
     now,
+    lastFileHash: new Map(managed.map((n) => [n, `h-${n}`])),
     deleteConfirmMs: 5000,
     massConfirmMs: 60000,
   };
@@ -85,4 +86,14 @@ test('a port clash holds the newcomer and names the app that runs with it', () =
   const shop = out.verdicts.get('shop');
   assert.equal(shop?.kind === 'hold' && shop.why, 'conflict');
   assert.match(shop?.kind === 'hold' ? shop.reason : '', /already published by app "blog"/);
+});
+
+test('rule 19: the bytes of a vanished app reappearing under a new name mark both as a rename', () => {
+  const guards: DeleteGuards = { absentSince: new Map() };
+  const moved: ListedApp = { ...settled('b'), fileHash: 'h-a' } as ListedApp;
+  const first = planDirectory(input([moved, settled('c')], ['a', 'c'], 0), guards);
+  const b = first.verdicts.get('b');
+  assert.equal(b?.kind === 'app' && b.renamedFrom, 'a');
+  const later = planDirectory(input([moved, settled('c')], ['a', 'b', 'c'], 5000), guards);
+  assert.deepEqual(later.verdicts.get('a'), { kind: 'gone', renamedTo: 'b' });
 });
