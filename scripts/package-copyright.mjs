@@ -41,9 +41,16 @@ export async function nodeLicenseText(version, cacheDir) {
   }
 }
 
+// The Apache 2.0 terms, which Node and some packages include in full. Debian policy (and
+// lintian: copyright-file-contains-full-apache-2-license) wants a pointer to the copy every
+// Debian system has; notices and appendices around the terms are kept.
+const APACHE_TERMS = /^[ \t]*TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION[\s\S]*?END OF TERMS AND CONDITIONS[ \t]*$/gm;
+const APACHE_POINTER = '[The terms and conditions of the Apache License 2.0; on Debian systems they are in /usr/share/common-licenses/Apache-2.0.]';
+
 // DEP-5 puts multi-line text one space in, with "." for an empty line.
 function indent(text) {
   return text
+    .replace(APACHE_TERMS, APACHE_POINTER)
     .replace(/\r\n?/g, '\n')
     .trim()
     .split('\n')

@@ -58,8 +58,10 @@ async function stageProgram(stage, root) {
   await readRequired(join(root, 'dist', `${PKG}.mjs`), 'run `npm run build` first (npm run package does)');
   await copyInto(stage, `${lib}/${PKG}.mjs`, join(root, 'dist', `${PKG}.mjs`));
   // 126 MB with debug info, ~108 MB without; the dynamic symbols native addons link to stay.
+  // The sections dh_strip also drops from executables go too.
   await mkdir(join(stage, lib), { recursive: true });
-  await execa('strip', ['--strip-all', '-o', join(stage, lib, 'node'), join(root, 'node_modules/node/bin/node')]);
+  const node = join(root, 'node_modules/node/bin/node');
+  await execa('strip', ['--strip-all', '--remove-section=.comment', '--remove-section=.note', '-o', join(stage, lib, 'node'), node]);
   for (const file of await readdir(join(root, 'proto'))) {
     if (file.endsWith('.proto')) await copyInto(stage, `${lib}/proto/${file}`, join(root, 'proto', file));
   }
@@ -110,12 +112,16 @@ async function normalise(stage, dir, epoch) {
   return files;
 }
 
-// Stage the tree into the empty directory `stage`; `unitDir` is lib/systemd/system for Debian 12
-// and usr/lib/systemd/system for rpm. Returns the regular files, relative to `stage`.
+// Where each format installs units: Debian 12 still uses /lib, rpm-based systems /usr/lib.
+const UNIT_DIRS = { deb: 'lib/systemd/system', rpm: 'usr/lib/systemd/system' };
+
+// Stage the tree for `format` ('deb' or 'rpm') into the empty directory `stage`. Returns the
+// regular files, relative to `stage`.
 export async function stageTree(stage, options) {
-  const { root, unitDir, epoch } = options;
+  const { root, format, epoch } = options;
   await stageProgram(stage, root);
-  await stageUnits(stage, root, unitDir);
+  await stageUnits(stage, root, UNIT_DIRS[format]);
+  if (format === 'deb') await copyInto(stage, `usr/share/lintian/overrides/${PKG}`, join(root, 'packaging/deb/lintian-overrides'));
   await stageConfig(stage, root);
   await stageDocs(stage, root, options);
   for (const path of FORBIDDEN_PATHS) {

@@ -45,12 +45,12 @@ try {
   const common = { root, version, metafile, nodeVersion, nodeLicense, epoch };
   const debStage = join(work, 'deb');
   await mkdir(debStage);
-  const files = await stageTree(debStage, { ...common, unitDir: 'lib/systemd/system' });
+  const files = await stageTree(debStage, { ...common, format: 'deb' });
   console.log(await buildDeb({ root, stage: debStage, files, outDir, version, epoch }));
   if (!values['no-rpm'] && (await hasRpmbuild())) {
     const rpmStage = join(work, 'rpm-root');
     await mkdir(rpmStage);
-    await stageTree(rpmStage, { ...common, unitDir: 'usr/lib/systemd/system' });
+    await stageTree(rpmStage, { ...common, format: 'rpm' });
     console.log(await buildRpm({ root, stage: rpmStage, workDir: join(work, 'rpmbuild'), outDir, version }));
   } else if (!values['no-rpm']) {
     console.log('rpmbuild not found: no .rpm (apt-get install rpm to build one)');

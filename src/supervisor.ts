@@ -118,7 +118,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     },
     massTeardownHeld: (names) =>
       log.warn(
-        { FILE: config.apps_dir, ACTION: 'teardown', REASON: 'mass-teardown guard' },
+        { FILE: config.apps_dir, REASON: 'mass-teardown guard' },
         `every managed app (${names.join(', ')}) vanished from ${config.apps_dir} in one scan; nothing is torn down ` +
           `until a second scan ${config.apps.resync_s} s later agrees (restore the files to cancel)`,
       ),

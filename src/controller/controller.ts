@@ -57,6 +57,9 @@ export function createController<S extends { composeHash: string }>(deps: Contro
     process: (name) => deps.reconcile(name),
     retryDelay: (name, result) => {
       const v = verdicts.get(name);
+      // The file changed while the failed attempt ran: the new version goes at once (rule 16).
+      const attempted = result.decision?.to;
+      if (attempted && v?.kind === 'app' && v.spec.composeHash !== attempted) return 0;
       const { delayMs } = backoff.fail(name, v?.kind === 'app' ? v.spec.composeHash : (v?.kind ?? ''));
       notBefore.set(name, clock.now() + delayMs);
       deps.failed(name, result, delayMs);

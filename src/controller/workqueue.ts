@@ -102,10 +102,13 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
     }
     active.delete(key);
     opts.onResult?.(key, result);
-    if (dirty.delete(key)) {
-      add(key);
-    } else if (result.kind === 'retry') {
+    if (result.kind === 'retry') {
+      // A failure waits out its backoff even if the key was asked for meanwhile: edits that
+      // matter (a new hash) are for retryDelay to judge, or failures would loop hot (rule 16).
+      dirty.delete(key);
       addAfter(key, opts.retryDelay(key, result));
+    } else if (dirty.delete(key)) {
+      add(key);
     } else if (result.kind === 'requeueAfter') {
       addAfter(key, result.ms);
     }

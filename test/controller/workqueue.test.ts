@@ -127,3 +127,28 @@ test('stop waits for running work and drops the rest', async () => {
   assert.deepEqual(seen, ['a']);
   assert.equal(clock.pending(), 0);
 });
+
+test('rule 16: a key asked for while its failing run is in flight still waits out the backoff', async () => {
+  const clock = createManualClock();
+  const gate = deferred();
+  let calls = 0;
+  const q = createWorkQueue({
+    concurrency: 1,
+    clock,
+    retryDelay: () => 5000,
+    async process() {
+      calls++;
+      if (calls === 1) await gate.promise;
+      return { kind: 'retry', error: new Error('still failing') };
+    },
+  });
+  q.add('x');
+  q.add('x');
+  gate.resolve();
+  await q.idle();
+  assert.equal(calls, 1, 'no immediate rerun');
+  await clock.advance(5000);
+  await q.idle();
+  assert.equal(calls, 2);
+  await q.stop();
+});
