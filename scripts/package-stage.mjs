@@ -10,14 +10,14 @@ import { gzipSync } from 'node:zlib';
 import { renderCopyright } from './package-copyright.mjs';
 
 // The units the package owns, exactly these four (issue 6).
-export const UNITS = ['dstack-supervisor.service', 'dstack-vmm.service', 'dstack-auth-simple.service', 'gramine-sealing-key-provider.service'];
+const UNITS = ['dstack-supervisor.service', 'dstack-vmm.service', 'dstack-auth-simple.service', 'gramine-sealing-key-provider.service'];
 
 // Installed paths that must be executable; everything else is 0644 (directories 0755).
 const EXECUTABLES = new Set(['usr/bin/dstack-supervisor', 'usr/lib/dstack-supervisor/node']);
 
 // The VMM's own process supervisor lives at these paths (dstack-facts §5.3 "Name clash");
 // nothing of ours may ever be installed there.
-export const FORBIDDEN_PATHS = ['usr/local/libexec/dstack/supervisor', 'usr/libexec/dstack/supervisor'];
+const FORBIDDEN_PATHS = ['usr/local/libexec/dstack/supervisor', 'usr/libexec/dstack/supervisor'];
 
 const PKG = 'dstack-supervisor';
 
@@ -38,9 +38,8 @@ async function copyInto(stage, path, from) {
   await copyFile(from, join(stage, path));
 }
 
-async function readRequired(path, hint) {
+function requireFile(path, hint) {
   if (!existsSync(path)) throw new Error(`${path} is missing; ${hint}`);
-  return readFile(path);
 }
 
 // Copy the four units, refusing to build a package without any of them.
@@ -55,11 +54,10 @@ async function stageUnits(stage, root, unitDir) {
 
 async function stageProgram(stage, root) {
   const lib = `usr/lib/${PKG}`;
-  await readRequired(join(root, 'dist', `${PKG}.mjs`), 'run `npm run build` first (npm run package does)');
+  requireFile(join(root, 'dist', `${PKG}.mjs`), 'run `npm run build` first (npm run package does)');
   await copyInto(stage, `${lib}/${PKG}.mjs`, join(root, 'dist', `${PKG}.mjs`));
   // 126 MB with debug info, ~108 MB without; the dynamic symbols native addons link to stay.
   // The sections dh_strip also drops from executables go too.
-  await mkdir(join(stage, lib), { recursive: true });
   const node = join(root, 'node_modules/node/bin/node');
   await execa('strip', ['--strip-all', '--remove-section=.comment', '--remove-section=.note', '-o', join(stage, lib, 'node'), node]);
   for (const file of await readdir(join(root, 'proto'))) {
@@ -79,18 +77,20 @@ async function stageConfig(stage, root) {
   await copyInto(stage, 'etc/dstack/gateway.d/README', join(root, 'packaging/files/gateway.d.README'));
 }
 
-async function stageDocs(stage, root, { version, metafile, nodeVersion, nodeLicense }) {
+async function stageDocs(stage, root, { version, metafile, nodeVersion, nodeLicense, epoch }) {
   const doc = `usr/share/doc/${PKG}`;
   const header = await readFile(join(root, 'packaging/copyright'), 'utf8');
   await put(stage, `${doc}/copyright`, await renderCopyright({ header, metafile, root, nodeVersion, nodeLicense }));
   // A native package (no Debian revision) keeps its changelog as changelog.gz.
   await put(stage, `${doc}/changelog.gz`, gzip(await readFile(join(root, 'packaging/changelog'))));
-  const guide = await readRequired(join(root, 'docs/operator-guide.md'), 'the operator guide ships in the package');
-  await put(stage, `${doc}/operator-guide.md.gz`, gzip(guide));
+  requireFile(join(root, 'docs/operator-guide.md'), 'the operator guide ships in the package');
+  await put(stage, `${doc}/operator-guide.md.gz`, gzip(await readFile(join(root, 'docs/operator-guide.md'))));
   for (const file of await readdir(join(root, 'examples'))) {
     await copyInto(stage, `${doc}/examples/${file}`, join(root, 'examples', file));
   }
-  const man = (await readFile(join(root, 'packaging/files/dstack-supervisor.8'), 'utf8')).replaceAll('@VERSION@', version);
+  const man = (await readFile(join(root, 'packaging/files/dstack-supervisor.8'), 'utf8'))
+    .replaceAll('@VERSION@', version)
+    .replaceAll('@DATE@', new Date(epoch * 1000).toISOString().slice(0, 10));
   await put(stage, `usr/share/man/man8/${PKG}.8.gz`, gzip(man));
 }
 

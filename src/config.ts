@@ -54,8 +54,8 @@ const AppsSectionSchema = z
     // The KMS's k256 public key (GetMeta k256_pubkey, SEC1 hex); env-encryption keys for NAME.env
     // must be signed by it. init fills it in; empty refuses apps that have a NAME.env.
     kms_public_key: z.string().regex(/^(0x)?([0-9a-fA-F]{66}|[0-9a-fA-F]{130})?$/, 'must be a SEC1 hex secp256k1 public key').default(''),
-    backoff_initial_s: seconds.default(5),
-    backoff_max_s: seconds.default(300),
+    backoff_initial_s: z.number().positive().default(5),
+    backoff_max_s: z.number().positive().default(300),
     boot_timeout_s: seconds.default(600),
     shutdown_timeout_s: seconds.default(60),
     // false: no inotify watcher; changes still land within resync_s + settle_ms (rule 9).

@@ -8,7 +8,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { createVmmClient, type VmmClient } from './vmm/client.ts';
 import { openAllowlist } from './auth/allowlist.ts';
 import { openStateStore } from './state/store.ts';
-import { writeAppStatus, removeAppStatus, writeSupervisorStatus } from './status/store.ts';
+import { writeAppStatus, removeAppStatus, writeSupervisorStatus, readAllStatuses } from './status/store.ts';
 import { createScanner } from './appsdir/scan.ts';
 import { createBus, BUS_EVENTS } from './bus.ts';
 import { createController, type DirListing } from './controller/controller.ts';
@@ -66,8 +66,14 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       updated_at: new Date(clock.now()).toISOString(),
     }).catch((err: unknown) => log.warn({ err }, 'could not write the supervisor status file'));
 
+  // The statuses of apps we hold a record for, as the last run left them: without them every
+  // running app was reported `pending` after a restart until its file settled again, at the cost
+  // of one status write per app before READY (found by bench/restart.ts).
+  const recorded = new Set((await records.loadAll()).map((r) => r.name));
+  const initial = (await readAllStatuses(config.state_dir)).apps.filter((s) => recorded.has(s.app));
   let ready = false;
   const reporter = createReporter({
+    initial,
     log,
     repeats: createRepeatSummariser({ log, clock }),
     write: (s) => writeAppStatus(config.state_dir, s),
@@ -122,6 +128,9 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
         `every managed app (${names.join(', ')}) vanished from ${config.apps_dir} in one scan; nothing is torn down ` +
           `until a second scan ${config.apps.resync_s} s later agrees (restore the files to cancel)`,
       ),
+    onResult: (name, result) => {
+      if (result.kind === 'done') reporter.succeeded(name);
+    },
     failed: (_name, result, retryInMs) => {
       if (result.decision) reporter.decide(result.decision, retryInMs);
     },
@@ -186,7 +195,14 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       stopWatchdog();
       await watcher.close();
       const grace = options.stopGraceMs ?? 20_000;
-      const stopped = await Promise.race([controller.stop().then(() => true), clock.sleep(grace).then(() => false)]);
+      // The grace timer is cancelled once the controller stops: left pending it kept the process
+      // alive for the whole grace after "stopped" (found by bench/restart.ts).
+      const graceOver = new AbortController();
+      const stopped = await Promise.race([
+        controller.stop().then(() => true),
+        clock.sleep(grace, graceOver.signal).then(() => false, () => false),
+      ]);
+      graceOver.abort();
       if (!stopped) log.warn(`in-flight operations did not finish within ${grace / 1000} s; their intent records resume them at the next start`);
       await allowlist.close();
       await vmm.close();

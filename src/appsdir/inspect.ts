@@ -27,7 +27,8 @@ export type Observation =
   | { kind: 'gone' }
   | { kind: 'changing' }
   | { kind: 'refused'; fingerprint: string; code: RefusalCode; message: string }
-  | { kind: 'read'; fingerprint: string; bytes: Buffer; sha256: string; size: number; mtimeMs: number; ino: number };
+  // `changedMs`: the kernel's ctime (of the link too, for a symlink), when the file last changed.
+  | { kind: 'read'; fingerprint: string; bytes: Buffer; sha256: string; size: number; mtimeMs: number; ino: number; changedMs: number };
 
 function errno(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
@@ -69,9 +70,9 @@ function isInside(dir: string, target: string): boolean {
 }
 
 // Resolve `path` (following a symlink only if it stays inside `realDir`) and stat the target.
-async function resolveTarget(path: string, realDir: string): Promise<{ target: string; st: BigIntStats } | Observation> {
+async function resolveTarget(path: string, realDir: string): Promise<{ target: string; st: BigIntStats; link: BigIntStats } | Observation> {
   const link = await lstat(path, { bigint: true });
-  if (!link.isSymbolicLink()) return { target: path, st: link };
+  if (!link.isSymbolicLink()) return { target: path, st: link, link };
   let target: string;
   try {
     target = await realpath(path);
@@ -84,7 +85,7 @@ async function resolveTarget(path: string, realDir: string): Promise<{ target: s
     const message = `${path}: is a symlink to ${target}, outside the apps directory; copy the file into the directory instead`;
     return { kind: 'refused', fingerprint: `outside:${statKey(link)}:${target}`, code: 'APP_SYMLINK_OUTSIDE', message };
   }
-  return { target, st: await stat(target, { bigint: true }) };
+  return { target, st: await stat(target, { bigint: true }), link };
 }
 
 // Read at most `limit` bytes through an open descriptor; more would mean the file grew.
@@ -114,13 +115,14 @@ export async function inspectCandidate(dir: string, realDir: string, file: strin
   try {
     const resolved = await resolveTarget(path, realDir);
     if ('kind' in resolved) return resolved;
-    const { target, st } = resolved;
+    const { target, st, link } = resolved;
     const refusal = checkStat(path, st, limits);
     if (refusal !== null) return { kind: 'refused', fingerprint: `${refusal.code}:${statKey(st)}:${target}`, ...refusal };
     const bytes = await readCapped(target, st, limits.maxFileBytes);
     if (bytes === null) return { kind: 'changing' };
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    return { kind: 'read', fingerprint: `${statKey(st)}:${target}:${sha256}`, bytes, sha256, size: bytes.length, mtimeMs: Number(st.mtimeNs / 1_000_000n), ino: Number(st.ino) };
+    const changedMs = Number((st.ctimeNs > link.ctimeNs ? st.ctimeNs : link.ctimeNs) / 1_000_000n);
+    return { kind: 'read', fingerprint: `${statKey(st)}:${target}:${sha256}`, bytes, sha256, size: bytes.length, mtimeMs: Number(st.mtimeNs / 1_000_000n), ino: Number(st.ino), changedMs };
   } catch (err) {
     const code = errno(err);
     if (code === 'ENOENT') return { kind: 'gone' };

@@ -71,6 +71,8 @@ export function createScanner(options: ScanOptions): Scanner {
   let seen = new Map<string, Seen>();
   let warned = new Set<string>();
   let lastDir: { dev: number; ino: number } | null = null;
+  // When the last listing was taken: a file that is new or changed since then changed after it.
+  let lastAt: number | null = null;
 
   async function list(at: number): Promise<{ names: string[]; realDir: string; id: { dev: number; ino: number } } | ScanResult> {
     try {
@@ -118,7 +120,11 @@ export function createScanner(options: ScanOptions): Scanner {
       if (obs.kind === 'gone') continue;
       const prev = seen.get(file);
       const fingerprint = obs.kind === 'changing' ? null : obs.fingerprint;
-      const since = prev !== undefined && fingerprint !== null && prev.fingerprint === fingerprint ? prev.since : at;
+      // A new look starts the window when the kernel says the file last changed (its ctime), not
+      // when we happened to look, which a watcher's debounce makes later; never before the last
+      // listing (it showed another state), nor after now. At start-up there is no last listing.
+      const changed = obs.kind === 'read' && lastAt !== null ? Math.min(at, Math.max(lastAt, obs.changedMs)) : at;
+      const since = prev !== undefined && fingerprint !== null && prev.fingerprint === fingerprint ? prev.since : changed;
       if (fingerprint !== null) nextSeen.set(file, { fingerprint, since });
       if (obs.kind === 'changing' || at - since < settleMs) {
         entries.push({ name, state: 'unsettled', file, settleAt: since + settleMs });
@@ -130,6 +136,7 @@ export function createScanner(options: ScanOptions): Scanner {
       }
     }
     seen = nextSeen;
+    lastAt = at;
 
     const waiting = entries.flatMap((e) => (e.state === 'unsettled' ? [e] : []));
     const nextSettleAt = waiting.length === 0 ? null : Math.min(...waiting.map((e) => e.settleAt));

@@ -1,5 +1,14 @@
-// Placeholder until the destroy command lands; exits non-zero so nothing mistakes it for success.
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write('dstack-supervisor destroy: not implemented yet\n');
-  return 1;
+import { parseArgs } from 'node:util';
+import { destroyFromConfig } from '../init/command.ts';
+import { runHostCommand } from './init.ts';
+
+// `dstack-supervisor destroy [--purge] [--config FILE]`: remove every app CVM and what init
+// rendered; the KMS CVM is stopped and kept (its keys) unless --purge.
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, purge: { type: 'boolean', default: false } } });
+  return runHostCommand('destroy', values.config, async (config, log) => {
+    const result = await destroyFromConfig(config, log, { purge: values.purge });
+    const kms = result.kms === undefined ? 'no KMS CVM found' : `KMS CVM ${result.kms.vmId} ${result.kms.action}`;
+    return `destroy complete: ${result.removedApps.length} app CVM(s) removed, ${kms}, ${result.stoppedUnits.length} unit(s) stopped, ${result.removedFiles.length} file(s) removed`;
+  });
 }

@@ -1,5 +1,56 @@
-// Placeholder until the init command lands; exits non-zero so nothing mistakes it for success.
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write('dstack-supervisor init: not implemented yet\n');
-  return 1;
+import { parseArgs } from 'node:util';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../config.ts';
+import { describeError } from '../errors.ts';
+import { initHost } from '../init/command.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
+import { startSimulatedHost } from './run.ts';
+
+// The simulated host for a one-shot command: the one `run`/`npm run dev` serves in another
+// process when its socket answers (its VMs live there), else one started here for this command.
+async function attachSimulatedHost(config: Config, log: Logger): Promise<{ config: Config; stop: () => Promise<void> }> {
+  const socketPath = join(config.sim.dir, 'vmm.sock');
+  const live = await new Promise<boolean>((resolve) => {
+    const socket = createConnection(socketPath, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+  if (!live) return startSimulatedHost(config, log);
+  log.warn({ VMM: `unix:${socketPath}` }, `SIMULATED HOST: using the simulated dstack-vmm another process serves at unix:${socketPath}`);
+  return { config: { ...config, vmm: { ...config.vmm, url: `unix:${socketPath}`, token_file: '' } }, stop: async () => {} };
+}
+
+// Run a one-shot host command (init, destroy): load supervisor.toml, attach the simulated host
+// when `[sim]` says so, run `body` and print the line it returns; on failure print the error
+// as `dstack-supervisor <command>: <message>`. Returns the exit code.
+export async function runHostCommand(command: string, configFile: string | undefined, body: (config: Config, log: Logger) => Promise<string>): Promise<number> {
+  const log = createLogger({ level: process.env.DSTACK_SUPERVISOR_LOG_LEVEL === 'debug' ? 'debug' : 'info' });
+  let sim: Awaited<ReturnType<typeof attachSimulatedHost>> | undefined;
+  try {
+    let config = await loadConfig(configFile);
+    if (config.sim.enabled) {
+      sim = await attachSimulatedHost(config, log);
+      config = sim.config;
+    }
+    process.stdout.write(`${await body(config, log)}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`dstack-supervisor ${command}: ${describeError(err)}\n`);
+    return 1;
+  } finally {
+    await sim?.stop();
+  }
+}
+
+// `dstack-supervisor init [--config FILE]`: initialise the host now (idempotent); exit 1 with the
+// step's message when something is missing or fails.
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
+  return runHostCommand('init', values.config, async (config, log) => {
+    const result = await initHost(config, log);
+    return `init complete: KMS CVM ${result.kms.vmId} at ${result.kms.url}; ${result.written.length} file(s) written, ${result.started.length} unit(s) started`;
+  });
 }

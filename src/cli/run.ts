@@ -4,15 +4,19 @@ import { loadConfig, type Config } from '../config.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { startSupervisor } from '../supervisor.ts';
 import { describeError } from '../errors.ts';
+import { prepareHost } from '../init/command.ts';
 
-// The simulated host, started in this process only when `[sim] enabled = true`.
-async function startSimulatedHost(config: Config, log: Logger): Promise<{ config: Config; stop: () => Promise<void> }> {
+// The simulated host, started in this process only when `[sim] enabled = true`. With `[init]
+// enabled`, init renders auth-config.json and the VMM serves the guest images on disk.
+export async function startSimulatedHost(config: Config, log: Logger): Promise<{ config: Config; stop: () => Promise<void> }> {
   const { startSimHost } = await import('../sim/host.ts');
   const { seedSimAuthConfig } = await import('../sim/seed.ts');
+  const { ensureSimImages } = await import('../sim/guest-image.ts');
   await mkdir(config.sim.dir, { recursive: true });
-  if (await seedSimAuthConfig(config.auth.config_path)) log.info({ FILE: config.auth.config_path }, 'simulated host: wrote a starting auth-config.json');
+  if (!config.init.enabled && (await seedSimAuthConfig(config.auth.config_path))) log.info({ FILE: config.auth.config_path }, 'simulated host: wrote a starting auth-config.json');
+  const images = config.init.enabled ? { images: await ensureSimImages(config.init.images_dir) } : {};
   const kmsUrl = 'https://10.0.2.2:12001';
-  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, kmsUrls: [kmsUrl], kmsUrl });
+  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, kmsUrls: [kmsUrl], kmsUrl, ...images });
   log.warn({ VMM: sim.vmmUrl }, `SIMULATED HOST: dstack-vmm is simulated at ${sim.vmmUrl} ([sim] enabled = true); no CVM is real`);
   const apps = { ...config.apps, kms_public_key: config.apps.kms_public_key || sim.envKeys.kmsPublicKeyHex };
   return { config: { ...config, apps, vmm: { ...config.vmm, url: sim.vmmUrl, token_file: sim.tokenFile ?? '' } }, stop: sim.stop };
@@ -51,6 +55,7 @@ export async function run(args: string[]): Promise<number> {
       sim = await startSimulatedHost(config, log);
       config = sim.config;
     }
+    config = await prepareHost(config, log);
     const supervisor = await startSupervisor({ config, log });
     await untilSignal(log);
     await supervisor.stop();

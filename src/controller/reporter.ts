@@ -24,6 +24,8 @@ export type StatusUpdate = {
 };
 
 export type ReporterDeps = {
+  // Statuses to start from (the last run's), so an unchanged app is not reported anew.
+  initial?: readonly AppStatus[];
   log: Logger;
   repeats: RepeatSummariser;
   write(status: AppStatus): Promise<void>;
@@ -37,6 +39,8 @@ export type Reporter = {
   update(u: StatusUpdate): Promise<void>;
   // A reconcile decision (rule 22); failures go through the repeat summariser.
   decide(d: Decision, retryInMs?: number): void;
+  // A reconcile of `app` finished cleanly; ends a failure streak with one line.
+  succeeded(app: string): void;
   line(): string;
   statuses(): AppStatus[];
   setWatcherDegraded(degraded: boolean): void;
@@ -44,9 +48,10 @@ export type Reporter = {
 
 // Create the reporter; it keeps the last status of every app in memory to count phases.
 export function createReporter(deps: ReporterDeps): Reporter {
-  const current = new Map<string, AppStatus>();
+  const current = new Map<string, AppStatus>((deps.initial ?? []).map((s) => [s.app, s]));
   const heldKey = new Map<string, string>();
   const warnedKey = new Map<string, string>();
+  const failing = new Set<string>();
   let degraded = false;
   let lastLine = '';
 
@@ -110,11 +115,20 @@ export function createReporter(deps: ReporterDeps): Reporter {
       publish();
     },
     decide(d, retryInMs) {
-      if (d.level === 'error') deps.repeats.failure(d, retryInMs);
-      else {
-        const streak = deps.repeats.clear(d.app);
-        logDecision(deps.log, streak > 0 ? { ...d, reason: `${d.reason} (recovered after ${streak} failures)` } : d);
+      if (d.level === 'error') {
+        failing.add(d.app);
+        deps.repeats.failure(d, retryInMs);
+      } else if (failing.has(d.app)) {
+        // A retry of a failing operation: the failure summary already speaks for it.
+        deps.log.debug({ APP: d.app, FILE: d.file, ACTION: d.action }, `${d.app}: retrying ${d.action}`);
+      } else {
+        logDecision(deps.log, d);
       }
+    },
+    succeeded(app) {
+      if (!failing.delete(app)) return;
+      const streak = deps.repeats.clear(app);
+      deps.log.info({ APP: app }, `${app}: recovered after ${streak} failures`);
     },
     line,
     statuses: () => [...current.values()],

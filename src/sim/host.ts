@@ -18,6 +18,8 @@
 //   simulated KMS k256 key, see env-keys.ts) instead of proxying to `kms_url`.
 // - `/logs` prints the guest's reported events once; `follow`, `ansi`, `lines`, `ch` are ignored.
 // - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
+// - A VM named `dstack-kms` gets the simulated KMS (kms-server.ts) on its published port 8000
+//   instead of a plain listener: HTTPS `/health` and `GetMeta` once it has "bootstrapped".
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StatusRequestInput, VmInfo } from '../vmm/messages.ts';
@@ -26,6 +28,7 @@ import { createWebhookKeyRequester, DEFAULT_SIM_PLATFORM, type SimPlatform } fro
 import { startAuthWebhook } from './auth-webhook.ts';
 import { createEnvKeys, type EnvKeys } from './env-keys.ts';
 import { createFaults, type Faults, type ServerControl } from './faults.ts';
+import { startSimKms, type SimKmsFault } from './kms-server.ts';
 import { startPortListeners } from './port-listeners.ts';
 import { createVmmHandlers, vmLogLines } from './vmm-dispatch.ts';
 import { queryStatus } from './vmm-queries.ts';
@@ -45,6 +48,8 @@ export type SimHostOptions = Omit<VmmStateOptions, 'requestAppKeys'> & {
   // The top-level `kms_url` (GetAppEnvEncryptPubKey); empty fails like dstackup's rendering.
   kmsUrl?: string;
   platform?: Partial<SimPlatform>;
+  // Boot `done` of the KMS CVM to its HTTPS answering (default 300 ms).
+  kmsBootstrapDelayMs?: number;
 };
 
 // Read-only access to the VMs for tests, in VmInfo form.
@@ -65,12 +70,14 @@ export type SimHost = {
   faults: Faults;
   state: SimStateView;
   envKeys: EnvKeys;
+  // The simulated KMS: make its bootstrap stall ('stall') or behave ('none').
+  kms: { setFault: (fault: SimKmsFault) => void };
   stop: () => Promise<void>;
 };
 
 // Start the webhook, the VMM and the port listeners; stop() closes all of them and every timer.
 export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
-  const { dir, token, kmsUrl = '', authConfigPath = join(dir, 'auth-config.json'), platform, ...vmmOptions } = options;
+  const { dir, token, kmsUrl = '', authConfigPath = join(dir, 'auth-config.json'), platform, kmsBootstrapDelayMs = 300, ...vmmOptions } = options;
   const webhook = await startAuthWebhook({ configPath: authConfigPath });
   const requestAppKeys = createWebhookKeyRequester(webhook.url, { ...DEFAULT_SIM_PLATFORM, ...platform });
   const state = new VmmState({ ...vmmOptions, requestAppKeys });
@@ -97,7 +104,8 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
     throw err;
   }
   control = server.control;
-  const listeners = startPortListeners(state);
+  const kms = startSimKms(state, { bootstrapDelayMs: kmsBootstrapDelayMs, k256PublicKeyHex: envKeys.kmsPublicKeyHex });
+  const listeners = startPortListeners(state, kms.serves);
   return {
     vmmUrl: server.url,
     socketPath,
@@ -107,9 +115,10 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
     faults,
     state: createStateView(state),
     envKeys,
+    kms: { setFault: kms.setFault },
     stop: async () => {
       state.dispose();
-      await Promise.all([listeners.close(), server.close(), webhook.close()]);
+      await Promise.all([listeners.close(), kms.close(), server.close(), webhook.close()]);
     },
   };
 }

@@ -4,6 +4,7 @@
 import { createServer } from 'node:http';
 import { listenServer, type BoundServer } from './http-server.ts';
 import type { SimVm } from './vm-record.ts';
+import type { HostPort } from './vm-rules.ts';
 import type { VmmState } from './vmm-state.ts';
 
 // The running set of listeners; close() stops following the state and unbinds everything.
@@ -11,9 +12,10 @@ export type PortListeners = { close: () => Promise<void> };
 
 type Entry = { vmId: string; ready: Promise<BoundServer | undefined>; wanted: boolean };
 
-// Follow `state` and keep one listener per launched tcp port of every running VM. A port that
-// cannot be bound makes the launch fail like QEMU's would: the VM's process exits.
-export function startPortListeners(state: VmmState): PortListeners {
+// Follow `state` and keep one listener per launched tcp port of every running VM, except those
+// `servedElsewhere` claims (the simulated KMS's RPC port). A port that cannot be bound makes the
+// launch fail like QEMU's would: the VM's process exits.
+export function startPortListeners(state: VmmState, servedElsewhere: (vm: SimVm, port: HostPort) => boolean = () => false): PortListeners {
   const entries = new Map<string, Entry>();
   let closed = false;
 
@@ -45,7 +47,7 @@ export function startPortListeners(state: VmmState): PortListeners {
     for (const vm of state.list()) {
       if (!vm.running) continue;
       for (const p of vm.launchedPorts) {
-        if (p.protocol !== 'tcp') continue;
+        if (p.protocol !== 'tcp' || servedElsewhere(vm, p)) continue;
         const key = `${vm.id} ${p.host_address} ${p.host_port}`;
         const entry = entries.get(key) ?? open(vm, p.host_address, p.host_port);
         entry.wanted = true;

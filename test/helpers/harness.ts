@@ -59,6 +59,8 @@ export type Harness = {
 export type HarnessOptions = {
   apps?: Partial<Config['apps']>;
   sim?: Partial<SimHostOptions>;
+  // The supervisor's environment (NOTIFY_SOCKET for sd_notify tests).
+  env?: Record<string, string>;
 };
 
 // A compose file publishing `port`, with a marker so each version has its own hash.
@@ -107,6 +109,13 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
   const authPath = join(dir, 'auth-config.json');
   await seedSimAuthConfig(authPath);
   const sim = await startSimHost({ dir: join(dir, 'sim'), authConfigPath: authPath, bootDelayMs: 20, removeDelayMs: 20, shutdownDelayMs: 10, kmsUrls: ['https://10.0.2.2:12001'], kmsUrl: 'https://10.0.2.2:12001', ...options.sim });
+  // Registered before anything else can throw, so a failed setup never leaves a server running.
+  let running: Supervisor | undefined;
+  t.after(async () => {
+    await running?.stop();
+    await sim.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
   const config = ConfigSchema.parse({
     apps_dir: appsDir,
     gateway_dir: join(dir, 'gateway.d'),
@@ -117,7 +126,6 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
     apps: { kms_public_key: sim.envKeys.kmsPublicKeyHex, settle_ms: 100, resync_s: 2, delete_confirm_s: 0.3, owner: process.getuid?.() ?? 0, backoff_initial_s: 1, backoff_max_s: 2, boot_timeout_s: 10, shutdown_timeout_s: 2, ...options.apps },
   });
   const collected = collectLines();
-  let running: Supervisor | undefined;
   let checkpoints = 0;
   const h: Harness = {
     dir,
@@ -138,7 +146,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
       running = await startSupervisor({
         config,
         log: createLogger({ level: 'debug', stream: collected.stream }),
-        env: {},
+        env: options.env ?? {},
         pollMs: 10,
         stopGraceMs: 5000,
       });
@@ -184,10 +192,5 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
     decisions: (app, action) => collected.lines.filter((l) => l.fields.APP === app && l.fields.ACTION !== undefined && (action === undefined || l.fields.ACTION === action)),
     supervisorStatus: () => readSupervisorStatus(config.state_dir),
   };
-  t.after(async () => {
-    await h.stop();
-    await sim.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
   return h;
 }

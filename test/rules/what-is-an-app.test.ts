@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { startHarness, composeText, composeOf, freePort, waitUntil, type Harness } from '../helpers/harness.ts';
-
-type Ctx = Parameters<typeof startHarness>[0];
+import { startHarness, composeText, composeOf, freePort, type Harness } from '../helpers/harness.ts';
+import { startWithApp, assertUntouched, statusOf, rescan } from '../helpers/rules.ts';
 
 // Every name APPS-DIR rule 1 lists as "not an app", each one a tool's or an editor's leftover.
 const NOT_APPS = [
@@ -22,32 +21,6 @@ const TWO_MIB = 2 * 1024 * 1024;
 
 // A valid compose file of more than 2 MiB: the size alone is what is wrong with it.
 const hugeCompose = (port: number) => `${composeText(port, 'huge')}${'# padding\n'.repeat(TWO_MIB / 10)}`;
-
-// A harness with app `name` deployed from `${name}.yml`; resolves with the VM and the text.
-async function withApp(t: Ctx, name: string) {
-  const h = await startHarness(t);
-  await h.start();
-  const port = await freePort();
-  const text = composeText(port, 'v1');
-  await h.put(`${name}.yml`, text);
-  const vm = await h.deployed(name, text);
-  return { h, vm, port, text };
-}
-
-// Assert that app `name` still runs `text` on VM `id`, and that since `mark` the only mutating
-// call was the checkpoint's CreateVm.
-async function assertUntouched(h: Harness, mark: number, name: string, id: string, text: string): Promise<void> {
-  await h.checkpoint();
-  assert.deepEqual(h.mutations().slice(mark), ['CreateVm'], 'no operation besides the checkpoint deploy');
-  const vm = h.sim.state.list().find((v) => v.name === name);
-  assert.equal(vm?.id, id, `${name} keeps its VM`);
-  assert.equal(vm?.status, 'running');
-  assert.equal(composeOf(vm), text, `${name} still runs the content it ran before`);
-}
-
-// The status of `app` once it reports `phase`.
-const statusOf = (h: Harness, app: string, phase: string) =>
-  waitUntil(async () => (await h.statuses()).find((s) => s.app === app && s.phase === phase), `${app} ${phase}`);
 
 // The warning lines (journald priority 4 or louder) that mention `text`.
 const warningsAbout = (h: Harness, text: string) =>
@@ -66,8 +39,7 @@ test('rule 1: temp, backup, tool and disabled names, subdirectories and a 2 MiB 
   const text = composeText(await freePort(), 'app');
   await h.put('app.yaml', text);
   await h.deployed('app', text);
-  await h.supervisor().poke();
-  await h.quiesce();
+  await rescan(h);
 
   assert.deepEqual(h.sim.state.list().map((v) => v.name), ['app'], 'the identity is the name without ".yaml"');
   assert.deepEqual(h.mutations(), ['CreateVm']);
@@ -77,19 +49,19 @@ test('rule 1: temp, backup, tool and disabled names, subdirectories and a 2 MiB 
 });
 
 test('rule 1: names that are not apps never touch or tear down the running app beside them', async (t) => {
-  const { h, vm, port, text } = await withApp(t, 'x');
+  const { h, vm, port, text } = await startWithApp(t);
   // Each leftover carries other content on the same port: acting on any of them would show.
   let mark = h.mutations().length;
   for (const name of NOT_APPS) await h.put(name, composeText(port, `leftover ${name}`));
-  await assertUntouched(h, mark, 'x', vm.id, text);
+  await assertUntouched(h, mark, vm, text);
   mark = h.mutations().length;
   for (const name of NOT_APPS) await execa('rm', ['--', h.path(name)]);
-  await assertUntouched(h, mark, 'x', vm.id, text);
+  await assertUntouched(h, mark, vm, text);
   assert.deepEqual(h.decisions('x', 'teardown'), []);
 });
 
 test('rule 1: a file grown past 1 MiB is refused and its app keeps running', async (t) => {
-  const { h, vm, port, text } = await withApp(t, 'x');
+  const { h, vm, port, text } = await startWithApp(t);
   const mark = h.mutations().length;
   await writeFile(h.path('x.yml'), hugeCompose(port));
   const status = await statusOf(h, 'x', 'invalid');
@@ -97,7 +69,7 @@ test('rule 1: a file grown past 1 MiB is refused and its app keeps running', asy
   const [refusal, ...more] = h.decisions('x', 'refused');
   assert.equal(refusal?.priority, 4, 'a refusal is a warning');
   assert.deepEqual(more, []);
-  await assertUntouched(h, mark, 'x', vm.id, text);
+  await assertUntouched(h, mark, vm, text);
 
   // Shrunk again (to new content), the file is an app again: an upgrade, not a redeploy.
   const v2 = composeText(port, 'v2');
@@ -123,10 +95,7 @@ test('rule 2: a misnamed file gets one warning naming the rule; temp and backup 
   for (const name of NOT_APPS) await h.put(name, composeText(await freePort(), name));
   await h.checkpoint();
   // More scans see the same names; the warning is not repeated.
-  for (let i = 0; i < 3; i += 1) {
-    h.supervisor().poke();
-    await h.quiesce();
-  }
+  for (let i = 0; i < 3; i += 1) await rescan(h);
   for (const [name, why] of Object.entries(misnamed)) {
     const lines = warningsAbout(h, name);
     assert.equal(lines.length, 1, `exactly one warning for ${name}`);
@@ -154,9 +123,8 @@ test('rule 3: web.yml beside a running web.yaml blocks both, reports both, and t
   await h.put('web.yml', v2);
   const status = await statusOf(h, 'web', 'invalid');
   assert.match(String(status.last_error), /web\.yaml and .*web\.yml both define app "web"/);
-  await assertUntouched(h, mark, 'web', vm.id, v1);
-  h.supervisor().poke();
-  await h.quiesce();
+  await assertUntouched(h, mark, vm, v1);
+  await rescan(h);
   const conflicts = h.decisions('web', 'conflict');
   assert.equal(conflicts.length, 1, 'reported once while it lasts, not once per scan');
   assert.equal(conflicts[0]?.priority, 4);
@@ -185,7 +153,7 @@ test('rule 3: web.yml and web.yaml dropped together: neither deploys until one g
 });
 
 test('rule 4: a file owned by another uid is refused and the running app keeps running', async (t) => {
-  const { h, vm, port, text } = await withApp(t, 'x');
+  const { h, vm, port, text } = await startWithApp(t);
   const mark = h.mutations().length;
   // New content, written and chowned beside the app, then moved over it (real chown and mv).
   const v2 = composeText(port, 'v2');
@@ -197,7 +165,7 @@ test('rule 4: a file owned by another uid is refused and the running app keeps r
 
   const status = await statusOf(h, 'x', 'invalid');
   assert.match(String(status.last_error), /x\.yml: owned by uid 4242, but app files must be owned by uid \d+/);
-  await assertUntouched(h, mark, 'x', vm.id, text);
+  await assertUntouched(h, mark, vm, text);
   assert.equal(h.decisions('x', 'refused')[0]?.priority, 4);
   assert.match(String(h.decisions('other', 'refused')[0]?.fields.REASON), /owned by uid 4242/);
   assert.equal(h.sim.state.list().some((v) => v.name === 'other'), false, 'never deployed');
@@ -208,7 +176,7 @@ test('rule 4: a file owned by another uid is refused and the running app keeps r
 });
 
 test('rule 4: a group- or world-writable file is refused and the running app keeps running', async (t) => {
-  const { h, vm, port, text } = await withApp(t, 'x');
+  const { h, vm, port, text } = await startWithApp(t);
   const mark = h.mutations().length;
   await execa('chmod', ['g+w', h.path('x.yml')]);
   // Edited while group-writable: exactly what the rule protects against.
@@ -219,7 +187,7 @@ test('rule 4: a group- or world-writable file is refused and the running app kee
 
   const status = await statusOf(h, 'x', 'invalid');
   assert.match(String(status.last_error), /x\.yml: is group- or world-writable \(mode 0664\).*chmod go-w/);
-  await assertUntouched(h, mark, 'x', vm.id, text);
+  await assertUntouched(h, mark, vm, text);
   assert.match(String(h.decisions('open', 'refused')[0]?.fields.REASON), /mode 0646/);
   assert.equal(h.sim.state.list().some((v) => v.name === 'open'), false, 'never deployed');
 
@@ -228,7 +196,7 @@ test('rule 4: a group- or world-writable file is refused and the running app kee
 });
 
 test('rule 4: a symlink resolving outside apps.d is refused; one resolving inside is an app', async (t) => {
-  const { h, vm, port, text } = await withApp(t, 'x');
+  const { h, vm, port, text } = await startWithApp(t);
   const mark = h.mutations().length;
   const outside = join(h.dir, 'outside.yml');
   await writeFile(outside, composeText(port, 'outside'));

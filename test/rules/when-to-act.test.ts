@@ -12,10 +12,9 @@ import { basename, dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { execa } from 'execa';
 import { failNativeWatch } from '../../node_modules/chokidar/backend.js';
-import { startHarness, composeText, composeOf, freePort, waitUntil, type Harness, type HarnessOptions } from '../helpers/harness.ts';
+import { startHarness, composeText, composeOf, freePort, waitUntil, type Harness } from '../helpers/harness.ts';
+import { startWithApp, assertUntouched, statusOf, rescan } from '../helpers/rules.ts';
 import { appCompose } from '../sim/fixtures.ts';
-
-type Ctx = Parameters<typeof startHarness>[0];
 
 // Replaces the content of app file `path` with `text`, the way one tool does.
 type Writer = { tool: string; write: (path: string, text: string) => Promise<void> };
@@ -98,28 +97,6 @@ const WRITERS: Writer[] = [
   },
 ];
 
-// A harness with app `x` deployed from x.yml; resolves with the VM, its port and its text.
-async function withApp(t: Ctx, options: HarnessOptions = {}) {
-  const h = await startHarness(t, options);
-  await h.start();
-  const port = await freePort();
-  const text = composeText(port, 'v1');
-  await h.put('x.yml', text);
-  const vm = await h.deployed('x', text);
-  return { h, vm, port, text };
-}
-
-// Assert that x still runs `text` on VM `id`, and that since `mark` the only mutating call was the
-// checkpoint's CreateVm.
-async function assertUntouched(h: Harness, mark: number, id: string, text: string): Promise<void> {
-  await h.checkpoint();
-  assert.deepEqual(h.mutations().slice(mark), ['CreateVm'], 'no operation besides the checkpoint deploy');
-  const vm = h.sim.state.list().find((v) => v.name === 'x');
-  assert.equal(vm?.id, id, 'x keeps its VM');
-  assert.equal(vm?.status, 'running');
-  assert.equal(composeOf(vm!), text, 'x still runs the content it ran before');
-}
-
 // Assert that x was upgraded in place to `text`: same VM, no teardown and no second VM on the way.
 async function assertUpgradedInPlace(h: Harness, mark: number, id: string, text: string): Promise<void> {
   const vm = await h.deployed('x', text);
@@ -134,15 +111,6 @@ async function assertUpgradedInPlace(h: Harness, mark: number, id: string, text:
 // Tests in a group run three at a time: each owns its harness, and most of their time is the
 // supervisor's timers (settle, debounce, resync), not CPU.
 const GROUP = { concurrency: 3 };
-
-const statusOf = (h: Harness, app: string, phase: string) =>
-  waitUntil(async () => (await h.statuses()).find((s) => s.app === app && s.phase === phase), `${app} ${phase}`);
-
-// Poke the supervisor and wait until that scan and everything it queued is done.
-async function rescan(h: Harness): Promise<void> {
-  h.supervisor().poke();
-  await h.quiesce();
-}
 
 test('rule 5: a file written in three chunks 300 ms apart deploys once, with the final content', async (t) => {
   const h = await startHarness(t, { apps: { settle_ms: 1000 } });
@@ -180,11 +148,11 @@ describe('rule 6: content decides', GROUP, () => {
   ];
   for (const writer of [...metadataOnly, ...WRITERS]) {
     it(`rule 6: ${writer.tool} with identical bytes changes nothing`, async (t) => {
-      const { h, vm, text } = await withApp(t);
+      const { h, vm, text } = await startWithApp(t);
       const mark = h.mutations().length;
       await writer.write(h.path('x.yml'), text);
       assert.equal(await readFile(h.path('x.yml'), 'utf8'), text);
-      await assertUntouched(h, mark, vm.id, text);
+      await assertUntouched(h, mark, vm, text);
       assert.deepEqual(h.decisions('x', 'upgrade'), []);
     });
   }
@@ -193,7 +161,7 @@ describe('rule 6: content decides', GROUP, () => {
 describe('rule 7: confirmed deletes only', GROUP, () => {
   for (const writer of WRITERS) {
     it(`rule 7: ${writer.tool} never tears down`, async (t) => {
-      const { h, vm, port } = await withApp(t);
+      const { h, vm, port } = await startWithApp(t);
       const mark = h.mutations().length;
       const v2 = composeText(port, 'v2');
       await writer.write(h.path('x.yml'), v2);
@@ -204,7 +172,7 @@ describe('rule 7: confirmed deletes only', GROUP, () => {
 
   it('rule 7: rm app.yml; cp new app.yml within T is an upgrade, not a teardown', async (t) => {
     // T is long enough for a scan to see the gap, so the test knows the absence was observed.
-    const { h, vm, port } = await withApp(t, { apps: { delete_confirm_s: 3 } });
+    const { h, vm, port } = await startWithApp(t, { apps: { delete_confirm_s: 3 } });
     const mark = h.mutations().length;
     const src = await source(h.path('x.yml'), composeText(port, 'v2'), 'new');
     await execa('rm', [h.path('x.yml')]);
@@ -245,7 +213,7 @@ describe('rule 7: confirmed deletes only', GROUP, () => {
   for (const writer of gapped) {
     it(`rule 7: ${writer.tool} never tears down`, async (t) => {
       // T is long enough for the scan in the gap to finish well inside it.
-      const { h, vm, port } = await withApp(t, { apps: { delete_confirm_s: 3 } });
+      const { h, vm, port } = await startWithApp(t, { apps: { delete_confirm_s: 3 } });
       const mark = h.mutations().length;
       const v2 = composeText(port, 'v2');
       await writer.write(h, v2);
@@ -254,7 +222,7 @@ describe('rule 7: confirmed deletes only', GROUP, () => {
   }
 
   it('rule 7: a delete is confirmed after T and a fresh listing, then torn down', async (t) => {
-    const { h, vm } = await withApp(t, { apps: { delete_confirm_s: 2 } });
+    const { h, vm } = await startWithApp(t, { apps: { delete_confirm_s: 2 } });
     const mark = h.mutations().length;
     await execa('rm', [h.path('x.yml')]);
     await rescan(h);
@@ -269,13 +237,13 @@ describe('rule 7: confirmed deletes only', GROUP, () => {
 
 describe('rule 8: invalid never destroys', GROUP, () => {
   it('rule 8: empty content never deploys and never tears down', async (t) => {
-    const { h, vm, text } = await withApp(t);
+    const { h, vm, text } = await startWithApp(t);
     const mark = h.mutations().length;
     await execa('truncate', ['-s', '0', h.path('x.yml')]);
     await h.put('new.yml', '');
     const status = await statusOf(h, 'x', 'invalid');
     assert.match(String(status.last_error), /x\.yml: is empty; .*delete the file instead/);
-    await assertUntouched(h, mark, vm.id, text);
+    await assertUntouched(h, mark, vm, text);
     assert.equal((await h.statuses()).find((s) => s.app === 'new')?.phase, 'invalid');
     assert.equal(h.sim.state.list().some((v) => v.name === 'new'), false);
     const [line, ...more] = h.decisions('x', 'invalid');
@@ -284,7 +252,7 @@ describe('rule 8: invalid never destroys', GROUP, () => {
   });
 
   it('rule 8: unparsable YAML keeps the app running, logged once per content hash with line and column', async (t) => {
-    const { h, vm, port, text } = await withApp(t);
+    const { h, vm, port, text } = await startWithApp(t);
     const mark = h.mutations().length;
     const broken = '# v2\nservices:\n  web:\n    image: nginx: 1.27\n';
     await h.put('x.yml', broken);
@@ -293,7 +261,7 @@ describe('rule 8: invalid never destroys', GROUP, () => {
     // More scans, and a touch (same hash, new mtime), log nothing new.
     await rescan(h);
     await execa('touch', [h.path('x.yml')]);
-    await assertUntouched(h, mark, vm.id, text);
+    await assertUntouched(h, mark, vm, text);
     assert.equal(h.decisions('x', 'invalid').length, 1, 'once for this content');
     // Other broken content is another hash: one more line.
     await h.put('x.yml', `${broken}# still broken\n`);
@@ -307,21 +275,21 @@ describe('rule 8: invalid never destroys', GROUP, () => {
   });
 
   it('rule 8: schema-invalid content never deploys and never tears down', async (t) => {
-    const { h, vm, text } = await withApp(t);
+    const { h, vm, text } = await startWithApp(t);
     const mark = h.mutations().length;
     await h.put('x.yml', '# v2\nservices: [web]\n');
     await h.put('new.yml', `services:\n  web:\n    image: nginx\n    ports:\n      - "99999:80"\n`);
     const status = await statusOf(h, 'x', 'invalid');
     assert.match(String(status.last_error), /x\.yml:2:11: services: must be a mapping of service names to definitions; see https:/);
     assert.match(String((await statusOf(h, 'new', 'invalid')).last_error), /new\.yml:5:9: .*"99999" is not a port 1-65535/);
-    await assertUntouched(h, mark, vm.id, text);
+    await assertUntouched(h, mark, vm, text);
     assert.equal(h.decisions('x', 'invalid').length, 1);
   });
 });
 
 test('rule 9: with the watcher disabled, a change still lands within a resync', async (t) => {
   // Nothing pokes the supervisor here: only its resync (R = 1 s) can find the changes.
-  const { h, vm, port } = await withApp(t, { apps: { watch: false, resync_s: 1 } });
+  const { h, vm, port } = await startWithApp(t, { apps: { watch: false, resync_s: 1 } });
   const v2 = composeText(port, 'v2');
   await execa('sed', ['-i', `1s/.*/${firstLine(v2)}/`, h.path('x.yml')]);
   assert.equal((await h.deployed('x', v2)).id, vm.id);
@@ -342,7 +310,7 @@ test('rule 9: a burst of events is one rescan that reads the latest content', as
 describe('rule 10: resync against reality', GROUP, () => {
   // Nothing pokes the supervisor in these tests: the periodic resync (R = 2 s) repairs the drift.
   it('rule 10: a VM removed behind our back is redeployed', async (t) => {
-    const { h, vm, text } = await withApp(t);
+    const { h, vm, text } = await startWithApp(t);
     await h.supervisor().vmm.removeVm(vm.id);
     const again = await h.deployed('x', text);
     assert.notEqual(again.id, vm.id);
@@ -350,7 +318,7 @@ describe('rule 10: resync against reality', GROUP, () => {
   });
 
   it('rule 10: a VM stopped behind our back is started again', async (t) => {
-    const { h, vm, text } = await withApp(t);
+    const { h, vm, text } = await startWithApp(t);
     await h.supervisor().vmm.stopVm(vm.id);
     await h.until((vms) => vms.some((v) => v.id === vm.id && v.status === 'stopped'), 'x stopped');
     assert.equal((await h.deployed('x', text)).id, vm.id);
@@ -358,7 +326,7 @@ describe('rule 10: resync against reality', GROUP, () => {
   });
 
   it('rule 10: a VM we own whose file went while we were stopped is torn down after confirmation', async (t) => {
-    const { h, vm } = await withApp(t);
+    const { h, vm } = await startWithApp(t);
     await h.stop();
     await execa('rm', [h.path('x.yml')]);
     const mark = h.mutations().length;
@@ -404,7 +372,7 @@ describe('rule 11: the watcher heals itself', GROUP, () => {
   };
   for (const [code, why] of Object.entries(faults)) {
     it(`rule 11: on ${code} the watcher degrades, changes still land, and it re-arms`, async (t) => {
-      const { h, vm, port } = await withApp(t);
+      const { h, vm, port } = await startWithApp(t);
       // The inotify failure enters where Node's fs.watch reports one: chokidar's native watcher.
       const error = Object.assign(new Error(`${code}: simulated inotify failure, watch '${h.appsDir}'`), { code });
       assert.equal(await failNativeWatch(h.appsDir, error), true, 'the apps.d watcher was live');
@@ -421,7 +389,7 @@ describe('rule 11: the watcher heals itself', GROUP, () => {
   }
 
   it('rule 11: apps.d replaced by a new directory: degraded, re-armed on the new one, changes land', async (t) => {
-    const { h, vm, port, text } = await withApp(t);
+    const { h, vm, port, text } = await startWithApp(t);
     const mark = h.mutations().length;
     const fresh = join(h.dir, 'apps.new');
     await mkdir(fresh);
@@ -465,7 +433,7 @@ describe('rule 12: a missing directory is not an empty one', GROUP, () => {
   ];
   for (const fault of faults) {
     it(`rule 12: apps.d ${fault.what}: nothing torn down, an error logged; restored, it carries on`, async (t) => {
-      const { h, vm, port } = await withApp(t);
+      const { h, vm, port } = await startWithApp(t);
       const y = composeText(await freePort(), 'y');
       await h.put('y.yml', y);
       await h.deployed('y', y);

@@ -43,6 +43,9 @@ export type SupervisorChild = {
 export type SpawnOptions = {
   // Extra node flags (`--cpu-prof`, `--import probe.ts`).
   nodeArgs?: string[];
+  // The program to run instead of bin/dstack-supervisor.mjs (the sources), e.g. the esbuild
+  // bundle the package ships.
+  bin?: string;
   env?: Record<string, string>;
   // Called with every complete output line (journald prefix included).
   onLine?: (line: string) => void;
@@ -56,11 +59,18 @@ export type Stage = {
   configPath: string;
   sim: SimHost;
   spawn(options?: SpawnOptions): SupervisorChild;
+  // Rewrite supervisor.toml with other `[apps]`/`[vmm]` keys; the next spawn reads it.
+  reconfigure(options: Pick<StageOptions, 'apps' | 'vmm'>): Promise<void>;
   // Drop `file` into apps.d in one step (hidden temp, 0644, rename), as `install` or an
   // editor's rename-over does.
   drop(file: string, text: string): Promise<void>;
+  // Drop many files at once: every temp is written first, then all are renamed in a tight loop;
+  // resolves with performance.now() when the first rename began.
+  dropAll(files: ReadonlyArray<readonly [string, string]>): Promise<number>;
   // The phase in app `name`'s status file, or undefined while it has none.
   phase(name: string): Promise<string | undefined>;
+  // The per-phase app counts of `_supervisor.json` ({} before it is first written).
+  counts(): Promise<Record<string, number>>;
   // Kill every child still running, stop the host, remove the temp dir.
   close(): Promise<void>;
 };
@@ -72,6 +82,16 @@ function renderToml(top: Record<string, TomlValue>, sections: Record<string, Rec
     ...Object.entries(sections).flatMap(([name, entries]) => [`[${name}]`, ...lines(entries)]),
     '',
   ].join('\n');
+}
+
+// A status file as JSON, or undefined while it does not exist yet.
+async function readStatus<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 // Build the stage: host up, supervisor.toml written, no supervisor running yet.
@@ -94,22 +114,24 @@ export async function openStage(options: StageOptions = {}): Promise<Stage> {
     ...options.sim,
   });
   const configPath = join(dir, 'supervisor.toml');
-  await writeFile(
-    configPath,
-    renderToml(
-      { apps_dir: appsDir, state_dir: stateDir, gateway_dir: join(dir, 'gateway.d') },
-      {
-        vmm: { url: sim.vmmUrl, token_file: '', ...options.vmm },
-        auth: { config_path: authPath },
-        init: { enabled: false },
-        apps: { owner: process.getuid?.() ?? 0, kms_public_key: sim.envKeys.kmsPublicKeyHex, ...options.apps },
-      },
-    ),
-  );
+  const writeConfig = (next: Pick<StageOptions, 'apps' | 'vmm'>) =>
+    writeFile(
+      configPath,
+      renderToml(
+        { apps_dir: appsDir, state_dir: stateDir, gateway_dir: join(dir, 'gateway.d') },
+        {
+          vmm: { url: sim.vmmUrl, token_file: '', ...next.vmm },
+          auth: { config_path: authPath },
+          init: { enabled: false },
+          apps: { owner: process.getuid?.() ?? 0, kms_public_key: sim.envKeys.kmsPublicKeyHex, ...next.apps },
+        },
+      ),
+    );
+  await writeConfig(options);
   const children = new Set<SupervisorChild>();
 
   const spawnChild = (spawnOptions: SpawnOptions = {}): SupervisorChild => {
-    const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), BIN, 'run', '--config', configPath], {
+    const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), spawnOptions.bin ?? BIN, 'run', '--config', configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NOTIFY_SOCKET: '', ...spawnOptions.env },
     });
@@ -158,19 +180,20 @@ export async function openStage(options: StageOptions = {}): Promise<Stage> {
     configPath,
     sim,
     spawn: spawnChild,
+    reconfigure: writeConfig,
     async drop(file, text) {
       const temp = join(appsDir, `.${file}.drop`);
       await writeFile(temp, text, { mode: 0o644 });
       await rename(temp, join(appsDir, file));
     },
-    async phase(name) {
-      try {
-        return (JSON.parse(await readFile(join(stateDir, 'status', `${name}.json`), 'utf8')) as { phase?: string }).phase;
-      } catch {
-        // Not written yet, or replaced between the open and the read: no phase to report now.
-        return undefined;
-      }
+    async dropAll(files) {
+      for (const [file, text] of files) await writeFile(join(appsDir, `.${file}.drop`), text, { mode: 0o644 });
+      const started = performance.now();
+      for (const [file] of files) await rename(join(appsDir, `.${file}.drop`), join(appsDir, file));
+      return started;
     },
+    phase: async (name) => (await readStatus<{ phase?: string }>(join(stateDir, 'status', `${name}.json`)))?.phase,
+    counts: async () => (await readStatus<{ counts?: Record<string, number> }>(join(stateDir, 'status', '_supervisor.json')))?.counts ?? {},
     async close() {
       await Promise.all([...children].map((c) => c.kill()));
       await sim.stop();

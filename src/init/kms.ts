@@ -1,0 +1,162 @@
+// Init step 6: a KMS CVM that has really bootstrapped. Reuse the one the journal names, else
+// adopt a `dstack-kms` CVM found by name (a lost journal, or one that `destroy` stopped to keep
+// its keys), else create it (facts §5.5); start it if it is stopped; then wait until its boot is
+// `done` AND its RPC answers over HTTPS (facts §5.6, gateway-facts §7.2). A healthy KMS costs
+// read-only calls only: no CreateVm, no StartVm.
+import type { Clock } from '../clock.ts';
+import { waitBooted, waitGone, waitStopped, VmWaitError } from '../controller/vm-wait.ts';
+import { describeError, SupervisorError } from '../errors.ts';
+import type { Logger } from '../log/logger.ts';
+import type { VmmClient } from '../vmm/client.ts';
+import type { VmInfo } from '../vmm/messages.ts';
+import { KMS_GUEST_PORT } from './derived-keys.ts';
+import { isKmsCompose, KMS_VM_NAME, kmsVmConfig } from './kms-compose.ts';
+import type { KmsProbe } from './kms-probe.ts';
+
+// Stable codes of a KMS that would not come up.
+export type KmsErrorCode = 'INIT_KMS_BOOT' | 'INIT_KMS_TIMEOUT' | 'INIT_KMS_PORT';
+
+// The KMS CVM failed to boot or bootstrap; carries what the guest said about it.
+export class KmsError extends SupervisorError {
+  declare readonly code: KmsErrorCode;
+  readonly vmId: string;
+  readonly bootError: string;
+  readonly logLines: readonly string[];
+  constructor(code: KmsErrorCode, message: string, facts: { vmId: string; bootError?: string; logLines?: readonly string[] }) {
+    super(code, message);
+    this.name = 'KmsError';
+    this.vmId = facts.vmId;
+    this.bootError = facts.bootError ?? '';
+    this.logLines = facts.logLines ?? [];
+  }
+}
+
+// What the KMS CVM is made of: the image, its app-compose (kms.toml inside), the host port
+// kms_urls name, the host as guests see it, and the VM id the journal remembers.
+export type KmsInputs = { image: string; composeFile: string; port: number; guestHost: string; knownVmId: string | undefined };
+
+// The edges: the VMM, the HTTPS probe, the VM log reader, time, and progress for STATUS=.
+export type KmsDeps = {
+  vmm: VmmClient;
+  probe: KmsProbe;
+  vmLogs: (id: string) => Promise<string[]>;
+  clock: Clock;
+  log: Logger;
+  progress: (what: string) => void;
+  // Boot plus bootstrap, from the moment the CVM was (re)started or found.
+  timeoutMs: number;
+  pollMs: number;
+};
+
+// The running KMS: its VM, the URL guests use (`[apps] kms_urls`), the one the host probes,
+// and its k256 public key (`[apps] kms_public_key`).
+export type KmsInfo = { vmId: string; url: string; hostUrl: string; k256Pubkey: string; caCert: string };
+
+// Make sure the KMS CVM exists, runs and answers; see the module comment.
+export async function ensureKms(inputs: KmsInputs, deps: KmsDeps): Promise<KmsInfo> {
+  const { vmm, log } = deps;
+  const found = await findKmsVm(vmm, inputs.knownVmId);
+  let vmId: string;
+  if (found.vm === undefined) {
+    if (inputs.knownVmId !== undefined) {
+      log.warn({ VM: inputs.knownVmId }, `the KMS CVM ${inputs.knownVmId} recorded by the last init is gone from dstack-vmm; deploying a new one (a new KMS has new keys)`);
+    }
+    // A KMS being removed keeps its host port until the VMM has finished with it (facts §2).
+    for (const id of found.removing) await waitGone(vmm, id, deps.clock, { pollMs: deps.pollMs, timeoutMs: deps.timeoutMs });
+    deps.progress('deploying KMS CVM');
+    vmId = (await vmm.createVm(kmsVmConfig({ image: inputs.image, composeFile: inputs.composeFile, hostPort: inputs.port }))).id;
+    log.info({ VM: vmId, PORT: inputs.port }, `created the KMS CVM ${vmId} (${KMS_VM_NAME}, host port ${inputs.port})`);
+  } else {
+    vmId = found.vm.id;
+    checkKmsVm(found.vm, inputs, log);
+    if (found.vm.status === 'stopping') await waitStopped(vmm, vmId, deps.clock, { pollMs: deps.pollMs, timeoutMs: deps.timeoutMs });
+    if (['stopped', 'exited', 'stopping'].includes(found.vm.status)) {
+      deps.progress('starting the KMS CVM');
+      await vmm.startVm(vmId);
+      log.info({ VM: vmId }, `started the ${found.vm.status} KMS CVM ${vmId}; it keeps its disk, so the same KMS keys`);
+    }
+  }
+  const hostUrl = `https://127.0.0.1:${inputs.port}`;
+  const deadline = deps.clock.now() + deps.timeoutMs;
+  deps.progress('waiting for the KMS CVM to boot');
+  try {
+    await waitBooted(vmm, vmId, deps.clock, { pollMs: deps.pollMs, timeoutMs: deps.timeoutMs });
+  } catch (err) {
+    if (!(err instanceof VmWaitError)) throw err;
+    const code = err.code === 'VM_BOOT_TIMEOUT' ? 'INIT_KMS_TIMEOUT' : 'INIT_KMS_BOOT';
+    throw await kmsFailure(code, vmId, err.message, deps);
+  }
+  deps.progress('waiting for the KMS to bootstrap its keys');
+  const meta = await waitAnswering(hostUrl, vmId, deadline, deps);
+  return { vmId, url: `https://${inputs.guestHost}:${inputs.port}`, hostUrl, k256Pubkey: meta.k256Pubkey, caCert: meta.caCert };
+}
+
+// The KMS CVM to use: the journal's, else the newest `dstack-kms` whose compose is a KMS's;
+// plus KMS CVMs being removed, which a new one must wait out.
+export async function findKmsVm(vmm: VmmClient, knownVmId: string | undefined): Promise<{ vm: VmInfo | undefined; removing: string[] }> {
+  const { vms } = await vmm.status({ brief: true });
+  const removing = vms.filter((v) => v.status === 'removing' && (v.id === knownVmId || v.name === KMS_VM_NAME)).map((v) => v.id);
+  const live = vms.filter((v) => v.status !== 'removing');
+  const byName = live.filter((v) => v.name === KMS_VM_NAME && v.id !== knownVmId).reverse();
+  for (const candidate of [...live.filter((v) => v.id === knownVmId), ...byName]) {
+    const { info } = await vmm.getInfo(candidate.id);
+    if (info?.configuration !== undefined && isKmsCompose(info.configuration.compose_file)) return { vm: info, removing };
+  }
+  return { vm: undefined, removing };
+}
+
+// An adopted KMS must publish the port kms_urls name; a changed kms.toml is only reported,
+// because changing the KMS's compose changes its measurement.
+function checkKmsVm(vm: VmInfo, inputs: KmsInputs, log: Logger): void {
+  const published = vm.configuration?.ports.find((p) => p.vm_port === KMS_GUEST_PORT)?.host_port;
+  if (published !== inputs.port) {
+    const what = published === undefined ? 'publishes no RPC port' : `publishes its RPC on host port ${published}`;
+    const fix = published === undefined ? 'remove it (dstack-supervisor destroy --purge) and re-run init' : `set [init] kms_port = ${published} in supervisor.toml and re-run init`;
+    throw new KmsError('INIT_KMS_PORT', `init kms: KMS CVM ${vm.id} ${what}, but vmm.toml's kms_urls name port ${inputs.port}; ${fix}`, { vmId: vm.id });
+  }
+  if (vm.configuration?.compose_file !== inputs.composeFile) {
+    log.warn(
+      { VM: vm.id },
+      `kms.toml differs from the one the KMS CVM ${vm.id} was created with; the KMS keeps running with its old configuration (re-creating it would mean new keys)`,
+    );
+  }
+}
+
+// Probe until the KMS answers over HTTPS; fail early if the CVM stops running meanwhile.
+async function waitAnswering(hostUrl: string, vmId: string, deadline: number, deps: KmsDeps) {
+  let lastProblem = '';
+  for (;;) {
+    try {
+      return await deps.probe(hostUrl);
+    } catch (err) {
+      lastProblem = describeError(err);
+    }
+    const vm = (await deps.vmm.status({ ids: [vmId], brief: true })).vms.find((v) => v.id === vmId);
+    if (vm === undefined || vm.status !== 'running' || vm.boot_error !== '') {
+      throw await kmsFailure('INIT_KMS_BOOT', vmId, `stopped running before its RPC answered at ${hostUrl}`, deps);
+    }
+    if (deps.clock.now() >= deadline) {
+      const budget = deps.timeoutMs < 10_000 ? `${deps.timeoutMs} ms` : `${Math.round(deps.timeoutMs / 1000)} s`;
+      throw await kmsFailure('INIT_KMS_TIMEOUT', vmId, `booted, but its RPC did not answer over HTTPS at ${hostUrl} within ${budget} (last answer: ${lastProblem})`, deps);
+    }
+    await deps.clock.sleep(deps.pollMs);
+  }
+}
+
+// The operator's story of a KMS that did not come up: what happened, the guest's boot_error,
+// its last log lines, and what to do.
+async function kmsFailure(code: KmsErrorCode, vmId: string, what: string, deps: KmsDeps): Promise<KmsError> {
+  const vm = await deps.vmm.status({ ids: [vmId], brief: true }).then((r) => r.vms.find((v) => v.id === vmId), () => undefined);
+  const logLines = await deps.vmLogs(vmId);
+  const bootError = vm?.boot_error ?? '';
+  const state = vm === undefined ? 'it is no longer listed by dstack-vmm' : `status ${vm.status}, boot_progress "${vm.boot_progress}"`;
+  const message = [
+    `init kms: KMS CVM ${vmId} ${what}`,
+    `  ${state}; boot_error: ${bootError === '' ? '(none reported)' : bootError}`,
+    `last lines of its log (GET /logs?id=${vmId} on dstack-vmm):`,
+    ...(logLines.length > 0 ? logLines : ['(empty)']).map((line) => `  ${line}`),
+    'next: fix the cause above (a guest that cannot reach a PCCS fails "Failed to get sealing key"; check gramine-sealing-key-provider), ' +
+      'then start init again (systemctl restart dstack-supervisor); it reuses this CVM and its disk',
+  ].join('\n');
+  return new KmsError(code, message, { vmId, bootError, logLines });
+}

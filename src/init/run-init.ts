@@ -1,0 +1,155 @@
+// `dstack-supervisor init`: the first start of a host, nobody in the loop (issue 4, DESIGN
+// "Init"). Steps run in order and each finished one is recorded in `<state_dir>/init.json`. A
+// re-run goes through every step again, and every step only verifies what is in place and
+// repairs what drifted: on a healthy host it writes no file, starts no unit and sends the VMM no
+// mutating call. The preflight comes first, so a host that is not ready is left untouched.
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log/logger.ts';
+import type { SystemdManager } from '../systemd/types.ts';
+import type { VmmClient } from '../vmm/client.ts';
+import type { DownloadDeps } from './image-download.ts';
+import { ensureGuestImage } from './image.ts';
+import { INIT_STEPS, initJournalPath, readInitJournal, recordInitStep, type InitStep, type StepDetail } from './journal.ts';
+import { kmsAppCompose } from './kms-compose.ts';
+import { createKmsProber, type KmsProbe } from './kms-probe.ts';
+import { ensureKms, type KmsInfo } from './kms.ts';
+import type { PortProbe } from './kms-port.ts';
+import { assertHostReady } from './preflight.ts';
+import { configPaths, renderHostConfig } from './render.ts';
+import { ensureTlsCerts, type TlsDeps } from './tls.ts';
+import { HOST_UNITS, startHostUnits, waitVmmAnswering } from './units.ts';
+
+// How long init waits. The KMS budget covers the CVM's boot and its key bootstrap; a first boot
+// on real hardware pulls the KMS image inside the CVM.
+export type InitTiming = { kmsTimeoutMs: number; vmmTimeoutMs: number; pollMs: number };
+
+const DEFAULT_TIMING: InitTiming = { kmsTimeoutMs: 600_000, vmmTimeoutMs: 30_000, pollMs: 2_000 };
+
+// Everything init touches, injected: the config, systemd, the VMM (and its /logs), the log, the
+// STATUS= line, and for tests the clock, the KMS probe, timings, TLS names, port probe, templates.
+export type InitDeps = {
+  config: Config;
+  systemd: SystemdManager;
+  vmm: VmmClient;
+  vmLogs: (id: string) => Promise<string[]>;
+  log: Logger;
+  status: (text: string) => void;
+  clock?: Clock;
+  kmsProbe?: KmsProbe;
+  timing?: Partial<InitTiming>;
+  tls?: TlsDeps;
+  isPortFree?: PortProbe;
+  templatesDir?: string;
+  download?: DownloadDeps;
+};
+
+// What init left in place: the KMS, the files it wrote (none on a healthy re-run), the units it
+// started or restarted (none on a healthy re-run).
+export type InitResult = { kms: KmsInfo; written: string[]; started: string[]; restarted: string[] };
+
+// Run (or re-run) init; throws the first step's failure (PreflightError, InitError, SystemdError,
+// KmsError, VmmError), after recording every step that finished.
+export async function runInit(deps: InitDeps): Promise<InitResult> {
+  const { config, log } = deps;
+  const init = config.init;
+  const clock = deps.clock ?? systemClock;
+  const timing = { ...DEFAULT_TIMING, ...deps.timing };
+  const journal = await readInitJournal(config.state_dir);
+  const written: string[] = [];
+  const step = (index: number, what: string): void => {
+    const text = `init ${index}/${INIT_STEPS.length}: ${what}`;
+    deps.status(text);
+    log.info({ STEP: INIT_STEPS[index - 1] }, text);
+  };
+  const record = async (name: InitStep, detail: StepDetail): Promise<void> => {
+    if (await recordInitStep(config.state_dir, name, detail, () => clock.now())) written.push(initJournalPath(config.state_dir));
+  };
+
+  step(1, 'checking the host (TDX, SGX, KVM, docker, dstack binaries)');
+  await assertHostReady(init);
+  await record('preflight', { sysroot: init.sysroot });
+
+  step(2, 'verifying the guest image');
+  const image = await ensureGuestImage(init, deps.download);
+  await record('image', { name: image.name, pin: image.pin });
+
+  step(3, 'rendering vmm.toml, kms.toml, auth-config.json');
+  const paths = configPaths(init, config.auth.config_path);
+  const previousPort = journal.steps.render?.detail['kms_port'];
+  const rendered = await renderHostConfig({
+    init,
+    vmmUrl: config.vmm.url,
+    authConfigPath: config.auth.config_path,
+    osImagePin: image.pin,
+    previousKmsPort: typeof previousPort === 'number' ? previousPort : undefined,
+    isPortFree: deps.isPortFree,
+    templatesDir: deps.templatesDir,
+  });
+  for (const warning of rendered.warnings) log.warn(warning);
+  written.push(...rendered.written);
+  await record('render', { kms_port: rendered.kmsPort });
+
+  step(4, 'TLS certificates for the local endpoints');
+  const tls = await ensureTlsCerts(join(init.config_dir, 'tls'), deps.tls);
+  written.push(...tls.written);
+  await record('tls', { ca_sha256: new X509Certificate(await readFile(tls.paths.caCert)).fingerprint256 });
+
+  step(5, 'starting dstack-auth-simple, gramine-sealing-key-provider, dstack-vmm');
+  const changed = (path: string): boolean => rendered.written.includes(path);
+  const units = await startHostUnits(deps.systemd, { authSimpleEnv: changed(paths.authSimpleEnv), keyProviderEnv: changed(paths.keyProviderEnv), vmmToml: changed(paths.vmmToml) }, log);
+  await waitVmmAnswering(deps.vmm, clock, { timeoutMs: timing.vmmTimeoutMs, pollMs: Math.min(timing.pollMs, 500) });
+  await record('units', { units: HOST_UNITS.join(' ') });
+
+  step(6, 'KMS CVM');
+  const knownVmId = journal.steps.kms?.detail['vm_id'];
+  const prober = createKmsProber();
+  let kms: KmsInfo;
+  try {
+    kms = await ensureKms(
+      {
+        image: image.name,
+        composeFile: kmsAppCompose(await readFile(paths.kmsToml, 'utf8'), paths.kmsToml),
+        port: rendered.kmsPort,
+        guestHost: init.guest_host_address,
+        knownVmId: typeof knownVmId === 'string' ? knownVmId : undefined,
+      },
+      {
+        vmm: deps.vmm,
+        probe: deps.kmsProbe ?? prober.probe,
+        vmLogs: deps.vmLogs,
+        clock,
+        log,
+        progress: (what) => deps.status(`init 6/${INIT_STEPS.length}: ${what}`),
+        timeoutMs: timing.kmsTimeoutMs,
+        pollMs: timing.pollMs,
+      },
+    );
+  } finally {
+    await prober.close();
+  }
+  await record('kms', { vm_id: kms.vmId, url: kms.url, port: rendered.kmsPort, k256_pubkey: kms.k256Pubkey });
+  const summary = `init done: KMS CVM ${kms.vmId} answers at ${kms.hostUrl} (guests use ${kms.url})`;
+  deps.status(summary);
+  log.info({ VM: kms.vmId, FILES_WRITTEN: written.length, UNITS_STARTED: units.started.length }, summary);
+  return { kms, written, started: units.started, restarted: units.restarted };
+}
+
+// True once every init step has been recorded: `run` then skips init on start.
+export async function isInitComplete(stateDir: string): Promise<boolean> {
+  const journal = await readInitJournal(stateDir);
+  return INIT_STEPS.every((name) => journal.steps[name] !== undefined);
+}
+
+// The `[apps]` keys init learned: the KMS URL guests use and the KMS's k256 public key; empty
+// values when init has not deployed a KMS yet. `run` uses them where supervisor.toml leaves
+// `[apps] kms_urls` / `kms_public_key` empty.
+export async function appsSettingsFromInit(stateDir: string): Promise<{ kms_urls: string[]; kms_public_key: string }> {
+  const detail = (await readInitJournal(stateDir)).steps.kms?.detail;
+  const url = detail?.['url'];
+  const key = detail?.['k256_pubkey'];
+  return { kms_urls: typeof url === 'string' && url !== '' ? [url] : [], kms_public_key: typeof key === 'string' ? key : '' };
+}

@@ -1,0 +1,117 @@
+// An init stage: a temp dir holding a fake sysroot, a guest image and every path init writes,
+// a simulated host (VMM, webhook, KMS) on a unix socket in it, and the in-process systemd (or,
+// with `bus`, the fake systemd on a private dbus-daemon). Everything stops when the test ends.
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { ConfigSchema, type Config } from '../../src/config.ts';
+import { readVmLogTail } from '../../src/init/kms-probe.ts';
+import { runInit, type InitDeps, type InitResult } from '../../src/init/run-init.ts';
+import { HOST_UNITS } from '../../src/init/units.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { writeFakeGuestImage } from '../../src/sim/guest-image.ts';
+import { startSimHost, type SimHost, type SimHostOptions } from '../../src/sim/host.ts';
+import { buildFakeSysroot, type SysrootFeatures } from '../../src/sim/sysroot.ts';
+import { createSimSystemd } from '../../src/sim/systemd-inprocess.ts';
+import { FakeSystemd, type FakeUnitBehaviour } from '../../src/sim/systemd-model.ts';
+import type { SystemdManager } from '../../src/systemd/types.ts';
+import { createVmmClient, type VmmClient } from '../../src/vmm/client.ts';
+import { collectLines, type LogLine } from '../log/collect.ts';
+import { freePort } from '../sim/fixtures.ts';
+import { startFakeHost } from '../systemd/fixture.ts';
+import { initIn, tempDir } from './helpers.ts';
+
+export type StageOptions = {
+  sysroot?: SysrootFeatures;
+  units?: Record<string, FakeUnitBehaviour>;
+  sim?: Partial<SimHostOptions>;
+  // Drive the fake systemd over a real private dbus-daemon instead of in-process.
+  bus?: boolean;
+};
+
+export type Stage = {
+  root: string;
+  config: Config;
+  sim: SimHost;
+  model: FakeSystemd;
+  systemd: SystemdManager;
+  vmm: VmmClient;
+  logs: LogLine[];
+  statuses: string[];
+  kmsPort: number;
+  // Run init with the stage's edges; `extra` overrides deps.
+  init: (extra?: Partial<InitDeps>) => Promise<InitResult>;
+  // Mutating prpc calls the simulated VMM received so far.
+  mutations: () => string[];
+  // Messages of the log lines at warn level.
+  warnings: () => string[];
+};
+
+const MUTATING = new Set(['CreateVm', 'UpdateVm', 'StartVm', 'StopVm', 'ShutdownVm', 'RemoveVm']);
+
+// Build the stage (nothing written under `root` yet except the sysroot and the image).
+export async function startInitStage(t: TestContext, options: StageOptions = {}): Promise<Stage> {
+  const root = await tempDir(t, 'dstack-initrun-');
+  const kmsPort = await freePort();
+  const init = initIn(root, { kms_port: kmsPort });
+  await buildFakeSysroot(init.sysroot, init, options.sysroot);
+  const image = await writeFakeGuestImage(init.images_dir);
+  const authConfigPath = join(root, 'etc', 'auth-config.json');
+  const sim = await startSimHost({
+    dir: root,
+    authConfigPath,
+    images: [image],
+    bootDelayMs: 20,
+    removeDelayMs: 20,
+    shutdownDelayMs: 10,
+    kmsBootstrapDelayMs: 30,
+    ...options.sim,
+  });
+  t.after(() => sim.stop());
+  const config = ConfigSchema.parse({
+    apps_dir: join(root, 'apps.d'),
+    state_dir: join(root, 'state'),
+    vmm: { url: sim.vmmUrl, token_file: '', mode: 'json' },
+    auth: { config_path: authConfigPath },
+    init,
+  });
+  const units = options.units ?? Object.fromEntries(HOST_UNITS.map((u) => [u, {}]));
+  let model: FakeSystemd;
+  let systemd: SystemdManager;
+  if (options.bus === true) {
+    ({ model, systemd } = await startFakeHost(t, units));
+  } else {
+    model = new FakeSystemd(units);
+    systemd = createSimSystemd(model, { timeoutMs: 5_000 });
+    t.after(() => model.shutdown());
+  }
+  const vmm = createVmmClient({ url: sim.vmmUrl, mode: 'json' });
+  t.after(() => vmm.close());
+  const collected = collectLines();
+  const log = createLogger({ level: 'info', stream: collected.stream });
+  const statuses: string[] = [];
+  return {
+    root,
+    config,
+    sim,
+    model,
+    systemd,
+    vmm,
+    logs: collected.lines,
+    statuses,
+    kmsPort,
+    init: (extra = {}) =>
+      runInit({
+        config,
+        systemd,
+        vmm,
+        vmLogs: (id) => readVmLogTail(sim.vmmUrl, undefined, id),
+        log,
+        status: (text) => statuses.push(text),
+        timing: { kmsTimeoutMs: 5_000, vmmTimeoutMs: 2_000, pollMs: 10 },
+        tls: { hostname: 'dstack-test', interfaces: {} },
+        ...extra,
+      }),
+    mutations: () => sim.faults.calls().filter((m) => MUTATING.has(m)),
+    warnings: () => collected.lines.filter((l) => l.priority === 4).map((l) => String(l.fields['msg'])),
+  };
+}

@@ -1,0 +1,187 @@
+// Issue 6: the .deb as an operator uses it. A Debian 12 root with no Node.js of its own boots
+// under a real systemd (systemd-nspawn); the package is installed with apt, runs the supervisor
+// against the simulated host, deploys a file dropped into /etc/dstack/apps.d, and is removed and
+// purged. lintian checks the same .deb. Needs root and the tools .ci/run installs; elsewhere the
+// tests report why they did not run.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { execa } from 'execa';
+import { JOURNAL_PRIORITY, type Level } from '../../src/log/logger.ts';
+import { buildDeb, whyNotRunnable } from './build.ts';
+import { bootContainer, listTree, waitFor, type Container } from './container.ts';
+import { copyRootfs, ensureRootfs } from './rootfs.ts';
+
+const BUILD_TOOLS = { 'dpkg-deb': 'dpkg', strip: 'binutils' };
+const notRunNspawn = await whyNotRunnable({ ...BUILD_TOOLS, debootstrap: 'debootstrap', 'systemd-nspawn': 'systemd-container', nsenter: 'util-linux' });
+const notRunBuild = await whyNotRunnable(BUILD_TOOLS);
+const notRunLintian = await whyNotRunnable({ ...BUILD_TOOLS, lintian: 'lintian' });
+
+// The configuration an operator would write for this host: no hardware, so the simulated one.
+const SIM_CONFIG = '[init]\nenabled = false\n\n[sim]\nenabled = true\n';
+const WEB_APP = 'services:\n  web:\n    image: nginx:1.27-alpine\n    ports:\n      - "18080:80"\n';
+const UNIT = 'dstack-supervisor.service';
+// What apt and dpkg themselves change while a package comes and goes.
+const VOLATILE = ['/var/log/', '/var/cache/', '/var/lib/apt/', '/var/lib/dpkg/'];
+
+// One .deb for both tests, built on first use into a directory removed after the file.
+let workDir: string | undefined;
+let debBuilt: Promise<string> | undefined;
+function packageDeb(): Promise<string> {
+  debBuilt ??= (async () => {
+    workDir = await mkdtemp(join(tmpdir(), 'dstack-package-'));
+    return buildDeb(workDir);
+  })();
+  return debBuilt;
+}
+after(async () => {
+  if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
+});
+
+test('the .deb carries program, runtime, units and conffiles, and no distribution nodejs', { skip: notRunBuild, timeout: 180_000 }, async () => {
+  const deb = await packageDeb();
+  const listing = (await execa('dpkg-deb', ['-c', deb])).stdout;
+  const paths = new Set(listing.split('\n').map((line) => line.split(/\s+/)[5]?.replace(/^\./, '')));
+  for (const path of [
+    '/usr/bin/dstack-supervisor',
+    '/usr/lib/dstack-supervisor/node',
+    '/usr/lib/dstack-supervisor/dstack-supervisor.mjs',
+    '/usr/lib/dstack-supervisor/proto/vmm_rpc.proto',
+    '/usr/share/dstack-supervisor/templates/vmm.toml',
+    '/lib/systemd/system/dstack-supervisor.service',
+    '/lib/systemd/system/dstack-vmm.service',
+    '/lib/systemd/system/dstack-auth-simple.service',
+    '/lib/systemd/system/gramine-sealing-key-provider.service',
+    '/etc/dstack/supervisor.toml',
+    '/etc/dstack/apps.d/README',
+    '/etc/dstack/gateway.d/README',
+    '/usr/share/doc/dstack-supervisor/copyright',
+    '/usr/share/doc/dstack-supervisor/changelog.gz',
+    '/usr/share/doc/dstack-supervisor/operator-guide.md.gz',
+    '/usr/share/man/man8/dstack-supervisor.8.gz',
+  ]) {
+    assert.ok(paths.has(path), `${path} is missing from the .deb:\n${listing}`);
+  }
+  assert.deepEqual([...paths].filter((p) => p?.includes('node_modules')), []);
+  // dstack-facts §5.3 "Name clash": that path is the VMM's own process supervisor.
+  assert.equal(paths.has('/usr/local/libexec/dstack/supervisor') || paths.has('/usr/libexec/dstack/supervisor'), false);
+  const control = (await execa('dpkg-deb', ['-f', deb, 'Depends', 'Recommends', 'Architecture'])).stdout;
+  assert.doesNotMatch(control, /nodejs/);
+  assert.match(control, /^Architecture: amd64$/m);
+  const conffiles = (await execa('dpkg-deb', ['--ctrl-tarfile', deb]).pipe('tar', ['-xO', './conffiles'])).stdout;
+  assert.deepEqual(conffiles.split('\n').sort(), ['/etc/dstack/apps.d/README', '/etc/dstack/gateway.d/README', '/etc/dstack/supervisor.toml']);
+});
+
+test('lintian reports no errors on the .deb', { skip: notRunLintian, timeout: 180_000 }, async (t) => {
+  const deb = await packageDeb();
+  const { stdout, stderr } = await execa('lintian', ['--pedantic', deb], { reject: false });
+  const tags = stdout.split('\n').filter((line) => /^[EWIPX]: /.test(line));
+  for (const tag of tags.filter((line) => !line.startsWith('I: ') && !line.startsWith('P: '))) t.diagnostic(tag);
+  assert.deepEqual(tags.filter((line) => line.startsWith('E: ')), [], stderr);
+});
+
+test('the cached Debian 12 root exists (debootstrap once, then reused)', { skip: notRunNspawn, timeout: 900_000 }, async (t) => {
+  const root = await ensureRootfs((line) => t.diagnostic(line));
+  assert.ok(existsSync(join(root, 'usr/lib/systemd/systemd')));
+  assert.equal(existsSync(join(root, 'usr/bin/node')) || existsSync(join(root, 'usr/bin/nodejs')), false, 'the root must have no Node.js');
+});
+
+// Run in the container and insist on exit 0; returns stdout.
+async function run(container: Container, argv: string[]): Promise<string> {
+  const result = await container.exec(argv, { timeoutMs: 120_000 });
+  assert.equal(result.exitCode, 0, `${argv.join(' ')} exited ${result.exitCode}:\n${result.stdout}\n${result.stderr}`);
+  return result.stdout;
+}
+
+async function unitState(container: Container, verb: 'is-active' | 'is-enabled', unit = UNIT): Promise<string> {
+  return (await container.exec(['systemctl', verb, unit])).stdout.trim();
+}
+
+type JournalEntry = { PRIORITY?: string; MESSAGE?: unknown; _PID?: string };
+
+// The supervisor's own lines (JSON from pino) with the journald priority each was stored at.
+async function supervisorLines(container: Container): Promise<Array<{ priority: number; line: Record<string, unknown> }>> {
+  const out = await run(container, ['journalctl', '-u', UNIT, '-o', 'json', '--no-pager']);
+  const lines: Array<{ priority: number; line: Record<string, unknown> }> = [];
+  for (const text of out.split('\n').filter(Boolean)) {
+    const entry = JSON.parse(text) as JournalEntry;
+    if (typeof entry.MESSAGE !== 'string') continue;
+    assert.doesNotMatch(entry.MESSAGE, /^<\d>/, 'journald must have consumed the <N> priority prefix');
+    if (!entry.MESSAGE.startsWith('{')) continue;
+    lines.push({ priority: Number(entry.PRIORITY), line: JSON.parse(entry.MESSAGE) as Record<string, unknown> });
+  }
+  return lines;
+}
+
+async function appPhase(container: Container, app: string): Promise<string | undefined> {
+  const result = await container.exec(['dstack-supervisor', 'status', '--json']);
+  if (result.exitCode !== 0) return undefined;
+  const apps = JSON.parse(result.stdout) as Array<{ app: string; phase: string }>;
+  return apps.find((a) => a.app === app)?.phase;
+}
+
+test('the .deb installs, runs, deploys a dropped file, is removed and purged under real systemd', { skip: notRunNspawn, timeout: 240_000 }, async (t) => {
+  const deb = await packageDeb();
+  const dir = await mkdtemp(join(tmpdir(), 'dstack-nspawn-'));
+  let container: Container | undefined;
+  t.after(async () => {
+    await container?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const root = join(dir, 'root');
+  await mkdir(root);
+  await copyRootfs(await ensureRootfs((line) => t.diagnostic(line)), root);
+  await copyFile(deb, join(root, 'root', basename(deb)));
+  container = await bootContainer(root, 60_000);
+  const c = container;
+  // What "no file left behind" compares with: the booted system before the package came.
+  const before = await listTree(root);
+
+  // The operator writes the configuration first; dpkg keeps it (--force-confold).
+  await mkdir(join(root, 'etc/dstack'));
+  await writeFile(join(root, 'etc/dstack/supervisor.toml'), SIM_CONFIG);
+  await run(c, ['apt-get', 'install', '-y', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold', `/root/${basename(deb)}`]);
+
+  // Enabled and started by postinst; the host units are left to init.
+  assert.equal(await unitState(c, 'is-enabled'), 'enabled');
+  assert.equal(await unitState(c, 'is-enabled', 'dstack-vmm.service'), 'disabled');
+  await waitFor(`${UNIT} to be active`, 30_000, async () => ((await unitState(c, 'is-active')) === 'active' ? true : undefined));
+  const status = await run(c, ['systemctl', 'status', UNIT, '--no-pager']);
+  assert.match(status, /^\s*Status: "[^"]*running \d+[^"]*"$/m, status);
+  assert.equal((await run(c, ['systemd-analyze', 'verify', UNIT])).trim(), '');
+
+  // Drop a file: it deploys. A misnamed one is refused with a warning.
+  await writeFile(join(root, 'etc/dstack/apps.d/web.yaml'), WEB_APP, { mode: 0o644 });
+  await writeFile(join(root, 'etc/dstack/apps.d/My_App.yml'), WEB_APP, { mode: 0o644 });
+  await waitFor('app web to reach phase "running"', 60_000, async () => ((await appPhase(c, 'web')) === 'running' ? true : undefined));
+  await waitFor('STATUS= to count the running app', 15_000, async () => {
+    const text = await run(c, ['systemctl', 'show', '-p', 'StatusText', '--value', UNIT]);
+    return /running 1\b/.test(text) ? text : undefined;
+  });
+
+  // Each line is stored at the priority of its level.
+  const lines = await supervisorLines(c);
+  for (const { priority, line } of lines) assert.equal(priority, JOURNAL_PRIORITY[line['level'] as Level], JSON.stringify(line));
+  assert.ok(lines.some(({ priority, line }) => priority === 6 && line['APP'] === 'web' && line['ACTION'] === 'deploy'), 'an info line for the deploy of web');
+  assert.ok(lines.some(({ priority, line }) => priority === 4 && String(line['FILE']).endsWith('My_App.yml')), 'a warning for My_App.yml');
+
+  // apt remove: stopped, program gone, conffiles and the operator's files kept.
+  await run(c, ['apt-get', 'remove', '-y', 'dstack-supervisor']);
+  assert.notEqual(await unitState(c, 'is-active'), 'active');
+  assert.equal((await run(c, ['dpkg-query', '-W', '-f=${db:Status-Abbrev}', 'dstack-supervisor'])).trim(), 'rc');
+  assert.equal(await readFile(join(root, 'etc/dstack/supervisor.toml'), 'utf8'), SIM_CONFIG);
+  assert.ok(existsSync(join(root, 'etc/dstack/apps.d/README')) && existsSync(join(root, 'etc/dstack/gateway.d/README')));
+  assert.ok(existsSync(join(root, 'etc/dstack/apps.d/web.yaml')));
+  assert.equal(existsSync(join(root, 'usr/lib/dstack-supervisor')), false);
+
+  // apt purge (after the operator removed their app files): nothing of the package is left.
+  await rm(join(root, 'etc/dstack/apps.d/web.yaml'));
+  await rm(join(root, 'etc/dstack/apps.d/My_App.yml'));
+  await run(c, ['apt-get', 'purge', '-y', 'dstack-supervisor']);
+  const afterPurge = await listTree(root);
+  const changed = (a: Set<string>, b: Set<string>): string[] => [...a].filter((p) => !b.has(p) && !VOLATILE.some((v) => p.startsWith(v)));
+  assert.deepEqual({ left: changed(afterPurge, before), lost: changed(before, afterPurge) }, { left: [], lost: [] });
+});
