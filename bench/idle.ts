@@ -16,13 +16,16 @@ import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { describeMachine, numberArgs, printResult, round, sampleProcess } from './report.ts';
 import { buildBundle } from './bundle.ts';
 
-// Timer callbacks closer together than this belong to one wake-up (one resync pass).
-const BURST_GAP_MS = 1000;
+// Timer callbacks closer together than this belong to one wake-up: a resync pass and what it
+// leaves behind (undici's 499 ms tick while a call runs, its 3 s keep-alive close after it).
+const BURST_GAP_MS = 5000;
+// How long after the deploys the window starts, so their connections have closed.
+const QUIET_MS = 10_000;
 const RSS_SAMPLE_MS = 5000;
 const RESYNC_MS = 60_000;
 
 type Fire = { at: number; delayMs: number; repeat: boolean };
-type ProbeDump = { fires: Fire[]; memory: NodeJS.MemoryUsage };
+type ProbeDump = { fires: Fire[]; memory: NodeJS.MemoryUsage; heapSpaces: Record<string, number> };
 
 const MB = (bytes: number) => round(bytes / 2 ** 20);
 
@@ -66,6 +69,7 @@ try {
   await stage.dropAll(ports.map((port, i) => [`idle-${i}.yml`, composeText(port, `idle ${i}`)] as const));
   await waitUntil(async () => ((await stage.counts()).running ?? 0) >= args.apps, `${args.apps} apps running`, 600_000);
 
+  await new Promise((r) => setTimeout(r, QUIET_MS));
   const windowMs = args.minutes * 60_000;
   const callsBefore = stage.sim.faults.calls().length;
   const windowStart = Date.now();
@@ -101,6 +105,7 @@ try {
     rssMB: { start: before.rssMB, end: after.rssMB, max: maxRss, peakSinceStart: after.peakRssMB, bareNode: await bareNodeRssMB() },
     // What the resident set holds at the end (process.memoryUsage(), MB).
     memoryMB: Object.fromEntries(Object.entries(dump.memory).map(([k, v]) => [k, MB(v)])),
+    heapSpacesUsedMB: Object.fromEntries(Object.entries(dump.heapSpaces).map(([k, v]) => [k, MB(v)])),
     cpuMs: after.cpuMs - before.cpuMs,
     cpuPercent: Number((((after.cpuMs - before.cpuMs) / windowMs) * 100).toFixed(3)),
     vmmCalls: calls.length,

@@ -1,10 +1,11 @@
 // Preloaded into the supervisor by bench/idle.ts (`node --import`): records every timer callback
 // the process runs (its own, undici's, chokidar's, pino's) with the time and the timer's delay,
-// and writes them as JSON to $BENCH_TIMER_PROBE_OUT on SIGUSR2, with process.memoryUsage() (what
-// the resident set is made of). An idle service should wake up only for its resync; any faster
+// and writes them as JSON to $BENCH_TIMER_PROBE_OUT on SIGUSR2, with process.memoryUsage() and
+// the V8 heap spaces (what the resident set is made of). An idle service should wake up only for its resync; any faster
 // timer shows here.
 import { createHook } from 'node:async_hooks';
 import { writeFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
 
 type Fire = { at: number; delayMs: number; repeat: boolean };
 
@@ -27,5 +28,8 @@ if (out) {
       timers.delete(asyncId);
     },
   }).enable();
-  process.on('SIGUSR2', () => writeFileSync(out, JSON.stringify({ fires, memory: process.memoryUsage() })));
+  process.on('SIGUSR2', () => {
+    const heapSpaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.space_used_size]));
+    writeFileSync(out, JSON.stringify({ fires, memory: process.memoryUsage(), heapSpaces }));
+  });
 }

@@ -2,7 +2,7 @@
 // own Node 24 with no node_modules (platform-notes §5). The TypeScript is compiled by esbuild
 // here; Node's type stripping is only for running the sources in development.
 import { build } from 'esbuild';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -20,7 +20,10 @@ const banner = "import { createRequire as __cr } from 'node:module'; const requi
 
 const result = await build({
   stdin: { contents: entry, resolveDir: root, sourcefile: 'dstack-supervisor-entry.ts', loader: 'ts' },
+  // Metafile paths are relative to this, and scripts/package.mjs resolves them against the root.
+  absWorkingDir: root,
   outfile: `${root}dist/dstack-supervisor.mjs`,
+  write: false,
   bundle: true,
   format: 'esm',
   platform: 'node',
@@ -33,6 +36,16 @@ const result = await build({
   metafile: true,
 });
 
+// Each file is replaced whole (temp + rename): a package build running at the same time (the
+// package test builds one) never reads half a bundle.
+async function replaceFile(path, data) {
+  const temp = `${path}.tmp-${process.pid}`;
+  await writeFile(temp, data);
+  await rename(temp, path);
+}
+
+await mkdir(`${root}dist`, { recursive: true });
+for (const file of result.outputFiles) await replaceFile(file.path, file.contents);
 // Which npm packages went into the bundle: scripts/package.mjs lists them, with their
 // licenses, in the package's copyright file.
-await writeFile(`${root}dist/dstack-supervisor.meta.json`, JSON.stringify(result.metafile));
+await replaceFile(`${root}dist/dstack-supervisor.meta.json`, JSON.stringify(result.metafile));

@@ -3,7 +3,7 @@
 // license text that package ships, so the .deb carries every notice its contents require.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 const LICENSE_FILE = /^(licen[cs]e|copying)([.-][\w.-]+)?$/i;
 
 // The npm packages (name → directory) whose files went into the bundle, from esbuild's metafile.
-export function bundledPackages(metafile, root) {
+function bundledPackages(metafile, root) {
   const dirs = new Map();
   for (const input of Object.keys(metafile.inputs)) {
     const at = input.lastIndexOf('node_modules/');
@@ -35,7 +35,9 @@ export async function nodeLicenseText(version, cacheDir) {
     const tarball = join(work, stdout.trim().split('\n').at(-1) ?? '');
     const { stdout: text } = await execa('tar', ['-xzOf', tarball, 'package/LICENSE'], { stripFinalNewline: false });
     await mkdir(cacheDir, { recursive: true });
-    await writeFile(cached, text);
+    // Renamed into place, so a build running at the same time never reads half of it.
+    await writeFile(`${cached}.tmp-${process.pid}`, text);
+    await rename(`${cached}.tmp-${process.pid}`, cached);
     return text;
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -22,6 +22,8 @@ export type Faults = {
   // Restart dstack-vmm: every VM process stops, the socket is down for `downtimeMs`, then VMs
   // with the started flag boot again from boot_progress "".
   restartVmm: (options?: RestartOptions) => Promise<void>;
+  // Guests of VMs named `name` hang during boot from now on: boot_progress stops moving.
+  stallBoot: (name: string) => void;
   // Every prpc method called so far, in order (after the auth check).
   calls: () => string[];
   // Drop every pending failure and latency.
@@ -63,6 +65,7 @@ export function createFaults(state: VmmState, scheduler: Scheduler, server: Serv
       else latency.delete(method);
     },
     crashVm: (id) => state.crashVm(id),
+    stallBoot: (name) => void state.stalledNames.add(name),
     restartVmm: async (options = {}) => {
       state.stopAllProcesses();
       await server.down();
@@ -74,6 +77,7 @@ export function createFaults(state: VmmState, scheduler: Scheduler, server: Serv
     reset: () => {
       failures.clear();
       latency.clear();
+      state.stalledNames.clear();
     },
   };
   return { faults, gate };

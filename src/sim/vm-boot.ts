@@ -26,6 +26,8 @@ export type BootDeps = {
   changed: (vm: SimVm) => void;
   // The guest failed and powered off: the process ends while the started flag stays set.
   powerOff: (vm: SimVm) => void;
+  // A guest that hangs at boot (a fault): it reports no further stage.
+  isStalled: (vm: SimVm) => boolean;
 };
 
 const KEYS_STAGE = 'requesting app keys';
@@ -75,7 +77,7 @@ export function runBoot(vm: SimVm, deps: BootDeps): void {
   const advance = (index: number): void => {
     deps.scheduler.after(step, () => {
       const stage = stages[index];
-      if (!alive() || stage === undefined) return;
+      if (!alive() || stage === undefined || deps.isStalled(vm)) return;
       vm.bootProgress = stage;
       report('boot.progress', stage);
       if (stage === DISK_READY_STAGE) {

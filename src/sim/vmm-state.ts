@@ -33,6 +33,8 @@ export class VmmState {
   private readonly vms = new Map<string, SimVm>();
   private readonly events = new EventEmitter<{ change: [] }>();
   private readonly bootDeps: BootDeps;
+  // VM names whose guests hang at boot (faults.stallBoot).
+  readonly stalledNames = new Set<string>();
   private readonly shutdownDelayMs: number;
   private readonly removeDelayMs: number;
 
@@ -53,6 +55,7 @@ export class VmmState {
       kmsUrlsOf: (vm) => (vm.config.kms_urls.length > 0 ? vm.config.kms_urls : this.kmsUrls),
       changed: () => this.changed(),
       powerOff: (vm) => this.endProcess(vm),
+      isStalled: (vm) => this.stalledNames.has(vm.config.name),
     };
   }
 

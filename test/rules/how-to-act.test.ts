@@ -126,3 +126,17 @@ test('rule 23: a comment-only edit is a change: the measured compose hash moves'
   assert.notEqual(second, first);
   assert.equal(decisions(h, 'upgrade', 'web').length, 1);
 });
+
+test('rule 15: an app whose VM never finishes booting does not delay another app', async (t) => {
+  const h = await startHarness(t, { apps: { concurrency: 2, boot_timeout_s: 60 } });
+  const [p1, p2] = await freePorts(2);
+  h.sim.faults.stallBoot('stuck');
+  await h.put('stuck.yaml', composeText(p1!));
+  await h.start();
+  await waitUntil(() => h.sim.state.list().some((v) => v.name === 'stuck'), 'stuck VM created');
+  await h.put('quick.yaml', composeText(p2!));
+  await waitUntil(() => bootedNames(h).includes('quick'), 'quick running while stuck still boots');
+  const stuck = h.sim.state.list().find((v) => v.name === 'stuck');
+  assert.notEqual(stuck?.boot_progress, 'done');
+  assert.equal((await h.statuses()).find((s) => s.app === 'stuck')?.phase, 'deploying');
+});
