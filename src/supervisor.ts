@@ -58,13 +58,17 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const image = await resolveImage(vmm, config.apps.image, log);
   let watcherDegraded = false;
 
+  // Writes of _supervisor.json run one after another; stop() waits for the last one.
+  let supervisorWrites: Promise<void> = Promise.resolve();
   const writeSupervisor = (phase: 'init' | 'ready') =>
-    writeSupervisorStatus(config.state_dir, {
-      phase,
-      watcher: watcherDegraded ? 'degraded' : 'ok',
-      counts: countPhases(reporter.statuses()),
-      updated_at: new Date(clock.now()).toISOString(),
-    }).catch((err: unknown) => log.warn({ err }, 'could not write the supervisor status file'));
+    (supervisorWrites = supervisorWrites.then(() =>
+      writeSupervisorStatus(config.state_dir, {
+        phase,
+        watcher: watcherDegraded ? 'degraded' : 'ok',
+        counts: countPhases(reporter.statuses()),
+        updated_at: new Date(clock.now()).toISOString(),
+      }).catch((err: unknown) => log.warn({ err }, 'could not write the supervisor status file')),
+    ));
 
   // The statuses of apps we hold a record for, as the last run left them: without them every
   // running app was reported `pending` after a restart until its file settled again, at the cost
@@ -204,6 +208,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       ]);
       graceOver.abort();
       if (!stopped) log.warn(`in-flight operations did not finish within ${grace / 1000} s; their intent records resume them at the next start`);
+      await supervisorWrites;
       await allowlist.close();
       await vmm.close();
     },

@@ -80,8 +80,8 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
   const { dir, token, kmsUrl = '', authConfigPath = join(dir, 'auth-config.json'), platform, kmsBootstrapDelayMs = 300, ...vmmOptions } = options;
   const webhook = await startAuthWebhook({ configPath: authConfigPath });
   const requestAppKeys = createWebhookKeyRequester(webhook.url, { ...DEFAULT_SIM_PLATFORM, ...platform });
-  const state = new VmmState({ ...vmmOptions, requestAppKeys });
   const envKeys = createEnvKeys(kmsUrl);
+  const state = new VmmState({ ...vmmOptions, requestAppKeys, openEnv: (appId, hex) => envKeys.decrypt(appId, hex) });
   // The fault gate needs the server's down/up, and the server needs the gate: tie the knot.
   let control: ServerControl | undefined;
   const lateControl: ServerControl = { down: () => control?.down() ?? Promise.resolve(), up: () => control?.up() ?? Promise.resolve() };

@@ -28,7 +28,8 @@ export function startPortListeners(state: VmmState, servedElsewhere: (vm: SimVm,
         return;
       }
       res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(`app ${current.config.name} (app_id ${current.appId}) on simulated VM ${current.id}\n`);
+      const env = current.envNames.length > 0 ? `; env: ${current.envNames.join(', ')}` : '';
+      res.end(`app ${current.config.name} (app_id ${current.appId}) on simulated VM ${current.id}${env}\n`);
     });
     const generation = vm.generation;
     const ready = listenServer(server, { host: address, port }).catch((err: unknown) => {

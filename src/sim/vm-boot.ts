@@ -3,6 +3,7 @@
 // the auth webhook like the real KMS would, and on a denial reports boot.error and powers off.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Scheduler } from './scheduler.ts';
+import type { EnvEntry } from '../secrets/dotenv.ts';
 import { pushEvent, type SimVm } from './vm-record.ts';
 import { hashCompose, parseAppCompose, type AppCompose } from './vm-rules.ts';
 
@@ -28,6 +29,8 @@ export type BootDeps = {
   powerOff: (vm: SimVm) => void;
   // A guest that hangs at boot (a fault): it reports no further stage.
   isStalled: (vm: SimVm) => boolean;
+  // Decrypt encrypted_env with the app's key (throws when it cannot).
+  openEnv: (vm: SimVm) => EnvEntry[];
 };
 
 const KEYS_STAGE = 'requesting app keys';
@@ -91,12 +94,31 @@ export function runBoot(vm: SimVm, deps: BootDeps): void {
       }
       requestKeys(vm, compose, { composeHash: hashCompose(composeFile), instanceId }, deps).then((error) => {
         if (!alive()) return;
-        if (error === undefined) advance(index + 1);
-        else fail(`Failed to request app keys: ${error}`);
+        if (error !== undefined) return fail(`Failed to request app keys: ${error}`);
+        const envError = openEnv(vm, compose, deps);
+        if (envError !== undefined) return fail(envError);
+        advance(index + 1);
       });
     });
   };
   advance(0);
+}
+
+// With the app keys, the guest opens encrypted_env and keeps only names the manifest allows
+// (allowed_envs); it refuses to boot otherwise. Returns the guest's error, or undefined.
+function openEnv(vm: SimVm, compose: AppCompose, deps: BootDeps): string | undefined {
+  vm.envNames = [];
+  if (vm.config.encrypted_env === '') return undefined;
+  let entries: EnvEntry[];
+  try {
+    entries = deps.openEnv(vm);
+  } catch (err) {
+    return `Failed to decrypt env: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  const forbidden = entries.map((e) => e.key).filter((k) => !compose.allowedEnvs.includes(k));
+  if (forbidden.length > 0) return `Forbidden env keys (not in allowed_envs): ${forbidden.join(', ')}`;
+  vm.envNames = entries.map((e) => e.key).sort();
+  return undefined;
 }
 
 // The key step of each key provider; resolves to the guest's error chain, or undefined on success.

@@ -28,6 +28,8 @@ export type SimVm = {
   // Persisted seed of a reusable disk (KMS or local key provider); none means a fresh disk.
   instanceSeed: string | undefined;
   events: GuestEvent[];
+  // Names of the env variables the guest opened from encrypted_env at its last boot.
+  envNames: string[];
   // Bumped whenever the process stops, so callbacks of an older boot know to do nothing.
   generation: number;
 };
@@ -47,6 +49,7 @@ export function newVmRecord(fields: Pick<SimVm, 'id' | 'appId' | 'createdAt' | '
     instanceId: undefined,
     instanceSeed: undefined,
     events: [],
+    envNames: [],
     generation: 0,
   };
 }

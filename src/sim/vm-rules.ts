@@ -59,7 +59,7 @@ export function isValidImageName(image: string): boolean {
 export type KeyProvider = 'none' | 'kms' | 'local' | 'tpm';
 
 // The app-compose fields the simulated guest acts on; the rest is opaque, as upstream.
-export type AppCompose = { name: string; runner: string; keyProvider: KeyProvider; gatewayEnabled: boolean };
+export type AppCompose = { name: string; runner: string; keyProvider: KeyProvider; gatewayEnabled: boolean; allowedEnvs: string[] };
 
 // Parse compose_file the way serde reads AppCompose: a JSON object with manifest_version (number
 // or integer string), name and runner; unknown keys ignored. Throws the serde-like detail.
@@ -90,6 +90,7 @@ export function parseAppCompose(composeFile: string): AppCompose {
     runner,
     keyProvider: keyProviderOf(obj),
     gatewayEnabled: obj['gateway_enabled'] === true || obj['tproxy_enabled'] === true,
+    allowedEnvs: Array.isArray(obj['allowed_envs']) ? obj['allowed_envs'].filter((e): e is string => typeof e === 'string') : [],
   };
 }
 

@@ -1,3 +1,4 @@
+import type { EnvEntry } from '../secrets/dotenv.ts';
 // The simulated VMM's configuration: what vmm.toml would say, plus the simulator's timing knobs.
 import type { Clock } from '../clock.ts';
 import type { RequestAppKeys } from './vm-boot.ts';
@@ -9,6 +10,9 @@ export type SimImage = { name: string; version: string; digest: string; isDev?: 
 // The VMM's configuration and the simulator's timing knobs.
 export type VmmStateOptions = {
   requestAppKeys: RequestAppKeys;
+  // Open a VM's encrypted_env as its guest would (the simulated KMS's per-app key); absent =
+  // a VM with encrypted_env fails to boot.
+  openEnv?: (appId: string, encryptedEnvHex: string) => EnvEntry[];
   clock?: Clock;
   // Launch to boot_progress "done" (spread over the stages).
   bootDelayMs?: number;

@@ -56,6 +56,10 @@ export class VmmState {
       changed: () => this.changed(),
       powerOff: (vm) => this.endProcess(vm),
       isStalled: (vm) => this.stalledNames.has(vm.config.name),
+      openEnv: (vm) => {
+        if (!options.openEnv) throw new Error('no env key to open encrypted_env with');
+        return options.openEnv(vm.appId, vm.config.encrypted_env);
+      },
     };
   }
 

@@ -40,6 +40,9 @@ test('env values round-trip through the KMS key; a value change restarts without
     { key: 'API_KEY', value: 'two words' },
     { key: 'DB_PASSWORD', value: SENTINEL },
   ]);
+  const answer = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+  assert.match(answer, /env: API_KEY, DB_PASSWORD/, 'the guest opened both names, and only names');
+  assert.ok(!answer.includes(SENTINEL));
   const allowlistBefore = await h.allowlist();
   const startsBefore = h.mutations().filter((m) => m === 'StartVm').length;
 

@@ -1,3 +1,4 @@
+import { encryptEnv } from '../../src/secrets/encrypt.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
@@ -23,13 +24,15 @@ for (const mode of ['protobuf', 'json'] as const) {
     const compose = appCompose('web');
     const config = { name: 'web', image: 'dstack-0.5.11', compose_file: compose, vcpu: 1, memory: 1024, disk_size: 10 };
     assert.equal(await client.getComposeHash(config), hashCompose(compose));
-    const { id } = await client.createVm({ ...config, encrypted_env: 'c0ffee' });
+    // A real sealed env (no variables): the guest opens it at boot, as a real one would.
+    const sealed = encryptEnv([], host.envKeys.keyPairOf(hashCompose(compose).slice(0, 40)).publicKeyHex);
+    const { id } = await client.createVm({ ...config, encrypted_env: sealed });
     assert.match(id, /^[0-9a-f-]{36}$/);
     await host.state.waitFor((vms) => byId(id)(vms)?.boot_progress === 'done');
 
     const info = await client.getInfo(id);
     assert.equal(info.found, true);
-    assert.equal(info.info?.configuration?.encrypted_env, 'c0ffee');
+    assert.equal(info.info?.configuration?.encrypted_env, sealed);
     assert.equal(info.info?.app_id, hashCompose(compose).slice(0, 40));
     assert.deepEqual(await client.getInfo('nope'), { found: false });
     assert.deepEqual((await client.status({ brief: true })).vms.map((vm) => [vm.name, vm.status, vm.configuration]), [
