@@ -3,6 +3,7 @@ import type { DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmConfiguration } from '../src/vmm/messages.ts';
 import { waitBooted } from '../src/controller/vm-wait.ts';
+import { beginOperation, registerHash } from './intent.ts';
 
 // The CreateVm request for a spec: direct host ports, explicit app id and kms_urls, so the VM never
 // depends on the VMM's global config (DESIGN.md "Init" step 7).
@@ -24,23 +25,9 @@ export function vmConfigOf(spec: DesiredSpec, appId: string, encryptedEnv: strin
 // Deploy a new app: record the intent, register its hash, CreateVm, wait for boot `done`, then
 // record the applied hash. Each step is safe to repeat after a crash (rule 18).
 export async function deployApp(spec: DesiredSpec, appId: string, prior: AppRecord | undefined, deps: HandlerDeps): Promise<AppRecord> {
-  const base: AppRecord = {
-    ...(prior ?? { name: spec.name, registeredHashes: [] }),
-    name: spec.name,
-    file: spec.file,
-    appId,
-    phase: 'registering',
-    intent: { op: 'deploy', toHash: spec.composeHash, startedAt: deps.clock.now() },
-  } as AppRecord;
-  await deps.records.save(base);
-  await deps.report({ app: spec.name, file: spec.file, phase: 'registering', record: base });
-
-  await deps.allowlist.addHash(appId, spec.composeHash);
-  const registered: AppRecord = {
-    ...base,
-    phase: 'deploying',
-    registeredHashes: [...new Set([...base.registeredHashes, spec.composeHash])],
-  };
+  const fresh: AppRecord = { registeredHashes: [], phase: 'pending', ...prior, name: spec.name, file: spec.file, appId };
+  const base = await beginOperation(fresh, { op: 'deploy', toHash: spec.composeHash, phase: 'registering' }, deps);
+  const registered: AppRecord = { ...(await registerHash(base, spec.composeHash, deps)), phase: 'deploying' };
   await deps.records.save(registered);
   await deps.report({ app: spec.name, file: spec.file, phase: 'deploying', record: registered });
 

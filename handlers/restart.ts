@@ -3,6 +3,7 @@ import type { DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import { waitBooted, waitStopped } from '../src/controller/vm-wait.ts';
+import { beginOperation } from './intent.ts';
 
 // Bring a VM down: ShutdownVm and wait up to the shutdown timeout, then StopVm (hard) if the guest
 // did not power off. A VM that is already down is left as it is.
@@ -25,14 +26,7 @@ export async function stopVmGracefully(vm: VmInfo, deps: HandlerDeps): Promise<v
 // Start a VM that already holds the wanted spec but is not running cleanly (stopped behind our
 // back, exited, or running with a boot_error), and wait for boot `done`.
 export async function restartApp(spec: DesiredSpec, vm: VmInfo, record: AppRecord, deps: HandlerDeps): Promise<AppRecord> {
-  const starting: AppRecord = {
-    ...record,
-    vmId: vm.id,
-    phase: 'deploying',
-    intent: { op: 'restart', toHash: spec.composeHash, startedAt: deps.clock.now() },
-  };
-  await deps.records.save(starting);
-  await deps.report({ app: spec.name, file: spec.file, phase: 'deploying', record: starting });
+  const starting = await beginOperation({ ...record, file: spec.file }, { op: 'restart', toHash: spec.composeHash, phase: 'deploying', vmId: vm.id }, deps);
   if (vm.status === 'running' || vm.status === 'stopping') await stopVmGracefully(vm, deps);
   await deps.vmm.startVm(vm.id);
   await waitBooted(deps.vmm, vm.id, deps.clock, { pollMs: deps.timing.pollMs, timeoutMs: deps.timing.bootTimeoutMs });

@@ -2,6 +2,7 @@ import type { HandlerDeps } from './deps.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import { waitGone } from '../src/controller/vm-wait.ts';
+import { beginOperation } from './intent.ts';
 
 // Stop and remove one VM, and wait until the VMM has finished removing it (it keeps its host
 // ports until then, facts §2). An unknown id means it is already gone.
@@ -16,13 +17,7 @@ export async function removeVm(vm: VmInfo, deps: HandlerDeps): Promise<void> {
 // Tear down an app whose file is gone for good: intent first, VM out, then its allowlist entry,
 // then the record. Repeating any prefix of this after a crash is harmless (rule 18).
 export async function teardownApp(record: AppRecord, vm: VmInfo | undefined, deps: HandlerDeps): Promise<void> {
-  const removing: AppRecord = {
-    ...record,
-    phase: 'removing',
-    intent: { op: 'teardown', toHash: record.appliedHash ?? '', startedAt: deps.clock.now() },
-  };
-  await deps.records.save(removing);
-  await deps.report({ app: record.name, file: record.file, phase: 'removing', record: removing });
+  await beginOperation(record, { op: 'teardown', toHash: record.appliedHash ?? '', phase: 'removing' }, deps);
   if (vm) await removeVm(vm, deps);
   await forgetApp(record, deps);
 }

@@ -4,6 +4,7 @@ import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import { waitBooted } from '../src/controller/vm-wait.ts';
 import { stopVmGracefully } from './restart.ts';
+import { beginOperation, registerHash } from './intent.ts';
 
 // Upgrade in place, keeping the VM and its app id (so its keys survive): register the new hash,
 // UpdateVm while running (the VMM validates ports before anything stops), stop, resize if asked,
@@ -15,21 +16,8 @@ export async function upgradeApp(
   changes: VmChange[],
   deps: HandlerDeps,
 ): Promise<AppRecord> {
-  const updating: AppRecord = {
-    ...record,
-    vmId: vm.id,
-    phase: 'updating',
-    intent: { op: 'upgrade', toHash: spec.composeHash, startedAt: deps.clock.now() },
-  };
-  await deps.records.save(updating);
-  await deps.report({ app: spec.name, file: spec.file, phase: 'updating', record: updating });
-
-  await deps.allowlist.addHash(record.appId, spec.composeHash);
-  const registered: AppRecord = {
-    ...updating,
-    registeredHashes: [...new Set([...updating.registeredHashes, spec.composeHash])],
-  };
-  await deps.records.save(registered);
+  const updating = await beginOperation({ ...record, file: spec.file }, { op: 'upgrade', toHash: spec.composeHash, phase: 'updating', vmId: vm.id }, deps);
+  const registered = await registerHash(updating, spec.composeHash, deps);
 
   const sealed = spec.env ? await deps.sealEnv(spec.name, record.appId, spec.env.entries) : '';
   await deps.vmm.updateVm({

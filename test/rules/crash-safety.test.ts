@@ -13,20 +13,9 @@ import { startSimHost } from '../../src/sim/host.ts';
 import { seedSimAuthConfig } from '../../src/sim/seed.ts';
 import { buildAppSpec } from '../../src/app/spec.ts';
 import { composeText, freePorts, waitUntil } from '../helpers/harness.ts';
+import { prng } from '../soak/ops.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
-
-// A small deterministic PRNG (mulberry32), so a failure can be replayed from the seed.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function startChild(config: string): { child: ChildProcess; exited: Promise<number | null>; operating: Promise<void> } {
   const child = spawn(process.execPath, [BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -36,6 +36,9 @@ export type SupervisorChild = {
   exited: Promise<number | null>;
   // The last lines it printed, for failure reports.
   tail(): string;
+  // Everything it wrote to stderr: journal lines go to stdout, so this holds only what escaped
+  // the logger (an uncaught exception's stack).
+  stderr(): string;
   // Send `signal` (default SIGKILL) and wait for the exit.
   kill(signal?: NodeJS.Signals): Promise<void>;
 };
@@ -150,7 +153,11 @@ export async function openStage(options: StageOptions = {}): Promise<Stage> {
       }
       tail = (tail + chunk.toString()).slice(-TAIL_CHARS);
     });
-    child.stderr.on('data', (chunk: Buffer) => (tail = (tail + chunk.toString()).slice(-TAIL_CHARS)));
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-TAIL_CHARS);
+      tail = (tail + chunk.toString()).slice(-TAIL_CHARS);
+    });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const handle: SupervisorChild = {
       pid: child.pid ?? -1,
@@ -160,6 +167,7 @@ export async function openStage(options: StageOptions = {}): Promise<Stage> {
       ]),
       exited,
       tail: () => tail,
+      stderr: () => stderr,
       async kill(signal = 'SIGKILL') {
         if (child.exitCode === null && child.signalCode === null) child.kill(signal);
         await exited;

@@ -1,0 +1,29 @@
+import type { HandlerDeps } from './deps.ts';
+import type { AppRecord, Intent } from '../src/state/record.ts';
+import type { Phase } from '../src/status/phase.ts';
+
+// Write the intent record of an operation before its first side effect (APPS-DIR rule 18) and
+// publish the phase it puts the app in; returns the record as saved.
+export async function beginOperation(
+  record: AppRecord,
+  change: { op: Intent['op']; toHash: string; phase: Phase; vmId?: string },
+  deps: HandlerDeps,
+): Promise<AppRecord> {
+  const started: AppRecord = {
+    ...record,
+    ...(change.vmId === undefined ? {} : { vmId: change.vmId }),
+    phase: change.phase,
+    intent: { op: change.op, toHash: change.toHash, startedAt: deps.clock.now() },
+  };
+  await deps.records.save(started);
+  await deps.report({ app: started.name, file: started.file, phase: change.phase, record: started });
+  return started;
+}
+
+// Register `hash` for the app in the allowlist and remember it in the record.
+export async function registerHash(record: AppRecord, hash: string, deps: HandlerDeps): Promise<AppRecord> {
+  await deps.allowlist.addHash(record.appId, hash);
+  const registered: AppRecord = { ...record, registeredHashes: [...new Set([...record.registeredHashes, hash])] };
+  await deps.records.save(registered);
+  return registered;
+}
