@@ -49,6 +49,10 @@ export type Supervisor = {
 export async function startSupervisor(options: SupervisorOptions): Promise<Supervisor> {
   const { config, log } = options;
   const clock = options.clock ?? systemClock;
+  // Handlers wait (for a boot, a stop, a removal) on this clock; a stop that outlasts its grace
+  // ends those waits, so nothing is written after stop() returns. Intent records resume them.
+  const abandon = new AbortController();
+  const handlerClock: Clock = { ...clock, sleep: (ms, signal) => clock.sleep(ms, signal ?? abandon.signal) };
   const env = options.env ?? process.env;
   const notifier: Notifier = createNotifier({ env, log });
   const vmm = createVmmClient({ url: config.vmm.url, tokenFile: config.vmm.token_file || undefined, mode: config.vmm.mode, timeoutMs: config.vmm.timeout_ms });
@@ -153,7 +157,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     records,
     report: (u: StatusUpdate) => reporter.update(u),
     sealEnv: (app, appId, entries) => sealEnv({ vmm, kmsPublicKeyHex: config.apps.kms_public_key, now: () => clock.now() }, app, appId, entries),
-    clock,
+    clock: handlerClock,
     timing,
     desired: (name) => {
       const v = controller.desired(name);
@@ -207,6 +211,10 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
         clock.sleep(grace, graceOver.signal).then(() => false, () => false),
       ]);
       graceOver.abort();
+      if (!stopped) {
+        abandon.abort(new Error('the supervisor stopped while this operation waited; it resumes at the next start'));
+        await controller.stop();
+      }
       if (!stopped) log.warn(`in-flight operations did not finish within ${grace / 1000} s; their intent records resume them at the next start`);
       await supervisorWrites;
       await allowlist.close();

@@ -65,8 +65,13 @@ function toData(file: string, doc: Document.Parsed, at: (offset: number) => Sour
   try {
     return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (cause) {
-    // yaml throws a ReferenceError once alias expansion passes the limit.
+    // yaml throws a ReferenceError once alias expansion passes the limit, and also for an alias
+    // whose anchor is missing, which is no bomb (that one was reported as a bomb: test/hostile).
     const start = doc.contents?.range[0] ?? 0;
+    const unresolved = /^Unresolved alias[^:]*: (.*)$/.exec(cause instanceof Error ? cause.message : '')?.[1];
+    if (unresolved !== undefined) {
+      throw new AppError('APP_YAML', file, `is not valid YAML: alias *${unresolved} has no anchor &${unresolved} before it; define the anchor first`, at(start), { cause });
+    }
     throw new AppError(
       'APP_YAML',
       file,

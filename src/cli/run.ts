@@ -4,7 +4,7 @@ import { loadConfig, type Config } from '../config.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { startSupervisor } from '../supervisor.ts';
 import { describeError } from '../errors.ts';
-import { prepareHost } from '../init/command.ts';
+import { prepareHost } from '../init/prepare.ts';
 
 // The simulated host, started in this process only when `[sim] enabled = true`. With `[init]
 // enabled`, init renders auth-config.json and the VMM serves the guest images on disk.

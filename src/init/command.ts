@@ -1,6 +1,6 @@
 // Init and destroy as the commands run them: the edges built from supervisor.toml (systemd on
 // the system bus and the configured VMM, or with `[sim] enabled = true` the in-process systemd
-// and a fake sysroot), STATUS= through sd_notify, and what `run` does before it watches apps.d.
+// and a fake sysroot), and STATUS= through sd_notify.
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log/logger.ts';
@@ -10,7 +10,7 @@ import type { SystemdManager } from '../systemd/types.ts';
 import { createVmmClient, type VmmClient } from '../vmm/client.ts';
 import { destroyHost, type DestroyResult } from './destroy.ts';
 import { readVmLogTail } from './kms-probe.ts';
-import { appsSettingsFromInit, isInitComplete, runInit, type InitDeps, type InitResult } from './run-init.ts';
+import { runInit, type InitDeps, type InitResult } from './run-init.ts';
 import { HOST_UNITS } from './units.ts';
 
 // systemd, the VMM and its logs, as one closable bundle.
@@ -71,20 +71,4 @@ export async function destroyFromConfig(config: Config, log: Logger, options: { 
   } finally {
     await edges.close();
   }
-}
-
-// What `run` does before watching apps.d: init when `[init] enabled` and not done yet (always
-// on a simulated host, whose VMs live in memory and so are gone after every restart), then
-// `[apps] kms_urls` / `kms_public_key` from what init learned, where supervisor.toml leaves them empty.
-export async function prepareHost(config: Config, log: Logger): Promise<Config> {
-  if (config.init.enabled && (config.sim.enabled || !(await isInitComplete(config.state_dir)))) await initHost(config, log);
-  const learned = await appsSettingsFromInit(config.state_dir);
-  return {
-    ...config,
-    apps: {
-      ...config.apps,
-      kms_urls: config.apps.kms_urls.length > 0 ? config.apps.kms_urls : learned.kms_urls,
-      kms_public_key: config.apps.kms_public_key === '' ? learned.kms_public_key : config.apps.kms_public_key,
-    },
-  };
 }

@@ -65,6 +65,9 @@ export async function destroyHost(deps: DestroyDeps, options: { purge: boolean }
     }
   }
   const stoppedUnits = await stopUnits(deps.systemd, [SUPERVISOR_UNIT], log);
+  if (stoppedUnits.length > 0) {
+    log.warn({ UNIT: SUPERVISOR_UNIT }, `${SUPERVISOR_UNIT} stays enabled: its next start runs init again and deploys ${config.apps_dir}; systemctl disable it to keep the host down`);
+  }
   // Read after the service stopped, so no app it was deploying is missed.
   const records = await store.loadAll();
   const vms = await listVms(vmm);

@@ -104,7 +104,7 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   await waitVmmAnswering(deps.vmm, clock, { timeoutMs: timing.vmmTimeoutMs, pollMs: Math.min(timing.pollMs, 500) });
   await record('units', { units: HOST_UNITS.join(' ') });
 
-  step(6, 'KMS CVM');
+  step(6, 'checking the KMS CVM');
   const knownVmId = journal.steps.kms?.detail['vm_id'];
   const prober = createKmsProber();
   let kms: KmsInfo;
@@ -123,7 +123,7 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
         vmLogs: deps.vmLogs,
         clock,
         log,
-        progress: (what) => deps.status(`init 6/${INIT_STEPS.length}: ${what}`),
+        progress: (what) => step(6, what),
         timeoutMs: timing.kmsTimeoutMs,
         pollMs: timing.pollMs,
       },
@@ -136,20 +136,4 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   deps.status(summary);
   log.info({ VM: kms.vmId, FILES_WRITTEN: written.length, UNITS_STARTED: units.started.length }, summary);
   return { kms, written, started: units.started, restarted: units.restarted };
-}
-
-// True once every init step has been recorded: `run` then skips init on start.
-export async function isInitComplete(stateDir: string): Promise<boolean> {
-  const journal = await readInitJournal(stateDir);
-  return INIT_STEPS.every((name) => journal.steps[name] !== undefined);
-}
-
-// The `[apps]` keys init learned: the KMS URL guests use and the KMS's k256 public key; empty
-// values when init has not deployed a KMS yet. `run` uses them where supervisor.toml leaves
-// `[apps] kms_urls` / `kms_public_key` empty.
-export async function appsSettingsFromInit(stateDir: string): Promise<{ kms_urls: string[]; kms_public_key: string }> {
-  const detail = (await readInitJournal(stateDir)).steps.kms?.detail;
-  const url = detail?.['url'];
-  const key = detail?.['k256_pubkey'];
-  return { kms_urls: typeof url === 'string' && url !== '' ? [url] : [], kms_public_key: typeof key === 'string' ? key : '' };
 }

@@ -12,8 +12,11 @@ import type { SystemdManager } from '../systemd/types.ts';
 import type { VmmClient } from '../vmm/client.ts';
 import { VmmError } from '../vmm/errors.ts';
 
+// The KMS's boot-authorisation webhook (loopback only).
 export const AUTH_SIMPLE_UNIT = 'dstack-auth-simple.service';
+// The SGX sealing key provider the KMS CVM gets its disk key from.
 export const KEY_PROVIDER_UNIT = 'gramine-sealing-key-provider.service';
+// dstack-vmm: restarting it stops every CVM.
 export const VMM_UNIT = 'dstack-vmm.service';
 
 // The units init brings up, in start order (their After= lines agree).

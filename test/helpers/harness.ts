@@ -148,7 +148,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
         log: createLogger({ level: 'debug', stream: collected.stream }),
         env: options.env ?? {},
         pollMs: 10,
-        stopGraceMs: 5000,
+        stopGraceMs: 1000,
       });
       return running;
     },

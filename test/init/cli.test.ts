@@ -7,7 +7,7 @@ import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'smol-toml';
-import { prepareHost } from '../../src/init/command.ts';
+import { prepareHost } from '../../src/init/prepare.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { writeFakeGuestImage } from '../../src/sim/guest-image.ts';
 import { buildFakeSysroot, type SysrootFeatures } from '../../src/sim/sysroot.ts';

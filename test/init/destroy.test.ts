@@ -4,7 +4,7 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openAllowlist } from '../../src/auth/allowlist.ts';
 import { destroyHost } from '../../src/init/destroy.ts';
-import { isInitComplete } from '../../src/init/run-init.ts';
+import { isInitComplete } from '../../src/init/prepare.ts';
 import { HOST_UNITS } from '../../src/init/units.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { hashCompose } from '../../src/sim/vm-rules.ts';

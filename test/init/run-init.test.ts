@@ -2,9 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { openAllowlist } from '../../src/auth/allowlist.ts';
 import { PreflightError } from '../../src/init/errors.ts';
-import { appsSettingsFromInit, isInitComplete } from '../../src/init/run-init.ts';
+import { appsSettingsFromInit, isInitComplete } from '../../src/init/prepare.ts';
 import { HOST_UNITS } from '../../src/init/units.ts';
+import { hashCompose } from '../../src/sim/vm-rules.ts';
+import { appCompose } from '../sim/fixtures.ts';
 import { snapshotTree } from './helpers.ts';
 import { startInitStage } from './stage.ts';
 
@@ -130,4 +133,26 @@ test('a unit that fails to start is reported by name with its journal; later uni
   assert.deepEqual(stage.model.callsOf('StartUnit').map((c) => c.args[0]), ['dstack-auth-simple.service', 'gramine-sealing-key-provider.service']);
   assert.deepEqual(stage.sim.faults.calls(), []);
   assert.equal(await isInitComplete(stage.config.state_dir), false);
+});
+
+test('after init, a KMS-mode app given the KMS URL init learned boots once registered; an unregistered one is denied', async (t) => {
+  const stage = await startInitStage(t);
+  await stage.init();
+  const { kms_urls } = await appsSettingsFromInit(stage.config.state_dir);
+  const deploy = async (name: string, register: boolean) => {
+    const compose = appCompose(name, { kms: true });
+    const appId = hashCompose(compose).slice(0, 40);
+    if (register) {
+      const allowlist = openAllowlist(stage.config.auth.config_path);
+      await allowlist.setHashes(appId, [hashCompose(compose)]);
+      await allowlist.close();
+    }
+    const { id } = await stage.vmm.createVm({ name, image: 'dstack-0.5.11', compose_file: compose, app_id: appId, kms_urls });
+    const [vm] = await stage.sim.state.waitFor((vms) => vms.some((v) => v.id === id && (v.boot_progress === 'done' || v.status === 'exited')));
+    return stage.sim.state.get(id) ?? vm;
+  };
+  const registered = await deploy('vault', true);
+  assert.deepEqual([registered?.status, registered?.boot_progress, registered?.boot_error], ['running', 'done', '']);
+  const stranger = await deploy('stranger', false);
+  assert.match(stranger?.boot_error ?? '', /app not registered$/);
 });

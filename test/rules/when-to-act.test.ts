@@ -8,10 +8,11 @@ import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { link, mkdir, open, readFile, rename, unlink, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { watch } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { execa } from 'execa';
-import { failNativeWatch } from '../../node_modules/chokidar/backend.js';
+import { failNativeWatch, setNativeWatchFactoryForTests } from '../../node_modules/chokidar/backend.js';
 import { startHarness, composeText, composeOf, freePort, waitUntil, type Harness } from '../helpers/harness.ts';
 import { startWithApp, assertUntouched, statusOf, rescan } from '../helpers/rules.ts';
 import { appCompose } from '../sim/fixtures.ts';
@@ -362,6 +363,17 @@ describe('rule 10: resync against reality', GROUP, () => {
 const watcherIs = (h: Harness, state: 'ok' | 'degraded') =>
   waitUntil(async () => (await h.supervisorStatus())?.watcher === state, `watcher ${state}`);
 
+// Directories whose inotify watches fail as they do once fs.inotify.max_user_watches (ENOSPC)
+// or an open-file limit (EMFILE) is reached, mapped to that code. chokidar's own test hook swaps
+// the fs.watch it calls; set before any watcher exists in this process, it passes every other
+// directory straight through.
+const exhausted = new Map<string, string>();
+setNativeWatchFactoryForTests((path, options, listener) => {
+  const code = exhausted.get(path);
+  if (code !== undefined) throw Object.assign(new Error(`${code}: simulated inotify failure, watch '${path}'`), { code });
+  return watch(path, options, listener);
+});
+
 // Warnings the supervisor logged about the file watcher stopping.
 const watcherWarnings = (h: Harness) => h.logs.filter((l) => l.priority === 4 && l.fields.CODE !== undefined);
 
@@ -371,20 +383,30 @@ describe('rule 11: the watcher heals itself', GROUP, () => {
     EMFILE: /too many open files or inotify instances/,
   };
   for (const [code, why] of Object.entries(faults)) {
-    it(`rule 11: on ${code} the watcher degrades, changes still land, and it re-arms`, async (t) => {
+    it(`rule 11: on ${code} the watcher degrades, changes land without it, and it re-arms`, async (t) => {
       const { h, vm, port } = await startWithApp(t);
-      // The inotify failure enters where Node's fs.watch reports one: chokidar's native watcher.
+      // The limit is reached: the live watch fails, and so does every re-arm until it is raised.
+      exhausted.set(h.appsDir, code);
+      t.after(() => exhausted.delete(h.appsDir));
       const error = Object.assign(new Error(`${code}: simulated inotify failure, watch '${h.appsDir}'`), { code });
       assert.equal(await failNativeWatch(h.appsDir, error), true, 'the apps.d watcher was live');
       await watcherIs(h, 'degraded');
       const [warning] = watcherWarnings(h);
       assert.equal(warning?.fields.CODE, code);
       assert.match(String(warning?.fields.msg), why);
+
+      // No watcher runs (every re-arm fails): only the resync and the rescans after each watcher
+      // error can find this change.
       const v2 = composeText(port, 'v2');
       await h.put('x.yml', v2);
       assert.equal((await h.deployed('x', v2)).id, vm.id);
+      assert.equal((await h.supervisorStatus())?.watcher, 'degraded', 'still degraded: not re-armed yet');
+
+      // The limit is raised: a later re-arm attempt succeeds.
+      exhausted.delete(h.appsDir);
       await watcherIs(h, 'ok');
-      assert.ok(h.logs.some((l) => l.fields.msg === 'file watcher re-armed'));
+      const rearmed = h.logs.findIndex((l) => l.fields.msg === 'file watcher re-armed');
+      assert.ok(rearmed > h.logs.indexOf(warning!), 're-armed after it degraded');
     });
   }
 

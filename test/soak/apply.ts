@@ -44,7 +44,7 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // Create `path` holding `text` the way a tool creates its temp file (root, 0644 under umask 022).
 async function createFile(path: string, text: string): Promise<void> {

@@ -156,8 +156,9 @@ function fileOp(random: () => number, model: Model): Op | undefined {
     case 'dup': {
       const twin = `${identityOf(file)}.yaml`;
       if (file.endsWith('.yaml') || model.files.has(twin)) return undefined;
-      model.files.set(twin, { ...f, valid: true, mode: 0o644, uid: 0 });
-      return { kind: 'write', file: twin, content: 'valid', version: ++model.version, slot: f.slot, writer: 'mv' };
+      const slot = freeSlot(model, random);
+      model.files.set(twin, { slot, valid: true, mode: 0o644, uid: 0 });
+      return { kind: 'write', file: twin, content: 'valid', version: ++model.version, slot, writer: 'mv' };
     }
     case 'junk': {
       const junk = pick(random, JUNK);

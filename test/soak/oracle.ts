@@ -15,7 +15,7 @@ const DEFAULTS = { image: 'x', vcpu: 2, memory: 2048, disk: 20, portAddress: '12
 const MAX_FILE_BYTES = 1024 * 1024;
 
 // What an identity in apps.d should come to.
-export type Expectation = { kind: 'valid'; hash: string } | { kind: 'held'; why: string };
+export type Expectation = { kind: 'valid'; hash: string; ports: number[] } | { kind: 'held'; why: string };
 
 // The compose hash of `text` deployed as app `name`, or undefined when it cannot deploy.
 export function hashOf(name: string, text: string): string | undefined {
@@ -59,8 +59,9 @@ export async function expectApps(dir: string, owner: number): Promise<Map<string
       out.set(name, { kind: 'held', why: 'invalid content' });
       continue;
     }
-    out.set(name, { kind: 'valid', hash });
-    for (const port of portsOf(name, text)) claims.set(port, [...(claims.get(port) ?? []), name]);
+    const ports = portsOf(name, text);
+    out.set(name, { kind: 'valid', hash, ports });
+    for (const port of ports) claims.set(port, [...(claims.get(port) ?? []), name]);
   }
   for (const [port, names] of claims) {
     if (names.length > 1) for (const name of names) out.set(name, { kind: 'held', why: `port ${port} also claimed by ${names.join(', ')}` });
@@ -71,14 +72,31 @@ export async function expectApps(dir: string, owner: number): Promise<Map<string
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 const short = (hash: string | undefined) => (hash ?? 'none').slice(0, 12);
 
+// A held app keeps its VM, and the VM keeps its host ports: a valid file publishing one of them
+// cannot deploy until that app is fixed or removed, so it is held too.
+function blockedByHeld(expected: ReadonlyMap<string, Expectation>, vms: readonly VmInfo[]): Map<string, Expectation> {
+  const out = new Map(expected);
+  const heldPorts = new Map<number, string>();
+  for (const vm of vms) {
+    if (expected.get(vm.name)?.kind !== 'held') continue;
+    for (const p of vm.configuration?.ports ?? []) heldPorts.set(p.host_port, vm.name);
+  }
+  for (const [name, e] of expected) {
+    const port = e.kind === 'valid' ? e.ports.find((p) => heldPorts.has(p)) : undefined;
+    if (port !== undefined) out.set(name, { kind: 'held', why: `port ${port} is held by the VM of held app ${heldPorts.get(port)}` });
+  }
+  return out;
+}
+
 // The invariants at quiescence; each violation is `category: detail`. `history` holds, per name,
 // every hash that name's files ever held while valid.
 export function checkInvariants(
-  expected: ReadonlyMap<string, Expectation>,
+  files: ReadonlyMap<string, Expectation>,
   vms: readonly VmInfo[],
   allowlist: Record<string, { composeHashes: string[] }>,
   history: ReadonlyMap<string, ReadonlySet<string>>,
 ): string[] {
+  const expected = blockedByHeld(files, vms);
   const violations: string[] = [];
   const byName = new Map<string, VmInfo[]>();
   for (const vm of vms) byName.set(vm.name, [...(byName.get(vm.name) ?? []), vm]);

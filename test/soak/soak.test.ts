@@ -1,0 +1,14 @@
+// The chaos soak, short and deterministic (one fixed seed, 300 ops), as part of `npm test`:
+// editors, config management, bad files, VMM faults, VM crashes, a VMM restart and kill -9 of the
+// supervisor, with every invariant checked at each convergence. `npm run soak` runs long ones.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { describeFailure, runSoak } from './soak.ts';
+
+test('chaos soak: 300 ops (seed 5) converge every time with all invariants holding', async () => {
+  const report = await runSoak({ ops: 300, seed: Number(process.env.SOAK_SEED ?? 5), shrinkBudgetMs: 30_000 });
+  assert.equal(report.failure, undefined, describeFailure(report));
+  assert.ok(report.checks >= 5, `only ${report.checks} checks ran`);
+  assert.ok(report.kills >= 3, `only ${report.kills} kills`);
+  assert.ok(report.authReads > 0, 'the concurrent reader read auth-config.json');
+});

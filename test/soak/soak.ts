@@ -1,0 +1,249 @@
+// The chaos soak: play a seeded op list against a real supervisor process on a simulated host,
+// converge and check the invariants at every `check` op, and on a failure shrink the op list to
+// the shortest one found that still fails the same way, for the report.
+import { readFile } from 'node:fs/promises';
+import { freePorts } from '../helpers/harness.ts';
+import { applyOp, type ApplyContext } from './apply.ts';
+import { startAuthReader } from './auth-reader.ts';
+import { categoryOf, checkInvariants, expectApps, hashOf } from './oracle.ts';
+import { describeOp, generateOps, PORT_SLOTS, type Op } from './ops.ts';
+import { openStage, type Stage, type SupervisorChild } from './stage.ts';
+
+// supervisor.toml [apps]: APPS-DIR timings scaled down (Q = 50 ms, R = 1 s, T = 0.2 s) so a
+// convergence takes seconds.
+const SOAK_APPS = {
+  settle_ms: 50,
+  resync_s: 1,
+  delete_confirm_s: 0.2,
+  backoff_initial_s: 1,
+  backoff_max_s: 1,
+  boot_timeout_s: 10,
+  shutdown_timeout_s: 2,
+};
+
+// systemd's Restart=on-failure, with RestartSec scaled down like the rest.
+const RESTART_SEC_MS = 200;
+// A SIGTERM stop must end within the stop grace (20 s) plus start-up slack.
+const STOP_LIMIT_MS = 25_000;
+
+export type SoakOptions = {
+  ops: number;
+  seed: number;
+  // About one check per this many ops.
+  checkEvery?: number;
+  // How long one convergence may take before the check fails.
+  convergeTimeoutMs?: number;
+  // Time allowed for shrinking a failure (0: report the failing prefix as it is).
+  shrinkBudgetMs?: number;
+  progress?: (line: string) => void;
+};
+
+// What one execution of an op list found.
+type Execution = {
+  // `log`: the supervisor's last warnings and errors, and its last lines.
+  failure?: { atOp: number; violations: string[]; log: string };
+  checks: number;
+  kills: number;
+  selfExits: number;
+  authReads: number;
+  authWrites: number;
+  slowestStopMs: number;
+};
+
+export type SoakReport = Omit<Execution, 'failure'> & {
+  seed: number;
+  // As asked for, and as played (with the checks and the closing ops that make every file valid).
+  requestedOps: number;
+  ops: number;
+  durationMs: number;
+  failure?: { atOp: number; violations: string[]; log: string; reproducer: string[]; reproduced: boolean; shrinkAttempts: number };
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// The supervisor process as systemd would keep it: restarted after it exits on its own.
+function keepSupervisor(stage: Stage, onSelfExit: (child: SupervisorChild, code: number | null) => void) {
+  let child = stage.spawn();
+  const stopped = new WeakSet<SupervisorChild>();
+  const watch = (c: SupervisorChild) =>
+    void c.exited.then(async (code) => {
+      if (stopped.has(c)) return;
+      onSelfExit(c, code);
+      await sleep(RESTART_SEC_MS);
+      if (stopped.has(c)) return;
+      child = stage.spawn();
+      watch(child);
+    });
+  watch(child);
+  return {
+    current: () => child,
+    // Kill with `signal`, then start again; resolves with how long the old process took to exit.
+    async restart(signal: 'SIGKILL' | 'SIGTERM'): Promise<number> {
+      const old = child;
+      stopped.add(old);
+      const t0 = Date.now();
+      await old.kill(signal);
+      const took = Date.now() - t0;
+      child = stage.spawn();
+      watch(child);
+      return took;
+    },
+    async stop() {
+      stopped.add(child);
+      await child.kill();
+    },
+  };
+}
+
+async function converge(stage: Stage, history: ReadonlyMap<string, ReadonlySet<string>>, timeoutMs: number, extra: () => string[]): Promise<string[]> {
+  stage.sim.faults.reset();
+  const deadline = Date.now() + timeoutMs;
+  let passes = 0;
+  let last: string[] = [];
+  while (Date.now() < deadline) {
+    const expected = await expectApps(stage.appsDir, process.getuid?.() ?? 0);
+    const allowlist = (JSON.parse(await readFile(stage.authPath, 'utf8')) as { apps: Record<string, { composeHashes: string[] }> }).apps;
+    last = [...extra(), ...checkInvariants(expected, stage.sim.state.list(), allowlist, history)];
+    // Converged: the invariants hold on two looks a resync apart (nothing was still moving).
+    passes = last.length === 0 ? passes + 1 : 0;
+    if (passes === 2) return [];
+    await sleep(passes === 1 ? 1000 : 100);
+  }
+  return last.length > 0 ? last : ['timeout: the invariants held once but not on a second look'];
+}
+
+// Play `ops` on a fresh stage; stops at the first failed check.
+async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, 'convergeTimeoutMs'>> & Pick<SoakOptions, 'progress'>): Promise<Execution> {
+  const stage = await openStage({ apps: SOAK_APPS, prefix: 'dstack-soak-' });
+  const reader = startAuthReader(stage.authPath);
+  const history = new Map<string, Set<string>>();
+  const stats: Execution = { checks: 0, kills: 0, selfExits: 0, authReads: 0, authWrites: 0, slowestStopMs: 0 };
+  const problems: string[] = [];
+  const supervisor = keepSupervisor(stage, (child, code) => {
+    stats.selfExits += 1;
+    // Journal lines go to stdout; anything on stderr escaped the logger: a crash, not a planned exit.
+    if (child.stderr().trim() !== '') problems.push(`crash: the supervisor exited (code ${code}) with ${child.stderr().trim().slice(-2000)}`);
+  });
+  try {
+    const ctx: ApplyContext = {
+      stage,
+      ports: await freePorts(PORT_SLOTS),
+      restart: async (signal) => {
+        stats.kills += 1;
+        const tookMs = await supervisor.restart(signal);
+        if (signal === 'SIGTERM') stats.slowestStopMs = Math.max(stats.slowestStopMs, tookMs);
+        if (signal === 'SIGTERM' && tookMs > STOP_LIMIT_MS) problems.push(`slow-stop: SIGTERM took ${tookMs} ms`);
+      },
+      wrote: (name, text) => {
+        const hash = hashOf(name, text);
+        if (hash !== undefined) history.set(name, new Set([...(history.get(name) ?? []), hash]));
+      },
+    };
+    for (const [i, op] of ops.entries()) {
+      if (op.kind !== 'check') {
+        await applyOp(op, ctx);
+        // A few ms between ops, different each time, so kills and edits land at varied instants.
+        await sleep((i * 7919) % 23);
+        continue;
+      }
+      stats.checks += 1;
+      const checkStarted = Date.now();
+      const violations = await converge(stage, history, options.convergeTimeoutMs, () => [
+        ...problems,
+        ...reader.stats().invalid.map((r) => `torn-read: auth-config.json read as ${r.problem}`),
+      ]);
+      options.progress?.(`op ${i + 1}/${ops.length}: check ${stats.checks} ${violations.length === 0 ? 'ok' : 'FAILED'} after ${Date.now() - checkStarted} ms`);
+      if (violations.length > 0) {
+        const lines = supervisor.current().tail().split('\n');
+        const problemsLogged = lines.filter((l) => /^<[0-4]>/.test(l)).slice(-12);
+        const log = [...problemsLogged, '…', ...lines.slice(-8)].join('\n');
+        return { ...stats, authReads: reader.stats().reads, authWrites: reader.stats().writes, failure: { atOp: i, violations, log } };
+      }
+    }
+    return stats;
+  } finally {
+    const { reads, writes } = reader.stats();
+    stats.authReads = reads;
+    stats.authWrites = writes;
+    await supervisor.stop();
+    await reader.close();
+    await stage.close();
+  }
+}
+
+// Delta debugging (ddmin, complements only): drop chunks of the op list while the run still fails
+// with a violation of the same category; ends when no single chunk can go or the budget is spent.
+async function shrink(
+  ops: readonly Op[],
+  categories: ReadonlySet<string>,
+  budgetMs: number,
+  run: (ops: readonly Op[]) => Promise<Execution>,
+): Promise<{ ops: readonly Op[]; reproduced: boolean; attempts: number }> {
+  const deadline = Date.now() + budgetMs;
+  const withCheck = (list: readonly Op[]) => [...list.filter((o) => o.kind !== 'check'), { kind: 'check' } as Op];
+  const fails = async (list: readonly Op[]) => {
+    const failure = (await run(withCheck(list))).failure;
+    return failure !== undefined && failure.violations.some((v) => categories.has(categoryOf(v)));
+  };
+  let attempts = 1;
+  if (!(await fails(ops))) return { ops: withCheck(ops), reproduced: false, attempts };
+  let current = ops.filter((o) => o.kind !== 'check');
+  let n = 2;
+  while (current.length >= 2 && Date.now() < deadline) {
+    const size = Math.ceil(current.length / n);
+    let reduced = false;
+    for (let i = 0; i < n && Date.now() < deadline; i++) {
+      const candidate = [...current.slice(0, i * size), ...current.slice((i + 1) * size)];
+      if (candidate.length === current.length) continue;
+      attempts += 1;
+      if (await fails(candidate)) {
+        current = candidate;
+        n = Math.max(n - 1, 2);
+        reduced = true;
+        break;
+      }
+    }
+    if (!reduced) {
+      if (n >= current.length) break;
+      n = Math.min(current.length, n * 2);
+    }
+  }
+  return { ops: withCheck(current), reproduced: true, attempts };
+}
+
+// Run a soak of `ops` operations from `seed`.
+export async function runSoak(options: SoakOptions): Promise<SoakReport> {
+  const started = Date.now();
+  const ops = generateOps(options.seed, options.ops, options.checkEvery);
+  const convergeTimeoutMs = options.convergeTimeoutMs ?? 60_000;
+  const execution = await execute(ops, { convergeTimeoutMs, progress: options.progress });
+  const report: SoakReport = { seed: options.seed, requestedOps: options.ops, ops: ops.length, durationMs: 0, ...execution, failure: undefined };
+  if (execution.failure) {
+    const { atOp, violations, log } = execution.failure;
+    const categories = new Set(violations.map(categoryOf));
+    options.progress?.(`seed ${options.seed}: failed at op ${atOp + 1}; shrinking (categories ${[...categories].join(', ')})`);
+    const shrunk = (options.shrinkBudgetMs ?? 0) > 0
+      ? await shrink(ops.slice(0, atOp + 1), categories, options.shrinkBudgetMs ?? 0, (list) => execute(list, { convergeTimeoutMs }))
+      : { ops: ops.slice(0, atOp + 1), reproduced: false, attempts: 0 };
+    report.failure = { atOp, violations, log, reproducer: shrunk.ops.map(describeOp), reproduced: shrunk.reproduced, shrinkAttempts: shrunk.attempts };
+  }
+  report.durationMs = Date.now() - started;
+  return report;
+}
+
+// The failure part of a report as an operator reads it: seed, violations, the op sequence.
+export function describeFailure(report: SoakReport): string {
+  const f = report.failure;
+  if (!f) return `seed ${report.seed}: ok`;
+  return [
+    `soak FAILED: seed ${report.seed}, at op ${f.atOp + 1} of ${report.ops}`,
+    ...f.violations.map((v) => `  ${v}`),
+    'the supervisor\'s last warnings and errors, then its last lines:',
+    f.log,
+    f.reproduced
+      ? `shortest op sequence found that reproduces it (${f.reproducer.length} ops, ${f.shrinkAttempts} replays):`
+      : `op sequence up to the failure (${f.shrinkAttempts > 0 ? 'it did not fail again in a replay' : 'not shrunk'}):`,
+    ...f.reproducer.map((line, i) => `  ${String(i + 1).padStart(5)} ${line}`),
+    `replay: npm run soak -- --ops ${report.requestedOps} --seed ${report.seed}`,
+  ].join('\n');
+}
