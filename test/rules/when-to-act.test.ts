@@ -1,9 +1,10 @@
 // APPS-DIR rules 5–12, "When to act", end to end: a real apps.d, the supervisor in-process, the
 // simulated VMM. Tools that exist on this machine (cp, install, mv, sed, vim, touch, chmod,
 // truncate, rm) run for real; rsync is not installed, and Ansible, Puppet, Salt and dpkg are not
-// run here, so their exact file-system sequences are reproduced and each says so. "Nothing
-// happened" is asserted after h.checkpoint(): a later app deployed, so every earlier change has
-// been settled and planned; its own deploy is the one CreateVm allowed.
+// run here, so their exact file-system sequences are reproduced and each says so. ENOSPC and
+// EMFILE enter through chokidar's native-watch test hooks. "Nothing happened" is asserted after
+// h.checkpoint(): a later app deployed, so every earlier change has been settled and planned;
+// its own deploy is the one CreateVm allowed.
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { link, mkdir, open, readFile, rename, unlink, utimes, writeFile } from 'node:fs/promises';
