@@ -31,4 +31,5 @@ export type PhaseReport = {
   phase: Phase | 'removed';
   record?: AppRecord;
   error?: string;
+  urls?: string[];
 };

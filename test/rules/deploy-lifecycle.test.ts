@@ -18,6 +18,7 @@ test('a dropped file deploys, an edit upgrades in place, a delete tears down', a
   const [vm] = (await h.until(running('shop'), 'shop running')).filter((v) => v.name === 'shop');
   await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'shop' && s.phase === 'running'), 'status running');
   const first = (await h.statuses())[0]!;
+  assert.deepEqual(first.urls, [`http://127.0.0.1:${p1}`]);
   assert.equal(first.vm_id, vm!.id);
   assert.equal(createHash('sha256').update(vm!.configuration!.compose_file).digest('hex'), first.compose_hash);
   assert.deepEqual((await h.allowlist())[first.app_id!]?.composeHashes, [first.compose_hash]);
