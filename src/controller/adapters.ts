@@ -44,7 +44,7 @@ export async function listApps(scanner: Scanner, dir: string, log: Logger, owner
         return { name: e.name, file: e.files.map((f) => join(dir, f)).join(', '), kind: 'refused', code: e.code, reason: e.message, conflict: true };
     }
   }));
-  return { ok: true, apps, settleAt: result.nextSettleAt ?? undefined };
+  return { ok: true, apps, settleAt: result.nextSettleAt ?? undefined, dev: result.dir.dev };
 }
 
 // Build the spec of one settled file with the defaults of supervisor.toml; errors become an

@@ -5,7 +5,8 @@ import { createWorkQueue, type ReconcileResult, type WorkQueue } from './workque
 import { createBackoff, type BackoffPolicy } from './backoff.ts';
 import { planDirectory, type AppVerdict, type BuiltSpec, type DeleteGuards, type ListedApp } from './desired.ts';
 
-export type DirListing = { ok: true; apps: ListedApp[]; settleAt?: number } | { ok: false; reason: string };
+// `dev`: the device apps.d is on, to tell an unmounted directory from an emptied one (rule 12).
+export type DirListing = { ok: true; apps: ListedApp[]; settleAt?: number; dev: number } | { ok: false; reason: string };
 
 export type ControllerDeps<S extends { composeHash: string }> = {
   list(): Promise<DirListing>;
@@ -46,6 +47,7 @@ export function createController<S extends { composeHash: string }>(deps: Contro
   const notBefore = new Map<string, number>();
   const lastFileHash = new Map<string, string>();
   let massGuardWarned = false;
+  let homeDev: number | undefined;
   const timers = new Set<TimerHandle>();
   let scanning: Promise<void> | undefined;
   let rescanWanted = false;
@@ -92,6 +94,16 @@ export function createController<S extends { composeHash: string }>(deps: Contro
     const listing = await deps.list();
     if (!listing.ok) {
       deps.dirFault(listing.reason);
+      return;
+    }
+    // apps.d on another device than at start-up is the mount point under an unmounted file
+    // system (or a move): acting on it could tear down every app, so nothing is done (rule 12).
+    homeDev ??= listing.dev;
+    if (listing.dev !== homeDev) {
+      deps.dirFault(
+        `apps.d is now on another file system (device ${listing.dev}, was ${homeDev}): unmounted? No app is deployed or torn ` +
+          'down until it is back; if the move is intended, restart dstack-supervisor',
+      );
       return;
     }
     deps.dirFault(undefined);
