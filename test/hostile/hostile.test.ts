@@ -54,7 +54,7 @@ async function outcomes(cases: readonly HostileCase[], appsDir: string): Promise
   const build = (app: Extract<ListedApp, { kind: 'settled' }>) => buildDesired(app, { config, image: DEFAULT_SIM_IMAGE.name });
   const running = (name: string) => ({ file: join(appsDir, `${name}.yml`), running: true });
   const plan = planDirectory(
-    { listed: listing.apps, managed: new Map([['keep', running('keep')], ['twin', running('twin')]]), build, now: Date.now(), deleteConfirmMs: 0, massConfirmMs: 0, lastFileHash: new Map() },
+    { listed: listing.apps, managed: new Map([['keep', running('keep')], ['twin', running('twin')]]), lastFileHash: new Map(), build, now: Date.now(), deleteConfirmMs: 0, massConfirmMs: 0 },
     { absentSince: new Map() },
   );
   const out = new Map<string, Outcome | undefined>();
