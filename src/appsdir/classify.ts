@@ -58,7 +58,8 @@ export function classifyEntry(name: string): EntryClass {
   for (const [pattern, reason] of IGNORED) {
     if (pattern.test(name)) return { kind: 'ignored', reason };
   }
-  const yaml = /^(.*)(\.ya?ml)$/i.exec(name);
+  // dotAll: a newline in the name must not hide a misnamed app file (found by test/hostile).
+  const yaml = /^(.*)(\.ya?ml)$/is.exec(name);
   if (yaml?.[1] === undefined || yaml[2] === undefined) return { kind: 'ignored', reason: 'not-yaml' };
   const fixed = suggestName(yaml[1]);
   return { kind: 'misnamed', problem: describeProblem(yaml[1], yaml[2]), suggestion: fixed === null ? null : `${fixed}${yaml[2].toLowerCase()}` };

@@ -75,7 +75,8 @@ async function bytesOf(c: HostileCase, keepPort: number): Promise<Buffer | undef
     case 'deep-flow':
       return Buffer.from(`${VALID_HEAD}    labels: ${'['.repeat(g.depth)}${']'.repeat(g.depth)}\n`);
     case 'deep-block':
-      return Buffer.from(`${VALID_HEAD}x-deep:\n${Array.from({ length: g.depth }, (_, i) => `${' '.repeat(i + 1)}a:\n`).join('')}`);
+      // Compact nested sequences (`- - - a`): block nesting in two bytes a level.
+      return Buffer.from(`${VALID_HEAD}x-deep:\n${'- '.repeat(g.depth)}a\n`);
     case 'padded':
       return Buffer.from(`${VALID_HEAD}# ${'x'.repeat(g.bytes - VALID_HEAD.length - 3)}\n`);
   }

@@ -57,8 +57,10 @@ export const JUNK = [
   'sub.yml', 'big.yml',
 ];
 
-// Port slots: more than files can ever hold at once, so a new file always finds a free one.
-export const PORT_SLOTS = NAMES.length * 2 + 4;
+// Port slots: more than files can ever hold at once, so a new file always finds a free one; then
+// one fresh slot per file for the closing ops, which no VM can hold yet.
+const PLAY_SLOTS = NAMES.length * 2 + 4;
+export const PORT_SLOTS = PLAY_SLOTS + NAMES.length * 2;
 
 type FileModel = { slot: number; valid: boolean; mode: number; uid: number };
 
@@ -84,14 +86,16 @@ function pick<T>(random: () => number, list: readonly T[]): T {
 
 function freeSlot(model: Model, random: () => number): number {
   const used = new Set([...model.files.values()].map((f) => f.slot));
-  const free = Array.from({ length: PORT_SLOTS }, (_, i) => i).filter((s) => !used.has(s));
+  const free = Array.from({ length: PLAY_SLOTS }, (_, i) => i).filter((s) => !used.has(s));
   return pick(random, free);
 }
 
-// Turn the model into a directory every file of which deploys: the last ops of a run, so the
+// Turn the model into a directory every file of which deploys, each on a port no VM holds (two
+// apps that swapped ports would otherwise wait for each other): the last ops of a run, so the
 // final check is strict for every identity.
 function healOps(model: Model): Op[] {
   const ops: Op[] = [];
+  let fresh = PLAY_SLOTS;
   for (const [file, f] of [...model.files]) {
     const twin = file.endsWith('.yaml') ? `${identityOf(file)}.yml` : undefined;
     if (twin !== undefined && model.files.has(twin)) {
@@ -101,8 +105,9 @@ function healOps(model: Model): Op[] {
     }
     if (f.mode !== 0o644) ops.push({ kind: 'chmod', file, mode: 0o644 });
     if (f.uid !== 0) ops.push({ kind: 'chown', file, uid: 0 });
-    if (!f.valid) ops.push({ kind: 'write', file, content: 'valid', version: ++model.version, slot: f.slot, writer: 'mv' });
-    model.files.set(file, { ...f, mode: 0o644, uid: 0, valid: true });
+    const slot = fresh++;
+    ops.push({ kind: 'write', file, content: 'valid', version: ++model.version, slot, writer: 'mv' });
+    model.files.set(file, { slot, mode: 0o644, uid: 0, valid: true });
   }
   ops.push({ kind: 'check' });
   return ops;

@@ -1,0 +1,30 @@
+// DESIGN.md "Ports" end to end: a host port another app publishes is refused with both names; a
+// port the VMM's port-mapping range does not allow fails with the VMM's own words in the status.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHarness, composeText, freePorts, waitUntil } from '../helpers/harness.ts';
+
+test('two apps publishing the same host port: the second is refused naming both, the first keeps running', async (t) => {
+  const h = await startHarness(t);
+  const [port] = await freePorts(1);
+  await h.put('blog.yaml', composeText(port!));
+  await h.start();
+  await h.until((vms) => vms.some((v) => v.name === 'blog' && v.boot_progress === 'done'), 'blog running');
+  await h.put('shop.yaml', composeText(port!, 'shop'));
+  const shop = await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'shop' && s.phase === 'invalid'), 'shop refused');
+  assert.match(shop.last_error ?? '', new RegExp(`shop\\.yaml: port ${port}/tcp is already published by app "blog" \\(.*blog\\.yaml\\)`));
+  const conflict = h.logs.find((l) => l.fields.ACTION === 'conflict' && l.fields.APP === 'shop');
+  assert.equal(conflict?.priority, 4);
+  await h.quiesce();
+  assert.deepEqual(h.sim.state.list().map((v) => v.name), ['blog']);
+  assert.ok(!h.mutations().slice(1).includes('CreateVm'), 'only blog was ever created');
+});
+
+test('a port outside the VMM port-mapping range: the VMM\'s own message reaches the status', async (t) => {
+  const h = await startHarness(t, { sim: { portMapping: { enabled: true, address: '127.0.0.1', range: [{ protocol: 'tcp', from: 1, to: 20000 }] } } });
+  await h.put('big.yaml', composeText(30080));
+  await h.start();
+  const failed = await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'big' && s.phase === 'failed'), 'big failed');
+  assert.match(failed.last_error ?? '', /dstack-vmm CreateVm failed: .*30080/);
+  assert.equal(h.sim.state.list().length, 0);
+});
