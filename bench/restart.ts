@@ -9,21 +9,16 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openStage } from '../test/soak/stage.ts';
 import { waitUntil } from '../test/helpers/harness.ts';
-import { portlessApps } from './apps.ts';
+import { deployBackground } from './apps.ts';
 import { describeMachine, numberArgs, printResult, round } from './report.ts';
 
 const MUTATING = new Set(['CreateVm', 'UpdateVm', 'StartVm', 'StopVm', 'ShutdownVm', 'RemoveVm']);
 
 const args = numberArgs({ apps: 1000, profile: 0 });
 const machine = describeMachine();
-const stage = await openStage({ apps: { concurrency: 64 }, prefix: 'bench-restart-' });
+const stage = await openStage({ prefix: 'bench-restart-' });
 try {
-  const first = stage.spawn();
-  await first.ready;
-  await stage.dropAll(portlessApps('restart', args.apps));
-  await waitUntil(async () => ((await stage.counts()).running ?? 0) >= args.apps, `${args.apps} apps running`, 600_000);
-  await first.kill('SIGTERM');
-  await stage.reconfigure({ apps: {} });
+  await deployBackground(stage, 'restart', args.apps);
 
   const callsBefore = stage.sim.faults.calls().length;
   const vmIdsBefore = stage.sim.state.list().map((v) => v.id).sort().join();

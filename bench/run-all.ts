@@ -2,14 +2,16 @@
 // in its own process so one's memory and timers never colour the next, and collect their JSON
 // objects into bench/results.json (gitignored). Never part of `npm test`.
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeMachine } from './report.ts';
 
 // In the order README lists them, each a bench file and its arguments; idle alone takes 5
-// minutes. burst-n1000 is burst with the concurrency limit lifted: what N = 4 costs.
+// minutes. reaction-1000 drops beside 1000 running apps (a pass reads every file); burst-n1000
+// is burst with the concurrency limit lifted, to show what N = 4 costs.
 const BENCHES: Record<string, [string, ...string[]]> = {
   reaction: ['reaction'],
+  'reaction-1000': ['reaction', '--drops', '50', '--background', '1000'],
   burst: ['burst'],
   'burst-n1000': ['burst', '--concurrency', '1000'],
   restart: ['restart'],
@@ -47,6 +49,9 @@ for (const name of names) {
   results[name] = await runBench(BENCHES[name] as [string, ...string[]]).catch((err: unknown) => ({ error: (err as Error).message }));
   process.stderr.write(`bench: ${name} done in ${Math.round((Date.now() - t0) / 1000)} s\n`);
 }
-const report = { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), machine: describeMachine(), results };
-await writeFile(join(import.meta.dirname, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+// A subset run replaces only its own entries of an earlier results.json.
+const file = join(import.meta.dirname, 'results.json');
+const earlier = wanted.length > 0 ? ((await readFile(file, 'utf8').then(JSON.parse, () => ({}))) as { results?: Record<string, unknown> }).results : undefined;
+const report = { startedAt: started.toISOString(), finishedAt: new Date().toISOString(), machine: describeMachine(), results: { ...earlier, ...results } };
+await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -2,7 +2,6 @@ import type { HandlerDeps } from './deps.ts';
 import type { DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmConfiguration } from '../src/vmm/messages.ts';
-import { waitBooted } from '../src/controller/vm-wait.ts';
 import { beginOperation, registerHash } from './intent.ts';
 
 // The CreateVm request for a spec: direct host ports, explicit app id and kms_urls, so the VM never
@@ -22,8 +21,8 @@ export function vmConfigOf(spec: DesiredSpec, appId: string, encryptedEnv: strin
   } as VmConfiguration;
 }
 
-// Deploy a new app: record the intent, register its hash, CreateVm, wait for boot `done`, then
-// record the applied hash. Each step is safe to repeat after a crash (rule 18).
+// Deploy a new app: record the intent, register its hash, CreateVm. The boot is watched by later
+// reconciles (await-boot), so no slot is held while a guest boots (rule 15). Each step is safe to repeat after a crash (rule 18).
 export async function deployApp(spec: DesiredSpec, appId: string, prior: AppRecord | undefined, deps: HandlerDeps): Promise<AppRecord> {
   const fresh: AppRecord = { registeredHashes: [], phase: 'pending', ...prior, name: spec.name, file: spec.file, appId };
   const base = await beginOperation(fresh, { op: 'deploy', toHash: spec.composeHash, phase: 'registering' }, deps);
@@ -36,6 +35,5 @@ export async function deployApp(spec: DesiredSpec, appId: string, prior: AppReco
   const created: AppRecord = { ...registered, vmId: id };
   await deps.records.save(created);
 
-  await waitBooted(deps.vmm, id, deps.clock, { pollMs: deps.timing.pollMs, timeoutMs: deps.timing.bootTimeoutMs });
   return created;
 }

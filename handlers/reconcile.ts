@@ -9,7 +9,7 @@ import { upgradeApp } from './upgrade.ts';
 import { restartApp } from './restart.ts';
 import { finalizeApp } from './finalize.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
-import { waitBooted } from '../src/controller/vm-wait.ts';
+import { VmWaitError } from '../src/controller/vm-wait.ts';
 import { describeError } from '../src/errors.ts';
 import type { Decision } from '../src/log/decision.ts';
 import { createHash } from 'node:crypto';
@@ -93,23 +93,21 @@ async function step(
   if (desired.kind !== 'app') return { kind: 'done' };
   const { spec } = desired;
   switch (plan.action) {
-    case 'deploy': {
-      const created = await deployApp(spec, plan.appId, record, deps);
-      await finalizeApp(spec, created, created.vmId as string, deps);
-      break;
-    }
+    // An operation returns once the guest is launched; later reconciles watch its boot, so a slow
+    // or hung guest holds no slot (rule 15).
+    case 'deploy':
+      await deployApp(spec, plan.appId, record, deps);
+      return { kind: 'requeueAfter', ms: deps.timing.pollMs };
     case 'upgrade':
-      await finalizeApp(spec, await upgradeApp(spec, vm as VmInfo, record ?? adopt(spec.name, spec.file, vm as VmInfo), plan.changes, deps), (vm as VmInfo).id, deps);
-      break;
+      await upgradeApp(spec, vm as VmInfo, record ?? adopt(spec.name, spec.file, vm as VmInfo), plan.changes, deps);
+      return { kind: 'requeueAfter', ms: deps.timing.pollMs };
     case 'restart':
-      await finalizeApp(spec, await restartApp(spec, vm as VmInfo, record ?? adopt(spec.name, spec.file, vm as VmInfo), deps), (vm as VmInfo).id, deps);
-      break;
-    case 'await-boot': {
-      const v = vm as VmInfo;
-      await waitBooted(deps.vmm, v.id, deps.clock, { pollMs: deps.timing.pollMs, timeoutMs: deps.timing.bootTimeoutMs });
-      await finalizeApp(spec, record ?? adopt(spec.name, spec.file, v), v.id, deps);
-      break;
-    }
+      await failOwnBoot(record, vm as VmInfo, deps);
+      await restartApp(spec, vm as VmInfo, record ?? adopt(spec.name, spec.file, vm as VmInfo), deps);
+      return { kind: 'requeueAfter', ms: deps.timing.pollMs };
+    case 'await-boot':
+      await checkBootDeadline(record, vm as VmInfo, deps);
+      return { kind: 'requeueAfter', ms: deps.timing.pollMs };
     case 'finalize':
       await finalizeApp(spec, record ?? adopt(spec.name, spec.file, vm as VmInfo), (vm as VmInfo).id, deps);
       break;
@@ -144,6 +142,28 @@ function decisionOf(name: string, desired: Desired, record: AppRecord | undefine
     case 'noop':
       return { ...base, action: 'noop', from, to, reason: 'up to date' };
   }
+}
+
+// A guest we just launched (intent still open) that failed or exited is a failed operation, not a
+// reason to start it again at once: report it with the guest's boot_error and close the intent, so
+// the retry after the backoff starts it again (rule 16).
+async function failOwnBoot(record: AppRecord | undefined, vm: VmInfo, deps: ReconcileDeps): Promise<void> {
+  if (!record?.intent || record.intent.op === 'teardown' || record.vmId !== vm.id) return;
+  if (!vm.boot_error && vm.status !== 'exited') return;
+  await deps.records.save({ ...record, intent: undefined });
+  const why = vm.boot_error ? `failed to boot: ${vm.boot_error}` : `exited during boot (last stage "${vm.boot_progress}")`;
+  throw new VmWaitError('VM_BOOT_FAILED', `VM ${vm.id} ${why}`, vm.boot_error);
+}
+
+// A guest still booting past [apps] boot_timeout_s since its operation began has failed.
+async function checkBootDeadline(record: AppRecord | undefined, vm: VmInfo, deps: ReconcileDeps): Promise<void> {
+  const started = record?.intent?.startedAt;
+  if (started === undefined || deps.clock.now() - started < deps.timing.bootTimeoutMs) return;
+  await deps.records.save({ ...(record as AppRecord), intent: undefined });
+  throw new VmWaitError(
+    'VM_BOOT_TIMEOUT',
+    `VM ${vm.id} did not finish booting within ${Math.round(deps.timing.bootTimeoutMs / 1000)} s (last stage "${vm.boot_progress}")`,
+  );
 }
 
 // A record for a VM found by name and app id with no record of ours (crash before the first save).

@@ -2,13 +2,12 @@ import type { HandlerDeps } from './deps.ts';
 import type { DesiredSpec, VmChange } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
-import { waitBooted } from '../src/controller/vm-wait.ts';
 import { stopVmGracefully } from './restart.ts';
 import { beginOperation, registerHash } from './intent.ts';
 
 // Upgrade in place, keeping the VM and its app id (so its keys survive): register the new hash,
 // UpdateVm while running (the VMM validates ports before anything stops), stop, resize if asked,
-// StartVm, wait for boot. UpdateVm alone never restarts the guest (facts §2.2).
+// StartVm; later reconciles watch the boot. UpdateVm alone never restarts the guest (facts §2.2).
 export async function upgradeApp(
   spec: DesiredSpec,
   vm: VmInfo,
@@ -34,6 +33,5 @@ export async function upgradeApp(
     await deps.vmm.updateVm({ id: vm.id, vcpu: spec.vcpu, memory: spec.memory, disk_size: spec.disk, image: spec.image });
   }
   await deps.vmm.startVm(vm.id);
-  await waitBooted(deps.vmm, vm.id, deps.clock, { pollMs: deps.timing.pollMs, timeoutMs: deps.timing.bootTimeoutMs });
   return registered;
 }
