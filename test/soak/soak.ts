@@ -66,7 +66,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // What the VMM and the status files say, for a failure report.
 async function describeState(stage: Stage): Promise<string[]> {
-  const vms = stage.sim.state.list().map((v) => `vm ${v.name} ${v.id} ${v.status} boot "${v.boot_progress}" ${v.boot_error} app ${v.app_id.slice(0, 12)}`);
+  const vms = stage.sim.state.list().map((v) => {
+    const last = v.events.at(-1);
+    return `vm ${v.name} ${v.id} ${v.status} boot "${v.boot_progress}" ${v.boot_error} app ${v.app_id.slice(0, 12)} last event ${last?.event}: ${last?.body}`;
+  });
   const statuses = (await readAllStatuses(stage.stateDir)).apps.map((a) => `status ${a.app} ${a.phase} vm ${a.vm_id} ${a.last_error ?? ''}`);
   return ['(state)', ...vms, ...statuses];
 }
@@ -136,7 +139,12 @@ async function converge(
 
 // Play `ops` on a fresh stage; stops at the first failed check.
 async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, 'convergeTimeoutMs'>> & Pick<SoakOptions, 'progress'>): Promise<Execution> {
-  const stage = await openStage({ apps: SOAK_APPS, prefix: 'dstack-soak-' });
+  // Apps publish on a loopback address of their own: on 127.0.0.1 a port of ours could be taken
+  // meanwhile as the local end of some outgoing connection (they come from the same ephemeral
+  // range freePorts draws from), and the VM's launch then fails for a reason outside the test.
+  const random = (n: number) => Math.floor(Math.random() * n);
+  const portAddress = `127.${1 + random(254)}.${random(256)}.${1 + random(254)}`;
+  const stage = await openStage({ apps: { ...SOAK_APPS, port_address: portAddress }, prefix: 'dstack-soak-' });
   const reader = startAuthReader(stage.authPath);
   const history = new Map<string, Set<string>>();
   const stats: Execution = { checks: 0, kills: 0, selfExits: 0, authReads: 0, authWrites: 0, slowestStopMs: 0, toleratedStaleHeld: 0 };
