@@ -10,22 +10,9 @@ import { buildAppSpec } from '../../src/app/spec.ts';
 import { decodeComposeText } from '../../src/app/parse.ts';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import { startSimHost } from '../../src/sim/host.ts';
+import { MANIFEST_FIELDS } from './helpers.ts';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
-const FACTS_FIELDS = [
-  'manifest_version',
-  'name',
-  'runner',
-  'docker_compose_file',
-  'kms_enabled',
-  'gateway_enabled',
-  'local_key_provider_enabled',
-  'public_logs',
-  'public_sysinfo',
-  'no_instance_id',
-  'secure_time',
-  'allowed_envs',
-];
 
 test('20 fixtures: our compose hash == the simulated VMM GetComposeHash (protobuf and JSON); fields as facts §3', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'hash-sim-'));
@@ -46,7 +33,7 @@ test('20 fixtures: our compose hash == the simulated VMM GetComposeHash (protobu
       const remote = await client.getComposeHash({ name: 'fixture', image: 'dstack-0.5.11', compose_file: spec.manifest, vcpu: 1, memory: 1024, disk_size: 10 });
       assert.equal(remote, spec.composeHash, `${f} (${mode})`);
       const manifest = JSON.parse(spec.manifest) as Record<string, unknown>;
-      assert.deepEqual(Object.keys(manifest), FACTS_FIELDS, f);
+      assert.deepEqual(Object.keys(manifest), MANIFEST_FIELDS, f);
       assert.equal(manifest['docker_compose_file'], text, `${f}: the file's exact text`);
     }
   }

@@ -7,24 +7,11 @@ import { decodeComposeText } from '../../src/app/parse.ts';
 import { buildAppSpec } from '../../src/app/spec.ts';
 import type { AppSpec } from '../../src/app/spec.ts';
 
+import { MANIFEST_FIELDS } from './helpers.ts';
+
 const DIR = join(import.meta.dirname, '../fixtures/compose');
 const DEFAULTS = { image: 'dstack-0.5.11', vcpu: 2, memory: 2048, disk: 20, portAddress: '127.0.0.1' };
 
-// dstack-facts §3 / dstack-cli-core compose.rs, in upstream's order.
-const MANIFEST_FIELDS = [
-  'manifest_version',
-  'name',
-  'runner',
-  'docker_compose_file',
-  'kms_enabled',
-  'gateway_enabled',
-  'local_key_provider_enabled',
-  'public_logs',
-  'public_sysinfo',
-  'no_instance_id',
-  'secure_time',
-  'allowed_envs',
-];
 
 // Per fixture: the host ports ("proto address:host>vm"), the (service/key) of each warning, and
 // the compose hash. The hashes were cross-checked against an independent serializer (Python's

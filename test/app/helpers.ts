@@ -28,3 +28,19 @@ export function failureOf(text: string, code: string, envKeys: string[] = []): A
   }
   assert.fail(`expected ${code}, but the file was accepted`);
 }
+
+// dstack-facts §3 / dstack-cli-core compose.rs, in upstream's order.
+export const MANIFEST_FIELDS = [
+  'manifest_version',
+  'name',
+  'runner',
+  'docker_compose_file',
+  'kms_enabled',
+  'gateway_enabled',
+  'local_key_provider_enabled',
+  'public_logs',
+  'public_sysinfo',
+  'no_instance_id',
+  'secure_time',
+  'allowed_envs',
+];

@@ -85,9 +85,13 @@ test('rule 18: SIGKILL at 50 random instants leaves one VM per file, no orphans,
   for (let round = 0; round < 50; round++) {
     await mutate();
     const { child, exited, operating } = startChild(configPath);
-    // Kill at a random instant inside the operation the change started (or after 3 s if none).
-    const noOp = new Promise((r) => setTimeout(r, 3000).unref());
-    await Promise.race([operating, noOp]);
+    // Every change starts an operation (new content or a delete); kill at a random instant in it.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`round ${round}: no operation started within 15 s (seed ${seed})`)), 15_000);
+    });
+    await Promise.race([operating, timeout]).finally(() => clearTimeout(timer));
+    // The random delay is the point of the test: it picks the instant the kill lands.
     await new Promise((r) => setTimeout(r, Math.floor(random() * 200)));
     child.kill('SIGKILL');
     await exited;
