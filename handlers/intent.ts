@@ -27,3 +27,11 @@ export async function registerHash(record: AppRecord, hash: string, deps: Handle
   await deps.records.save(registered);
   return registered;
 }
+
+// Note in the intent that StartVm returned, so a later reconcile does not start the guest again.
+export async function markLaunched(record: AppRecord, deps: HandlerDeps): Promise<AppRecord> {
+  if (!record.intent) return record;
+  const launched: AppRecord = { ...record, intent: { ...record.intent, launched: true } };
+  await deps.records.save(launched);
+  return launched;
+}

@@ -56,6 +56,13 @@ export function findAppVm(
   return { vm, duplicates: byName.filter((v) => v.id !== vm?.id) };
 }
 
+// An upgrade or restart to this content that ended (failed, or the supervisor died) between
+// UpdateVm and StartVm: the manifest matches, but the guest may still run what it booted before.
+const unlaunched = (record: AppRecord | undefined, spec: DesiredSpec): boolean => {
+  const intent = record?.intent;
+  return intent !== undefined && (intent.op === 'upgrade' || intent.op === 'restart') && intent.toHash === spec.composeHash && intent.launched !== true;
+};
+
 // Decide the next step for one app from desired state, our record, and the VMM's truth.
 export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
   if (desired.kind === 'hold') return { action: 'noop' };
@@ -71,7 +78,7 @@ export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmI
   // Env values are not in the compose hash; the record says which values the VM was given.
   if ((spec.env?.hash ?? '') !== (record?.envHash ?? '')) changes.push('env');
   if (changes.length > 0) return { action: 'upgrade', changes };
-  if (vm.status !== 'running' || vm.boot_error) return { action: 'restart' };
+  if (vm.status !== 'running' || vm.boot_error || unlaunched(record, spec)) return { action: 'restart' };
   if (vm.boot_progress !== 'done') return { action: 'await-boot' };
   const settled =
     record?.appliedHash === spec.composeHash &&

@@ -130,7 +130,16 @@ function decisionOf(name: string, desired: Desired, record: AppRecord | undefine
     case 'upgrade':
       return { ...base, action: 'upgrade', from, to, reason: `changed: ${plan.changes.join(', ')}` };
     case 'restart':
-      return { ...base, action: 'deploy', from, to, reason: `VM ${vm?.id} is ${vm?.status}${vm?.boot_error ? ` (${vm.boot_error})` : ''}; starting it` };
+      return {
+        ...base,
+        action: 'deploy',
+        from,
+        to,
+        reason:
+          vm?.status === 'running' && !vm.boot_error
+            ? `VM ${vm.id} was updated but its last operation ended before the restart; restarting it`
+            : `VM ${vm?.id} is ${vm?.status}${vm?.boot_error ? ` (${vm.boot_error})` : ''}; starting it`,
+      };
     case 'teardown':
     case 'forget':
       return { ...base, action: 'teardown', from: record?.appliedHash, reason: desired.kind === 'gone' && desired.renamedTo ? `file renamed to "${desired.renamedTo}" (confirmed)` : 'file deleted (confirmed)' };

@@ -3,7 +3,7 @@ import type { DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import { waitStopped } from '../src/controller/vm-wait.ts';
-import { beginOperation } from './intent.ts';
+import { beginOperation, markLaunched } from './intent.ts';
 
 // Bring a VM down: ShutdownVm and wait up to the shutdown timeout, then StopVm (hard) if the guest
 // did not power off. A VM that is already down is left as it is.
@@ -29,5 +29,5 @@ export async function restartApp(spec: DesiredSpec, vm: VmInfo, record: AppRecor
   const starting = await beginOperation({ ...record, file: spec.file }, { op: 'restart', toHash: spec.composeHash, phase: 'deploying', vmId: vm.id }, deps);
   if (vm.status === 'running' || vm.status === 'stopping') await stopVmGracefully(vm, deps);
   await deps.vmm.startVm(vm.id);
-  return starting;
+  return markLaunched(starting, deps);
 }

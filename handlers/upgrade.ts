@@ -3,7 +3,7 @@ import type { DesiredSpec, VmChange } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import { stopVmGracefully } from './restart.ts';
-import { beginOperation, registerHash } from './intent.ts';
+import { beginOperation, markLaunched, registerHash } from './intent.ts';
 
 // Upgrade in place, keeping the VM and its app id (so its keys survive): register the new hash,
 // UpdateVm while running (the VMM validates ports before anything stops), stop, resize if asked,
@@ -33,5 +33,5 @@ export async function upgradeApp(
     await deps.vmm.updateVm({ id: vm.id, vcpu: spec.vcpu, memory: spec.memory, disk_size: spec.disk, image: spec.image });
   }
   await deps.vmm.startVm(vm.id);
-  return registered;
+  return markLaunched(registered, deps);
 }

@@ -58,6 +58,9 @@ export type SimStateView = {
   get: (id: string) => VmInfo | undefined;
   // Resolve with the VM list once `predicate` holds; reject after `timeoutMs`.
   waitFor: (predicate: (vms: VmInfo[]) => boolean, timeoutMs?: number) => Promise<VmInfo[]>;
+  // The compose the VM's guest booted with ('' while its process is down). Status shows only the
+  // manifest, which UpdateVm rewrites before the restart that applies it; this is what runs.
+  launchedCompose: (id: string) => string;
 };
 
 // A running simulated host.
@@ -128,6 +131,7 @@ function createStateView(state: VmmState): SimStateView {
   return {
     list,
     get: (id) => list({ ids: [id] })[0],
+    launchedCompose: (id) => state.find(id)?.launchedCompose ?? '',
     waitFor: (predicate, timeoutMs = 5000) =>
       new Promise((resolve, reject) => {
         const check = (): boolean => {

@@ -7,8 +7,9 @@ import type { HostPort } from './vm-rules.ts';
 export type VmStatus = 'running' | 'exited' | 'stopping' | 'stopped' | 'removing';
 
 // A VM's full simulated state. `config` is the manifest view (app id set, ports resolved,
-// compose as last written); `launchedPorts` are the forwards QEMU got at launch, which UpdateVm
-// does not change until the next start.
+// compose as last written); `launchedPorts` are the forwards QEMU got at launch and
+// `launchedCompose` the compose the guest booted with, which UpdateVm does not change until the
+// next start.
 export type SimVm = {
   id: string;
   appId: string;
@@ -19,6 +20,7 @@ export type SimVm = {
   running: boolean;
   removing: boolean;
   launchedPorts: HostPort[];
+  launchedCompose: string;
   launchedAt: number | undefined;
   exitedAt: number | undefined;
   bootProgress: string;
@@ -41,6 +43,7 @@ export function newVmRecord(fields: Pick<SimVm, 'id' | 'appId' | 'createdAt' | '
     running: false,
     removing: false,
     launchedPorts: [],
+    launchedCompose: '',
     launchedAt: undefined,
     exitedAt: undefined,
     bootProgress: '',

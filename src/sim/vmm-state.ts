@@ -254,6 +254,7 @@ export class VmmState {
     vm.launchedAt = this.scheduler.clock.now();
     vm.exitedAt = undefined;
     vm.launchedPorts = vm.ports.map((p) => ({ ...p }));
+    vm.launchedCompose = vm.config.compose_file;
     vm.bootProgress = 'booting';
     vm.bootError = '';
     vm.shutdownProgress = '';
@@ -266,6 +267,7 @@ export class VmmState {
     vm.generation += 1;
     vm.exitedAt = this.scheduler.clock.now();
     vm.launchedPorts = [];
+    vm.launchedCompose = '';
     this.changed();
   }
 

@@ -14,6 +14,9 @@ export const IntentSchema = z
     toHash: z.string(),
     // Clock time (ms since the epoch) when the operation started.
     startedAt: z.number(),
+    // StartVm returned: the guest boots the new manifest. Until then an upgrade or restart may
+    // have left a guest running what it booted before UpdateVm, which Status cannot show.
+    launched: z.boolean().optional(),
   })
   .strict();
 

@@ -2,7 +2,8 @@
 // SIGKILL at 50 random instants while it deploys, upgrades and tears down (the simulated VMM adds
 // latency to every call, so the kills land inside operations). After each round the directory
 // changes; at the end one clean run must converge to: exactly one VM per file, running that
-// file's content, no VM without a file, and an allowlist equal to the hashes of what runs.
+// file's content (in its manifest and in what its guest booted), no VM without a file, and an
+// allowlist equal to the hashes of what runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -136,6 +137,8 @@ test('rule 18: SIGKILL at 50 random instants leaves one VM per file, no orphans,
       for (const vm of vms) {
         if (vm.status !== 'running' || vm.boot_progress !== 'done') return false;
         if (want.get(vm.name) !== (await sha(vm.configuration!.compose_file))) return false;
+        // What the guest booted, not only the manifest: a kill between UpdateVm and StartVm.
+        if (want.get(vm.name) !== (await sha(sim.state.launchedCompose(vm.id)))) return false;
       }
       const apps = JSON.parse(await readFile(authPath, 'utf8')).apps as Record<string, { composeHashes: string[] }>;
       const fromAllowlist = Object.values(apps).flatMap((a) => a.composeHashes).sort();

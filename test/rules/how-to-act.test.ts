@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rename, rm, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
+import { startHarness, composeOf, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 
 const bootedNames = (h: Harness) =>
   h.sim.state.list().filter((v) => v.status === 'running' && v.boot_progress === 'done').map((v) => v.name).sort();
@@ -139,4 +139,22 @@ test('rule 15: an app whose VM never finishes booting does not delay another app
   const stuck = h.sim.state.list().find((v) => v.name === 'stuck');
   assert.notEqual(stuck?.boot_progress, 'done');
   assert.equal((await h.statuses()).find((s) => s.app === 'stuck')?.phase, 'deploying');
+});
+
+test('rule 18: an upgrade that fails after UpdateVm, before the restart, still reboots the guest into the new content', async (t) => {
+  const h = await startHarness(t);
+  const [port] = await freePorts(1);
+  await h.put('web.yaml', composeText(port!, 'v1'));
+  await h.start();
+  const vm = await h.deployed('web');
+  // UpdateVm rewrites the manifest; the guest keeps running v1 until it is restarted. Both ways
+  // of stopping it fail once, so the operation ends with the manifest at v2 and v1 running.
+  h.sim.faults.failNext('ShutdownVm', { message: 'injected failure' });
+  h.sim.faults.failNext('StopVm', { message: 'injected failure' });
+  const v2 = composeText(port!, 'v2');
+  await h.put('web.yaml', v2);
+  await waitUntil(() => h.logs.find((l) => l.fields.APP === 'web' && l.priority === 3), 'the upgrade failed');
+  await waitUntil(() => h.sim.state.launchedCompose(vm.id).includes('# v2') && composeOf(h.sim.state.get(vm.id)!)?.includes('# v2'), 'the guest booted v2', 15_000);
+  await h.deployed('web', v2);
+  assert.equal(h.sim.state.list().length, 1);
 });

@@ -101,6 +101,7 @@ export function checkInvariants(
   vms: readonly VmInfo[],
   allowlist: Record<string, { composeHashes: string[] }>,
   history: ReadonlyMap<string, ReadonlySet<string>>,
+  launchedCompose: (vmId: string) => string,
 ): string[] {
   const expected = blockedByPorts(files, vms);
   const violations: string[] = [];
@@ -117,6 +118,8 @@ export function checkInvariants(
       if (!vm) violations.push(`missing: ${name} has a valid file but no VM`);
       else if (vm.status !== 'running' || vm.boot_progress !== 'done' || vm.boot_error) violations.push(`not-running: ${name} VM ${vm.id} is ${vm.status}, boot "${vm.boot_progress}" ${vm.boot_error}`);
       else if (hashOfVm(vm) !== e.hash) violations.push(`stale: ${name} runs ${short(hashOfVm(vm))}, its file says ${short(e.hash)}`);
+      // The manifest can be updated while the guest still runs what it booted with.
+      else if (sha256(launchedCompose(vm.id)) !== e.hash) violations.push(`stale-launch: ${name}'s manifest says ${short(e.hash)}, its guest booted ${short(sha256(launchedCompose(vm.id)))}`);
     } else if (vm && !history.get(name)?.has(hashOfVm(vm) ?? '')) {
       violations.push(`held-unknown: ${name} is held (${e.why}) and runs ${short(hashOfVm(vm))}, never a valid content of it`);
     }

@@ -124,7 +124,7 @@ async function converge(
   while (Date.now() < deadline) {
     const expected = await expectApps(stage.appsDir, process.getuid?.() ?? 0);
     const allowlist = (JSON.parse(await readFile(stage.authPath, 'utf8')) as { apps: Record<string, { composeHashes: string[] }> }).apps;
-    const found = [...extra(), ...checkInvariants(expected, stage.sim.state.list(), allowlist, history)];
+    const found = [...extra(), ...checkInvariants(expected, stage.sim.state.list(), allowlist, history, stage.sim.state.launchedCompose)];
     last = tolerate ? found.filter((v) => categoryOf(v) !== STALE_HELD) : found;
     // Converged: the invariants hold on two looks a resync apart (nothing was still moving).
     passes = last.length === 0 ? passes + 1 : 0;
