@@ -25,10 +25,15 @@ export function vmConfigOf(spec: DesiredSpec, appId: string, encryptedEnv: strin
 // reconciles (await-boot), so no slot is held while a guest boots (rule 15). Each step is safe to repeat after a crash (rule 18).
 export async function deployApp(spec: DesiredSpec, appId: string, prior: AppRecord | undefined, deps: HandlerDeps): Promise<AppRecord> {
   const fresh: AppRecord = { registeredHashes: [], phase: 'pending', ...prior, name: spec.name, file: spec.file, appId };
-  const base = await beginOperation(fresh, { op: 'deploy', toHash: spec.composeHash, phase: 'registering' }, deps);
-  const registered: AppRecord = { ...(await registerHash(base, spec.composeHash, deps)), phase: 'deploying' };
-  await deps.records.save(registered);
-  await deps.report({ app: spec.name, file: spec.file, phase: 'deploying', record: registered });
+  // Usually registered ahead already (registerAhead), and then the phase goes straight to deploying.
+  const ahead = fresh.registeredHashes.includes(spec.composeHash);
+  const base = await beginOperation(fresh, { op: 'deploy', toHash: spec.composeHash, phase: ahead ? 'deploying' : 'registering' }, deps);
+  let registered = await registerHash(base, spec.composeHash, deps);
+  if (!ahead) {
+    registered = { ...registered, phase: 'deploying' };
+    await deps.records.save(registered);
+    await deps.report({ app: spec.name, file: spec.file, phase: 'deploying', record: registered });
+  }
 
   const sealed = spec.env ? await deps.sealEnv(spec.name, appId, spec.env.entries) : '';
   const { id } = await deps.vmm.createVm(vmConfigOf(spec, appId, sealed));

@@ -20,10 +20,13 @@ export async function beginOperation(
   return started;
 }
 
-// Register `hash` for the app in the allowlist and remember it in the record.
+// Register `hash` for the app in the allowlist and remember it in the record. The allowlist is
+// asked even when the record lists the hash (written ahead, it may not have landed); that costs
+// no write when it is there.
 export async function registerHash(record: AppRecord, hash: string, deps: HandlerDeps): Promise<AppRecord> {
   await deps.allowlist.addHash(record.appId, hash);
-  const registered: AppRecord = { ...record, registeredHashes: [...new Set([...record.registeredHashes, hash])] };
+  if (record.registeredHashes.includes(hash)) return record;
+  const registered: AppRecord = { ...record, registeredHashes: [...record.registeredHashes, hash] };
   await deps.records.save(registered);
   return registered;
 }

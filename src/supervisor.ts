@@ -18,11 +18,12 @@ import { createRepeatSummariser } from './log/repeat.ts';
 import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
-import { listApps, buildDesired, observedUpdate } from './controller/adapters.ts';
+import { listApps, createSpecBuilder, observedUpdate } from './controller/adapters.ts';
 import { resolveImage } from './controller/image.ts';
 import { sealEnv } from './secrets/seal.ts';
 import { watchAppsDir } from '../watchers/apps.ts';
 import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
+import { registerAhead } from '../handlers/register-ahead.ts';
 import type { DesiredSpec } from './controller/spec.ts';
 
 export type SupervisorOptions = {
@@ -109,17 +110,22 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     removeTimeoutMs: config.apps.boot_timeout_s * 1000,
   };
 
+  const specs = createSpecBuilder({ config, image });
   let dirFaultReason: string | undefined;
   const controller = createController<DesiredSpec>({
     list: async (): Promise<DirListing> => {
       const listing = await listApps(scanner, config.apps_dir, log, config.apps.owner);
-      if (listing.ok) await snapshot.refresh();
+      if (listing.ok) {
+        specs.retain(new Set(listing.apps.map((a) => a.name)));
+        await snapshot.refresh();
+      }
       return listing;
     },
-    build: (app) => buildDesired(app, { config, image }),
+    build: (app) => specs.build(app),
     managed: async () =>
       new Map((await records.loadAll()).map((r) => [r.name, { file: r.file, running: r.appliedHash !== undefined }])),
     reconcile: (name) => reconcileApp(name, reconcileDeps),
+    prepare: (names) => registerAhead(names, reconcileDeps),
     observed: async (name, verdict, file) => {
       const update = observedUpdate(name, verdict, file, reporter.statuses());
       if (update) await reporter.update(update);

@@ -30,6 +30,14 @@ export type Observation =
   // `changedMs`: the kernel's ctime (of the link too, for a symlink), when the file last changed.
   | { kind: 'read'; fingerprint: string; bytes: Buffer; sha256: string; size: number; mtimeMs: number; ino: number; changedMs: number };
 
+// A read of a candidate, kept so the next scan can skip reading and hashing an unchanged file.
+export type EarlierRead = { key: string; readStartedMs: number; observation: Extract<Observation, { kind: 'read' }> };
+
+// How long after a file's last change (ctime) a read must have started for it to stand for the
+// file while the stat stays the same. File timestamps are coarse (a clock tick), so a write just
+// after a read could leave them as they were: such "racy" reads are redone (as git does).
+const RACY_MS = 1000;
+
 function errno(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
@@ -109,26 +117,39 @@ async function readCapped(path: string, expected: BigIntStats, limit: number): P
   }
 }
 
-// Look at one candidate (`file` inside `dir`, whose real path is `realDir`) and say what it is now.
-export async function inspectCandidate(dir: string, realDir: string, file: string, limits: InspectLimits): Promise<Observation> {
+// Look at one candidate (`file` inside `dir`, whose real path is `realDir`) and say what it is now;
+// `earlier` is this file's read from the last scan, reused when the file provably did not change.
+export async function inspectCandidate(
+  dir: string,
+  realDir: string,
+  file: string,
+  limits: InspectLimits,
+  earlier: EarlierRead | undefined,
+  wallNow: () => number,
+): Promise<{ observation: Observation; read?: EarlierRead }> {
   const path = join(dir, file);
   try {
     const resolved = await resolveTarget(path, realDir);
-    if ('kind' in resolved) return resolved;
+    if ('kind' in resolved) return { observation: resolved };
     const { target, st, link } = resolved;
     const refusal = checkStat(path, st, limits);
-    if (refusal !== null) return { kind: 'refused', fingerprint: `${refusal.code}:${statKey(st)}:${target}`, ...refusal };
+    if (refusal !== null) return { observation: { kind: 'refused', fingerprint: `${refusal.code}:${statKey(st)}:${target}`, ...refusal } };
+    const changedNs = st.ctimeNs > link.ctimeNs ? st.ctimeNs : link.ctimeNs;
+    const key = `${statKey(st)}:${changedNs}:${statKey(link)}:${target}`;
+    const changedMs = Number(changedNs / 1_000_000n);
+    if (earlier?.key === key && earlier.readStartedMs - changedMs >= RACY_MS) return { observation: earlier.observation, read: earlier };
+    const readStartedMs = wallNow();
     const bytes = await readCapped(target, st, limits.maxFileBytes);
-    if (bytes === null) return { kind: 'changing' };
+    if (bytes === null) return { observation: { kind: 'changing' } };
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const changedMs = Number((st.ctimeNs > link.ctimeNs ? st.ctimeNs : link.ctimeNs) / 1_000_000n);
-    return { kind: 'read', fingerprint: `${statKey(st)}:${target}:${sha256}`, bytes, sha256, size: bytes.length, mtimeMs: Number(st.mtimeNs / 1_000_000n), ino: Number(st.ino), changedMs };
+    const observation = { kind: 'read' as const, fingerprint: `${statKey(st)}:${target}:${sha256}`, bytes, sha256, size: bytes.length, mtimeMs: Number(st.mtimeNs / 1_000_000n), ino: Number(st.ino), changedMs };
+    return { observation, read: { key, readStartedMs, observation } };
   } catch (err) {
     const code = errno(err);
-    if (code === 'ENOENT') return { kind: 'gone' };
+    if (code === 'ENOENT') return { observation: { kind: 'gone' } };
     // Replaced by a symlink, directory or FIFO between the stat and the open.
-    if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENXIO') return { kind: 'changing' };
+    if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENXIO') return { observation: { kind: 'changing' } };
     const message = `${path}: cannot be read (${code ?? String(err)}); check its permissions and the file system`;
-    return { kind: 'refused', fingerprint: `unreadable:${code ?? ''}`, code: 'APP_UNREADABLE', message };
+    return { observation: { kind: 'refused', fingerprint: `unreadable:${code ?? ''}`, code: 'APP_UNREADABLE', message } };
   }
 }

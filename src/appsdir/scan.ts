@@ -1,7 +1,7 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { classifyEntry, describeMisnamed } from './classify.ts';
-import { inspectCandidate, type RefusalCode } from './inspect.ts';
+import { inspectCandidate, type EarlierRead, type Observation, type RefusalCode } from './inspect.ts';
 
 // How to scan apps.d. `now` is the injected clock (ms); `settleMs` is Q of APPS-DIR rule 5.
 export type ScanOptions = {
@@ -10,6 +10,8 @@ export type ScanOptions = {
   maxFileBytes: number;
   settleMs: number;
   now: () => number;
+  // Wall time (ms), compared with file ctimes to tell when an earlier read may be reused.
+  wallNow?: () => number;
 };
 
 // One app identity present in the directory. Every state means "the file is there": only an
@@ -47,6 +49,8 @@ export type Scanner = { scan: () => Promise<ScanResult> };
 
 type Seen = { fingerprint: string; since: number };
 
+const LOOKS_AT_ONCE = 64;
+
 function dirError(dir: string, at: number, code: string): ScanResult {
   const [kind, what]: [DirErrorCode, string] =
     code === 'ENOENT'
@@ -62,13 +66,15 @@ function conflictEntry(dir: string, name: string, files: string[]): ScanEntry {
   return { name, state: 'conflict', files, code: 'APP_CONFLICT', message: `${paths} both define app "${name}"; neither is acted on until one of them is removed` };
 }
 
-// A scanner for `options.dir`. Each scan lists the directory, reads every candidate and reports
+// A scanner for `options.dir`. Each scan lists the directory, reads every candidate (reusing the
+// last read of a file whose stat shows no change since) and reports
 // it settled only once its fingerprint has stayed the same for settleMs (files found at start-up
 // too). It only reads: no file, watch or timer is touched.
 export function createScanner(options: ScanOptions): Scanner {
-  const { dir, settleMs, now } = options;
+  const { dir, settleMs, now, wallNow = Date.now } = options;
   const limits = { owner: options.owner, maxFileBytes: options.maxFileBytes };
   let seen = new Map<string, Seen>();
+  let reads = new Map<string, EarlierRead>();
   let warned = new Set<string>();
   let lastDir: { dev: number; ino: number } | null = null;
   // When the last listing was taken: a file that is new or changed since then changed after it.
@@ -108,15 +114,28 @@ export function createScanner(options: ScanOptions): Scanner {
     warned = nextWarned;
 
     const nextSeen = new Map<string, Seen>();
+    const nextReads = new Map<string, EarlierRead>();
     const entries: ScanEntry[] = [];
-    for (const [name, files] of byName) {
+    // Candidates are looked at LOOKS_AT_ONCE at a time (each holds a descriptor while it reads);
+    // the entries keep the directory's order.
+    const candidates = [...byName];
+    const looks: Array<{ name: string; files: string[]; observation?: Observation; read?: EarlierRead }> = [];
+    for (let i = 0; i < candidates.length; i += LOOKS_AT_ONCE) {
+      const chunk = candidates.slice(i, i + LOOKS_AT_ONCE).map(async ([name, files]) =>
+        files.length === 1 ? { name, files, ...(await inspectCandidate(dir, realDir, files[0] as string, limits, reads.get(files[0] as string), wallNow)) } : { name, files },
+      );
+      looks.push(...(await Promise.all(chunk)));
+    }
+    for (const look of looks) {
+      const { name, files } = look;
       const [file] = files;
       if (file === undefined) continue;
-      if (files.length > 1) {
+      const obs = look.observation;
+      if (obs === undefined) {
         entries.push(conflictEntry(dir, name, files));
         continue;
       }
-      const obs = await inspectCandidate(dir, realDir, file, limits);
+      if (look.read) nextReads.set(file, look.read);
       if (obs.kind === 'gone') continue;
       const prev = seen.get(file);
       const fingerprint = obs.kind === 'changing' ? null : obs.fingerprint;
@@ -136,6 +155,7 @@ export function createScanner(options: ScanOptions): Scanner {
       }
     }
     seen = nextSeen;
+    reads = nextReads;
     lastAt = at;
 
     const waiting = entries.flatMap((e) => (e.state === 'unsettled' ? [e] : []));

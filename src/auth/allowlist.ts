@@ -6,6 +6,8 @@ import { acquireLock, lockPathFor, type LockOptions } from './lock.ts';
 import { writeFileAtomic } from '../fsx/atomic.ts';
 import {
   applyEdit,
+  editChanges,
+  forkAllowlist,
   normalizeHexLikeDstackCli,
   parseAllowlist,
   serializeAllowlist,
@@ -45,6 +47,7 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
   let queue: Pending[] = [];
   let draining: Promise<void> | undefined;
   let closed = false;
+  const cache: ParsedCache = { entry: undefined };
 
   const submit = (edit: AllowlistEdit): Promise<void> => {
     if (closed) return Promise.reject(closedError(path));
@@ -61,7 +64,7 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
     while (queue.length > 0) {
       const batch = queue;
       queue = [];
-      await writeBatch(path, batch, deps);
+      await writeBatch(path, batch, deps, cache);
     }
     draining = undefined;
   };
@@ -90,7 +93,7 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
     removeApp: (appId) => edit(() => ({ kind: 'removeApp', appId: hex('app id', appId) })),
     setHashes: (appId, composeHashes) =>
       edit(() => ({ kind: 'setHashes', appId: hex('app id', appId), hashes: composeHashes.map((h) => hex('compose hash', h)) })),
-    read: async () => (await loadAllowlist(path)).doc.config,
+    read: async () => (await loadAllowlist(path, cache)).doc.config,
     close: async () => {
       closed = true;
       await draining;
@@ -98,12 +101,27 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
   };
 }
 
-// Settle every edit of the batch with the outcome of its single locked read-modify-write.
-async function writeBatch(path: string, batch: Pending[], deps: AllowlistDeps): Promise<void> {
+// The last parse of the file, by the identity of what was read: the file is replaced by rename,
+// never written in place, so the same device, inode, size and mtime mean the same content (and a
+// thousand-app allowlist takes milliseconds to parse).
+type ParsedCache = { entry: { key: string; doc: AllowlistDocument } | undefined };
+
+// Settle every edit of the batch with the outcome of its single locked read-modify-write. Edits
+// that change nothing (a hash already registered) are settled from a read without the lock:
+// writers replace the file atomically, so the read sees a whole version, and any later removal
+// could as well have come just after a locked read.
+async function writeBatch(path: string, batch: Pending[], deps: AllowlistDeps, cache: ParsedCache): Promise<void> {
+  const edits = batch.map((p) => p.edit);
   try {
+    const { doc } = await loadAllowlist(path, cache);
+    // If no edit changes the file as it is, applying them in turn changes nothing either.
+    if (!edits.some((e) => editChanges(doc, e))) {
+      for (const pending of batch) pending.resolve();
+      return;
+    }
     const lock = await acquireLock(lockPathFor(path), deps.lock);
     try {
-      await editFile(path, batch.map((p) => p.edit), deps);
+      await editFile(path, edits, deps, cache);
     } finally {
       await lock.release();
     }
@@ -114,10 +132,12 @@ async function writeBatch(path: string, batch: Pending[], deps: AllowlistDeps): 
   for (const pending of batch) pending.resolve();
 }
 
-async function editFile(path: string, edits: AllowlistEdit[], deps: AllowlistDeps): Promise<void> {
-  const { doc, target, identity } = await loadAllowlist(path);
+async function editFile(path: string, edits: AllowlistEdit[], deps: AllowlistDeps, cache: ParsedCache): Promise<void> {
+  const loaded = await loadAllowlist(path, cache);
+  const doc = forkAllowlist(loaded.doc);
   // map, not some: every edit must be applied even after the first change.
   if (!edits.map((e) => applyEdit(doc, e)).includes(true)) return;
+  const { target, identity } = loaded;
   try {
     await writeFileAtomic(target, serializeAllowlist(doc), { mode: identity.mode & 0o7777, owner: identity });
   } catch (err) {
@@ -126,26 +146,30 @@ async function editFile(path: string, edits: AllowlistEdit[], deps: AllowlistDep
   deps.onWrite?.({ path, edits: edits.length });
 }
 
-// Read and parse the file. `target` resolves symlinks so the rename replaces the real file, not
-// the link; `identity` is taken from the descriptor we read, so it belongs to the same inode.
-async function loadAllowlist(path: string): Promise<{ doc: AllowlistDocument; target: string; identity: FileIdentity }> {
+// Read and parse the file (or take the parse cached for this very version). `target` resolves
+// symlinks so the rename replaces the real file, not the link; `identity` is taken from the
+// descriptor we read, so it belongs to the same inode.
+async function loadAllowlist(path: string, cache: ParsedCache): Promise<{ doc: AllowlistDocument; target: string; identity: FileIdentity }> {
   let target: string;
-  let text: string;
+  let text: string | undefined;
   let identity: FileIdentity;
+  let key: string;
   try {
     target = await realpath(path);
     const file = await open(target, 'r');
     try {
-      const stat = await file.stat();
-      identity = { mode: stat.mode, uid: stat.uid, gid: stat.gid };
-      text = await file.readFile('utf8');
+      const stat = await file.stat({ bigint: true });
+      identity = { mode: Number(stat.mode), uid: Number(stat.uid), gid: Number(stat.gid) };
+      key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}`;
+      if (cache.entry?.key !== key) text = await file.readFile('utf8');
     } finally {
       await file.close();
     }
   } catch (err) {
     throw isNotFound(err) ? missingFileError(path, err) : readError(path, err);
   }
-  return { doc: parseAllowlist(path, text), target, identity };
+  if (text !== undefined) cache.entry = { key, doc: parseAllowlist(path, text) };
+  return { doc: (cache.entry as { doc: AllowlistDocument }).doc, target, identity };
 }
 
 function isNotFound(err: unknown): boolean {

@@ -55,19 +55,45 @@ export function parseAllowlist(path: string, text: string): AllowlistDocument {
   return { root, apps: root['apps'] as JsonObject, config: checked.data };
 }
 
+// A copy to edit that leaves `doc` as it is; it shares every entry it does not edit (see planEdit).
+export function forkAllowlist(doc: AllowlistDocument): AllowlistDocument {
+  const apps = { ...doc.apps };
+  return { root: { ...doc.root, apps }, apps, config: doc.config };
+}
+
 // Apply one edit in place; true if the document changed.
 export function applyEdit(doc: AllowlistDocument, edit: AllowlistEdit): boolean {
-  const keys = appKeys(doc.apps, edit.appId);
+  const replacements = planEdit(doc.apps, edit);
+  for (const [key, entry] of replacements) {
+    if (entry === undefined) delete doc.apps[key];
+    else doc.apps[key] = entry;
+  }
+  return replacements.length > 0;
+}
+
+// Whether `edit` would change the document, leaving it as it is.
+export function editChanges(doc: AllowlistDocument, edit: AllowlistEdit): boolean {
+  return planEdit(doc.apps, edit).length > 0;
+}
+
+// The entries of `apps` an edit replaces (undefined: removed); none when it changes nothing.
+// Entries are replaced, never changed in place, so a fork shares the ones it does not edit.
+function planEdit(apps: JsonObject, edit: AllowlistEdit): Array<[string, JsonObject | undefined]> {
+  const keys = appKeys(apps, edit.appId);
+  const one = (key: string, entry: JsonObject | undefined): Array<[string, JsonObject]> => (entry === undefined ? [] : [[key, entry]]);
   switch (edit.kind) {
-    case 'addHash':
-      return addHash(doc.apps, keys[0] ?? edit.appId, edit.hash);
+    case 'addHash': {
+      const key = keys[0] ?? edit.appId;
+      return one(key, withHash(apps[key], edit.hash));
+    }
     case 'removeHash':
-      return keys.map((key) => removeHash(doc.apps, key, edit.hash)).includes(true);
+      return keys.flatMap((key) => one(key, withoutHash(apps[key], edit.hash)));
     case 'removeApp':
-      for (const key of keys) delete doc.apps[key];
-      return keys.length > 0;
-    case 'setHashes':
-      return setHashes(doc.apps, keys[0] ?? edit.appId, edit.hashes);
+      return keys.map((key) => [key, undefined]);
+    case 'setHashes': {
+      const key = keys[0] ?? edit.appId;
+      return one(key, withHashes(apps[key], edit.hashes));
+    }
   }
 }
 
@@ -90,41 +116,32 @@ function appKeys(apps: JsonObject, appId: string): string[] {
   return Object.keys(apps).filter((key) => normalizeHexLikeAuthSimple(key) === wanted);
 }
 
-function addHash(apps: JsonObject, key: string, hash: string): boolean {
-  const entry = apps[key];
-  if (!isJsonObject(entry)) {
-    // New entries match upstream's CLI: any device may run the app.
-    apps[key] = { composeHashes: [hash], devices: [], allowAnyDevice: true };
-    return true;
-  }
+// New entries match upstream's CLI: any device may run the app.
+const newEntry = (hashes: string[]): JsonObject => ({ composeHashes: hashes, devices: [], allowAnyDevice: true });
+
+// The entry with `hash` added, or undefined if it lists it already.
+function withHash(entry: unknown, hash: string): JsonObject | undefined {
+  if (!isJsonObject(entry)) return newEntry([hash]);
   const hashes = composeHashesOf(entry);
-  if (hashes.some((h) => sameHex(h, hash))) return false;
+  if (hashes.some((h) => sameHex(h, hash))) return undefined;
   // An entry without composeHashes is valid to auth-simple (defaults to []), so add it.
-  entry['composeHashes'] = [...hashes, hash];
-  return true;
+  return { ...entry, composeHashes: [...hashes, hash] };
 }
 
-function setHashes(apps: JsonObject, key: string, hashes: string[]): boolean {
-  const entry = apps[key];
-  if (!isJsonObject(entry)) {
-    apps[key] = { composeHashes: [...hashes], devices: [], allowAnyDevice: true };
-    return true;
-  }
+// The entry listing exactly `hashes`, or undefined if it does already.
+function withHashes(entry: unknown, hashes: string[]): JsonObject | undefined {
+  if (!isJsonObject(entry)) return newEntry([...hashes]);
   const current = composeHashesOf(entry);
   const same = current.length === hashes.length && current.every((h, i) => sameHex(h, hashes[i] as string));
-  if (same) return false;
-  entry['composeHashes'] = [...hashes];
-  return true;
+  return same ? undefined : { ...entry, composeHashes: [...hashes] };
 }
 
-function removeHash(apps: JsonObject, key: string, hash: string): boolean {
-  const entry = apps[key];
-  if (!isJsonObject(entry)) return false;
+// The entry without `hash`, or undefined if it does not list it.
+function withoutHash(entry: unknown, hash: string): JsonObject | undefined {
+  if (!isJsonObject(entry)) return undefined;
   const hashes = composeHashesOf(entry);
   const kept = hashes.filter((h) => !sameHex(h, hash));
-  if (kept.length === hashes.length) return false;
-  entry['composeHashes'] = kept;
-  return true;
+  return kept.length === hashes.length ? undefined : { ...entry, composeHashes: kept };
 }
 
 // parseAllowlist validated the file, so composeHashes is absent or an array of strings.

@@ -67,6 +67,30 @@ export function buildDesired(
   }
 }
 
+// buildDesired with a memory: a file whose bytes and NAME.env are as at the last pass keeps the
+// spec built then, so a pass over a thousand unchanged files parses none of them. `retain` drops
+// the apps no longer listed.
+export function createSpecBuilder(ctx: { config: Config; image: string }): {
+  build: (app: Extract<ListedApp, { kind: 'settled' }>) => BuiltSpec<DesiredSpec>;
+  retain: (names: ReadonlySet<string>) => void;
+} {
+  const built = new Map<string, { key: string; result: BuiltSpec<DesiredSpec> }>();
+  const envKey = (env: ListedEnv | undefined) => (env === undefined ? '' : env.ok ? `ok:${env.hash}` : `error:${env.code}:${env.reason}`);
+  return {
+    build(app) {
+      const key = `${app.file}\0${app.fileHash}\0${envKey(app.env)}`;
+      const last = built.get(app.name);
+      if (last?.key === key) return last.result;
+      const result = buildDesired(app, ctx);
+      built.set(app.name, { key, result });
+      return result;
+    },
+    retain(names) {
+      for (const name of built.keys()) if (!names.has(name)) built.delete(name);
+    },
+  };
+}
+
 // The status change a pass's verdict implies: warnings of a file that will run, or why a file is
 // held back; an edit still settling keeps the phase. Undefined when nothing changes.
 export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, file: string, statuses: readonly AppStatus[]): StatusUpdate | undefined {

@@ -14,6 +14,8 @@ export type ControllerDeps<S extends { composeHash: string }> = {
   // The apps we own (have a record for), and whether each currently holds its ports.
   managed(): Promise<Map<string, { file: string; running: boolean }>>;
   reconcile(name: string): Promise<ReconcileResult>;
+  // Batched local work before a batch of reconciles runs (see WorkQueueOptions.prepare).
+  prepare?(names: string[]): Promise<void>;
   // Told once per pass about every app's verdict (held back: invalid, conflict, pending …; or to run).
   observed(name: string, verdict: AppVerdict<S>, file: string): Promise<void>;
   // Every managed app vanished in one scan; teardown waits for a second scan R later (rule 13).
@@ -57,6 +59,7 @@ export function createController<S extends { composeHash: string }>(deps: Contro
     concurrency: settings.concurrency,
     clock,
     process: (name) => deps.reconcile(name),
+    prepare: deps.prepare,
     retryDelay: (name, result) => {
       const v = verdicts.get(name);
       // The file changed while the failed attempt ran: the new version goes at once (rule 16).
@@ -139,6 +142,9 @@ export function createController<S extends { composeHash: string }>(deps: Contro
         backoff.reset(name);
         notBefore.delete(name);
       }
+    }
+    // Queued in one go, after every verdict is known, so the queue prepares them as one batch.
+    for (const name of out.verdicts.keys()) {
       const wait = (notBefore.get(name) ?? 0) - now;
       if (wait > 0) queue.addAfter(name, wait);
       else queue.add(name);

@@ -18,6 +18,10 @@ export type WorkQueueOptions = {
   retryDelay: (key: string, result: Extract<ReconcileResult, { kind: 'retry' }>) => number;
   // Told about every finished reconcile, for logging and metrics.
   onResult?: (key: string, result: ReconcileResult) => void;
+  // Cheap local work done for every ready key in one batch before any of them runs (one
+  // allowlist write for a whole burst); not bounded by `concurrency`, and a key being prepared
+  // counts as running for coalescing. Its failure is left for `process` to meet and report.
+  prepare?: (keys: string[]) => Promise<void>;
 };
 
 export type WorkQueue = {
@@ -37,7 +41,12 @@ export type WorkQueue = {
 export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
   const ready: string[] = [];
   const queued = new Set<string>();
+  // Keys past `prepare`, waiting for a slot.
+  const prepared: string[] = [];
+  let preparing = false;
+  // Keys being prepared, waiting for a slot or running: never queued twice.
   const active = new Set<string>();
+  let runningCount = 0;
   const dirty = new Set<string>();
   const timers = new Map<string, { at: number; handle: TimerHandle }>();
   const idleWaiters: Array<() => void> = [];
@@ -83,14 +92,44 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
   }
 
   function pump(): void {
-    while (!stopped && active.size < opts.concurrency && ready.length > 0) {
-      const key = ready.shift() as string;
-      queued.delete(key);
-      active.add(key);
+    // A microtask later, so keys added together in this turn share one batch.
+    if (!stopped && !preparing && ready.length > 0) {
+      preparing = true;
+      queueMicrotask(startPrepare);
+    }
+    while (!stopped && runningCount < opts.concurrency && prepared.length > 0) {
+      const key = prepared.shift() as string;
+      runningCount += 1;
       const run = runOne(key).finally(() => inFlight.delete(run));
       inFlight.add(run);
     }
     settleIdle();
+  }
+
+  // Move every ready key into the prepared lane, through `prepare` when there is one.
+  function startPrepare(): void {
+    const batch = stopped ? [] : ready.splice(0);
+    for (const key of batch) {
+      queued.delete(key);
+      active.add(key);
+    }
+    if (!opts.prepare || batch.length === 0) {
+      preparing = false;
+      prepared.push(...batch);
+      pump();
+      return;
+    }
+    const done = opts
+      .prepare(batch)
+      .catch(() => undefined)
+      .then(() => {
+        preparing = false;
+        if (stopped) for (const key of batch) active.delete(key);
+        else prepared.push(...batch);
+        pump();
+      })
+      .finally(() => inFlight.delete(done));
+    inFlight.add(done);
   }
 
   async function runOne(key: string): Promise<void> {
@@ -100,6 +139,7 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
     } catch (error) {
       result = { kind: 'retry', error };
     }
+    runningCount -= 1;
     active.delete(key);
     opts.onResult?.(key, result);
     if (result.kind === 'retry') {
@@ -125,6 +165,7 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       timers.clear();
       ready.length = 0;
       queued.clear();
+      for (const key of prepared.splice(0)) active.delete(key);
       dirty.clear();
       await Promise.allSettled([...inFlight]);
       settleIdle();

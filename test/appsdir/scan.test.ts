@@ -150,3 +150,35 @@ test('rule 11: a replaced apps.d (new inode) is flagged and its files settle afr
   assert.equal(entryOf(after, 'web').state, 'unsettled');
   assert.equal((await f.list()).replaced, false, 'reported once, on the scan that saw the change');
 });
+
+test('an unchanged file is not read again once its last change is a second old; a change is read at once', async (t) => {
+  const later = () => Date.now() + 5000;
+  const f = await makeFixture(t, { wallNow: later });
+  await f.put('web.yml', 'services: {}\n');
+  const bytesOf = (l: Awaited<ReturnType<typeof f.list>>) => {
+    const e = entryOf(l, 'web');
+    return e.state === 'settled' ? e.bytes : undefined;
+  };
+  const first = bytesOf(await settle(f));
+  assert.ok(first);
+  assert.equal(bytesOf(await f.list()), first, 'the same read, reused');
+  await f.put('web.yml', 'services: {}\n# changed\n');
+  f.clock.t += f.settleMs;
+  await f.list();
+  f.clock.t += f.settleMs;
+  const changed = entryOf(await f.list(), 'web');
+  assert.ok(changed.state === 'settled' && changed.sha256 === sha('services: {}\n# changed\n'));
+});
+
+test('a file read within a second of its last change is read again on every scan (timestamps are coarse)', async (t) => {
+  const f = await makeFixture(t, { wallNow: Date.now });
+  await f.put('web.yml', 'services: {}\n');
+  const first = entryOf(await f.list(), 'web');
+  f.clock.t += f.settleMs;
+  const second = entryOf(await f.list(), 'web');
+  assert.ok(second.state === 'settled' && first.state === 'unsettled');
+  f.clock.t += f.settleMs;
+  const third = entryOf(await f.list(), 'web');
+  assert.ok(third.state === 'settled');
+  assert.notEqual(third.bytes, second.bytes, 'read again, not reused');
+});

@@ -75,6 +75,42 @@ test('an edit that changes nothing does not rewrite the file', async (t) => {
   assert.equal(await readFile(path, 'utf8'), INITIAL);
 });
 
+test('an edit that changes nothing settles without the lock, even while another process holds it', async (t) => {
+  const { path, writes } = await setup(t);
+  const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e), lock: { timeoutMs: 200 } });
+  t.after(() => allowlist.close());
+  const blocker = await acquireLock(lockPathFor(path));
+  t.after(() => blocker.release());
+  await allowlist.addHash('f00d', 'beef');
+  await allowlist.setHashes('f00d', ['beef']);
+  await assert.rejects(allowlist.addHash('f00d', 'cafe'), { code: 'AUTH_LOCK_TIMEOUT' });
+  assert.deepEqual(writes, []);
+});
+
+test('a change whose write fails is not remembered: the next read sees the file as it is', async (t) => {
+  const { path, writes } = await setup(t);
+  const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e), lock: { timeoutMs: 200 } });
+  t.after(() => allowlist.close());
+  const blocker = await acquireLock(lockPathFor(path));
+  await assert.rejects(allowlist.addHash('f00d', 'cafe'), { code: 'AUTH_LOCK_TIMEOUT' });
+  await blocker.release();
+  await allowlist.addHash('f00d', 'cafe');
+  assert.equal(writes.length, 1, 'the hash that failed to land is written on the next try');
+  assert.deepEqual(JSON.parse(await readFile(path, 'utf8')).apps.f00d.composeHashes, ['beef', 'cafe']);
+  assert.deepEqual((await allowlist.read()).apps['f00d']?.composeHashes, ['beef', 'cafe']);
+});
+
+test('an edit made by another writer is seen at once, though the parse is cached', async (t) => {
+  const { path } = await setup(t);
+  const allowlist = openAllowlist(path);
+  t.after(() => allowlist.close());
+  assert.deepEqual((await allowlist.read()).apps['f00d']?.composeHashes, ['beef']);
+  const other = openAllowlist(path);
+  await other.addHash('f00d', 'cafe');
+  await other.close();
+  assert.deepEqual((await allowlist.read()).apps['f00d']?.composeHashes, ['beef', 'cafe']);
+});
+
 test('foreign keys and apps survive add, remove and removeApp', async (t) => {
   const { path } = await setup(t);
   const allowlist = openAllowlist(path);

@@ -12,6 +12,7 @@ function deferred<T = void>() {
 test('rule 14: adds while a key runs coalesce into exactly one follow-up', async () => {
   const clock = createManualClock();
   const gate = deferred();
+  const started = deferred();
   const runs: string[] = [];
   const q = createWorkQueue({
     concurrency: 4,
@@ -19,11 +20,13 @@ test('rule 14: adds while a key runs coalesce into exactly one follow-up', async
     retryDelay: () => 1000,
     async process(key) {
       runs.push(key);
+      started.resolve();
       if (runs.length === 1) await gate.promise;
       return { kind: 'done' };
     },
   });
   q.add('web');
+  await started.promise;
   for (let i = 0; i < 10; i++) q.add('web');
   gate.resolve();
   await q.idle();
@@ -108,6 +111,7 @@ test('an explicit add cancels a pending delayed retry', async () => {
 test('stop waits for running work and drops the rest', async () => {
   const clock = createManualClock();
   const gate = deferred();
+  const started = deferred();
   const seen: string[] = [];
   const q = createWorkQueue({
     concurrency: 1,
@@ -115,12 +119,14 @@ test('stop waits for running work and drops the rest', async () => {
     retryDelay: () => 1,
     async process(key) {
       seen.push(key);
+      started.resolve();
       await gate.promise;
       return { kind: 'requeueAfter', ms: 10 };
     },
   });
   q.add('a');
   q.add('b');
+  await started.promise;
   const stopping = q.stop();
   gate.resolve();
   await stopping;
@@ -151,4 +157,79 @@ test('rule 16: a key asked for while its failing run is in flight still waits ou
   await q.idle();
   assert.equal(calls, 2);
   await q.stop();
+});
+
+test('prepare sees every ready key in one batch before any runs, beyond the concurrency', async () => {
+  const clock = createManualClock();
+  const events: string[] = [];
+  const batches: string[][] = [];
+  const q = createWorkQueue({
+    concurrency: 1,
+    clock,
+    retryDelay: () => 1000,
+    async prepare(keys) {
+      batches.push([...keys]);
+      events.push('prepared');
+    },
+    async process(key) {
+      events.push(key);
+      return { kind: 'done' };
+    },
+  });
+  for (const key of ['a', 'b', 'c']) q.add(key);
+  await q.idle();
+  assert.deepEqual(batches, [['a', 'b', 'c']]);
+  assert.deepEqual(events, ['prepared', 'a', 'b', 'c']);
+});
+
+test('a key added while it is being prepared runs once more afterwards; a failed prepare still runs the keys', async () => {
+  const clock = createManualClock();
+  const gate = deferred();
+  const runs: string[] = [];
+  let prepares = 0;
+  const q = createWorkQueue({
+    concurrency: 2,
+    clock,
+    retryDelay: () => 1000,
+    async prepare() {
+      prepares += 1;
+      if (prepares === 1) await gate.promise;
+      throw new Error('allowlist missing');
+    },
+    async process(key) {
+      runs.push(key);
+      return { kind: 'done' };
+    },
+  });
+  q.add('web');
+  await Promise.resolve();
+  q.add('web');
+  assert.equal(q.running, 1, 'a key being prepared counts as running');
+  gate.resolve();
+  await q.idle();
+  assert.deepEqual(runs, ['web', 'web']);
+  assert.equal(prepares, 2);
+});
+
+test('stop during prepare runs none of the batch and settles idle', async () => {
+  const clock = createManualClock();
+  const gate = deferred();
+  const runs: string[] = [];
+  const q = createWorkQueue({
+    concurrency: 2,
+    clock,
+    retryDelay: () => 1000,
+    prepare: () => gate.promise,
+    async process(key) {
+      runs.push(key);
+      return { kind: 'done' };
+    },
+  });
+  q.add('a');
+  const stopped = q.stop();
+  gate.resolve();
+  await stopped;
+  await q.idle();
+  assert.deepEqual(runs, []);
+  assert.equal(q.running, 0);
 });

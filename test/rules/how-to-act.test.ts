@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rename, rm, appendFile } from 'node:fs/promises';
+import { startAuthReader } from '../soak/auth-reader.ts';
 import { join } from 'node:path';
 import { startHarness, composeOf, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 
@@ -157,4 +158,19 @@ test('rule 18: an upgrade that fails after UpdateVm, before the restart, still r
   await waitUntil(() => h.sim.state.launchedCompose(vm.id).includes('# v2') && composeOf(h.sim.state.get(vm.id)!)?.includes('# v2'), 'the guest booted v2', 15_000);
   await h.deployed('web', v2);
   assert.equal(h.sim.state.list().length, 1);
+});
+
+test('rule 15: files that settle together register their hashes in one allowlist write, ahead of the N-at-a-time operations', async (t) => {
+  const h = await startHarness(t, { apps: { concurrency: 2 } });
+  const reader = startAuthReader(join(h.dir, 'auth-config.json'));
+  t.after(() => reader.close());
+  const ports = await freePorts(12);
+  // Present at start-up, the files settle in the same scan (a batch landing while the supervisor
+  // runs settles in a few scans, one per group of close ctimes; bench/burst.ts measures that).
+  for (const [i, port] of ports.entries()) await h.put(`app${i}.yaml`, composeText(port));
+  await h.start();
+  await h.until((vms) => vms.filter((v) => v.status === 'running' && v.boot_progress === 'done').length === 12, 'all twelve running', 20_000);
+  await h.quiesce();
+  assert.equal(Object.keys(await h.allowlist()).length, 12, 'one entry per app');
+  assert.equal(reader.stats().writes, 1, 'one allowlist write for 12 apps');
 });
