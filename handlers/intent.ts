@@ -15,8 +15,9 @@ export async function beginOperation(
     phase: change.phase,
     intent: { op: change.op, toHash: change.toHash, startedAt: deps.clock.now() },
   };
-  await deps.records.save(started);
-  await deps.report({ app: started.name, file: started.file, phase: change.phase, record: started });
+  // The record is what must precede the operation's side effects; the status file is a view of
+  // it, written alongside.
+  await Promise.all([deps.records.save(started), deps.report({ app: started.name, file: started.file, phase: change.phase, record: started })]);
   return started;
 }
 

@@ -20,7 +20,6 @@ import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
 import { listApps, createSpecBuilder, observedUpdate } from './controller/adapters.ts';
 import { resolveImage } from './controller/image.ts';
-import { sealEnv } from './secrets/seal.ts';
 import { watchAppsDir } from '../watchers/apps.ts';
 import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
 import { registerAhead } from '../handlers/register-ahead.ts';
@@ -63,17 +62,24 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const image = await resolveImage(vmm, config.apps.image, log);
   let watcherDegraded = false;
 
-  // Writes of _supervisor.json run one after another; stop() waits for the last one.
+  // Writes of _supervisor.json run one after another, and calls made while one waits share it
+  // (it reads the counts when it starts): a burst of 1 000 phase changes writes it a few times,
+  // not 1 000. stop() waits for the last one.
   let supervisorWrites: Promise<void> = Promise.resolve();
-  const writeSupervisor = (phase: 'init' | 'ready') =>
-    (supervisorWrites = supervisorWrites.then(() =>
-      writeSupervisorStatus(config.state_dir, {
+  let supervisorWriteQueued = false;
+  const writeSupervisor = (phase: 'init' | 'ready'): Promise<void> => {
+    if (supervisorWriteQueued) return supervisorWrites;
+    supervisorWriteQueued = true;
+    return (supervisorWrites = supervisorWrites.then(() => {
+      supervisorWriteQueued = false;
+      return writeSupervisorStatus(config.state_dir, {
         phase,
         watcher: watcherDegraded ? 'degraded' : 'ok',
         counts: countPhases(reporter.statuses()),
         updated_at: new Date(clock.now()).toISOString(),
-      }).catch((err: unknown) => log.warn({ err }, 'could not write the supervisor status file')),
-    ));
+      }).catch((err: unknown) => log.warn({ err }, 'could not write the supervisor status file'));
+    }));
+  };
 
   // The statuses of apps we hold a record for, as the last run left them: without them every
   // running app was reported `pending` after a restart until its file settled again, at the cost
@@ -162,7 +168,12 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     allowlist,
     records,
     report: (u: StatusUpdate) => reporter.update(u),
-    sealEnv: (app, appId, entries) => sealEnv({ vmm, kmsPublicKeyHex: config.apps.kms_public_key, now: () => clock.now() }, app, appId, entries),
+    // Loaded on the first app with an env file: the secp256k1 code it needs (@noble/curves) is
+    // ~3 MB of resident memory an idle host whose apps have no secrets does not carry (issue 5).
+    sealEnv: async (app, appId, entries) => {
+      const { sealEnv } = await import('./secrets/seal.ts');
+      return sealEnv({ vmm, kmsPublicKeyHex: config.apps.kms_public_key, now: () => clock.now() }, app, appId, entries);
+    },
     clock: handlerClock,
     timing,
     desired: (name) => {

@@ -132,10 +132,11 @@ export function createController<S extends { composeHash: string }>(deps: Contro
     }
     for (const name of verdicts.keys()) if (!out.verdicts.has(name)) verdicts.delete(name);
     const fileOf = new Map(listing.apps.map((a) => [a.name, a.file]));
+    // Each app's status is its own file: they are written side by side.
+    await Promise.all([...out.verdicts].map(([name, verdict]) => deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name)));
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
       verdicts.set(name, verdict);
-      await deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name);
       const changed =
         verdict.kind === 'app' && (before?.kind !== 'app' || before.spec.composeHash !== verdict.spec.composeHash);
       if (changed) {

@@ -41,8 +41,8 @@ export type WorkQueue = {
 export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
   const ready: string[] = [];
   const queued = new Set<string>();
-  // Keys past `prepare`, waiting for a slot.
-  const prepared: string[] = [];
+  // Keys past `prepare`, waiting for a slot (in order).
+  const prepared = new Set<string>();
   let preparing = false;
   // Keys being prepared, waiting for a slot or running: never queued twice.
   const active = new Set<string>();
@@ -67,6 +67,8 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       timer.handle.cancel();
       timers.delete(key);
     }
+    // Not started yet: it goes back to be prepared again with what it is asked for now.
+    if (prepared.delete(key)) active.delete(key);
     if (active.has(key)) {
       dirty.add(key);
       return;
@@ -97,8 +99,9 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       preparing = true;
       queueMicrotask(startPrepare);
     }
-    while (!stopped && runningCount < opts.concurrency && prepared.length > 0) {
-      const key = prepared.shift() as string;
+    for (const key of prepared) {
+      if (stopped || runningCount >= opts.concurrency) break;
+      prepared.delete(key);
       runningCount += 1;
       const run = runOne(key).finally(() => inFlight.delete(run));
       inFlight.add(run);
@@ -115,7 +118,7 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
     }
     if (!opts.prepare || batch.length === 0) {
       preparing = false;
-      prepared.push(...batch);
+      for (const key of batch) prepared.add(key);
       pump();
       return;
     }
@@ -125,7 +128,7 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       .then(() => {
         preparing = false;
         if (stopped) for (const key of batch) active.delete(key);
-        else prepared.push(...batch);
+        else for (const key of batch) prepared.add(key);
         pump();
       })
       .finally(() => inFlight.delete(done));
@@ -165,7 +168,8 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       timers.clear();
       ready.length = 0;
       queued.clear();
-      for (const key of prepared.splice(0)) active.delete(key);
+      for (const key of prepared) active.delete(key);
+      prepared.clear();
       dirty.clear();
       await Promise.allSettled([...inFlight]);
       settleIdle();

@@ -233,3 +233,33 @@ test('stop during prepare runs none of the batch and settles idle', async () => 
   assert.deepEqual(runs, []);
   assert.equal(q.running, 0);
 });
+
+test('a key asked for again while it waits for a slot is prepared again before it runs, and runs once', async () => {
+  const clock = createManualClock();
+  const gate = deferred();
+  const started = deferred();
+  const batches: string[][] = [];
+  const runs: string[] = [];
+  const q = createWorkQueue({
+    concurrency: 1,
+    clock,
+    retryDelay: () => 1000,
+    async prepare(keys) {
+      batches.push([...keys]);
+    },
+    async process(key) {
+      runs.push(key);
+      started.resolve();
+      if (key === 'a') await gate.promise;
+      return { kind: 'done' };
+    },
+  });
+  q.add('a');
+  q.add('b');
+  await started.promise;
+  q.add('b');
+  gate.resolve();
+  await q.idle();
+  assert.deepEqual(batches, [['a', 'b'], ['b']]);
+  assert.deepEqual(runs, ['a', 'b']);
+});
