@@ -119,14 +119,15 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const specs = createSpecBuilder({ config, image });
   let dirFaultReason: string | undefined;
   const controller = createController<DesiredSpec>({
-    list: async (): Promise<DirListing> => {
+    list: async (full): Promise<DirListing> => {
       const listing = await listApps(scanner, config.apps_dir, log, config.apps.owner);
       if (listing.ok) {
         specs.retain(new Set(listing.apps.map((a) => a.name)));
-        await snapshot.refresh();
+        if (full) await snapshot.refresh();
       }
       return listing;
     },
+    changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
     managed: async () =>
       new Map((await records.loadAll()).map((r) => [r.name, { file: r.file, running: r.appliedHash !== undefined }])),

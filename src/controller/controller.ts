@@ -8,8 +8,14 @@ import { planDirectory, type AppVerdict, type BuiltSpec, type DeleteGuards, type
 // `dev`: the device apps.d is on, to tell an unmounted directory from an emptied one (rule 12).
 export type DirListing = { ok: true; apps: ListedApp[]; settleAt?: number; dev: number } | { ok: false; reason: string };
 
-export type ControllerDeps<S extends { composeHash: string }> = {
-  list(): Promise<DirListing>;
+// What a spec must say for the loop to tell one version of an app from another.
+type SpecIdentity = { composeHash: string; env?: { hash: string } | undefined };
+
+export type ControllerDeps<S extends SpecIdentity> = {
+  // `full`: a resync pass (rule 10), which also re-lists the VMM's VMs.
+  list(full: boolean): Promise<DirListing>;
+  // An app's verdict changed on a pass that did not re-list the VMs: what is known of them is old.
+  changed?(name: string): void;
   build(app: Extract<ListedApp, { kind: 'settled' }>): BuiltSpec<S>;
   // The apps we own (have a record for), and whether each currently holds its ports.
   managed(): Promise<Map<string, { file: string; running: boolean }>>;
@@ -33,15 +39,31 @@ export type Controller<S> = {
   // Run the first scan and plan; resolves when every app has been queued (READY=1 point).
   start(): Promise<void>;
   // Ask for a rescan soon (a file event, a watcher fault).
-  poke(reason: string): void;
+  poke(reason: PokeReason): void;
   desired(name: string): AppVerdict<S> | undefined;
   // Resolves when no scan or reconcile is running or queued.
   idle(): Promise<void>;
   stop(): Promise<void>;
 };
 
+// Why a pass is asked for; the FULL_PASS_REASONS make it a full one.
+export type PokeReason = 'start' | 'resync' | 'manual' | 'watcher-degraded' | 'watcher-armed' | 'fs-event' | 'timer' | 'coalesced';
+const FULL_PASS_REASONS: ReadonlySet<PokeReason> = new Set(['start', 'resync', 'manual', 'watcher-degraded', 'watcher-armed']);
+
+// Two verdicts of an app that differ in this call for a reconcile.
+function verdictKey<S extends SpecIdentity>(v: AppVerdict<S>): string {
+  switch (v.kind) {
+    case 'app':
+      return `app\n${v.fileHash}\n${v.spec.composeHash}\n${v.spec.env?.hash ?? ''}\n${v.renamedFrom ?? ''}`;
+    case 'hold':
+      return `hold\n${v.why}\n${v.fileHash ?? ''}\n${v.reason}`;
+    case 'gone':
+      return `gone\n${v.renamedTo ?? ''}`;
+  }
+}
+
 // Build the loop; nothing runs until start().
-export function createController<S extends { composeHash: string }>(deps: ControllerDeps<S>): Controller<S> {
+export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>): Controller<S> {
   const { clock, settings } = deps;
   const verdicts = new Map<string, AppVerdict<S>>();
   const guards: DeleteGuards = { absentSince: new Map() };
@@ -53,6 +75,7 @@ export function createController<S extends { composeHash: string }>(deps: Contro
   const timers = new Set<TimerHandle>();
   let scanning: Promise<void> | undefined;
   let rescanWanted = false;
+  let fullWanted = false;
   let stopped = false;
 
   const queue: WorkQueue = createWorkQueue({
@@ -93,8 +116,11 @@ export function createController<S extends { composeHash: string }>(deps: Contro
     after(Math.max(0, at - clock.now()), () => poke('timer'));
   }
 
-  async function pass(): Promise<void> {
-    const listing = await deps.list();
+  // A full pass reconciles every app against a fresh list of VMs (start, every R, a watcher
+  // fault, a manual poke); a pass for a file event or a timer only the apps whose verdict changed,
+  // so a drop beside a thousand apps does not queue behind a thousand no-ops.
+  async function pass(full: boolean): Promise<void> {
+    const listing = await deps.list(full);
     if (!listing.ok) {
       deps.dirFault(listing.reason);
       return;
@@ -134,18 +160,24 @@ export function createController<S extends { composeHash: string }>(deps: Contro
     const fileOf = new Map(listing.apps.map((a) => [a.name, a.file]));
     // Each app's status is its own file: they are written side by side.
     await Promise.all([...out.verdicts].map(([name, verdict]) => deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name)));
+    const due: string[] = [];
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
       verdicts.set(name, verdict);
-      const changed =
+      const newVersion =
         verdict.kind === 'app' && (before?.kind !== 'app' || before.spec.composeHash !== verdict.spec.composeHash);
-      if (changed) {
+      if (newVersion) {
         backoff.reset(name);
         notBefore.delete(name);
       }
+      if (full) due.push(name);
+      else if (before === undefined || verdictKey(before) !== verdictKey(verdict)) {
+        deps.changed?.(name);
+        due.push(name);
+      }
     }
     // Queued in one go, after every verdict is known, so the queue prepares them as one batch.
-    for (const name of out.verdicts.keys()) {
+    for (const name of due) {
       const wait = (notBefore.get(name) ?? 0) - now;
       if (wait > 0) queue.addAfter(name, wait);
       else queue.add(name);
@@ -154,13 +186,16 @@ export function createController<S extends { composeHash: string }>(deps: Contro
     for (const at of next) scheduleScan(at);
   }
 
-  function poke(_reason: string): void {
+  function poke(reason: PokeReason): void {
     if (stopped) return;
+    if (FULL_PASS_REASONS.has(reason)) fullWanted = true;
     if (scanning) {
       rescanWanted = true;
       return;
     }
-    scanning = pass()
+    const full = fullWanted;
+    fullWanted = false;
+    scanning = pass(full)
       .catch((err: unknown) => deps.dirFault(err instanceof Error ? err.message : String(err)))
       .finally(() => {
         scanning = undefined;

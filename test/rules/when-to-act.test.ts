@@ -309,6 +309,22 @@ test('rule 9: a burst of events is one rescan that reads the latest content', as
   assert.deepEqual(h.mutations(), ['CreateVm'], 'one deploy, of the last version');
 });
 
+test('rule 9: a file event reconciles only the apps whose file changed; the resync reconciles all', async (t) => {
+  const h = await startHarness(t, { apps: { resync_s: 3600 } });
+  const ports = [await freePort(), await freePort()];
+  await h.put('a.yml', composeText(ports[0]!, 'a'));
+  await h.put('b.yml', composeText(ports[1]!, 'b'));
+  await h.start();
+  await h.deployed('a');
+  await h.deployed('b');
+  const mark = h.logs.length;
+  const looked = () => new Set(h.logs.slice(mark).filter((l) => l.fields.ACTION !== undefined).map((l) => l.fields.APP));
+  await h.checkpoint();
+  assert.deepEqual([...looked()].filter((app) => app === 'a' || app === 'b'), [], 'a and b were not looked at for the new file');
+  await rescan(h);
+  assert.ok(looked().has('a') && looked().has('b'), 'a full pass looks at every app');
+});
+
 describe('rule 10: resync against reality', GROUP, () => {
   // Nothing pokes the supervisor in these tests: the periodic resync (R = 2 s) repairs the drift.
   it('rule 10: a VM removed behind our back is redeployed', async (t) => {
