@@ -24,6 +24,7 @@ import { watchAppsDir } from '../watchers/apps.ts';
 import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
 import { registerAhead } from '../handlers/register-ahead.ts';
 import type { DesiredSpec } from './controller/spec.ts';
+import { describeError } from './errors.ts';
 
 export type SupervisorOptions = {
   config: Config;
@@ -118,12 +119,22 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
 
   const specs = createSpecBuilder({ config, image });
   let dirFaultReason: string | undefined;
+  // A resync that cannot list the VMs is the VMM's problem, not the directory's: said once until
+  // it lists them again; each app then asks for its own VMs (and fails and retries on its own).
+  let vmmFaultReason: string | undefined;
+  const vmmFault = (err: unknown): void => {
+    const reason = err === undefined ? undefined : describeError(err);
+    if (reason === vmmFaultReason) return;
+    if (reason) log.warn({ err }, `resync: cannot list the VMs of dstack-vmm (${reason}); retrying at the next resync in ${config.apps.resync_s} s`);
+    else log.info('resync: dstack-vmm lists the VMs again');
+    vmmFaultReason = reason;
+  };
   const controller = createController<DesiredSpec>({
     list: async (full): Promise<DirListing> => {
       const listing = await listApps(scanner, config.apps_dir, log, config.apps.owner);
       if (listing.ok) {
         specs.retain(new Set(listing.apps.map((a) => a.name)));
-        if (full) await snapshot.refresh();
+        if (full) await snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err));
       }
       return listing;
     },

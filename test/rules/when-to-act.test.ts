@@ -503,3 +503,19 @@ describe('rule 12: a missing directory is not an empty one', GROUP, () => {
     });
   }
 });
+
+test('rule 10: a resync that cannot list the VMs is logged as the VMM\'s fault, once, and not as the directory\'s', async (t) => {
+  const { h } = await startWithApp(t, { apps: { resync_s: 3600 } });
+  const mark = h.logs.length;
+  h.sim.faults.failNext('Status', { count: 2, message: 'injected failure' });
+  await rescan(h);
+  await rescan(h);
+  const since = () => h.logs.slice(mark);
+  const vmmWarnings = since().filter((l) => l.priority === 4 && String(l.fields.msg).includes('cannot list the VMs of dstack-vmm'));
+  assert.equal(vmmWarnings.length, 1, 'said once for two failed resyncs');
+  assert.match(String(vmmWarnings[0]?.fields.msg), /injected failure/);
+  assert.deepEqual(since().filter((l) => l.fields.FILE === h.appsDir), [], 'nothing said about apps.d');
+  await rescan(h);
+  assert.ok(since().some((l) => l.priority === 6 && String(l.fields.msg).includes('dstack-vmm lists the VMs again')));
+  assert.equal(h.sim.state.list().filter((v) => v.status === 'running').length, 1, 'x keeps running');
+});
