@@ -141,7 +141,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
     managed: async () =>
-      new Map((await records.loadAll()).map((r) => [r.name, { file: r.file, running: r.appliedHash !== undefined }])),
+      new Map((await records.loadAll()).map((r) => [r.name, { file: r.file, running: r.appliedHash !== undefined, ports: r.ports ?? [] }])),
     reconcile: (name) => reconcileApp(name, reconcileDeps),
     prepare: (names) => registerAhead(names, reconcileDeps),
     observed: async (name, verdict, file) => {

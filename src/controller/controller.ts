@@ -3,7 +3,7 @@
 import type { Clock, TimerHandle } from '../clock.ts';
 import { createWorkQueue, type ReconcileResult, type WorkQueue } from './workqueue.ts';
 import { createBackoff, type BackoffPolicy } from './backoff.ts';
-import { planDirectory, type AppVerdict, type BuiltSpec, type DeleteGuards, type ListedApp } from './desired.ts';
+import { planDirectory, type AppVerdict, type BuiltSpec, type DeleteGuards, type ListedApp, type ManagedApp } from './desired.ts';
 
 // `dev`: the device apps.d is on, to tell an unmounted directory from an emptied one (rule 12).
 export type DirListing = { ok: true; apps: ListedApp[]; settleAt?: number; dev: number } | { ok: false; reason: string };
@@ -18,7 +18,7 @@ export type ControllerDeps<S extends SpecIdentity> = {
   changed?(name: string): void;
   build(app: Extract<ListedApp, { kind: 'settled' }>): BuiltSpec<S>;
   // The apps we own (have a record for), and whether each currently holds its ports.
-  managed(): Promise<Map<string, { file: string; running: boolean }>>;
+  managed(): Promise<Map<string, ManagedApp>>;
   reconcile(name: string): Promise<ReconcileResult>;
   // Batched local work before a batch of reconciles runs (see WorkQueueOptions.prepare).
   prepare?(names: string[]): Promise<void>;

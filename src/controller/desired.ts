@@ -1,6 +1,6 @@
 // Turning one directory listing into per-app desired state, with the two delete guards of
 // APPS-DIR rule 7 (confirmed deletes) and rule 13 (mass-teardown) kept as explicit state.
-import { resolvePortClaims, describePortConflict, type PortClaimant } from './port-claims.ts';
+import { resolvePortClaims, describePortConflict, type PortClaim, type PortClaimant } from './port-claims.ts';
 import type { PortMapping } from '../vmm/messages.ts';
 import type { EnvEntry } from '../secrets/dotenv.ts';
 
@@ -35,9 +35,12 @@ export type DeleteGuards = {
   renames?: Map<string, string>;
 };
 
+// An app we have a record for: whether it ever ran, and the host ports its VM was given then.
+export type ManagedApp = { file: string; running: boolean; ports: readonly PortClaim[] };
+
 export type PlanInput<S> = {
   listed: readonly ListedApp[];
-  managed: ReadonlyMap<string, { file: string; running: boolean }>;
+  managed: ReadonlyMap<string, ManagedApp>;
   // The content hash each app's file had when last seen, to recognise a rename (rule 19).
   lastFileHash: ReadonlyMap<string, string>;
   build: (app: Extract<ListedApp, { kind: 'settled' }>) => BuiltSpec<S>;
@@ -76,6 +79,11 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
     }
   }
 
+  // A VM of ours whose file is not valid now (invalid, refused, settling, deleted) keeps running
+  // and keeps its ports: a valid file asking for one of them is told so, as for any other owner.
+  for (const [name, rec] of input.managed) {
+    if (!built.has(name) && rec.running && rec.ports.length > 0) claimants.push({ name, file: rec.file, ports: rec.ports, holds: true });
+  }
   const conflicts = resolvePortClaims(claimants);
   for (const [name, b] of built) {
     const conflict = conflicts.get(name);

@@ -14,7 +14,7 @@ const settled = (name: string, port?: number): ListedApp => ({
 function input(listed: ListedApp[], managed: string[], now: number): PlanInput<Spec> {
   return {
     listed,
-    managed: new Map(managed.map((n) => [n, { file: `apps.d/${n}.yaml`, running: true }])),
+    managed: new Map(managed.map((n) => [n, { file: `apps.d/${n}.yaml`, running: true, ports: [] }])),
     build: (app) =>
       app.bytes.toString() === 'bad'
         ? { ok: false, code: 'APP_YAML', reason: 'broken' }
@@ -86,6 +86,17 @@ test('a port clash holds the newcomer and names the app that runs with it', () =
   const shop = out.verdicts.get('shop');
   assert.equal(shop?.kind === 'hold' && shop.why, 'conflict');
   assert.match(shop?.kind === 'hold' ? shop.reason : '', /already published by app "blog"/);
+});
+
+test('the ports of a running app whose file is invalid or missing stay its own; a newcomer asking for one is held', () => {
+  const bad: ListedApp = { ...settled('blog'), bytes: Buffer.from('bad') } as ListedApp;
+  for (const listed of [[bad, settled('shop', 8080)], [settled('shop', 8080)]]) {
+    const plan = input(listed, ['blog'], 0);
+    const managed = new Map([['blog', { file: 'apps.d/blog.yaml', running: true, ports: [{ protocol: 'tcp', host_port: 8080 }] }]]);
+    const shop = planDirectory({ ...plan, managed }, { absentSince: new Map() }).verdicts.get('shop');
+    assert.equal(shop?.kind === 'hold' && shop.why, 'conflict');
+    assert.match(shop?.kind === 'hold' ? shop.reason : '', /port 8080\/tcp is already published by app "blog"/);
+  }
 });
 
 test('rule 19: the bytes of a vanished app reappearing under a new name mark both as a rename', () => {

@@ -52,7 +52,7 @@ async function outcomes(cases: readonly HostileCase[], appsDir: string): Promise
   const listing = await listApps(scanner, appsDir, log, UID);
   assert.ok(listing.ok, 'apps.d can be listed');
   const build = (app: Extract<ListedApp, { kind: 'settled' }>) => buildDesired(app, { config, image: DEFAULT_SIM_IMAGE.name });
-  const running = (name: string) => ({ file: join(appsDir, `${name}.yml`), running: true });
+  const running = (name: string) => ({ file: join(appsDir, `${name}.yml`), running: true, ports: [] });
   const plan = planDirectory(
     { listed: listing.apps, managed: new Map([['keep', running('keep')], ['twin', running('twin')]]), lastFileHash: new Map(), build, now: Date.now(), deleteConfirmMs: 0, massConfirmMs: 0 },
     { absentSince: new Map() },

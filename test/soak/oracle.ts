@@ -80,8 +80,8 @@ const short = (hash: string | undefined) => (hash ?? 'none').slice(0, 12);
 
 // A VM keeps its host ports until it is updated or removed: a valid file publishing a port another
 // app's VM holds cannot deploy or upgrade until that VM lets go. A held app's VM never does, and
-// two apps that swap ports wait for each other for ever (the VMM refuses each UpdateVm), so such
-// a file counts as held. The last ops of a soak give every file a port never used before, so the
+// apps that trade ports converge only through failed attempts and backoff, so such a file counts
+// as held at a check. The last ops of a soak give every file a port never used before, so the
 // final check is strict for all.
 function blockedByPorts(expected: ReadonlyMap<string, Expectation>, vms: readonly VmInfo[]): Map<string, Expectation> {
   const out = new Map(expected);
