@@ -42,6 +42,20 @@ export function checkCompatibility(compose: Compose, context: CompatContext): Co
       continue;
     }
     checkService(service, spec, envFile, report);
+    if (lacksImage(compose.services, service)) {
+      // compose-go's checkConsistency rejects the whole project ("service %q has neither an image
+      // nor a build context specified") once profiles are applied, so only active services count.
+      // A service with `build:` and no image gets the `build:` refusal above instead.
+      report.refusals.push({
+        service,
+        key: 'image',
+        path: ['services', service, 'image'],
+        message:
+          `is ${spec['image'] === '' ? 'empty' : 'missing'} and there is no \`build:\`, so docker compose in the CVM rejects ` +
+          `the whole file (service "${service}" has neither an image nor a build context specified); add ` +
+          '`image: <registry>/<name>:<tag>` with the image this service runs',
+      });
+    }
   }
   report.warnings.push(...findHostFiles(compose, envFile));
   checkInterpolation(compose, context, envFile, report);
@@ -112,6 +126,28 @@ function checkService(service: string, spec: ComposeService, envFile: string, re
         'with `environment:` (e.g. `API_KEY: ${API_KEY}`)',
     });
   }
+}
+
+// True when neither the service nor what it `extends:` in this file has `image:` or `build:`.
+// `extends:` of another file is refused on its own, and a missing base service or a cycle is
+// docker compose's to report, so both count as "has one".
+function lacksImage(services: Compose['services'], service: string): boolean {
+  const seen = new Set<string>();
+  for (let name: string | undefined = service; name !== undefined; name = extendedService(services[name]?.['extends'])) {
+    const spec = services[name];
+    if (spec === undefined || seen.has(name) || extendedFile(spec['extends']) !== undefined) return false;
+    const image = spec['image'];
+    if (spec['build'] !== undefined || (image !== undefined && image !== null && image !== '')) return false;
+    seen.add(name);
+  }
+  return true;
+}
+
+// The base service of `extends: y` or `extends: {service: y}`.
+function extendedService(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value !== 'object' || value === null || !('service' in value)) return undefined;
+  return String(value.service);
 }
 
 // `extends: {file: x, service: y}` reads another file; `extends: y` or without `file` stays here.

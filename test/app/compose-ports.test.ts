@@ -50,7 +50,7 @@ test('ports: `ports:` with no value publishes nothing', () => {
 });
 
 test('ports: output is sorted by protocol then host port, across services', () => {
-  const spec = specOf('services:\n  b:\n    ports: ["9000:1", "53:53/udp"]\n  a:\n    ports: ["8000:1", "100:1"]\n');
+  const spec = specOf('services:\n  b:\n    image: nginx\n    ports: ["9000:1", "53:53/udp"]\n  a:\n    image: nginx\n    ports: ["8000:1", "100:1"]\n');
   assert.deepEqual(portsOf(spec), ['tcp 10.9.8.7:100>100', 'tcp 10.9.8.7:8000>8000', 'tcp 10.9.8.7:9000>9000', 'udp 10.9.8.7:53>53']);
 });
 
@@ -62,7 +62,7 @@ test('ports: an IP prefix warns that the CVM binds it too', () => {
 });
 
 test('ports: a service with network_mode host maps no ports (compose drops them)', () => {
-  const spec = specOf('services:\n  web:\n    network_mode: host\n    ports: ["80:80"]\n');
+  const spec = specOf('services:\n  web:\n    image: nginx\n    network_mode: host\n    ports: ["80:80"]\n');
   assert.deepEqual(portsOf(spec), []);
   assert.deepEqual(spec.warnings.map((w) => w.key), ['network_mode']);
 });
@@ -100,12 +100,12 @@ for (const [name, ports, message] of REFUSED) {
 }
 
 test('ports refused: a host port used by two services names both and points at the second', () => {
-  const err = failureOf('services:\n  a:\n    ports: ["80:80"]\n  b:\n    ports:\n      - "80:8080"\n', 'APP_PORTS');
-  assert.match(err.message, /^apps\.d\/web\.yaml:6:9: services\.b\.ports\[0\]: /);
+  const err = failureOf('services:\n  a:\n    ports: ["80:80"]\n    image: nginx\n  b:\n    ports:\n      - "80:8080"\n    image: nginx\n', 'APP_PORTS');
+  assert.match(err.message, /^apps\.d\/web\.yaml:7:9: services\.b\.ports\[0\]: /);
   assert.match(err.message, /service a \("80:80"\) and service b \("80:8080"\)/);
 });
 
 test('ports: services in an inactive profile publish nothing', () => {
-  const spec = specOf('services:\n  web:\n    ports: ["80:80"]\n  debug:\n    profiles: [debug]\n    ports: ["80:80"]\n');
+  const spec = specOf('services:\n  web:\n    image: nginx\n    ports: ["80:80"]\n  debug:\n    profiles: [debug]\n    ports: ["80:80"]\n');
   assert.deepEqual(portsOf(spec), ['tcp 10.9.8.7:80>80']);
 });

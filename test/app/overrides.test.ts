@@ -90,5 +90,5 @@ test('x-dstack errors carry the line and column of the offending key', () => {
 });
 
 test('malformed compose ports are refused even when x-dstack ports replace them', () => {
-  failureOf('services:\n  web:\n    ports: ["x:80"]\nx-dstack:\n  ports: ["80:80"]\n', 'APP_PORTS');
+  failureOf('services:\n  web:\n    image: nginx\n    ports: ["x:80"]\nx-dstack:\n  ports: ["80:80"]\n', 'APP_PORTS');
 });

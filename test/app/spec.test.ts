@@ -31,7 +31,7 @@ test('unknown compose keys are left alone (compose is the judge of those)', () =
 
 test('a bad app name is APP_NAME and says how to fix it', () => {
   assert.throws(
-    () => buildAppSpec({ name: 'My_App', file: 'apps.d/My_App.yaml', text: 'services: {web: {}}\n', defaults: TEST_DEFAULTS }),
+    () => buildAppSpec({ name: 'My_App', file: 'apps.d/My_App.yaml', text: 'services: {web: {image: nginx}}\n', defaults: TEST_DEFAULTS }),
     (err: unknown) => err instanceof AppError && err.code === 'APP_NAME' && /rename it/.test(err.message),
   );
 });
