@@ -14,7 +14,11 @@ export type Plan =
   | { action: 'finalize' }
   | { action: 'await-removal' }
   | { action: 'teardown' }
-  | { action: 'forget' };
+  | { action: 'forget' }
+  // A held app: make its allowlist entry list exactly `keep` (the hash its VM has, if any).
+  | { action: 'prune'; keep: string[] }
+  // A held app's VM went down: start it again with the content it has.
+  | { action: 'start-held' };
 
 export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls' | 'env';
 
@@ -65,7 +69,7 @@ const unlaunched = (record: AppRecord | undefined, spec: DesiredSpec): boolean =
 
 // Decide the next step for one app from desired state, our record, and the VMM's truth.
 export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
-  if (desired.kind === 'hold') return { action: 'noop' };
+  if (desired.kind === 'hold') return planHeld(record, vm);
   if (desired.kind === 'gone') {
     if (!record) return { action: 'noop' };
     if (!vm) return { action: 'forget' };
@@ -88,4 +92,19 @@ export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmI
     (record.envHash ?? '') === (spec.env?.hash ?? '') &&
     sameSet(record.registeredHashes, [spec.composeHash]);
   return settled ? { action: 'noop' } : { action: 'finalize' };
+}
+
+// A held app (its file invalid, refused, settling or pending delete) deploys nothing new and tears
+// nothing down, but what it has stays sound: the allowlist lists only what its VM may boot (its
+// manifest's hash, and while an operation is open the applied one its guest may still run), so
+// hashes registered for deploys that never ran go; and its VM, if it went down, is started again.
+// A teardown in progress is left alone.
+function planHeld(record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
+  if (!record || record.intent?.op === 'teardown') return { action: 'noop' };
+  const keep = new Set<string>();
+  if (vm?.configuration) keep.add(sha256(vm.configuration.compose_file));
+  if (vm && record.intent && record.appliedHash) keep.add(record.appliedHash);
+  if (!sameSet(record.registeredHashes, [...keep])) return { action: 'prune', keep: [...keep] };
+  if (vm && (vm.status === 'exited' || vm.status === 'stopped')) return { action: 'start-held' };
+  return { action: 'noop' };
 }

@@ -89,6 +89,12 @@ async function step(
     case 'forget':
       await forgetApp(record as AppRecord, deps);
       return { kind: 'done' };
+    case 'prune':
+      await pruneHeld(record as AppRecord, plan.keep, deps);
+      return { kind: 'done' };
+    case 'start-held':
+      await deps.vmm.startVm((vm as VmInfo).id);
+      return { kind: 'done' };
   }
   if (desired.kind !== 'app') return { kind: 'done' };
   const { spec } = desired;
@@ -150,7 +156,18 @@ function decisionOf(name: string, desired: Desired, record: AppRecord | undefine
       return { ...base, action: 'noop', from, to, reason: `VM ${vm?.id} runs this content; adopting it` };
     case 'noop':
       return { ...base, action: 'noop', from, to, reason: 'up to date' };
+    case 'prune':
+      return { ...base, action: 'noop', from, reason: 'the file is held: the allowlist keeps only the hash its VM has' };
+    case 'start-held':
+      return { ...base, action: 'deploy', from, reason: `VM ${vm?.id} is ${vm?.status}; starting it with the content it has (the file is held)` };
   }
+}
+
+// The allowlist entry of a held app lists exactly `keep` (removed when nothing is kept).
+async function pruneHeld(record: AppRecord, keep: string[], deps: ReconcileDeps): Promise<void> {
+  if (keep.length === 0) await deps.allowlist.removeApp(record.appId);
+  else await deps.allowlist.setHashes(record.appId, keep);
+  await deps.records.save({ ...record, registeredHashes: keep });
 }
 
 // A guest we just launched (intent still open) that failed or exited is a failed operation, not a

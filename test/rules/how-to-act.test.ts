@@ -1,6 +1,7 @@
 // APPS-DIR rules 13, 14, 16, 17, 19, 20 and 23 end to end on the simulated host.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { rename, rm, appendFile } from 'node:fs/promises';
 import { startAuthReader } from '../soak/auth-reader.ts';
 import { join } from 'node:path';
@@ -173,4 +174,25 @@ test('rule 15: files that settle together register their hashes in one allowlist
   await h.quiesce();
   assert.equal(Object.keys(await h.allowlist()).length, 12, 'one entry per app');
   assert.equal(reader.stats().writes, 1, 'one allowlist write for 12 apps');
+});
+
+test('rule 8: a held app keeps only the hash its VM has in the allowlist, and its crashed VM is started again', async (t) => {
+  const h = await startHarness(t);
+  const [p1, p2] = await freePorts(2);
+  const text = composeText(p2!, 'web');
+  await h.put('web.yaml', text);
+  await h.start();
+  const web = await h.deployed('web', text);
+  // never: its deploys fail, so the hash it registered runs nowhere.
+  h.sim.faults.failNext('CreateVm', { count: 1000, message: 'injected failure' });
+  await h.put('never.yaml', composeText(p1!, 'never'));
+  await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'never' && s.phase === 'failed'), 'never failed');
+  assert.equal(Object.keys(await h.allowlist()).length, 2, 'the hash of never was registered');
+  for (const name of ['never', 'web']) await h.put(`${name}.yaml`, 'services: [not, a, mapping]\n');
+  await waitUntil(async () => (await h.statuses()).filter((s) => s.phase === 'invalid').length === 2, 'both invalid');
+  await waitUntil(async () => Object.keys(await h.allowlist()).length === 1, 'the entry of never, which runs nowhere, removed');
+  assert.deepEqual(Object.values(await h.allowlist())[0]?.composeHashes, [createHash('sha256').update(web.configuration!.compose_file).digest('hex')]);
+  h.sim.faults.crashVm(web.id);
+  await h.until((vms) => vms.some((v) => v.id === web.id && v.status === 'running' && v.boot_progress === 'done'), 'web started again with its last valid content');
+  assert.equal(composeOf(h.sim.state.get(web.id)!), text);
 });

@@ -6,7 +6,7 @@ import { freePorts } from '../helpers/harness.ts';
 import { readAllStatuses } from '../../src/status/store.ts';
 import { applyOp, type ApplyContext } from './apply.ts';
 import { startAuthReader } from './auth-reader.ts';
-import { categoryOf, checkInvariants, expectApps, hashOf, STALE_HELD } from './oracle.ts';
+import { categoryOf, checkInvariants, expectApps, hashOf } from './oracle.ts';
 import { describeOp, generateOps, PORT_SLOTS, type Op } from './ops.ts';
 import { openStage, type Stage, type SupervisorChild } from './stage.ts';
 
@@ -49,8 +49,6 @@ type Execution = {
   authReads: number;
   authWrites: number;
   slowestStopMs: number;
-  // Checks that saw a known gap (oracle.ts STALE_HELD) before the closing ops removed it.
-  toleratedStaleHeld: number;
 };
 
 export type SoakReport = Omit<Execution, 'failure'> & {
@@ -109,14 +107,8 @@ function keepSupervisor(stage: Stage, onSelfExit: (child: SupervisorChild, code:
 }
 
 // Wait until the invariants hold; resolves with the violations left at the deadline (none when
-// it converged). `tolerate`: count the known gap instead of failing on it.
-async function converge(
-  stage: Stage,
-  history: ReadonlyMap<string, ReadonlySet<string>>,
-  timeoutMs: number,
-  extra: () => string[],
-  tolerate: (() => void) | undefined,
-): Promise<string[]> {
+// it converged).
+async function converge(stage: Stage, history: ReadonlyMap<string, ReadonlySet<string>>, timeoutMs: number, extra: () => string[]): Promise<string[]> {
   stage.sim.faults.reset();
   const deadline = Date.now() + timeoutMs;
   let passes = 0;
@@ -124,14 +116,10 @@ async function converge(
   while (Date.now() < deadline) {
     const expected = await expectApps(stage.appsDir, process.getuid?.() ?? 0);
     const allowlist = (JSON.parse(await readFile(stage.authPath, 'utf8')) as { apps: Record<string, { composeHashes: string[] }> }).apps;
-    const found = [...extra(), ...checkInvariants(expected, stage.sim.state.list(), allowlist, history, stage.sim.state.launchedCompose)];
-    last = tolerate ? found.filter((v) => categoryOf(v) !== STALE_HELD) : found;
+    last = [...extra(), ...checkInvariants(expected, stage.sim.state.list(), allowlist, history, stage.sim.state.launchedCompose)];
     // Converged: the invariants hold on two looks a resync apart (nothing was still moving).
     passes = last.length === 0 ? passes + 1 : 0;
-    if (passes === 2) {
-      if (found.length > 0) tolerate?.();
-      return [];
-    }
+    if (passes === 2) return [];
     await sleep(passes === 1 ? 1000 : 100);
   }
   return last.length > 0 ? last : ['timeout: the invariants held once but not on a second look'];
@@ -147,7 +135,7 @@ async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, '
   const stage = await openStage({ apps: { ...SOAK_APPS, port_address: portAddress }, prefix: 'dstack-soak-' });
   const reader = startAuthReader(stage.authPath);
   const history = new Map<string, Set<string>>();
-  const stats: Execution = { checks: 0, kills: 0, selfExits: 0, authReads: 0, authWrites: 0, slowestStopMs: 0, toleratedStaleHeld: 0 };
+  const stats: Execution = { checks: 0, kills: 0, selfExits: 0, authReads: 0, authWrites: 0, slowestStopMs: 0 };
   const problems: string[] = [];
   const supervisor = keepSupervisor(stage, (child, code) => {
     stats.selfExits += 1;
@@ -178,14 +166,10 @@ async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, '
       }
       stats.checks += 1;
       const checkStarted = Date.now();
-      const final = i === ops.length - 1;
-      const violations = await converge(
-        stage,
-        history,
-        options.convergeTimeoutMs,
-        () => [...problems, ...reader.stats().invalid.map((r) => `torn-read: auth-config.json read as ${r.problem}`)],
-        final ? undefined : () => (stats.toleratedStaleHeld += 1),
-      );
+      const violations = await converge(stage, history, options.convergeTimeoutMs, () => [
+        ...problems,
+        ...reader.stats().invalid.map((r) => `torn-read: auth-config.json read as ${r.problem}`),
+      ]);
       options.progress?.(`op ${i + 1}/${ops.length}: check ${stats.checks} ${violations.length === 0 ? 'ok' : 'FAILED'} after ${Date.now() - checkStarted} ms`);
       if (violations.length > 0) {
         const lines = supervisor.current().tail().split('\n');
