@@ -47,7 +47,8 @@ function devConfigText(root: string, owner: number): string {
 // Create ./dev (keeping a supervisor.toml the user edited) and return its config path.
 async function prepareDevDir(root: string, owner: number): Promise<string> {
   const configPath = join(root, 'supervisor.toml');
-  await mkdir(join(root, 'apps.d'), { recursive: true });
+  // Explicit mode: a group-writable apps.d is refused (APPS_DIR_UNSAFE), whatever the umask.
+  await mkdir(join(root, 'apps.d'), { recursive: true, mode: 0o755 });
   const exists = await access(configPath).then(() => true, () => false);
   if (!exists) await writeFile(configPath, devConfigText(root, owner));
   const config = await loadConfig(configPath);

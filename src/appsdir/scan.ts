@@ -27,7 +27,9 @@ export type ScanEntry =
 export type Misnamed = { file: string; message: string; firstSeen: boolean };
 
 // Why apps.d itself could not be listed (rule 12): never to be read as "no apps".
-export type DirErrorCode = 'APPS_DIR_MISSING' | 'APPS_DIR_NOT_DIR' | 'APPS_DIR_UNREADABLE';
+// APPS_DIR_UNSAFE: writable by others than [apps] owner, who could add, replace or delete apps
+// (the directory-level twin of rule 4, as sshd's StrictModes checks directories too).
+export type DirErrorCode = 'APPS_DIR_MISSING' | 'APPS_DIR_NOT_DIR' | 'APPS_DIR_UNREADABLE' | 'APPS_DIR_UNSAFE';
 
 // The outcome of one scan. `replaced`: apps.d has a different device or inode than at the last
 // successful scan (rule 11), e.g. it was unmounted, remounted or renamed over.
@@ -61,6 +63,17 @@ function dirError(dir: string, at: number, code: string): ScanResult {
   return { kind: 'dir-error', at, code: kind, message: `${dir}: ${what}; no app is deployed or torn down until it can be listed again` };
 }
 
+// Why apps.d is unsafe to act on, or null: owned by another uid, or group/world-writable.
+function unsafeDir(dir: string, st: { uid: number; mode: number }, owner: number, at: number): ScanResult | null {
+  const problem =
+    st.uid !== owner
+      ? `is owned by uid ${st.uid}, not ${owner} ([apps] owner); run: chown ${owner} ${dir}`
+      : (st.mode & 0o022) !== 0
+        ? `is group- or world-writable (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}), so others could add, replace or delete apps; run: chmod go-w ${dir}`
+        : null;
+  return problem === null ? null : { kind: 'dir-error', at, code: 'APPS_DIR_UNSAFE', message: `${dir}: ${problem}; no app is deployed or torn down until then` };
+}
+
 function conflictEntry(dir: string, name: string, files: string[]): ScanEntry {
   const paths = files.map((f) => join(dir, f)).join(' and ');
   return { name, state: 'conflict', files, code: 'APP_CONFLICT', message: `${paths} both define app "${name}"; neither is acted on until one of them is removed` };
@@ -84,6 +97,8 @@ export function createScanner(options: ScanOptions): Scanner {
     try {
       const st = await stat(dir);
       if (!st.isDirectory()) return dirError(dir, at, 'ENOTDIR');
+      const unsafe = unsafeDir(dir, st, options.owner, at);
+      if (unsafe) return unsafe;
       const names = await readdir(dir);
       return { names: names.sort(), realDir: await realpath(dir), id: { dev: st.dev, ino: st.ino } };
     } catch (err) {

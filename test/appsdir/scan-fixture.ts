@@ -27,7 +27,7 @@ export async function makeFixture(
   const root = await mkdtemp(join(tmpdir(), 'appsdir-'));
   t.after(() => rm(root, { recursive: true, force: true }));
   const dir = join(root, 'apps.d');
-  await mkdir(dir);
+  await mkdir(dir, { mode: 0o755 });
   const clock = { t: 1_000_000 };
   const settleMs = options.settleMs ?? 1000;
   const scanner = createScanner({

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { createScanner } from '../../src/appsdir/scan.ts';
@@ -80,6 +80,8 @@ test('rule 3: web.yml and web.yaml together are one conflict naming both; neithe
 test('rule 4: a file not owned by the configured owner is refused', async (t) => {
   const owner = (process.getuid?.() ?? 0) + 4242;
   const f = await makeFixture(t, { owner });
+  // The directory is the configured owner's (or it is refused as a whole); the file is not.
+  await chown(f.dir, owner, -1);
   const path = await f.put('web.yml', 'a: 1\n');
   const web = entryOf(await settle(f), 'web');
   assert.ok(web.state === 'refused');
@@ -181,4 +183,20 @@ test('a file read within a second of its last change is read again on every scan
   const third = entryOf(await f.list(), 'web');
   assert.ok(third.state === 'settled');
   assert.notEqual(third.bytes, second.bytes, 'read again, not reused');
+});
+
+test('rule 12: an apps.d that is group/world-writable or owned by another uid is a dir-error naming the fix', async (t) => {
+  const f = await makeFixture(t);
+  await f.put('web.yml', 'a: 1\n');
+  await settle(f);
+  await chmod(f.dir, 0o757);
+  const writable = await f.scanner.scan();
+  assert.ok(writable.kind === 'dir-error' && writable.code === 'APPS_DIR_UNSAFE');
+  assert.match(writable.message, /group- or world-writable \(mode 0757\).*chmod go-w/);
+  await chmod(f.dir, 0o755);
+  assert.equal((await f.scanner.scan()).kind, 'listing');
+  const other = createScanner({ dir: f.dir, owner: 4242, maxFileBytes: 1024, settleMs: 0, now: () => 0 });
+  const owned = await other.scan();
+  assert.ok(owned.kind === 'dir-error' && owned.code === 'APPS_DIR_UNSAFE');
+  assert.match(owned.message, /owned by uid \d+, not 4242.*chown 4242/);
 });

@@ -104,7 +104,7 @@ export async function waitUntil<T>(check: () => T | undefined | false | Promise<
 export async function startHarness(t: TestContext, options: HarnessOptions = {}): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'dstack-sup-'));
   const appsDir = join(dir, 'apps.d');
-  await mkdir(appsDir);
+  await mkdir(appsDir, { mode: 0o755 });
   await mkdir(join(dir, 'sim'));
   const authPath = join(dir, 'auth-config.json');
   await seedSimAuthConfig(authPath);

@@ -95,7 +95,7 @@ test('hostile inputs: each yields its expected error code and operator-facing wo
   const dir = await mkdtemp(join(tmpdir(), 'dstack-hostile-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const appsDir = join(dir, 'apps.d');
-  await mkdir(appsDir);
+  await mkdir(appsDir, { mode: 0o755 });
   const cases = await loadCases();
   const { keepPort } = await runningApps(appsDir);
   await dropAll(cases, appsDir, keepPort);

@@ -37,7 +37,7 @@ test('rule 18: SIGKILL at 50 random instants leaves one VM per file, no orphans,
   const dir = await mkdtemp(join(tmpdir(), 'dstack-crash-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const appsDir = join(dir, 'apps.d');
-  await mkdir(appsDir);
+  await mkdir(appsDir, { mode: 0o755 });
   await mkdir(join(dir, 'sim'));
   const authPath = join(dir, 'auth-config.json');
   await seedSimAuthConfig(authPath);

@@ -7,7 +7,7 @@
 // its own deploy is the one CreateVm allowed.
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { link, mkdir, open, readFile, rename, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readFile, rename, unlink, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { watch } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -431,7 +431,7 @@ describe('rule 11: the watcher heals itself', GROUP, () => {
     const { h, vm, port, text } = await startWithApp(t);
     const mark = h.mutations().length;
     const fresh = join(h.dir, 'apps.new');
-    await mkdir(fresh);
+    await mkdir(fresh, { mode: 0o755 });
     await writeFile(join(fresh, 'x.yml'), text, { mode: 0o644 });
     const y = composeText(await freePort(), 'y');
     await writeFile(join(fresh, 'y.yml'), y, { mode: 0o644 });
@@ -518,4 +518,23 @@ test('rule 10: a resync that cannot list the VMs is logged as the VMM\'s fault, 
   await rescan(h);
   assert.ok(since().some((l) => l.priority === 6 && String(l.fields.msg).includes('dstack-vmm lists the VMs again')));
   assert.equal(h.sim.state.list().filter((v) => v.status === 'running').length, 1, 'x keeps running');
+});
+
+test('rule 12: an apps.d others may write is not acted on (as sshd StrictModes): an error, nothing deployed or torn down', async (t) => {
+  const { h, vm } = await startWithApp(t);
+  const mark = h.mutations().length;
+  await chmod(h.appsDir, 0o775);
+  await unlink(h.path('x.yml'));
+  const y = composeText(await freePort(), 'y');
+  await h.put('y.yml', y);
+  const dirErrors = () => h.logs.filter((l) => l.priority === 3 && l.fields.FILE === h.appsDir);
+  await waitUntil(() => dirErrors().length > 0, 'the apps.d error');
+  assert.match(String(dirErrors()[0]?.fields.msg), /is group- or world-writable \(mode 0775\).*run: chmod go-w .*no app is deployed or torn down/);
+  await rescan(h);
+  await rescan(h);
+  assert.deepEqual(h.mutations().slice(mark), [], 'x not torn down, y not deployed');
+  assert.equal(h.sim.state.get(vm.id)?.status, 'running');
+  await chmod(h.appsDir, 0o755);
+  await h.deployed('y', y);
+  await h.until((vms) => !vms.some((v) => v.id === vm.id), 'x torn down once apps.d is safe again');
 });

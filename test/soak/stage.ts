@@ -103,7 +103,7 @@ export async function openStage(options: StageOptions = {}): Promise<Stage> {
   const appsDir = join(dir, 'apps.d');
   const stateDir = join(dir, 'state');
   const authPath = join(dir, 'auth-config.json');
-  await mkdir(appsDir);
+  await mkdir(appsDir, { mode: 0o755 });
   await mkdir(join(dir, 'sim'));
   await seedSimAuthConfig(authPath);
   const sim = await startSimHost({
