@@ -23,7 +23,6 @@ export async function finalizeApp(spec: DesiredSpec, record: AppRecord, vmId: st
     intent: undefined,
     lastError: undefined,
     envHash: spec.env?.hash,
-    ports: spec.ports.map((p) => ({ protocol: p.protocol, host_port: p.host_port })),
   };
   await deps.records.save(done);
   await deps.report({ app: spec.name, file: spec.file, phase: 'running', record: done, urls: urlsOf(spec) });

@@ -18,7 +18,7 @@ import { createRepeatSummariser } from './log/repeat.ts';
 import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
-import { listApps, createSpecBuilder, observedUpdate } from './controller/adapters.ts';
+import { listApps, createSpecBuilder, managedApps, observedUpdate } from './controller/adapters.ts';
 import { resolveImage } from './controller/image.ts';
 import { watchAppsDir } from '../watchers/apps.ts';
 import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
@@ -140,8 +140,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     },
     changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
-    managed: async () =>
-      new Map((await records.loadAll()).map((r) => [r.name, { file: r.file, running: r.appliedHash !== undefined, ports: r.ports ?? [] }])),
+    managed: async () => managedApps(await records.loadAll(), snapshot.known()),
     reconcile: (name) => reconcileApp(name, reconcileDeps),
     prepare: (names) => registerAhead(names, reconcileDeps),
     observed: async (name, verdict, file) => {

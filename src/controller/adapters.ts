@@ -6,7 +6,9 @@ import type { Logger } from '../log/logger.ts';
 import type { Scanner } from '../appsdir/scan.ts';
 import type { AppStatus } from '../status/schema.ts';
 import type { DirListing } from './controller.ts';
-import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv } from './desired.ts';
+import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv, ManagedApp } from './desired.ts';
+import type { AppRecord } from '../state/record.ts';
+import type { VmInfo } from '../vmm/messages.ts';
 import { readEnvFile } from '../secrets/env-file.ts';
 import type { StatusUpdate } from './reporter.ts';
 import type { DesiredSpec } from './spec.ts';
@@ -115,4 +117,16 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
         held: { action: verdict.why, reason: verdict.reason, fileHash: verdict.fileHash },
       };
   }
+}
+
+// The apps we have a record for, each with the host ports its VM's manifest names in the last
+// full Status (what the VMM checks a new port against), found by VM id or by name and app id.
+export function managedApps(records: readonly AppRecord[], vms: readonly VmInfo[]): Map<string, ManagedApp> {
+  return new Map(
+    records.map((r) => {
+      const vm = vms.find((v) => v.id === r.vmId) ?? vms.find((v) => v.name === r.name && v.app_id === r.appId);
+      const ports = (vm?.configuration?.ports ?? []).map((p) => ({ protocol: p.protocol, host_port: p.host_port }));
+      return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports }];
+    }),
+  );
 }

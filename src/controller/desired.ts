@@ -35,7 +35,7 @@ export type DeleteGuards = {
   renames?: Map<string, string>;
 };
 
-// An app we have a record for: whether it ever ran, and the host ports its VM was given then.
+// An app we have a record for: whether it ever ran, and the host ports its VM's manifest names.
 export type ManagedApp = { file: string; running: boolean; ports: readonly PortClaim[] };
 
 export type PlanInput<S> = {
@@ -79,10 +79,10 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
     }
   }
 
-  // A VM of ours whose file is not valid now (invalid, refused, settling, deleted) keeps running
-  // and keeps its ports: a valid file asking for one of them is told so, as for any other owner.
+  // A VM of ours whose file is not valid now (invalid, refused, settling, deleted) keeps its
+  // ports: a valid file asking for one of them is told so, as for any other owner.
   for (const [name, rec] of input.managed) {
-    if (!built.has(name) && rec.running && rec.ports.length > 0) claimants.push({ name, file: rec.file, ports: rec.ports, holds: true });
+    if (!built.has(name) && rec.ports.length > 0) claimants.push({ name, file: rec.file, ports: rec.ports, holds: true });
   }
   const conflicts = resolvePortClaims(claimants);
   for (const [name, b] of built) {

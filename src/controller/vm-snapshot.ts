@@ -11,6 +11,8 @@ export type VmSnapshot = {
   // App `name` is changing its VMs (call before and after): a snapshot asked for before the
   // later call does not speak for it.
   touched(name: string): void;
+  // The latest VMs seen for every name: the last full Status, updated by each narrower one.
+  known(): readonly VmInfo[];
 };
 
 // Create a snapshot over a VMM client.
@@ -20,6 +22,7 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
   let tick = 0;
   let takenAt = -1;
   const touchedAt = new Map<string, number>();
+  let latest = new Map<string, VmInfo[]>();
   return {
     async refresh() {
       const asked = ++tick;
@@ -27,16 +30,21 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
       if (asked > takenAt) {
         vms = fresh;
         takenAt = asked;
+        latest = new Map();
+        for (const vm of fresh) latest.set(vm.name, [...(latest.get(vm.name) ?? []), vm]);
       }
     },
     async list(name) {
       if (vms === undefined) await this.refresh();
       if ((touchedAt.get(name) ?? -1) < takenAt) return (vms ?? []).filter((v) => v.name === name);
       // keyword matches name, id, app id or image as a substring (facts §2); keep exact names.
-      return (await vmm.status({ keyword: name, brief: false })).vms.filter((v) => v.name === name);
+      const mine = (await vmm.status({ keyword: name, brief: false })).vms.filter((v) => v.name === name);
+      latest.set(name, mine);
+      return mine;
     },
     touched(name) {
       touchedAt.set(name, ++tick);
     },
+    known: () => [...latest.values()].flat(),
   };
 }

@@ -38,9 +38,6 @@ export const AppRecordSchema = z
     // change is detected by this, since values are not part of the compose hash.
     envHash: z.string().optional(),
     lastError: z.string().optional(),
-    // The host ports of the applied spec: while its file is invalid or gone, the running VM still
-    // holds them, and a new file asking for one must be told so (not loop on CreateVm).
-    ports: z.array(z.object({ protocol: z.string(), host_port: z.number().int() }).strict()).optional(),
   })
   .strict();
 
