@@ -17,7 +17,7 @@ export type Plan =
   | { action: 'forget' }
   // A held app: make its allowlist entry list exactly `keep` (the hash its VM has, if any).
   | { action: 'prune'; keep: string[] }
-  // A held app's VM went down: start it again with the content it has.
+  // A held app's VM went down, or never restarted into its manifest: (re)start it with that.
   | { action: 'start-held' };
 
 export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls' | 'env';
@@ -106,5 +106,9 @@ function planHeld(record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
   if (vm && record.intent && record.appliedHash) keep.add(record.appliedHash);
   if (!sameSet(record.registeredHashes, [...keep])) return { action: 'prune', keep: [...keep] };
   if (vm && (vm.status === 'exited' || vm.status === 'stopped')) return { action: 'start-held' };
+  // An upgrade cut short after UpdateVm: the guest still has the old forwards while the manifest
+  // names the new ports, which the VMM then gives to others; restart it into its manifest.
+  const intent = record.intent;
+  if (vm?.status === 'running' && intent && (intent.op === 'upgrade' || intent.op === 'restart') && !intent.launched) return { action: 'start-held' };
   return { action: 'noop' };
 }

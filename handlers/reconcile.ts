@@ -6,7 +6,8 @@ import type { ReconcileResult } from '../src/controller/workqueue.ts';
 import { appIdOf, findAppVm, planApp } from './plan.ts';
 import { deployApp } from './deploy.ts';
 import { upgradeApp } from './upgrade.ts';
-import { restartApp } from './restart.ts';
+import { restartApp, stopVmGracefully } from './restart.ts';
+import { markLaunched } from './intent.ts';
 import { finalizeApp } from './finalize.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
 import { VmWaitError } from '../src/controller/vm-wait.ts';
@@ -93,7 +94,7 @@ async function step(
       await pruneHeld(record as AppRecord, plan.keep, deps);
       return { kind: 'done' };
     case 'start-held':
-      await deps.vmm.startVm((vm as VmInfo).id);
+      await startHeld(record as AppRecord, vm as VmInfo, deps);
       return { kind: 'done' };
   }
   if (desired.kind !== 'app') return { kind: 'done' };
@@ -159,8 +160,23 @@ function decisionOf(name: string, desired: Desired, record: AppRecord | undefine
     case 'prune':
       return { ...base, action: 'noop', from, reason: 'the file is held: the allowlist keeps only the hash its VM has' };
     case 'start-held':
-      return { ...base, action: 'deploy', from, reason: `VM ${vm?.id} is ${vm?.status}; starting it with the content it has (the file is held)` };
+      return {
+        ...base,
+        action: 'deploy',
+        from,
+        reason:
+          vm?.status === 'running'
+            ? `VM ${vm.id} was updated but not restarted before its file was held; restarting it into its manifest`
+            : `VM ${vm?.id} is ${vm?.status}; starting it with the content it has (the file is held)`,
+      };
   }
+}
+
+// Start a held app's VM with the manifest it has, stopping it first if it runs something older.
+async function startHeld(record: AppRecord, vm: VmInfo, deps: ReconcileDeps): Promise<void> {
+  if (vm.status === 'running' || vm.status === 'stopping') await stopVmGracefully(vm, deps);
+  await deps.vmm.startVm(vm.id);
+  await markLaunched(record, deps);
 }
 
 // The allowlist entry of a held app lists exactly `keep` (removed when nothing is kept).

@@ -196,3 +196,19 @@ test('rule 8: a held app keeps only the hash its VM has in the allowlist, and it
   await h.until((vms) => vms.some((v) => v.id === web.id && v.status === 'running' && v.boot_progress === 'done'), 'web started again with its last valid content');
   assert.equal(composeOf(h.sim.state.get(web.id)!), text);
 });
+
+test('rule 18: an upgrade cut short after UpdateVm whose file is then held still restarts the guest into its manifest', async (t) => {
+  const h = await startHarness(t);
+  const [port, other] = await freePorts(2);
+  await h.put('web.yaml', composeText(port!, 'v1'));
+  await h.start();
+  const vm = await h.deployed('web');
+  h.sim.faults.failNext('ShutdownVm', { message: 'injected failure' });
+  h.sim.faults.failNext('StopVm', { message: 'injected failure' });
+  // v2 moves the app to another port; the guest keeps forwarding the old one until it restarts.
+  await h.put('web.yaml', composeText(other!, 'v2'));
+  await waitUntil(() => h.logs.find((l) => l.fields.APP === 'web' && l.priority === 3), 'the upgrade failed');
+  await h.put('web.yaml', 'services: [not, a, mapping]\n');
+  await waitUntil(() => h.sim.state.launchedCompose(vm.id).includes('# v2'), 'the guest booted its manifest (v2)', 15_000);
+  assert.equal(h.sim.state.get(vm.id)?.configuration?.ports[0]?.host_port, other);
+});

@@ -29,27 +29,6 @@ test('a port outside the VMM port-mapping range: the VMM\'s own message reaches 
   assert.equal(h.sim.state.list().length, 0);
 });
 
-test('two running apps that swap ports both end up running on the other\'s port', async (t) => {
-  const h = await startHarness(t);
-  const [p1, p2] = await freePorts(2);
-  await h.put('blog.yaml', composeText(p1!, 'blog'));
-  await h.put('shop.yaml', composeText(p2!, 'shop'));
-  await h.start();
-  const blog = await h.deployed('blog');
-  const shop = await h.deployed('shop');
-  await h.put('blog.yaml', composeText(p2!, 'blog'));
-  await h.put('shop.yaml', composeText(p1!, 'shop'));
-  const launchedOn = (id: string) => JSON.parse(h.sim.state.launchedCompose(id) || '{}').docker_compose_file as string | undefined;
-  await waitUntil(
-    () => launchedOn(blog.id) === composeText(p2!, 'blog') && launchedOn(shop.id) === composeText(p1!, 'shop'),
-    'both guests booted with the swapped ports',
-    30_000,
-  );
-  await h.deployed('blog', composeText(p2!, 'blog'));
-  await h.deployed('shop', composeText(p1!, 'shop'));
-  assert.deepEqual(h.sim.state.list().map((v) => v.id).sort(), [blog.id, shop.id].sort(), 'upgraded in place');
-});
-
 test('a port held by the running VM of an app whose file turned invalid is a conflict, not a CreateVm loop', async (t) => {
   const h = await startHarness(t);
   const [port] = await freePorts(1);
