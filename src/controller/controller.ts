@@ -97,6 +97,8 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       if (result.kind === 'done') {
         backoff.reset(name);
         notBefore.delete(name);
+        // A torn-down app's VM no longer holds its ports: a file held for one of them can go now.
+        if (verdicts.get(name)?.kind === 'gone') poke('timer');
       }
       deps.onResult?.(name, result);
     },

@@ -82,7 +82,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
   // A VM of ours whose file is not valid now (invalid, refused, settling, deleted) keeps its
   // ports: a valid file asking for one of them is told so, as for any other owner.
   for (const [name, rec] of input.managed) {
-    if (!built.has(name) && rec.ports.length > 0) claimants.push({ name, file: rec.file, ports: rec.ports, holds: true });
+    if (!built.has(name) && rec.ports.length > 0) claimants.push({ name, file: rec.file, ports: rec.ports, holds: true, fixed: true });
   }
   const conflicts = resolvePortClaims(claimants);
   for (const [name, b] of built) {

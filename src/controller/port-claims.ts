@@ -8,6 +8,8 @@ export type PortClaimant = {
   ports: readonly PortClaim[];
   // Apps that already run with these ports are served first, so a new file never evicts them.
   holds: boolean;
+  // The VM of an app whose file is not valid: its ports will not move, so it is served before all.
+  fixed?: boolean;
 };
 
 export type PortConflict = { app: string; file: string; port: PortClaim; owner: string; ownerFile: string };
@@ -16,7 +18,9 @@ const keyOf = (p: PortClaim) => `${p.protocol}/${p.host_port}`;
 
 // Decide which claimants get their ports; returns the refused ones, keyed by app name.
 export function resolvePortClaims(claimants: readonly PortClaimant[]): Map<string, PortConflict> {
-  const ordered = [...claimants].sort((a, b) => Number(b.holds) - Number(a.holds) || a.name.localeCompare(b.name));
+  const ordered = [...claimants].sort(
+    (a, b) => Number(b.fixed ?? false) - Number(a.fixed ?? false) || Number(b.holds) - Number(a.holds) || a.name.localeCompare(b.name),
+  );
   const owners = new Map<string, PortClaimant>();
   const refused = new Map<string, PortConflict>();
   for (const c of ordered) {

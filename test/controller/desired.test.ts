@@ -99,6 +99,18 @@ test('the ports of a running app whose file is invalid or missing stay its own; 
   }
 });
 
+test('a port held by the VM of a held app is refused even to a running app that sorts before it', () => {
+  const bad: ListedApp = { ...settled('zulu'), bytes: Buffer.from('bad') } as ListedApp;
+  const plan = input([bad, settled('alpha', 8080)], ['alpha', 'zulu'], 0);
+  const managed = new Map([
+    ['alpha', { file: 'apps.d/alpha.yaml', running: true, ports: [{ protocol: 'tcp', host_port: 9090 }] }],
+    ['zulu', { file: 'apps.d/zulu.yaml', running: true, ports: [{ protocol: 'tcp', host_port: 8080 }] }],
+  ]);
+  const alpha = planDirectory({ ...plan, managed }, { absentSince: new Map() }).verdicts.get('alpha');
+  assert.equal(alpha?.kind === 'hold' && alpha.why, 'conflict');
+  assert.match(alpha?.kind === 'hold' ? alpha.reason : '', /already published by app "zulu"/);
+});
+
 test('rule 19: the bytes of a vanished app reappearing under a new name mark both as a rename', () => {
   const guards: DeleteGuards = { absentSince: new Map() };
   const moved: ListedApp = { ...settled('b'), fileHash: 'h-a' } as ListedApp;
