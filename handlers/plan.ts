@@ -98,9 +98,9 @@ export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmI
 // nothing down, but what it has stays sound: the allowlist lists only what its VM may boot (its
 // manifest's hash, and while an operation is open the applied one its guest may still run), so
 // hashes registered for deploys that never ran go; and its VM, if it went down, is started again.
-// A teardown in progress is left alone.
+// A teardown still removing a VM is left alone.
 function planHeld(record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
-  if (!record || record.intent?.op === 'teardown') return { action: 'noop' };
+  if (!record || (vm && record.intent?.op === 'teardown')) return { action: 'noop' };
   const keep = new Set<string>();
   if (vm?.configuration) keep.add(sha256(vm.configuration.compose_file));
   if (vm && record.intent && record.appliedHash) keep.add(record.appliedHash);

@@ -212,3 +212,20 @@ test('rule 18: an upgrade cut short after UpdateVm whose file is then held still
   await waitUntil(() => h.sim.state.launchedCompose(vm.id).includes('# v2'), 'the guest booted its manifest (v2)', 15_000);
   assert.equal(h.sim.state.get(vm.id)?.configuration?.ports[0]?.host_port, other);
 });
+
+test('rule 18: a teardown cut short after the VM went, whose file comes back invalid, still drops the allowlist entry', async (t) => {
+  const h = await startHarness(t);
+  const [port] = await freePorts(1);
+  await h.put('web.yaml', composeText(port!, 'v1'));
+  await h.start();
+  await h.deployed('web');
+  const authPath = join(h.dir, 'auth-config.json');
+  // The allowlist is away while the teardown runs: the VM goes, dropping its entry fails.
+  await rename(authPath, `${authPath}.away`);
+  await rm(h.path('web.yaml'));
+  await h.until((vms) => vms.length === 0, 'the VM removed');
+  await waitUntil(() => h.logs.find((l) => l.fields.APP === 'web' && l.fields.ACTION === 'teardown' && l.priority === 3), 'the teardown failed');
+  await h.put('web.yaml', 'services: [not, a, mapping]\n');
+  await rename(`${authPath}.away`, authPath);
+  await waitUntil(async () => Object.keys(await h.allowlist()).length === 0, 'the entry of web, which runs nowhere, removed');
+});
