@@ -58,6 +58,8 @@ const AppsSectionSchema = z
     backoff_max_s: z.number().positive().default(300),
     boot_timeout_s: seconds.default(600),
     shutdown_timeout_s: seconds.default(60),
+    // How often a booting, stopping or removed VM is asked about while an app waits on it.
+    poll_s: z.number().positive().max(60).default(0.5),
     // false: no inotify watcher; changes still land within resync_s + settle_ms (rule 9).
     watch: z.boolean().default(true),
   })

@@ -31,7 +31,7 @@ export type SupervisorOptions = {
   log: Logger;
   env?: Readonly<Record<string, string | undefined>>;
   clock?: Clock;
-  // Poll interval while waiting for a VM to boot, stop or go away.
+  // Poll interval while waiting for a VM to boot, stop or go away ([apps] poll_s unless set).
   pollMs?: number;
   // How long stop() lets in-flight work finish before it leaves the rest to the intent records.
   stopGraceMs?: number;
@@ -111,7 +111,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   });
 
   const timing = {
-    pollMs: options.pollMs ?? 500,
+    pollMs: options.pollMs ?? config.apps.poll_s * 1000,
     bootTimeoutMs: config.apps.boot_timeout_s * 1000,
     shutdownTimeoutMs: config.apps.shutdown_timeout_s * 1000,
     removeTimeoutMs: config.apps.boot_timeout_s * 1000,

@@ -48,6 +48,7 @@ test('an empty file means every default, with the key names external tests rely 
   assert.deepEqual([apps.max_file_bytes, apps.kms_urls, apps.backoff_initial_s, apps.backoff_max_s], [1024 * 1024, [], 5, 300]);
   assert.equal(typeof apps.image, 'string');
   assert.ok(apps.boot_timeout_s > 0 && apps.shutdown_timeout_s > 0);
+  assert.equal(apps.poll_s, 0.5);
   assert.deepEqual(config.sim, { enabled: false, dir: '/var/lib/dstack/supervisor/sim' });
 });
 
