@@ -1,30 +1,23 @@
-// The program as the package ships it: one esbuild bundle run by plain Node 24, without type
-// stripping. Built into bench/.bundle/ (gitignored) so dist/ (the packaging's) is left alone, yet
-// proto/ is still found in a parent directory as it is beside the installed program; the
-// options are the ones scripts/bundle.mjs uses.
-import { build } from 'esbuild';
+// The program as the package ships it: the esbuild bundle (scripts/bundle.mjs, the very script
+// `npm run build` runs) run by plain Node 24 with the flags of packaging/files/node-flags, without
+// type stripping. Built into bench/.bundle/ (gitignored) so dist/ (the packaging's) is left
+// alone, yet proto/ is still found in a parent directory as it is beside the installed program.
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { readNodeFlags } from '../src/node-flags.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 
-// Bundle src/cli.ts's entry into bench/.bundle/; resolves with the file's path.
+// Bundle src/cli.ts's entry into bench/.bundle/; resolves with the entry file's path.
 export async function buildBundle(): Promise<string> {
-  const outfile = join(ROOT, 'bench', '.bundle', 'dstack-supervisor.mjs');
-  await build({
-    stdin: {
-      contents: "import { main } from './src/cli.ts';\nprocess.exitCode = await main(process.argv.slice(2));",
-      resolveDir: ROOT,
-      sourcefile: 'bench-entry.ts',
-      loader: 'ts',
-    },
-    outfile,
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node24',
-    external: ['x11', 'usocket'],
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    logLevel: 'warning',
-  });
-  return outfile;
+  const outdir = join(ROOT, 'bench', '.bundle');
+  await promisify(execFile)(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs'), '--outdir', outdir], { cwd: ROOT });
+  return join(outdir, 'dstack-supervisor.mjs');
+}
+
+// How a bench starts the supervisor: the bundle (else the sources, through bin/) and the flags
+// the package's launcher passes (`flags` 0 leaves them out, to measure what they change).
+export async function shippedProgram(args: { bundle: number; flags: number }): Promise<{ bin: string | undefined; nodeArgs: string[] }> {
+  return { bin: args.bundle ? await buildBundle() : undefined, nodeArgs: args.flags ? readNodeFlags() : [] };
 }

@@ -1,23 +1,25 @@
 // Idle: 100 running apps, nothing changes, for 5 minutes → the supervisor's resident set and CPU
-// time over that window, and every timer callback it ran (bench/timer-probe.ts, preloaded).
+// time over that window, and every timer callback it ran (bench/timer-probe.mjs, preloaded).
 // Goals: RSS ≤ 70 MB; no timer faster than the resync period R, i.e. the process wakes up only in
 // one burst per resync pass. Defaults of supervisor.toml (R = 60 s) except the paths; each app
 // publishes one real port (a free one), so the simulator holds 100 listeners, as a host would.
-// The supervisor runs as the package ships it (the esbuild bundle on plain Node 24, --bundle 1);
-// --bundle 0 runs the TypeScript sources through Node's type stripping instead. A bare Node
-// process idling beside it gives the floor every Node service starts from.
-// Run: node_modules/.bin/node bench/idle.ts [--apps 100] [--minutes 5] [--bundle 1]   (shorter for
-// a quick look; README quotes the 5-minute figure)
+// The supervisor runs as the package ships it (the esbuild bundle on plain Node 24 with the flags
+// of packaging/files/node-flags, --bundle 1 --flags 1); --bundle 0 runs the TypeScript sources
+// through Node's type stripping instead, --flags 0 leaves the flags out (of the bundle's run; the
+// npm bin adds them to the sources' itself). A bare Node process idling beside it gives the
+// floor every Node service starts from.
+// Run: node_modules/.bin/node bench/idle.ts [--apps 100] [--minutes 5] [--bundle 1] [--flags 1]
+// (shorter for a quick look; README quotes the 5-minute figure)
 import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openStage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { describeMachine, numberArgs, printResult, round, sampleProcess } from './report.ts';
-import { buildBundle } from './bundle.ts';
+import { shippedProgram } from './bundle.ts';
 
 // Timer callbacks closer together than this belong to one wake-up: a resync pass and what it
-// leaves behind (undici's 499 ms tick while a call runs, its 3 s keep-alive close after it).
+// leaves behind (the VMM connection's 4 s keep-alive close after it, src/vmm/transport.ts).
 const BURST_GAP_MS = 5000;
 // How long after the deploys the window starts, so their connections have closed.
 const QUIET_MS = 10_000;
@@ -30,11 +32,12 @@ type ProbeDump = { fires: Fire[]; memory: NodeJS.MemoryUsage; heapSpaces: Record
 const MB = (bytes: number) => round(bytes / 2 ** 20);
 
 // The resident set of a Node process that loads nothing and waits.
-async function bareNodeRssMB(): Promise<number> {
+async function bareNodeRss(): Promise<{ rssMB: number; anonMB: number; fileMB: number }> {
   const bare = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
   try {
     await new Promise((r) => setTimeout(r, 1000));
-    return (await sampleProcess(bare.pid ?? -1)).rssMB;
+    const { rssMB, anonMB, fileMB } = await sampleProcess(bare.pid ?? -1);
+    return { rssMB, anonMB, fileMB };
   } finally {
     bare.kill();
   }
@@ -53,15 +56,15 @@ function wakeups(fires: readonly Fire[]): Array<{ at: number; fires: number }> {
   return bursts.map(({ at, fires: n }) => ({ at, fires: n }));
 }
 
-const args = numberArgs({ apps: 100, minutes: 5, bundle: 1 });
+const args = numberArgs({ apps: 100, minutes: 5, bundle: 1, flags: 1 });
 const machine = describeMachine();
 const stage = await openStage({ prefix: 'bench-idle-' });
 const probeOut = join(stage.dir, 'timers.json');
 try {
-  const bin = args.bundle ? await buildBundle() : undefined;
+  const { bin, nodeArgs } = await shippedProgram(args);
   const child = stage.spawn({
     bin,
-    nodeArgs: ['--import', join(import.meta.dirname, 'timer-probe.ts')],
+    nodeArgs: [...nodeArgs, '--import', join(import.meta.dirname, 'timer-probe.mjs')],
     env: { BENCH_TIMER_PROBE_OUT: probeOut },
   });
   await child.ready;
@@ -102,7 +105,11 @@ try {
     apps: args.apps,
     windowS: windowMs / 1000,
     program: args.bundle ? 'esbuild bundle' : 'sources (type stripping)',
-    rssMB: { start: before.rssMB, end: after.rssMB, max: maxRss, peakSinceStart: after.peakRssMB, bareNode: await bareNodeRssMB() },
+    nodeFlags: nodeArgs,
+    rssMB: { start: before.rssMB, end: after.rssMB, max: maxRss, peakSinceStart: after.peakRssMB },
+    // The end's resident set in its two parts, beside a bare Node process's.
+    residentEndMB: { anon: after.anonMB, file: after.fileMB },
+    bareNodeMB: await bareNodeRss(),
     // What the resident set holds at the end (process.memoryUsage(), MB).
     memoryMB: Object.fromEntries(Object.entries(dump.memory).map(([k, v]) => [k, MB(v)])),
     heapSpacesUsedMB: Object.fromEntries(Object.entries(dump.heapSpaces).map(([k, v]) => [k, MB(v)])),

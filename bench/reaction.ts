@@ -8,14 +8,16 @@
 // drops; --background N starts with N more (port-less) apps already running.
 // Run: npm run bench -- reaction   or
 //      node_modules/.bin/node bench/reaction.ts [--drops 200] [--settle-ms 1000] [--background 0] [--profile 1]
+//      [--bundle 1] [--flags 1]   (the supervisor as the package ships it, as in bench/idle.ts)
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { openStage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { describeMachine, numberArgs, percentile, printResult, round } from './report.ts';
 import { deployBackground } from './apps.ts';
+import { shippedProgram } from './bundle.ts';
 
-const args = numberArgs({ drops: 200, 'settle-ms': 1000, background: 0, profile: 0 });
+const args = numberArgs({ drops: 200, 'settle-ms': 1000, background: 0, profile: 0, bundle: 1, flags: 1 });
 const machine = describeMachine();
 const settleMs = args['settle-ms'];
 const stage = await openStage({ apps: { settle_ms: settleMs }, prefix: 'bench-reaction-' });
@@ -23,8 +25,9 @@ const stage = await openStage({ apps: { settle_ms: settleMs }, prefix: 'bench-re
 const summary = (list: readonly number[]) => ({ p50: percentile(list, 50), p99: percentile(list, 99) });
 try {
   if (args.background > 0) await deployBackground(stage, 'background', args.background, { settle_ms: settleMs });
-  const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(import.meta.dirname, 'profiles')}`] : [];
-  const child = stage.spawn({ nodeArgs });
+  const program = await shippedProgram(args);
+  const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(import.meta.dirname, 'profiles')}`] : [];
+  const child = stage.spawn({ bin: program.bin, nodeArgs: [...program.nodeArgs, ...profile] });
   await child.ready;
   const ports = await freePorts(args.drops + 1);
   if (args.background > 0) {
@@ -54,6 +57,8 @@ try {
     drops: args.drops,
     backgroundApps: args.background,
     settleWindowMs: settleMs,
+    program: args.bundle ? 'esbuild bundle' : 'sources (type stripping)',
+    nodeFlags: program.nodeArgs,
     dropToCreateVmMs: {
       p50: percentile(latencies, 50),
       p99,

@@ -62,13 +62,21 @@ export function numberArgs<K extends string>(defaults: Record<K, number>): Recor
   return out;
 }
 
-// A process's CPU time (user + system, ms) and resident set (MB) from /proc.
-export async function sampleProcess(pid: number): Promise<{ cpuMs: number; rssMB: number; peakRssMB: number }> {
+// A process's CPU time (user + system, ms) and resident set (MB) from /proc: all of it, its peak,
+// and its two parts: anonymous memory (heaps, stacks, JIT code) and pages of mapped files (the
+// node binary and shared libraries, counted where touched).
+export async function sampleProcess(pid: number): Promise<{ cpuMs: number; rssMB: number; peakRssMB: number; anonMB: number; fileMB: number }> {
   const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
   // Fields 14 and 15 (utime, stime) in clock ticks; after "pid (comm) " they are at 11 and 12.
   const ticks = Number(stat[11]) + Number(stat[12]);
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
   // USER_HZ is 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
-  return { cpuMs: ticks * 10, rssMB: round(kb('VmRSS') / 1024), peakRssMB: round(kb('VmHWM') / 1024) };
+  return {
+    cpuMs: ticks * 10,
+    rssMB: round(kb('VmRSS') / 1024),
+    peakRssMB: round(kb('VmHWM') / 1024),
+    anonMB: round(kb('RssAnon') / 1024),
+    fileMB: round(kb('RssFile') / 1024),
+  };
 }

@@ -4,17 +4,19 @@
 // Goals: READY within 3 s, 0 mutating RPCs (and the same VM ids).
 // Set-up deploys the apps with [apps] concurrency = 64 so it takes seconds, not minutes; the
 // measured start uses the default N = 4. The apps publish no ports (see bench/apps.ts).
-// Run: node_modules/.bin/node bench/restart.ts [--apps 1000] [--profile 1]
+// The restarted supervisor runs as the package ships it (--bundle 1 --flags 1, as in bench/idle.ts).
+// Run: node_modules/.bin/node bench/restart.ts [--apps 1000] [--profile 1] [--bundle 1] [--flags 1]
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openStage } from '../test/soak/stage.ts';
 import { waitUntil } from '../test/helpers/harness.ts';
 import { deployBackground } from './apps.ts';
 import { describeMachine, numberArgs, printResult, round } from './report.ts';
+import { shippedProgram } from './bundle.ts';
 
 const MUTATING = new Set(['CreateVm', 'UpdateVm', 'StartVm', 'StopVm', 'ShutdownVm', 'RemoveVm']);
 
-const args = numberArgs({ apps: 1000, profile: 0 });
+const args = numberArgs({ apps: 1000, profile: 0, bundle: 1, flags: 1 });
 const machine = describeMachine();
 const stage = await openStage({ prefix: 'bench-restart-' });
 try {
@@ -22,14 +24,16 @@ try {
 
   const callsBefore = stage.sim.faults.calls().length;
   const vmIdsBefore = stage.sim.state.list().map((v) => v.id).sort().join();
-  const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(import.meta.dirname, 'profiles')}`] : [];
+  const program = await shippedProgram(args);
+  const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(import.meta.dirname, 'profiles')}`] : [];
   // At debug level every reconcile logs its decision: once each app has logged one, the restart
   // has been fully reconciled (the first pass only sees the files; they settle Q later).
   const reconciled = new Set<string>();
   let reconciledAt = 0;
   const spawnedAt = performance.now();
   const second = stage.spawn({
-    nodeArgs,
+    bin: program.bin,
+    nodeArgs: [...program.nodeArgs, ...profile],
     env: { DSTACK_SUPERVISOR_LOG_LEVEL: 'debug' },
     onLine: (line) => {
       // A decision naming a target hash (TO) was taken on settled content, not a held first look.
@@ -52,6 +56,8 @@ try {
   const readyMs = readyAt - spawnedAt;
   printResult('restart', machine, {
     apps: args.apps,
+    program: args.bundle ? 'esbuild bundle' : 'sources (type stripping)',
+    nodeFlags: program.nodeArgs,
     spawnToReadyMs: round(readyMs),
     spawnToAllReconciledMs: round(reconciledAt - spawnedAt),
     runningAtReady: readyCounts.running ?? 0,

@@ -9,5 +9,13 @@ if (major < 24) {
   );
   process.exit(1);
 }
+// The Node flags the package's launcher passes (packaging/files/node-flags): when this process
+// was started without them, it becomes the same program with them. execve keeps the PID, which
+// systemd's NotifyAccess=main relies on, and never returns.
+const { readNodeFlags } = await import('../src/node-flags.ts');
+const flags = readNodeFlags();
+if (!flags.every((flag) => process.execArgv.includes(flag))) {
+  process.execve(process.execPath, [process.execPath, ...flags, ...process.execArgv, import.meta.filename, ...process.argv.slice(2)]);
+}
 const { main } = await import('../src/cli.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -92,7 +92,7 @@ async function packageStanza(name, dir) {
   const author = typeof pkg.author === 'string' ? pkg.author : pkg.author?.name;
   const copyright = notices.length > 0 ? notices : [`the ${name} authors${author ? ` (${author})` : ''}`];
   return [
-    'Files: usr/lib/dstack-supervisor/dstack-supervisor.mjs',
+    'Files: usr/lib/dstack-supervisor/dstack-supervisor.mjs usr/lib/dstack-supervisor/chunks/*',
     `Copyright: ${copyright.join('\n ')}`,
     `License: ${licenseName}`,
     indent(text),

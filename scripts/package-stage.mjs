@@ -52,10 +52,21 @@ async function stageUnits(stage, root, unitDir) {
   }
 }
 
-async function stageProgram(stage, root) {
+// The bundle's files as scripts/bundle.mjs last wrote them (its metafile's outputs): the entry
+// and the chunks it imports, under dist/, installed with the same layout.
+function bundleFiles(metafile) {
+  return Object.keys(metafile.outputs).map((path) => relative('dist', path)).sort();
+}
+
+async function stageProgram(stage, root, metafile) {
   const lib = `usr/lib/${PKG}`;
   requireFile(join(root, 'dist', `${PKG}.mjs`), 'run `npm run build` first (npm run package does)');
-  await copyInto(stage, `${lib}/${PKG}.mjs`, join(root, 'dist', `${PKG}.mjs`));
+  for (const file of bundleFiles(metafile)) {
+    requireFile(join(root, 'dist', file), 'run `npm run build` again: dist/ does not hold the bundle its metafile lists');
+    await copyInto(stage, `${lib}/${file}`, join(root, 'dist', file));
+  }
+  // The Node flags the launcher passes (packaging/files/dstack-supervisor reads them from here).
+  await copyInto(stage, `${lib}/node-flags`, join(root, 'packaging/files/node-flags'));
   // 126 MB with debug info, ~108 MB without; the dynamic symbols native addons link to stay.
   // The sections dh_strip also drops from executables go too.
   const node = join(root, 'node_modules/node/bin/node');
@@ -119,7 +130,7 @@ const UNIT_DIRS = { deb: 'lib/systemd/system', rpm: 'usr/lib/systemd/system' };
 // regular files, relative to `stage`.
 export async function stageTree(stage, options) {
   const { root, format, epoch } = options;
-  await stageProgram(stage, root);
+  await stageProgram(stage, root, options.metafile);
   await stageUnits(stage, root, UNIT_DIRS[format]);
   if (format === 'deb') await copyInto(stage, `usr/share/lintian/overrides/${PKG}`, join(root, 'packaging/deb/lintian-overrides'));
   await stageConfig(stage, root);

@@ -11,7 +11,8 @@ const PROTO_FILES = ['vmm_rpc.proto', 'prpc.proto'] as const;
 let cachedRoot: protobuf.Root | undefined;
 
 // Walk up from `fromUrl` to the first directory holding proto/vmm_rpc.proto. One rule covers the
-// source tree (src/vmm/), a bundle in dist/ and the installed /usr/lib/dstack-supervisor/x.mjs.
+// source tree (src/vmm/), a bundle chunk in dist/chunks/ and the installed
+// /usr/lib/dstack-supervisor/chunks/x.mjs.
 export function findProtoDir(fromUrl: string = import.meta.url): string {
   let dir = dirname(fileURLToPath(fromUrl));
   for (;;) {

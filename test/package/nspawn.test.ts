@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { JOURNAL_PRIORITY, type Level } from '../../src/log/logger.ts';
+import { readNodeFlags } from '../../src/node-flags.ts';
 import { buildDeb, whyNotRunnable } from './build.ts';
 import { bootContainer, listTree, waitFor, type Container } from './container.ts';
 import { copyRootfs, ensureRootfs } from './rootfs.ts';
@@ -49,6 +50,7 @@ test('the .deb carries program, runtime, units and conffiles, and no distributio
     '/usr/bin/dstack-supervisor',
     '/usr/lib/dstack-supervisor/node',
     '/usr/lib/dstack-supervisor/dstack-supervisor.mjs',
+    '/usr/lib/dstack-supervisor/node-flags',
     '/usr/lib/dstack-supervisor/proto/vmm_rpc.proto',
     '/usr/share/dstack-supervisor/templates/vmm.toml',
     '/lib/systemd/system/dstack-supervisor.service',
@@ -152,6 +154,11 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   const status = await run(c, ['systemctl', 'status', UNIT, '--no-pager']);
   assert.match(status, /^\s*Status: "[^"]*running \d+[^"]*"$/m, status);
   assert.equal((await run(c, ['systemd-analyze', 'verify', UNIT])).trim(), '');
+  // The launcher starts Node with the flags of packaging/files/node-flags (issue 5's memory goal),
+  // in the service's main process itself.
+  const mainPid = (await run(c, ['systemctl', 'show', '-p', 'MainPID', '--value', UNIT])).trim();
+  const argv = (await run(c, ['sh', '-c', `tr '\\0' '\\n' </proc/${mainPid}/cmdline`])).split('\n');
+  assert.deepEqual(argv.slice(0, 1 + readNodeFlags().length), ['/usr/lib/dstack-supervisor/node', ...readNodeFlags()]);
 
   // Drop a file: it deploys. A misnamed one is refused with a warning.
   await writeFile(join(root, 'etc/dstack/apps.d/web.yaml'), WEB_APP, { mode: 0o644 });
