@@ -1,5 +1,7 @@
 // Host ports are a shared resource across apps: the app that holds a port keeps it, a later app
 // asking for it is refused with an error naming both (DESIGN.md "Ports").
+import { compareCodeUnits } from '../app/port-rules.ts';
+
 export type PortClaim = { protocol: string; host_port: number };
 
 export type PortClaimant = {
@@ -19,7 +21,7 @@ const keyOf = (p: PortClaim) => `${p.protocol}/${p.host_port}`;
 // Decide which claimants get their ports; returns the refused ones, keyed by app name.
 export function resolvePortClaims(claimants: readonly PortClaimant[]): Map<string, PortConflict> {
   const ordered = [...claimants].sort(
-    (a, b) => Number(b.fixed ?? false) - Number(a.fixed ?? false) || Number(b.holds) - Number(a.holds) || a.name.localeCompare(b.name),
+    (a, b) => Number(b.fixed ?? false) - Number(a.fixed ?? false) || Number(b.holds) - Number(a.holds) || compareCodeUnits(a.name, b.name),
   );
   const owners = new Map<string, PortClaimant>();
   const refused = new Map<string, PortConflict>();
