@@ -5,7 +5,9 @@
 // port planning still runs over them. Files are written as hidden temps, then renamed in one go;
 // the clock starts at the first rename.
 // `--concurrency` sets [apps] concurrency (N, default 4) to show how the figures depend on it.
-// Run: node_modules/.bin/node bench/burst.ts [--apps 1000] [--concurrency 4] [--timeout-s 900] [--profile 1]
+// The supervisor runs as the package ships it (bench/bundle.ts; --bundle 0 runs the sources,
+// --flags 0 leaves packaging/files/node-flags out).
+// Run: node_modules/.bin/node bench/burst.ts [--apps 1000] [--concurrency 4] [--timeout-s 900] [--profile 1] [--bundle 1] [--flags 1]
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openStage } from '../test/soak/stage.ts';
@@ -13,14 +15,16 @@ import { portlessApps } from './apps.ts';
 import { startAuthReader } from '../test/soak/auth-reader.ts';
 import { waitUntil } from '../test/helpers/harness.ts';
 import { describeMachine, numberArgs, printResult, round } from './report.ts';
+import { shippedProgram } from './bundle.ts';
 
-const args = numberArgs({ apps: 1000, 'timeout-s': 900, profile: 0, concurrency: 4 });
+const args = numberArgs({ apps: 1000, 'timeout-s': 900, profile: 0, concurrency: 4, bundle: 1, flags: 1 });
 const machine = describeMachine();
 const stage = await openStage({ apps: { concurrency: args.concurrency }, prefix: 'bench-burst-' });
 const reader = startAuthReader(stage.authPath);
 try {
-  const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(import.meta.dirname, 'profiles')}`] : [];
-  const child = stage.spawn({ nodeArgs });
+  const program = await shippedProgram(args);
+  const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(import.meta.dirname, 'profiles')}`] : [];
+  const child = stage.spawn({ bin: program.bin, nodeArgs: [...program.nodeArgs, ...profile] });
   await child.ready;
   const writesBefore = reader.stats().writes;
   const createVms = () => stage.sim.faults.calls().filter((c) => c === 'CreateVm').length;
@@ -37,6 +41,8 @@ try {
   printResult('burst', machine, {
     apps: args.apps,
     concurrency: args.concurrency,
+    program: args.bundle ? 'esbuild bundle' : 'sources (type stripping)',
+    nodeFlags: program.nodeArgs,
     renameAllMs: round(renamedMs),
     allCreateVmSentMs: round(allCreatedMs),
     allRunningMs: round(allRunningMs),

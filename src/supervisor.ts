@@ -20,7 +20,7 @@ import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
 import { listApps, createSpecBuilder, managedApps, observedUpdate } from './controller/adapters.ts';
 import { resolveImage } from './controller/image.ts';
-import { watchAppsDir } from '../watchers/apps.ts';
+import { watchAppsDir, type WatchDir } from '../watchers/apps.ts';
 import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
 import { registerAhead } from '../handlers/register-ahead.ts';
 import type { DesiredSpec } from './controller/spec.ts';
@@ -35,6 +35,9 @@ export type SupervisorOptions = {
   pollMs?: number;
   // How long stop() lets in-flight work finish before it leaves the rest to the intent records.
   stopGraceMs?: number;
+  // How apps.d's inotify watch is started (watchers/apps.ts's watchDir unless set; tests inject
+  // inotify faults through it).
+  watchDir?: WatchDir;
 };
 
 export type Supervisor = {
@@ -215,7 +218,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   });
 
   await controller.start();
-  const watcher = await watchAppsDir({ dir: config.apps_dir, bus, clock, enabled: config.apps.watch });
+  const watcher = await watchAppsDir({ dir: config.apps_dir, bus, clock, enabled: config.apps.watch, watch: options.watchDir });
   ready = true;
   await notifier.ready(reporter.line());
   await writeSupervisor('ready');

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { BUS_EVENTS, type Bus } from '../src/bus.ts';
 import type { Clock, TimerHandle } from '../src/clock.ts';
 import { isNoiseEvent } from './ignore.ts';
@@ -8,7 +8,18 @@ import { isNoiseEvent } from './ignore.ts';
 // the next re-arm attempt (APPS-DIR rule 11); `disabled` = switched off by configuration.
 export type WatcherState = 'arming' | 'armed' | 'degraded' | 'disabled' | 'closed';
 
-// How to watch apps.d. `watch` is chokidar's; tests hand in a wrapper to inject inotify faults.
+// Start an inotify watch on a directory: `onEvent` gets the name of each entry that changed (null
+// when the kernel gives none). Tests hand in a wrapper to inject inotify faults.
+export type WatchDir = (dir: string, onEvent: (name: string | null) => void) => FSWatcher;
+
+// Node's own fs.watch: one inotify watch on the directory itself, which reports every entry's
+// create, write, chmod, rename and delete. chokidar is not used: its per-directory backend
+// re-reads the directory and lstat()s every entry on events (readdirp with alwaysStat), so 1000
+// renames into apps.d cost up to ~270 000 lstat calls and the burst bench ran 5x slower in some
+// runs (bench/burst.ts); these events are only hints (rule 9), the scanner reads the directory.
+export const watchDir: WatchDir = (dir, onEvent) => fsWatch(dir, { persistent: true }, (_event, name) => onEvent(name));
+
+// How to watch apps.d.
 export type AppsWatcherOptions = {
   dir: string;
   bus: Bus;
@@ -18,7 +29,7 @@ export type AppsWatcherOptions = {
   debounceMs?: number;
   // Re-arm after a fault: first wait, doubling up to the last.
   rearm?: { initialMs: number; maxMs: number };
-  watch?: typeof chokidarWatch;
+  watch?: WatchDir;
 };
 
 // A running watcher; `close` stops it and every timer it holds.
@@ -55,24 +66,17 @@ async function identify(dir: string): Promise<DirId> {
   return { dev: st.dev, ino: st.ino };
 }
 
-function waitReady(watcher: FSWatcher): Promise<void> {
-  return new Promise((resolve, reject) => {
-    watcher.once('ready', resolve);
-    watcher.once('error', reject);
-  });
-}
-
 // Watch apps.d (top level only) and turn every relevant event into one debounced `rescan` on the
-// bus. Events are only hints (rule 9): no path or content travels with them, and chokidar's
-// atomic/awaitWriteFinish heuristics stay off because the scanner's settling decides. On an
-// inotify error, or when apps.d is removed or replaced by another inode, it emits
-// `watcher-degraded`, closes, and re-arms with backoff until it can emit `watcher-armed` (rule 11).
+// bus. Events are only hints (rule 9): no path or content travels with them, and no write-finish
+// heuristic runs because the scanner's settling decides. On an inotify error, or when apps.d is
+// removed or replaced by another inode, it emits `watcher-degraded`, closes, and re-arms with
+// backoff until it can emit `watcher-armed` (rule 11).
 // It never talks to the VMM. Resolves after the first arm attempt, armed or degraded.
 export async function watchAppsDir(options: AppsWatcherOptions): Promise<AppsWatcher> {
   const { dir, bus, clock } = options;
   const debounceMs = options.debounceMs ?? 100;
   const rearm = options.rearm ?? { initialMs: 1_000, maxMs: 60_000 };
-  const watch = options.watch ?? chokidarWatch;
+  const watch = options.watch ?? watchDir;
   let state: WatcherState = options.enabled === false ? 'disabled' : 'arming';
   let watcher: FSWatcher | undefined;
   let armedAs: DirId | undefined;
@@ -80,24 +84,23 @@ export async function watchAppsDir(options: AppsWatcherOptions): Promise<AppsWat
   let retry: TimerHandle | undefined;
   let delay = rearm.initialMs;
   let dirty = false;
-  // Bumped whenever a chokidar instance is discarded, so its late events are ignored.
+  // Bumped whenever a watch is discarded, so its late events are ignored.
   let generation = 0;
 
-  async function discard(): Promise<void> {
+  function discard(): void {
     generation += 1;
     tick?.cancel();
     tick = undefined;
     dirty = false;
     const old = watcher;
     watcher = undefined;
-    // The instance is being thrown away; a failing close leaves nothing to act on.
-    await old?.close().catch(() => undefined);
+    old?.close();
   }
 
   async function degrade(fault: WatchFault): Promise<void> {
     if (state !== 'armed' && state !== 'arming') return;
     state = 'degraded';
-    await discard();
+    discard();
     if (state !== 'degraded') return;
     const retryInMs = delay;
     delay = Math.min(delay * 2, rearm.maxMs);
@@ -137,16 +140,14 @@ export async function watchAppsDir(options: AppsWatcherOptions): Promise<AppsWat
     const gen = ++generation;
     try {
       const before = await identify(dir);
-      const w = watch(dir, { depth: 0, ignoreInitial: true, atomic: false, awaitWriteFinish: false, followSymlinks: false, persistent: true });
+      // Any event, even one for a noise name, re-checks the directory's identity; only events
+      // that can change what apps.d means mark it dirty. inotify_add_watch has returned when
+      // watch() does, so nothing after `before` is missed.
+      const w = watch(dir, (name) => hint(gen, name === null || !isNoiseEvent(name)));
       watcher = w;
-      // Any event, even a raw one for a noise name, re-checks the directory's identity; only
-      // events that can change what apps.d means mark it dirty.
-      w.on('all', (_event, path) => hint(gen, path === dir || !isNoiseEvent(path)));
-      w.on('raw', (_event, name) => hint(gen, name !== null && !isNoiseEvent(name)));
       w.on('error', (err) => {
         if (gen === generation) void degrade(faultOf(dir, err));
       });
-      await waitReady(w);
       const after = await identify(dir);
       if (after.dev !== before.dev || after.ino !== before.ino) throw new WatchFault('APPS_DIR_REPLACED', `${dir}: was replaced while the watcher started`);
       if (gen !== generation || state !== 'arming') return;
@@ -168,7 +169,7 @@ export async function watchAppsDir(options: AppsWatcherOptions): Promise<AppsWat
       state = 'closed';
       retry?.cancel();
       retry = undefined;
-      await discard();
+      discard();
     },
   };
 }

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { ConfigSchema, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startSupervisor, type Supervisor } from '../../src/supervisor.ts';
+import type { WatchDir } from '../../watchers/apps.ts';
 import { startSimHost, type SimHost, type SimHostOptions } from '../../src/sim/host.ts';
 import { seedSimAuthConfig } from '../../src/sim/seed.ts';
 import { readAllStatuses, readSupervisorStatus } from '../../src/status/store.ts';
@@ -61,6 +62,8 @@ export type HarnessOptions = {
   sim?: Partial<SimHostOptions>;
   // The supervisor's environment (NOTIFY_SOCKET for sd_notify tests).
   env?: Record<string, string>;
+  // How the supervisor starts apps.d's inotify watch (to inject inotify faults).
+  watchDir?: WatchDir;
 };
 
 // A compose file publishing `port`, with a marker so each version has its own hash.
@@ -149,6 +152,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
         env: options.env ?? {},
         pollMs: 10,
         stopGraceMs: 1000,
+        watchDir: options.watchDir,
       });
       return running;
     },

@@ -2,21 +2,21 @@
 // simulated VMM. Tools that exist on this machine (cp, install, mv, sed, vim, touch, chmod,
 // truncate, rm) run for real; rsync is not installed, and Ansible, Puppet, Salt and dpkg are not
 // run here, so their exact file-system sequences are reproduced and each says so. ENOSPC and
-// EMFILE enter through chokidar's native-watch test hooks. "Nothing happened" is asserted after
+// EMFILE enter through the supervisor's watchDir seam. "Nothing happened" is asserted after
 // h.checkpoint(): a later app deployed, so every earlier change has been settled and planned;
 // its own deploy is the one CreateVm allowed.
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, link, mkdir, open, readFile, rename, unlink, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { execa } from 'execa';
-import { failNativeWatch, setNativeWatchFactoryForTests } from '../../node_modules/chokidar/backend.js';
 import { startHarness, composeText, composeOf, freePort, waitUntil, type Harness } from '../helpers/harness.ts';
 import { startWithApp, assertUntouched, statusOf, rescan } from '../helpers/rules.ts';
 import { appCompose } from '../sim/fixtures.ts';
+import { watchDir, type WatchDir } from '../../watchers/apps.ts';
 
 // Replaces the content of app file `path` with `text`, the way one tool does.
 type Writer = { tool: string; write: (path: string, text: string) => Promise<void> };
@@ -381,15 +381,17 @@ const watcherIs = (h: Harness, state: 'ok' | 'degraded') =>
   waitUntil(async () => (await h.supervisorStatus())?.watcher === state, `watcher ${state}`);
 
 // Directories whose inotify watches fail as they do once fs.inotify.max_user_watches (ENOSPC)
-// or an open-file limit (EMFILE) is reached, mapped to that code. chokidar's own test hook swaps
-// the fs.watch it calls; set before any watcher exists in this process, it passes every other
-// directory straight through.
+// or an open-file limit (EMFILE) is reached, mapped to that code; every other directory is
+// watched for real. `live` holds each directory's current watch, to fail it while it runs.
 const exhausted = new Map<string, string>();
-setNativeWatchFactoryForTests((path, options, listener) => {
-  const code = exhausted.get(path);
-  if (code !== undefined) throw Object.assign(new Error(`${code}: simulated inotify failure, watch '${path}'`), { code });
-  return watch(path, options, listener);
-});
+const live = new Map<string, FSWatcher>();
+const limitedWatch: WatchDir = (dir, onEvent) => {
+  const code = exhausted.get(dir);
+  if (code !== undefined) throw Object.assign(new Error(`${code}: simulated inotify failure, watch '${dir}'`), { code });
+  const w = watchDir(dir, onEvent);
+  live.set(dir, w);
+  return w;
+};
 
 // Warnings the supervisor logged about the file watcher stopping.
 const watcherWarnings = (h: Harness) => h.logs.filter((l) => l.priority === 4 && l.fields.CODE !== undefined);
@@ -401,12 +403,12 @@ describe('rule 11: the watcher heals itself', GROUP, () => {
   };
   for (const [code, why] of Object.entries(faults)) {
     it(`rule 11: on ${code} the watcher degrades, changes land without it, and it re-arms`, async (t) => {
-      const { h, vm, port } = await startWithApp(t);
+      const { h, vm, port } = await startWithApp(t, { watchDir: limitedWatch });
       // The limit is reached: the live watch fails, and so does every re-arm until it is raised.
       exhausted.set(h.appsDir, code);
       t.after(() => exhausted.delete(h.appsDir));
       const error = Object.assign(new Error(`${code}: simulated inotify failure, watch '${h.appsDir}'`), { code });
-      assert.equal(await failNativeWatch(h.appsDir, error), true, 'the apps.d watcher was live');
+      assert.equal(live.get(h.appsDir)?.emit('error', error), true, 'the apps.d watcher was live');
       await watcherIs(h, 'degraded');
       const [warning] = watcherWarnings(h);
       assert.equal(warning?.fields.CODE, code);

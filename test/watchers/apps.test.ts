@@ -3,14 +3,16 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, open, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'node:fs';
 import { execa } from 'execa';
 import { createBus, type Bus, type BusEventName, type BusEvents } from '../../src/bus.ts';
 import { systemClock, type Clock } from '../../src/clock.ts';
-import { watchAppsDir, type AppsWatcher, type AppsWatcherOptions } from '../../watchers/apps.ts';
+import { watchAppsDir, watchDir, type AppsWatcher, type AppsWatcherOptions } from '../../watchers/apps.ts';
 import { createManualClock } from '../helpers/manual-clock.ts';
 
-type Setup = { root: string; dir: string; bus: Bus; watcher: AppsWatcher; instances: FSWatcher[]; events: Array<[BusEventName, unknown]> };
+// Each inotify watch the watcher started, and whether it has been closed.
+type Instance = { watch: FSWatcher; closed: boolean };
+type Setup = { root: string; dir: string; bus: Bus; watcher: AppsWatcher; instances: Instance[]; events: Array<[BusEventName, unknown]> };
 
 // A temp apps.d, a bus that records every event, and a watcher on it (closed after the test).
 async function setup(
@@ -24,7 +26,7 @@ async function setup(
   const bus = createBus();
   const events: Array<[BusEventName, unknown]> = [];
   bus.on('*', (name, payload) => events.push([name, payload]));
-  const instances: FSWatcher[] = [];
+  const instances: Instance[] = [];
   const watcher = await watchAppsDir({
     dir,
     bus,
@@ -32,10 +34,15 @@ async function setup(
     debounceMs: options.debounceMs ?? 20,
     rearm: options.rearm ?? { initialMs: 30, maxMs: 1000 },
     enabled: options.enabled,
-    watch: (paths, opts) => {
-      const w = chokidarWatch(paths, opts);
-      instances.push(w);
-      return w;
+    watch: (path, onEvent) => {
+      const instance = { watch: watchDir(path, onEvent), closed: false };
+      const close = instance.watch.close.bind(instance.watch);
+      instance.watch.close = () => {
+        instance.closed = true;
+        close();
+      };
+      instances.push(instance);
+      return instance.watch;
     },
   });
   t.after(() => watcher.close());
@@ -59,13 +66,13 @@ function nextEvent<K extends BusEventName>(bus: Bus, name: K, match: (e: BusEven
   });
 }
 
-// Resolves once chokidar itself has reported `kind` for every one of `files`.
-function chokidarSaw(w: FSWatcher, kind: 'add' | 'change' | 'unlink', files: string[]): Promise<void> {
-  const left = new Set(files);
+// Resolves once the inotify watch itself has reported an event for every one of `names`.
+function watchSaw(w: FSWatcher, names: string[]): Promise<void> {
+  const left = new Set(names);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`chokidar did not report ${kind} for ${[...left].join()}`)), 5000);
-    w.on(kind, (path) => {
-      left.delete(path);
+    const timer = setTimeout(() => reject(new Error(`no inotify event for ${[...left].join()}`)), 5000);
+    w.on('change', (_event, name) => {
+      left.delete(String(name));
       if (left.size > 0) return;
       clearTimeout(timer);
       resolve();
@@ -77,7 +84,7 @@ function chokidarSaw(w: FSWatcher, kind: 'add' | 'change' | 'unlink', files: str
 async function setupManual(t: { after: (fn: () => Promise<void>) => void }) {
   const clock = createManualClock();
   const s = await setup(t, { clock, debounceMs: 100 });
-  const [w] = s.instances;
+  const w = s.instances[0]?.watch;
   assert.ok(w);
   return { clock, s, w };
 }
@@ -95,9 +102,9 @@ test('arming emits watcher-armed and a rescan for whatever changed before it', a
 
 test('rule 9: a burst of events marks the directory dirty once and becomes ONE debounced rescan', async (t) => {
   const { clock, s, w } = await setupManual(t);
-  const files = ['a.yml', 'b.yml', 'c.yaml', 'd.yml', 'e.yml'].map((f) => join(s.dir, f));
-  const seen = chokidarSaw(w, 'add', files);
-  await Promise.all(files.map((f) => writeFile(f, 'services: {}\n')));
+  const names = ['a.yml', 'b.yml', 'c.yaml', 'd.yml', 'e.yml'];
+  const seen = watchSaw(w, names);
+  await Promise.all(names.map((f) => writeFile(join(s.dir, f), 'services: {}\n')));
   await seen;
   assert.equal(clock.pending(), 1, 'one debounce timer for the whole burst');
   const rescan = nextEvent(s.bus, 'rescan');
@@ -108,12 +115,12 @@ test('rule 9: a burst of events marks the directory dirty once and becomes ONE d
 
 test('rule 1: events on editor swap and probe files alone never ask for a rescan', async (t) => {
   const { clock, s, w } = await setupManual(t);
-  const noise = ['.web.yml.swp', '4913', 'web.yml~'].map((f) => join(s.dir, f));
-  const seen = chokidarSaw(w, 'add', noise);
-  await Promise.all(noise.map((f) => writeFile(f, 'x')));
+  const noise = ['.web.yml.swp', '4913', 'web.yml~'];
+  const seen = watchSaw(w, noise);
+  await Promise.all(noise.map((f) => writeFile(join(s.dir, f), 'x')));
   await seen;
   await clock.advance(100);
-  const real = chokidarSaw(w, 'add', [join(s.dir, 'web.yml')]);
+  const real = watchSaw(w, ['web.yml']);
   await writeFile(join(s.dir, 'web.yml'), 'services: {}\n');
   await real;
   const rescan = nextEvent(s.bus, 'rescan');
@@ -170,7 +177,7 @@ test('rule 11: apps.d replaced by another directory: degraded, then re-armed on 
   assert.equal(d.dir, s.dir);
   assert.equal((await armed).ino, (await stat(s.dir)).ino);
   assert.equal(s.watcher.state(), 'armed');
-  assert.equal(s.instances[0]?.closed, true, 'the old chokidar instance is closed');
+  assert.equal(s.instances[0]?.closed, true, 'the old watch is closed');
   const rescan = nextEvent(s.bus, 'rescan', (e) => e.reason === 'fs-event');
   await writeFile(join(s.dir, 'web.yml'), 'a: 1\n');
   await rescan;
@@ -216,26 +223,26 @@ test('rule 11: ENOSPC and EMFILE from inotify: degraded, rescan, closed, re-arme
     const degraded = nextEvent(s.bus, 'watcher-degraded');
     const rescan = nextEvent(s.bus, 'rescan', (e) => e.reason === 'watcher-degraded');
     const armed = nextEvent(s.bus, 'watcher-armed');
-    // What chokidar emits when inotify_add_watch or inotify_init fails.
-    current.emit('error', Object.assign(new Error(`${code}: inotify failed`), { code }));
+    // An inotify failure, as the watch reports it.
+    current.watch.emit('error', Object.assign(new Error(`${code}: inotify failed`), { code }));
     const d = await degraded;
     assert.equal(d.code, code);
     assert.match(d.reason, hint);
     await rescan;
     assert.equal(current.closed, true);
     await armed;
-    assert.notEqual(s.instances.at(-1), current, 'a fresh chokidar instance');
+    assert.notEqual(s.instances.at(-1), current, 'a fresh watch');
   }
 });
 
-test('the watcher can be disabled: no chokidar instance, no events', async (t) => {
+test('the watcher can be disabled: no inotify watch, no events', async (t) => {
   const s = await setup(t, { enabled: false });
   assert.equal(s.watcher.state(), 'disabled');
   assert.equal(s.instances.length, 0);
   assert.deepEqual(s.events, []);
 });
 
-test('close stops chokidar and every timer', async (t) => {
+test('close stops the inotify watch and every timer', async (t) => {
   const clock = createManualClock();
   const s = await setup(t, { clock, createDir: false });
   assert.equal(clock.pending(), 1, 'a re-arm is scheduled');
@@ -244,4 +251,18 @@ test('close stops chokidar and every timer', async (t) => {
   assert.equal(s.watcher.state(), 'closed');
   await clock.advance(60_000);
   assert.equal(s.instances.length, 0);
+});
+
+test('close stops a live inotify watch: later changes ask for nothing', async (t) => {
+  const { clock, s } = await setupManual(t);
+  await s.watcher.close();
+  assert.equal(s.instances[0]?.closed, true);
+  // A second, independent watch shows when the kernel has delivered the event.
+  const witness = watchDir(s.dir, () => undefined);
+  t.after(() => witness.close());
+  const delivered = watchSaw(witness, ['web.yml']);
+  await writeFile(join(s.dir, 'web.yml'), 'services: {}\n');
+  await delivered;
+  await new Promise((r) => setImmediate(r));
+  assert.equal(clock.pending(), 0, 'no debounce timer: the closed watch reported nothing');
 });
