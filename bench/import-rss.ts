@@ -8,7 +8,7 @@ import { describeMachine, printResult, round } from './report.ts';
 // The packages `dstack-supervisor run` loads while idle. Left out: init-only ones (node-forge,
 // dbus-next, and undici and execa, which init still uses), imported lazily by the init command,
 // and @noble/curves, loaded with the first app that has an env file.
-const DEPENDENCIES = ['zod', 'pino', 'yaml', 'chokidar', 'protobufjs', 'smol-toml', 'mitt'];
+const DEPENDENCIES = ['zod', 'pino', 'yaml', 'protobufjs', 'smol-toml', 'mitt'];
 
 // RSS (MB) of a node process after it ran `code` and let 500 ms pass.
 function rssAfter(code: string): Promise<number> {

@@ -64,9 +64,17 @@ export function forkAllowlist(doc: AllowlistDocument): AllowlistDocument {
 // Apply one edit in place; true if the document changed.
 export function applyEdit(doc: AllowlistDocument, edit: AllowlistEdit): boolean {
   const replacements = planEdit(doc.apps, edit);
+  const index = keyIndex(doc.apps);
   for (const [key, entry] of replacements) {
-    if (entry === undefined) delete doc.apps[key];
-    else doc.apps[key] = entry;
+    const form = normalizeHexLikeAuthSimple(key);
+    const keys = index.get(form) ?? [];
+    if (entry === undefined) {
+      delete doc.apps[key];
+      index.set(form, keys.filter((k) => k !== key));
+    } else {
+      if (!Object.hasOwn(doc.apps, key)) index.set(form, [...keys, key]);
+      doc.apps[key] = entry;
+    }
   }
   return replacements.length > 0;
 }
@@ -109,11 +117,28 @@ function keepNumberSpelling(_key: string, value: unknown, context?: { source?: s
   return respelled ? sourceJson.rawJSON(source) : value;
 }
 
+// The keys of an `apps` object by the form auth-simple compares, each list in file order. Built
+// once per object and kept up to date by applyEdit (its only writer), so a batch of a thousand
+// edits does not normalise every key for every edit.
+const keyIndexes = new WeakMap<JsonObject, Map<string, string[]>>();
+
+function keyIndex(apps: JsonObject): Map<string, string[]> {
+  let index = keyIndexes.get(apps);
+  if (index === undefined) {
+    index = new Map();
+    for (const key of Object.keys(apps)) {
+      const form = normalizeHexLikeAuthSimple(key);
+      index.set(form, [...(index.get(form) ?? []), key]);
+    }
+    keyIndexes.set(apps, index);
+  }
+  return index;
+}
+
 // Every key of `apps` that auth-simple would match to `appId`, in file order; auth-simple uses
 // the first, so that is the one we add to, and removal clears them all.
-function appKeys(apps: JsonObject, appId: string): string[] {
-  const wanted = normalizeHexLikeAuthSimple(appId);
-  return Object.keys(apps).filter((key) => normalizeHexLikeAuthSimple(key) === wanted);
+function appKeys(apps: JsonObject, appId: string): readonly string[] {
+  return keyIndex(apps).get(normalizeHexLikeAuthSimple(appId)) ?? [];
 }
 
 // New entries match upstream's CLI: any device may run the app.

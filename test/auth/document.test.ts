@@ -112,3 +112,17 @@ test('files auth-simple could not use, or without apps, are AUTH_INVALID naming 
     );
   }
 });
+
+test('a run of edits on one document finds keys it added and forgets keys it removed', () => {
+  const doc = parseAllowlist('/x/auth-config.json', '{"apps":{"0xAB":{"composeHashes":["11"]},"ab":{"composeHashes":["22"]}}}');
+  assert.equal(applyEdit(doc, { kind: 'addHash', appId: 'cd', hash: '33' }), true);
+  assert.equal(applyEdit(doc, { kind: 'addHash', appId: 'cd', hash: '44' }), true);
+  assert.deepEqual(doc.apps['cd'], { composeHashes: ['33', '44'], devices: [], allowAnyDevice: true });
+  // Both spellings of ab are its entries: removal clears them all.
+  assert.equal(applyEdit(doc, { kind: 'removeApp', appId: 'ab' }), true);
+  assert.deepEqual(Object.keys(doc.apps), ['cd']);
+  assert.equal(applyEdit(doc, { kind: 'removeApp', appId: 'ab' }), false);
+  assert.equal(applyEdit(doc, { kind: 'addHash', appId: 'ab', hash: '55' }), true);
+  assert.deepEqual(Object.keys(doc.apps), ['cd', 'ab']);
+  assert.deepEqual(doc.apps['ab'], { composeHashes: ['55'], devices: [], allowAnyDevice: true });
+});
