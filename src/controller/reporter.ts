@@ -67,6 +67,9 @@ export function createReporter(deps: ReporterDeps): Reporter {
   return {
     async update(u) {
       if (u.phase === 'removed') {
+        // The journal says when a teardown is over, not only that it began.
+        const before = current.get(u.app);
+        if (before) deps.log.info({ APP: u.app, FILE: u.file, PHASE: 'removed', FROM_PHASE: before.phase }, `${u.app}: ${before.phase} -> removed`);
         current.delete(u.app);
         heldKey.delete(u.app);
         await deps.remove(u.app);

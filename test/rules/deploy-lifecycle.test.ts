@@ -37,4 +37,6 @@ test('a dropped file deploys, an edit upgrades in place, a delete tears down', a
   await h.until((v) => v.length === 0, 'VM removed');
   await waitUntil(async () => (await h.allowlist())[first.app_id!] === undefined, 'allowlist entry removed');
   await waitUntil(async () => (await h.statuses()).length === 0, 'status file removed');
+  const phases = h.logs.filter((l) => l.fields.APP === 'shop' && l.fields.PHASE !== undefined).map((l) => l.fields.msg);
+  assert.deepEqual(phases.slice(-2), ['shop: running -> removing', 'shop: removing -> removed'], 'the journal says when the teardown is over');
 });
