@@ -17,7 +17,18 @@ export async function buildBundle(): Promise<string> {
 }
 
 // How a bench starts the supervisor: the bundle (else the sources, through bin/) and the flags
-// the package's launcher passes (`flags` 0 leaves them out, to measure what they change).
-export async function shippedProgram(args: { bundle: number; flags: number }): Promise<{ bin: string | undefined; nodeArgs: string[] }> {
-  return { bin: args.bundle ? await buildBundle() : undefined, nodeArgs: args.flags ? readNodeFlags() : [] };
+// the package's launcher passes (`flags` 0 leaves them out, to measure what they change), plus a
+// CPU profile into bench/profiles/ when `profile` is set. `described` is what the result reports.
+export async function shippedProgram(args: { bundle: number; flags: number; profile?: number }): Promise<{
+  bin: string | undefined;
+  nodeArgs: string[];
+  described: { program: string; nodeFlags: string[] };
+}> {
+  const nodeFlags = args.flags ? readNodeFlags() : [];
+  const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'profiles')}`] : [];
+  return {
+    bin: args.bundle ? await buildBundle() : undefined,
+    nodeArgs: [...nodeFlags, ...profile],
+    described: { program: args.bundle ? 'esbuild bundle' : 'sources (type stripping)', nodeFlags },
+  };
 }

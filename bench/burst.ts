@@ -8,7 +8,6 @@
 // The supervisor runs as the package ships it (bench/bundle.ts; --bundle 0 runs the sources,
 // --flags 0 leaves packaging/files/node-flags out).
 // Run: node_modules/.bin/node bench/burst.ts [--apps 1000] [--concurrency 4] [--timeout-s 900] [--profile 1] [--bundle 1] [--flags 1]
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openStage } from '../test/soak/stage.ts';
 import { portlessApps } from './apps.ts';
@@ -23,8 +22,7 @@ const stage = await openStage({ apps: { concurrency: args.concurrency }, prefix:
 const reader = startAuthReader(stage.authPath);
 try {
   const program = await shippedProgram(args);
-  const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(import.meta.dirname, 'profiles')}`] : [];
-  const child = stage.spawn({ bin: program.bin, nodeArgs: [...program.nodeArgs, ...profile] });
+  const child = stage.spawn({ bin: program.bin, nodeArgs: program.nodeArgs });
   await child.ready;
   const writesBefore = reader.stats().writes;
   const createVms = () => stage.sim.faults.calls().filter((c) => c === 'CreateVm').length;
@@ -41,8 +39,7 @@ try {
   printResult('burst', machine, {
     apps: args.apps,
     concurrency: args.concurrency,
-    program: args.bundle ? 'esbuild bundle' : 'sources (type stripping)',
-    nodeFlags: program.nodeArgs,
+    ...program.described,
     renameAllMs: round(renamedMs),
     allCreateVmSentMs: round(allCreatedMs),
     allRunningMs: round(allRunningMs),

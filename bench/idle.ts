@@ -61,7 +61,7 @@ const machine = describeMachine();
 const stage = await openStage({ prefix: 'bench-idle-' });
 const probeOut = join(stage.dir, 'timers.json');
 try {
-  const { bin, nodeArgs } = await shippedProgram(args);
+  const { bin, nodeArgs, described } = await shippedProgram(args);
   const child = stage.spawn({
     bin,
     nodeArgs: [...nodeArgs, '--import', join(import.meta.dirname, 'timer-probe.mjs')],
@@ -104,8 +104,7 @@ try {
   printResult('idle', machine, {
     apps: args.apps,
     windowS: windowMs / 1000,
-    program: args.bundle ? 'esbuild bundle' : 'sources (type stripping)',
-    nodeFlags: nodeArgs,
+    ...described,
     rssMB: { start: before.rssMB, end: after.rssMB, max: maxRss, peakSinceStart: after.peakRssMB },
     // The end's resident set in its two parts, beside a bare Node process's.
     residentEndMB: { anon: after.anonMB, file: after.fileMB },

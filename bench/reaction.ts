@@ -10,7 +10,6 @@
 //      node_modules/.bin/node bench/reaction.ts [--drops 200] [--settle-ms 1000] [--background 0] [--profile 1]
 //      [--bundle 1] [--flags 1]   (the supervisor as the package ships it, as in bench/idle.ts)
 import { performance } from 'node:perf_hooks';
-import { join } from 'node:path';
 import { openStage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { describeMachine, numberArgs, percentile, printResult, round } from './report.ts';
@@ -26,8 +25,7 @@ const summary = (list: readonly number[]) => ({ p50: percentile(list, 50), p99: 
 try {
   if (args.background > 0) await deployBackground(stage, 'background', args.background, { settle_ms: settleMs });
   const program = await shippedProgram(args);
-  const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(import.meta.dirname, 'profiles')}`] : [];
-  const child = stage.spawn({ bin: program.bin, nodeArgs: [...program.nodeArgs, ...profile] });
+  const child = stage.spawn({ bin: program.bin, nodeArgs: program.nodeArgs });
   await child.ready;
   const ports = await freePorts(args.drops + 1);
   if (args.background > 0) {
@@ -57,8 +55,7 @@ try {
     drops: args.drops,
     backgroundApps: args.background,
     settleWindowMs: settleMs,
-    program: args.bundle ? 'esbuild bundle' : 'sources (type stripping)',
-    nodeFlags: program.nodeArgs,
+    ...program.described,
     dropToCreateVmMs: {
       p50: percentile(latencies, 50),
       p99,

@@ -6,7 +6,6 @@
 // measured start uses the default N = 4. The apps publish no ports (see bench/apps.ts).
 // The restarted supervisor runs as the package ships it (--bundle 1 --flags 1, as in bench/idle.ts).
 // Run: node_modules/.bin/node bench/restart.ts [--apps 1000] [--profile 1] [--bundle 1] [--flags 1]
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openStage } from '../test/soak/stage.ts';
 import { waitUntil } from '../test/helpers/harness.ts';
@@ -25,7 +24,6 @@ try {
   const callsBefore = stage.sim.faults.calls().length;
   const vmIdsBefore = stage.sim.state.list().map((v) => v.id).sort().join();
   const program = await shippedProgram(args);
-  const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(import.meta.dirname, 'profiles')}`] : [];
   // At debug level every reconcile logs its decision: once each app has logged one, the restart
   // has been fully reconciled (the first pass only sees the files; they settle Q later).
   const reconciled = new Set<string>();
@@ -33,7 +31,7 @@ try {
   const spawnedAt = performance.now();
   const second = stage.spawn({
     bin: program.bin,
-    nodeArgs: [...program.nodeArgs, ...profile],
+    nodeArgs: program.nodeArgs,
     env: { DSTACK_SUPERVISOR_LOG_LEVEL: 'debug' },
     onLine: (line) => {
       // A decision naming a target hash (TO) was taken on settled content, not a held first look.
@@ -56,8 +54,7 @@ try {
   const readyMs = readyAt - spawnedAt;
   printResult('restart', machine, {
     apps: args.apps,
-    program: args.bundle ? 'esbuild bundle' : 'sources (type stripping)',
-    nodeFlags: program.nodeArgs,
+    ...program.described,
     spawnToReadyMs: round(readyMs),
     spawnToAllReconciledMs: round(reconciledAt - spawnedAt),
     runningAtReady: readyCounts.running ?? 0,

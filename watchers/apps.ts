@@ -13,10 +13,8 @@ export type WatcherState = 'arming' | 'armed' | 'degraded' | 'disabled' | 'close
 export type WatchDir = (dir: string, onEvent: (name: string | null) => void) => FSWatcher;
 
 // Node's own fs.watch: one inotify watch on the directory itself, which reports every entry's
-// create, write, chmod, rename and delete. chokidar is not used: its per-directory backend
-// re-reads the directory and lstat()s every entry on events (readdirp with alwaysStat), so 1000
-// renames into apps.d cost up to ~270 000 lstat calls and the burst bench ran 5x slower in some
-// runs (bench/burst.ts); these events are only hints (rule 9), the scanner reads the directory.
+// create, write, chmod, rename and delete. Not chokidar: it lstat()s every entry of the directory
+// on events, O(files x events) for a burst (README, Decisions); these events are only hints.
 export const watchDir: WatchDir = (dir, onEvent) => fsWatch(dir, { persistent: true }, (_event, name) => onEvent(name));
 
 // How to watch apps.d.

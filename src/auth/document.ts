@@ -66,13 +66,12 @@ export function applyEdit(doc: AllowlistDocument, edit: AllowlistEdit): boolean 
   const replacements = planEdit(doc.apps, edit);
   const index = keyIndex(doc.apps);
   for (const [key, entry] of replacements) {
-    const form = normalizeHexLikeAuthSimple(key);
-    const keys = index.get(form) ?? [];
     if (entry === undefined) {
       delete doc.apps[key];
-      index.set(form, keys.filter((k) => k !== key));
+      const form = normalizeHexLikeAuthSimple(key);
+      index.set(form, (index.get(form) ?? []).filter((k) => k !== key));
     } else {
-      if (!Object.hasOwn(doc.apps, key)) index.set(form, [...keys, key]);
+      if (!Object.hasOwn(doc.apps, key)) indexKey(index, key);
       doc.apps[key] = entry;
     }
   }
@@ -126,13 +125,16 @@ function keyIndex(apps: JsonObject): Map<string, string[]> {
   let index = keyIndexes.get(apps);
   if (index === undefined) {
     index = new Map();
-    for (const key of Object.keys(apps)) {
-      const form = normalizeHexLikeAuthSimple(key);
-      index.set(form, [...(index.get(form) ?? []), key]);
-    }
+    for (const key of Object.keys(apps)) indexKey(index, key);
     keyIndexes.set(apps, index);
   }
   return index;
+}
+
+// Add `key` at the end of its form's list (new keys come last in a JSON object too).
+function indexKey(index: Map<string, string[]>, key: string): void {
+  const form = normalizeHexLikeAuthSimple(key);
+  index.set(form, [...(index.get(form) ?? []), key]);
 }
 
 // Every key of `apps` that auth-simple would match to `appId`, in file order; auth-simple uses

@@ -64,12 +64,16 @@ export function createReporter(deps: ReporterDeps): Reporter {
     }
   };
 
+  // One journal line a phase change: `from` undefined is a new app.
+  const logPhase = (app: string, file: string, from: Phase | undefined, to: Phase | 'removed'): void =>
+    deps.log.info({ APP: app, FILE: file, PHASE: to, FROM_PHASE: from ?? null }, `${app}: ${from ?? 'new'} -> ${to}`);
+
   return {
     async update(u) {
       if (u.phase === 'removed') {
         // The journal says when a teardown is over, not only that it began.
         const before = current.get(u.app);
-        if (before) deps.log.info({ APP: u.app, FILE: u.file, PHASE: 'removed', FROM_PHASE: before.phase }, `${u.app}: ${before.phase} -> removed`);
+        if (before) logPhase(u.app, u.file, before.phase, 'removed');
         current.delete(u.app);
         heldKey.delete(u.app);
         await deps.remove(u.app);
@@ -110,9 +114,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
         before && before.phase === status.phase && before.last_error === status.last_error && before.vm_id === status.vm_id &&
         before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n');
       if (same) return;
-      if (before?.phase !== status.phase) {
-        deps.log.info({ APP: u.app, FILE: u.file, PHASE: status.phase, FROM_PHASE: before?.phase ?? null }, `${u.app}: ${before?.phase ?? 'new'} -> ${status.phase}`);
-      }
+      if (before?.phase !== status.phase) logPhase(u.app, u.file, before?.phase, status.phase);
       current.set(u.app, status);
       await deps.write(status);
       publish();

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, open, rename, rm, stat, unlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FSWatcher } from 'node:fs';
+import { on } from 'node:events';
 import { execa } from 'execa';
 import { createBus, type Bus, type BusEventName, type BusEvents } from '../../src/bus.ts';
 import { systemClock, type Clock } from '../../src/clock.ts';
@@ -66,18 +67,18 @@ function nextEvent<K extends BusEventName>(bus: Bus, name: K, match: (e: BusEven
   });
 }
 
-// Resolves once the inotify watch itself has reported an event for every one of `names`.
-function watchSaw(w: FSWatcher, names: string[]): Promise<void> {
+// Resolves once the inotify watch itself has reported an event for every one of `names`; it
+// listens from the call on, so call it before the change.
+async function watchSaw(w: FSWatcher, names: string[]): Promise<void> {
   const left = new Set(names);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no inotify event for ${[...left].join()}`)), 5000);
-    w.on('change', (_event, name) => {
+  try {
+    for await (const [, name] of on(w, 'change', { signal: AbortSignal.timeout(5000) })) {
       left.delete(String(name));
-      if (left.size > 0) return;
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+      if (left.size === 0) return;
+    }
+  } catch (err) {
+    throw new Error(`no inotify event for ${[...left].join()}`, { cause: err });
+  }
 }
 
 // A watcher whose debounce timer (100 ms) only fires when the test advances the clock.
