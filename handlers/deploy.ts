@@ -37,7 +37,9 @@ export async function deployApp(spec: DesiredSpec, appId: string, prior: AppReco
 
   const sealed = spec.env ? await deps.sealEnv(spec.name, appId, spec.env.entries) : '';
   const { id } = await deps.vmm.createVm(vmConfigOf(spec, appId, sealed));
-  const created: AppRecord = { ...registered, vmId: id };
+  // The VM holds these env values from now on; recorded here, not when the boot is confirmed, or
+  // every reconcile until then would see an env change and upgrade again (issue 13).
+  const created: AppRecord = { ...registered, vmId: id, envHash: spec.env?.hash };
   await deps.records.save(created);
 
   return created;

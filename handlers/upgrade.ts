@@ -33,5 +33,7 @@ export async function upgradeApp(
     await deps.vmm.updateVm({ id: vm.id, vcpu: spec.vcpu, memory: spec.memory, disk_size: spec.disk, image: spec.image });
   }
   await deps.vmm.startVm(vm.id);
-  return markLaunched(registered, deps);
+  // The guest now boots with these env values: recorded with the launch, so the reconciles that
+  // watch the boot see no env change (before issue 13 they upgraded again, without end).
+  return markLaunched({ ...registered, envHash: spec.env?.hash }, deps);
 }

@@ -1,0 +1,73 @@
+// Issue 13 item 1: an app with NAME.env reached `running` once and was then upgraded ('changed:
+// env') on every pass, its CVM restarted without end, because the env hash was recorded only when
+// the operation finalized, which a pending env change never let happen. These tests watch what the
+// supervisor keeps doing over time, not one instant.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
+
+// How long the supervisor is watched for a restart loop: 15 resyncs of the harness's R = 2 s.
+const QUIET_WINDOW_MS = 30_000;
+
+async function putEnv(h: Harness, name: string, text: string): Promise<void> {
+  const path = join(h.appsDir, `${name}.env`);
+  await writeFile(path, text);
+  await chmod(path, 0o600);
+}
+
+const count = (h: Harness, method: string) => h.mutations().filter((m) => m === method).length;
+
+// Resolves after `ms` of wall time while the supervisor runs on its own; the loop being looked
+// for sent hundreds of calls a second, so the window needs no finer grain.
+const watchFor = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
+
+async function runningWith(h: Harness, name: string, value: string) {
+  return waitUntil(async () => {
+    const vm = h.sim.state.list().find((v) => v.name === name);
+    const env = vm?.configuration ? h.sim.envKeys.decrypt(vm.app_id, vm.configuration.encrypted_env) : [];
+    const status = (await h.statuses()).find((s) => s.app === name);
+    return vm?.status === 'running' && vm.boot_progress === 'done' && env.some((e) => e.value === value) && status?.phase === 'running' ? vm : undefined;
+  }, `${name} running with ${value}`);
+}
+
+test('an app with NAME.env is deployed once and then left alone for 30 s', { timeout: 90_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [port] = await freePorts(1);
+  await putEnv(h, 'hello', 'API_KEY=abc\n');
+  await h.put('hello.yaml', composeText(port!));
+  await h.start();
+  const vm = await runningWith(h, 'hello', 'abc');
+  await watchFor(QUIET_WINDOW_MS);
+  assert.deepEqual(
+    { CreateVm: count(h, 'CreateVm'), UpdateVm: count(h, 'UpdateVm'), StartVm: count(h, 'StartVm'), ShutdownVm: count(h, 'ShutdownVm') },
+    { CreateVm: 1, UpdateVm: 0, StartVm: 0, ShutdownVm: 0 },
+    'one CreateVm and nothing after it',
+  );
+  assert.equal(h.sim.state.list().find((v) => v.name === 'hello')?.id, vm.id);
+  assert.equal(h.decisions('hello', 'upgrade').length, 0, 'no upgrade was decided');
+  assert.equal((await h.statuses()).find((s) => s.app === 'hello')?.phase, 'running');
+});
+
+test('a NAME.env value change is one UpdateVm and one restart, then quiet', { timeout: 90_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [port] = await freePorts(1);
+  await putEnv(h, 'hello', 'API_KEY=abc\n');
+  await h.put('hello.yaml', composeText(port!));
+  await h.start();
+  await runningWith(h, 'hello', 'abc');
+  await h.quiesce();
+  const before = { UpdateVm: count(h, 'UpdateVm'), StartVm: count(h, 'StartVm'), ShutdownVm: count(h, 'ShutdownVm') };
+
+  await putEnv(h, 'hello', 'API_KEY=xyz\n');
+  await runningWith(h, 'hello', 'xyz');
+  await watchFor(QUIET_WINDOW_MS);
+  assert.deepEqual(
+    { UpdateVm: count(h, 'UpdateVm') - before.UpdateVm, StartVm: count(h, 'StartVm') - before.StartVm, ShutdownVm: count(h, 'ShutdownVm') - before.ShutdownVm },
+    { UpdateVm: 1, StartVm: 1, ShutdownVm: 1 },
+    'exactly one upgrade for the value change',
+  );
+  assert.equal(count(h, 'CreateVm'), 1);
+  assert.equal((await h.statuses()).find((s) => s.app === 'hello')?.phase, 'running');
+});
