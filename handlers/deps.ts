@@ -11,6 +11,7 @@ export type HandlerDeps = {
     addHash(appId: string, hash: string): Promise<void>;
     setHashes(appId: string, hashes: string[]): Promise<void>;
     removeApp(appId: string): Promise<void>;
+    hashesOf(appId: string): Promise<string[] | undefined>;
   };
   records: {
     save(record: AppRecord): Promise<void>;

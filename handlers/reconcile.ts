@@ -9,6 +9,7 @@ import { upgradeApp } from './upgrade.ts';
 import { restartApp, stopVmGracefully } from './restart.ts';
 import { markLaunched } from './intent.ts';
 import { finalizeApp } from './finalize.ts';
+import { repairAllowlistEntry } from './repair.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
 import { VmWaitError } from '../src/controller/vm-wait.ts';
 import { describeError } from '../src/errors.ts';
@@ -78,10 +79,15 @@ async function step(
   decide(decisionOf(name, desired, record, vm, plan));
 
   switch (plan.action) {
-    case 'noop':
+    case 'noop': {
+      // No operation is open, so the record says what the VM may boot: the allowlist must agree,
+      // whoever changed it (issue 13). Every full pass gets here for every settled app.
+      const repaired = record && !record.intent ? await repairAllowlistEntry(record, deps) : undefined;
+      if (repaired) deps.decide(repaired);
       // The content may have been held back (invalid) while this VM kept running: say it runs.
       if (record && desired.kind === 'app') await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record });
       return { kind: 'done' };
+    }
     case 'await-removal':
       return { kind: 'requeueAfter', ms: REMOVAL_POLL_MS };
     case 'teardown':

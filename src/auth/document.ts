@@ -116,6 +116,14 @@ function keepNumberSpelling(_key: string, value: unknown, context?: { source?: s
   return respelled ? sourceJson.rawJSON(source) : value;
 }
 
+// The hashes auth-simple would check for `appId` (its first matching entry), or undefined when the
+// file has no entry for it.
+export function entryHashes(doc: AllowlistDocument, appId: string): string[] | undefined {
+  const key = appKeys(doc.apps, appId)[0];
+  const entry = key === undefined ? undefined : doc.apps[key];
+  return isJsonObject(entry) ? composeHashesOf(entry) : undefined;
+}
+
 // The keys of an `apps` object by the form auth-simple compares, each list in file order. Built
 // once per object and kept up to date by applyEdit (its only writer), so a batch of a thousand
 // edits does not normalise every key for every edit.

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import type { Level, Logger } from './logger.ts';
 
 // Every decision the reconciler can take about an app.
-export const DECISION_ACTIONS = ['deploy', 'upgrade', 'teardown', 'noop', 'invalid', 'conflict', 'refused'] as const;
+export const DECISION_ACTIONS = ['deploy', 'upgrade', 'teardown', 'noop', 'invalid', 'conflict', 'refused', 'repair'] as const;
 export type DecisionAction = (typeof DECISION_ACTIONS)[number];
 
 // The one place that says how loud each decision is: the three problems are warnings, so
@@ -17,6 +17,8 @@ export const DECISION_LEVEL: Readonly<Record<DecisionAction, Level>> = {
   invalid: 'warn',
   conflict: 'warn',
   refused: 'warn',
+  // Someone else changed what is ours (an allowlist entry edited by hand or by another tool).
+  repair: 'warn',
 };
 
 export type Decision = {

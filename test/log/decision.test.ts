@@ -28,9 +28,9 @@ test('rule 22: journalctl -p warning shows only the problem actions', () => {
   const log = createLogger({ level: 'debug', stream });
   for (const action of DECISION_ACTIONS) logDecision(log, { app: 'a', file: 'a.yaml', action, reason: action });
   const warningOrWorse = lines.filter((l) => l.priority <= 4).map((l) => l.fields.ACTION);
-  assert.deepEqual(warningOrWorse, ['invalid', 'conflict', 'refused']);
+  assert.deepEqual(warningOrWorse, ['invalid', 'conflict', 'refused', 'repair']);
   const byAction = Object.fromEntries(lines.map((l) => [l.fields.ACTION, l.priority]));
-  assert.deepEqual(byAction, { deploy: 6, upgrade: 6, teardown: 6, noop: 7, invalid: 4, conflict: 4, refused: 4 });
+  assert.deepEqual(byAction, { deploy: 6, upgrade: 6, teardown: 6, noop: 7, invalid: 4, conflict: 4, refused: 4, repair: 4 });
 });
 
 test('a failed operation is raised to error; a problem is never lowered', () => {

@@ -1,0 +1,61 @@
+// Issue 13 item 3: an app's allowlist entry removed or changed behind the supervisor's back (by
+// hand, or by another tool rewriting auth-config.json) was never put back, so the VM's next boot
+// was denied for good. Every resync re-asserts the entry of each managed app, says so once in the
+// journal, and leaves everything that is not ours as it was.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
+import type { VmInfo } from '../../src/vmm/messages.ts';
+
+const hashOf = (vm: VmInfo) => createHash('sha256').update(vm.configuration!.compose_file, 'utf8').digest('hex');
+const FOREIGN_ID = 'f00df00df00df00df00df00df00df00df00df00d';
+const FOREIGN = { composeHashes: ['0x' + 'ab'.repeat(32)], devices: ['0x01'], allowAnyDevice: false, note: 'made by hand' };
+
+// Edit auth-config.json the way a tool replaces it: a new file renamed over the old one.
+async function editAuthConfig(h: Harness, edit: (doc: { apps: Record<string, unknown> } & Record<string, unknown>) => void): Promise<void> {
+  const path = h.config.auth.config_path;
+  const doc = JSON.parse(await readFile(path, 'utf8'));
+  edit(doc);
+  await writeFile(`${path}.tmp`, `${JSON.stringify(doc, null, 2)}\n`);
+  await rename(`${path}.tmp`, path);
+}
+
+test('a resync restores an app entry removed or edited by hand, once, and keeps foreign content', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [p1, p2] = await freePorts(2);
+  await h.put('shop.yaml', composeText(p1!));
+  await h.put('blog.yaml', composeText(p2!));
+  await h.start();
+  const shop = await h.deployed('shop');
+  const blog = await h.deployed('blog');
+
+  await editAuthConfig(h, (doc) => {
+    delete doc.apps[shop.app_id];
+    (doc.apps[blog.app_id] as { composeHashes: string[] }).composeHashes = ['cd'.repeat(32)];
+    doc.apps[FOREIGN_ID] = FOREIGN;
+    doc.extraKey = 'kept';
+  });
+  const repaired = await waitUntil(async () => {
+    const apps = await h.allowlist();
+    return apps[shop.app_id]?.composeHashes.join() === hashOf(shop) && apps[blog.app_id]?.composeHashes.join() === hashOf(blog) ? apps : undefined;
+  }, 'both entries restored by a resync');
+  assert.deepEqual(repaired[FOREIGN_ID], FOREIGN, 'the foreign entry is untouched');
+  assert.equal(JSON.parse(await readFile(h.config.auth.config_path, 'utf8')).extraKey, 'kept');
+
+  // The restored entry lets the VM boot again.
+  h.sim.faults.crashVm(shop.id);
+  await h.until((vms) => vms.some((v) => v.id === shop.id && v.status === 'running' && v.boot_progress === 'done' && !v.boot_error), 'shop booted again');
+
+  // One line per repair, and none once the entries agree: two more resyncs (each logs shop's
+  // noop decision) say nothing more.
+  const passes = h.decisions('shop', 'noop').length;
+  await waitUntil(() => h.decisions('shop', 'noop').length >= passes + 2, 'two more resyncs');
+  const repairs = (app: string) => h.decisions(app, 'repair');
+  assert.equal(repairs('shop').length, 1, 'one journal line for shop');
+  assert.match(String(repairs('shop')[0]!.fields.msg), /had no entry.*restored/);
+  assert.equal(repairs('blog').length, 1, 'one journal line for blog');
+  assert.match(String(repairs('blog')[0]!.fields.msg), /listed cdcdcdcdcdcd.*restored/);
+  assert.equal(h.decisions(FOREIGN_ID, 'repair').length, 0);
+});
