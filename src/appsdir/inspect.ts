@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
 import { lstat, open, realpath, stat } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
+import { describeHardLink, isHardLinked } from '../fsx/hard-link.ts';
 
 // Why a candidate file is refused (APPS-DIR rules 1 and 4). A refused file is neither deployed
 // nor torn down: whatever runs keeps running.
@@ -9,6 +10,7 @@ export const REFUSAL_CODES = [
   'APP_NOT_REGULAR',
   'APP_TOO_LARGE',
   'APP_SYMLINK_OUTSIDE',
+  'APP_HARDLINK',
   'APP_OWNER',
   'APP_WRITABLE',
   'APP_UNREADABLE',
@@ -50,8 +52,9 @@ function describeType(st: BigIntStats): string {
   return 'not a regular file';
 }
 
+// nlink is in the key so that a hard link made between the check and the read is caught.
 function statKey(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}:${st.uid}`;
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}:${st.uid}:${st.nlink}`;
 }
 
 // The first rule-1/rule-4 check `st` fails, or null when the file may be read.
@@ -59,6 +62,7 @@ function checkStat(path: string, st: BigIntStats, limits: InspectLimits): { code
   if (!st.isFile()) {
     return { code: 'APP_NOT_REGULAR', message: `${path}: is ${describeType(st)}; an app must be a regular file (or a symlink to one inside the apps directory)` };
   }
+  if (isHardLinked(st)) return { code: 'APP_HARDLINK', message: describeHardLink(path, st.nlink) };
   if (st.uid !== BigInt(limits.owner)) {
     return { code: 'APP_OWNER', message: `${path}: owned by uid ${st.uid}, but app files must be owned by uid ${limits.owner} ([apps] owner); run: chown ${limits.owner} ${path}` };
   }

@@ -1,10 +1,12 @@
 // NAME.env beside NAME.yaml (APPS-DIR rule 1): the app's secrets. It is refused unless it is a
-// regular file (not a symlink) owned by the configured owner with mode exactly 0600 or 0400,
-// the same gate as a compose file's but tighter, since these bytes are the secrets themselves.
+// regular file (not a symlink, not hard-linked) owned by the configured owner with mode exactly
+// 0600 or 0400, the same gate as a compose file's but tighter, since these bytes are the secrets
+// themselves.
 import { createHash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { describeHardLink, isHardLinked } from '../fsx/hard-link.ts';
 import { parseDotenv, type EnvEntry } from './dotenv.ts';
 import { SecretsError } from './errors.ts';
 
@@ -36,9 +38,10 @@ function permsError(path: string, owner: number, problem: string): SecretsError 
   return new SecretsError('ENV_PERMS', `${path}: ${problem}; the app is not deployed with it until it is fixed: run ${fix}`);
 }
 
-// The first rule `st` breaks, as an ENV_PERMS error, or null.
+// The first rule `st` breaks, as an ENV_PERMS or ENV_HARDLINK error, or null.
 function checkStat(path: string, st: BigIntStats, options: EnvFileOptions): SecretsError | null {
   if (!st.isFile()) return permsError(path, options.owner, 'is not a regular file');
+  if (isHardLinked(st)) return new SecretsError('ENV_HARDLINK', `${describeHardLink(path, st.nlink)}; the app is not deployed with it until then`);
   if (st.uid !== BigInt(options.owner)) return permsError(path, options.owner, `is owned by uid ${st.uid}, not by ${ownerName(options.owner)} (uid ${options.owner})`);
   const mode = Number(st.mode & 0o7777n);
   if (!ALLOWED_MODES.has(mode)) {
@@ -88,8 +91,8 @@ async function openChecked(path: string, options: EnvFileOptions): Promise<FileH
 }
 
 // Read and check the env file of the app whose compose file is `composePath`. Null when there
-// is none (the app has no secrets). Throws ENV_PERMS, ENV_READ or ENV_PARSE; no message holds a
-// value from the file.
+// is none (the app has no secrets). Throws ENV_PERMS, ENV_HARDLINK, ENV_READ or ENV_PARSE; no
+// message holds a value from the file.
 export async function readEnvFile(composePath: string, options: EnvFileOptions): Promise<EnvFile | null> {
   const path = envPathBeside(composePath);
   const handle = await openChecked(path, options);
