@@ -3,6 +3,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { SupervisorError } from './errors.ts';
 import { InitSectionSchema } from './init/config-schema.ts';
+import { cleartextTokenHost } from './vmm/cleartext.ts';
 
 // Where the service looks when neither --config nor DSTACK_SUPERVISOR_CONFIG names a file.
 export const DEFAULT_CONFIG_PATH = '/etc/dstack/supervisor.toml';
@@ -24,8 +25,23 @@ const VmmSectionSchema = z
     token_file: z.string().default('/etc/dstack/vmm-auth-token'),
     mode: z.enum(['protobuf', 'json']).default('protobuf'),
     timeout_ms: z.number().int().positive().default(30_000),
+    // true: the operator accepts that the token crosses the network unencrypted (plain http:// or
+    // tcp: to a host that is not loopback); refused otherwise, below.
+    allow_cleartext_token: z.boolean().default(false),
   })
-  .strict();
+  .strict()
+  .superRefine((v, ctx) => {
+    const host = v.token_file === '' || v.allow_cleartext_token ? null : cleartextTokenHost(v.url);
+    if (host === null) return;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['url'],
+      message:
+        `would send the token of ${v.token_file} in clear text to ${host}, which is not a loopback address; ` +
+        'use https://, a unix: socket or a loopback address, or set [vmm] allow_cleartext_token = true if the network to it is trusted ' +
+        '(token_file = "" sends no token)',
+    });
+  });
 
 // `[auth]`: the auth-simple allowlist the supervisor edits.
 const AuthSectionSchema = z

@@ -37,7 +37,7 @@ test('an empty file means every default, with the key names external tests rely 
   assert.equal(config.apps_dir, '/etc/dstack/apps.d');
   assert.equal(config.gateway_dir, '/etc/dstack/gateway.d');
   assert.equal(config.state_dir, '/var/lib/dstack/supervisor');
-  assert.deepEqual(config.vmm, { url: 'unix:/var/run/dstack/vmm.sock', token_file: '/etc/dstack/vmm-auth-token', mode: 'protobuf', timeout_ms: 30_000 });
+  assert.deepEqual(config.vmm, { url: 'unix:/var/run/dstack/vmm.sock', token_file: '/etc/dstack/vmm-auth-token', mode: 'protobuf', timeout_ms: 30_000, allow_cleartext_token: false });
   assert.equal(config.auth.config_path, '/etc/dstack/auth-config.json');
   assert.equal(config.init.enabled, true);
   const { apps } = config;
@@ -50,6 +50,25 @@ test('an empty file means every default, with the key names external tests rely 
   assert.ok(apps.boot_timeout_s > 0 && apps.shutdown_timeout_s > 0);
   assert.equal(apps.poll_s, 0.5);
   assert.deepEqual(config.sim, { enabled: false, dir: '/var/lib/dstack/supervisor/sim' });
+});
+
+test('issue 13 item 6: a [vmm] url that would send the token in clear text to a non-loopback host is refused, naming the key to allow it', () => {
+  for (const url of ['http://10.0.0.5:9080', 'tcp:10.0.0.5:9080', 'http://vmm.example:9080', 'http://[fd00::5]:9080', 'http://[::ffff:10.0.0.5]:9080']) {
+    const err = invalid(`[vmm]\nurl = "${url}"\n`);
+    assert.equal(err.code, 'CONFIG_INVALID');
+    assert.equal(err.problems.length, 1, err.message);
+    assert.match(err.problems[0] ?? '', /^\[vmm\] url: would send the token of \/etc\/dstack\/vmm-auth-token in clear text to \S+, which is not a loopback address/, url);
+    assert.match(err.problems[0] ?? '', /set \[vmm\] allow_cleartext_token = true/);
+  }
+  assert.match(invalid('[vmm]\nurl = "tcp:10.0.0.5:9080"\n').message, /in clear text to 10\.0\.0\.5,/);
+});
+
+test('issue 13 item 6: clear text is allowed with [vmm] allow_cleartext_token = true, without a token, and to loopback, https or a unix socket', () => {
+  const allowed = parseConfig('[vmm]\nurl = "http://10.0.0.5:9080"\nallow_cleartext_token = true\n', 'x.toml');
+  assert.equal(allowed.vmm.allow_cleartext_token, true);
+  assert.equal(parseConfig('[vmm]\nurl = "http://10.0.0.5:9080"\ntoken_file = ""\n', 'x.toml').vmm.url, 'http://10.0.0.5:9080');
+  const fine = ['http://127.0.0.1:9080', 'http://127.8.9.10:9080', 'tcp:127.0.0.1:9080', 'http://localhost:9080', 'tcp:localhost:9080', 'http://[::1]:9080', 'tcp:[::1]:9080', 'http://[::ffff:127.0.0.1]:9080', 'https://10.0.0.5:9080', 'unix:/run/dstack/vmm.sock'];
+  for (const url of fine) assert.equal(parseConfig(`[vmm]\nurl = "${url}"\n`, 'x.toml').vmm.url, url);
 });
 
 test('values from the file override defaults and come back as plain objects (smol-toml gives null prototypes)', () => {

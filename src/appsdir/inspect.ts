@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
 import { lstat, open, realpath, stat } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
+import { describeFileType } from '../fsx/guarded-read.ts';
+import { describeHardLink, isHardLinked } from '../fsx/hard-link.ts';
 
 // Why a candidate file is refused (APPS-DIR rules 1 and 4). A refused file is neither deployed
 // nor torn down: whatever runs keeps running.
@@ -9,6 +11,7 @@ export const REFUSAL_CODES = [
   'APP_NOT_REGULAR',
   'APP_TOO_LARGE',
   'APP_SYMLINK_OUTSIDE',
+  'APP_HARDLINK',
   'APP_OWNER',
   'APP_WRITABLE',
   'APP_UNREADABLE',
@@ -42,23 +45,17 @@ function errno(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
-function describeType(st: BigIntStats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a named pipe';
-  if (st.isSocket()) return 'a socket';
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
-  return 'not a regular file';
-}
-
+// nlink is in the key so that a hard link made between the check and the read is caught.
 function statKey(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}:${st.uid}`;
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}:${st.uid}:${st.nlink}`;
 }
 
 // The first rule-1/rule-4 check `st` fails, or null when the file may be read.
 function checkStat(path: string, st: BigIntStats, limits: InspectLimits): { code: RefusalCode; message: string } | null {
   if (!st.isFile()) {
-    return { code: 'APP_NOT_REGULAR', message: `${path}: is ${describeType(st)}; an app must be a regular file (or a symlink to one inside the apps directory)` };
+    return { code: 'APP_NOT_REGULAR', message: `${path}: is ${describeFileType(st)}; an app must be a regular file (or a symlink to one inside the apps directory)` };
   }
+  if (isHardLinked(st)) return { code: 'APP_HARDLINK', message: describeHardLink(path, st.nlink) };
   if (st.uid !== BigInt(limits.owner)) {
     return { code: 'APP_OWNER', message: `${path}: owned by uid ${st.uid}, but app files must be owned by uid ${limits.owner} ([apps] owner); run: chown ${limits.owner} ${path}` };
   }

@@ -2,10 +2,10 @@
 // HTTPS answer on its RPC port does. `/health` says the main service runs; `GetMeta` hands over
 // the CA and the k256 public key that signs env-encryption keys. TLS verification is off: the
 // KMS CA was born a moment ago and its leaf names only the bootstrap domain (facts §5.6).
-import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { describeError } from '../errors.ts';
+import { tokenHeaders } from '../vmm/token-file.ts';
 import { parseVmmAddress } from '../vmm/transport.ts';
 
 // What GetMeta told us.
@@ -63,11 +63,11 @@ export async function readVmLogTail(vmmUrl: string, tokenFile: string | undefine
   try {
     const address = parseVmmAddress(vmmUrl);
     agent = new Agent(address.socketPath === undefined ? {} : { connect: { socketPath: address.socketPath } });
-    const token = tokenFile === undefined || tokenFile === '' ? '' : (await readFile(tokenFile, 'utf8').catch(() => '')).trim();
+    const headers = tokenFile === undefined || tokenFile === '' ? {} : await tokenHeaders('GET /logs', tokenFile);
     const query = new URLSearchParams({ id, follow: 'false', ansi: 'false', lines: String(lines) });
     const res = await request(`${address.baseUrl}/logs?${query}`, {
       dispatcher: agent,
-      headers: token === '' ? {} : { authorization: `Bearer ${token}` },
+      headers,
       signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
     });
     const text = await res.body.text();

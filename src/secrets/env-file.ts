@@ -1,10 +1,13 @@
 // NAME.env beside NAME.yaml (APPS-DIR rule 1): the app's secrets. It is refused unless it is a
-// regular file (not a symlink) owned by the configured owner with mode exactly 0600 or 0400,
-// the same gate as a compose file's but tighter, since these bytes are the secrets themselves.
+// regular file (not a symlink, not hard-linked) owned by the configured owner with mode exactly
+// 0600 or 0400, the same gate as a compose file's but tighter, since these bytes are the secrets
+// themselves.
 import { createHash } from 'node:crypto';
-import { constants, type BigIntStats } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { openNoFollow, readAtMost, type GuardedOpen } from '../fsx/guarded-read.ts';
+import { describeHardLink, isHardLinked } from '../fsx/hard-link.ts';
 import { parseDotenv, type EnvEntry } from './dotenv.ts';
 import { SecretsError } from './errors.ts';
 
@@ -36,27 +39,16 @@ function permsError(path: string, owner: number, problem: string): SecretsError 
   return new SecretsError('ENV_PERMS', `${path}: ${problem}; the app is not deployed with it until it is fixed: run ${fix}`);
 }
 
-// The first rule `st` breaks, as an ENV_PERMS error, or null.
+// The first rule `st` breaks, as an ENV_PERMS or ENV_HARDLINK error, or null.
 function checkStat(path: string, st: BigIntStats, options: EnvFileOptions): SecretsError | null {
   if (!st.isFile()) return permsError(path, options.owner, 'is not a regular file');
+  if (isHardLinked(st)) return new SecretsError('ENV_HARDLINK', `${describeHardLink(path, st.nlink)}; the app is not deployed with it until then`);
   if (st.uid !== BigInt(options.owner)) return permsError(path, options.owner, `is owned by uid ${st.uid}, not by ${ownerName(options.owner)} (uid ${options.owner})`);
   const mode = Number(st.mode & 0o7777n);
   if (!ALLOWED_MODES.has(mode)) {
     return permsError(path, options.owner, `has mode ${mode.toString(8).padStart(4, '0')}, but a secrets file must be mode 0600 or 0400 so only its owner can read it`);
   }
   return null;
-}
-
-// Read at most `limit` bytes; null if the file holds more.
-async function readCapped(handle: FileHandle, limit: number): Promise<Buffer | null> {
-  const buf = Buffer.alloc(limit + 1);
-  let length = 0;
-  let bytesRead: number;
-  do {
-    ({ bytesRead } = await handle.read(buf, length, buf.length - length, length));
-    length += bytesRead;
-  } while (bytesRead > 0 && length < buf.length);
-  return length > limit ? null : buf.subarray(0, length);
 }
 
 // sha256 over the sorted pairs, length-unambiguous (JSON), with a domain prefix.
@@ -70,26 +62,25 @@ export function envPathBeside(composePath: string): string {
 }
 
 // Open the file without following a symlink and check the open descriptor, so what is checked
-// is what is read. ELOOP means the name is a symlink.
+// is what is read.
 async function openChecked(path: string, options: EnvFileOptions): Promise<FileHandle | null> {
-  let handle: FileHandle;
+  let opened: GuardedOpen;
   try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    opened = await openNoFollow(path);
   } catch (err) {
-    const code = errno(err);
-    if (code === 'ENOENT') return null;
-    if (code === 'ELOOP') throw permsError(path, options.owner, 'is a symlink; a secrets file must be a regular file in the apps directory');
-    throw new SecretsError('ENV_READ', `${path}: cannot be opened (${code ?? 'unknown error'}); check the file and its directory`);
+    throw new SecretsError('ENV_READ', `${path}: cannot be opened (${errno(err) ?? 'unknown error'}); check the file and its directory`);
   }
-  const refusal = checkStat(path, await handle.stat({ bigint: true }), options);
-  if (refusal === null) return handle;
-  await handle.close();
+  if (opened.kind === 'missing') return null;
+  if (opened.kind === 'symlink') throw permsError(path, options.owner, 'is a symlink; a secrets file must be a regular file in the apps directory');
+  const refusal = checkStat(path, opened.st, options);
+  if (refusal === null) return opened.handle;
+  await opened.handle.close();
   throw refusal;
 }
 
 // Read and check the env file of the app whose compose file is `composePath`. Null when there
-// is none (the app has no secrets). Throws ENV_PERMS, ENV_READ or ENV_PARSE; no message holds a
-// value from the file.
+// is none (the app has no secrets). Throws ENV_PERMS, ENV_HARDLINK, ENV_READ or ENV_PARSE; no
+// message holds a value from the file.
 export async function readEnvFile(composePath: string, options: EnvFileOptions): Promise<EnvFile | null> {
   const path = envPathBeside(composePath);
   const handle = await openChecked(path, options);
@@ -97,7 +88,7 @@ export async function readEnvFile(composePath: string, options: EnvFileOptions):
   const limit = options.maxFileBytes ?? DEFAULT_ENV_MAX_BYTES;
   let bytes: Buffer | null;
   try {
-    bytes = await readCapped(handle, limit);
+    bytes = await readAtMost(handle, limit);
   } catch (err) {
     throw new SecretsError('ENV_READ', `${path}: cannot be read (${errno(err) ?? 'unknown error'}); check the file system`);
   } finally {

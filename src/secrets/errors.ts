@@ -10,6 +10,8 @@ export type SecretsErrorCode =
   | 'ENV_PARSE'
   // NAME.env is not a regular file owned by the configured owner with mode 0600 or 0400.
   | 'ENV_PERMS'
+  // NAME.env has more than one name (a hard link), so it may be a file from outside apps.d.
+  | 'ENV_HARDLINK'
   // NAME.env exists but cannot be read, or is over the size limit.
   | 'ENV_READ'
   // The KMS reply has no `signature_v1`: a KMS too old to sign with a timestamp.

@@ -1,11 +1,10 @@
 // Typed prpc client for dstack-vmm: one method per RPC the supervisor uses. It does exactly one
 // HTTP exchange per call; retries and rate limits belong in a layer that wraps a VmmClient.
-import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import { describeError } from '../errors.ts';
 import { decodeError, decodeMessage, encodeMessage, preview, vmmMethods } from './codec.ts';
 import type { VmmMethod, WireMode } from './codec.ts';
-import { protocolError, rpcFailedError, tokenFileError, unauthorizedError, VmmError } from './errors.ts';
+import { protocolError, rpcFailedError, unauthorizedError, VmmError } from './errors.ts';
 import type {
   GetInfoResponse,
   GetMetaResponse,
@@ -17,6 +16,7 @@ import type {
   VersionResponse,
   VmConfigurationInput,
 } from './messages.ts';
+import { tokenHeaders } from './token-file.ts';
 import { openVmmTransport } from './transport.ts';
 
 // CreateVm can spend seconds allocating the disk image; anything slower than this is stuck.
@@ -27,6 +27,7 @@ export type VmmClientOptions = {
   // unix:/path, tcp:host:port, http://host:port or https://host:port
   url: string;
   // File holding one of vmm.toml [auth].tokens; re-read on every call so a rotated token applies.
+  // It must be a regular file of this process's uid, mode 0600 or 0400 (src/vmm/token-file.ts).
   tokenFile?: string;
   // Binary protobuf (the default, what the VMM web UI uses) or JSON (`?json`).
   mode?: WireMode;
@@ -68,15 +69,8 @@ export function createVmmClient(options: VmmClientOptions): VmmClient {
 
   async function authHeaders(method: string): Promise<Record<string, string>> {
     if (options.tokenFile === undefined) return {};
-    let token: string;
-    try {
-      token = (await readFile(options.tokenFile, 'utf8')).trim();
-    } catch (err) {
-      // No file means no token (a VMM with [auth] off); a 401 then names the missing file.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw tokenFileError(method, options.tokenFile, err);
-    }
-    return token === '' ? {} : { authorization: `Bearer ${token}` };
+    // No file means no token (a VMM with [auth] off); a 401 then names the missing file.
+    return tokenHeaders(method, options.tokenFile);
   }
 
   async function call<M extends VmmMethod>(method: M, req: RequestOf<M>, opts: CallOptions = {}): Promise<ResponseOf<M>> {

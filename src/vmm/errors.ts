@@ -6,8 +6,10 @@ export const VMM_ERROR_CODES = [
   'VMM_RPC',
   // 401: the VMM has [auth] enabled and did not accept our token.
   'VMM_UNAUTHORIZED',
-  // The token file could not be read.
+  // The token file could not be read, or is too large to be a token.
   'VMM_TOKEN_FILE',
+  // The token file is a symlink, not a regular file, not the supervisor's, or readable by others.
+  'VMM_TOKEN_UNSAFE',
   // Nothing listens at the address (socket missing, connection refused, host unknown).
   'VMM_UNREACHABLE',
   // No complete reply within the call's timeout.
@@ -56,13 +58,23 @@ export function unauthorizedError(method: string, url: string, tokenFile: string
   return new VmmError('VMM_UNAUTHORIZED', message, { method });
 }
 
-// The token file is missing or unreadable.
+// The token file exists but cannot be read, or is too large; `cause` is an error or the problem.
 export function tokenFileError(method: string, tokenFile: string, cause: unknown): VmmError {
   return new VmmError(
     'VMM_TOKEN_FILE',
     `cannot read the dstack-vmm token file ${tokenFile} for ${method}: ${describeError(cause)}; ` +
       'create it with one of [auth].tokens of vmm.toml, readable by the supervisor',
     { method, cause },
+  );
+}
+
+// The token file breaks a StrictModes rule; nothing is sent until `fix` is done.
+export function unsafeTokenFileError(method: string, tokenFile: string, problem: string, fix: string): VmmError {
+  return new VmmError(
+    'VMM_TOKEN_UNSAFE',
+    `the dstack-vmm token file ${tokenFile} ${problem}, but it must be a regular file of the supervisor's user ` +
+      `that no one else can read, so ${method} was not sent; ${fix}`,
+    { method },
   );
 }
 

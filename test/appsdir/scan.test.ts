@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmod, chown, mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { createScanner } from '../../src/appsdir/scan.ts';
@@ -120,6 +120,34 @@ test('rule 4: a symlink resolving outside apps.d is refused; one inside it is fo
   assert.equal(settledText(listing, 'web'), 'v: 2\n');
   const dangling = entryOf(listing, 'dangling');
   assert.ok(dangling.state === 'refused' && dangling.code === 'APP_NOT_REGULAR');
+});
+
+test('issue 13 item 6: a hard link to a root-only file outside apps.d is refused; a copy of it is an app', async (t) => {
+  const f = await makeFixture(t);
+  const outside = join(f.root, 'root-only.yml');
+  await writeFile(outside, 'a: 1\n', { mode: 0o600 });
+  const path = join(f.dir, 'web.yml');
+  await link(outside, path);
+  const web = entryOf(await settle(f), 'web');
+  assert.ok(web.state === 'refused', web.state);
+  assert.equal(web.code, 'APP_HARDLINK');
+  assert.equal(web.message, `${path}: has 2 names (it is hard-linked), so it may be a file from outside the apps directory; copy the file instead of hard-linking it: run cp ${path} ${path}.tmp && mv ${path}.tmp ${path}`);
+  // The fix the message gives, run for real: the same bytes, now a file of its own.
+  await execa('sh', ['-c', `cp ${path} ${path}.tmp && mv ${path}.tmp ${path}`]);
+  assert.equal(settledText(await settle(f), 'web'), 'a: 1\n');
+});
+
+test('issue 13 item 6: a file hard-linked after it settled is refused once the link settles', async (t) => {
+  const f = await makeFixture(t);
+  const path = await f.put('web.yml', 'a: 1\n');
+  assert.equal(settledText(await settle(f), 'web'), 'a: 1\n');
+  await link(path, join(f.root, 'elsewhere.yml'));
+  assert.equal(entryOf(await f.list(), 'web').state, 'unsettled', 'a new link count is a change');
+  f.clock.t += f.settleMs;
+  const web = entryOf(await f.list(), 'web');
+  assert.ok(web.state === 'refused' && web.code === 'APP_HARDLINK');
+  await unlink(join(f.root, 'elsewhere.yml'));
+  assert.equal(settledText(await settle(f), 'web'), 'a: 1\n');
 });
 
 test('rule 12: a missing or non-directory apps.d is a dir-error, never an empty listing', async (t) => {

@@ -218,3 +218,33 @@ test('rule 4: a symlink resolving outside apps.d is refused; one resolving insid
   assert.equal(x?.id, vm.id);
   assert.equal(composeOf(x!), text, 'x keeps running what it ran');
 });
+
+test('rule 4 (issue 13 item 6): a hard link to a root-only file outside apps.d is refused, and so is a hard-linked NAME.env; the app beside them deploys', async (t) => {
+  const h = await startHarness(t);
+  await h.start();
+  const outside = join(h.dir, 'root-only.yml');
+  const linkedText = composeText(await freePort(), 'outside');
+  await writeFile(outside, linkedText, { mode: 0o600 });
+  await execa('ln', [outside, h.path('linked.yml')]);
+  // A secrets file kept elsewhere, hard-linked in beside an otherwise good app.
+  const secrets = join(h.dir, 'shop-secrets');
+  await writeFile(secrets, 'API_KEY=abc\n', { mode: 0o600 });
+  await execa('ln', [secrets, h.path('shop.env')]);
+  await h.put('shop.yml', composeText(await freePort(), 'shop'));
+  const normal = composeText(await freePort(), 'normal');
+  await h.put('normal.yml', normal);
+
+  await h.deployed('normal', normal);
+  const linked = await statusOf(h, 'linked', 'invalid');
+  assert.match(String(linked.last_error), /linked\.yml: has 2 names \(it is hard-linked\).*copy the file instead of hard-linking it/);
+  assert.equal(h.decisions('linked', 'refused')[0]?.priority, 4);
+  const shop = await statusOf(h, 'shop', 'invalid');
+  assert.match(String(shop.last_error), /shop\.env: has 2 names \(it is hard-linked\)/);
+  await rescan(h);
+  assert.deepEqual(h.sim.state.list().map((v) => v.name), ['normal'], 'nothing hard-linked is deployed');
+  assert.deepEqual(h.mutations(), ['CreateVm']);
+
+  // Replaced by a copy, as the message says (real cp and mv), the same bytes deploy.
+  await execa('sh', ['-c', `cp ${h.path('linked.yml')} ${h.path('linked.yml')}.tmp && mv ${h.path('linked.yml')}.tmp ${h.path('linked.yml')}`]);
+  await h.deployed('linked', linkedText);
+});

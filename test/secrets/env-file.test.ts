@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -102,6 +102,27 @@ test('a symlink, a directory or a FIFO named NAME.env is ENV_PERMS', async (t) =
   await rm(join(dir, 'shop.env'), { recursive: true });
   execFileSync('mkfifo', ['-m', '600', join(dir, 'shop.env')]);
   await assert.rejects(readEnvFile(compose, OWNER), { code: 'ENV_PERMS' });
+});
+
+test('issue 13 item 6: a hard-linked NAME.env is ENV_HARDLINK; a copy of the same file is read', async (t) => {
+  const dir = await appsDir(t);
+  // A root-only secrets file elsewhere (here: beside apps.d), hard-linked in as shop.env.
+  const outside = join(await appsDir(t), 'other-secrets');
+  await writeFile(outside, `A=${SENTINEL}\n`, { mode: 0o600 });
+  const envPath = join(dir, 'shop.env');
+  await link(outside, envPath);
+  const compose = join(dir, 'shop.yaml');
+  await assert.rejects(readEnvFile(compose, OWNER), (err: unknown) => {
+    assert.ok(err instanceof Error && 'code' in err);
+    assert.equal(err.code, 'ENV_HARDLINK');
+    assert.ok(err.message.startsWith(`${envPath}: has 2 names (it is hard-linked)`), err.message);
+    assert.ok(err.message.includes('copy the file instead of hard-linking it'), err.message);
+    assert.ok(!err.message.includes(SENTINEL));
+    return true;
+  });
+  await rm(envPath);
+  await copyFile(outside, envPath);
+  assert.deepEqual((await readEnvFile(compose, OWNER))?.keys, ['A']);
 });
 
 test('a file over the size limit is ENV_READ; invalid UTF-8 is ENV_PARSE', async (t) => {

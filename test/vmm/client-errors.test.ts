@@ -58,7 +58,7 @@ describe('401 is VMM_UNAUTHORIZED', () => {
     const dir = await mkdtemp(join(tmpdir(), 'vmm-token-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const tokenFile = join(dir, 'vmm-token');
-    await writeFile(tokenFile, 'wrong');
+    await writeFile(tokenFile, 'wrong', { mode: 0o600 });
     const { vmm, client } = await clientFor(t, { status: 401 }, { tokenFile });
     const err = await rejectsWith(client.status(), 'VMM_UNAUTHORIZED');
     assert.ok(err.message.includes(`dstack-vmm at ${vmm.url} rejected the token from ${tokenFile}`), err.message);

@@ -88,7 +88,7 @@ describe('content type and auth', () => {
   test('the bearer token is read at call time, so a rotated token applies', async (t) => {
     const vmm = await startFakeVmm(t, () => ({ reply: {} }));
     const tokenFile = join(vmm.dir, 'token');
-    await writeFile(tokenFile, 'first-token\n');
+    await writeFile(tokenFile, 'first-token\n', { mode: 0o600 });
     const client: VmmClient = createVmmClient({ url: vmm.url, tokenFile });
     t.after(() => client.close());
     await client.version();
@@ -103,7 +103,7 @@ describe('content type and auth', () => {
   test('no token file, or an empty one, sends no Authorization header', async (t) => {
     const vmm = await startFakeVmm(t, () => ({ reply: {} }));
     const tokenFile = join(vmm.dir, 'token');
-    await writeFile(tokenFile, '\n');
+    await writeFile(tokenFile, '\n', { mode: 0o600 });
     const withEmpty = createVmmClient({ url: vmm.url, tokenFile });
     const without = createVmmClient({ url: vmm.url });
     t.after(() => Promise.all([withEmpty.close(), without.close()]));
