@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { SupervisorError } from './errors.ts';
 import { InitSectionSchema } from './init/config-schema.ts';
 import { cleartextTokenHost } from './vmm/cleartext.ts';
+import { CVM_LIMITS, type SizeKey } from './app/limits.ts';
+import { DEFAULT_PRIVILEGED_PORTS, FIRST_UNPRIVILEGED_PORT } from './app/host-ports.ts';
 
 // Where the service looks when neither --config nor DSTACK_SUPERVISOR_CONFIG names a file.
 export const DEFAULT_CONFIG_PATH = '/etc/dstack/supervisor.toml';
@@ -13,6 +15,11 @@ export const CONFIG_ENV = 'DSTACK_SUPERVISOR_CONFIG';
 
 const path = z.string().min(1, 'must not be empty');
 const seconds = z.number().int().positive();
+// A default CVM size in the VMM's unit, held to the ceiling an x-dstack override is held to.
+const size = (key: SizeKey) => {
+  const { max, unit } = CVM_LIMITS[key];
+  return z.number().int().positive().max(max, `must be at most ${max} ${unit}, the most a CVM can have`);
+};
 
 // `[vmm]`: how to reach dstack-vmm.
 const VmmSectionSchema = z
@@ -55,10 +62,14 @@ const AppsSectionSchema = z
   .object({
     // Empty: the guest image that init installed (the VMM's newest image).
     image: z.string().default(''),
-    vcpu: z.number().int().positive().default(2),
-    memory: z.number().int().positive().default(2048),
-    disk: z.number().int().positive().default(20),
+    vcpu: size('vcpu').default(2),
+    // MB
+    memory: size('memory').default(2048),
+    // GB
+    disk: size('disk').default(20),
     port_address: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' }).default('127.0.0.1'),
+    // Host ports below 1024 apps may publish (e.g. [80, 443]); the others are the host's own.
+    privileged_ports: z.array(z.number().int().min(1).max(FIRST_UNPRIVILEGED_PORT - 1, `must be below ${FIRST_UNPRIVILEGED_PORT} (higher ports need no entry)`)).default([...DEFAULT_PRIVILEGED_PORTS]),
     settle_ms: z.number().int().nonnegative().default(1000),
     // Fractions are allowed so tests can run the loop fast; operators use whole seconds.
     resync_s: z.number().positive().default(60),

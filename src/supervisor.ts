@@ -20,6 +20,7 @@ import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
 import { listApps, createSpecBuilder, managedApps, observedUpdate } from './controller/adapters.ts';
 import { resolveImage } from './controller/image.ts';
+import { loadReservedHostPorts } from './init/reserved-ports.ts';
 import { watchAppsDir, type WatchDir } from '../watchers/apps.ts';
 import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
 import { registerAhead } from '../handlers/register-ahead.ts';
@@ -120,7 +121,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     removeTimeoutMs: config.apps.boot_timeout_s * 1000,
   };
 
-  const specs = createSpecBuilder({ config, image });
+  const specs = createSpecBuilder({ config, image, reservedPorts: await loadReservedHostPorts(config) });
   let dirFaultReason: string | undefined;
   // A resync that cannot list the VMs is the VMM's problem, not the directory's: said once until
   // it lists them again; each app then asks for its own VMs (and fails and retries on its own).

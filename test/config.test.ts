@@ -105,6 +105,15 @@ test('unknown keys are errors, at the top level and inside a section', () => {
   assert.match(invalid('[init]\nbogus = 1\n').message, /\[init\] bogus: unknown key/);
 });
 
+test('[apps] sizes are held to what a CVM can have, and privileged_ports to ports below 1024 (issue 13 item 5)', () => {
+  assert.match(invalid('[apps]\nmemory = 1e300\n').message, /\[apps\] memory: /);
+  assert.match(invalid('[apps]\nmemory = 67108865\n').message, /\[apps\] memory: must be at most 67108864 MB, the most a CVM can have/);
+  assert.match(invalid('[apps]\nvcpu = 100000\n').message, /\[apps\] vcpu: must be at most 1024 vCPUs/);
+  assert.match(invalid('[apps]\ndisk = 65537\n').message, /\[apps\] disk: must be at most 65536 GB/);
+  assert.match(invalid('[apps]\nprivileged_ports = [80, 8080]\n').message, /\[apps\] privileged_ports\[1\]: must be below 1024/);
+  assert.deepEqual(parseConfig('[apps]\nprivileged_ports = [80, 443]\nvcpu = 1024\n', 'x.toml').apps.privileged_ports, [80, 443]);
+});
+
 test('cross-key checks name the key to fix', () => {
   assert.match(invalid('[apps]\nbackoff_initial_s = 60\nbackoff_max_s = 10\n').message, /\[apps\] backoff_max_s: must be at least backoff_initial_s/);
 });

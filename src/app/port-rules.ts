@@ -1,9 +1,12 @@
-// Rules every host port mapping obeys, whichever syntax declared it: numbers in 1–65535, at most
-// one mapping per (protocol, host port) inside one file (the VMM refuses a second one anyway, with
-// a less helpful message), and one stable order so equal files give equal VmConfigurations.
+// Rules every host port mapping obeys, whichever syntax declared it: numbers in 1–65535, none the
+// host keeps for itself (host-ports.ts), at most one mapping per (protocol, host port) inside one
+// file (the VMM refuses a second one anyway, with a less helpful message), and one stable order so
+// equal files give equal VmConfigurations.
 import { isIP } from 'node:net';
 import type { PortMapping } from '../vmm/messages.ts';
-import { errorAt } from './source.ts';
+import { hostPortProblem } from './host-ports.ts';
+import type { HostPortPolicy } from './host-ports.ts';
+import { errorAt, formatPath } from './source.ts';
 import type { DataPath, Source } from './source.ts';
 
 // A mapping together with the YAML node that declared it, for error messages.
@@ -35,10 +38,14 @@ export function parseHostAddress(text: string): string | undefined {
   return isIP(bare) === 0 ? undefined : bare;
 }
 
-// Refuse a (protocol, host port) declared twice, naming both declarations; return the sorted list.
-export function checkPortMappings(source: Source, declared: readonly DeclaredPort[]): PortMapping[] {
+// Refuse a host port `policy` keeps from apps, or a (protocol, host port) declared twice, naming
+// the declarations; return the sorted list.
+export function checkPortMappings(source: Source, declared: readonly DeclaredPort[], policy: HostPortPolicy): PortMapping[] {
   const seen = new Map<string, DeclaredPort>();
   for (const d of declared) {
+    const problem = hostPortProblem(policy, d.mapping);
+    // A compose entry is named with its text ("1-1024:1-1024"); an x-dstack one by its path alone.
+    if (problem !== undefined) throw errorAt(source, 'APP_PORTS', d.path, d.owner === formatPath(d.path) ? problem : `${d.owner}: ${problem}`);
     const key = `${d.mapping.host_port}/${d.mapping.protocol}`;
     const first = seen.get(key);
     if (first) {

@@ -2,8 +2,13 @@
 // has many keys and grows more, and the CVM's own docker compose is the judge of those; we check
 // only what we read (services, their ports and profiles) and leave the rest as it is.
 import { z } from 'zod';
+import { AppError } from './errors.ts';
 import { errorAt } from './source.ts';
 import type { Source } from './source.ts';
+
+// compose-spec.json's patternProperties for `services`: docker compose refuses any other name, and
+// `../x` or a control character has no business in a container name, a log line or a path.
+const SERVICE_NAME = /^[a-zA-Z0-9._-]+$/;
 
 // Long-syntax port: `target` is required by compose, the rest is optional.
 const LongPortSchema = z.looseObject({
@@ -46,11 +51,25 @@ export type Compose = z.infer<typeof ComposeSchema>;
 // Check the parsed data; throws AppError APP_SCHEMA at the first offending node.
 export function validateCompose(source: Source, data: unknown): Compose {
   const result = ComposeSchema.safeParse(data);
-  if (result.success) return result.data;
+  if (result.success) {
+    checkServiceNames(source, Object.keys(result.data.services));
+    return result.data;
+  }
   const issue = result.error.issues[0];
   const path = (issue?.path ?? []).filter((step) => typeof step !== 'symbol');
   // A missing `services:` fails as a wrong type; say "missing" instead.
   const missing = path.join('.') === 'services' && typeof data === 'object' && data !== null && !('services' in data);
   const problem = missing ? 'is missing; add a `services:` mapping with at least one service' : (issue?.message ?? 'is invalid');
   throw errorAt(source, 'APP_SCHEMA', path, `${problem}; see https://docs.docker.com/reference/compose-file/`);
+}
+
+// Throw APP_SCHEMA at the first service name compose would refuse, shown escaped and cut short.
+function checkServiceNames(source: Source, names: readonly string[]): void {
+  const bad = names.find((name) => !SERVICE_NAME.test(name));
+  if (bad === undefined) return;
+  const shown = JSON.stringify(bad.length > 64 ? `${bad.slice(0, 64)}…` : bad);
+  const problem =
+    `service name ${shown} is not one docker compose accepts; rename the service with letters, digits, ".", "_" and "-" only ` +
+    `(compose-spec ${SERVICE_NAME.source})`;
+  throw new AppError('APP_SCHEMA', source.file, problem, source.locate(['services', bad]));
 }

@@ -7,6 +7,8 @@ import { checkCompatibility } from './compat.ts';
 import type { Finding } from './compat.ts';
 import { deriveComposePorts } from './compose-ports.ts';
 import { AppError } from './errors.ts';
+import { DEFAULT_HOST_PORT_POLICY } from './host-ports.ts';
+import type { HostPortPolicy, ReservedPort } from './host-ports.ts';
 import { composeHashOf, renderManifest } from './manifest.ts';
 import { checkAppName } from './name.ts';
 import { parseOverrides } from './overrides.ts';
@@ -34,6 +36,12 @@ export function appDefaultsOf(apps: Config['apps']): AppDefaults {
   return { image: apps.image, vcpu: apps.vcpu, memory: apps.memory, disk: apps.disk, portAddress: apps.port_address };
 }
 
+// The host ports apps may not publish on this host: `[apps] privileged_ports` and the ports init
+// gave the host's own services (src/init/reserved-ports.ts finds those).
+export function hostPortPolicyOf(apps: Config['apps'], reserved: readonly ReservedPort[]): HostPortPolicy {
+  return { privileged: apps.privileged_ports, reserved };
+}
+
 // One compose file to turn into a spec.
 export type AppSpecInput = {
   name: string;
@@ -42,6 +50,8 @@ export type AppSpecInput = {
   // names from NAME.env; they become the manifest's allowed_envs
   envKeys?: readonly string[];
   defaults: AppDefaults;
+  // absent: supervisor.toml's default, with no port reserved
+  hostPorts?: HostPortPolicy;
 };
 
 // A deployable app. `manifest` is the exact string to send as compose_file; `composeHash` is its sha256.
@@ -86,7 +96,7 @@ export function reviewAppSpec(input: AppSpecInput): AppReview {
   const compat = checkCompatibility(compose, { app: name, envKeys: new Set(allowedEnvs) });
   const derived = deriveComposePorts(parsed, compose.services, defaults.portAddress);
   const declared = overrides.ports ? parseXdstackPorts(parsed, overrides.ports, defaults.portAddress) : derived.declared;
-  const ports = checkPortMappings(parsed, declared);
+  const ports = checkPortMappings(parsed, declared, input.hostPorts ?? DEFAULT_HOST_PORT_POLICY);
   const settings = {
     kms: overrides.kms ?? true,
     gateway: overrides.gateway ?? false,

@@ -8,10 +8,13 @@ import { AppError } from '../app/errors.ts';
 import { appIdOf } from '../app/manifest.ts';
 import { decodeComposeText } from '../app/parse.ts';
 import { appNameOfFile } from '../app/name.ts';
-import { appDefaultsOf, buildAppSpec } from '../app/spec.ts';
+import { appDefaultsOf, buildAppSpec, hostPortPolicyOf } from '../app/spec.ts';
+import type { ReservedPort } from '../app/host-ports.ts';
 import type { AppSpec } from '../app/spec.ts';
 import { formatWarning } from '../app/warning.ts';
 import { loadConfig } from '../config.ts';
+import type { Config } from '../config.ts';
+import { loadReservedHostPorts, reservedHostPorts } from '../init/reserved-ports.ts';
 import { SupervisorError, describeError } from '../errors.ts';
 
 const USAGE = 'Usage: dstack-supervisor hash FILE [--json] [--config FILE]';
@@ -44,7 +47,8 @@ export async function run(args: string[]): Promise<number> {
     const text = decodeComposeText(file, await readComposeFile(file));
     // NAME.env's key names are part of the manifest (allowed_envs); its values never are.
     const env = await readEnvFile(file, { owner: config.apps.owner });
-    const spec = buildAppSpec({ name: appNameOfFile(file), file, text, envKeys: env?.keys, defaults: appDefaultsOf(config.apps) });
+    const hostPorts = hostPortPolicyOf(config.apps, await reservedPortsOf(config));
+    const spec = buildAppSpec({ name: appNameOfFile(file), file, text, envKeys: env?.keys, defaults: appDefaultsOf(config.apps), hostPorts });
     process.stdout.write(values.json ? `${JSON.stringify(toJson(spec), null, 2)}\n` : formatText(spec));
     return 0;
   } catch (err) {
@@ -53,6 +57,18 @@ export async function run(args: string[]): Promise<number> {
     const warnings = err instanceof AppError ? err.warnings.map((w) => `warning: ${formatWarning(w)}\n`) : [];
     process.stderr.write(`dstack-supervisor hash: ${err.message}\n${warnings.join('')}`);
     return 1;
+  }
+}
+
+// The ports the supervisor would refuse; an init.json this user cannot read leaves out the ports
+// only it knows, with a warning, rather than refusing to hash.
+async function reservedPortsOf(config: Config): Promise<ReservedPort[]> {
+  try {
+    return await loadReservedHostPorts(config);
+  } catch (err) {
+    if (!(err instanceof SupervisorError)) throw err;
+    process.stderr.write(`dstack-supervisor hash: warning: ${err.message}; host ports init gave the KMS are not checked\n`);
+    return reservedHostPorts(config, { version: 1, steps: {} });
   }
 }
 

@@ -12,7 +12,8 @@ import type { VmInfo } from '../vmm/messages.ts';
 import { readEnvFile } from '../secrets/env-file.ts';
 import type { StatusUpdate } from './reporter.ts';
 import type { DesiredSpec } from './spec.ts';
-import { buildAppSpec, appDefaultsOf } from '../app/spec.ts';
+import { buildAppSpec, appDefaultsOf, hostPortPolicyOf } from '../app/spec.ts';
+import type { ReservedPort } from '../app/host-ports.ts';
 import { decodeComposeText } from '../app/parse.ts';
 import { describeError, SupervisorError } from '../errors.ts';
 import { formatWarning } from '../app/warning.ts';
@@ -49,17 +50,25 @@ export async function listApps(scanner: Scanner, dir: string, log: Logger, owner
   return { ok: true, apps, settleAt: result.nextSettleAt ?? undefined, dev: result.dir.dev };
 }
 
+// What every spec is built with: supervisor.toml, the guest image, and the host ports the host's
+// own services hold (src/init/reserved-ports.ts; none when absent).
+export type SpecContext = { config: Config; image: string; reservedPorts?: readonly ReservedPort[] };
+
 // Build the spec of one settled file with the defaults of supervisor.toml; errors become an
 // invalid verdict (rule 8), never an exception out of the scan.
-export function buildDesired(
-  app: Extract<ListedApp, { kind: 'settled' }>,
-  ctx: { config: Config; image: string },
-): BuiltSpec<DesiredSpec> {
+export function buildDesired(app: Extract<ListedApp, { kind: 'settled' }>, ctx: SpecContext): BuiltSpec<DesiredSpec> {
   if (app.env && !app.env.ok) return { ok: false, code: app.env.code, reason: app.env.reason };
   try {
     const text = decodeComposeText(app.file, app.bytes);
     const envKeys = app.env?.entries.map((e) => e.key);
-    const spec = buildAppSpec({ name: app.name, file: app.file, text, envKeys, defaults: { ...appDefaultsOf(ctx.config.apps), image: ctx.image } });
+    const spec = buildAppSpec({
+      name: app.name,
+      file: app.file,
+      text,
+      envKeys,
+      defaults: { ...appDefaultsOf(ctx.config.apps), image: ctx.image },
+      hostPorts: hostPortPolicyOf(ctx.config.apps, ctx.reservedPorts ?? []),
+    });
     const env = app.env ? { entries: app.env.entries, hash: app.env.hash } : undefined;
     const desired: DesiredSpec = { ...spec, kmsUrls: ctx.config.apps.kms_urls, env };
     return { ok: true, spec: desired, ports: spec.ports };
@@ -72,7 +81,7 @@ export function buildDesired(
 // buildDesired with a memory: a file whose bytes and NAME.env are as at the last pass keeps the
 // spec built then, so a pass over a thousand unchanged files parses none of them. `retain` drops
 // the apps no longer listed.
-export function createSpecBuilder(ctx: { config: Config; image: string }): {
+export function createSpecBuilder(ctx: SpecContext): {
   build: (app: Extract<ListedApp, { kind: 'settled' }>) => BuiltSpec<DesiredSpec>;
   retain: (names: ReadonlySet<string>) => void;
 } {

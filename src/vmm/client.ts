@@ -77,7 +77,7 @@ export function createVmmClient(options: VmmClientOptions): VmmClient {
     const spec = vmmMethods[method];
     const parsed = spec.requestSchema.safeParse(req);
     if (!parsed.success) {
-      throw protocolError(method, `refusing to send an invalid request: ${parsed.error.message}`, parsed.error);
+      throw protocolError(method, `refusing to send an invalid request: ${firstIssue(parsed.error)}`, parsed.error);
     }
     const reply = await transport.send({
       method,
@@ -106,7 +106,7 @@ export function createVmmClient(options: VmmClientOptions): VmmClient {
       throw protocolError(method, `unreadable reply: ${describeError(err)}`, err);
     }
     const parsed = spec.responseSchema.safeParse(decoded);
-    if (!parsed.success) throw protocolError(method, `reply does not fit ${spec.response}: ${parsed.error.message}`, parsed.error);
+    if (!parsed.success) throw protocolError(method, `reply does not fit ${spec.response}: ${firstIssue(parsed.error)}`, parsed.error);
     // safeParse over a union of schemas loses the per-method link that RequestOf/ResponseOf keep.
     return parsed.data as ResponseOf<M>;
   }
@@ -142,4 +142,14 @@ function readErrorBody(method: string, body: Buffer, mode: WireMode): string {
     if (err instanceof VmmError) throw protocolError(method, `HTTP 400 with ${err.message}`, err);
     throw err;
   }
+}
+
+// `memory: Too big: expected number to be <=4294967295`: one line for the journal, where zod's own
+// message is a JSON dump of every issue (issue 13 item 5); the full list rides along as the cause.
+function firstIssue(error: z.ZodError): string {
+  const [issue, ...rest] = error.issues;
+  if (issue === undefined) return 'invalid';
+  const path = issue.path.map(String).join('.');
+  const more = rest.length === 0 ? '' : ` (and ${rest.length} more)`;
+  return `${path === '' ? '' : `${path}: `}${issue.message}${more}`;
 }

@@ -53,7 +53,7 @@ const REFUSED: [string, string, string[], string[], RegExp][] = [
   ['include', 'include: [other.yaml]\nservices:\n  web: {image: nginx}\n', [], ['/include'], /`include:` pulls in other compose files/],
   [
     'neither image nor build',
-    'services:\n  web:\n    ports: ["80:80"]\n',
+    'services:\n  web:\n    ports: ["8080:80"]\n',
     [],
     ['web/image'],
     /^apps\.d\/web\.yaml:3:5: cannot run in a CVM as written: service web: image: is missing and there is no `build:`, .*add `image: <registry>\/<name>:<tag>`/,

@@ -11,6 +11,9 @@ import type { AppWarning } from '../../src/app/warning.ts';
 const CORPUS = join(import.meta.dirname, '../fixtures/corpus');
 const EXPECTATIONS = join(import.meta.dirname, '../fixtures/corpus-expectations');
 const DEFAULTS = { image: 'dstack-0.5.11', vcpu: 2, memory: 2048, disk: 20, portAddress: '127.0.0.1' };
+// The samples publish 80, 81 and 82; the shipped `[apps] privileged_ports = [80, 443]` refuses 81
+// and 82 (the last test); these tests classify them as on a host whose operator allowed those.
+const HOST_PORTS = { privileged: [80, 81, 82], reserved: [] };
 
 type Expectation = { ports: string[]; refusals: AppWarning[]; warnings: AppWarning[] };
 
@@ -26,7 +29,7 @@ for (const file of files) {
   const name = file.replace(/\.yaml$/, '');
   test(`corpus ${file}`, () => {
     const expected: Expectation = JSON.parse(readFileSync(join(EXPECTATIONS, `${name}.json`), 'utf8'));
-    const input = { name, file: `apps.d/${file}`, text: readFileSync(join(CORPUS, file), 'utf8'), defaults: DEFAULTS };
+    const input = { name, file: `apps.d/${file}`, text: readFileSync(join(CORPUS, file), 'utf8'), defaults: DEFAULTS, hostPorts: HOST_PORTS };
     const { spec, refusal } = reviewAppSpec(input);
     assert.deepEqual(
       spec.ports.map((p) => `${p.protocol} ${p.host_address}:${p.host_port}>${p.vm_port}`),
@@ -48,7 +51,7 @@ test('corpus summary: which samples deploy as they are', () => {
   const deployable = files.filter((file) => {
     const name = file.replace(/\.yaml$/, '');
     const text = readFileSync(join(CORPUS, file), 'utf8');
-    return reviewAppSpec({ name, file, text, defaults: DEFAULTS }).refusal === undefined;
+    return reviewAppSpec({ name, file, text, defaults: DEFAULTS, hostPorts: HOST_PORTS }).refusal === undefined;
   });
   assert.deepEqual(deployable, [
     'minecraft.yaml',
@@ -58,4 +61,14 @@ test('corpus summary: which samples deploy as they are', () => {
     'wasmedge-mysql-nginx.yaml',
     'wordpress-mysql.yaml',
   ]);
+});
+
+test('corpus: with the shipped [apps] privileged_ports, port 80 deploys and a sample publishing 81 is refused naming the key', () => {
+  const build = (name: string) =>
+    buildAppSpec({ name, file: `apps.d/${name}.yaml`, text: readFileSync(join(CORPUS, `${name}.yaml`), 'utf8'), defaults: DEFAULTS });
+  assert.deepEqual(build('wordpress-mysql').ports.map((p) => p.host_port), [80]);
+  assert.throws(
+    () => build('nginx-nodejs-redis'),
+    (err: unknown) => err instanceof AppError && err.code === 'APP_PORTS' && /host port 81\/tcp is below 1024.*\[apps\] privileged_ports \(now 80, 443\)/.test(err.message),
+  );
 });

@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import { AppError } from '../../src/app/errors.ts';
+import type { HostPortPolicy } from '../../src/app/host-ports.ts';
 import { buildAppSpec } from '../../src/app/spec.ts';
 import type { AppSpec } from '../../src/app/spec.ts';
 
 // Defaults for table tests; port address differs from 127.0.0.1 so defaulting is visible.
 export const TEST_DEFAULTS = { image: 'dstack-0.5.11', vcpu: 2, memory: 2048, disk: 20, portAddress: '10.9.8.7' };
 
-// Build a spec for `text` as app "web" from apps.d/web.yaml.
-export function specOf(text: string, envKeys: string[] = []): AppSpec {
-  return buildAppSpec({ name: 'web', file: 'apps.d/web.yaml', text, envKeys, defaults: TEST_DEFAULTS });
+// Build a spec for `text` as app "web" from apps.d/web.yaml; `hostPorts` absent is the shipped
+// default (no port below 1024, none reserved).
+export function specOf(text: string, envKeys: string[] = [], hostPorts?: HostPortPolicy): AppSpec {
+  return buildAppSpec({ name: 'web', file: 'apps.d/web.yaml', text, envKeys, defaults: TEST_DEFAULTS, hostPorts });
 }
 
 // "proto address:host>vm" for each mapping, for compact table rows.
@@ -17,9 +19,9 @@ export function portsOf(spec: AppSpec): string[] {
 }
 
 // Assert building `text` fails with `code`, and return the error for message checks.
-export function failureOf(text: string, code: string, envKeys: string[] = []): AppError {
+export function failureOf(text: string, code: string, envKeys: string[] = [], hostPorts?: HostPortPolicy): AppError {
   try {
-    specOf(text, envKeys);
+    specOf(text, envKeys, hostPorts);
   } catch (err) {
     assert.ok(err instanceof AppError, `expected AppError, got ${String(err)}`);
     assert.equal(err.code, code, err.message);

@@ -20,6 +20,9 @@ const VALID: [string, string, Record<string, unknown>][] = [
   ['gateway true', '  gateway: true\n', { gateway: true }],
   ['public_logs false', '  public_logs: false\n', { publicLogs: false }],
   ['public_sysinfo false', '  public_sysinfo: false\n', { publicSysinfo: false }],
+  ['vcpu at the ceiling', '  vcpu: 1024\n', { vcpu: 1024 }],
+  ['memory at the ceiling', '  memory: 64T\n', { memory: 67108864 }],
+  ['disk at the ceiling', '  disk: 64T\n', { disk: 65536 }],
 ];
 
 for (const [name, body, expected] of VALID) {
@@ -40,8 +43,8 @@ test('x-dstack absent or empty keeps the defaults', () => {
 });
 
 test('x-dstack ports replace the derived ones, in every dstack CLI form', () => {
-  const spec = specOf(withOverrides('  ports:\n    - "9000:80"\n    - tcp:9001:81\n    - udp:0.0.0.0:5353:53\n    - "tcp:[::1]:22:2222"\n'));
-  assert.deepEqual(portsOf(spec), ['tcp ::1:22>2222', 'tcp 10.9.8.7:9000>80', 'tcp 10.9.8.7:9001>81', 'udp 0.0.0.0:5353>53']);
+  const spec = specOf(withOverrides('  ports:\n    - "9000:80"\n    - tcp:9001:81\n    - udp:0.0.0.0:5353:53\n    - "tcp:[::1]:2200:22"\n'));
+  assert.deepEqual(portsOf(spec), ['tcp ::1:2200>22', 'tcp 10.9.8.7:9000>80', 'tcp 10.9.8.7:9001>81', 'udp 0.0.0.0:5353>53']);
 });
 
 test('x-dstack ports: an empty list publishes nothing', () => {
@@ -52,8 +55,8 @@ const REFUSED: [string, string, string, RegExp][] = [
   ['unknown key', '  cpus: 2\n', 'APP_XDSTACK_KEY', /x-dstack\.cpus: unknown key; x-dstack accepts vcpu, memory/],
   ['misspelt key', '  public_log: true\n', 'APP_XDSTACK_KEY', /x-dstack\.public_log: unknown key/],
   ['not a mapping', '  - vcpu\n', 'APP_XDSTACK_VALUE', /x-dstack: must be a mapping/],
-  ['vcpu 0', '  vcpu: 0\n', 'APP_XDSTACK_VALUE', /x-dstack\.vcpu: must be ≥ 1/],
-  ['vcpu fraction', '  vcpu: 1.5\n', 'APP_XDSTACK_VALUE', /x-dstack\.vcpu: must be a whole number/],
+  ['vcpu 0', '  vcpu: 0\n', 'APP_XDSTACK_VALUE', /x-dstack\.vcpu: 0 is not a whole number of vCPUs ≥ 1/],
+  ['vcpu fraction', '  vcpu: 1.5\n', 'APP_XDSTACK_VALUE', /x-dstack\.vcpu: 1\.5 is not a whole number of vCPUs/],
   ['vcpu string', '  vcpu: "2"\n', 'APP_XDSTACK_VALUE', /x-dstack\.vcpu/],
   ['memory unit', '  memory: 2X\n', 'APP_XDSTACK_VALUE', /x-dstack\.memory: "2X" is not a whole number of MB/],
   ['memory zero', '  memory: 0\n', 'APP_XDSTACK_VALUE', /x-dstack\.memory/],
@@ -74,7 +77,7 @@ const REFUSED: [string, string, string, RegExp][] = [
   ['too many parts', '  ports: ["tcp:1.2.3.4:80:80:80"]\n', 'APP_PORTS', /is not one of/],
   ['port out of range', '  ports: ["80:65536"]\n', 'APP_PORTS', /ports must be numbers 1-65535/],
   ['port as mapping', '  ports: [{target: 80}]\n', 'APP_PORTS', /must be a string/],
-  ['duplicate host port', '  ports: ["80:80", "tcp:0.0.0.0:80:81"]\n', 'APP_PORTS', /host port 80\/tcp is published twice \(x-dstack\.ports\[0\] and x-dstack\.ports\[1\]\)/],
+  ['duplicate host port', '  ports: ["8080:80", "tcp:0.0.0.0:8080:81"]\n', 'APP_PORTS', /host port 8080\/tcp is published twice \(x-dstack\.ports\[0\] and x-dstack\.ports\[1\]\)/],
 ];
 
 for (const [name, body, code, message] of REFUSED) {
@@ -92,3 +95,29 @@ test('x-dstack errors carry the line and column of the offending key', () => {
 test('malformed compose ports are refused even when x-dstack ports replace them', () => {
   failureOf('services:\n  web:\n    image: nginx\n    ports: ["x:80"]\nx-dstack:\n  ports: ["80:80"]\n', 'APP_PORTS');
 });
+
+// Issue 13 item 5: values no CVM can have were deployed, failed and retried for ever (9999999G
+// reached the VMM client as a zod JSON dump). Each is now one sentence naming the key, the value
+// and the limit. [case, x-dstack body, the sentence after "x-dstack.KEY: "]
+const BEYOND: [string, string, string][] = [
+  ['memory: 9999999G', '  memory: 9999999G\n', 'memory: "9999999G" (10239998976 MB) is more than 64T (67108864 MB), the most a CVM can have; give at most 64T'],
+  ['memory: 1e300', '  memory: 1e300\n', 'memory: 1e+300 MB is more than 64T (67108864 MB), the most a CVM can have; give at most 64T'],
+  ['memory: 65T', '  memory: 65T\n', 'memory: "65T" (68157440 MB) is more than 64T (67108864 MB), the most a CVM can have; give at most 64T'],
+  ['memory beyond double range', `  memory: ${'9'.repeat(400)}G\n`, `memory: "${'9'.repeat(400)}G" (Infinity MB) is more than 64T`],
+  ['memory negative', '  memory: -2048\n', 'memory: -2048 is not a whole number of MB ≥ 1 (write e.g. 2048 or "2G")'],
+  ['memory "1e300"', '  memory: "1e300"\n', 'memory: "1e300" is not a whole number of MB ≥ 1'],
+  ['vcpu: 100000', '  vcpu: 100000\n', 'vcpu: 100000 vCPUs is more than 1024 vCPUs, the most a CVM can have; give at most 1024'],
+  ['vcpu: 1e300', '  vcpu: 1e300\n', 'vcpu: 1e+300 vCPUs is more than 1024 vCPUs'],
+  ['vcpu negative', '  vcpu: -1\n', 'vcpu: -1 is not a whole number of vCPUs ≥ 1 (write e.g. 2)'],
+  ['disk: 1e300', '  disk: 1e300\n', 'disk: 1e+300 GB is more than 64T (65536 GB), the most a CVM can have; give at most 64T'],
+  ['disk: 100000T', '  disk: 100000T\n', 'disk: "100000T" (102400000 GB) is more than 64T (65536 GB)'],
+  ['disk fraction of GB', '  disk: 1.5\n', 'disk: 1.5 is not a whole number of GB ≥ 1 (write e.g. 20 or "20G")'],
+];
+
+for (const [name, body, sentence] of BEYOND) {
+  test(`x-dstack refuses ${name} in one sentence naming the key, value and limit`, () => {
+    const err = failureOf(withOverrides(body), 'APP_XDSTACK_VALUE');
+    assert.ok(err.message.includes(`: x-dstack.${sentence}`), err.message);
+    assert.doesNotMatch(err.message, /[{}\n]|"code"/, 'no JSON dump, one line');
+  });
+}

@@ -57,3 +57,31 @@ test('appDefaultsOf maps supervisor.toml [apps]', () => {
   const config = ConfigSchema.parse({ apps: { image: 'img', vcpu: 3, memory: 1024, disk: 9, port_address: '0.0.0.0' } });
   assert.deepEqual(appDefaultsOf(config.apps), { image: 'img', vcpu: 3, memory: 1024, disk: 9, portAddress: '0.0.0.0' });
 });
+
+// Issue 13 item 5: compose-spec.json admits a service only under a name matching
+// ^[a-zA-Z0-9._-]+$; "../../etc" or a control character was deployed and failed inside the CVM.
+const SERVICE_NAMES: [string, string, string][] = [
+  ['a path', '"../../etc"', '"../../etc"'],
+  ['a control character', '"a\\x07b"', '"a\\u0007b"'],
+  ['a newline', '"web\\nx"', '"web\\nx"'],
+  ['a space', '"my web"', '"my web"'],
+  ['a slash', 'a/b', '"a/b"'],
+  ['non-ASCII letters', 'wéb', '"wéb"'],
+  ['a very long bad name, cut short', `"${'x'.repeat(100)}/"`, `"${'x'.repeat(64)}…"`],
+];
+
+for (const [name, yamlKey, shown] of SERVICE_NAMES) {
+  test(`schema refuses a service name with ${name}, naming it`, () => {
+    const err = failureOf(`services:\n  ${yamlKey}:\n    image: nginx\n`, 'APP_SCHEMA');
+    assert.ok(
+      err.message.startsWith(`apps.d/web.yaml:3:5: service name ${shown} is not one docker compose accepts; rename the service with letters, digits`),
+      err.message,
+    );
+    assert.doesNotMatch(err.message, /\n|[\x00-\x1f]/, 'the name is escaped, the message one line');
+  });
+}
+
+test('schema accepts every service name compose does', () => {
+  const spec = specOf('services:\n  web.1_a-B:\n    image: nginx\n  "2":\n    image: nginx\n  ..:\n    image: nginx\n');
+  assert.equal(spec.name, 'web');
+});

@@ -6,6 +6,7 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { recordInitStep } from '../../src/init/journal.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
@@ -69,11 +70,11 @@ test('hash prints name, app id, hash, ports and the manifest as text', async (t)
 });
 
 test('an invalid file exits 1 with the file and line on stderr', async (t) => {
-  const { config, file } = await setUp(t, 'bad.yaml', { text: 'services:\n  web:\n    ports: ["80:80", "80:81"]\n' });
+  const { config, file } = await setUp(t, 'bad.yaml', { text: 'services:\n  web:\n    ports: ["8080:80", "8080:81"]\n' });
   const { code, stdout, stderr } = await hash([file, '--config', config]);
   assert.equal(code, 1);
   assert.equal(stdout, '');
-  assert.ok(stderr.startsWith(`dstack-supervisor hash: ${file}:3:22: services.web.ports[1]: host port 80/tcp is published twice`), stderr);
+  assert.ok(stderr.startsWith(`dstack-supervisor hash: ${file}:3:24: services.web.ports[1]: host port 8080/tcp is published twice`), stderr);
 });
 
 test('a file name that breaks the app-name rule exits 1 and says so', async (t) => {
@@ -125,4 +126,31 @@ test('hash takes NAME.env into account: its key names are in allowed_envs, no va
   const out = JSON.parse(result.stdout) as { manifest: string };
   assert.deepEqual(JSON.parse(out.manifest).allowed_envs, ['API_KEY', 'DB_PASSWORD']);
   assert.ok(!result.stdout.includes(secret) && !result.stderr.includes(secret));
+});
+
+// Issue 13 item 5: `hash` refuses what the supervisor refuses, in the same sentence.
+test('a size no CVM can have exits 1 with one sentence naming the key, the value and the limit', async (t) => {
+  const text = 'services:\n  web:\n    image: nginx\nx-dstack:\n  memory: 9999999G\n';
+  const { config, file } = await setUp(t, 'big.yaml', { text });
+  const { code, stdout, stderr } = await hash([file, '--config', config]);
+  assert.equal(code, 1);
+  assert.equal(stdout, '');
+  assert.equal(
+    stderr,
+    `dstack-supervisor hash: ${file}:5:11: x-dstack.memory: "9999999G" (10239998976 MB) is more than 64T (67108864 MB), the most a CVM can have; give at most 64T\n`,
+  );
+});
+
+test('a host port init gave the KMS, or one below 1024, exits 1 naming its owner or the key that allows it', async (t) => {
+  const { dir, config, file } = await setUp(t, 'kms.yaml', { text: 'services:\n  web:\n    image: nginx\n    ports: ["9201:80"]\n' });
+  const stateDir = join(dir, 'state');
+  await writeFile(config, `state_dir = "${stateDir}"\n[apps]\nprivileged_ports = [80]\n`);
+  await recordInitStep(stateDir, 'render', { kms_port: 9201 }, () => 0);
+  const kms = await hash([file, '--config', config]);
+  assert.equal(kms.code, 1);
+  assert.match(kms.stderr, /kms\.yaml:4:13: services\.web\.ports\[0\]: service web \("9201:80"\): host port 9201\/tcp is the KMS's \(init\); publish the app on another port\n$/);
+  await writeFile(file, 'services:\n  web:\n    image: nginx\n    ports: ["80:80", "1-1024:1-1024"]\n');
+  const low = await hash([file, '--config', config]);
+  assert.equal(low.code, 1);
+  assert.match(low.stderr, /host port 1\/tcp is below 1024, .*or add 1 to supervisor\.toml \[apps\] privileged_ports \(now 80\)\n$/);
 });

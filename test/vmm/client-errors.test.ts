@@ -138,4 +138,12 @@ describe('anything else is VMM_PROTOCOL', () => {
     await rejectsWith(client.createVm({ name: 'x', encrypted_env: '0xabcd' }), 'VMM_PROTOCOL');
     assert.equal(vmm.seen.length, 0);
   });
+
+  test('an invalid request is named in one line, not a zod JSON dump (issue 13 item 5)', async (t) => {
+    const { vmm, client } = await clientFor(t, { reply: {} });
+    const err = await rejectsWith(client.createVm({ name: 'x', memory: 9999999 * 1024, vcpu: -1 }), 'VMM_PROTOCOL');
+    assert.match(err.message, /refusing to send an invalid request: vcpu: .* \(and 1 more\)$/);
+    assert.doesNotMatch(err.message, /[{}\n]|"code"/);
+    assert.equal(vmm.seen.length, 0);
+  });
 });
