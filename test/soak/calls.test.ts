@@ -41,6 +41,11 @@ test('a new VM for an app that had one needs a delete or rename of its file in b
   const first = openWindow(0, new Map());
   note(first, 'db', 'file');
   assert.deepEqual(checkCalls(first, [call('CreateVm', 'db', 'rejected'), call('CreateVm', 'db')], new Map([['db', 'vm-db']])), []);
+  // Its file deleted while its unreadable record held it: moving the record aside lets it go.
+  const held = openWindow(0, before);
+  assert.equal(checkCalls(held, [call('RemoveVm', 'web', 'ok', 'vm-1')], new Map()).length, 1);
+  note(held, 'web', 'record');
+  assert.deepEqual(checkCalls(held, [call('RemoveVm', 'web', 'ok', 'vm-1')], new Map()), []);
   // Waiting for a port another app held: freed by an op on that app, it deploys or upgrades once.
   const waited = openWindow(0, new Map([['shop', 'vm-shop']]), new Set(['shop']));
   assert.deepEqual(checkCalls(waited, upgrade('shop'), new Map([['shop', 'vm-shop']])), []);

@@ -196,11 +196,15 @@ async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, '
   }
 }
 
+// What a shrunk run must fail with: the category of the first violation (call-log violations come
+// first, being final), a loop seen in the quiet window and one counted in the call log being one.
+const familyOf = (violation: string) => (categoryOf(violation) === 'loop' ? 'restart-loop' : categoryOf(violation));
+
 // Delta debugging (ddmin, complements only): drop chunks of the op list while the run still fails
-// with a violation of the same category; ends when no single chunk can go or the budget is spent.
+// with a violation of the same family; ends when no single chunk can go or the budget is spent.
 async function shrink(
   ops: readonly Op[],
-  categories: ReadonlySet<string>,
+  family: string,
   budgetMs: number,
   run: (ops: readonly Op[]) => Promise<Execution>,
 ): Promise<{ ops: readonly Op[]; reproduced: boolean; attempts: number }> {
@@ -208,7 +212,7 @@ async function shrink(
   const withCheck = (list: readonly Op[]) => [...list.filter((o) => o.kind !== 'check'), { kind: 'check' } as Op];
   const fails = async (list: readonly Op[]) => {
     const failure = (await run(withCheck(list))).failure;
-    return failure !== undefined && failure.violations.some((v) => categories.has(categoryOf(v)));
+    return failure !== undefined && failure.violations.some((v) => familyOf(v) === family);
   };
   let attempts = 1;
   if (!(await fails(ops))) return { ops: withCheck(ops), reproduced: false, attempts };
@@ -245,10 +249,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const report: SoakReport = { seed: options.seed, requestedOps: options.ops, ops: ops.length, durationMs: 0, ...execution, failure: undefined };
   if (execution.failure) {
     const { atOp, violations, log } = execution.failure;
-    const categories = new Set(violations.map(categoryOf));
-    options.progress?.(`seed ${options.seed}: failed at op ${atOp + 1}; shrinking (categories ${[...categories].join(', ')})`);
+    const family = familyOf(violations[0] ?? '');
+    options.progress?.(`seed ${options.seed}: failed at op ${atOp + 1}; shrinking to ${family}`);
     const shrunk = (options.shrinkBudgetMs ?? 0) > 0
-      ? await shrink(ops.slice(0, atOp + 1), categories, options.shrinkBudgetMs ?? 0, (list) => execute(list, { convergeTimeoutMs, seed: options.seed }))
+      ? await shrink(ops.slice(0, atOp + 1), family, options.shrinkBudgetMs ?? 0, (list) => execute(list, { convergeTimeoutMs, seed: options.seed }))
       : { ops: ops.slice(0, atOp + 1), reproduced: false, attempts: 0 };
     report.failure = { atOp, violations, log, reproducer: shrunk.ops.map(describeOp), reproduced: shrunk.reproduced, shrinkAttempts: shrunk.attempts };
   }
