@@ -67,7 +67,8 @@ export type SoakReport = Omit<Execution, 'failure'> & {
   requestedOps: number;
   ops: number;
   durationMs: number;
-  failure?: { atOp: number; violations: string[]; log: string; reproducer: string[]; reproduced: boolean; shrinkAttempts: number };
+  // `reproducerViolations`: what the shortest reproducing sequence failed with.
+  failure?: { atOp: number; violations: string[]; log: string; reproducer: string[]; reproduced: boolean; shrinkAttempts: number; reproducerViolations: string[] };
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -181,7 +182,7 @@ async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, '
         const lines = supervisor.current().tail().split('\n');
         const problemsLogged = lines.filter((l) => /^<[0-4]>/.test(l)).slice(-12);
         const log = [...problemsLogged, '…', ...lines.slice(-8), ...(await describeState(stage))].join('\n');
-        return { ...stats, authReads: reader.stats().reads, authWrites: reader.stats().writes, failure: { atOp: i, violations, log } };
+        return { ...stats, authReads: reader.stats().reads, authWrites: reader.stats().writes, vmmCalls: stage.sim.faults.callLog().length, failure: { atOp: i, violations, log } };
       }
     }
     return stats;
@@ -207,15 +208,18 @@ async function shrink(
   family: string,
   budgetMs: number,
   run: (ops: readonly Op[]) => Promise<Execution>,
-): Promise<{ ops: readonly Op[]; reproduced: boolean; attempts: number }> {
+): Promise<{ ops: readonly Op[]; reproduced: boolean; attempts: number; violations: string[] }> {
   const deadline = Date.now() + budgetMs;
   const withCheck = (list: readonly Op[]) => [...list.filter((o) => o.kind !== 'check'), { kind: 'check' } as Op];
+  let violations: string[] = [];
   const fails = async (list: readonly Op[]) => {
     const failure = (await run(withCheck(list))).failure;
-    return failure !== undefined && failure.violations.some((v) => familyOf(v) === family);
+    const same = failure !== undefined && failure.violations.some((v) => familyOf(v) === family);
+    if (same) violations = failure.violations;
+    return same;
   };
   let attempts = 1;
-  if (!(await fails(ops))) return { ops: withCheck(ops), reproduced: false, attempts };
+  if (!(await fails(ops))) return { ops: withCheck(ops), reproduced: false, attempts, violations };
   let current = ops.filter((o) => o.kind !== 'check');
   let n = 2;
   while (current.length >= 2 && Date.now() < deadline) {
@@ -237,7 +241,7 @@ async function shrink(
       n = Math.min(current.length, n * 2);
     }
   }
-  return { ops: withCheck(current), reproduced: true, attempts };
+  return { ops: withCheck(current), reproduced: true, attempts, violations };
 }
 
 // Run a soak of `ops` operations from `seed`.
@@ -253,8 +257,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     options.progress?.(`seed ${options.seed}: failed at op ${atOp + 1}; shrinking to ${family}`);
     const shrunk = (options.shrinkBudgetMs ?? 0) > 0
       ? await shrink(ops.slice(0, atOp + 1), family, options.shrinkBudgetMs ?? 0, (list) => execute(list, { convergeTimeoutMs, seed: options.seed }))
-      : { ops: ops.slice(0, atOp + 1), reproduced: false, attempts: 0 };
-    report.failure = { atOp, violations, log, reproducer: shrunk.ops.map(describeOp), reproduced: shrunk.reproduced, shrinkAttempts: shrunk.attempts };
+      : { ops: ops.slice(0, atOp + 1), reproduced: false, attempts: 0, violations: [] };
+    report.failure = {
+      atOp, violations, log, reproducer: shrunk.ops.map(describeOp), reproduced: shrunk.reproduced, shrinkAttempts: shrunk.attempts, reproducerViolations: shrunk.violations,
+    };
   }
   report.durationMs = Date.now() - started;
   return report;
@@ -273,6 +279,7 @@ export function describeFailure(report: SoakReport): string {
       ? `shortest op sequence found that reproduces it (${f.reproducer.length} ops, ${f.shrinkAttempts} replays):`
       : `op sequence up to the failure (${f.shrinkAttempts > 0 ? 'it did not fail again in a replay' : 'not shrunk'}):`,
     ...f.reproducer.map((line, i) => `  ${String(i + 1).padStart(5)} ${line}`),
+    ...(f.reproduced ? ['which fails with:', ...f.reproducerViolations.map((v) => `  ${v}`)] : []),
     `replay: npm run soak -- --ops ${report.requestedOps} --seed ${report.seed}`,
   ].join('\n');
 }
