@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { acquireLock, lockPathFor } from '../../src/auth/lock.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
 import { sha256 } from './manifest.ts';
-import { FOREIGN_IDS, type AuthEdit, type RecordEdit } from './ops.ts';
+import { FOREIGN_IDS, GHOSTS, NAMES, type AuthEdit, type RecordEdit } from './ops.ts';
 import { recordReadable } from './oracle.ts';
 
 type AuthFile = { apps: Record<string, { composeHashes: string[] } & Record<string, unknown>> } & Record<string, unknown>;
@@ -58,9 +58,10 @@ export async function editAuthConfig(path: string, edit: AuthEdit, pick: number,
         break;
       }
       case 'reinstall':
-        // `dstackup install` writes the file afresh: no app entries at all, ours or anyone's.
+        // `dstackup install` writes the file afresh: no app entries at all, ours or anyone's. It
+        // touches every app: one whose CreateVm is still to come loses the hash registered ahead.
         config.apps = {};
-        result.touched.push(...vms.map((vm) => vm.name));
+        result.touched.push(...new Set([...NAMES, ...GHOSTS, ...vms.map((vm) => vm.name)]));
         for (const id of present) result.foreign.set(id, undefined);
         break;
     }
