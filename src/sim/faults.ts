@@ -8,6 +8,18 @@ import type { VmmState } from './vmm-state.ts';
 // the "did my CreateVm happen?" case a client must survive.
 export type FailOptions = { count?: number; message?: string; afterApply?: boolean };
 
+// What a call is about: the VM id a request names, and the VM name of a CreateVm request.
+export type CallTarget = { vmId?: string; name?: string };
+
+// How a call ended: applied, refused by the VMM's own rules, failed by an injected fault before
+// it ran, or run and then failed by an injected fault (`afterApply`).
+export type CallOutcome = 'pending' | 'ok' | 'rejected' | 'fault' | 'fault-after-apply';
+
+// One prpc call as the VMM saw it, attributed to a VM by id and name (the name looked up when
+// the call arrived, so it survives the VM's removal; a CreateVm gets the id its reply names),
+// so a test can count what was done to each app's VM.
+export type CallRecord = { method: string; vmId?: string; name?: string; at: number; outcome: CallOutcome };
+
 // Options of a simulated VMM restart; `kmsUrls` stands for a vmm.toml edited before it.
 export type RestartOptions = { kmsUrls?: string[]; downtimeMs?: number };
 
@@ -26,12 +38,14 @@ export type Faults = {
   stallBoot: (name: string) => void;
   // Every prpc method called so far, in order (after the auth check).
   calls: () => string[];
+  // The same calls with their VM and outcome (copies; a pending call's outcome may still change).
+  callLog: () => CallRecord[];
   // Drop every pending failure and latency.
   reset: () => void;
 };
 
 // The server's side: run `apply` for `method` with the injected latency and failures.
-export type FaultGate = <T>(method: string, apply: () => T | Promise<T>) => Promise<T>;
+export type FaultGate = <T>(method: string, apply: () => T | Promise<T>, target?: CallTarget) => Promise<T>;
 
 // The VMM socket's lifecycle, so a restart can take it down and bring it back.
 export type ServerControl = { down: () => Promise<void>; up: () => Promise<void> };
@@ -41,15 +55,35 @@ export function createFaults(state: VmmState, scheduler: Scheduler, server: Serv
   const failures = new Map<string, Required<FailOptions>[]>();
   const latency = new Map<string, number>();
   const log: string[] = [];
+  const records: CallRecord[] = [];
   const ALL = '*';
   const sleep = (ms: number): Promise<void> => scheduler.sleep(ms);
 
-  const gate: FaultGate = async (method, apply) => {
+  // Run `apply`, noting its outcome; a call by name (CreateVm) learns its VM id from the reply.
+  const applied = async <T>(record: CallRecord, apply: () => T | Promise<T>, outcome: CallOutcome): Promise<T> => {
+    let reply: T;
+    try {
+      reply = await apply();
+    } catch (err) {
+      record.outcome = 'rejected';
+      throw err;
+    }
+    record.outcome = outcome;
+    const id = (reply as { id?: unknown } | null)?.id;
+    if (record.vmId === undefined && record.name !== undefined && typeof id === 'string') record.vmId = id;
+    return reply;
+  };
+
+  const gate: FaultGate = async (method, apply, target = {}) => {
     log.push(method);
+    const name = target.name ?? (target.vmId === undefined ? undefined : state.find(target.vmId)?.config.name);
+    const record: CallRecord = { method, ...target, ...(name === undefined ? {} : { name }), at: scheduler.clock.now(), outcome: 'pending' };
+    records.push(record);
     await sleep((latency.get(ALL) ?? 0) + (latency.get(method) ?? 0));
     const failure = failures.get(method)?.shift();
-    if (failure === undefined) return apply();
-    if (failure.afterApply) await apply();
+    if (failure === undefined) return applied(record, apply, 'ok');
+    if (failure.afterApply) await applied(record, apply, 'fault-after-apply');
+    else record.outcome = 'fault';
     throw new VmmRejection(failure.message);
   };
 
@@ -74,6 +108,7 @@ export function createFaults(state: VmmState, scheduler: Scheduler, server: Serv
       state.reloadVms(options.kmsUrls === undefined ? {} : { kmsUrls: options.kmsUrls });
     },
     calls: () => [...log],
+    callLog: () => records.map((r) => ({ ...r })),
     reset: () => {
       failures.clear();
       latency.clear();

@@ -61,6 +61,8 @@ export type SimStateView = {
   // The compose the VM's guest booted with ('' while its process is down). Status shows only the
   // manifest, which UpdateVm rewrites before the restart that applies it; this is what runs.
   launchedCompose: (id: string) => string;
+  // The encrypted_env the guest booted with ('' while its process is down), likewise.
+  launchedEnv: (id: string) => string;
 };
 
 // A running simulated host.
@@ -132,6 +134,7 @@ function createStateView(state: VmmState): SimStateView {
     list,
     get: (id) => list({ ids: [id] })[0],
     launchedCompose: (id) => state.find(id)?.launchedCompose ?? '',
+    launchedEnv: (id) => state.find(id)?.launchedEnv ?? '',
     waitFor: (predicate, timeoutMs = 5000) =>
       new Promise((resolve, reject) => {
         const check = (): boolean => {

@@ -8,8 +8,8 @@ export type VmStatus = 'running' | 'exited' | 'stopping' | 'stopped' | 'removing
 
 // A VM's full simulated state. `config` is the manifest view (app id set, ports resolved,
 // compose as last written); `launchedPorts` are the forwards QEMU got at launch and
-// `launchedCompose` the compose the guest booted with, which UpdateVm does not change until the
-// next start.
+// `launchedCompose` / `launchedEnv` the compose and encrypted_env the guest booted with, which
+// UpdateVm does not change until the next start.
 export type SimVm = {
   id: string;
   appId: string;
@@ -21,6 +21,7 @@ export type SimVm = {
   removing: boolean;
   launchedPorts: HostPort[];
   launchedCompose: string;
+  launchedEnv: string;
   launchedAt: number | undefined;
   exitedAt: number | undefined;
   bootProgress: string;
@@ -44,6 +45,7 @@ export function newVmRecord(fields: Pick<SimVm, 'id' | 'appId' | 'createdAt' | '
     removing: false,
     launchedPorts: [],
     launchedCompose: '',
+    launchedEnv: '',
     launchedAt: undefined,
     exitedAt: undefined,
     bootProgress: '',

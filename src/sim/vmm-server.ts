@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { rm } from 'node:fs/promises';
 import { decodeMessage, encodeError, encodeMessage, isJsonMode, isVmmMethod, vmmMethods, type WireMode } from '../vmm/codec.ts';
 import { loadVmmRoot } from '../vmm/proto.ts';
-import type { FaultGate, ServerControl } from './faults.ts';
+import type { CallTarget, FaultGate, ServerControl } from './faults.ts';
 import { listenServer, readBody, type BoundServer } from './http-server.ts';
 import { VmmRejection } from './vm-rules.ts';
 import { createTokenCheck } from './vmm-auth.ts';
@@ -96,9 +96,16 @@ async function callMethod(options: VmmServerOptions, name: string, body: Buffer 
   const wire = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
   const request = spec.requestSchema.parse(decodeMessage(spec.request, wire, Buffer.isBuffer(body) ? mode : 'json'));
   const handler = options.handlers[name] as (req: typeof request) => Record<string, unknown>;
-  const reply = await options.gate(name, () => handler(request));
+  const reply = await options.gate(name, () => handler(request), targetOf(request));
   if (mode === 'json' && spec.response === 'google.protobuf.Empty') return Buffer.from('null');
   return encodeMessage(spec.response, spec.responseSchema.parse(reply) as Record<string, unknown>, mode);
+}
+
+// The VM a request is about: its `id` (a VM id in every request that has one) and, for
+// CreateVm, its `name`.
+function targetOf(request: unknown): CallTarget {
+  const { id, name } = (request ?? {}) as { id?: unknown; name?: unknown };
+  return { ...(typeof id === 'string' ? { vmId: id } : {}), ...(typeof name === 'string' ? { name } : {}) };
 }
 
 // A GET carries its request as the query string: scalar fields by name, repeated ones repeated.

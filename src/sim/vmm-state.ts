@@ -255,6 +255,7 @@ export class VmmState {
     vm.exitedAt = undefined;
     vm.launchedPorts = vm.ports.map((p) => ({ ...p }));
     vm.launchedCompose = vm.config.compose_file;
+    vm.launchedEnv = vm.config.encrypted_env;
     vm.bootProgress = 'booting';
     vm.bootError = '';
     vm.shutdownProgress = '';
@@ -268,6 +269,7 @@ export class VmmState {
     vm.exitedAt = this.scheduler.clock.now();
     vm.launchedPorts = [];
     vm.launchedCompose = '';
+    vm.launchedEnv = '';
     this.changed();
   }
 

@@ -95,3 +95,34 @@ test('restartVmm: socket down meanwhile, every VM stops, started ones boot again
   assert.equal(res.status, 200);
   await res.text();
 });
+
+test('callLog attributes each call to its VM (id and name) and says how it ended', async (t) => {
+  const { host, client, create, faults } = await setup(t);
+  const id = await create('logged');
+  await host.state.waitFor((vms) => vms[0]?.boot_progress === 'done');
+  faults.failNext('StopVm');
+  await assert.rejects(client.stopVm(id), { vmmMessage: 'simulated failure of StopVm' });
+  faults.failNext('StopVm', { afterApply: true });
+  await assert.rejects(client.stopVm(id));
+  await client.startVm(id);
+  await client.removeVm(id);
+  await host.state.waitFor((vms) => vms.length === 0);
+  // Once the VM is gone its id names nothing: the refused call has no name.
+  await assert.rejects(client.startVm(id), { vmmMessage: /VM not found/ });
+  faults.failNext('CreateVm', { afterApply: true });
+  await assert.rejects(create('ghost'));
+  const ghost = host.state.list()[0]?.id;
+  await client.status();
+  const rows = faults.callLog().map(({ method, vmId, name, outcome }) => [method, vmId === id ? 'id' : vmId === ghost ? 'ghost' : vmId, name, outcome]);
+  assert.deepEqual(rows, [
+    ['CreateVm', 'id', 'logged', 'ok'],
+    ['StopVm', 'id', 'logged', 'fault'],
+    ['StopVm', 'id', 'logged', 'fault-after-apply'],
+    ['StartVm', 'id', 'logged', 'ok'],
+    ['RemoveVm', 'id', 'logged', 'ok'],
+    ['StartVm', 'id', undefined, 'rejected'],
+    ['CreateVm', 'ghost', 'ghost', 'fault-after-apply'],
+    ['Status', undefined, undefined, 'ok'],
+  ]);
+  assert.deepEqual(faults.calls(), rows.map(([method]) => method));
+});

@@ -40,13 +40,18 @@ for (const mode of ['protobuf', 'json'] as const) {
     ]);
 
     const next = appCompose('web', { extra: { version: 2 } });
-    assert.deepEqual(await client.updateVm({ id, compose_file: next }), { id: hashCompose(next).slice(0, 40) });
+    const resealed = encryptEnv([], host.envKeys.keyPairOf(hashCompose(compose).slice(0, 40)).publicKeyHex);
+    assert.deepEqual(await client.updateVm({ id, compose_file: next, encrypted_env: resealed }), { id: hashCompose(next).slice(0, 40) });
     assert.equal(host.state.get(id)?.boot_progress, 'done');
+    // UpdateVm reaches the guest only at its next start.
+    assert.deepEqual([host.state.launchedCompose(id), host.state.launchedEnv(id)], [compose, sealed]);
 
     await client.shutdownVm(id);
     await host.state.waitFor((vms) => byId(id)(vms)?.status === 'stopped');
+    assert.deepEqual([host.state.launchedCompose(id), host.state.launchedEnv(id)], ['', '']);
     await client.startVm(id);
     await host.state.waitFor((vms) => byId(id)(vms)?.boot_progress === 'done');
+    assert.deepEqual([host.state.launchedCompose(id), host.state.launchedEnv(id)], [next, resealed]);
     await client.stopVm(id);
     assert.equal(host.state.get(id)?.status, 'stopped');
 

@@ -1,6 +1,7 @@
 // The chaos soak, short and deterministic (one fixed seed, 300 ops), as part of `npm test`:
-// editors, config management, bad files, VMM faults, VM crashes, a VMM restart and kill -9 of the
-// supervisor, with every invariant checked at each convergence. `npm run soak` runs long ones.
+// editors, config management, bad files, NAME.env, hard links, hand edits of auth-config.json and
+// of state records, VMM faults, VM crashes, a VMM restart and kill -9 of the supervisor, with every
+// invariant checked at each convergence and over the VMM's call log. `npm run soak` runs long ones.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeFailure, runSoak } from './soak.ts';
@@ -11,4 +12,5 @@ test('chaos soak: 300 ops (seed 5) converge every time with all invariants holdi
   assert.ok(report.checks >= 5, `only ${report.checks} checks ran`);
   assert.ok(report.kills >= 3, `only ${report.kills} kills`);
   assert.ok(report.authReads > 0, 'the concurrent reader read auth-config.json');
+  assert.ok(report.crossChecked > 0, 'the oracle\'s own manifest hash was compared with a running VM\'s');
 });

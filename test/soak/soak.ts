@@ -1,13 +1,16 @@
 // The chaos soak: play a seeded op list against a real supervisor process on a simulated host,
-// converge and check the invariants at every `check` op, and on a failure shrink the op list to
-// the shortest one found that still fails the same way, for the report.
-import { readFile } from 'node:fs/promises';
+// check the invariants at every `check` op (check.ts), and on a failure shrink the op list to the
+// shortest one found that still fails the same way, for the report.
 import { freePorts } from '../helpers/harness.ts';
 import { readAllStatuses } from '../../src/status/store.ts';
 import { applyOp, type ApplyContext } from './apply.ts';
 import { startAuthReader } from './auth-reader.ts';
-import { categoryOf, checkInvariants, expectApps, hashOf } from './oracle.ts';
-import { describeOp, generateOps, PORT_SLOTS, type Op } from './ops.ts';
+import { note, openWindow } from './calls.ts';
+import { runCheck } from './check.ts';
+import { generateOps } from './generate.ts';
+import { deployablePort } from './manifest.ts';
+import { categoryOf, type History } from './oracle.ts';
+import { describeOp, PORT_SLOTS, prng, type Op } from './ops.ts';
 import { openStage, type Stage, type SupervisorChild } from './stage.ts';
 
 // supervisor.toml [apps]: APPS-DIR timings scaled down (Q = 50 ms, R = 1 s, T = 0.2 s) so a
@@ -21,6 +24,9 @@ const SOAK_APPS = {
   boot_timeout_s: 10,
   shutdown_timeout_s: 2,
 };
+
+// The quiet window after each convergence: two resync periods.
+const QUIET_MS = 2 * SOAK_APPS.resync_s * 1000;
 
 // systemd's Restart=on-failure, with RestartSec scaled down like the rest.
 const RESTART_SEC_MS = 200;
@@ -49,6 +55,10 @@ type Execution = {
   authReads: number;
   authWrites: number;
   slowestStopMs: number;
+  // Deployable apps whose VM's manifest hash the oracle's own builder matched, over all checks.
+  crossChecked: number;
+  // VMM calls the supervisor made in the run.
+  vmmCalls: number;
 };
 
 export type SoakReport = Omit<Execution, 'failure'> & {
@@ -57,10 +67,14 @@ export type SoakReport = Omit<Execution, 'failure'> & {
   requestedOps: number;
   ops: number;
   durationMs: number;
-  failure?: { atOp: number; violations: string[]; log: string; reproducer: string[]; reproduced: boolean; shrinkAttempts: number };
+  // `reproducerViolations`: what the shortest reproducing sequence failed with.
+  failure?: { atOp: number; violations: string[]; log: string; reproducer: string[]; reproduced: boolean; shrinkAttempts: number; reproducerViolations: string[] };
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// Executions in this process so far (each gets its own loopback address).
+let executions = 0;
 
 // What the VMM and the status files say, for a failure report.
 async function describeState(stage: Stage): Promise<string[]> {
@@ -106,39 +120,27 @@ function keepSupervisor(stage: Stage, onSelfExit: (child: SupervisorChild, code:
   };
 }
 
-// Wait until the invariants hold; resolves with the violations left at the deadline (none when
-// it converged).
-async function converge(stage: Stage, history: ReadonlyMap<string, ReadonlySet<string>>, timeoutMs: number, extra: () => string[]): Promise<string[]> {
-  stage.sim.faults.reset();
-  const deadline = Date.now() + timeoutMs;
-  let passes = 0;
-  let last: string[] = [];
-  while (Date.now() < deadline) {
-    const expected = await expectApps(stage.appsDir, process.getuid?.() ?? 0);
-    const allowlist = (JSON.parse(await readFile(stage.authPath, 'utf8')) as { apps: Record<string, { composeHashes: string[] }> }).apps;
-    last = [...extra(), ...checkInvariants(expected, stage.sim.state.list(), allowlist, history, stage.sim.state.launchedCompose)];
-    // Converged: the invariants hold on two looks a resync apart (nothing was still moving).
-    passes = last.length === 0 ? passes + 1 : 0;
-    if (passes === 2) return [];
-    await sleep(passes === 1 ? 1000 : 100);
-  }
-  return last.length > 0 ? last : ['timeout: the invariants held once but not on a second look'];
-}
-
 // Play `ops` on a fresh stage; stops at the first failed check.
-async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, 'convergeTimeoutMs'>> & Pick<SoakOptions, 'progress'>): Promise<Execution> {
+async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, 'convergeTimeoutMs' | 'seed'>> & Pick<SoakOptions, 'progress'>): Promise<Execution> {
   // Apps publish on a loopback address of their own: on 127.0.0.1 a port of ours could be taken
   // meanwhile as the local end of some outgoing connection (they come from the same ephemeral
   // range freePorts draws from), and the VM's launch then fails for a reason outside the test.
-  const random = (n: number) => Math.floor(Math.random() * n);
-  const portAddress = `127.${1 + random(254)}.${random(256)}.${1 + random(254)}`;
+  // The address is no part of the op sequence; the pid is mixed in so that two runs of one seed
+  // side by side (npm test and npm run soak) do not share it.
+  const random = prng(options.seed ^ (process.pid << 8) ^ executions++);
+  const byte = (n: number) => Math.floor(random() * n);
+  const portAddress = `127.${1 + byte(254)}.${byte(256)}.${1 + byte(254)}`;
   const stage = await openStage({ apps: { ...SOAK_APPS, port_address: portAddress }, prefix: 'dstack-soak-' });
   const reader = startAuthReader(stage.authPath);
-  const history = new Map<string, Set<string>>();
-  const stats: Execution = { checks: 0, kills: 0, selfExits: 0, authReads: 0, authWrites: 0, slowestStopMs: 0 };
+  const history: History = { texts: new Map(), envKeys: new Map() };
+  const foreign = new Map<string, unknown>();
+  let window = openWindow(0, new Map());
+  const stats: Execution = { checks: 0, kills: 0, selfExits: 0, authReads: 0, authWrites: 0, slowestStopMs: 0, crossChecked: 0, vmmCalls: 0 };
   const problems: string[] = [];
+  const remember = (map: Map<string, Set<string>>, name: string, value: string) => map.set(name, new Set([...(map.get(name) ?? []), value]));
   const supervisor = keepSupervisor(stage, (child, code) => {
     stats.selfExits += 1;
+    window.restarts += 1;
     // Journal lines go to stdout; anything on stderr escaped the logger: a crash, not a planned exit.
     if (child.stderr().trim() !== '') problems.push(`crash: the supervisor exited (code ${code}) with ${child.stderr().trim().slice(-2000)}`);
   });
@@ -148,14 +150,18 @@ async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, '
       ports: await freePorts(PORT_SLOTS),
       restart: async (signal) => {
         stats.kills += 1;
+        window.restarts += 1;
         const tookMs = await supervisor.restart(signal);
         if (signal === 'SIGTERM') stats.slowestStopMs = Math.max(stats.slowestStopMs, tookMs);
         if (signal === 'SIGTERM' && tookMs > STOP_LIMIT_MS) problems.push(`slow-stop: SIGTERM took ${tookMs} ms`);
       },
       wrote: (name, text) => {
-        const hash = hashOf(name, text);
-        if (hash !== undefined) history.set(name, new Set([...(history.get(name) ?? []), hash]));
+        if (deployablePort(text) !== undefined) remember(history.texts, name, text);
       },
+      wroteEnv: (name, keys) => remember(history.envKeys, name, [...keys].sort().join(',')),
+      touched: (name, reason) => note(window, name, reason),
+      vmmRestarted: () => void (window.vmmRestarts += 1),
+      foreign: (id, entry) => (entry === undefined ? foreign.delete(id) : foreign.set(id, entry)),
     };
     for (const [i, op] of ops.entries()) {
       if (op.kind !== 'check') {
@@ -166,16 +172,17 @@ async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, '
       }
       stats.checks += 1;
       const checkStarted = Date.now();
-      const violations = await converge(stage, history, options.convergeTimeoutMs, () => [
-        ...problems,
-        ...reader.stats().invalid.map((r) => `torn-read: auth-config.json read as ${r.problem}`),
-      ]);
+      const extra = () => [...problems, ...reader.stats().invalid.map((r) => `torn-read: auth-config.json read as ${r.problem}`)];
+      const result = await runCheck({ stage, history, foreign, window, extra, authWrites: () => reader.stats().writes }, options.convergeTimeoutMs, QUIET_MS);
+      const { violations } = result;
+      stats.crossChecked += result.crossChecked;
+      window = openWindow(stage.sim.faults.callLog().length, result.vms, result.waiting);
       options.progress?.(`op ${i + 1}/${ops.length}: check ${stats.checks} ${violations.length === 0 ? 'ok' : 'FAILED'} after ${Date.now() - checkStarted} ms`);
       if (violations.length > 0) {
         const lines = supervisor.current().tail().split('\n');
         const problemsLogged = lines.filter((l) => /^<[0-4]>/.test(l)).slice(-12);
         const log = [...problemsLogged, '…', ...lines.slice(-8), ...(await describeState(stage))].join('\n');
-        return { ...stats, authReads: reader.stats().reads, authWrites: reader.stats().writes, failure: { atOp: i, violations, log } };
+        return { ...stats, authReads: reader.stats().reads, authWrites: reader.stats().writes, vmmCalls: stage.sim.faults.callLog().length, failure: { atOp: i, violations, log } };
       }
     }
     return stats;
@@ -183,28 +190,36 @@ async function execute(ops: readonly Op[], options: Required<Pick<SoakOptions, '
     const { reads, writes } = reader.stats();
     stats.authReads = reads;
     stats.authWrites = writes;
+    stats.vmmCalls = stage.sim.faults.callLog().length;
     await supervisor.stop();
     await reader.close();
     await stage.close();
   }
 }
 
+// What a shrunk run must fail with: the category of the first violation (call-log violations come
+// first, being final), a loop seen in the quiet window and one counted in the call log being one.
+const familyOf = (violation: string) => (categoryOf(violation) === 'loop' ? 'restart-loop' : categoryOf(violation));
+
 // Delta debugging (ddmin, complements only): drop chunks of the op list while the run still fails
-// with a violation of the same category; ends when no single chunk can go or the budget is spent.
+// with a violation of the same family; ends when no single chunk can go or the budget is spent.
 async function shrink(
   ops: readonly Op[],
-  categories: ReadonlySet<string>,
+  family: string,
   budgetMs: number,
   run: (ops: readonly Op[]) => Promise<Execution>,
-): Promise<{ ops: readonly Op[]; reproduced: boolean; attempts: number }> {
+): Promise<{ ops: readonly Op[]; reproduced: boolean; attempts: number; violations: string[] }> {
   const deadline = Date.now() + budgetMs;
   const withCheck = (list: readonly Op[]) => [...list.filter((o) => o.kind !== 'check'), { kind: 'check' } as Op];
+  let violations: string[] = [];
   const fails = async (list: readonly Op[]) => {
     const failure = (await run(withCheck(list))).failure;
-    return failure !== undefined && failure.violations.some((v) => categories.has(categoryOf(v)));
+    const same = failure !== undefined && failure.violations.some((v) => familyOf(v) === family);
+    if (same) violations = failure.violations;
+    return same;
   };
   let attempts = 1;
-  if (!(await fails(ops))) return { ops: withCheck(ops), reproduced: false, attempts };
+  if (!(await fails(ops))) return { ops: withCheck(ops), reproduced: false, attempts, violations };
   let current = ops.filter((o) => o.kind !== 'check');
   let n = 2;
   while (current.length >= 2 && Date.now() < deadline) {
@@ -226,7 +241,7 @@ async function shrink(
       n = Math.min(current.length, n * 2);
     }
   }
-  return { ops: withCheck(current), reproduced: true, attempts };
+  return { ops: withCheck(current), reproduced: true, attempts, violations };
 }
 
 // Run a soak of `ops` operations from `seed`.
@@ -234,16 +249,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const started = Date.now();
   const ops = generateOps(options.seed, options.ops, options.checkEvery);
   const convergeTimeoutMs = options.convergeTimeoutMs ?? 60_000;
-  const execution = await execute(ops, { convergeTimeoutMs, progress: options.progress });
+  const execution = await execute(ops, { convergeTimeoutMs, seed: options.seed, progress: options.progress });
   const report: SoakReport = { seed: options.seed, requestedOps: options.ops, ops: ops.length, durationMs: 0, ...execution, failure: undefined };
   if (execution.failure) {
     const { atOp, violations, log } = execution.failure;
-    const categories = new Set(violations.map(categoryOf));
-    options.progress?.(`seed ${options.seed}: failed at op ${atOp + 1}; shrinking (categories ${[...categories].join(', ')})`);
+    const family = familyOf(violations[0] ?? '');
+    options.progress?.(`seed ${options.seed}: failed at op ${atOp + 1}; shrinking to ${family}`);
     const shrunk = (options.shrinkBudgetMs ?? 0) > 0
-      ? await shrink(ops.slice(0, atOp + 1), categories, options.shrinkBudgetMs ?? 0, (list) => execute(list, { convergeTimeoutMs }))
-      : { ops: ops.slice(0, atOp + 1), reproduced: false, attempts: 0 };
-    report.failure = { atOp, violations, log, reproducer: shrunk.ops.map(describeOp), reproduced: shrunk.reproduced, shrinkAttempts: shrunk.attempts };
+      ? await shrink(ops.slice(0, atOp + 1), family, options.shrinkBudgetMs ?? 0, (list) => execute(list, { convergeTimeoutMs, seed: options.seed }))
+      : { ops: ops.slice(0, atOp + 1), reproduced: false, attempts: 0, violations: [] };
+    report.failure = {
+      atOp, violations, log, reproducer: shrunk.ops.map(describeOp), reproduced: shrunk.reproduced, shrinkAttempts: shrunk.attempts, reproducerViolations: shrunk.violations,
+    };
   }
   report.durationMs = Date.now() - started;
   return report;
@@ -262,6 +279,7 @@ export function describeFailure(report: SoakReport): string {
       ? `shortest op sequence found that reproduces it (${f.reproducer.length} ops, ${f.shrinkAttempts} replays):`
       : `op sequence up to the failure (${f.shrinkAttempts > 0 ? 'it did not fail again in a replay' : 'not shrunk'}):`,
     ...f.reproducer.map((line, i) => `  ${String(i + 1).padStart(5)} ${line}`),
+    ...(f.reproduced ? ['which fails with:', ...f.reproducerViolations.map((v) => `  ${v}`)] : []),
     `replay: npm run soak -- --ops ${report.requestedOps} --seed ${report.seed}`,
   ].join('\n');
 }
