@@ -12,6 +12,7 @@ import { finalizeApp } from './finalize.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
 import { VmWaitError } from '../src/controller/vm-wait.ts';
 import { describeError } from '../src/errors.ts';
+import { StateError } from '../src/state/store.ts';
 import type { Decision } from '../src/log/decision.ts';
 import { createHash } from 'node:crypto';
 import type { Plan } from './plan.ts';
@@ -35,7 +36,15 @@ const REMOVAL_POLL_MS = 1_000;
 // towards the file (STYLE 1: a key, not an event). Failures are reported and retried by the loop.
 export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<ReconcileResult> {
   const desired = deps.desired(name);
-  const record = await deps.loadRecord(name);
+  let record: AppRecord | undefined;
+  try {
+    record = await deps.loadRecord(name);
+  } catch (err) {
+    // An unreadable record holds the app, and the pass's status says why: no step, and no retry
+    // loop logging the same file every few seconds (issue 13).
+    if (err instanceof StateError) return { kind: 'done' };
+    throw err;
+  }
   let decision: Decision | undefined;
   try {
     return await step(name, desired, record, deps, (d) => {

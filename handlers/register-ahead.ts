@@ -17,8 +17,9 @@ async function recordAhead(name: string, deps: ReconcileDeps): Promise<{ appId: 
   const desired = deps.desired(name);
   if (desired.kind !== 'app') return undefined;
   const { spec } = desired;
-  const record = await deps.loadRecord(name).catch(() => undefined);
-  if (record?.registeredHashes.includes(spec.composeHash)) return undefined;
+  // A record that cannot be read is never written over: the operation meets it and holds.
+  const record = await deps.loadRecord(name).catch(() => null);
+  if (record === null || record?.registeredHashes.includes(spec.composeHash)) return undefined;
   // The app id the operation will use: the record's, else the one a first deployment gets.
   const appId = record?.appId ?? appIdOf(spec.composeHash);
   const ahead: AppRecord = {

@@ -87,8 +87,10 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
 
   // The statuses of apps we hold a record for, as the last run left them: without them every
   // running app was reported `pending` after a restart until its file settled again, at the cost
-  // of one status write per app before READY (found by bench/restart.ts).
-  const recorded = new Set((await records.loadAll()).map((r) => r.name));
+  // of one status write per app before READY (found by bench/restart.ts). A record that cannot be
+  // read holds its app, not the start (issue 13).
+  const loaded = await records.loadAll();
+  const recorded = new Set([...loaded.records, ...loaded.unreadable].map((r) => r.name));
   const initial = (await readAllStatuses(config.state_dir)).apps.filter((s) => recorded.has(s.app));
   let ready = false;
   const reporter = createReporter({
