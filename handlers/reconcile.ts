@@ -45,6 +45,12 @@ export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<R
     if (err instanceof StateError) return { kind: 'done' };
     throw err;
   }
+  // No file and nothing of ours: all that can be left is a status (of a refused file that was
+  // deleted), and it goes (issue 13).
+  if (desired.kind === 'gone' && record === undefined) {
+    await deps.report({ app: name, file: name, phase: 'gone' });
+    return { kind: 'done' };
+  }
   let decision: Decision | undefined;
   try {
     return await step(name, desired, record, deps, (d) => {

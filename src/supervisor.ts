@@ -85,13 +85,12 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     }));
   };
 
-  // The statuses of apps we hold a record for, as the last run left them: without them every
-  // running app was reported `pending` after a restart until its file settled again, at the cost
-  // of one status write per app before READY (found by bench/restart.ts). A record that cannot be
-  // read holds its app, not the start (issue 13).
-  const loaded = await records.loadAll();
-  const recorded = new Set([...loaded.records, ...loaded.unreadable].map((r) => r.name));
-  const initial = (await readAllStatuses(config.state_dir)).apps.filter((s) => recorded.has(s.app));
+  // The statuses as the last run left them: without them every running app was reported
+  // `pending` after a restart until its file settled again, at the cost of one status write per
+  // app before READY (found by bench/restart.ts). Those of apps the first pass finds with neither
+  // a file nor a record go then (`known`). No record is read here: one that cannot be read holds
+  // its app, not the start (issue 13).
+  const initial = (await readAllStatuses(config.state_dir)).apps;
   let ready = false;
   const reporter = createReporter({
     initial,
@@ -146,6 +145,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
     managed: async () => managedApps(await records.loadAll(), snapshot.known()),
+    known: initial.map((st) => st.app),
     reconcile: (name) => reconcileApp(name, reconcileDeps),
     prepare: (names) => registerAhead(names, reconcileDeps),
     observed: async (name, verdict, file) => {
