@@ -1,5 +1,5 @@
 import type { HandlerDeps } from './deps.ts';
-import type { Desired } from './plan.ts';
+import type { Desired, DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import type { ReconcileResult } from '../src/controller/workqueue.ts';
@@ -27,7 +27,17 @@ export type ReconcileDeps = HandlerDeps & {
   touched(name: string): void;
   // One journal line per decision (APPS-DIR rule 22).
   decide(decision: Decision): void;
+  // The app id the app's last status named, if any (see unrecordedAppId).
+  lastAppId(name: string): string | undefined;
 };
+
+// The app id of an app that has no record: the one its last status named, since the record may
+// have been moved aside (it could not be read, issue 13) after an upgrade took the file past its
+// first compose hash; else the one a first deploy of the file gets. The VM is found by name and
+// this id, and adopted rather than deployed twice.
+export function unrecordedAppId(name: string, spec: DesiredSpec, deps: Pick<ReconcileDeps, 'lastAppId'>): string {
+  return deps.lastAppId(name) ?? appIdOf(spec.composeHash);
+}
 
 // How long to look again while a VM someone else is removing frees its ports.
 const REMOVAL_POLL_MS = 1_000;
@@ -81,7 +91,7 @@ async function step(
   decide: (d: Decision) => void,
 ): Promise<ReconcileResult> {
   const vms = await deps.listVms(name);
-  const appId = desired.kind === 'app' ? appIdOf(desired.spec.composeHash) : undefined;
+  const appId = desired.kind === 'app' ? unrecordedAppId(name, desired.spec, deps) : undefined;
   const { vm, duplicates } = findAppVm(vms, name, appId, record);
   if (duplicates.length > 0) deps.touched(name);
   for (const dup of duplicates) {

@@ -199,6 +199,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       return v.kind === 'gone' ? v : { kind: 'hold' };
     },
     loadRecord: (name) => records.load(name),
+    lastAppId: (name) => reporter.statuses().find((st) => st.app === name)?.app_id ?? undefined,
     listVms: (name) => snapshot.list(name),
     touched: (name) => snapshot.touched(name),
     decide: (d) => reporter.decide(d),

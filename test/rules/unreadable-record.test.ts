@@ -81,3 +81,22 @@ test('issue 13: a record written by a newer release says so in the app status, a
   await h.put('m2.yml', composeText(p2!));
   await h.deployed('m2');
 });
+
+test('issue 13: moved aside, the record of an app upgraded since its first deploy is rebuilt from the VM its last status named, not duplicated', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [p1] = await freePorts(1);
+  await h.put('m1.yml', composeText(p1!));
+  await h.start();
+  const first = await h.deployed('m1');
+  await h.put('m1.yml', composeText(p1!, 'v2'));
+  await h.deployed('m1', composeText(p1!, 'v2'));
+  const record = join(h.config.state_dir, 'apps', 'm1.json');
+  await writeFile(record, 'garbage');
+  await waitUntil(async () => (await statusOf(h, 'm1'))?.phase === 'failed', 'm1 held');
+  const createsBefore = creates(h);
+  await rename(record, `${record}.bad`);
+  await waitUntil(async () => (await statusOf(h, 'm1'))?.phase === 'running', 'm1 running again');
+  await h.quiesce();
+  assert.deepEqual(vmsNamed(h, 'm1').map((v) => [v.id, v.app_id]), [[first.id, first.app_id]], 'the same VM, with its app id (of the first content)');
+  assert.equal(creates(h), createsBefore, 'no CreateVm for m1');
+});
