@@ -2,6 +2,7 @@ import type { Clock } from '../src/clock.ts';
 import type { VmmClient } from '../src/vmm/client.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { Phase } from '../src/status/phase.ts';
+import type { Departure } from '../src/controller/reporter.ts';
 import type { EnvEntry } from '../src/secrets/dotenv.ts';
 
 // Everything a handler may touch, passed in so tests can give it a simulator and a temp dir.
@@ -28,8 +29,8 @@ export type HandlerDeps = {
 export type PhaseReport = {
   app: string;
   file: string;
-  // 'removed': the app is gone; its status disappears.
-  phase: Phase | 'removed';
+  // 'removed': a teardown is over; 'gone': nothing of the app was ours. Its status disappears.
+  phase: Phase | Departure;
   record?: AppRecord;
   error?: string;
   urls?: string[];

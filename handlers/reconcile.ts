@@ -1,5 +1,5 @@
 import type { HandlerDeps } from './deps.ts';
-import type { Desired } from './plan.ts';
+import type { Desired, DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import type { ReconcileResult } from '../src/controller/workqueue.ts';
@@ -13,6 +13,7 @@ import { repairAllowlistEntry } from './repair.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
 import { VmWaitError } from '../src/controller/vm-wait.ts';
 import { describeError } from '../src/errors.ts';
+import { StateError } from '../src/state/store.ts';
 import type { Decision } from '../src/log/decision.ts';
 import { createHash } from 'node:crypto';
 import type { Plan } from './plan.ts';
@@ -27,7 +28,17 @@ export type ReconcileDeps = HandlerDeps & {
   touched(name: string): void;
   // One journal line per decision (APPS-DIR rule 22).
   decide(decision: Decision): void;
+  // The app id the app's last status named, if any (see unrecordedAppId).
+  lastAppId(name: string): string | undefined;
 };
+
+// The app id of an app that has no record: the one its last status named, since the record may
+// have been moved aside (it could not be read, issue 13) after an upgrade took the file past its
+// first compose hash; else the one a first deploy of the file gets. The VM is found by name and
+// this id, and adopted rather than deployed twice.
+export function unrecordedAppId(name: string, spec: DesiredSpec, deps: Pick<ReconcileDeps, 'lastAppId'>): string {
+  return deps.lastAppId(name) ?? appIdOf(spec.composeHash);
+}
 
 // How long to look again while a VM someone else is removing frees its ports.
 const REMOVAL_POLL_MS = 1_000;
@@ -36,7 +47,21 @@ const REMOVAL_POLL_MS = 1_000;
 // towards the file (STYLE 1: a key, not an event). Failures are reported and retried by the loop.
 export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<ReconcileResult> {
   const desired = deps.desired(name);
-  const record = await deps.loadRecord(name);
+  let record: AppRecord | undefined;
+  try {
+    record = await deps.loadRecord(name);
+  } catch (err) {
+    // An unreadable record holds the app, and the pass's status says why: no step, and no retry
+    // loop logging the same file every few seconds (issue 13).
+    if (err instanceof StateError) return { kind: 'done' };
+    throw err;
+  }
+  // No file and nothing of ours: all that can be left is a status (of a refused file that was
+  // deleted), and it goes (issue 13).
+  if (desired.kind === 'gone' && record === undefined) {
+    await deps.report({ app: name, file: name, phase: 'gone' });
+    return { kind: 'done' };
+  }
   let decision: Decision | undefined;
   try {
     return await step(name, desired, record, deps, (d) => {
@@ -67,7 +92,7 @@ async function step(
   decide: (d: Decision) => void,
 ): Promise<ReconcileResult> {
   const vms = await deps.listVms(name);
-  const appId = desired.kind === 'app' ? appIdOf(desired.spec.composeHash) : undefined;
+  const appId = desired.kind === 'app' ? unrecordedAppId(name, desired.spec, deps) : undefined;
   const { vm, duplicates } = findAppVm(vms, name, appId, record);
   if (duplicates.length > 0) deps.touched(name);
   for (const dup of duplicates) {

@@ -1,6 +1,5 @@
-import type { ReconcileDeps } from './reconcile.ts';
+import { unrecordedAppId, type ReconcileDeps } from './reconcile.ts';
 import type { AppRecord } from '../src/state/record.ts';
-import { appIdOf } from './plan.ts';
 
 // Register the compose hashes a batch of apps is about to deploy or upgrade to, in one allowlist
 // write for the whole batch instead of one per operation (a burst of 1 000 new files would
@@ -17,10 +16,11 @@ async function recordAhead(name: string, deps: ReconcileDeps): Promise<{ appId: 
   const desired = deps.desired(name);
   if (desired.kind !== 'app') return undefined;
   const { spec } = desired;
-  const record = await deps.loadRecord(name).catch(() => undefined);
-  if (record?.registeredHashes.includes(spec.composeHash)) return undefined;
-  // The app id the operation will use: the record's, else the one a first deployment gets.
-  const appId = record?.appId ?? appIdOf(spec.composeHash);
+  // A record that cannot be read is never written over: the operation meets it and holds.
+  const record = await deps.loadRecord(name).catch(() => null);
+  if (record === null || record?.registeredHashes.includes(spec.composeHash)) return undefined;
+  // The app id the operation will use: the record's, else the one an app without one has.
+  const appId = record?.appId ?? unrecordedAppId(name, spec, deps);
   const ahead: AppRecord = {
     phase: 'pending',
     ...record,

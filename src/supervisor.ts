@@ -86,11 +86,12 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     }));
   };
 
-  // The statuses of apps we hold a record for, as the last run left them: without them every
-  // running app was reported `pending` after a restart until its file settled again, at the cost
-  // of one status write per app before READY (found by bench/restart.ts).
-  const recorded = new Set((await records.loadAll()).map((r) => r.name));
-  const initial = (await readAllStatuses(config.state_dir)).apps.filter((s) => recorded.has(s.app));
+  // The statuses as the last run left them: without them every running app was reported
+  // `pending` after a restart until its file settled again, at the cost of one status write per
+  // app before READY (found by bench/restart.ts). Those of apps the first pass finds with neither
+  // a file nor a record go then (`known`). No record is read here: one that cannot be read holds
+  // its app, not the start (issue 13).
+  const initial = (await readAllStatuses(config.state_dir)).apps;
   let ready = false;
   const reporter = createReporter({
     initial,
@@ -145,6 +146,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
     managed: async () => managedApps(await records.loadAll(), snapshot.known()),
+    known: initial.map((st) => st.app),
     reconcile: (name) => reconcileApp(name, reconcileDeps),
     prepare: (names) => registerAhead(names, reconcileDeps),
     observed: async (name, verdict, file) => {
@@ -198,6 +200,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       return v.kind === 'gone' ? v : { kind: 'hold' };
     },
     loadRecord: (name) => records.load(name),
+    lastAppId: (name) => reporter.statuses().find((st) => st.app === name)?.app_id ?? undefined,
     listVms: (name) => snapshot.list(name),
     touched: (name) => snapshot.touched(name),
     decide: (d) => reporter.decide(d),

@@ -7,7 +7,7 @@ import type { Scanner } from '../appsdir/scan.ts';
 import type { AppStatus } from '../status/schema.ts';
 import type { DirListing } from './controller.ts';
 import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv, ManagedApp } from './desired.ts';
-import type { AppRecord } from '../state/record.ts';
+import type { LoadedRecords } from '../state/store.ts';
 import type { VmInfo } from '../vmm/messages.ts';
 import { readEnvFile } from '../secrets/env-file.ts';
 import type { StatusUpdate } from './reporter.ts';
@@ -115,6 +115,9 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
     case 'unsettled':
     case 'delete-pending':
       return { app: name, file, phase: current?.phase ?? 'pending' };
+    case 'record':
+      // Not the file's fault: the app is held until the operator moves the record aside.
+      return { app: name, file, phase: 'failed', error: verdict.reason, held: { action: 'refused', reason: verdict.reason } };
     case 'invalid':
     case 'refused':
     case 'conflict':
@@ -129,13 +132,16 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
 }
 
 // The apps we have a record for, each with the host ports its VM's manifest names in the last
-// full Status (what the VMM checks a new port against), found by VM id or by name and app id.
-export function managedApps(records: readonly AppRecord[], vms: readonly VmInfo[]): Map<string, ManagedApp> {
-  return new Map(
-    records.map((r) => {
+// full Status (what the VMM checks a new port against), found by VM id or by name and app id;
+// and those whose record cannot be read, with why.
+export function managedApps(loaded: LoadedRecords, vms: readonly VmInfo[]): Map<string, ManagedApp> {
+  const managed = new Map<string, ManagedApp>(
+    loaded.records.map((r) => {
       const vm = vms.find((v) => v.id === r.vmId) ?? vms.find((v) => v.name === r.name && v.app_id === r.appId);
       const ports = (vm?.configuration?.ports ?? []).map((p) => ({ protocol: p.protocol, host_port: p.host_port }));
       return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports }];
     }),
   );
+  for (const u of loaded.unreadable) managed.set(u.name, { file: u.file, running: false, ports: [], unreadable: u.error.message });
+  return managed;
 }

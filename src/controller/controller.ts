@@ -19,6 +19,9 @@ export type ControllerDeps<S extends SpecIdentity> = {
   build(app: Extract<ListedApp, { kind: 'settled' }>): BuiltSpec<S>;
   // The apps we own (have a record for), and whether each currently holds its ports.
   managed(): Promise<Map<string, ManagedApp>>;
+  // Apps the last run left a status for: those the first pass finds with neither a file nor a
+  // record are reconciled as gone, like an app that vanishes while we run.
+  known?: readonly string[];
   reconcile(name: string): Promise<ReconcileResult>;
   // Batched local work before a batch of reconciles runs (see WorkQueueOptions.prepare).
   prepare?(names: string[]): Promise<void>;
@@ -70,6 +73,8 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   const backoff = createBackoff(settings.backoff);
   const notBefore = new Map<string, number>();
   const lastFileHash = new Map<string, string>();
+  // `known` names no pass has looked at yet.
+  const unseen = new Set(deps.known);
   let massGuardWarned = false;
   let homeDev: number | undefined;
   const timers = new Set<TimerHandle>();
@@ -158,11 +163,21 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       if (v.kind === 'app' || (v.kind === 'hold' && v.fileHash !== undefined)) lastFileHash.set(name, v.fileHash as string);
       if (v.kind === 'gone') lastFileHash.delete(name);
     }
-    for (const name of verdicts.keys()) if (!out.verdicts.has(name)) verdicts.delete(name);
+    // An app with no file and no record left (a refused file deleted, a teardown over, or
+    // either while we were down) is reconciled once more, as gone, so no status of it stays
+    // behind (issue 13).
+    const due: string[] = [];
+    for (const name of new Set([...verdicts.keys(), ...unseen])) {
+      if (out.verdicts.has(name)) continue;
+      verdicts.delete(name);
+      backoff.reset(name);
+      notBefore.delete(name);
+      due.push(name);
+    }
+    unseen.clear();
     const fileOf = new Map(listing.apps.map((a) => [a.name, a.file]));
     // Each app's status is its own file: they are written side by side.
     await Promise.all([...out.verdicts].map(([name, verdict]) => deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name)));
-    const due: string[] = [];
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
       verdicts.set(name, verdict);

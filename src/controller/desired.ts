@@ -17,8 +17,9 @@ export type ListedEnv = { ok: true; entries: EnvEntry[]; hash: string } | { ok: 
 // A built spec, or why the file cannot be built (rule 8).
 export type BuiltSpec<S> = { ok: true; spec: S; ports: PortMapping[] } | { ok: false; code: string; reason: string };
 
-// Why an app is held back; 'conflict' covers both duplicate identities and port clashes.
-export type HoldReason = 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'delete-pending';
+// Why an app is held back; 'conflict' covers both duplicate identities and port clashes;
+// 'record': its state record cannot be read, so what it owns is unknown (issue 13).
+export type HoldReason = 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'delete-pending' | 'record';
 
 export type AppVerdict<S> =
   // `renamedFrom`: a managed app that vanished had these very bytes (rule 19).
@@ -36,7 +37,9 @@ export type DeleteGuards = {
 };
 
 // An app we have a record for: whether it ever ran, and the host ports its VM's manifest names.
-export type ManagedApp = { file: string; running: boolean; ports: readonly PortClaim[] };
+// `unreadable`: the record file exists but cannot be used (why, naming the file): the app is
+// held whatever its file says, since a deploy could duplicate its VM and a teardown miss it.
+export type ManagedApp = { file: string; running: boolean; ports: readonly PortClaim[]; unreadable?: string };
 
 export type PlanInput<S> = {
   listed: readonly ListedApp[];
@@ -62,8 +65,12 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
   const claimants: PortClaimant[] = [];
   const built = new Map<string, { spec: S; fileHash: string }>();
 
+  for (const [name, rec] of input.managed) {
+    if (rec.unreadable !== undefined) verdicts.set(name, { kind: 'hold', why: 'record', reason: rec.unreadable });
+  }
   for (const app of input.listed) {
     guards.absentSince.delete(app.name);
+    if (verdicts.has(app.name)) continue;
     if (app.kind === 'unsettled') {
       verdicts.set(app.name, { kind: 'hold', why: 'unsettled', reason: 'waiting for the file to settle' });
     } else if (app.kind === 'refused') {
@@ -110,7 +117,10 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
     }
   }
 
-  const wipesAll = confirmed.length >= 2 && confirmed.length === input.managed.size;
+  // Apps held for their record are left out of "every": one bad record beside an unmounted
+  // apps.d must not let every other app be torn down at once.
+  const heldForRecord = [...input.managed.values()].filter((m) => m.unreadable !== undefined).length;
+  const wipesAll = confirmed.length >= 2 && confirmed.length + heldForRecord === input.managed.size;
   let massGuardActive = false;
   if (wipesAll) {
     guards.massSince ??= input.now;

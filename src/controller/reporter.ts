@@ -8,11 +8,15 @@ import { logDecision, type Decision } from '../log/decision.ts';
 import type { RepeatSummariser } from '../log/repeat.ts';
 import { countPhases, formatStatusLine } from '../status/summary.ts';
 
+// How an app leaves the status files.
+export type Departure = 'removed' | 'gone';
+
 export type StatusUpdate = {
   app: string;
   file: string;
-  // 'removed': the app is gone and its status file with it.
-  phase: Phase | 'removed';
+  // 'removed': a teardown is over; 'gone': the file went and nothing of the app was ours (a
+  // refused file deleted). Either way the status file goes with the app.
+  phase: Phase | Departure;
   record?: AppRecord;
   error?: string;
   // Why the file is held back (invalid, conflict, refused); logged once per distinct reason.
@@ -65,15 +69,16 @@ export function createReporter(deps: ReporterDeps): Reporter {
   };
 
   // One journal line a phase change: `from` undefined is a new app.
-  const logPhase = (app: string, file: string, from: Phase | undefined, to: Phase | 'removed'): void =>
+  const logPhase = (app: string, file: string, from: Phase | undefined, to: Phase | Departure): void =>
     deps.log.info({ APP: app, FILE: file, PHASE: to, FROM_PHASE: from ?? null }, `${app}: ${from ?? 'new'} -> ${to}`);
 
   return {
     async update(u) {
-      if (u.phase === 'removed') {
-        // The journal says when a teardown is over, not only that it began.
+      if (u.phase === 'removed' || u.phase === 'gone') {
+        // The journal says when a teardown is over, not only that it began, and when a status
+        // leaves with its file.
         const before = current.get(u.app);
-        if (before) logPhase(u.app, u.file, before.phase, 'removed');
+        if (before) logPhase(u.app, before.file, before.phase, u.phase);
         current.delete(u.app);
         heldKey.delete(u.app);
         await deps.remove(u.app);

@@ -55,7 +55,8 @@ export async function destroyHost(deps: DestroyDeps, options: { purge: boolean }
   const store = await openStateStore(config.state_dir);
   // Without the VMM nothing can be removed; refuse before changing anything if that matters.
   if ((await listVms(vmm)) === undefined) {
-    const pending = (await store.loadAll()).length;
+    const loaded = await store.loadAll();
+    const pending = loaded.records.length + loaded.unreadable.length;
     if (pending > 0 || options.purge) {
       throw new SupervisorError(
         'DESTROY_VMM_DOWN',
@@ -68,8 +69,10 @@ export async function destroyHost(deps: DestroyDeps, options: { purge: boolean }
   if (stoppedUnits.length > 0) {
     log.warn({ UNIT: SUPERVISOR_UNIT }, `${SUPERVISOR_UNIT} stays enabled: its next start runs init again and deploys ${config.apps_dir}; systemctl disable it to keep the host down`);
   }
-  // Read after the service stopped, so no app it was deploying is missed.
-  const records = await store.loadAll();
+  // Read after the service stopped, so no app it was deploying is missed. A record that cannot
+  // be read leaves a CVM nobody can name: destroy stops there, with the record's own advice.
+  const { records, unreadable } = await store.loadAll();
+  if (unreadable[0] !== undefined) throw unreadable[0].error;
   const vms = await listVms(vmm);
   const allowlist = openAllowlist(config.auth.config_path);
   const removedApps: string[] = [];

@@ -12,20 +12,28 @@ const STORED_VERSION = 1;
 const StoredRecordSchema = AppRecordSchema.extend({ version: z.literal(STORED_VERSION) }).strict();
 
 // A state record could not be read, written or trusted; the message names the file.
+// STATE_NEWER: the record was written by a later release (a downgrade), not damaged.
 export class StateError extends SupervisorError {
-  constructor(code: 'STATE_CORRUPT' | 'STATE_INVALID' | 'STATE_IO', message: string, cause?: unknown) {
+  constructor(code: 'STATE_CORRUPT' | 'STATE_NEWER' | 'STATE_INVALID' | 'STATE_IO', message: string, cause?: unknown) {
     super(code, message, { cause });
     this.name = 'StateError';
   }
 }
 
+// A record file that exists but cannot be used: its app is held, the others go on (issue 13).
+export type UnreadableRecord = { name: string; file: string; error: StateError };
+
+// Every record of the store, and the files that could not be read (never silently dropped).
+export type LoadedRecords = { records: AppRecord[]; unreadable: UnreadableRecord[] };
+
 // Per-app records under `<state_dir>/apps/<name>.json`.
 export type StateStore = {
   readonly dir: string;
-  // The record of app `name`, or undefined if there is none.
+  // The record of app `name`, or undefined if there is none; an unusable file throws StateError.
   load(name: string): Promise<AppRecord | undefined>;
-  // Every record, sorted by name. A corrupt record throws: it is never silently dropped.
-  loadAll(): Promise<AppRecord[]>;
+  // Every record, sorted by name, beside the files that could not be read: one bad file must not
+  // stop the other apps. Only a directory that cannot be listed throws.
+  loadAll(): Promise<LoadedRecords>;
   // Validate and write one record crash-safely (temp + fsync + rename + directory fsync).
   save(record: AppRecord): Promise<void>;
   // Delete app `name`'s record; a missing record is not an error.
@@ -40,19 +48,38 @@ function describeIssues(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(record)'}: ${i.message}`).join('; ');
 }
 
-// Parse one record file; anything but a valid record for `name` is STATE_CORRUPT.
+// What the operator does about a record that cannot be used, and what happens meanwhile.
+function remedy(file: string): string {
+  return (
+    `move it aside (mv ${file} ${file}.bad); until then the app is held: nothing is deployed or torn down for it. ` +
+    "At the next resync the supervisor finds the app's VM again by name and app id"
+  );
+}
+
+// A later release that stores another format: say so, rather than calling its record corrupt.
+function newerVersionOf(json: unknown): number | undefined {
+  if (typeof json !== 'object' || json === null || !('version' in json)) return undefined;
+  const { version } = json;
+  return typeof version === 'number' && Number.isInteger(version) && version > STORED_VERSION ? version : undefined;
+}
+
+// Parse one record file; anything but a valid record for `name` is STATE_CORRUPT, or
+// STATE_NEWER for a record of a later format.
 function parseRecord(file: string, name: string, text: string): AppRecord {
-  const corrupt = (why: string, cause?: unknown) =>
-    new StateError(
-      'STATE_CORRUPT',
-      `${file}: corrupt state record (${why}); move it aside and restart: the supervisor then finds the app's VM by name and app id`,
-      cause,
-    );
+  const corrupt = (why: string, cause?: unknown) => new StateError('STATE_CORRUPT', `${file}: corrupt state record (${why}); ${remedy(file)}`, cause);
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
     throw corrupt('not JSON', err);
+  }
+  const newer = newerVersionOf(json);
+  if (newer !== undefined) {
+    throw new StateError(
+      'STATE_NEWER',
+      `${file}: state record written by a newer dstack-supervisor (version ${newer}; this one reads version ${STORED_VERSION}); ` +
+        `install that release again, or ${remedy(file)}`,
+    );
   }
   const parsed = StoredRecordSchema.safeParse(json);
   if (!parsed.success) throw corrupt(describeIssues(parsed.error));
@@ -87,17 +114,22 @@ export async function openStateStore(stateDir: string): Promise<StateStore> {
     return parseRecord(file, name, text);
   }
 
-  async function loadAll(): Promise<AppRecord[]> {
+  async function loadAll(): Promise<LoadedRecords> {
     const names = (await readdir(dir).catch(io(dir, 'list')))
       .map((f) => /^(.+)\.json$/.exec(f)?.[1])
       .filter((n): n is string => n !== undefined && APP_NAME_PATTERN.test(n))
       .sort();
-    const records: AppRecord[] = [];
+    const loaded: LoadedRecords = { records: [], unreadable: [] };
     for (const name of names) {
-      const record = await load(name);
-      if (record !== undefined) records.push(record);
+      try {
+        const record = await load(name);
+        if (record !== undefined) loaded.records.push(record);
+      } catch (err) {
+        if (!(err instanceof StateError)) throw err;
+        loaded.unreadable.push({ name, file: fileOf(name), error: err });
+      }
     }
-    return records;
+    return loaded;
   }
 
   async function save(record: AppRecord): Promise<void> {

@@ -120,3 +120,22 @@ test('rule 19: the bytes of a vanished app reappearing under a new name mark bot
   const later = planDirectory(input([moved, settled('c')], ['a', 'b', 'c'], 5000), guards);
   assert.deepEqual(later.verdicts.get('a'), { kind: 'gone', renamedTo: 'b' });
 });
+
+test('issue 13: an app whose record cannot be read is held, file or no file, and only it', () => {
+  const guards: DeleteGuards = { absentSince: new Map() };
+  const unreadable = (why: string) => ({ file: `state/apps/${why}.json`, running: false, ports: [], unreadable: `state/apps/${why}.json: corrupt state record` });
+  const plan = (now: number) => {
+    const i = input([settled('m1'), settled('m3')], ['m2', 'm4'], now);
+    const managed = new Map(i.managed);
+    managed.set('m1', unreadable('m1'));
+    managed.set('m5', unreadable('m5'));
+    return planDirectory({ ...i, managed }, guards);
+  };
+  plan(0);
+  const out = plan(5000);
+  assert.deepEqual(out.verdicts.get('m1'), { kind: 'hold', why: 'record', reason: 'state/apps/m1.json: corrupt state record' }, 'its file is there');
+  assert.deepEqual(out.verdicts.get('m5'), { kind: 'hold', why: 'record', reason: 'state/apps/m5.json: corrupt state record' }, 'its file is gone: no teardown');
+  assert.equal(out.verdicts.get('m3')?.kind, 'app', 'a new app deploys');
+  assert.equal(out.verdicts.get('m2')?.kind, 'hold', 'every other managed app is gone at once: the mass guard holds them');
+  assert.equal(out.massGuardActive, true, 'apps held for their record do not hide that every other app vanished');
+});

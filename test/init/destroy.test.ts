@@ -64,7 +64,7 @@ test('destroy removes the app CVMs it created and their allowlist entries, stops
   assert.equal(stage.sim.state.get(first.kms.vmId)?.status, 'stopped');
   const auth = JSON.parse(await readFile(stage.config.auth.config_path, 'utf8')) as { apps: Record<string, unknown> };
   assert.deepEqual(Object.keys(auth.apps), []);
-  assert.deepEqual(await (await openStateStore(stage.config.state_dir)).loadAll(), []);
+  assert.deepEqual(await (await openStateStore(stage.config.state_dir)).loadAll(), { records: [], unreadable: [] });
   assert.equal(await exists(join(stage.config.state_dir, 'status', 'shop.json')), false);
   for (const file of ['vmm.toml', 'kms.toml', 'auth-simple.env', 'key-provider.env']) assert.equal(await exists(join(etc, file)), false, file);
   assert.equal(await isInitComplete(stage.config.state_dir), false);
@@ -113,6 +113,6 @@ test('with dstack-vmm unreachable, destroy refuses to forget app CVMs it cannot 
   );
   assert.equal(err.code, 'DESTROY_VMM_DOWN');
   assert.match(err.message, /1 app CVM\(s\) cannot be removed/);
-  assert.equal((await (await openStateStore(stage.config.state_dir)).loadAll()).length, 1);
+  assert.equal((await (await openStateStore(stage.config.state_dir)).loadAll()).records.length, 1);
   assert.equal(await exists(join(stage.config.init.config_dir, 'vmm.toml')), true);
 });

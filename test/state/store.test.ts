@@ -51,7 +51,7 @@ test('loadAll returns every record sorted by name and skips files that are not r
   await store.save({ ...record, name: 'alpha' });
   await writeFile(join(store.dir, 'README'), 'not a record');
   await writeFile(join(store.dir, 'Bad_Name.json'), '{}');
-  assert.deepEqual((await store.loadAll()).map((r) => r.name), ['alpha', 'zeta']);
+  assert.deepEqual(await store.loadAll().then(({ records, unreadable }) => [records.map((r) => r.name), unreadable]), [['alpha', 'zeta'], []]);
 });
 
 test('rule 18: a corrupt record is an error naming the file, never silently dropped', async (t) => {
@@ -62,21 +62,41 @@ test('rule 18: a corrupt record is an error naming the file, never silently drop
   const cases: Array<[string, RegExp]> = [
     ['{"name":"web"', /not JSON/],
     [JSON.stringify({ ...record, version: 1, phase: 'flying' }), /phase/],
-    [JSON.stringify({ ...record, version: 2 }), /version/],
+    [JSON.stringify({ ...record, version: 0 }), /version/],
     [JSON.stringify({ ...record, version: 1, extra: true }), /extra/],
     [JSON.stringify({ ...record, version: 1, name: 'api' }), /names app "api"/],
   ];
   for (const [text, why] of cases) {
     await writeFile(file, text);
-    for (const attempt of [store.load('web'), store.loadAll()]) {
-      await assert.rejects(attempt, (err: unknown) => {
-        assert.ok(err instanceof Error && 'code' in err && err.code === 'STATE_CORRUPT', String(err));
-        assert.ok(err.message.startsWith(`${file}: corrupt state record`), err.message);
-        assert.match(err.message, why);
-        return true;
-      });
-    }
+    await assert.rejects(store.load('web'), (err: unknown) => {
+      assert.ok(err instanceof Error && 'code' in err && err.code === 'STATE_CORRUPT', String(err));
+      assert.ok(err.message.startsWith(`${file}: corrupt state record`), err.message);
+      assert.match(err.message, why);
+      assert.ok(err.message.includes(`mv ${file} ${file}.bad`), err.message);
+      return true;
+    });
+    const { unreadable } = await store.loadAll();
+    assert.deepEqual(unreadable.map((u) => [u.name, u.file, u.error.code]), [['web', file, 'STATE_CORRUPT']]);
+    assert.match(unreadable[0]!.error.message, why);
   }
+});
+
+test('issue 13: loadAll returns the good records and reports a garbage and a newer-version record beside them', async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStateStore(dir);
+  await store.save({ ...record, name: 'alpha' });
+  await store.save({ ...record, name: 'zeta' });
+  const garbage = join(store.dir, 'm1.json');
+  const future = join(store.dir, 'm2.json');
+  await writeFile(garbage, '\u0000\u0001 not a record');
+  await writeFile(future, JSON.stringify({ ...record, name: 'm2', version: 7, newField: 'from a later release' }));
+  const { records, unreadable } = await store.loadAll();
+  assert.deepEqual(records.map((r) => r.name), ['alpha', 'zeta']);
+  assert.deepEqual(unreadable.map((u) => [u.name, u.file, u.error.code]), [['m1', garbage, 'STATE_CORRUPT'], ['m2', future, 'STATE_NEWER']]);
+  const newer = unreadable[1]!.error.message;
+  assert.ok(newer.startsWith(`${future}: state record written by a newer dstack-supervisor (version 7`), newer);
+  assert.doesNotMatch(newer, /corrupt/);
+  await assert.rejects(store.load('m2'), { code: 'STATE_NEWER' });
 });
 
 test('save refuses an invalid record or name; remove is idempotent', async (t) => {
@@ -117,7 +137,8 @@ test('rule 18: kill -9 at random instants leaves every record whole and never ol
   for (let round = 0; round < 10; round += 1) {
     await killMidWrite(dir, Math.floor(Math.random() * 40));
     const store = await openStateStore(dir);
-    const records = await store.loadAll();
+    const { records, unreadable } = await store.loadAll();
+    assert.deepEqual(unreadable, [], 'no record is left half written');
     const names = records.map((r) => r.name);
     assert.ok(names.includes('web') && names.includes('api'), names.join());
     for (const r of records.filter((x) => x.name !== 'tmp')) {

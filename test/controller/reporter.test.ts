@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createReporter } from '../../src/controller/reporter.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { createRepeatSummariser } from '../../src/log/repeat.ts';
+import { readAllStatuses, removeAppStatus, statusDir, writeAppStatus } from '../../src/status/store.ts';
+import { collectLines } from '../log/collect.ts';
+
+async function stage(t: { after: (fn: () => Promise<void>) => void }) {
+  const dir = await mkdtemp(join(tmpdir(), 'reporter-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const collected = collectLines();
+  const log = createLogger({ level: 'debug', stream: collected.stream });
+  const summaries: string[] = [];
+  const open = async () =>
+    createReporter({
+      initial: (await readAllStatuses(dir)).apps,
+      log,
+      repeats: createRepeatSummariser({ log, clock: { now: () => 0 } }),
+      write: (s) => writeAppStatus(dir, s),
+      remove: (app) => removeAppStatus(dir, app),
+      summary: (line) => summaries.push(line),
+      now: () => 0,
+    });
+  const phaseLines = () => collected.lines.filter((l) => l.fields.PHASE !== undefined).map((l) => [l.fields.msg, l.fields.FILE]);
+  return { dir, open, summaries, phaseLines };
+}
+
+test('issue 13: a refused app that leaves as gone takes its status file and count with it, and says "invalid -> gone"', async (t) => {
+  const s = await stage(t);
+  const reporter = await s.open();
+  const held = { action: 'invalid' as const, reason: 'not YAML', fileHash: 'a'.repeat(64) };
+  await reporter.update({ app: 'bad', file: '/etc/dstack/apps.d/bad.yml', phase: 'invalid', error: 'not YAML', held });
+  assert.equal(s.summaries.at(-1), 'running 0, pending 0, invalid 1, failed 0');
+  await reporter.update({ app: 'bad', file: 'bad', phase: 'gone' });
+  assert.deepEqual(reporter.statuses(), []);
+  assert.deepEqual(await readdir(statusDir(s.dir)), []);
+  assert.equal(s.summaries.at(-1), 'running 0, pending 0, invalid 0, failed 0');
+  assert.deepEqual(s.phaseLines(), [
+    ['bad: new -> invalid', '/etc/dstack/apps.d/bad.yml'],
+    ['bad: invalid -> gone', '/etc/dstack/apps.d/bad.yml'],
+  ]);
+});
+
+test('issue 13: a status the last run left is known to the next reporter, so its departure is said too', async (t) => {
+  const s = await stage(t);
+  await (await s.open()).update({ app: 'ghost', file: '/etc/dstack/apps.d/ghost.yml', phase: 'invalid', error: 'not YAML' });
+  const next = await s.open();
+  assert.deepEqual(next.statuses().map((st) => [st.app, st.phase]), [['ghost', 'invalid']]);
+  await next.update({ app: 'ghost', file: 'ghost', phase: 'gone' });
+  assert.deepEqual((await readAllStatuses(s.dir)).apps, []);
+  assert.deepEqual(s.phaseLines().at(-1), ['ghost: invalid -> gone', '/etc/dstack/apps.d/ghost.yml']);
+});
