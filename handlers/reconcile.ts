@@ -105,10 +105,9 @@ async function step(
 
   switch (plan.action) {
     case 'noop': {
-      // No operation is open, so the record says what the VM may boot: the allowlist must agree,
-      // whoever changed it (issue 13). Every full pass gets here for every settled app.
-      const repaired = record && !record.intent ? await repairAllowlistEntry(record, deps) : undefined;
-      if (repaired) deps.decide(repaired);
+      // Every full pass gets here for every settled app; with no operation open, the record says
+      // what the VM may boot.
+      if (record && !record.intent) await repairEntry(record, deps);
       // The content may have been held back (invalid) while this VM kept running: say it runs.
       if (record && desired.kind === 'app') await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record });
       return { kind: 'done' };
@@ -125,6 +124,7 @@ async function step(
       await pruneHeld(record as AppRecord, plan.keep, deps);
       return { kind: 'done' };
     case 'start-held':
+      await repairEntry(record as AppRecord, deps);
       await startHeld(record as AppRecord, vm as VmInfo, deps);
       return { kind: 'done' };
   }
@@ -141,6 +141,7 @@ async function step(
       return { kind: 'requeueAfter', ms: deps.timing.pollMs };
     case 'restart':
       await failOwnBoot(record, vm as VmInfo, deps);
+      if (record) await repairEntry(record, deps);
       await restartApp(spec, vm as VmInfo, record ?? adopt(spec.name, spec.file, vm as VmInfo), deps);
       return { kind: 'requeueAfter', ms: deps.timing.pollMs };
     case 'await-boot':
@@ -201,6 +202,14 @@ function decisionOf(name: string, desired: Desired, record: AppRecord | undefine
             : `VM ${vm?.id} is ${vm?.status}; starting it with the content it has (the file is held)`,
       };
   }
+}
+
+// The allowlist entry must list what the record says the VM may boot, whoever changed it: checked
+// on every pass with nothing else to do, and before a guest is started again, whose boot would
+// otherwise be denied and retried on every pass (issue 13; the latter found by the soak).
+async function repairEntry(record: AppRecord, deps: ReconcileDeps): Promise<void> {
+  const repaired = await repairAllowlistEntry(record, deps);
+  if (repaired) deps.decide(repaired);
 }
 
 // Start a held app's VM with the manifest it has, stopping it first if it runs something older.

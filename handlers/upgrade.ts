@@ -18,7 +18,11 @@ export async function upgradeApp(
   const updating = await beginOperation({ ...record, file: spec.file }, { op: 'upgrade', toHash: spec.composeHash, phase: 'updating', vmId: vm.id }, deps);
   const registered = await registerHash(updating, spec.composeHash, deps);
 
-  const sealed = spec.env ? await deps.sealEnv(spec.name, record.appId, spec.env.entries) : '';
+  // UpdateVm takes an empty encrypted_env as "keep the old one": a VM that was given variables and
+  // now has none gets an empty list sealed, or its guest would boot the old ones, which the new
+  // manifest no longer allows (found by the soak).
+  const hadEnv = record.envHash !== undefined || (vm.configuration?.encrypted_env ?? '') !== '';
+  const sealed = spec.env || hadEnv ? await deps.sealEnv(spec.name, record.appId, spec.env?.entries ?? []) : '';
   await deps.vmm.updateVm({
     id: vm.id,
     compose_file: spec.manifest,

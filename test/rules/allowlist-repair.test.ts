@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
 
@@ -58,4 +58,33 @@ test('a resync restores an app entry removed or edited by hand, once, and keeps 
   assert.equal(repairs('blog').length, 1, 'one journal line for blog');
   assert.match(String(repairs('blog')[0]!.fields.msg), /listed cdcdcdcdcdcd.*restored/);
   assert.equal(h.decisions(FOREIGN_ID, 'repair').length, 0);
+});
+
+// Found by the soak: the repair ran only for apps with nothing to do, so an app whose VM had to be
+// started again (a crash, or a held app's crash) booted against the missing entry, was denied,
+// and was started again on every pass.
+test('an entry removed by hand is restored before a crashed VM is started again, held or not', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [p1, p2] = await freePorts(2);
+  await h.put('shop.yaml', composeText(p1!));
+  await h.put('blog.yaml', composeText(p2!));
+  await h.start();
+  const shop = await h.deployed('shop');
+  const blog = await h.deployed('blog');
+  // blog's file is refused from now on (group-writable): the app is held, its VM keeps running.
+  await chmod(h.path('blog.yaml'), 0o664);
+  await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'blog' && s.phase === 'invalid'), 'blog held');
+
+  await editAuthConfig(h, (doc) => {
+    delete doc.apps[shop.app_id];
+    delete doc.apps[blog.app_id];
+  });
+  h.sim.faults.crashVm(shop.id);
+  h.sim.faults.crashVm(blog.id);
+  const booted = (id: string) => (vms: VmInfo[]) => vms.some((v) => v.id === id && v.status === 'running' && v.boot_progress === 'done' && !v.boot_error);
+  await h.until(booted(shop.id), 'shop booted again', 15_000);
+  await h.until(booted(blog.id), 'blog booted again', 15_000);
+  const apps = await h.allowlist();
+  assert.deepEqual(apps[shop.app_id]?.composeHashes, [hashOf(shop)]);
+  assert.deepEqual(apps[blog.app_id]?.composeHashes, [hashOf(blog)]);
 });

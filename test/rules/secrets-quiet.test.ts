@@ -4,7 +4,7 @@
 // supervisor keeps doing over time, not one instant.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile, chmod } from 'node:fs/promises';
+import { writeFile, chmod, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 
@@ -70,4 +70,30 @@ test('a NAME.env value change is one UpdateVm and one restart, then quiet', { ti
   );
   assert.equal(count(h, 'CreateVm'), 1);
   assert.equal((await h.statuses()).find((s) => s.app === 'hello')?.phase, 'running');
+});
+
+// Found by the soak: UpdateVm takes an empty encrypted_env as "leave it", so deleting NAME.env
+// left the guest its old variables, which the new manifest no longer allows ("Forbidden env
+// keys"): the VM failed to boot on every retry.
+test('deleting NAME.env is one upgrade to a guest with no variables, then quiet', { timeout: 90_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [port] = await freePorts(1);
+  await putEnv(h, 'hello', 'API_KEY=abc\n');
+  await h.put('hello.yaml', composeText(port!));
+  await h.start();
+  const vm = await runningWith(h, 'hello', 'abc');
+  await h.quiesce();
+  const starts = count(h, 'StartVm');
+
+  await rm(join(h.appsDir, 'hello.env'));
+  await waitUntil(async () => {
+    const now = h.sim.state.list().find((v) => v.id === vm.id);
+    const launched = h.sim.state.launchedEnv(vm.id);
+    const status = (await h.statuses()).find((s) => s.app === 'hello');
+    return now?.status === 'running' && now.boot_progress === 'done' && !now.boot_error && launched !== '' &&
+      h.sim.envKeys.decrypt(vm.app_id, launched).length === 0 && status?.phase === 'running';
+  }, 'hello running with no variables');
+  await watchFor(QUIET_WINDOW_MS / 3);
+  assert.equal(count(h, 'StartVm') - starts, 1, 'one restart for the deletion');
+  assert.equal(h.sim.state.list().find((v) => v.name === 'hello')?.boot_error, '');
 });
