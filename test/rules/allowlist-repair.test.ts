@@ -22,7 +22,8 @@ async function editAuthConfig(h: Harness, edit: (doc: { apps: Record<string, unk
   await rename(`${path}.tmp`, path);
 }
 
-test('a resync restores an app entry removed or edited by hand, once, and keeps foreign content', { timeout: 60_000 }, async (t) => {
+// Two apps, shop and blog, running.
+async function twoApps(t: Parameters<typeof startHarness>[0]): Promise<{ h: Harness; shop: VmInfo; blog: VmInfo }> {
   const h = await startHarness(t);
   const [p1, p2] = await freePorts(2);
   await h.put('shop.yaml', composeText(p1!));
@@ -30,6 +31,11 @@ test('a resync restores an app entry removed or edited by hand, once, and keeps 
   await h.start();
   const shop = await h.deployed('shop');
   const blog = await h.deployed('blog');
+  return { h, shop, blog };
+}
+
+test('a resync restores an app entry removed or edited by hand, once, and keeps foreign content', { timeout: 60_000 }, async (t) => {
+  const { h, shop, blog } = await twoApps(t);
 
   await editAuthConfig(h, (doc) => {
     delete doc.apps[shop.app_id];
@@ -64,13 +70,7 @@ test('a resync restores an app entry removed or edited by hand, once, and keeps 
 // started again (a crash, or a held app's crash) booted against the missing entry, was denied,
 // and was started again on every pass.
 test('an entry removed by hand is restored before a crashed VM is started again, held or not', { timeout: 60_000 }, async (t) => {
-  const h = await startHarness(t);
-  const [p1, p2] = await freePorts(2);
-  await h.put('shop.yaml', composeText(p1!));
-  await h.put('blog.yaml', composeText(p2!));
-  await h.start();
-  const shop = await h.deployed('shop');
-  const blog = await h.deployed('blog');
+  const { h, shop, blog } = await twoApps(t);
   // blog's file is refused from now on (group-writable): the app is held, its VM keeps running.
   await chmod(h.path('blog.yaml'), 0o664);
   await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'blog' && s.phase === 'invalid'), 'blog held');

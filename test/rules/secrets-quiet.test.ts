@@ -32,13 +32,18 @@ async function runningWith(h: Harness, name: string, value: string) {
   }, `${name} running with ${value}`);
 }
 
-test('an app with NAME.env is deployed once and then left alone for 30 s', { timeout: 90_000 }, async (t) => {
+// App hello with API_KEY=abc in hello.env, running.
+async function helloWithEnv(t: Parameters<typeof startHarness>[0]) {
   const h = await startHarness(t);
   const [port] = await freePorts(1);
   await putEnv(h, 'hello', 'API_KEY=abc\n');
   await h.put('hello.yaml', composeText(port!));
   await h.start();
-  const vm = await runningWith(h, 'hello', 'abc');
+  return { h, vm: await runningWith(h, 'hello', 'abc') };
+}
+
+test('an app with NAME.env is deployed once and then left alone for 30 s', { timeout: 90_000 }, async (t) => {
+  const { h, vm } = await helloWithEnv(t);
   await watchFor(QUIET_WINDOW_MS);
   assert.deepEqual(
     { CreateVm: count(h, 'CreateVm'), UpdateVm: count(h, 'UpdateVm'), StartVm: count(h, 'StartVm'), ShutdownVm: count(h, 'ShutdownVm') },
@@ -51,12 +56,7 @@ test('an app with NAME.env is deployed once and then left alone for 30 s', { tim
 });
 
 test('a NAME.env value change is one UpdateVm and one restart, then quiet', { timeout: 90_000 }, async (t) => {
-  const h = await startHarness(t);
-  const [port] = await freePorts(1);
-  await putEnv(h, 'hello', 'API_KEY=abc\n');
-  await h.put('hello.yaml', composeText(port!));
-  await h.start();
-  await runningWith(h, 'hello', 'abc');
+  const { h } = await helloWithEnv(t);
   await h.quiesce();
   const before = { UpdateVm: count(h, 'UpdateVm'), StartVm: count(h, 'StartVm'), ShutdownVm: count(h, 'ShutdownVm') };
 
@@ -76,12 +76,7 @@ test('a NAME.env value change is one UpdateVm and one restart, then quiet', { ti
 // left the guest its old variables, which the new manifest no longer allows ("Forbidden env
 // keys"): the VM failed to boot on every retry.
 test('deleting NAME.env is one upgrade to a guest with no variables, then quiet', { timeout: 90_000 }, async (t) => {
-  const h = await startHarness(t);
-  const [port] = await freePorts(1);
-  await putEnv(h, 'hello', 'API_KEY=abc\n');
-  await h.put('hello.yaml', composeText(port!));
-  await h.start();
-  const vm = await runningWith(h, 'hello', 'abc');
+  const { h, vm } = await helloWithEnv(t);
   await h.quiesce();
   const starts = count(h, 'StartVm');
 
