@@ -6,6 +6,7 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { manyKeysYaml, mergeAmplifiedYaml } from '../helpers/hostile-yaml.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
@@ -125,4 +126,26 @@ test('hash takes NAME.env into account: its key names are in allowed_envs, no va
   const out = JSON.parse(result.stdout) as { manifest: string };
   assert.deepEqual(JSON.parse(out.manifest).allowed_envs, ['API_KEY', 'DB_PASSWORD']);
   assert.ok(!result.stdout.includes(secret) && !result.stderr.includes(secret));
+});
+
+test('files costly to parse exit 1 with the limit they pass (issue 13)', async (t) => {
+  const cases = [
+    ['junk.yaml', manyKeysYaml(50_000), /^dstack-supervisor hash: \S+junk\.yaml:\d+:\d+: has more than 20000 YAML nodes \(keys, values and list items/],
+    ['bomb.yaml', mergeAmplifiedYaml(5_000, 99), /^dstack-supervisor hash: \S+bomb\.yaml:\d+:\d+: expands to \d+ YAML nodes .*past the limit of 100000; this looks like an alias bomb/],
+  ] as const;
+  for (const [name, text, message] of cases) {
+    const { config, file } = await setUp(t, name, { text });
+    const { code, stdout, stderr } = await hash([file, '--config', config]);
+    assert.equal(code, 1, name);
+    assert.equal(stdout, '');
+    assert.match(stderr, message);
+  }
+});
+
+test('a file over [apps] max_file_bytes exits 1 before it is parsed, as the supervisor refuses it', async (t) => {
+  const text = manyKeysYaml(50_000);
+  const { config, file } = await setUp(t, 'big.yaml', { text, toml: '[apps]\nmax_file_bytes = 4096\n' });
+  const { code, stderr } = await hash([file, '--config', config]);
+  assert.equal(code, 1);
+  assert.equal(stderr, `dstack-supervisor hash: ${file}: is ${text.length} bytes, over the 4096-byte limit ([apps] max_file_bytes); shrink it or raise the limit\n`);
 });
