@@ -15,17 +15,17 @@ export type ParsedCompose = Source & { data: unknown };
 
 // Bounds on one file's parse, so no file holds the event loop (every other app's deploy, SIGTERM)
 // for long (issue 13). Sentry's self-hosted compose file, the largest real one we know (35 KB, 72
-// services), has 1 787 nodes by the count below, 1 358 in yaml's tree, 142 aliases and about
-// 5 400 nodes written out; the corpus under test/fixtures at most 104. Each limit is 10× or more
-// above that, and a file at a limit parses in about 0.1 s (`node bench/parse.ts`).
-// Nodes in the text (keys, values, list items; yaml's tree of 20 000 nodes is ~0.1 s and ~20 MB).
+// services), has 1 787 nodes by the count below, 142 aliases, 4 897 nodes written out and 5 levels;
+// the files under test/fixtures at most 104 nodes. Each limit is 10× or more above that, and a
+// file at a limit costs 0.2–0.3 s on the 2-core bench machine (`node bench/parse.ts`).
+// Nodes in the text: keys, values and list items (see yaml-count.ts).
 const MAX_NODES = 20_000;
 const DATA_LIMITS: DataLimits = {
-  // Nodes once aliases and merges are written out: what later passes walk. Only aliases make it
-  // larger than MAX_NODES, and it is what stops an alias bomb (no alias count: Sentry's file
-  // has 142 aliases and was refused by yaml's count of 100).
+  // Nodes once aliases and merges are written out, which later passes walk. Only aliases make
+  // it larger than MAX_NODES; it is what stops an alias bomb, where yaml's count of 100 aliases
+  // let 99 merges of a 20 000-key anchor through (20 s) and refused Sentry's file.
   expandedNodes: 100_000,
-  // Compose nests about 6 levels (services, web, healthcheck, test, item).
+  // Compose itself nests about 5 levels (services, web, healthcheck, test, item).
   depth: 64,
 };
 

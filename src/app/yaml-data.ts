@@ -1,8 +1,8 @@
 // A parsed YAML document → plain data in one pass over its nodes, in place of yaml's `toJS`, whose
 // guards do not bound the work (issue 13): its duplicate-key check compares each key with every
-// earlier one (50 000 keys under `x-junk` held the event loop ~90 s), so parse.ts turns it off and
-// this module checks keys with a Set; and its alias guard counts aliases, not what they bring in
-// (99 merges of one 20 000-key anchor passed it, then took 28 s and 175 MB in `hash`). Here every
+// earlier one (50 000 keys under `x-junk` held the event loop 90–130 s), so parse.ts turns it off
+// and this module checks keys with a Set; and its alias guard counts aliases, not what they bring
+// in (99 merges of one 20 000-key anchor passed it, then took 20 s and 147 MB in `hash`). Here every
 // node an alias brings in counts as if written out, and conversion stops at the first alias over
 // the budget, so time and memory follow the budget whatever the file holds.
 import { isAlias, isMap, isScalar, isSeq } from 'yaml';
@@ -42,8 +42,8 @@ export function documentData(doc: Document.Parsed, context: DataContext): unknow
     if (depth > limits.depth) fail(offset, tooDeep(limits.depth));
     const start = nodes;
     grow(1, offset);
-    const entry: Anchored = { done: false };
-    if (node.anchor) anchors.set(node.anchor, entry);
+    const entry: Anchored | undefined = node.anchor ? { done: false } : undefined;
+    if (node.anchor && entry) anchors.set(node.anchor, entry);
     let value: unknown;
     if (isMap(node)) value = mapData(node, depth);
     else if (isSeq(node)) value = node.items.map((item) => convert(item as Node | null, depth + 1));
@@ -51,7 +51,7 @@ export function documentData(doc: Document.Parsed, context: DataContext): unknow
     else value = fail(offset, 'is not valid YAML: a node of unknown kind; fix the syntax there');
     // Mutated in place: a later `&name` inside this node has replaced it in `anchors`, and an
     // alias after this node means that later one (YAML: the last anchor before the alias).
-    Object.assign(entry, { done: true, value, nodes: nodes - start });
+    if (entry) Object.assign(entry, { done: true, value, nodes: nodes - start });
     return value;
   }
 
@@ -119,7 +119,7 @@ export function documentData(doc: Document.Parsed, context: DataContext): unknow
 
 // The refusal of a file nested past `limit` levels, here or by yaml's own stack overflow.
 export function tooDeep(limit: number): string {
-  return `nests collections more than ${limit} levels deep, the limit for a compose file (real ones need about 6); flatten it`;
+  return `nests collections more than ${limit} levels deep, the limit for a compose file (real ones need about 5); flatten it`;
 }
 
 // The merge key `<<` (resolved to a symbol with `merge: true`), plain only: `"<<"` is a name.
