@@ -29,6 +29,7 @@ export function checkCompatibility(compose: Compose, context: CompatContext): Co
       message: '`include:` pulls in other compose files, which are not in the CVM; paste their services into this file',
     });
   }
+  const imageless = new Map<string, boolean>();
   for (const [service, spec] of Object.entries(compose.services)) {
     if (spec.profiles && spec.profiles.length > 0) {
       report.warnings.push({
@@ -42,7 +43,7 @@ export function checkCompatibility(compose: Compose, context: CompatContext): Co
       continue;
     }
     checkService(service, spec, envFile, report);
-    if (lacksImage(compose.services, service)) {
+    if (lacksImage(compose.services, service, imageless)) {
       // compose-go's checkConsistency rejects the whole project ("service %q has neither an image
       // nor a build context specified") once profiles are applied, so only active services count.
       // A service with `build:` and no image gets the `build:` refusal above instead.
@@ -131,16 +132,31 @@ function checkService(service: string, spec: ComposeService, envFile: string, re
 // True when neither the service nor what it `extends:` in this file has `image:` or `build:`.
 // `extends:` of another file is refused on its own, and a missing base service or a cycle is
 // docker compose's to report, so both count as "has one".
-function lacksImage(services: Compose['services'], service: string): boolean {
+function lacksImage(services: Compose['services'], service: string, answers: Map<string, boolean>): boolean {
+  // Every service met on the way shares the answer of the chain's end, so each is walked once
+  // (`extends:` chains of 3 300 services took 0.9 s walked from each service; issue 13).
   const seen = new Set<string>();
+  let lacks = true;
   for (let name: string | undefined = service; name !== undefined; name = extendedService(services[name]?.['extends'])) {
     const spec = services[name];
-    if (spec === undefined || seen.has(name) || extendedFile(spec['extends']) !== undefined) return false;
-    const image = spec['image'];
-    if (spec['build'] !== undefined || (image !== undefined && image !== null && image !== '')) return false;
+    const answer = answers.get(name);
+    if (answer !== undefined) {
+      lacks = answer;
+      break;
+    }
+    if (spec === undefined || seen.has(name) || extendedFile(spec['extends']) !== undefined || hasImageOrBuild(spec)) {
+      lacks = false;
+      break;
+    }
     seen.add(name);
   }
-  return true;
+  for (const name of seen) answers.set(name, lacks);
+  return lacks;
+}
+
+function hasImageOrBuild(spec: ComposeService): boolean {
+  const image = spec['image'];
+  return spec['build'] !== undefined || (image !== undefined && image !== null && image !== '');
 }
 
 // The base service of `extends: y` or `extends: {service: y}`.

@@ -6,13 +6,28 @@ import type { Document, Node } from 'yaml';
 import { AppError } from './errors.ts';
 import type { SourcePosition } from './errors.ts';
 import type { DataPath, Source } from './source.ts';
+import { documentData, tooDeep } from './yaml-data.ts';
+import type { DataLimits } from './yaml-data.ts';
+import { findNodeOverflow } from './yaml-count.ts';
 
 // The parsed file: its data, and where a path's node starts in the text.
 export type ParsedCompose = Source & { data: unknown };
 
-// Billion-laughs guard: each alias may expand at most this many nodes in total. Real compose files
-// use a handful of anchors; an exponential bomb crosses this within a few levels and fails fast.
-const MAX_ALIAS_COUNT = 100;
+// Bounds on one file's parse, so no file holds the event loop (every other app's deploy, SIGTERM)
+// for long (issue 13). Sentry's self-hosted compose file, the largest real one we know (35 KB, 72
+// services), has 1 787 nodes by the count below, 142 aliases, 4 897 nodes written out and 5 levels;
+// the files under test/fixtures at most 104 nodes. Each limit is 10× or more above that, and a
+// file at a limit costs 0.2–0.3 s on the 2-core bench machine (`node bench/parse.ts`).
+// Nodes in the text: keys, values and list items (see yaml-count.ts).
+const MAX_NODES = 20_000;
+const DATA_LIMITS: DataLimits = {
+  // Nodes once aliases and merges are written out, which later passes walk. Only aliases make
+  // it larger than MAX_NODES; it is what stops an alias bomb, where yaml's count of 100 aliases
+  // let 99 merges of a 20 000-key anchor through (20 s) and refused Sentry's file.
+  expandedNodes: 100_000,
+  // Compose itself nests about 5 levels (services, web, healthcheck, test, item).
+  depth: 64,
+};
 
 // Decode the file's bytes exactly as upstream `dstack deploy` does (Rust `read_to_string`): strict
 // UTF-8, and a leading BOM is kept, so the manifest embeds the same text and the hash agrees.
@@ -32,14 +47,21 @@ export function parseCompose(file: string, text: string): ParsedCompose {
     throw new AppError('APP_ENCODING', file, 'contains unpaired UTF-16 surrogates; save it as valid UTF-8');
   }
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, merge: true, prettyErrors: false });
-  const list = Array.isArray(docs) ? docs : [];
   const at = (offset: number): SourcePosition => {
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
   };
+  const overflow = findNodeOverflow(text, MAX_NODES);
+  if (overflow !== undefined) {
+    throw new AppError('APP_YAML', file, tooManyNodes(), positionIn(text, overflow));
+  }
+  // Duplicate keys are checked by documentData, in linear time (yaml's own check is quadratic).
+  const docs = parseAllDocuments(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: false });
+  const list = Array.isArray(docs) ? docs : [];
   for (const doc of list) {
     const error = doc.errors[0];
+    // yaml reports its own stack overflow on deep nesting as RESOURCE_EXHAUSTION.
+    if (error?.code === 'RESOURCE_EXHAUSTION') throw new AppError('APP_YAML', file, tooDeep(DATA_LIMITS.depth), at(error.pos[0]));
     if (error) {
       throw new AppError('APP_YAML', file, `is not valid YAML: ${error.message}; fix the syntax there`, at(error.pos[0]));
     }
@@ -50,7 +72,7 @@ export function parseCompose(file: string, text: string): ParsedCompose {
     throw new AppError('APP_YAML', file, 'holds more than one YAML document (`---`); keep one compose file per app', at(start));
   }
   // No document, only comments, a bare `---` or `null`: all mean "nothing here".
-  const data = doc ? toData(file, doc, at) : null;
+  const data = doc ? documentData(doc, { file, at, limits: DATA_LIMITS }) : null;
   if (!doc || data === null || data === undefined) {
     throw new AppError(
       'APP_EMPTY',
@@ -61,25 +83,21 @@ export function parseCompose(file: string, text: string): ParsedCompose {
   return { file, data, locate: (path) => locateNode(doc, path, at) };
 }
 
-function toData(file: string, doc: Document.Parsed, at: (offset: number) => SourcePosition): unknown {
-  try {
-    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-  } catch (cause) {
-    // yaml throws a ReferenceError once alias expansion passes the limit, and also for an alias
-    // whose anchor is missing, which is no bomb (that one was reported as a bomb: test/hostile).
-    const start = doc.contents?.range[0] ?? 0;
-    const unresolved = /^Unresolved alias[^:]*: (.*)$/.exec(cause instanceof Error ? cause.message : '')?.[1];
-    if (unresolved !== undefined) {
-      throw new AppError('APP_YAML', file, `is not valid YAML: alias *${unresolved} has no anchor &${unresolved} before it; define the anchor first`, at(start), { cause });
-    }
-    throw new AppError(
-      'APP_YAML',
-      file,
-      `expands YAML aliases too often (more than ${MAX_ALIAS_COUNT}); this looks like an alias bomb, write the values out`,
-      at(start),
-      { cause },
-    );
-  }
+function tooManyNodes(): string {
+  return (
+    `has more than ${MAX_NODES} YAML nodes (keys, values and list items; the one past the limit is here), the limit for ` +
+    'one compose file (real ones have a few thousand at most); move bulk data out of it (into the image, a volume, or one ' +
+    '`configs: content:` string) or remove unused `x-` sections'
+  );
+}
+
+// Line and column of `offset` in `text`, counted only up to it (the file was not parsed).
+function positionIn(text: string, offset: number): SourcePosition {
+  const before = text.slice(0, offset);
+  const lineStart = before.lastIndexOf('\n') + 1;
+  let line = 1;
+  for (let i = before.indexOf('\n'); i !== -1; i = before.indexOf('\n', i + 1)) line += 1;
+  return { line, column: offset - lineStart + 1 };
 }
 
 // Walk the YAML tree along `path` and return the deepest node's start. Paths through merged

@@ -1,7 +1,7 @@
 // `dstack-supervisor hash FILE [--json] [--config FILE]`: what the supervisor would deploy for a
 // compose file — app id, compose hash, host ports, warnings and the exact manifest — without
 // touching the VMM. The manifest printed is the string whose sha256 is the compose hash.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { readEnvFile } from '../secrets/env-file.ts';
 import { parseArgs } from 'node:util';
 import { AppError } from '../app/errors.ts';
@@ -44,7 +44,7 @@ export async function run(args: string[]): Promise<number> {
   }
   try {
     const config = await loadConfig(values.config);
-    const text = decodeComposeText(file, await readComposeFile(file));
+    const text = decodeComposeText(file, await readComposeFile(file, config.apps.max_file_bytes));
     // NAME.env's key names are part of the manifest (allowed_envs); its values never are.
     const env = await readEnvFile(file, { owner: config.apps.owner });
     const hostPorts = hostPortPolicyOf(config.apps, await reservedPortsOf(config));
@@ -72,12 +72,17 @@ async function reservedPortsOf(config: Config): Promise<ReservedPort[]> {
   }
 }
 
-async function readComposeFile(file: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (cause) {
-    throw new SupervisorError('HASH_READ', `${file}: cannot read the compose file (${describeError(cause)})`, { cause });
-  }
+// The file's bytes, refused past `maxBytes` before they are read, as the supervisor refuses it.
+async function readComposeFile(file: string, maxBytes: number): Promise<Buffer> {
+  const cannotRead = (cause: unknown) =>
+    new SupervisorError('HASH_READ', `${file}: cannot read the compose file (${describeError(cause)})`, { cause });
+  const tooLarge = (size: number) =>
+    new SupervisorError('APP_TOO_LARGE', `${file}: is ${size} bytes, over the ${maxBytes}-byte limit ([apps] max_file_bytes); shrink it or raise the limit`);
+  const { size } = await stat(file).catch((cause: unknown) => Promise.reject(cannotRead(cause)));
+  if (size > maxBytes) throw tooLarge(size);
+  const bytes = await readFile(file).catch((cause: unknown) => Promise.reject(cannotRead(cause)));
+  if (bytes.length > maxBytes) throw tooLarge(bytes.length);
+  return bytes;
 }
 
 function toJson(spec: AppSpec) {

@@ -155,3 +155,10 @@ test('ports refused: x-dstack.ports obey the same host rules', () => {
   const kms = failureOf('services:\n  web:\n    image: nginx\nx-dstack:\n  ports: ["9201:8000"]\n', 'APP_PORTS', [], ALLOW_WEB);
   assert.match(kms.message, /host port 9201\/tcp is the KMS's \(init\)/);
 });
+
+test('ports refused: ranges publishing more host ports than exist stop at the entry past them (issue 13)', () => {
+  // 5 KB that made 2 million mappings, 2 s and 330 MB before the duplicate was found.
+  const services = Array.from({ length: 100 }, (_, i) => `  s${i}:\n    image: nginx\n    ports: ["20000-40000:20000-40000"]\n`).join('');
+  const err = failureOf(`services:\n${services}`, 'APP_PORTS');
+  assert.match(err.message, /services\.s6\.ports\[0\]: publishes more than 131070 host ports with the entries up to here, more than there are/);
+});

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { recordInitStep } from '../../src/init/journal.ts';
+import { manyKeysYaml, mergeAmplifiedYaml } from '../helpers/hostile-yaml.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
@@ -153,4 +154,26 @@ test('a host port init gave the KMS, or one below 1024, exits 1 naming its owner
   const low = await hash([file, '--config', config]);
   assert.equal(low.code, 1);
   assert.match(low.stderr, /host port 1\/tcp is below 1024, .*or add 1 to supervisor\.toml \[apps\] privileged_ports \(now 80\)\n$/);
+});
+
+test('files costly to parse exit 1 with the limit they pass (issue 13)', async (t) => {
+  const cases = [
+    ['junk.yaml', manyKeysYaml(50_000), /^dstack-supervisor hash: \S+junk\.yaml:\d+:\d+: has more than 20000 YAML nodes \(keys, values and list items/],
+    ['bomb.yaml', mergeAmplifiedYaml(5_000, 99), /^dstack-supervisor hash: \S+bomb\.yaml:\d+:\d+: expands to \d+ YAML nodes .*past the limit of 100000; this looks like an alias bomb/],
+  ] as const;
+  for (const [name, text, message] of cases) {
+    const { config, file } = await setUp(t, name, { text });
+    const { code, stdout, stderr } = await hash([file, '--config', config]);
+    assert.equal(code, 1, name);
+    assert.equal(stdout, '');
+    assert.match(stderr, message);
+  }
+});
+
+test('a file over [apps] max_file_bytes exits 1 before it is parsed, as the supervisor refuses it', async (t) => {
+  const text = manyKeysYaml(50_000);
+  const { config, file } = await setUp(t, 'big.yaml', { text, toml: '[apps]\nmax_file_bytes = 4096\n' });
+  const { code, stderr } = await hash([file, '--config', config]);
+  assert.equal(code, 1);
+  assert.equal(stderr, `dstack-supervisor hash: ${file}: is ${text.length} bytes, over the 4096-byte limit ([apps] max_file_bytes); shrink it or raise the limit\n`);
 });

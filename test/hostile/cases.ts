@@ -4,6 +4,7 @@ import { chmod, chown, mkdir, readFile, symlink, writeFile } from 'node:fs/promi
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { z } from 'zod';
+import { manyKeysYaml, mergeAmplifiedYaml } from '../helpers/hostile-yaml.ts';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/hostile');
 
@@ -21,6 +22,8 @@ const CaseSchema = z
         z.object({ kind: z.literal('deep-flow'), depth: z.number().int().positive() }),
         z.object({ kind: z.literal('deep-block'), depth: z.number().int().positive() }),
         z.object({ kind: z.literal('padded'), bytes: z.number().int().positive() }),
+        z.object({ kind: z.literal('many-keys'), keys: z.number().int().positive() }),
+        z.object({ kind: z.literal('merge-amplified'), keys: z.number().int().positive(), merges: z.number().int().positive() }),
       ])
       .optional(),
     // The name to drop it as (default `h-<id>.yml`).
@@ -79,6 +82,10 @@ async function bytesOf(c: HostileCase, keepPort: number): Promise<Buffer | undef
       return Buffer.from(`${VALID_HEAD}x-deep:\n${'- '.repeat(g.depth)}a\n`);
     case 'padded':
       return Buffer.from(`${VALID_HEAD}# ${'x'.repeat(g.bytes - VALID_HEAD.length - 3)}\n`);
+    case 'many-keys':
+      return Buffer.from(manyKeysYaml(g.keys));
+    case 'merge-amplified':
+      return Buffer.from(mergeAmplifiedYaml(g.keys, g.merges));
   }
 }
 
