@@ -105,9 +105,10 @@ async function step(
 
   switch (plan.action) {
     case 'noop': {
-      // Every full pass gets here for every settled app; with no operation open, the record says
-      // what the VM may boot.
-      if (record && !record.intent) await repairEntry(record, deps);
+      // Every full pass gets here for every settled or held app, whose record says what its VM
+      // may boot (held with an open intent too: a deploy cut short, then the file went invalid;
+      // found by the soak); a teardown in progress is left to finish.
+      if (record && record.intent?.op !== 'teardown') await repairEntry(record, deps);
       // The content may have been held back (invalid) while this VM kept running: say it runs.
       if (record && desired.kind === 'app') await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record });
       return { kind: 'done' };

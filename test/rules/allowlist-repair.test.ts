@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
 
@@ -87,4 +88,22 @@ test('an entry removed by hand is restored before a crashed VM is started again,
   const apps = await h.allowlist();
   assert.deepEqual(apps[shop.app_id]?.composeHashes, [hashOf(shop)]);
   assert.deepEqual(apps[blog.app_id]?.composeHashes, [hashOf(blog)]);
+});
+
+// Found by the soak: a kill -9 after CreateVm leaves the deploy's intent open; if the file then
+// turns invalid, the app is held with that intent, and its entry, dropped by hand, was never
+// restored, since the repair skipped every record with an open intent, not only teardowns.
+test('a held app whose deploy was cut short still gets its entry back', { timeout: 60_000 }, async (t) => {
+  const { h, shop } = await twoApps(t);
+  await h.stop();
+  const recordPath = join(h.config.state_dir, 'apps', 'shop.json');
+  const record = JSON.parse(await readFile(recordPath, 'utf8'));
+  await writeFile(recordPath, JSON.stringify({ ...record, phase: 'deploying', intent: { op: 'deploy', toHash: hashOf(shop), startedAt: Date.now(), launched: true } }));
+  await h.put('shop.yaml', 'services: [not, a, mapping]\n');
+  await editAuthConfig(h, (doc) => {
+    delete doc.apps[shop.app_id];
+  });
+  await h.start();
+  await waitUntil(async () => (await h.allowlist())[shop.app_id]?.composeHashes.join() === hashOf(shop), 'shop entry restored while held');
+  assert.equal(h.decisions('shop', 'repair').length, 1);
 });
