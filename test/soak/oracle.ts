@@ -206,6 +206,9 @@ export function checkInvariants(expected: Expected, seen: Observed): { violation
     if (JSON.stringify(allowlist[id]) !== JSON.stringify(entry)) violations.push(`foreign-lost: the entry ${id} added by hand is ${allowlist[id] ? `now ${JSON.stringify(allowlist[id])}` : 'gone'}`);
   }
   for (const vm of vms) {
+    // While its record cannot be read, nothing is done for the app (issue 13 item 2): not even its
+    // allowlist entry is repaired, since which VM and hashes are its own is what the record says.
+    if (expected.corrupt.has(vm.name)) continue;
     const listed = allowlist[vm.app_id]?.composeHashes;
     const runs = manifestHash(vm) ?? '';
     const held = apps.get(vm.name)?.kind === 'held';
