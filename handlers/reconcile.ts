@@ -56,11 +56,23 @@ export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<R
     if (err instanceof StateError) return { kind: 'done' };
     throw err;
   }
-  // No file and nothing of ours: all that can be left is a status (of a refused file that was
-  // deleted), and it goes (issue 13).
   if (desired.kind === 'gone' && record === undefined) {
-    await deps.report({ app: name, file: name, phase: 'gone' });
-    return { kind: 'done' };
+    // The record may have been moved aside (it could not be read) just before the file went: the
+    // VM its last status named is still ours, found as adoption finds it, and torn down (found by
+    // the soak). With none, all that can be left is a status (of a refused file that was deleted),
+    // and it goes (issue 13).
+    const lastAppId = deps.lastAppId(name);
+    let lost: VmInfo | undefined;
+    try {
+      lost = lastAppId === undefined ? undefined : (await deps.listVms(name)).find((v) => v.name === name && v.app_id === lastAppId);
+    } catch (error) {
+      return { kind: 'retry', error };
+    }
+    if (!lost) {
+      await deps.report({ app: name, file: name, phase: 'gone' });
+      return { kind: 'done' };
+    }
+    record = adopt(name, name, lost);
   }
   let decision: Decision | undefined;
   try {

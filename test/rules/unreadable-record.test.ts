@@ -100,3 +100,24 @@ test('issue 13: moved aside, the record of an app upgraded since its first deplo
   assert.deepEqual(vmsNamed(h, 'm1').map((v) => [v.id, v.app_id]), [[first.id, first.app_id]], 'the same VM, with its app id (of the first content)');
   assert.equal(creates(h), createsBefore, 'no CreateVm for m1');
 });
+
+// Found by the soak (seed 7303): the record moved aside and the file deleted before the next pass
+// left the VM running with no file, no status and no allowlist entry, owned by nobody. The app id
+// its last status named finds it, as adoption does, and the delete is honoured.
+test('issue 13: a record moved aside with its file deleted: the VM is found by its last app id and torn down', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [p1] = await freePorts(1);
+  await h.put('m1.yml', composeText(p1!));
+  await h.start();
+  const m1 = await h.deployed('m1');
+  const record = join(h.config.state_dir, 'apps', 'm1.json');
+  await writeFile(record, 'garbage');
+  await waitUntil(async () => (await statusOf(h, 'm1'))?.phase === 'failed', 'm1 held as failed');
+
+  await rename(record, `${record}.bad`);
+  await rm(h.path('m1.yml'));
+  await h.until((vms) => !vms.some((v) => v.id === m1.id), 'm1 torn down');
+  await waitUntil(async () => (await statusOf(h, 'm1')) === undefined, 'm1 status removed');
+  assert.equal((await h.allowlist())[m1.app_id], undefined, 'its allowlist entry is gone too');
+  assert.equal(h.decisions('m1', 'teardown').length, 1);
+});

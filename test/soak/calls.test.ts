@@ -52,8 +52,8 @@ test('a new VM for an app that had one needs a delete or rename of its file in b
   assert.equal(checkCalls(waited, [...upgrade('shop'), ...upgrade('shop')], new Map([['shop', 'vm-shop']])).length, 2);
 });
 
-test('after convergence any VMM change is a loop, except refused retries of an app waiting for a port', () => {
-  const log = [call('Status', undefined), call('CreateVm', 'shop', 'rejected'), call('UpdateVm', 'blog', 'fault'), call('StartVm', 'web'), call('StartVm', 'web')];
+test('after convergence any VMM change is a loop, except refused retries of an app waiting for a port and calls an injected failure failed', () => {
+  const log = [call('Status', undefined), call('CreateVm', 'shop', 'rejected'), call('UpdateVm', 'blog', 'fault'), call('StartVm', 'db', 'fault'), call('StartVm', 'web'), call('StartVm', 'web')];
   assert.deepEqual(quietOffences(log, new Set(['shop', 'blog'])), ['loop: web StartVm (ok) ×2 after convergence, with no op to cause it']);
-  assert.equal(quietOffences(log, new Set()).length, 3);
+  assert.deepEqual(quietOffences(log, new Set()).map((o) => o.split(' ×')[0]), ['loop: shop CreateVm (rejected)', 'loop: web StartVm (ok)']);
 });
