@@ -86,6 +86,8 @@ test('rule 18: SIGKILL at 50 random instants leaves one VM per file, no orphans,
   for (let round = 0; round < 50; round++) {
     await mutate();
     const { child, exited, operating } = startChild(configPath);
+    // A round that times out must not leave its child running: it kept the test process alive.
+    t.after(() => child.kill('SIGKILL'));
     // Every change starts an operation (new content or a delete); kill at a random instant in it.
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
