@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CallRecord } from '../../src/sim/faults.ts';
 import { categoryOf } from './oracle.ts';
-import { checkCalls, note, openWindow, quietOffences } from './calls.ts';
+import { checkCalls, retriesDue, note, openWindow, quietOffences } from './calls.ts';
 
 const call = (method: string, name: string | undefined, outcome: CallRecord['outcome'] = 'ok', vmId = `vm-${name}`): CallRecord => ({ method, name, vmId, at: 0, outcome });
 const upgrade = (name: string) => [call('UpdateVm', name), call('ShutdownVm', name), call('StartVm', name)];
@@ -56,4 +56,13 @@ test('after convergence any VMM change is a loop, except refused retries of an a
   const log = [call('Status', undefined), call('CreateVm', 'shop', 'rejected'), call('UpdateVm', 'blog', 'fault'), call('StartVm', 'db', 'fault'), call('StartVm', 'web'), call('StartVm', 'web')];
   assert.deepEqual(quietOffences(log, new Set(['shop', 'blog'])), ['loop: web StartVm (ok) ×2 after convergence, with no op to cause it']);
   assert.deepEqual(quietOffences(log, new Set()).map((o) => o.split(' ×')[0]), ['loop: shop CreateVm (rejected)', 'loop: web StartVm (ok)']);
+  assert.deepEqual(quietOffences(log, new Set(['shop']), (name) => name === 'web'), [], 'web retries a failed operation');
+});
+
+test('a retry is due for the apps an injected failure hit, and for all after a failed Status or a VMM restart', () => {
+  const window = openWindow(0, new Map());
+  const due = retriesDue(window, [call('StopVm', 'web', 'fault'), call('StartVm', 'db')]);
+  assert.deepEqual([due('web'), due('db')], [true, false]);
+  assert.equal(retriesDue(window, [call('Status', undefined, 'fault')])('db'), true);
+  assert.equal(retriesDue({ ...window, vmmRestarts: 1 }, [])('db'), true);
 });

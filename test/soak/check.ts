@@ -5,7 +5,7 @@
 // loop they start must show here rather than be wiped away before the look.
 import { readFile } from 'node:fs/promises';
 import type { VmInfo } from '../../src/vmm/messages.ts';
-import { checkCalls, quietOffences, type Window } from './calls.ts';
+import { checkCalls, quietOffences, retriesDue, type Window } from './calls.ts';
 import type { EnvVar } from './manifest.ts';
 import { blockedByPorts, checkInvariants, expectApps, type History } from './oracle.ts';
 import type { Stage } from './stage.ts';
@@ -67,10 +67,11 @@ async function look(inputs: CheckInputs) {
 // allowlist write, unless some app is waiting (its retries re-register its hash).
 async function quietWindow(inputs: CheckInputs, waiting: ReadonlySet<string>, ms: number): Promise<string[]> {
   const mark = inputs.stage.sim.faults.callLog().length;
+  const retryDue = retriesDue(inputs.window, inputs.stage.sim.faults.callLog().slice(inputs.window.start, mark));
   const writes = inputs.authWrites();
   const deadline = Date.now() + ms;
   for (;;) {
-    const offences = quietOffences(inputs.stage.sim.faults.callLog().slice(mark), waiting);
+    const offences = quietOffences(inputs.stage.sim.faults.callLog().slice(mark), waiting, retryDue);
     if (offences.length > 0) return offences;
     if (Date.now() >= deadline) break;
     await sleep(50);
