@@ -46,6 +46,11 @@ test('a new VM for an app that had one needs a delete or rename of its file in b
   assert.equal(checkCalls(held, [call('RemoveVm', 'web', 'ok', 'vm-1')], new Map()).length, 1);
   note(held, 'web', 'record');
   assert.deepEqual(checkCalls(held, [call('RemoveVm', 'web', 'ok', 'vm-1')], new Map()), []);
+  // Of two files for one name, one renamed away: the other becomes the app and upgrades once.
+  const twin = openWindow(0, before);
+  note(twin, 'web', 'end');
+  assert.deepEqual(checkCalls(twin, upgrade('web'), before), []);
+  assert.equal(checkCalls(twin, [...upgrade('web'), ...upgrade('web')], before).length, 2);
   // Waiting for a port another app held: freed by an op on that app, it deploys or upgrades once.
   const waited = openWindow(0, new Map([['shop', 'vm-shop']]), new Set(['shop']));
   assert.deepEqual(checkCalls(waited, upgrade('shop'), new Map([['shop', 'vm-shop']])), []);

@@ -44,7 +44,9 @@ const applied = (c: CallRecord) => c.outcome === 'ok' || c.outcome === 'fault-af
 // operation (one upgrade: UpdateVm + stop + StartVm; one deploy: CreateVm, which starts the VM
 // itself; one restart: StartVm), and nothing else may:
 // - an op on its inputs (`file`, `env`: one upgrade or deploy each; changes that come together
-//   coalesce, so this is an upper bound);
+//   coalesce, so this is an upper bound), or one of its files deleted or renamed away (`end`: a
+//   teardown, or, of two files for one name, the one left becomes the app and deploys or upgrades
+//   once; seed 9202);
 // - having waited for a port at the last check (`waited`: an op on another app frees it, and
 //   this one then deploys or upgrades once);
 // - a crash of its VM (`crash`: one restart);
@@ -61,7 +63,7 @@ const applied = (c: CallRecord) => c.outcome === 'ok' || c.outcome === 'fault-af
 function budgetOf(window: Window, name: string, calls: readonly CallRecord[]): { total: number; why: string } {
   const mine = window.events.get(name) ?? new Map<Reason, number>();
   const terms: Array<[string, number]> = [
-    ...(['file', 'env', 'crash', 'auth', 'record'] as const).map((r): [string, number] => [r, mine.get(r) ?? 0]),
+    ...(['file', 'env', 'end', 'crash', 'auth', 'record'] as const).map((r): [string, number] => [r, mine.get(r) ?? 0]),
     ['waited', window.waitingBefore.has(name) ? 1 : 0],
     ['restarts', window.restarts],
     ['vmmRestarts', window.vmmRestarts],
