@@ -200,6 +200,9 @@ export function checkInvariants(expected: Expected, seen: Observed): { violation
   for (const [id, entry] of Object.entries(allowlist)) {
     if (ids.has(id) || seen.foreign.has(id)) continue;
     if (retrying.some((name) => entry.composeHashes.every((h) => hashesOf(history, name).has(h)))) continue;
+    // Nothing is pruned for an app whose record cannot be read (seed 9101: its VM was removed
+    // before the record went bad, and the entry of its hashes stays until the record is back).
+    if ([...expected.corrupt].some((name) => entry.composeHashes.every((h) => hashesOf(history, name).has(h)))) continue;
     violations.push(`allowlist-extra: entry ${id} (${entry.composeHashes.map(short).join(', ')}) has no VM`);
   }
   for (const [id, entry] of seen.foreign) {
