@@ -106,8 +106,8 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
 }
 
 // The last parse of the file, by the identity of what was read: the file is replaced by rename,
-// never written in place, so the same device, inode, size and mtime mean the same content (and a
-// thousand-app allowlist takes milliseconds to parse).
+// never written in place, so the same device, inode, size and mtime mean the same content, unless
+// the mtime is recent (see isRacy); a thousand-app allowlist takes milliseconds to parse.
 type ParsedCache = { entry: { key: string; doc: AllowlistDocument } | undefined };
 
 // Settle every edit of the batch with the outcome of its single locked read-modify-write. Edits
@@ -165,7 +165,7 @@ async function loadAllowlist(path: string, cache: ParsedCache): Promise<{ doc: A
       const stat = await file.stat({ bigint: true });
       identity = { mode: Number(stat.mode), uid: Number(stat.uid), gid: Number(stat.gid) };
       key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}`;
-      if (cache.entry?.key !== key) text = await file.readFile('utf8');
+      if (cache.entry?.key !== key || isRacy(stat.mtimeNs)) text = await file.readFile('utf8');
     } finally {
       await file.close();
     }
@@ -174,6 +174,15 @@ async function loadAllowlist(path: string, cache: ParsedCache): Promise<{ doc: A
   }
   if (text !== undefined) cache.entry = { key, doc: parseAllowlist(path, text) };
   return { doc: (cache.entry as { doc: AllowlistDocument }).doc, target, identity };
+}
+
+// Like git's "racily clean" index entries: a file changed in the last moments may have been changed
+// again within the same mtime tick (the kernel's coarse clock), by a write of the same size into
+// an inode number ext4 just freed and handed out again, so its key proves nothing; it is read
+// again (found by the soak: an entry dropped by hand looked present and was never repaired).
+const RACY_NS = 2_000_000_000n;
+function isRacy(mtimeNs: bigint): boolean {
+  return BigInt(Date.now()) * 1_000_000n - mtimeNs < RACY_NS;
 }
 
 function isNotFound(err: unknown): boolean {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openAllowlist, type AllowlistWritten } from '../../src/auth/allowlist.ts';
@@ -214,4 +214,24 @@ test('setHashes leaves exactly the given hashes and keeps the rest of the entry'
   await allowlist.setHashes('abcd', ['12']);
   assert.deepEqual(JSON.parse(await readFile(path, 'utf8')).apps.abcd, { composeHashes: ['12'], devices: [], allowAnyDevice: true });
   assert.equal(JSON.parse(await readFile(path, 'utf8'))['x-operator'].note, 'keep me');
+});
+
+// Found by the soak: the parse was cached by (device, inode, size, mtime), but ext4 hands a freed
+// inode number to the next new file and mtime moves only with the kernel's clock tick, so a
+// same-size rewrite by another tool right after ours looked unchanged: an entry dropped by hand
+// stayed "present" and was never repaired. A file changed in the last moments is read again.
+test('a same-size change that keeps inode, size and mtime is seen when it is recent', async (t) => {
+  const { path } = await setup(t);
+  // A whole millisecond, which utimes can set again exactly.
+  const tick = new Date();
+  await utimes(path, tick, tick);
+  const allowlist = openAllowlist(path);
+  t.after(() => allowlist.close());
+  assert.deepEqual(await allowlist.hashesOf('f00d'), ['beef']);
+  const before = await stat(path, { bigint: true });
+  await writeFile(path, INITIAL.replace('"beef"', '"cafe"'));
+  await utimes(path, tick, tick);
+  const after = await stat(path, { bigint: true });
+  assert.deepEqual([after.ino, after.size, after.mtimeNs], [before.ino, before.size, before.mtimeNs], 'the cache key cannot tell');
+  assert.deepEqual(await allowlist.hashesOf('f00d'), ['cafe']);
 });
