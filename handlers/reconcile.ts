@@ -56,11 +56,11 @@ export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<R
     if (err instanceof StateError) return { kind: 'done' };
     throw err;
   }
-  if (desired.kind === 'gone' && record === undefined) {
-    // The record may have been moved aside (it could not be read) just before the file went: the
-    // VM its last status named is still ours, found as adoption finds it, and torn down (found by
-    // the soak). With none, all that can be left is a status (of a refused file that was deleted),
-    // and it goes (issue 13).
+  if (desired.kind !== 'app' && record === undefined) {
+    // The record may have been moved aside (it could not be read) while the file was held or just
+    // before it went: the VM its last status named is still ours, found as adoption finds it, and
+    // kept sound or torn down (both found by the soak). With none, a deleted file can have left
+    // only a status (of a refused file), and it goes (issue 13).
     const lastAppId = deps.lastAppId(name);
     let lost: VmInfo | undefined;
     try {
@@ -68,11 +68,11 @@ export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<R
     } catch (error) {
       return { kind: 'retry', error };
     }
-    if (!lost) {
+    if (lost) record = adopt(name, name, lost);
+    else if (desired.kind === 'gone') {
       await deps.report({ app: name, file: name, phase: 'gone' });
       return { kind: 'done' };
     }
-    record = adopt(name, name, lost);
   }
   let decision: Decision | undefined;
   try {

@@ -3,7 +3,7 @@
 // and moving the file aside lets the app's VM be adopted again, not duplicated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 
@@ -120,4 +120,25 @@ test('issue 13: a record moved aside with its file deleted: the VM is found by i
   await waitUntil(async () => (await statusOf(h, 'm1')) === undefined, 'm1 status removed');
   assert.equal((await h.allowlist())[m1.app_id], undefined, 'its allowlist entry is gone too');
   assert.equal(h.decisions('m1', 'teardown').length, 1);
+});
+
+// Found by the soak: a record moved aside while the app's file was held (invalid) left its VM
+// with nobody to keep its allowlist entry, which a hand edit then removed for good.
+test('issue 13: a record moved aside while the file is held: the VM is adopted and its entry kept', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [p1] = await freePorts(1);
+  await h.put('m1.yml', composeText(p1!));
+  await h.start();
+  const m1 = await h.deployed('m1');
+  await h.put('m1.yml', 'services: [not, a, mapping]\n');
+  await waitUntil(async () => (await statusOf(h, 'm1'))?.phase === 'invalid', 'm1 held as invalid');
+  const record = join(h.config.state_dir, 'apps', 'm1.json');
+  await rename(record, `${record}.bad`);
+  const path = h.config.auth.config_path;
+  const doc = JSON.parse(await readFile(path, 'utf8'));
+  const hashes = doc.apps[m1.app_id].composeHashes;
+  delete doc.apps[m1.app_id];
+  await writeFile(path, JSON.stringify(doc, null, 2));
+  await waitUntil(async () => JSON.stringify((await h.allowlist())[m1.app_id]?.composeHashes) === JSON.stringify(hashes), 'm1 entry restored');
+  assert.deepEqual(vmsNamed(h, 'm1').map((v) => [v.id, v.status]), [[m1.id, 'running']], 'its VM keeps running');
 });
