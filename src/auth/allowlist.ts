@@ -107,8 +107,9 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
 
 // The last parse of the file, by the identity of what was read: the file is replaced by rename,
 // never written in place, so the same device, inode, size and mtime mean the same content, unless
-// the mtime is recent (see isRacy); a thousand-app allowlist takes milliseconds to parse.
-type ParsedCache = { entry: { key: string; doc: AllowlistDocument } | undefined };
+// the parse was taken right after that mtime (see readRacily); a thousand-app allowlist takes
+// milliseconds to parse. `trusted`: the key alone proves the parse is of the file as it is.
+type ParsedCache = { entry: { key: string; doc: AllowlistDocument; trusted: boolean } | undefined };
 
 // Settle every edit of the batch with the outcome of its single locked read-modify-write. Edits
 // that change nothing (a hash already registered) are settled from a read without the lock:
@@ -158,6 +159,7 @@ async function loadAllowlist(path: string, cache: ParsedCache): Promise<{ doc: A
   let text: string | undefined;
   let identity: FileIdentity;
   let key: string;
+  let racy = false;
   try {
     target = await realpath(path);
     const file = await open(target, 'r');
@@ -165,23 +167,25 @@ async function loadAllowlist(path: string, cache: ParsedCache): Promise<{ doc: A
       const stat = await file.stat({ bigint: true });
       identity = { mode: Number(stat.mode), uid: Number(stat.uid), gid: Number(stat.gid) };
       key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}`;
-      if (cache.entry?.key !== key || isRacy(stat.mtimeNs)) text = await file.readFile('utf8');
+      if (cache.entry?.key !== key || !cache.entry.trusted) text = await file.readFile('utf8');
+      racy = readRacily(stat.mtimeNs);
     } finally {
       await file.close();
     }
   } catch (err) {
     throw isNotFound(err) ? missingFileError(path, err) : readError(path, err);
   }
-  if (text !== undefined) cache.entry = { key, doc: parseAllowlist(path, text) };
+  if (text !== undefined) cache.entry = { key, doc: parseAllowlist(path, text), trusted: !racy };
   return { doc: (cache.entry as { doc: AllowlistDocument }).doc, target, identity };
 }
 
-// Like git's "racily clean" index entries: a file changed in the last moments may have been changed
-// again within the same mtime tick (the kernel's coarse clock), by a write of the same size into
-// an inode number ext4 just freed and handed out again, so its key proves nothing; it is read
-// again (found by the soak: an entry dropped by hand looked present and was never repaired).
-const RACY_NS = 2_000_000_000n;
-function isRacy(mtimeNs: bigint): boolean {
+// Like git's "racily clean" index entries: a file read within a clock tick or so of its mtime may be
+// changed again with the same mtime (the kernel stamps it from a coarse clock), by a write of the
+// same size into an inode number ext4 just freed and hands out again, so the key cannot prove that
+// parse current; it is read again next time, until a read comes well after the mtime (found by the
+// soak: an entry dropped by hand looked present and was never repaired). Ticks are 1–10 ms.
+const RACY_NS = 100_000_000n;
+function readRacily(mtimeNs: bigint): boolean {
   return BigInt(Date.now()) * 1_000_000n - mtimeNs < RACY_NS;
 }
 
