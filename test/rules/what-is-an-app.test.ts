@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { startHarness, composeText, composeOf, freePort, type Harness } from '../helpers/harness.ts';
+import { startHarness, composeText, composeOf, freePort, waitUntil, type Harness } from '../helpers/harness.ts';
 import { startWithApp, assertUntouched, statusOf, rescan } from '../helpers/rules.ts';
 
 // Every name APPS-DIR rule 1 lists as "not an app", each one a tool's or an editor's leftover.
@@ -43,8 +43,12 @@ test('rule 1: temp, backup, tool and disabled names, subdirectories and a 2 MiB 
 
   assert.deepEqual(h.sim.state.list().map((v) => v.name), ['app'], 'the identity is the name without ".yaml"');
   assert.deepEqual(h.mutations(), ['CreateVm']);
-  assert.match(String(h.decisions('sub', 'refused')[0]?.fields.REASON), /is a directory; an app must be a regular file/);
-  assert.match(String(h.decisions('big', 'refused')[0]?.fields.REASON), /over the 1048576-byte limit/);
+  // A refusal is decided when its entry has settled, on its own schedule: app.yaml can run first
+  // (about one run in four, the directory was still pending at this point).
+  const refusal = (name: string) => waitUntil(() => h.decisions(name, 'refused')[0], `${name} refused`);
+  assert.match(String((await refusal('sub')).fields.REASON), /is a directory; an app must be a regular file/);
+  assert.match(String((await refusal('big')).fields.REASON), /over the 1048576-byte limit/);
+  assert.deepEqual(h.mutations(), ['CreateVm'], 'nothing else was deployed meanwhile');
   for (const name of NOT_APPS) assert.deepEqual(warningsAbout(h, name), [], `${name} is skipped silently`);
 });
 
