@@ -5,7 +5,7 @@ import type { VmConfiguration } from '../src/vmm/messages.ts';
 import { beginOperation, registerHash } from './intent.ts';
 
 // The CreateVm request for a spec: direct host ports, explicit app id and kms_urls, so the VM never
-// depends on the VMM's global config (DESIGN.md "Init" step 7).
+// depends on the VMM's global config (docs/design.md "Init" step 7).
 export function vmConfigOf(spec: DesiredSpec, appId: string, encryptedEnv: string): VmConfiguration {
   return {
     encrypted_env: encryptedEnv,

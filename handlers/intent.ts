@@ -2,7 +2,7 @@ import type { HandlerDeps } from './deps.ts';
 import type { AppRecord, Intent } from '../src/state/record.ts';
 import type { Phase } from '../src/status/phase.ts';
 
-// Write the intent record of an operation before its first side effect (APPS-DIR rule 18) and
+// Write the intent record of an operation before its first side effect (docs/apps-dir.md rule 18) and
 // publish the phase it puts the app in; returns the record as saved.
 export async function beginOperation(
   record: AppRecord,

@@ -22,7 +22,7 @@ export type Plan =
 
 export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls' | 'env';
 
-// The app id of a first deployment: the first 40 hex characters of its compose hash (facts §2.4).
+// The app id of a first deployment: the first 40 hex characters of its compose hash (docs/dstack.md §2.4).
 export const appIdOf = (composeHash: string) => composeHash.slice(0, 40);
 
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');

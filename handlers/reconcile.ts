@@ -26,7 +26,7 @@ export type ReconcileDeps = HandlerDeps & {
   listVms(name: string): Promise<VmInfo[]>;
   // Mark that this app's VMs changed, so the next listVms(name) asks the VMM again.
   touched(name: string): void;
-  // One journal line per decision (APPS-DIR rule 22).
+  // One journal line per decision (docs/apps-dir.md rule 22).
   decide(decision: Decision): void;
   // The app id the app's last status named, if any (see unrecordedAppId).
   lastAppId(name: string): string | undefined;

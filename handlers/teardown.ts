@@ -5,7 +5,7 @@ import { waitGone } from '../src/controller/vm-wait.ts';
 import { beginOperation } from './intent.ts';
 
 // Stop and remove one VM, and wait until the VMM has finished removing it (it keeps its host
-// ports until then, facts §2). An unknown id means it is already gone.
+// ports until then, docs/dstack.md §2). An unknown id means it is already gone.
 export async function removeVm(vm: VmInfo, deps: HandlerDeps): Promise<void> {
   if (vm.status !== 'removing') {
     if (vm.status !== 'stopped' && vm.status !== 'exited') await deps.vmm.stopVm(vm.id);

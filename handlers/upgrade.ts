@@ -7,7 +7,7 @@ import { beginOperation, markLaunched, registerHash } from './intent.ts';
 
 // Upgrade in place, keeping the VM and its app id (so its keys survive): register the new hash,
 // UpdateVm while running (the VMM validates ports before anything stops), stop, resize if asked,
-// StartVm; later reconciles watch the boot. UpdateVm alone never restarts the guest (facts §2.2).
+// StartVm; later reconciles watch the boot. UpdateVm alone never restarts the guest (docs/dstack.md §2.2).
 export async function upgradeApp(
   spec: DesiredSpec,
   vm: VmInfo,

@@ -1,6 +1,6 @@
 // Bundle the CLI into ESM files, dist/dstack-supervisor.mjs and the chunks it imports from
 // dist/chunks/, which the .deb ships beside its own Node 24 with no node_modules
-// (platform-notes §5). The TypeScript is compiled by esbuild here; Node's type stripping is only
+// (docs/platform-notes.md §5). The TypeScript is compiled by esbuild here; Node's type stripping is only
 // for running the sources in development.
 //
 //   node scripts/bundle.mjs [--outdir DIR]   (default dist/; bench/bundle.ts builds its own)

@@ -1,5 +1,5 @@
 // Turns a staged tree into dstack-supervisor_<version>_amd64.deb with dpkg-deb: control with the
-// computed Installed-Size, conffiles, the maintainer scripts and md5sums (platform-notes §3).
+// computed Installed-Size, conffiles, the maintainer scripts and md5sums (docs/platform-notes.md §3).
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { copyFile, chmod, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';

@@ -15,7 +15,7 @@ const UNITS = ['dstack-supervisor.service', 'dstack-vmm.service', 'dstack-auth-s
 // Installed paths that must be executable; everything else is 0644 (directories 0755).
 const EXECUTABLES = new Set(['usr/bin/dstack-supervisor', 'usr/lib/dstack-supervisor/node']);
 
-// The VMM's own process supervisor lives at these paths (dstack-facts §5.3 "Name clash");
+// The VMM's own process supervisor lives at these paths (docs/dstack.md §5.3 "Name clash");
 // nothing of ours may ever be installed there.
 const FORBIDDEN_PATHS = ['usr/local/libexec/dstack/supervisor', 'usr/libexec/dstack/supervisor'];
 
@@ -94,8 +94,11 @@ async function stageDocs(stage, root, { version, metafile, nodeVersion, nodeLice
   await put(stage, `${doc}/copyright`, await renderCopyright({ header, metafile, root, nodeVersion, nodeLicense }));
   // A native package (no Debian revision) keeps its changelog as changelog.gz.
   await put(stage, `${doc}/changelog.gz`, gzip(await readFile(join(root, 'packaging/changelog'))));
-  requireFile(join(root, 'docs/operator-guide.md'), 'the operator guide ships in the package');
-  await put(stage, `${doc}/operator-guide.md.gz`, gzip(await readFile(join(root, 'docs/operator-guide.md'))));
+  // The operator guide and the contract of the apps directory, which messages cite by rule number.
+  for (const guide of ['operator-guide.md', 'apps-dir.md']) {
+    requireFile(join(root, 'docs', guide), `docs/${guide} ships in the package`);
+    await put(stage, `${doc}/${guide}.gz`, gzip(await readFile(join(root, 'docs', guide))));
+  }
   for (const file of await readdir(join(root, 'examples'))) {
     await copyInto(stage, `${doc}/examples/${file}`, join(root, 'examples', file));
   }

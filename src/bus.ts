@@ -1,7 +1,7 @@
 import mitt from 'mitt';
 import type { Emitter, EventType } from 'mitt';
 
-// Every event name on the bus. Events are hints (APPS-DIR rule 9): none carries a file's content,
+// Every event name on the bus. Events are hints (docs/apps-dir.md rule 9): none carries a file's content,
 // and a handler that receives one re-reads the world instead of trusting the event.
 export const BUS_EVENTS = {
   rescan: 'rescan',

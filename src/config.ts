@@ -57,7 +57,7 @@ const AuthSectionSchema = z
   })
   .strict();
 
-// `[apps]`: defaults for every app CVM and the timings of APPS-DIR.md.
+// `[apps]`: defaults for every app CVM and the timings of docs/apps-dir.md.
 const AppsSectionSchema = z
   .object({
     // Empty: the guest image that init installed (the VMM's newest image).

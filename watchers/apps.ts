@@ -5,7 +5,7 @@ import type { Clock, TimerHandle } from '../src/clock.ts';
 import { isNoiseEvent } from './ignore.ts';
 
 // What the watcher is doing: `armed` = inotify events arrive; `degraded` = only resync runs until
-// the next re-arm attempt (APPS-DIR rule 11); `disabled` = switched off by configuration.
+// the next re-arm attempt (docs/apps-dir.md rule 11); `disabled` = switched off by configuration.
 export type WatcherState = 'arming' | 'armed' | 'degraded' | 'disabled' | 'closed';
 
 // Start an inotify watch on a directory: `onEvent` gets the name of each entry that changed (null

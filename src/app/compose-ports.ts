@@ -1,4 +1,4 @@
-// Host port mappings derived from the compose file's own `ports:` (DESIGN.md "Ports"). Direct
+// Host port mappings derived from the compose file's own `ports:` (docs/design.md "Ports"). Direct
 // mapping: "9300:80" makes the CVM publish 9300 itself, so the host forwards 9300 → CVM 9300; the
 // container port stays compose's business inside the CVM. Syntax follows compose (short form as
 // docker's ParsePortSpec splits it, long form with target/published/host_ip/protocol).

@@ -1,6 +1,6 @@
 // The app-compose manifest: the JSON document the VMM stores, the CVM measures, and whose sha256 is
 // the compose hash the KMS allowlist holds. Built byte-for-byte as upstream `dstack deploy` builds
-// it (dstack-cli-core compose.rs + dstack-facts §3), so the same compose file gets the same app id
+// it (dstack-cli-core compose.rs + docs/dstack.md §3), so the same compose file gets the same app id
 // whichever tool deployed it.
 import { createHash } from 'node:crypto';
 

@@ -1,4 +1,4 @@
-// The app-name rule (APPS-DIR.md rule 1): an app is `NAME.yaml`/`NAME.yml` and NAME is its identity,
+// The app-name rule (docs/apps-dir.md rule 1): an app is `NAME.yaml`/`NAME.yml` and NAME is its identity,
 // used as the VM name, the manifest name and a state file name, hence the DNS-label-like charset.
 import { basename } from 'node:path';
 import { AppError } from './errors.ts';

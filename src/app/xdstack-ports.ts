@@ -1,5 +1,5 @@
 // `x-dstack.ports`: explicit host mappings that replace the derived ones, written in the dstack
-// CLI's `--port` forms (dstack-facts §4.1) so operators can copy them from upstream docs. Unlike
+// CLI's `--port` forms (docs/dstack.md §4.1) so operators can copy them from upstream docs. Unlike
 // the CLI there are no auto ports: a host port picked at deploy time would change on every
 // redeploy, and the supervisor must know every port to detect conflicts between apps.
 import type { PortMapping } from '../vmm/messages.ts';

@@ -1,6 +1,6 @@
 import { APP_NAME_PATTERN } from '../app/name.ts';
 
-// APPS-DIR rules 1 and 2 decided from a directory entry's name alone (chokidar's DOT_RE and k3s's
+// docs/apps-dir.md rules 1 and 2 decided from a directory entry's name alone (chokidar's DOT_RE and k3s's
 // shouldSkipFile in one place): an app, a silent temp/backup/tool file, or a plausible but invalid
 // name that deserves one warning.
 
@@ -68,5 +68,5 @@ export function classifyEntry(name: string): EntryClass {
 // The one warning a misnamed entry gets: the rule it breaks and how to fix it.
 export function describeMisnamed(file: string, entry: { problem: string; suggestion: string | null }): string {
   const fix = entry.suggestion === null ? 'rename it' : `rename it to "${entry.suggestion}"`;
-  return `${file}: not deployed, ${entry.problem} (APPS-DIR rule 1: apps are NAME.yml or NAME.yaml, NAME = 1-63 of a-z, 0-9, "-", not starting with "-"); ${fix} to deploy it`;
+  return `${file}: not deployed, ${entry.problem} (apps directory rule 1: apps are NAME.yml or NAME.yaml, NAME = 1-63 of a-z, 0-9, "-", not starting with "-"); ${fix} to deploy it`;
 }

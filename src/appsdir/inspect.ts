@@ -5,7 +5,7 @@ import { join, relative, isAbsolute } from 'node:path';
 import { describeFileType } from '../fsx/guarded-read.ts';
 import { describeHardLink, isHardLinked } from '../fsx/hard-link.ts';
 
-// Why a candidate file is refused (APPS-DIR rules 1 and 4). A refused file is neither deployed
+// Why a candidate file is refused (docs/apps-dir.md rules 1 and 4). A refused file is neither deployed
 // nor torn down: whatever runs keeps running.
 export const REFUSAL_CODES = [
   'APP_NOT_REGULAR',

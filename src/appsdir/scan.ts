@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { classifyEntry, describeMisnamed } from './classify.ts';
 import { inspectCandidate, type EarlierRead, type Observation, type RefusalCode } from './inspect.ts';
 
-// How to scan apps.d. `now` is the injected clock (ms); `settleMs` is Q of APPS-DIR rule 5.
+// How to scan apps.d. `now` is the injected clock (ms); `settleMs` is Q of docs/apps-dir.md rule 5.
 export type ScanOptions = {
   dir: string;
   owner: number;

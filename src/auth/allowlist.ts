@@ -1,5 +1,5 @@
 // The supervisor's handle on auth-config.json: register and withdraw compose hashes for the apps
-// it deploys, leaving everything else in the file exactly as it was (DESIGN "The contract with
+// it deploys, leaving everything else in the file exactly as it was (docs/design.md "The contract with
 // dstack": the supervisor owns `apps[<app id>]` entries and nothing else).
 import { open, realpath } from 'node:fs/promises';
 import { acquireLock, lockPathFor, type LockOptions } from './lock.ts';

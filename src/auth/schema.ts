@@ -1,5 +1,5 @@
 // auth-config.json as auth-simple (dstack/kms/auth-simple/index.ts) parses it on every request,
-// with the same defaults (facts §6.2). This is the strict, read-side view used by the simulated
+// with the same defaults (docs/dstack.md §6.2). This is the strict, read-side view used by the simulated
 // webhook; editing goes through the lenient shape in allowlist.ts so unknown keys survive.
 import { z } from 'zod';
 

@@ -1,4 +1,4 @@
-// Retry delays per (app, content hash): 5 s → 5 min, ×2, ±20 % jitter by default (APPS-DIR rule
+// Retry delays per (app, content hash): 5 s → 5 min, ×2, ±20 % jitter by default (docs/apps-dir.md rule
 // 16). A new hash for the app starts again from the initial delay.
 export type BackoffPolicy = { initialMs: number; maxMs: number; factor: number; jitter: number };
 

@@ -1,5 +1,5 @@
 // Turning one directory listing into per-app desired state, with the two delete guards of
-// APPS-DIR rule 7 (confirmed deletes) and rule 13 (mass-teardown) kept as explicit state.
+// docs/apps-dir.md rule 7 (confirmed deletes) and rule 13 (mass-teardown) kept as explicit state.
 import { resolvePortClaims, describePortConflict, type PortClaim, type PortClaimant } from './port-claims.ts';
 import type { PortMapping } from '../vmm/messages.ts';
 import type { EnvEntry } from '../secrets/dotenv.ts';

@@ -1,5 +1,5 @@
 // Host ports are a shared resource across apps: the app that holds a port keeps it, a later app
-// asking for it is refused with an error naming both (DESIGN.md "Ports").
+// asking for it is refused with an error naming both (docs/design.md "Ports").
 import { compareCodeUnits } from '../app/port-rules.ts';
 
 export type PortClaim = { protocol: string; host_port: number };

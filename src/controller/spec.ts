@@ -6,7 +6,7 @@ export type Desired =
   // A settled, valid file: this spec should run.
   | { kind: 'app'; spec: DesiredSpec; renamedFrom?: string }
   // The file exists but must not be acted on (invalid, unsettled, conflicting, refused, dir fault):
-  // whatever runs keeps running (APPS-DIR rules 3, 5, 8, 12).
+  // whatever runs keeps running (docs/apps-dir.md rules 3, 5, 8, 12).
   | { kind: 'hold' }
   // The file's deletion is confirmed (rule 7): tear down what we own.
   | { kind: 'gone'; renamedTo?: string };

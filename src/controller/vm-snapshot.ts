@@ -37,7 +37,7 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
     async list(name) {
       if (vms === undefined) await this.refresh();
       if ((touchedAt.get(name) ?? -1) < takenAt) return (vms ?? []).filter((v) => v.name === name);
-      // keyword matches name, id, app id or image as a substring (facts §2); keep exact names.
+      // keyword matches name, id, app id or image as a substring (docs/dstack.md §2); keep exact names.
       const mine = (await vmm.status({ keyword: name, brief: false })).vms.filter((v) => v.name === name);
       latest.set(name, mine);
       return mine;

@@ -37,7 +37,7 @@ export type WorkQueue = {
 };
 
 // A keyed work queue: one reconcile per key at a time, at most `concurrency` keys at once, edits
-// during a run collapse into a single follow-up (APPS-DIR rules 14 and 15).
+// during a run collapse into a single follow-up (docs/apps-dir.md rules 14 and 15).
 export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
   const ready: string[] = [];
   const queued = new Set<string>();

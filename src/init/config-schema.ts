@@ -30,7 +30,7 @@ export const InitSectionSchema = z
     // Sockets, pid and log files of the VMM's process supervisor.
     run_dir: absolutePath.default('/run/dstack'),
 
-    // Guest images, one directory each (facts §7); the VMM's `[image] path`.
+    // Guest images, one directory each (docs/dstack.md §7); the VMM's `[image] path`.
     images_dir: absolutePath.default('/var/lib/dstack/images'),
     // Image directory name to use; empty = the newest non-dev image under images_dir.
     image: z.string().default(''),
@@ -45,7 +45,7 @@ export const InitSectionSchema = z
     // Binaries the preflight requires and the rendered configs and units name.
     vmm_bin: absolutePath.default('/usr/libexec/dstack/dstack-vmm'),
     // The VMM's own process supervisor (`[supervisor] exe` in vmm.toml). Never our binary:
-    // upstream's default path for it is /usr/bin/dstack-supervisor (facts §5.3 "Name clash").
+    // upstream's default path for it is /usr/bin/dstack-supervisor (docs/dstack.md §5.3 "Name clash").
     vmm_supervisor_bin: absolutePath.default('/usr/libexec/dstack/supervisor'),
     qemu_path: absolutePath.default('/usr/bin/qemu-system-x86_64'),
     docker_bin: absolutePath.default('/usr/bin/docker'),
@@ -62,10 +62,10 @@ export const InitSectionSchema = z
     // Host port of the KMS CVM's RPC; 0 = pick a free one inside port_ranges, once, and keep it.
     kms_port: z.number().int().min(0).max(65535).default(0),
     // The host as a CVM sees it under user-mode networking: the KMS's bootstrap domain and the
-    // host part of kms_urls and the webhook URL (facts §5.5).
+    // host part of kms_urls and the webhook URL (docs/dstack.md §5.5).
     guest_host_address: z.string().min(1).default('10.0.2.2'),
     // Host ports apps may publish. Upstream renders tcp 1-20000 only, which refuses UDP and the
-    // high ports (facts §9.5); we allow every port of both protocols unless told otherwise.
+    // high ports (docs/dstack.md §9.5); we allow every port of both protocols unless told otherwise.
     port_ranges: z.array(PortRangeSchema).min(1).default([
       { protocol: 'tcp', from: 1, to: 65535 },
       { protocol: 'udp', from: 1, to: 65535 },
@@ -77,7 +77,7 @@ export const InitSectionSchema = z
     // Guest host-API vsock port; unique per VMM on the host.
     host_api_port: port.default(10000),
 
-    // auth-simple policy (facts §6.3): it enforces TCB status, and real TDX hosts are often not
+    // auth-simple policy (docs/dstack.md §6.3): it enforces TCB status, and real TDX hosts are often not
     // UpToDate, so the operator widens these here rather than in auth-config.json.
     allowed_tcb_statuses: z.array(z.string().min(1)).default(['UpToDate']),
     allowed_advisory_ids: z.array(z.string().min(1)).default([]),

@@ -5,7 +5,7 @@ import type { InitSection } from './config-schema.ts';
 import { renderError } from './errors.ts';
 import type { Doc, EnforcedKey } from './merge.ts';
 
-// The guest port the KMS listens on; its CVM publishes it as the KMS host port (facts §5.5).
+// The guest port the KMS listens on; its CVM publishes it as the KMS host port (docs/dstack.md §5.5).
 export const KMS_GUEST_PORT = 8000;
 
 // supervisor.toml `[vmm] url` as a Rocket listen endpoint: `unix:/p` stays, `http://ip:port`
@@ -35,7 +35,7 @@ export function vmmEnforced(init: InitSection, listen: string, kmsPort: number):
     { path: ['cvm', 'port_mapping', 'enabled'], value: true },
     { path: ['cvm', 'port_mapping', 'address'], value: init.port_mapping_address },
     { path: ['cvm', 'port_mapping', 'range'], value: init.port_ranges.map((r) => ({ protocol: r.protocol, from: r.from, to: r.to })) },
-    // Explicit, never the VMM's built-in default, which is this service's own path (facts §5.3).
+    // Explicit, never the VMM's built-in default, which is this service's own path (docs/dstack.md §5.3).
     { path: ['supervisor', 'exe'], value: init.vmm_supervisor_bin },
     { path: ['supervisor', 'sock'], value: `${init.run_dir}/supervisor.sock` },
     { path: ['supervisor', 'pid_file'], value: `${init.run_dir}/supervisor.pid` },
@@ -46,7 +46,7 @@ export function vmmEnforced(init: InitSection, listen: string, kmsPort: number):
   ];
 }
 
-// kms.toml: the single-node bootstrap (facts §5.4) and the way back to auth-simple.
+// kms.toml: the single-node bootstrap (docs/dstack.md §5.4) and the way back to auth-simple.
 export function kmsEnforced(init: InitSection): EnforcedKey[] {
   return [
     { path: ['rpc', 'port'], value: KMS_GUEST_PORT },

@@ -1,5 +1,5 @@
 // `dstack-supervisor destroy [--purge]`: undo what init and the supervisor did on this host.
-// Every app CVM the supervisor created (its state records say which, facts §9.9 is the gap this
+// Every app CVM the supervisor created (its state records say which, docs/dstack.md §9.9 is the gap this
 // closes) is removed with its allowlist entry, record and status; the KMS CVM is stopped but
 // KEPT, disk and keys included, so the next init adopts it by name and the KMS identity
 // survives (`--purge` removes it too); the units are stopped; the files init rendered go.
@@ -35,7 +35,7 @@ export type DestroyDeps = {
   vmm: VmmClient;
   log: Logger;
   clock?: Clock;
-  // How long to wait for one RemoveVm to finish (it is asynchronous, facts §2).
+  // How long to wait for one RemoveVm to finish (it is asynchronous, docs/dstack.md §2).
   timing?: { pollMs: number; removeTimeoutMs: number };
 };
 

@@ -14,7 +14,7 @@ import { downloadError } from './errors.ts';
 // Injected edges: the HTTP dispatcher (tests may pass their own) and the tar binary.
 export type DownloadDeps = { dispatcher?: Dispatcher; tarPath?: string };
 
-// The VMM's rule for image names (facts §2.1): at most 64 of [A-Za-z0-9_.-], no "..".
+// The VMM's rule for image names (docs/dstack.md §2.1): at most 64 of [A-Za-z0-9_.-], no "..".
 const IMAGE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 // Download `url` into `imagesDir`; returns the image directory name it unpacked.

@@ -1,6 +1,6 @@
 // Init step 2: the guest image. Pick the configured image or the newest release under
 // images_dir, verify every file `sha256sum.txt` lists and that `digest.txt` is the sha256 of
-// `sha256sum.txt` (facts §7), and hand back the pin auth-simple's `osImages` needs.
+// `sha256sum.txt` (docs/dstack.md §7), and hand back the pin auth-simple's `osImages` needs.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -90,7 +90,7 @@ async function listCandidates(imagesDir: string): Promise<Candidate[]> {
   const found: Candidate[] = [];
   for (const name of names) {
     const meta = MetadataSchema.safeParse(parseJson(await readFileIfExists(join(imagesDir, name, 'metadata.json'))));
-    // The VMM silently skips directories it cannot load (facts §7); so do we.
+    // The VMM silently skips directories it cannot load (docs/dstack.md §7); so do we.
     if (!meta.success) continue;
     const version = meta.data.version ?? /^dstack-(?:dev-)?(\d[\w.]*)$/.exec(name)?.[1] ?? '';
     found.push({ name, version: parseVersion(version), isDev: meta.data.is_dev ?? name.startsWith('dstack-dev-') });

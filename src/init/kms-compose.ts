@@ -1,4 +1,4 @@
-// The KMS CVM as dstackup deploys it (facts §5.5): a local-key-provider CVM running
+// The KMS CVM as dstackup deploys it (docs/dstack.md §5.5): a local-key-provider CVM running
 // dstack-kms in docker, its kms.toml written into the guest by an init_script heredoc, and its
 // RPC port published on host loopback at the port init picked before the VMM first started.
 import type { VmConfigurationInput } from '../vmm/messages.ts';
@@ -53,7 +53,7 @@ export function kmsAppCompose(kmsToml: string, kmsTomlPath: string): string {
     public_sysinfo: true,
     public_tcbinfo: true,
     no_instance_id: false,
-    // The strict time wait hangs or reboot-loops the guest (facts §8).
+    // The strict time wait hangs or reboot-loops the guest (docs/dstack.md §8).
     secure_time: false,
     allowed_envs: [],
   };

@@ -1,6 +1,6 @@
 // The KMS CVM's host port is chosen before the VMM first starts, because `[cvm] kms_urls` in
 // vmm.toml names it and the VMM reads that file only at start: learning it later would mean
-// restarting dstack-vmm, which kills every CVM (facts §5.7).
+// restarting dstack-vmm, which kills every CVM (docs/dstack.md §5.7).
 import { createServer } from 'node:net';
 import type { PortRange } from './config-schema.ts';
 import { InitError } from './errors.ts';

@@ -1,7 +1,7 @@
-// Is the KMS really up? Boot `done` does not prove it bootstrapped (gateway-facts §7.2): only an
+// Is the KMS really up? Boot `done` does not prove it bootstrapped (docs/dstack.md "Gateway" §7.2): only an
 // HTTPS answer on its RPC port does. `/health` says the main service runs; `GetMeta` hands over
 // the CA and the k256 public key that signs env-encryption keys. TLS verification is off: the
-// KMS CA was born a moment ago and its leaf names only the bootstrap domain (facts §5.6).
+// KMS CA was born a moment ago and its leaf names only the bootstrap domain (docs/dstack.md §5.6).
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { describeError } from '../errors.ts';
@@ -56,7 +56,7 @@ export function createKmsProber(): KmsProber {
   return { probe, close: () => agent.close() };
 }
 
-// The last `lines` lines of a VM's serial log (`GET /logs?id=` on the VMM, facts §1.1), for an
+// The last `lines` lines of a VM's serial log (`GET /logs?id=` on the VMM, docs/dstack.md §1.1), for an
 // error message: never throws, a failure to read becomes a line saying so.
 export async function readVmLogTail(vmmUrl: string, tokenFile: string | undefined, id: string, lines = 20): Promise<string[]> {
   let agent: Agent | undefined;

@@ -1,7 +1,7 @@
 // Init step 6: a KMS CVM that has really bootstrapped. Reuse the one the journal names, else
 // adopt a `dstack-kms` CVM found by name (a lost journal, or one that `destroy` stopped to keep
-// its keys), else create it (facts §5.5); start it if it is stopped; then wait until its boot is
-// `done` AND its RPC answers over HTTPS (facts §5.6, gateway-facts §7.2). A healthy KMS costs
+// its keys), else create it (docs/dstack.md §5.5); start it if it is stopped; then wait until its boot is
+// `done` AND its RPC answers over HTTPS (docs/dstack.md §5.6, docs/dstack.md "Gateway" §7.2). A healthy KMS costs
 // read-only calls only: no CreateVm, no StartVm.
 import type { Clock } from '../clock.ts';
 import { waitBooted, waitGone, waitStopped, VmWaitError } from '../controller/vm-wait.ts';
@@ -61,7 +61,7 @@ export async function ensureKms(inputs: KmsInputs, deps: KmsDeps): Promise<KmsIn
     if (inputs.knownVmId !== undefined) {
       log.warn({ VM: inputs.knownVmId }, `the KMS CVM ${inputs.knownVmId} recorded by the last init is gone from dstack-vmm; deploying a new one (a new KMS has new keys)`);
     }
-    // A KMS being removed keeps its host port until the VMM has finished with it (facts §2).
+    // A KMS being removed keeps its host port until the VMM has finished with it (docs/dstack.md §2).
     for (const id of found.removing) await waitGone(vmm, id, deps.clock, { pollMs: deps.pollMs, timeoutMs: deps.timeoutMs });
     deps.progress('deploying KMS CVM');
     vmId = (await vmm.createVm(kmsVmConfig({ image: inputs.image, composeFile: inputs.composeFile, hostPort: inputs.port }))).id;

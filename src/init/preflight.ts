@@ -75,7 +75,7 @@ async function probeExecutable(host: Host, path: string, name: string, role: str
 }
 
 // The VMM runs `[supervisor] exe` as its process supervisor; if that path were our own binary
-// the VMM would start a second dstack-supervisor instead (facts §5.3 "Name clash").
+// the VMM would start a second dstack-supervisor instead (docs/dstack.md §5.3 "Name clash").
 function checkNameClash(init: InitSection): PreflightProblem[] {
   if (basename(init.vmm_supervisor_bin) !== 'dstack-supervisor') return [];
   return [

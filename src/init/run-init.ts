@@ -1,4 +1,4 @@
-// `dstack-supervisor init`: the first start of a host, nobody in the loop (issue 4, DESIGN
+// `dstack-supervisor init`: the first start of a host, nobody in the loop (issue 4, docs/design.md
 // "Init"). Steps run in order and each finished one is recorded in `<state_dir>/init.json`. A
 // re-run goes through every step again, and every step only verifies what is in place and
 // repairs what drifted: on a healthy host it writes no file, starts no unit and sends the VMM no

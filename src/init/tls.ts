@@ -1,5 +1,5 @@
 // Init step 4: a local CA and a server certificate for the Tier 1 surfaces (the VMM dashboard
-// over HTTPS). Keys come from node:crypto (forge's pure-JS keygen takes seconds, platform-notes
+// over HTTPS). Keys come from node:crypto (forge's pure-JS keygen takes seconds, docs/platform-notes.md
 // §1); node-forge only builds the X.509 structures, which node:crypto cannot. A re-run keeps
 // certificates that are still good and re-issues only what is expiring, broken or no longer
 // covers the host's names.

@@ -3,7 +3,7 @@
 // that already runs is left alone, with one exception each way:
 // - auth-simple and the key provider are restarted when init just rewrote their env file (a
 //   new port or image), which costs nothing but a moment of their service;
-// - dstack-vmm is NEVER restarted: that stops every CVM (facts §5.7). A vmm.toml init had to
+// - dstack-vmm is NEVER restarted: that stops every CVM (docs/dstack.md §5.7). A vmm.toml init had to
 //   change while it runs is reported, and applies when the operator restarts it.
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log/logger.ts';

@@ -1,4 +1,4 @@
-// One journal line per reconcile decision (APPS-DIR rule 22), with the fields an operator greps
+// One journal line per reconcile decision (docs/apps-dir.md rule 22), with the fields an operator greps
 // for: APP, FILE, ACTION, FROM/TO (12-hex hash prefixes) and REASON.
 import { pino } from 'pino';
 import type { Level, Logger } from './logger.ts';

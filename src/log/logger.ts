@@ -1,6 +1,6 @@
 // The supervisor's logger: pino JSON lines on stdout, each prefixed with the journald priority
 // of its level. journald honours a leading `<N>` (SyslogLevelPrefix= defaults to yes), so
-// `journalctl -p warning` filters by the level we logged at (platform-notes §6, checked under
+// `journalctl -p warning` filters by the level we logged at (docs/platform-notes.md §6, checked under
 // systemd 252).
 import { pino, type DestinationStream, type Level, type Logger } from 'pino';
 
@@ -16,7 +16,7 @@ export const JOURNAL_PRIORITY: Readonly<Record<Level, number>> = {
   trace: 7,
 };
 
-// Field names whose values are secrets (the NAME.env values, tokens): DESIGN "values never
+// Field names whose values are secrets (the NAME.env values, tokens): docs/design.md "values never
 // appear in logs". pino's redact matches exact paths, so each name is listed at the top level
 // and one level down (`{ app: { env } }`).
 export const SECRET_FIELDS = [

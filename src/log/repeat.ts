@@ -1,4 +1,4 @@
-// Keeps a failing app from flooding the journal (APPS-DIR rule 22): the first failure is logged
+// Keeps a failing app from flooding the journal (docs/apps-dir.md rule 22): the first failure is logged
 // in full; identical ones (same app, same reason) become summary lines with the count and the
 // next retry, on the 2nd, 4th, 8th … occurrence, and at least once per `maxQuietMs` so a
 // long-failing app still shows up in today's journal.

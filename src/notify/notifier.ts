@@ -1,5 +1,5 @@
 // sd_notify for a Node service. Node has no AF_UNIX datagram sockets (dgram only knows udp4 and
-// udp6, platform-notes §6), so each message is sent by spawning systemd-notify directly, with an
+// udp6, docs/platform-notes.md §6), so each message is sent by spawning systemd-notify directly, with an
 // argument array and no shell:
 // - as root, systemd-notify (252) sends with its parent's PID in SCM_CREDENTIALS, i.e. ours, so
 //   the unit can keep NotifyAccess=main; a shell in between would make the shell the sender;

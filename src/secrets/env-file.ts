@@ -1,4 +1,4 @@
-// NAME.env beside NAME.yaml (APPS-DIR rule 1): the app's secrets. It is refused unless it is a
+// NAME.env beside NAME.yaml (docs/apps-dir.md rule 1): the app's secrets. It is refused unless it is a
 // regular file (not a symlink, not hard-linked) owned by the configured owner with mode exactly
 // 0600 or 0400, the same gate as a compose file's but tighter, since these bytes are the secrets
 // themselves.

@@ -1,5 +1,5 @@
 // GetAppEnvEncryptPubKey for the simulated VMM. Upstream proxies it to the top-level `kms_url`
-// (facts §2) and passes the KMS reply through. Here a per-app X25519 key pair stands in for the
+// (docs/dstack.md §2) and passes the KMS reply through. Here a per-app X25519 key pair stands in for the
 // KMS's derived env key, so the simulated boot can open what the supervisor encrypted, and a
 // real secp256k1 key (kms-keys.ts) signs each reply like dstack-kms's
 // `get_app_env_encrypt_pub_key` (kms/src/main_service.rs): the legacy `signature` over

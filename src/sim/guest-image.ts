@@ -1,5 +1,5 @@
 // A guest image for the simulated host: a release-shaped directory (metadata.json, stand-in
-// kernel and initrd, sha256sum.txt over them, digest.txt over that, facts §7) that init's image
+// kernel and initrd, sha256sum.txt over them, digest.txt over that, docs/dstack.md §7) that init's image
 // step verifies like a real one, and the list the simulated VMM's ListImages serves from it, so
 // the OS-image pin init writes into auth-config.json is the hash simulated guests boot with.
 import { createHash } from 'node:crypto';

@@ -2,7 +2,7 @@
 // auth-simple webhook on loopback, and a real TCP listener per forwarded port. It is only ever
 // started explicitly; no production path falls back to it.
 //
-// Where it differs from a real host (everything else follows dstack-facts.md §1, §2, §6.2):
+// Where it differs from a real host (everything else follows docs/dstack.md §1, §2, §6.2):
 // - No QEMU, no guest: boot is a timed walk through the real boot_progress stages. KMS-mode
 //   guests ask the webhook directly (no KMS TLS, no quote); a non-empty kms_urls is required but
 //   never contacted. Local-key-provider guests always get keys; `tpm` fails like upstream.

@@ -1,5 +1,5 @@
 // The simulated dstack-kms inside the `dstack-kms` CVM, as seen from the host through its
-// published RPC port (facts §5.5, gateway-facts §7.2). While the VM runs, the port is bound (QEMU's
+// published RPC port (docs/dstack.md §5.5, docs/dstack.md "Gateway" §7.2). While the VM runs, the port is bound (QEMU's
 // hostfwd) but resets connections; once the guest reports boot `done` and a bootstrap delay has
 // passed (the KMS generating its keys with auto_bootstrap_domain), the port speaks HTTPS and
 // answers `/health` and `GetMeta`. Stopping the VM closes it.
@@ -18,7 +18,7 @@ import type { SimVm } from './vm-record.ts';
 import type { HostPort } from './vm-rules.ts';
 import type { VmmState } from './vmm-state.ts';
 
-// The CVM name and guest RPC port dstackup gives the KMS (facts §5.5).
+// The CVM name and guest RPC port dstackup gives the KMS (docs/dstack.md §5.5).
 export const SIM_KMS_VM_NAME = 'dstack-kms';
 const KMS_GUEST_PORT = 8000;
 
@@ -121,7 +121,7 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
   };
 }
 
-// The two endpoints a host-side client uses to tell that the KMS runs (gateway-facts §7.2).
+// The two endpoints a host-side client uses to tell that the KMS runs (docs/dstack.md "Gateway" §7.2).
 function answer(req: IncomingMessage, res: ServerResponse, caCert: string, k256PublicKeyHex: string): void {
   const url = new URL(req.url ?? '/', 'https://localhost');
   const json = (status: number, body: unknown): void => {

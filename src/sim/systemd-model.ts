@@ -93,7 +93,7 @@ export class FakeSystemd extends EventEmitter<FakeSystemdEvents> {
     this.calls.push({ method: 'GetUnit', args: [name] });
     const unit = this.units.get(name);
     // Real systemd garbage-collects an inactive unit with no job soon after any use, so GetUnit
-    // on it says NoSuchUnit (platform-notes §2); the fake does so at once, to make that trap hit.
+    // on it says NoSuchUnit (docs/platform-notes.md §2); the fake does so at once, to make that trap hit.
     if (!unit || (unit.state.ActiveState === 'inactive' && !unit.job)) throw noSuchUnit(`Unit ${name} not loaded.`);
     return unit.path;
   }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { SupervisorError } from '../errors.ts';
 
-// dbus-daemon prints its address once its socket listens (a few ms, platform-notes §2).
+// dbus-daemon prints its address once its socket listens (a few ms, docs/platform-notes.md §2).
 const START_TIMEOUT_MS = 10_000;
 
 // A running private dbus-daemon; `stop()` ends it and waits for it to exit.

@@ -1,4 +1,4 @@
-// The simulated guest's boot: the boot.progress stages a real guest reports (facts §2.3), spread
+// The simulated guest's boot: the boot.progress stages a real guest reports (docs/dstack.md §2.3), spread
 // over the configured boot delay, with the app-key request in the middle. A KMS-mode guest asks
 // the auth webhook like the real KMS would, and on a denial reports boot.error and powers off.
 import { createHash, randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 // One simulated VM as the VMM holds it — manifest, started flag, process state, guest reports —
-// and how it is shown in Status/GetInfo (facts §2.3).
+// and how it is shown in Status/GetInfo (docs/dstack.md §2.3).
 import type { GuestEvent, VmConfiguration, VmInfo } from '../vmm/messages.ts';
 import type { HostPort } from './vm-rules.ts';
 
@@ -59,7 +59,7 @@ export function newVmRecord(fields: Pick<SimVm, 'id' | 'appId' | 'createdAt' | '
   };
 }
 
-// The status table of facts §2.3: removing wins, then started × process running.
+// The status table of docs/dstack.md §2.3: removing wins, then started × process running.
 export function statusOf(vm: SimVm): VmStatus {
   if (vm.removing) return 'removing';
   if (vm.started) return vm.running ? 'running' : 'exited';

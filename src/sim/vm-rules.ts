@@ -1,4 +1,4 @@
-// The checks dstack-vmm applies to a VM configuration before it touches anything (facts §2,
+// The checks dstack-vmm applies to a VM configuration before it touches anything (docs/dstack.md §2,
 // §2.1, §2.2; `create_manifest_from_vm_config`, `load_vm`, `update_vm` upstream). Error texts
 // follow upstream's anyhow chains, so a caller matching on them sees the real wording.
 import { createHash } from 'node:crypto';
@@ -29,7 +29,7 @@ export class VmmRejection extends SupervisorError {
   }
 }
 
-// Hex sha256 of the exact string: the compose hash (no YAML/JSON normalisation, facts §2.4).
+// Hex sha256 of the exact string: the compose hash (no YAML/JSON normalisation, docs/dstack.md §2.4).
 export function hashCompose(composeFile: string): string {
   return createHash('sha256').update(composeFile, 'utf8').digest('hex');
 }
@@ -55,7 +55,7 @@ export function isValidImageName(image: string): boolean {
   return image.length <= 64 && !image.includes('..') && /^[A-Za-z0-9_.-]*$/.test(image);
 }
 
-// Where the guest gets its keys: `key_provider` wins over the kms/local flags (facts §3).
+// Where the guest gets its keys: `key_provider` wins over the kms/local flags (docs/dstack.md §3).
 export type KeyProvider = 'none' | 'kms' | 'local' | 'tpm';
 
 // The app-compose fields the simulated guest acts on; the rest is opaque, as upstream.

@@ -1,4 +1,4 @@
-// dstack-vmm's `[auth]` check (facts §1.5, api-auth `HttpAuthFairing::authorized`): which
+// dstack-vmm's `[auth]` check (docs/dstack.md §1.5, api-auth `HttpAuthFairing::authorized`): which
 // credentials a request may carry, in which order, and the one case with no fallback.
 import { createHash, timingSafeEqual } from 'node:crypto';
 

@@ -1,5 +1,5 @@
 // The read-only RPCs of the simulated VMM: Status, GetInfo, GetComposeHash, ListImages, GetMeta,
-// Version. Shapes and filters follow upstream (`list_vms`, `get_meta`, facts §2).
+// Version. Shapes and filters follow upstream (`list_vms`, `get_meta`, docs/dstack.md §2).
 import type {
   ComposeHash,
   GetInfoResponse,

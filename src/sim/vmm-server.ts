@@ -1,5 +1,5 @@
 // The simulated dstack-vmm's HTTP face on a unix socket: `/prpc/<Method>` in JSON and protobuf
-// modes, the 400/401 bodies, `/logs`, and the headers every reply carries (facts §1). Encoding
+// modes, the 400/401 bodies, `/logs`, and the headers every reply carries (docs/dstack.md §1). Encoding
 // goes through src/vmm/codec.ts, the same code the client uses.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { rm } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// The simulated dstack-vmm's VM table and lifecycle rules (facts §2, §2.2, §2.3): what each RPC
+// The simulated dstack-vmm's VM table and lifecycle rules (docs/dstack.md §2, §2.2, §2.3): what each RPC
 // does to a VM, with no I/O of its own. Time comes from an injected clock; app-key requests go
 // through an injected function, so tests drive every path without sockets.
 import { randomUUID } from 'node:crypto';
@@ -234,7 +234,7 @@ export class VmmState {
     return vm;
   }
 
-  // Every VM's configured ports, removing and stopped ones included (facts §2).
+  // Every VM's configured ports, removing and stopped ones included (docs/dstack.md §2).
   private portHolders(exceptId: string | undefined): PortHolder[] {
     return this.list()
       .filter((vm) => vm.id !== exceptId)

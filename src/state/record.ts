@@ -5,7 +5,7 @@ import { PHASES } from '../status/phase.ts';
 // The operations an intent record can announce.
 export const INTENT_OPS = ['deploy', 'upgrade', 'restart', 'teardown'] as const;
 
-// Written before an operation starts and cleared when it has finished (APPS-DIR rule 18): after a
+// Written before an operation starts and cleared when it has finished (docs/apps-dir.md rule 18): after a
 // crash, a record with an intent says which operation may be half done and towards which hash.
 export const IntentSchema = z
   .object({

@@ -3,6 +3,6 @@
 export const PHASES = ['pending', 'registering', 'deploying', 'running', 'updating', 'removing', 'failed', 'invalid'] as const;
 export type Phase = (typeof PHASES)[number];
 
-// The phases the STATUS= line always names, even at 0 (APPS-DIR rule 21); the others appear
+// The phases the STATUS= line always names, even at 0 (docs/apps-dir.md rule 21); the others appear
 // only while some app is in them.
 export const SUMMARY_PHASES = ['running', 'pending', 'invalid', 'failed'] as const satisfies readonly Phase[];

@@ -14,7 +14,7 @@ export const AppStatusSchema = z
     // The compose file the app comes from, as the supervisor found it in apps.d.
     file: z.string().min(1),
     phase: z.enum(PHASES),
-    // dstack app id: 40 lowercase hex digits (dstack-facts §2.4).
+    // dstack app id: 40 lowercase hex digits (docs/dstack.md §2.4).
     app_id: z.string().regex(/^[0-9a-f]{40}$/).nullable(),
     vm_id: z.string().min(1).nullable(),
     // The compose hash of the deployment this status describes.
@@ -31,7 +31,7 @@ export type AppStatus = z.infer<typeof AppStatusSchema>;
 export const SUPERVISOR_PHASES = ['init', 'ready'] as const;
 export type SupervisorPhase = (typeof SUPERVISOR_PHASES)[number];
 
-// The service as a whole: lifecycle, watcher health (APPS-DIR rule 11) and app counts per phase.
+// The service as a whole: lifecycle, watcher health (docs/apps-dir.md rule 11) and app counts per phase.
 export const SupervisorStatusSchema = z
   .object({
     phase: z.enum(SUPERVISOR_PHASES),

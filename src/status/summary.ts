@@ -1,4 +1,4 @@
-// The one-line summary systemd shows as the unit's status (STATUS=, APPS-DIR rule 21).
+// The one-line summary systemd shows as the unit's status (STATUS=, docs/apps-dir.md rule 21).
 import { PHASES, SUMMARY_PHASES, type Phase } from './phase.ts';
 
 // How many apps are in each phase; every phase is present, 0 when empty.

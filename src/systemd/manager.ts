@@ -58,7 +58,7 @@ export function createSystemdManager(backend: SystemdBackend, options: SystemdMa
 
   const waitForState = async (name: string, plan: JobPlan, signal: AbortSignal): Promise<void> => {
     // LoadUnit, not GetUnit: real systemd garbage-collects an inactive unit nobody references,
-    // and GetUnit then says NoSuchUnit (platform-notes §2).
+    // and GetUnit then says NoSuchUnit (docs/platform-notes.md §2).
     const path = await backend.loadUnit(name);
     const changes = await backend.watchUnit(path);
     try {

@@ -157,7 +157,7 @@ export function encodeMessage(typeName: string, obj: WireObject, mode: WireMode)
 }
 
 // Decode a body in `mode` to the JSON-shape object with proto3 defaults filled in. An empty body,
-// `{}` and `null` all mean the default message (facts §1.2: Empty replies may have no body).
+// `{}` and `null` all mean the default message (docs/dstack.md §1.2: Empty replies may have no body).
 export function decodeMessage(typeName: string, body: Buffer, mode: WireMode): WireObject {
   const type = lookup(typeName);
   if (mode === 'protobuf') {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-// The dstack-vmm messages in their JSON wire shape (dstack-facts §1.2): snake_case proto field
+// The dstack-vmm messages in their JSON wire shape (docs/dstack.md §1.2): snake_case proto field
 // names, `bytes` as lowercase hex without 0x, 64-bit integers as numbers. Every field defaults like
 // proto3 (missing = zero value), so a schema accepts both a partial request and whatever a newer or
 // older VMM replies; `optional` proto fields stay absent when unset. Field numbers live in
@@ -73,7 +73,7 @@ export const VmConfigurationSchema = z.object({
 export type VmConfiguration = z.infer<typeof VmConfigurationSchema>;
 export type VmConfigurationInput = z.input<typeof VmConfigurationSchema>;
 
-// vmm.UpdateVmRequest: empty values and false update_* flags mean "leave unchanged" (facts §2.2).
+// vmm.UpdateVmRequest: empty values and false update_* flags mean "leave unchanged" (docs/dstack.md §2.2).
 export const UpdateVmRequestSchema = z.object({
   id: str,
   compose_file: str,
@@ -139,7 +139,7 @@ export const NetworkInterfaceStatusSchema = z.object({
 });
 export type NetworkInterfaceStatus = z.infer<typeof NetworkInterfaceStatusSchema>;
 
-// vmm.VmInfo: `status` is running | exited | stopping | stopped | removing (facts §2.3);
+// vmm.VmInfo: `status` is running | exited | stopping | stopped | removing (docs/dstack.md §2.3);
 // `configuration` is absent in a brief Status reply.
 export const VmInfoSchema = z.object({
   id: str,
@@ -180,7 +180,7 @@ export type GetInfoResponse = z.infer<typeof GetInfoResponseSchema>;
 export const ComposeHashSchema = z.object({ hash: str });
 export type ComposeHash = z.infer<typeof ComposeHashSchema>;
 
-// vmm.ImageInfo: `name` is the image directory name (facts §7).
+// vmm.ImageInfo: `name` is the image directory name (docs/dstack.md §7).
 export const ImageInfoSchema = z.object({
   name: str,
   description: str,

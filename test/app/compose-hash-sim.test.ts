@@ -1,6 +1,6 @@
 // Issue 2 acceptance: for every fixture compose file, the hash the supervisor computes equals the
 // simulated VMM's GetComposeHash of the same bytes, over the real prpc wire in both encodings,
-// and the manifest carries exactly the field set upstream's dstack-cli-core sets (facts §3).
+// and the manifest carries exactly the field set upstream's dstack-cli-core sets (docs/dstack.md §3).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -14,7 +14,7 @@ import { MANIFEST_FIELDS } from './helpers.ts';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
 
-test('20 fixtures: our compose hash == the simulated VMM GetComposeHash (protobuf and JSON); fields as facts §3', async (t) => {
+test('20 fixtures: our compose hash == the simulated VMM GetComposeHash (protobuf and JSON); fields as docs/dstack.md §3', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'hash-sim-'));
   const sim = await startSimHost({ dir });
   t.after(async () => {

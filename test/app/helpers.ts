@@ -31,7 +31,7 @@ export function failureOf(text: string, code: string, envKeys: string[] = [], ho
   assert.fail(`expected ${code}, but the file was accepted`);
 }
 
-// dstack-facts §3 / dstack-cli-core compose.rs, in upstream's order.
+// docs/dstack.md §3 / dstack-cli-core compose.rs, in upstream's order.
 export const MANIFEST_FIELDS = [
   'manifest_version',
   'name',

@@ -42,7 +42,7 @@ test('app names come from the file name without .yaml/.yml', () => {
   assert.equal(appNameOfFile('x.yaml.bak'), 'x.yaml.bak');
 });
 
-test('equal text gives an equal spec; a comment-only edit changes the hash (APPS-DIR rule 23)', () => {
+test('equal text gives an equal spec; a comment-only edit changes the hash (docs/apps-dir.md rule 23)', () => {
   const text = 'services:\n  web: {image: nginx}\n';
   assert.deepEqual(specOf(text), specOf(text));
   assert.notEqual(specOf(text).composeHash, specOf(text + '# note\n').composeHash);

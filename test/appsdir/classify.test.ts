@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classifyEntry, describeMisnamed, type IgnoreReason } from '../../src/appsdir/classify.ts';
 
-// Every name APPS-DIR rule 1 lists, and the tool that leaves it behind.
+// Every name docs/apps-dir.md rule 1 lists, and the tool that leaves it behind.
 const IGNORED: ReadonlyArray<readonly [string, IgnoreReason, string]> = [
   ['.web.yml', 'hidden', 'dotfile'],
   ['web.yml~', 'backup', 'emacs / vim backup'],
@@ -80,6 +80,6 @@ test('rule 2: the warning names the file, the rule it broke and how to fix it', 
   if (c.kind !== 'misnamed') return;
   const message = describeMisnamed('/etc/dstack/apps.d/My_App.yml', c);
   assert.match(message, /^\/etc\/dstack\/apps\.d\/My_App\.yml: not deployed, /);
-  assert.match(message, /APPS-DIR rule 1/);
+  assert.match(message, /apps directory rule 1/);
   assert.match(message, /rename it to "my-app\.yml"/);
 });

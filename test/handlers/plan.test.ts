@@ -1,6 +1,6 @@
 // planApp as a table: each combination of desired state, our record and the VMM's view of the VM
 // maps to exactly one action. Expectations are written out by hand from the rules (README
-// "Decisions", APPS-DIR rules 7, 8, 15–18), not computed with the code under test. Issue 13 item
+// "Decisions", docs/apps-dir.md rules 7, 8, 15–18), not computed with the code under test. Issue 13 item
 // 1 lived here: a recorded env hash that lagged behind the VM turned every boot into an upgrade.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// An end-to-end stage for APPS-DIR rule tests: a simulated host on a real unix socket, a real
+// An end-to-end stage for docs/apps-dir.md rule tests: a simulated host on a real unix socket, a real
 // apps.d in a temp dir, and the supervisor itself, in this process, with fast timings.
 import { mkdtemp, mkdir, rm, writeFile, chmod, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

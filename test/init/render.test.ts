@@ -38,7 +38,7 @@ async function readJsonDoc(path: string): Promise<Doc> {
   return JSON.parse(await readFile(path, 'utf8')) as Doc;
 }
 
-test('first render writes every file, and the TOML carries the keys of facts §5.3/§5.4', async (t) => {
+test('first render writes every file, and the TOML carries the keys of docs/dstack.md §5.3/§5.4', async (t) => {
   const { inputs } = await setup(t);
   const { init } = inputs;
   const paths = configPaths(init, inputs.authConfigPath);

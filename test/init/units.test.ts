@@ -1,5 +1,5 @@
 // `systemd-analyze verify` on every unit in systemd/. It exits 0 on some mistakes (an unknown
-// key is only a warning), so any output at all fails the test (platform-notes §2).
+// key is only a warning), so any output at all fails the test (docs/platform-notes.md §2).
 //
 // The units name binaries that do not exist on a build machine (/usr/libexec/dstack/dstack-vmm,
 // /usr/bin/docker ...), and verify checks that each is executable. So verify runs with --root on

@@ -1,5 +1,5 @@
 // A Debian root booted with systemd-nspawn under a real systemd, reached with nsenter. The host
-// has no systemd as PID 1, so nspawn needs --register=no --keep-unit (platform-notes §2), and
+// has no systemd as PID 1, so nspawn needs --register=no --keep-unit (docs/platform-notes.md §2), and
 // the private network keeps the simulated apps' ports off the host's.
 import { execa, type ResultPromise } from 'execa';
 import { readdir, readFile } from 'node:fs/promises';

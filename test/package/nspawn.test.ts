@@ -68,7 +68,7 @@ test('the .deb carries program, runtime, units and conffiles, and no distributio
     assert.ok(paths.has(path), `${path} is missing from the .deb:\n${listing}`);
   }
   assert.deepEqual([...paths].filter((p) => p?.includes('node_modules')), []);
-  // dstack-facts §5.3 "Name clash": that path is the VMM's own process supervisor.
+  // docs/dstack.md §5.3 "Name clash": that path is the VMM's own process supervisor.
   assert.equal(paths.has('/usr/local/libexec/dstack/supervisor') || paths.has('/usr/libexec/dstack/supervisor'), false);
   const control = (await execa('dpkg-deb', ['-f', deb, 'Depends', 'Recommends', 'Architecture'])).stdout;
   assert.doesNotMatch(control, /nodejs/);

@@ -1,6 +1,6 @@
 // The Debian 12 root the package test boots: built once with debootstrap (minbase plus systemd
 // and dbus, and deliberately no Node.js, so the package must bring its own) and cached between
-// runs; each run copies the cache into its own temp dir (platform-notes §2, test B).
+// runs; each run copies the cache into its own temp dir (docs/platform-notes.md §2, test B).
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// APPS-DIR rule 18 under fire: the supervisor runs as a real child process and is killed with
+// docs/apps-dir.md rule 18 under fire: the supervisor runs as a real child process and is killed with
 // SIGKILL at 50 random instants while it deploys, upgrades and tears down (the simulated VMM adds
 // latency to every call, so the kills land inside operations). After each round the directory
 // changes; at the end one clean run must converge to: exactly one VM per file, running that

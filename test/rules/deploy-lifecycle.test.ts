@@ -1,4 +1,4 @@
-// The lifecycle of DESIGN.md end to end on the simulated host: new file → deploy, changed
+// The lifecycle of docs/design.md end to end on the simulated host: new file → deploy, changed
 // content → upgrade in place, deleted file → teardown; with the allowlist following each step.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// APPS-DIR rules 13, 14, 16, 17, 19, 20 and 23 end to end on the simulated host.
+// docs/apps-dir.md rules 13, 14, 16, 17, 19, 20 and 23 end to end on the simulated host.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';

@@ -1,5 +1,5 @@
 // Issue 13 item 5 end to end: values no CVM can have (sizes, host ports the host keeps, service
-// names compose refuses) are refusals of the file, APPS-DIR rule 8: nothing deployed, nothing
+// names compose refuses) are refusals of the file, docs/apps-dir.md rule 8: nothing deployed, nothing
 // torn down, the running VM keeps running, the status says why in one sentence, and no pass
 // tries again. Before, they were `failed`, retried with backoff, with a raw zod JSON dump.
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// APPS-DIR rules 21 and 22: what the operator sees — READY=1 and STATUS= through a real datagram
+// docs/apps-dir.md rules 21 and 22: what the operator sees — READY=1 and STATUS= through a real datagram
 // socket, status files, and one journal line per decision at a priority that matches.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// DESIGN.md "Ports" end to end: a host port another app publishes is refused with both names; a
+// docs/design.md "Ports" end to end: a host port another app publishes is refused with both names; a
 // port the VMM's port-mapping range does not allow fails with the VMM's own words in the status.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// APPS-DIR rule 12 with a real mount: a file system mounted over (or unmounted from) apps.d shows
+// docs/apps-dir.md rule 12 with a real mount: a file system mounted over (or unmounted from) apps.d shows
 // another, usually empty, directory. That is a fault, never "delete every app". Needs root, as CI
 // runs; mount(8) is util-linux.
 import { test } from 'node:test';

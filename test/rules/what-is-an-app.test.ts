@@ -1,4 +1,4 @@
-// APPS-DIR rules 1–4, "What is an app", end to end: a real apps.d, the supervisor in-process, the
+// docs/apps-dir.md rules 1–4, "What is an app", end to end: a real apps.d, the supervisor in-process, the
 // simulated VMM. Where a rule names a tool (chown, chmod, ln, mv, rm) the test runs the real one.
 // "Nothing happened" is asserted after h.checkpoint(): a later app deployed, so every earlier
 // change has been settled and planned; its own deploy is the one CreateVm allowed.
@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { startHarness, composeText, composeOf, freePort, waitUntil, type Harness } from '../helpers/harness.ts';
 import { startWithApp, assertUntouched, statusOf, rescan } from '../helpers/rules.ts';
 
-// Every name APPS-DIR rule 1 lists as "not an app", each one a tool's or an editor's leftover.
+// Every name docs/apps-dir.md rule 1 lists as "not an app", each one a tool's or an editor's leftover.
 const NOT_APPS = [
   '.x.yml', 'x.yml~', '4913', '#x.yml#', '.#x.yml', 'x.yml.bak', 'x.yml.swp', 'x.yml.dpkg-new', 'x.yml.dpkg-old',
   'x.yml.rpmnew', 'x.yml.rpmsave', 'x.yml.ucf-dist', '.ansible_tmpAB12x.yml', '.chef-x1.yml', 'x.yml20261020-1-ab',
@@ -85,7 +85,7 @@ test('rule 2: a misnamed file gets one warning naming the rule; temp and backup 
   const h = await startHarness(t);
   await h.start();
   const misnamed: Record<string, RegExp> = {
-    'My_App.yml': /uppercase letters.*APPS-DIR rule 1.*rename it to "my-app\.yml"/,
+    'My_App.yml': /uppercase letters.*apps directory rule 1.*rename it to "my-app\.yml"/,
     'web.YML': /suffix must be lowercase/,
     '-web.yml': /starts with "-"/,
     'web app.yaml': /contains " "; only a-z, 0-9 and "-" are allowed.*rename it to "web-app\.yaml"/,

@@ -1,4 +1,4 @@
-// APPS-DIR rules 5–12, "When to act", end to end: a real apps.d, the supervisor in-process, the
+// docs/apps-dir.md rules 5–12, "When to act", end to end: a real apps.d, the supervisor in-process, the
 // simulated VMM. Tools that exist on this machine (cp, install, mv, sed, vim, touch, chmod,
 // truncate, rm) run for real; rsync is not installed, and Ansible, Puppet, Salt and dpkg are not
 // run here, so their exact file-system sequences are reproduced and each says so. ENOSPC and

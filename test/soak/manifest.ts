@@ -1,7 +1,7 @@
 // The oracle's own reading of the files the soak writes, independent of src/: which compose texts
 // deploy, what a NAME.env sets, and the app-compose manifest the supervisor must build from them,
 // so a bug shared by the supervisor's builder and its expectation cannot hide. Written from
-// dstack-facts §3 (what `dstack deploy` puts in the manifest, pretty-printed JSON, hashed as sent)
+// docs/dstack.md §3 (what `dstack deploy` puts in the manifest, pretty-printed JSON, hashed as sent)
 // and the README's decisions (NAME.env's names become `allowed_envs`); it knows only the grammar
 // apply.ts writes, nothing of compose in general.
 import { createHash } from 'node:crypto';

@@ -1,7 +1,7 @@
 // What the soak expects once the supervisor has converged, worked out from apps.d and the state
 // directory themselves (not from the ops) by rules written here, not imported from src/:
 // - an app is a file directly in apps.d named NAME.yaml or NAME.yml, NAME matching
-//   ^[a-z0-9][a-z0-9-]{0,62}$ (APPS-DIR rule 1; every editor temp name fails that pattern);
+//   ^[a-z0-9][a-z0-9-]{0,62}$ (docs/apps-dir.md rule 1; every editor temp name fails that pattern);
 // - it deploys when it is the only file of its name, a regular file with one link (issue 13 item
 //   6), owned by the owner, not group/world-writable, at most 1 MiB, with deployable content
 //   (manifest.ts), NAME.env absent or a regular file of the owner with mode 0600/0400 that parses,

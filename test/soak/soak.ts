@@ -13,7 +13,7 @@ import { categoryOf, type History } from './oracle.ts';
 import { describeOp, PORT_SLOTS, prng, type Op } from './ops.ts';
 import { openStage, type Stage, type SupervisorChild } from './stage.ts';
 
-// supervisor.toml [apps]: APPS-DIR timings scaled down (Q = 50 ms, R = 1 s, T = 0.2 s) so a
+// supervisor.toml [apps]: docs/apps-dir.md timings scaled down (Q = 50 ms, R = 1 s, T = 0.2 s) so a
 // convergence takes seconds.
 const SOAK_APPS = {
   settle_ms: 50,
