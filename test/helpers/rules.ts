@@ -1,18 +1,19 @@
-// Steps the APPS-DIR rule tests share: an app to start from, the "nothing happened" check, and
+// Steps the docs/apps-dir.md rule tests share: an app to start from, the "nothing happened" check, and
 // waits on a status or on one more full scan.
 import assert from 'node:assert/strict';
 import type { AppStatus } from '../../src/status/schema.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
 import { startHarness, composeText, composeOf, freePort, waitUntil, type Harness, type HarnessOptions } from './harness.ts';
 
-// A started harness with app `x` deployed from x.yml; resolves with its VM, port and text.
-export async function startWithApp(t: Parameters<typeof startHarness>[0], options: HarnessOptions = {}) {
+// A started harness with app `name` (default x) deployed from NAME.yml; resolves with its VM, port
+// and text.
+export async function startWithApp(t: Parameters<typeof startHarness>[0], options: HarnessOptions = {}, name = 'x') {
   const h = await startHarness(t, options);
   await h.start();
   const port = await freePort();
   const text = composeText(port, 'v1');
-  await h.put('x.yml', text);
-  const vm = await h.deployed('x', text);
+  await h.put(`${name}.yml`, text);
+  const vm = await h.deployed(name, text);
   return { h, vm, port, text };
 }
 

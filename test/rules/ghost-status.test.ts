@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { chmod, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
+import { startWithApp } from '../helpers/rules.ts';
 import { statusDir } from '../../src/status/store.ts';
 
 const phaseLines = (h: Harness, app: string) => h.logs.filter((l) => l.fields.APP === app && l.fields.PHASE !== undefined).map((l) => l.fields.msg);
@@ -35,11 +36,7 @@ test('issue 13: an invalid or refused file that is deleted takes its status, row
 });
 
 test('issue 13: a status file left by a ghost while the supervisor was down is removed at start-up', { timeout: 60_000 }, async (t) => {
-  const h = await startHarness(t);
-  const [port] = await freePorts(1);
-  await h.put('web.yml', composeText(port!));
-  await h.start();
-  const web = await h.deployed('web');
+  const { h, vm: web } = await startWithApp(t, {}, 'web');
   await h.stop();
   // What a run that saw ghost.yml invalid left, with ghost.yml deleted while nobody watched.
   const ghost = {

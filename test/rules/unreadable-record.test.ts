@@ -6,16 +6,12 @@ import assert from 'node:assert/strict';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
+import { rescan, startWithApp } from '../helpers/rules.ts';
 
 const vmsNamed = (h: Harness, name: string) => h.sim.state.list().filter((v) => v.name === name);
 const creates = (h: Harness) => h.mutations().filter((m) => m === 'CreateVm').length;
 const statusOf = async (h: Harness, app: string) => (await h.statuses()).find((s) => s.app === app);
 
-// A full pass (as a resync would run) and everything it queued, done.
-async function fullPass(h: Harness): Promise<void> {
-  h.supervisor().poke();
-  await h.quiesce();
-}
 
 test('issue 13: a garbage state record holds only its app; others deploy and tear down; a restart starts; moved aside, the VM is adopted', { timeout: 120_000 }, async (t) => {
   const h = await startHarness(t);
@@ -40,15 +36,15 @@ test('issue 13: a garbage state record holds only its app; others deploy and tea
   }, 'm1 held as failed');
   assert.ok(held.last_error?.startsWith(`${record}: corrupt state record (not JSON)`), String(held.last_error));
   assert.ok(held.last_error?.includes(`mv ${record} ${record}.bad`), 'the status says what to do');
-  await fullPass(h);
-  await fullPass(h);
+  await rescan(h);
+  await rescan(h);
   assert.deepEqual(vmsNamed(h, 'm1').map((v) => [v.id, v.status]), [[m1.id, 'running']], 'the held app keeps its one VM');
   assert.equal(h.decisions('m1', 'refused').length, 1, 'the unreadable record is logged once, not every pass');
   assert.equal(h.logs.filter((l) => l.fields.APP === 'm1' && l.priority <= 3).length, 0, 'no retry loop of errors for m1');
 
   await h.stop();
   await h.start();
-  await fullPass(h);
+  await rescan(h);
   assert.deepEqual(vmsNamed(h, 'm3').map((v) => [v.id, v.status]), [[m3.id, 'running']], 'm3 stays running across the restart');
   assert.equal((await statusOf(h, 'm1'))?.phase, 'failed');
   const createsBefore = creates(h);
@@ -83,11 +79,7 @@ test('issue 13: a record written by a newer release says so in the app status, a
 });
 
 test('issue 13: moved aside, the record of an app upgraded since its first deploy is rebuilt from the VM its last status named, not duplicated', { timeout: 60_000 }, async (t) => {
-  const h = await startHarness(t);
-  const [p1] = await freePorts(1);
-  await h.put('m1.yml', composeText(p1!));
-  await h.start();
-  const first = await h.deployed('m1');
+  const { h, vm: first, port: p1 } = await startWithApp(t, {}, 'm1');
   await h.put('m1.yml', composeText(p1!, 'v2'));
   await h.deployed('m1', composeText(p1!, 'v2'));
   const record = join(h.config.state_dir, 'apps', 'm1.json');
@@ -105,11 +97,7 @@ test('issue 13: moved aside, the record of an app upgraded since its first deplo
 // left the VM running with no file, no status and no allowlist entry, owned by nobody. The app id
 // its last status named finds it, as adoption does, and the delete is honoured.
 test('issue 13: a record moved aside with its file deleted: the VM is found by its last app id and torn down', { timeout: 60_000 }, async (t) => {
-  const h = await startHarness(t);
-  const [p1] = await freePorts(1);
-  await h.put('m1.yml', composeText(p1!));
-  await h.start();
-  const m1 = await h.deployed('m1');
+  const { h, vm: m1, port: p1 } = await startWithApp(t, {}, 'm1');
   const record = join(h.config.state_dir, 'apps', 'm1.json');
   await writeFile(record, 'garbage');
   await waitUntil(async () => (await statusOf(h, 'm1'))?.phase === 'failed', 'm1 held as failed');
@@ -125,11 +113,7 @@ test('issue 13: a record moved aside with its file deleted: the VM is found by i
 // Found by the soak: a record moved aside while the app's file was held (invalid) left its VM
 // with nobody to keep its allowlist entry, which a hand edit then removed for good.
 test('issue 13: a record moved aside while the file is held: the VM is adopted and its entry kept', { timeout: 60_000 }, async (t) => {
-  const h = await startHarness(t);
-  const [p1] = await freePorts(1);
-  await h.put('m1.yml', composeText(p1!));
-  await h.start();
-  const m1 = await h.deployed('m1');
+  const { h, vm: m1, port: p1 } = await startWithApp(t, {}, 'm1');
   await h.put('m1.yml', 'services: [not, a, mapping]\n');
   await waitUntil(async () => (await statusOf(h, 'm1'))?.phase === 'invalid', 'm1 held as invalid');
   const record = join(h.config.state_dir, 'apps', 'm1.json');
