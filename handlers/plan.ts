@@ -28,7 +28,8 @@ export const appIdOf = (composeHash: string) => composeHash.slice(0, 40);
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
 const portKey = (p: PortMapping) => `${p.protocol}|${p.host_address}|${p.host_port}|${p.vm_port}`;
-const sameSet = (a: readonly string[], b: readonly string[]) =>
+// The same strings, in any order.
+export const sameSet = (a: readonly string[], b: readonly string[]) =>
   a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
 
 // Compare the VMM's view of a VM with the spec; an empty list means it already runs this spec.

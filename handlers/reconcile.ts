@@ -64,7 +64,7 @@ export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<R
     const lastAppId = deps.lastAppId(name);
     let lost: VmInfo | undefined;
     try {
-      lost = lastAppId === undefined ? undefined : (await deps.listVms(name)).find((v) => v.name === name && v.app_id === lastAppId);
+      lost = lastAppId === undefined ? undefined : findAppVm(await deps.listVms(name), name, lastAppId, undefined).vm;
     } catch (error) {
       return { kind: 'retry', error };
     }

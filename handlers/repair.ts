@@ -1,15 +1,9 @@
 import type { HandlerDeps } from './deps.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { Decision } from '../src/log/decision.ts';
-import { normalizeHexLikeDstackCli } from '../src/auth/document.ts';
-import { normalizeHexLikeAuthSimple } from '../src/auth/schema.ts';
+import { sameSet } from './plan.ts';
 
-const short = (hash: string) => normalizeHexLikeDstackCli(hash).slice(0, 12);
-const sameSet = (a: readonly string[], b: readonly string[]) => {
-  const left = new Set(a.map(normalizeHexLikeAuthSimple));
-  const right = new Set(b.map(normalizeHexLikeAuthSimple));
-  return left.size === right.size && [...left].every((h) => right.has(h));
-};
+const short = (hash: string) => hash.slice(0, 12);
 
 // Make the app's allowlist entry list exactly the hashes its record says its VM may boot, when
 // something else changed it: an entry removed or edited by hand, or auth-config.json rewritten by

@@ -37,7 +37,8 @@ export type Allowlist = {
   // The app's entry lists exactly these hashes afterwards (created if missing).
   setHashes(appId: string, composeHashes: string[]): Promise<void>;
   read(): Promise<AuthConfig>;
-  // The hashes the app's entry lists as auth-simple reads them, or undefined without an entry.
+  // The hashes the app's entry lists as auth-simple reads them, in the form this module writes
+  // (lowercase, no 0x), or undefined without an entry.
   hashesOf(appId: string): Promise<string[] | undefined>;
   close(): Promise<void>;
 };
@@ -97,7 +98,7 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
     setHashes: (appId, composeHashes) =>
       edit(() => ({ kind: 'setHashes', appId: hex('app id', appId), hashes: composeHashes.map((h) => hex('compose hash', h)) })),
     read: async () => (await loadAllowlist(path, cache)).doc.config,
-    hashesOf: async (appId) => entryHashes((await loadAllowlist(path, cache)).doc, hex('app id', appId)),
+    hashesOf: async (appId) => entryHashes((await loadAllowlist(path, cache)).doc, hex('app id', appId))?.map(normalizeHexLikeDstackCli),
     close: async () => {
       closed = true;
       await draining;
