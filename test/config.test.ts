@@ -5,13 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError, ConfigSchema, loadConfig, parseConfig } from '../src/config.ts';
+import { defer } from './helpers/cleanup.ts';
 
 const DEFAULTS = ConfigSchema.parse({});
 const TEMPLATE = new URL('../templates/supervisor.toml', import.meta.url);
 
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'config-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 

@@ -11,13 +11,14 @@ import { decodeComposeText } from '../../src/app/parse.ts';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import { startSimHost } from '../../src/sim/host.ts';
 import { MANIFEST_FIELDS } from './helpers.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
 
 test('20 fixtures: our compose hash == the simulated VMM GetComposeHash (protobuf and JSON); fields as docs/dstack.md §3', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'hash-sim-'));
   const sim = await startSimHost({ dir });
-  t.after(async () => {
+  defer(t, async () => {
     await sim.stop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -25,7 +26,7 @@ test('20 fixtures: our compose hash == the simulated VMM GetComposeHash (protobu
   assert.equal(files.length, 20);
   for (const mode of ['protobuf', 'json'] as const) {
     const client = createVmmClient({ url: sim.vmmUrl, mode });
-    t.after(() => client.close());
+    defer(t, () => client.close());
     for (const f of files) {
       const file = join(FIXTURES, f);
       const text = decodeComposeText(file, await readFile(file));

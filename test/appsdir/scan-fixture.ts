@@ -4,6 +4,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createScanner, type ScanEntry, type ScanOptions, type ScanResult, type Scanner } from '../../src/appsdir/scan.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 export type Listing = Extract<ScanResult, { kind: 'listing' }>;
 
@@ -25,7 +26,7 @@ export async function makeFixture(
   options: Partial<Omit<ScanOptions, 'dir' | 'now'>> = {},
 ): Promise<Fixture> {
   const root = await mkdtemp(join(tmpdir(), 'appsdir-'));
-  t.after(() => rm(root, { recursive: true, force: true }));
+  defer(t, () => rm(root, { recursive: true, force: true }));
   const dir = join(root, 'apps.d');
   await mkdir(dir, { mode: 0o755 });
   const clock = { t: 1_000_000 };

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { openAllowlist, type AllowlistWritten } from '../../src/auth/allowlist.ts';
 import { acquireLock, lockPathFor } from '../../src/auth/lock.ts';
 import { waitForBlockedWaiter } from './proc-locks.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const INITIAL = `{
   "gatewayAppId": "",
@@ -21,7 +22,7 @@ type Ctx = { after: (fn: () => unknown) => void };
 
 async function setup(t: Ctx, text = INITIAL): Promise<{ dir: string; path: string; writes: AllowlistWritten[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'auth-allowlist-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'auth-config.json');
   await writeFile(path, text);
   return { dir, path, writes: [] };
@@ -34,7 +35,7 @@ function hex(n: number, width: number): string {
 test('N edits made in the same tick coalesce into one write', async (t) => {
   const { path, writes } = await setup(t);
   const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e) });
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   const inodeBefore = (await stat(path)).ino;
 
   await Promise.all(Array.from({ length: 50 }, (_, i) => allowlist.addHash(hex(i, 40), hex(i, 64))));
@@ -49,7 +50,7 @@ test('N edits made in the same tick coalesce into one write', async (t) => {
 test('edits arriving while a write waits for the lock form exactly one next batch', async (t) => {
   const { path, writes } = await setup(t);
   const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e) });
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   const blocker = await acquireLock(lockPathFor(path));
 
   const first = allowlist.addHash('a1', 'b1');
@@ -67,7 +68,7 @@ test('edits arriving while a write waits for the lock form exactly one next batc
 test('an edit that changes nothing does not rewrite the file', async (t) => {
   const { path, writes } = await setup(t);
   const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e) });
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   await allowlist.addHash('0xF00D', 'BEEF');
   await allowlist.removeHash('f00d', 'dead');
   await allowlist.removeApp('abcd');
@@ -78,9 +79,9 @@ test('an edit that changes nothing does not rewrite the file', async (t) => {
 test('an edit that changes nothing settles without the lock, even while another process holds it', async (t) => {
   const { path, writes } = await setup(t);
   const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e), lock: { timeoutMs: 200 } });
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   const blocker = await acquireLock(lockPathFor(path));
-  t.after(() => blocker.release());
+  defer(t, () => blocker.release());
   await allowlist.addHash('f00d', 'beef');
   await allowlist.setHashes('f00d', ['beef']);
   await assert.rejects(allowlist.addHash('f00d', 'cafe'), { code: 'AUTH_LOCK_TIMEOUT' });
@@ -90,7 +91,7 @@ test('an edit that changes nothing settles without the lock, even while another 
 test('a change whose write fails is not remembered: the next read sees the file as it is', async (t) => {
   const { path, writes } = await setup(t);
   const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e), lock: { timeoutMs: 200 } });
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   const blocker = await acquireLock(lockPathFor(path));
   await assert.rejects(allowlist.addHash('f00d', 'cafe'), { code: 'AUTH_LOCK_TIMEOUT' });
   await blocker.release();
@@ -103,7 +104,7 @@ test('a change whose write fails is not remembered: the next read sees the file 
 test('an edit made by another writer is seen at once, though the parse is cached', async (t) => {
   const { path } = await setup(t);
   const allowlist = openAllowlist(path);
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   assert.deepEqual((await allowlist.read()).apps['f00d']?.composeHashes, ['beef']);
   const other = openAllowlist(path);
   await other.addHash('f00d', 'cafe');
@@ -114,7 +115,7 @@ test('an edit made by another writer is seen at once, though the parse is cached
 test('foreign keys and apps survive add, remove and removeApp', async (t) => {
   const { path } = await setup(t);
   const allowlist = openAllowlist(path);
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   await allowlist.addHash('0xABCD', '0x12');
   await allowlist.addHash('abcd', '34');
   await allowlist.removeHash('abcd', '12');
@@ -138,7 +139,7 @@ test('mode and owner of the file are kept; no temp file is left behind', async (
   const owner = process.getuid?.() === 0 ? { uid: 4242, gid: 4343 } : { uid: (await stat(path)).uid, gid: (await stat(path)).gid };
   await chown(path, owner.uid, owner.gid);
   const allowlist = openAllowlist(path);
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   await allowlist.addHash('ab', 'cd');
   const after = await stat(path);
   assert.equal(after.mode & 0o7777, 0o660);
@@ -155,7 +156,7 @@ test('a symlinked allowlist stays a symlink; the file it points to is replaced',
   await rm(path);
   await symlink(real, path);
   const allowlist = openAllowlist(path);
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   await allowlist.addHash('ab', 'cd');
   assert.ok((await lstat(path)).isSymbolicLink());
   assert.deepEqual(JSON.parse(await readFile(real, 'utf8')).apps.ab.composeHashes, ['cd']);
@@ -165,7 +166,7 @@ test('a missing file is AUTH_MISSING and is not created', async (t) => {
   const { path } = await setup(t);
   await rm(path);
   const allowlist = openAllowlist(path);
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   for (const attempt of [() => allowlist.addHash('ab', 'cd'), () => allowlist.read()]) {
     await assert.rejects(attempt(), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'AUTH_MISSING');
@@ -181,7 +182,7 @@ test('an invalid file is AUTH_INVALID for every edit of the batch and is left by
   const broken = '{ "apps": { "ab": { "composeHashes": "cd" } }, "extra": 1 }';
   const { path } = await setup(t, broken);
   const allowlist = openAllowlist(path);
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   const results = await Promise.allSettled([allowlist.addHash('ab', 'ef'), allowlist.removeApp('ab')]);
   for (const result of results) {
     assert.equal(result.status, 'rejected');
@@ -206,7 +207,7 @@ test('non-hex ids are AUTH_BAD_HEX before any I/O; edits after close are AUTH_CL
 test('setHashes leaves exactly the given hashes and keeps the rest of the entry', async (t) => {
   const { path } = await setup(t);
   const allowlist = openAllowlist(path);
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   await allowlist.addHash('f00d', 'cafe');
   await allowlist.setHashes('0xF00D', ['CAFE']);
   const after = JSON.parse(await readFile(path, 'utf8'));
@@ -226,7 +227,7 @@ test('a same-size change that keeps inode, size and mtime is seen when it is rec
   const tick = new Date();
   await utimes(path, tick, tick);
   const allowlist = openAllowlist(path);
-  t.after(() => allowlist.close());
+  defer(t, () => allowlist.close());
   assert.deepEqual(await allowlist.hashesOf('f00d'), ['beef']);
   const before = await stat(path, { bigint: true });
   await writeFile(path, INITIAL.replace('"beef"', '"cafe"'));

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { defer } from '../helpers/cleanup.ts';
 
 const HERE = import.meta.dirname;
 const PER_WRITER = 200;
@@ -52,16 +53,16 @@ function lastJsonLine(text: string): Record<string, unknown> {
 
 test('two writers x 200 apps with a reader x 10 000: nothing lost, every read valid', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'auth-concurrency-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'auth-config.json');
   await writeFile(path, `${JSON.stringify(INITIAL, null, 2)}\n`);
 
   const writers = ['a', 'b'].map((prefix) => run('register-many.ts', [path, prefix, String(PER_WRITER)]));
-  t.after(() => writers.forEach((w) => w.child.kill()));
+  defer(t, () => writers.forEach((w) => w.child.kill()));
   // Start reading once both writers are mid-fight, so the reads overlap the writes.
   await Promise.all(writers.map((w) => w.printed('registering')));
   const reader = run('read-many.ts', [path, '10000']);
-  t.after(() => reader.child.kill());
+  defer(t, () => reader.child.kill());
 
   const [readReport, ...writerOutputs] = await Promise.all([reader.output, ...writers.map((w) => w.output)]);
   const reads = lastJsonLine(readReport);

@@ -8,13 +8,14 @@ import { join } from 'node:path';
 import { acquireLock, lockPathFor } from '../../src/auth/lock.ts';
 import { AuthError } from '../../src/auth/errors.ts';
 import { waitForBlockedWaiter } from './proc-locks.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 // Prints "held" once flock has run it (so the lock is held) and exits when stdin closes.
 const HOLDER = "process.stdout.write('held\\n'); process.stdin.resume(); process.stdin.on('end', () => process.exit(0));";
 
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'auth-lock-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -46,7 +47,7 @@ test('lockPathFor appends .lock like upstream fsutil sibling()', () => {
 test('waits while an independent flock process holds the lock, then holds it itself', async (t) => {
   const lockPath = join(await tempDir(t), 'auth-config.json.lock');
   const holder = spawnFlockHolder(lockPath);
-  t.after(() => holder.kill());
+  defer(t, () => holder.kill());
   await waitForLine(holder, 'held');
 
   let acquired = false;
@@ -70,7 +71,7 @@ test('an independent flock process waits while we hold the lock', async (t) => {
   const lockPath = join(await tempDir(t), 'auth-config.json.lock');
   const lock = await acquireLock(lockPath);
   const other = spawnFlockHolder(lockPath);
-  t.after(() => other.kill());
+  defer(t, () => other.kill());
   let otherHeld = false;
   const otherHolding = waitForLine(other, 'held').then(() => (otherHeld = true));
 
@@ -86,14 +87,14 @@ test('an independent flock process waits while we hold the lock', async (t) => {
 test('creates the lock file with mode 0600', async (t) => {
   const lockPath = join(await tempDir(t), 'x.lock');
   const lock = await acquireLock(lockPath);
-  t.after(() => lock.release());
+  defer(t, () => lock.release());
   assert.equal((await stat(lockPath)).mode & 0o777, 0o600);
 });
 
 test('gives up with AUTH_LOCK_TIMEOUT when the holder does not let go', async (t) => {
   const lockPath = join(await tempDir(t), 'x.lock');
   const lock = await acquireLock(lockPath);
-  t.after(() => lock.release());
+  defer(t, () => lock.release());
   await assert.rejects(acquireLock(lockPath, { timeoutMs: 100 }), (err: unknown) => {
     assert.ok(err instanceof AuthError);
     assert.equal(err.code, 'AUTH_LOCK_TIMEOUT');

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { recordInitStep } from '../../src/init/journal.ts';
 import { manyKeysYaml, mergeAmplifiedYaml } from '../helpers/hostile-yaml.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
@@ -35,7 +36,7 @@ type TestContext = { after: (fn: () => Promise<void>) => void };
 // A temp dir holding supervisor.toml (`toml`) and a compose file `name` (a fixture's copy, or `text`).
 async function setUp(t: TestContext, name: string, content: Content): Promise<Setup> {
   const dir = await mkdtemp(join(tmpdir(), 'hash-cli-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   const config = join(dir, 'supervisor.toml');
   await writeFile(config, content.toml ?? '');
   const file = join(dir, name);

@@ -8,10 +8,11 @@ import { createLogger } from '../../src/log/logger.ts';
 import { createRepeatSummariser } from '../../src/log/repeat.ts';
 import { readAllStatuses, removeAppStatus, statusDir, writeAppStatus } from '../../src/status/store.ts';
 import { collectLines } from '../log/collect.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 async function stage(t: { after: (fn: () => Promise<void>) => void }) {
   const dir = await mkdtemp(join(tmpdir(), 'reporter-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   const collected = collectLines();
   const log = createLogger({ level: 'debug', stream: collected.stream });
   const summaries: string[] = [];

@@ -16,6 +16,7 @@ import type { AppStatus, SupervisorStatus } from '../../src/status/schema.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
 import { collectLines, type LogLine } from '../log/collect.ts';
 import { freePort } from '../sim/fixtures.ts';
+import { defer } from './cleanup.ts';
 
 export { freePort };
 
@@ -114,11 +115,9 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
   const sim = await startSimHost({ dir: join(dir, 'sim'), authConfigPath: authPath, bootDelayMs: 20, removeDelayMs: 20, shutdownDelayMs: 10, kmsUrls: ['https://10.0.2.2:12001'], kmsUrl: 'https://10.0.2.2:12001', ...options.sim });
   // Registered before anything else can throw, so a failed setup never leaves a server running.
   let running: Supervisor | undefined;
-  t.after(async () => {
-    await running?.stop();
-    await sim.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  defer(t, () => rm(dir, { recursive: true, force: true }));
+  defer(t, () => sim.stop());
+  defer(t, () => running?.stop());
   const config = ConfigSchema.parse({
     apps_dir: appsDir,
     gateway_dir: join(dir, 'gateway.d'),

@@ -17,6 +17,7 @@ import { DEFAULT_SIM_IMAGE } from '../../src/sim/vmm-config.ts';
 import { collectLines, type LogLine } from '../log/collect.ts';
 import { composeOf, composeText, freePort, startHarness, waitUntil } from '../helpers/harness.ts';
 import { dropName, identityOf, loadCases, materialize, type HostileCase } from './cases.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const UID = process.getuid?.() ?? 0;
 
@@ -93,7 +94,7 @@ test('hostile inputs: the corpus holds at least 60 cases of every kind the contr
 
 test('hostile inputs: each yields its expected error code and operator-facing words', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'dstack-hostile-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   const appsDir = join(dir, 'apps.d');
   await mkdir(appsDir, { mode: 0o755 });
   const cases = await loadCases();

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { composeText, freePort, startHarness, waitUntil } from '../helpers/harness.ts';
 import { manyKeysYaml, mergeAmplifiedYaml } from '../helpers/hostile-yaml.ts';
 import { openStage } from '../soak/stage.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 // CPU time (user + system, ms) process `pid` has used: fields 14 and 15 of /proc/PID/stat, in
 // clock ticks of 10 ms.
@@ -39,7 +40,7 @@ test('files costly to parse, dropped with another app, are invalid by name and t
 test('SIGTERM while files costly to parse are decided stops the supervisor within its stop grace', { timeout: 90_000 }, async (t) => {
   // The supervisor as systemd runs it: `run` in a child process, so its event loop is its own.
   const stage = await openStage({ apps: { settle_ms: 200 }, prefix: 'dstack-parse-sigterm-' });
-  t.after(() => stage.close());
+  defer(t, () => stage.close());
   const child = stage.spawn();
   let exit: number | null | undefined;
   void child.exited.then((code) => (exit = code));

@@ -13,6 +13,7 @@ import { writeAppStatus } from '../../src/status/store.ts';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import { appCompose } from '../sim/fixtures.ts';
 import { startInitStage, type Stage } from './stage.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
 
@@ -106,7 +107,7 @@ test('with dstack-vmm unreachable, destroy refuses to forget app CVMs it cannot 
   await stage.init();
   await deployApp(stage, 'shop');
   const down = createVmmClient({ url: `unix:${join(stage.root, 'no-vmm.sock')}` });
-  t.after(() => down.close());
+  defer(t, () => down.close());
   const err = await destroyHost({ config: stage.config, systemd: stage.systemd, vmm: down, log: createLogger({ level: 'error' }) }, { purge: false }).then(
     () => assert.fail('destroy passed without a VMM'),
     (e: unknown) => e as { code: string; message: string },

@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { InitSectionSchema, type InitSection } from '../../src/init/config-schema.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 // A fresh directory removed when the test ends.
 export async function tempDir(t: TestContext, prefix = 'dstack-init-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -47,7 +48,7 @@ export async function serveHttp(t: TestContext, handler: RequestListener): Promi
   const server = createServer(handler);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  t.after(() => {
+  defer(t, () => {
     server.closeAllConnections();
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });

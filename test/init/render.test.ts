@@ -10,6 +10,7 @@ import { InitError } from '../../src/init/errors.ts';
 import { openAllowlist } from '../../src/auth/allowlist.ts';
 import { startAuthWebhook } from '../../src/sim/auth-webhook.ts';
 import { initIn, snapshotTree, tempDir } from './helpers.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const PIN = 'a'.repeat(64);
 const NEW_PIN = 'b'.repeat(64);
@@ -186,7 +187,7 @@ test('the rendered auth-config.json, fed to the simulated webhook, allows a regi
   await allowlist.addHash(appId, hash);
   await allowlist.close();
   const webhook = await startAuthWebhook({ configPath: inputs.authConfigPath });
-  t.after(() => webhook.close());
+  defer(t, () => webhook.close());
 
   const boot = async (body: Record<string, unknown>): Promise<{ isAllowed: boolean; reason: string }> => {
     const base = { mrAggregated: '', osImageHash: PIN, appId, composeHash: hash, instanceId: '1', deviceId: '', tcbStatus: 'OutOfDate', advisoryIds: [] };

@@ -19,6 +19,7 @@ import { collectLines, type LogLine } from '../log/collect.ts';
 import { freePort } from '../sim/fixtures.ts';
 import { startFakeHost } from '../systemd/fixture.ts';
 import { initIn, tempDir } from './helpers.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 export type StageOptions = {
   sysroot?: SysrootFeatures;
@@ -66,7 +67,7 @@ export async function startInitStage(t: TestContext, options: StageOptions = {})
     kmsBootstrapDelayMs: 30,
     ...options.sim,
   });
-  t.after(() => sim.stop());
+  defer(t, () => sim.stop());
   const config = ConfigSchema.parse({
     apps_dir: join(root, 'apps.d'),
     state_dir: join(root, 'state'),
@@ -82,10 +83,10 @@ export async function startInitStage(t: TestContext, options: StageOptions = {})
   } else {
     model = new FakeSystemd(units);
     systemd = createSimSystemd(model, { timeoutMs: 5_000 });
-    t.after(() => model.shutdown());
+    defer(t, () => model.shutdown());
   }
   const vmm = createVmmClient({ url: sim.vmmUrl, mode: 'json' });
-  t.after(() => vmm.close());
+  defer(t, () => vmm.close());
   const collected = collectLines();
   const log = createLogger({ level: 'info', stream: collected.stream });
   const statuses: string[] = [];

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { connect, createServer } from 'node:tls';
 import { ensureTlsCerts, hostNames, tlsPaths, type TlsDeps } from '../../src/init/tls.ts';
 import { snapshotTree, tempDir } from './helpers.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const DAY = 86_400_000;
 const NOW = Date.parse('2026-11-25T12:00:00Z');
@@ -57,7 +58,7 @@ test('a real TLS handshake succeeds for a client that trusts only the CA', async
   const server = createServer({ key: await readFile(paths.key), cert: await readFile(paths.cert) }, (socket) => socket.end('hello over tls\n'));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  defer(t, () => new Promise<void>((resolve) => server.close(() => resolve())));
   const port = (server.address() as AddressInfo).port;
   const ca = await readFile(paths.caCert);
 

@@ -8,16 +8,17 @@ import { createLogger } from '../../src/log/logger.ts';
 import { createNotifier, NOTIFY_FAILED } from '../../src/notify/notifier.ts';
 import { collectLines } from '../log/collect.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 async function socketPath(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'notify-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   return join(dir, 'notify.sock');
 }
 
 async function receiverAt(t: TestContext, address: string): Promise<Receiver> {
   const receiver = await startReceiver(address);
-  t.after(() => receiver.close());
+  defer(t, () => receiver.close());
   return receiver;
 }
 

@@ -9,6 +9,7 @@ import { startWatchdog, watchdogIntervalMs } from '../../src/notify/watchdog.ts'
 import { collectLines } from '../log/collect.ts';
 import { startReceiver } from './receiver.ts';
 import { createManualClock } from '../helpers/manual-clock.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 test('the interval is half of WATCHDOG_USEC, and only for our own PID', () => {
   const table: Array<[Record<string, string>, number | null]> = [
@@ -24,10 +25,10 @@ test('the interval is half of WATCHDOG_USEC, and only for our own PID', () => {
 
 test('WATCHDOG=1 reaches a real socket at every tick of the injected timer, until stopped', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'watchdog-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   const address = join(dir, 'notify.sock');
   const receiver = await startReceiver(address);
-  t.after(() => receiver.close());
+  defer(t, () => receiver.close());
   const env = { NOTIFY_SOCKET: address, WATCHDOG_USEC: '2000000', WATCHDOG_PID: String(process.pid) };
   const real = createNotifier({ env, log: createLogger({ level: 'debug', stream: collectLines().stream }) });
   let pings = 0;

@@ -15,6 +15,7 @@ import { readNodeFlags } from '../../src/node-flags.ts';
 import { buildDeb, whyNotRunnable } from './build.ts';
 import { bootContainer, listTree, waitFor, type Container } from './container.ts';
 import { copyRootfs, ensureRootfs } from './rootfs.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const BUILD_TOOLS = { 'dpkg-deb': 'dpkg', strip: 'binutils' };
 const notRunNspawn = await whyNotRunnable({ ...BUILD_TOOLS, debootstrap: 'debootstrap', 'systemd-nspawn': 'systemd-container', nsenter: 'util-linux' });
@@ -129,7 +130,7 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   const deb = await packageDeb();
   const dir = await mkdtemp(join(tmpdir(), 'dstack-nspawn-'));
   let container: Container | undefined;
-  t.after(async () => {
+  defer(t, async () => {
     await container?.stop();
     await rm(dir, { recursive: true, force: true });
   });

@@ -15,6 +15,7 @@ import { seedSimAuthConfig } from '../../src/sim/seed.ts';
 import { buildAppSpec } from '../../src/app/spec.ts';
 import { composeText, freePorts, waitUntil } from '../helpers/harness.ts';
 import { prng } from '../soak/ops.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 
@@ -35,14 +36,14 @@ test('rule 18: SIGKILL at 50 random instants leaves one VM per file, no orphans,
   const seed = Number(process.env.CRASH_SEED ?? 18);
   const random = prng(seed);
   const dir = await mkdtemp(join(tmpdir(), 'dstack-crash-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   const appsDir = join(dir, 'apps.d');
   await mkdir(appsDir, { mode: 0o755 });
   await mkdir(join(dir, 'sim'));
   const authPath = join(dir, 'auth-config.json');
   await seedSimAuthConfig(authPath);
   const sim = await startSimHost({ dir: join(dir, 'sim'), authConfigPath: authPath, bootDelayMs: 40, removeDelayMs: 40, shutdownDelayMs: 20, kmsUrls: ['https://10.0.2.2:12001'] });
-  t.after(() => sim.stop());
+  defer(t, () => sim.stop());
   sim.faults.setLatency(15);
   const configPath = join(dir, 'supervisor.toml');
   await writeFile(
@@ -87,7 +88,7 @@ test('rule 18: SIGKILL at 50 random instants leaves one VM per file, no orphans,
     await mutate();
     const { child, exited, operating } = startChild(configPath);
     // A round that times out must not leave its child running: it kept the test process alive.
-    t.after(() => child.kill('SIGKILL'));
+    defer(t, () => child.kill('SIGKILL'));
     // Every change starts an operation (new content or a delete); kill at a random instant in it.
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -105,7 +106,7 @@ test('rule 18: SIGKILL at 50 random instants leaves one VM per file, no orphans,
   const { child, exited } = startChild(configPath);
   let lastOutput = '';
   child.stdout?.on('data', (c: Buffer) => (lastOutput = (lastOutput + c.toString()).slice(-6000)));
-  t.after(() => {
+  defer(t, () => {
     child.kill('SIGKILL');
     return exited;
   });

@@ -6,6 +6,7 @@ import { rename, rm, appendFile } from 'node:fs/promises';
 import { startAuthReader } from '../soak/auth-reader.ts';
 import { join } from 'node:path';
 import { startHarness, composeOf, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const bootedNames = (h: Harness) =>
   h.sim.state.list().filter((v) => v.status === 'running' && v.boot_progress === 'done').map((v) => v.name).sort();
@@ -164,7 +165,7 @@ test('rule 18: an upgrade that fails after UpdateVm, before the restart, still r
 test('rule 15: files that settle together register their hashes in one allowlist write, ahead of the N-at-a-time operations', async (t) => {
   const h = await startHarness(t, { apps: { concurrency: 2 } });
   const reader = startAuthReader(join(h.dir, 'auth-config.json'));
-  t.after(() => reader.close());
+  defer(t, () => reader.close());
   const ports = await freePorts(12);
   // Present at start-up, the files settle in the same scan (a batch landing while the supervisor
   // runs settles in a few scans, one per group of close ctimes; bench/burst.ts measures that).

@@ -7,13 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHarness, composeText, freePorts, waitUntil } from '../helpers/harness.ts';
 import { startReceiver } from '../notify/receiver.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 test('rule 21: READY=1 comes after the first scan and plan, with STATUS= counts; status files exist by then', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'notify-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   const socket = join(dir, 'notify.sock');
   const receiver = await startReceiver(socket);
-  t.after(() => receiver.close());
+  defer(t, () => receiver.close());
   const h = await startHarness(t, { env: { NOTIFY_SOCKET: socket } });
   const [port] = await freePorts(1);
   await h.put('web.yaml', composeText(port!));

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { startHarness, composeText, freePorts, waitUntil } from '../helpers/harness.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 test('rule 12: apps.d on another file system (a mount came or went) tears nothing down until it is back', async (t) => {
   const h = await startHarness(t, { apps: { resync_s: 0.5, delete_confirm_s: 0.2 } });
@@ -14,7 +15,7 @@ test('rule 12: apps.d on another file system (a mount came or went) tears nothin
   await h.until((vms) => vms.some((v) => v.name === 'x' && v.boot_progress === 'done'), 'x running');
   await execa('mount', ['-t', 'tmpfs', '-o', 'mode=0755', 'tmpfs', h.appsDir]);
   let mounted = true;
-  t.after(async () => {
+  defer(t, async () => {
     if (mounted) await execa('umount', [h.appsDir]);
   });
   h.supervisor().poke();

@@ -17,6 +17,7 @@ import { startHarness, composeText, composeOf, freePort, waitUntil, type Harness
 import { startWithApp, assertUntouched, statusOf, rescan } from '../helpers/rules.ts';
 import { appCompose } from '../sim/fixtures.ts';
 import { watchDir, type WatchDir } from '../../watchers/apps.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 // Replaces the content of app file `path` with `text`, the way one tool does.
 type Writer = { tool: string; write: (path: string, text: string) => Promise<void> };
@@ -406,7 +407,7 @@ describe('rule 11: the watcher heals itself', GROUP, () => {
       const { h, vm, port } = await startWithApp(t, { watchDir: limitedWatch });
       // The limit is reached: the live watch fails, and so does every re-arm until it is raised.
       exhausted.set(h.appsDir, code);
-      t.after(() => exhausted.delete(h.appsDir));
+      defer(t, () => exhausted.delete(h.appsDir));
       const error = Object.assign(new Error(`${code}: simulated inotify failure, watch '${h.appsDir}'`), { code });
       assert.equal(live.get(h.appsDir)?.emit('error', error), true, 'the apps.d watcher was live');
       await watcherIs(h, 'degraded');

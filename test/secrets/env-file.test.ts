@@ -6,13 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { envPathBeside, readEnvFile, type EnvFileOptions } from '../../src/secrets/env-file.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const OWNER: EnvFileOptions = { owner: process.getuid?.() ?? 0 };
 const SENTINEL = 'S3NT1NEL-hunter2-value';
 
 async function appsDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'secrets-env-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 

@@ -10,16 +10,17 @@ import { readEnvFile } from '../../src/secrets/env-file.ts';
 import { verifyEnvPubkey, type PubkeyTrust } from '../../src/secrets/pubkey.ts';
 import { startSimHost, type SimHost } from '../../src/sim/host.ts';
 import { createVmmClient, type VmmClient } from '../../src/vmm/client.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const APP_ID = '5a0b'.repeat(10);
 
 async function start(t: TestContext, mode: 'protobuf' | 'json' = 'protobuf'): Promise<{ dir: string; host: SimHost; client: VmmClient; trust: PubkeyTrust }> {
   const dir = await mkdtemp(join(tmpdir(), 'secrets-sim-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   const host = await startSimHost({ dir, kmsUrl: 'https://10.0.2.2:9201' });
-  t.after(() => host.stop());
+  defer(t, () => host.stop());
   const client = createVmmClient({ url: host.vmmUrl, mode });
-  t.after(() => client.close());
+  defer(t, () => client.close());
   return { dir, host, client, trust: { kmsPublicKeyHex: host.envKeys.kmsPublicKeyHex, now: () => Date.now() } };
 }
 

@@ -4,6 +4,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startAuthWebhook } from '../../src/sim/auth-webhook.ts';
 import { makeTempDir, writeJson } from './fixtures.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const OS = 'ab'.repeat(32);
 const APP = 'cd'.repeat(20);
@@ -23,7 +24,7 @@ async function startWebhook(t: TestContext) {
   const dir = await makeTempDir(t, 'webhook-');
   const configPath = join(dir, 'auth-config.json');
   const webhook = await startAuthWebhook({ configPath });
-  t.after(() => webhook.close());
+  defer(t, () => webhook.close());
   const post = async (path: string, body: unknown) => {
     const res = await fetch(`${webhook.url}${path}`, {
       method: 'POST',

@@ -2,11 +2,12 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import { appCompose, freePort, startTestHost } from './fixtures.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 async function setup(t: TestContext) {
   const host = await startTestHost(t, { kmsUrls: ['https://10.0.2.2:9201'] });
   const client = createVmmClient({ url: host.vmmUrl });
-  t.after(() => client.close());
+  defer(t, () => client.close());
   const create = async (name: string, extra: { stopped?: boolean; port?: number } = {}) =>
     (
       await client.createVm({
@@ -84,7 +85,7 @@ test('restartVmm: socket down meanwhile, every VM stops, started ones boot again
     ['down', 'stopped', ''],
   ]);
   const during = createVmmClient({ url: host.vmmUrl });
-  t.after(() => during.close());
+  defer(t, () => during.close());
   await assert.rejects(during.version(), { code: 'VMM_UNREACHABLE' });
   await restarted;
 

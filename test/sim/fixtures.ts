@@ -7,11 +7,12 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { startSimHost, type SimHost, type SimHostOptions } from '../../src/sim/host.ts';
 import { DEFAULT_SIM_IMAGE } from '../../src/sim/vmm-config.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 // A temp dir owned by the test.
 export async function makeTempDir(t: TestContext, prefix = 'sim-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -52,7 +53,7 @@ export async function writeJson(path: string, value: unknown): Promise<void> {
 export async function startTestHost(t: TestContext, options: Partial<SimHostOptions> = {}): Promise<SimHost> {
   const dir = options.dir ?? (await makeTempDir(t));
   const host = await startSimHost({ bootDelayMs: 20, removeDelayMs: 20, shutdownDelayMs: 10, ...options, dir });
-  t.after(() => host.stop());
+  defer(t, () => host.stop());
   return host;
 }
 

@@ -4,13 +4,14 @@ import { hashCompose } from '../../src/sim/vm-rules.ts';
 import type { SimHostOptions } from '../../src/sim/host.ts';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import { appCompose, authConfigFor, startTestHost, writeJson } from './fixtures.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const KMS_URLS = ['https://10.0.2.2:9201'];
 
 async function kmsHost(t: TestContext, options: Partial<SimHostOptions> = {}) {
   const host = await startTestHost(t, { kmsUrls: KMS_URLS, ...options });
   const client = createVmmClient({ url: host.vmmUrl, mode: 'json' });
-  t.after(() => client.close());
+  defer(t, () => client.close());
   const compose = appCompose('vault', { kms: true });
   const appId = hashCompose(compose).slice(0, 40);
   const deploy = async (composeFile = compose) =>

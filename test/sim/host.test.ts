@@ -6,6 +6,7 @@ import { hashCompose } from '../../src/sim/vm-rules.ts';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
 import { appCompose, startTestHost } from './fixtures.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const byId = (id: string) => (vms: VmInfo[]) => vms.find((vm) => vm.id === id);
 
@@ -15,7 +16,7 @@ for (const mode of ['protobuf', 'json'] as const) {
     const kms = { kmsUrl: 'https://10.0.2.2:9201', kmsUrls: ['https://10.0.2.2:9201'] };
     const host = await startTestHost(t, { token: 'tok', removeDelayMs: 300, ...kms });
     const client = createVmmClient({ url: host.vmmUrl, tokenFile: host.tokenFile, mode });
-    t.after(() => client.close());
+    defer(t, () => client.close());
 
     assert.deepEqual(await client.version(), { version: '0.5.11', rev: 'simulated' });
     assert.deepEqual((await client.listImages()).map((i) => i.name), ['dstack-0.5.11']);
@@ -72,7 +73,7 @@ test('the host creates dir/vmm.sock and a 0600 token file; stop() removes the so
   assert.equal(host.vmmUrl, `unix:${host.socketPath}`);
   assert.equal((await stat(host.tokenFile ?? '')).mode & 0o777, 0o600);
   const unauthenticated = createVmmClient({ url: host.vmmUrl });
-  t.after(() => unauthenticated.close());
+  defer(t, () => unauthenticated.close());
   await assert.rejects(unauthenticated.version(), { code: 'VMM_UNAUTHORIZED' });
   await host.stop();
   await assert.rejects(stat(host.socketPath), { code: 'ENOENT' });
@@ -81,6 +82,6 @@ test('the host creates dir/vmm.sock and a 0600 token file; stop() removes the so
 test('GetAppEnvEncryptPubKey without a top-level kms_url fails like dstackup renders it', async (t) => {
   const host = await startTestHost(t);
   const client = createVmmClient({ url: host.vmmUrl });
-  t.after(() => client.close());
+  defer(t, () => client.close());
   await assert.rejects(client.getAppEnvEncryptPubKey('ab'), { code: 'VMM_RPC', vmmMessage: 'KMS is not configured' });
 });

@@ -5,6 +5,7 @@ import { createKmsProber } from '../../src/init/kms-probe.ts';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import { createManualClock } from '../helpers/manual-clock.ts';
 import { appCompose, freePort, startTestHost } from './fixtures.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const KMS_COMPOSE = JSON.stringify({ manifest_version: 2, name: 'dstack-kms', runner: 'docker-compose', docker_compose_file: '', local_key_provider_enabled: true });
 
@@ -26,7 +27,7 @@ async function kmsStage(t: TestContext, kmsBootstrapDelayMs: number) {
   const host = await startTestHost(t, { clock, kmsBootstrapDelayMs });
   const client = createVmmClient({ url: host.vmmUrl, mode: 'json' });
   const prober = createKmsProber();
-  t.after(async () => {
+  defer(t, async () => {
     await client.close();
     await prober.close();
   });

@@ -5,11 +5,12 @@ import { createVmmClient } from '../../src/vmm/client.ts';
 import type { SimHostOptions } from '../../src/sim/host.ts';
 import { appCompose, freePort, startTestHost } from './fixtures.ts';
 import type { TestContext } from 'node:test';
+import { defer } from '../helpers/cleanup.ts';
 
 async function setup(t: TestContext, options: Partial<SimHostOptions> = {}) {
   const host = await startTestHost(t, options);
   const client = createVmmClient({ url: host.vmmUrl });
-  t.after(() => client.close());
+  defer(t, () => client.close());
   const create = async (name: string, ports: number[]) =>
     (
       await client.createVm({
@@ -82,7 +83,7 @@ test('a host port someone else holds makes the launch fail: the VM exits', async
   const { host, create } = await setup(t);
   const squatter = createServer();
   await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => squatter.close(() => resolve())));
+  defer(t, () => new Promise<void>((resolve) => squatter.close(() => resolve())));
   const address = squatter.address();
   assert.ok(typeof address === 'object' && address !== null);
   const id = await create('clash', [address.port]);

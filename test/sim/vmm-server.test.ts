@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'undici';
 import { decodeMessage, encodeMessage } from '../../src/vmm/codec.ts';
 import { startTestHost } from './fixtures.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const TOKEN = 'correct-horse';
 
@@ -10,7 +11,7 @@ const TOKEN = 'correct-horse';
 async function startRaw(t: TestContext, token?: string) {
   const host = await startTestHost(t, token === undefined ? {} : { token });
   const agent = new Agent({ connect: { socketPath: host.socketPath } });
-  t.after(() => agent.close());
+  defer(t, () => agent.close());
   const send = async (path: string, init: { method?: string; headers?: Record<string, string>; body?: Buffer | string } = {}) => {
     const res = await request(`http://localhost${path}`, { dispatcher: agent, method: 'POST', ...init });
     return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };

@@ -9,13 +9,14 @@ import { execa } from 'execa';
 import { writeAppStatus, writeSupervisorStatus } from '../../src/status/store.ts';
 import { countPhases } from '../../src/status/summary.ts';
 import { sampleStatus } from './sample.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/dstack-supervisor.mjs', import.meta.url));
 
 // A temp dir with a supervisor.toml whose state_dir is inside it.
 async function setup(t: TestContext): Promise<{ config: string; state: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'status-cli-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   const state = join(dir, 'state');
   const config = join(dir, 'supervisor.toml');
   await writeFile(config, `state_dir = ${JSON.stringify(state)}\n`);

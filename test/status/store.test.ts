@@ -16,10 +16,11 @@ import {
 import { countPhases } from '../../src/status/summary.ts';
 import type { AppStatus } from '../../src/status/schema.ts';
 import { sampleStatus } from './sample.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 async function stateDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'status-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 

@@ -7,13 +7,14 @@ import { Message, sessionBus } from '../../src/systemd/dbus.ts';
 import { SystemdError } from '../../src/systemd/errors.ts';
 import { connectSystemd } from '../../src/systemd/manager.ts';
 import { makeTestDir, startFakeHost } from './fixture.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const VMM = 'dstack-vmm.service';
 
 test('GetUnit on the wire answers org.freedesktop.systemd1.NoSuchUnit for an unloaded unit', async (t) => {
   const { bus, systemd } = await startFakeHost(t, { [VMM]: {} });
   const client = sessionBus({ busAddress: bus.address });
-  t.after(() => client.disconnect());
+  defer(t, () => client.disconnect());
   const getUnit = () =>
     client.call(new Message({ destination: 'org.freedesktop.systemd1', path: '/org/freedesktop/systemd1', interface: 'org.freedesktop.systemd1.Manager', member: 'GetUnit', signature: 's', body: [VMM] }));
 
@@ -33,12 +34,12 @@ test('connectSystemd honours DBUS_SYSTEM_BUS_ADDRESS when no address is given', 
   const { bus, model } = await startFakeHost(t, { [VMM]: {} });
   const saved = process.env['DBUS_SYSTEM_BUS_ADDRESS'];
   process.env['DBUS_SYSTEM_BUS_ADDRESS'] = bus.address;
-  t.after(() => {
+  defer(t, () => {
     if (saved === undefined) delete process.env['DBUS_SYSTEM_BUS_ADDRESS'];
     else process.env['DBUS_SYSTEM_BUS_ADDRESS'] = saved;
   });
   const systemd = await connectSystemd({ timeoutMs: 5_000 });
-  t.after(() => systemd.close());
+  defer(t, () => systemd.close());
   await systemd.startUnit(VMM);
   assert.equal(model.callsOf('StartUnit').length, 1);
 });

@@ -10,6 +10,7 @@ import { startPrivateBus } from '../../src/sim/systemd-private-bus.ts';
 import type { PrivateBus } from '../../src/sim/systemd-private-bus.ts';
 import { connectSystemd } from '../../src/systemd/manager.ts';
 import type { SystemdManager } from '../../src/systemd/types.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 // The three units init starts, in the order it starts them.
 export const HOST_UNITS = ['dstack-auth-simple.service', 'gramine-sealing-key-provider.service', 'dstack-vmm.service'];
@@ -17,7 +18,7 @@ export const HOST_UNITS = ['dstack-auth-simple.service', 'gramine-sealing-key-pr
 // A temp dir owned by the test and removed after it.
 export async function makeTestDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'dstack-systemd-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -32,7 +33,7 @@ export async function startFakeHost(
   const model = new FakeSystemd(units);
   const service = await exportFakeSystemd(model, bus.address);
   const systemd = await connectSystemd({ address: bus.address, timeoutMs, readJournal: async (unit) => model.journal(unit) });
-  t.after(async () => {
+  defer(t, async () => {
     await systemd.close();
     await service.stop();
     model.shutdown();

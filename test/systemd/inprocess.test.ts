@@ -6,10 +6,11 @@ import { FakeSystemd } from '../../src/sim/systemd-model.ts';
 import type { FakeUnitBehaviour } from '../../src/sim/systemd-model.ts';
 import { startUnitsInOrder } from '../../src/systemd/manager.ts';
 import { HOST_UNITS, recordTimeline } from './fixture.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const simulated = (t: TestContext, units: Record<string, FakeUnitBehaviour>) => {
   const model = new FakeSystemd(units);
-  t.after(() => model.shutdown());
+  defer(t, () => model.shutdown());
   return { model, systemd: createSimSystemd(model, { timeoutMs: 300 }) };
 };
 

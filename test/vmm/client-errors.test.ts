@@ -11,12 +11,13 @@ import type { VmmClientOptions } from '../../src/vmm/client.ts';
 import { VmmError } from '../../src/vmm/errors.ts';
 import { startFakeVmm } from './fake-vmm.ts';
 import type { FakeReply } from './fake-vmm.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 // A client against a fake that answers every call with `reply`.
 async function clientFor(t: TestContext, reply: FakeReply, options: Partial<VmmClientOptions> = {}) {
   const vmm = await startFakeVmm(t, () => reply);
   const client = createVmmClient({ url: vmm.url, ...options });
-  t.after(() => client.close());
+  defer(t, () => client.close());
   return { vmm, client };
 }
 
@@ -56,7 +57,7 @@ describe('400 from the VMM is VMM_RPC with its own message', () => {
 describe('401 is VMM_UNAUTHORIZED', () => {
   test('names the URL and the token file', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'vmm-token-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
+    defer(t, () => rm(dir, { recursive: true, force: true }));
     const tokenFile = join(dir, 'vmm-token');
     await writeFile(tokenFile, 'wrong', { mode: 0o600 });
     const { vmm, client } = await clientFor(t, { status: 401 }, { tokenFile });
@@ -88,10 +89,10 @@ test('a missing token file sends no token (a VMM with [auth] off)', async (t) =>
 describe('no VMM listening is VMM_UNREACHABLE', () => {
   test('missing unix socket', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'vmm-missing-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
+    defer(t, () => rm(dir, { recursive: true, force: true }));
     const url = `unix:${join(dir, 'vmm.sock')}`;
     const client = createVmmClient({ url });
-    t.after(() => client.close());
+    defer(t, () => client.close());
     const err = await rejectsWith(client.version(), 'VMM_UNREACHABLE');
     assert.ok(err.message.startsWith(`dstack-vmm is not reachable at ${url}`), err.message);
   });
@@ -103,7 +104,7 @@ describe('no VMM listening is VMM_UNREACHABLE', () => {
     assert.ok(address !== null && typeof address === 'object');
     await new Promise((resolve) => probe.close(resolve));
     const client = createVmmClient({ url: `tcp:127.0.0.1:${address.port}` });
-    t.after(() => client.close());
+    defer(t, () => client.close());
     await rejectsWith(client.version(), 'VMM_UNREACHABLE');
   });
 });

@@ -8,13 +8,14 @@ import { vmmMethods } from '../../src/vmm/codec.ts';
 import type { WireMode } from '../../src/vmm/codec.ts';
 import { startFakeVmm } from './fake-vmm.ts';
 import { samples } from './samples.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 for (const mode of ['protobuf', 'json'] as WireMode[]) {
   describe(`every RPC in ${mode} mode`, () => {
     test('requests carry the right method, encoding and fields; replies come back typed', async (t) => {
       const vmm = await startFakeVmm(t, (req) => ({ reply: samples[req.rpc].response }));
       const client = createVmmClient({ url: vmm.url, mode });
-      t.after(() => client.close());
+      defer(t, () => client.close());
       const s = samples;
       const id = s.StartVm.request.id as string;
 
@@ -53,7 +54,7 @@ for (const mode of ['protobuf', 'json'] as WireMode[]) {
     test('an empty body for an Empty reply is accepted', async (t) => {
       const vmm = await startFakeVmm(t, () => ({ status: 200, body: '' }));
       const client = createVmmClient({ url: vmm.url, mode });
-      t.after(() => client.close());
+      defer(t, () => client.close());
       await client.stopVm('x');
       await client.removeVm('x');
       assert.equal(vmm.seen.length, 2);
@@ -62,7 +63,7 @@ for (const mode of ['protobuf', 'json'] as WireMode[]) {
     test('a reply with fields missing gets proto3 defaults', async (t) => {
       const vmm = await startFakeVmm(t, () => ({ reply: { vms: [{ id: 'a' }] } }));
       const client = createVmmClient({ url: vmm.url, mode });
-      t.after(() => client.close());
+      defer(t, () => client.close());
       const status = await client.status();
       assert.deepEqual(status.vms[0]?.status, '');
       assert.equal(status.port_mapping_enabled, false);
@@ -76,7 +77,7 @@ describe('content type and auth', () => {
     const vmm = await startFakeVmm(t, () => ({ reply: {} }));
     const binary = createVmmClient({ url: vmm.url });
     const json = createVmmClient({ url: vmm.url, mode: 'json' });
-    t.after(() => Promise.all([binary.close(), json.close()]));
+    defer(t, () => Promise.all([binary.close(), json.close()]));
     await binary.version();
     await json.version();
     assert.deepEqual(
@@ -90,7 +91,7 @@ describe('content type and auth', () => {
     const tokenFile = join(vmm.dir, 'token');
     await writeFile(tokenFile, 'first-token\n', { mode: 0o600 });
     const client: VmmClient = createVmmClient({ url: vmm.url, tokenFile });
-    t.after(() => client.close());
+    defer(t, () => client.close());
     await client.version();
     await writeFile(tokenFile, '  second-token  ');
     await client.version();
@@ -106,7 +107,7 @@ describe('content type and auth', () => {
     await writeFile(tokenFile, '\n', { mode: 0o600 });
     const withEmpty = createVmmClient({ url: vmm.url, tokenFile });
     const without = createVmmClient({ url: vmm.url });
-    t.after(() => Promise.all([withEmpty.close(), without.close()]));
+    defer(t, () => Promise.all([withEmpty.close(), without.close()]));
     await withEmpty.version();
     await without.version();
     assert.deepEqual(vmm.seen.map((r) => r.headers.authorization), [undefined, undefined]);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { decodeMessage, encodeError, encodeMessage, isJsonMode, isVmmMethod, vmmMethods } from '../../src/vmm/codec.ts';
 import type { VmmMethod, WireMode, WireObject } from '../../src/vmm/codec.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 // One request as the fake saw it, already decoded.
 export type SeenRequest = {
@@ -59,7 +60,7 @@ export async function startFakeVmm(t: TestContext, answer: (req: SeenRequest) =>
     server.once('error', reject);
     server.listen(socketPath, resolve);
   });
-  t.after(async () => {
+  defer(t, async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
     await rm(dir, { recursive: true, force: true });

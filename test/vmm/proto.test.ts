@@ -6,10 +6,11 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { findProtoDir, loadVmmRoot } from '../../src/vmm/proto.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 async function tempTree(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'vmm-proto-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 

@@ -10,6 +10,7 @@ import { test, type TestContext } from 'node:test';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import { VmmError } from '../../src/vmm/errors.ts';
 import { startFakeVmm, type FakeVmm } from './fake-vmm.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 const TOKEN = 'tok-3c9a1f-do-not-leak';
 
@@ -18,7 +19,7 @@ async function setup(t: TestContext): Promise<{ vmm: FakeVmm; tokenFile: string;
   const vmm = await startFakeVmm(t, () => ({ reply: {} }));
   const tokenFile = join(vmm.dir, 'vmm-auth-token');
   const client = createVmmClient({ url: vmm.url, tokenFile });
-  t.after(() => client.close());
+  defer(t, () => client.close());
   return { vmm, tokenFile, version: () => client.version() };
 }
 
@@ -71,7 +72,7 @@ test('a FIFO as token file is refused at once; the call does not hang waiting fo
   execFileSync('mkfifo', ['-m', '600', tokenFile]);
   // Before the fix a blocking open() of the FIFO holds a thread-pool thread forever: open the
   // writing end once the test is over, so such a reader gets EOF and the process can exit.
-  t.after(async () => {
+  defer(t, async () => {
     const writer = await open(tokenFile, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined);
     await writer?.close();
   });

@@ -10,6 +10,7 @@ import { createBus, type Bus, type BusEventName, type BusEvents } from '../../sr
 import { systemClock, type Clock } from '../../src/clock.ts';
 import { watchAppsDir, watchDir, type AppsWatcher, type AppsWatcherOptions } from '../../watchers/apps.ts';
 import { createManualClock } from '../helpers/manual-clock.ts';
+import { defer } from '../helpers/cleanup.ts';
 
 // Each inotify watch the watcher started, and whether it has been closed.
 type Instance = { watch: FSWatcher; closed: boolean };
@@ -21,7 +22,7 @@ async function setup(
   options: { clock?: Clock; createDir?: boolean } & Partial<AppsWatcherOptions> = {},
 ): Promise<Setup> {
   const root = await mkdtemp(join(tmpdir(), 'watch-'));
-  t.after(() => rm(root, { recursive: true, force: true }));
+  defer(t, () => rm(root, { recursive: true, force: true }));
   const dir = join(root, 'apps.d');
   if (options.createDir !== false) await mkdir(dir);
   const bus = createBus();
@@ -46,7 +47,7 @@ async function setup(
       return instance.watch;
     },
   });
-  t.after(() => watcher.close());
+  defer(t, () => watcher.close());
   return { root, dir, bus, watcher, instances, events };
 }
 
@@ -268,7 +269,7 @@ test('close stops a live inotify watch: later changes ask for nothing', async (t
   assert.equal(s.instances[0]?.closed, true);
   // A second, independent watch shows when the kernel has delivered the event.
   const witness = watchDir(s.dir, () => undefined);
-  t.after(() => witness.close());
+  defer(t, () => witness.close());
   const delivered = watchSaw(witness, ['web.yml']);
   await writeFile(join(s.dir, 'web.yml'), 'services: {}\n');
   await delivered;
