@@ -1,6 +1,8 @@
 // The chaos soak: play a seeded op list against a real supervisor process on a simulated host,
 // check the invariants at every `check` op (check.ts), and on a failure shrink the op list to the
 // shortest one found that still fails the same way, for the report.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { freePorts } from '../helpers/harness.ts';
 import { readAllStatuses } from '../../src/status/store.ts';
 import { applyOp, type ApplyContext } from './apply.ts';
@@ -83,7 +85,12 @@ async function describeState(stage: Stage): Promise<string[]> {
     return `vm ${v.name} ${v.id} ${v.status} boot "${v.boot_progress}" ${v.boot_error} app ${v.app_id.slice(0, 12)} last event ${last?.event}: ${last?.body}`;
   });
   const statuses = (await readAllStatuses(stage.stateDir)).apps.map((a) => `status ${a.app} ${a.phase} vm ${a.vm_id} ${a.last_error ?? ''}`);
-  return ['(state)', ...vms, ...statuses];
+  const recordsDir = join(stage.stateDir, 'apps');
+  const records = await Promise.all(
+    (await readdir(recordsDir).catch(() => [] as string[])).map(async (f) => `record ${f} ${await readFile(join(recordsDir, f), 'utf8').catch((e: Error) => e.message)}`),
+  );
+  const allowlist = `allowlist ${await readFile(stage.authPath, 'utf8').catch((e: Error) => e.message)}`;
+  return ['(state)', ...vms, ...statuses, ...records, allowlist.replace(/\s+/g, ' ')];
 }
 
 // The supervisor process as systemd would keep it: restarted after it exits on its own.
