@@ -18,7 +18,9 @@ export type Plan =
   // A held app: make its allowlist entry list exactly `keep` (the hash its VM has, if any).
   | { action: 'prune'; keep: string[] }
   // A held app's VM went down, or never restarted into its manifest: (re)start it with that.
-  | { action: 'start-held' };
+  | { action: 'start-held' }
+  // A held app's file is back while a teardown cut short still has its VM: the delete is off.
+  | { action: 'call-off-teardown' };
 
 export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls' | 'env';
 
@@ -70,7 +72,7 @@ const unlaunched = (record: AppRecord | undefined, spec: DesiredSpec): boolean =
 
 // Decide the next step for one app from desired state, our record, and the VMM's truth.
 export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
-  if (desired.kind === 'hold') return planHeld(record, vm);
+  if (desired.kind === 'hold') return planHeld(desired.fileMissing === true, record, vm);
   if (desired.kind === 'gone') {
     if (!record) return { action: 'noop' };
     if (!vm) return { action: 'forget' };
@@ -99,9 +101,12 @@ export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmI
 // nothing down, but what it has stays sound: the allowlist lists only what its VM may boot (its
 // manifest's hash, and while an operation is open the applied one its guest may still run), so
 // hashes registered for deploys that never ran go; and its VM, if it went down, is started again.
-// A teardown still removing a VM is left alone.
-function planHeld(record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
-  if (!record || (vm && record.intent?.op === 'teardown')) return { action: 'noop' };
+// A teardown still removing a VM is left alone; one cut short before that (StopVm failed, or the
+// supervisor died) is called off once the file is back, and the VM kept like any other (found by
+// the soak: left as it was, the VM once crashed was never started again).
+function planHeld(fileMissing: boolean, record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
+  if (!record) return { action: 'noop' };
+  if (vm && record.intent?.op === 'teardown') return fileMissing || vm.status === 'removing' ? { action: 'noop' } : { action: 'call-off-teardown' };
   const keep = new Set<string>();
   if (vm?.configuration) keep.add(sha256(vm.configuration.compose_file));
   if (vm && record.intent && record.appliedHash) keep.add(record.appliedHash);

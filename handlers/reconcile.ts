@@ -136,6 +136,10 @@ async function step(
     case 'prune':
       await pruneHeld(record as AppRecord, plan.keep, deps);
       return { kind: 'done' };
+    case 'call-off-teardown':
+      // The next step keeps the VM sound as for any held app (its entry, a restart if it is down).
+      await deps.records.save({ ...(record as AppRecord), intent: undefined, phase: 'pending' });
+      return { kind: 'requeueAfter', ms: deps.timing.pollMs };
     case 'start-held':
       await repairEntry(record as AppRecord, deps);
       await startHeld(record as AppRecord, vm as VmInfo, deps);
@@ -204,6 +208,8 @@ function decisionOf(name: string, desired: Desired, record: AppRecord | undefine
       return { ...base, action: 'noop', from, to, reason: 'up to date' };
     case 'prune':
       return { ...base, action: 'noop', from, reason: 'the file is held: the allowlist keeps only the hash its VM has' };
+    case 'call-off-teardown':
+      return { ...base, action: 'noop', level: 'info', from, reason: `the file is back before VM ${vm?.id} was removed: the teardown is called off and the VM kept` };
     case 'start-held':
       return {
         ...base,

@@ -197,7 +197,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       const v = controller.desired(name);
       if (v === undefined) return { kind: 'gone' };
       if (v.kind === 'app') return { kind: 'app', spec: v.spec, renamedFrom: v.renamedFrom };
-      return v.kind === 'gone' ? v : { kind: 'hold' };
+      return v.kind === 'gone' ? v : { kind: 'hold', fileMissing: v.why === 'delete-pending' };
     },
     loadRecord: (name) => records.load(name),
     lastAppId: (name) => reporter.statuses().find((st) => st.app === name)?.app_id ?? undefined,

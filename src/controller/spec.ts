@@ -6,8 +6,9 @@ export type Desired =
   // A settled, valid file: this spec should run.
   | { kind: 'app'; spec: DesiredSpec; renamedFrom?: string }
   // The file exists but must not be acted on (invalid, unsettled, conflicting, refused, dir fault):
-  // whatever runs keeps running (docs/apps-dir.md rules 3, 5, 8, 12).
-  | { kind: 'hold' }
+  // whatever runs keeps running (docs/apps-dir.md rules 3, 5, 8, 12). `fileMissing`: it is gone and
+  // its delete not yet confirmed (rule 7).
+  | { kind: 'hold'; fileMissing?: boolean }
   // The file's deletion is confirmed (rule 7): tear down what we own.
   | { kind: 'gone'; renamedTo?: string };
 

@@ -105,6 +105,9 @@ const ROWS: Row[] = [
   ['held, guest exited', HOLD, SETTLED, EXITED, { action: 'start-held' }],
   ['held, upgrade cut short before StartVm returned', HOLD, { ...UNLAUNCHED, registeredHashes: [NEW_HASH, HASH] }, BOOTED_NEW, { action: 'start-held' }],
   ['held, teardown removing its VM', HOLD, TEARING_DOWN, REMOVING, { action: 'noop' }],
+  ['held, file back after a teardown cut short before RemoveVm', HOLD, TEARING_DOWN, BOOTED, { action: 'call-off-teardown' }],
+  ['held, file back after a teardown stopped the VM', HOLD, TEARING_DOWN, EXITED, { action: 'call-off-teardown' }],
+  ['file missing, delete not yet confirmed, teardown cut short', { kind: 'hold', fileMissing: true }, TEARING_DOWN, BOOTED, { action: 'noop' }],
 ];
 
 for (const [what, desired, record, vm, expected] of ROWS) {
