@@ -215,10 +215,6 @@ export function checkInvariants(expected: Expected, seen: Observed): { violation
     const listed = allowlist[vm.app_id]?.composeHashes;
     const runs = manifestHash(vm) ?? '';
     const held = apps.get(vm.name)?.kind === 'held';
-    // A held app's VM is `stopped` only by a teardown cut short before its file came back (a
-    // crashed one is `exited`, and started again): it boots nothing while held, and its entry is
-    // put back before it is next started (seed 8202).
-    if (!listed && held && vm.status === 'stopped') continue;
     if (!listed) violations.push(`allowlist-missing: VM ${vm.name} (app id ${vm.app_id}) has no allowlist entry`);
     else if (!held && (listed.length !== 1 || listed[0] !== runs)) violations.push(`allowlist-hashes: ${vm.name} lists ${listed.map(short).join(', ')}, runs ${short(runs)}`);
     else if (held && (!listed.includes(runs) || listed.some((h) => !hashesOf(history, vm.name).has(h)))) violations.push(`allowlist-hashes: held ${vm.name} lists ${listed.map(short).join(', ')}, runs ${short(runs)}`);
