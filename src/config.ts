@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { SupervisorError } from './errors.ts';
 import { InitSectionSchema } from './init/config-schema.ts';
 import { cleartextTokenHost } from './vmm/cleartext.ts';
-import { CVM_LIMITS, type SizeKey } from './app/limits.ts';
 import { DEFAULT_PRIVILEGED_PORTS, FIRST_UNPRIVILEGED_PORT } from './app/host-ports.ts';
+import { cvmSize, describeIssues, parseTomlText } from './toml-config.ts';
 
 // Where the service looks when neither --config nor DSTACK_SUPERVISOR_CONFIG names a file.
 export const DEFAULT_CONFIG_PATH = '/etc/dstack/supervisor.toml';
@@ -15,11 +14,6 @@ export const CONFIG_ENV = 'DSTACK_SUPERVISOR_CONFIG';
 
 const path = z.string().min(1, 'must not be empty');
 const seconds = z.number().int().positive();
-// A default CVM size in the VMM's unit, held to the ceiling an x-dstack override is held to.
-const size = (key: SizeKey) => {
-  const { max, unit } = CVM_LIMITS[key];
-  return z.number().int().positive().max(max, `must be at most ${max} ${unit}, the most a CVM can have`);
-};
 
 // `[vmm]`: how to reach dstack-vmm.
 const VmmSectionSchema = z
@@ -62,11 +56,11 @@ const AppsSectionSchema = z
   .object({
     // Empty: the guest image that init installed (the VMM's newest image).
     image: z.string().default(''),
-    vcpu: size('vcpu').default(2),
+    vcpu: cvmSize('vcpu').default(2),
     // MB
-    memory: size('memory').default(2048),
+    memory: cvmSize('memory').default(2048),
     // GB
-    disk: size('disk').default(20),
+    disk: cvmSize('disk').default(20),
     port_address: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' }).default('127.0.0.1'),
     // Host ports below 1024 apps may publish (e.g. [80, 443]); the others are the host's own.
     privileged_ports: z.array(z.number().int().min(1).max(FIRST_UNPRIVILEGED_PORT - 1, `must be below ${FIRST_UNPRIVILEGED_PORT} (higher ports need no entry)`)).default([...DEFAULT_PRIVILEGED_PORTS]),
@@ -141,35 +135,16 @@ export class ConfigError extends SupervisorError {
   }
 }
 
-// `[apps] settle_ms`, `apps_dir`, `[apps] kms_urls[0]`: the key as an operator finds it in the file.
-function formatKey(keyPath: readonly PropertyKey[]): string {
-  const [head, ...rest] = keyPath.map(String);
-  if (head === undefined) return '(top level)';
-  const tail = rest.map((k, i) => (/^\d+$/.test(k) ? `[${k}]` : `${i === 0 ? '' : '.'}${k}`)).join('');
-  if (head in SECTIONS) return tail === '' ? `[${head}]` : `[${head}] ${tail}`;
-  return `${head}${tail}`;
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string[] {
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => `${formatKey([...issue.path, k])}: unknown key; remove it (every valid key is in the shipped supervisor.toml)`);
-  }
-  return [`${formatKey(issue.path)}: ${issue.message}`];
-}
+const SECTION_NAMES: ReadonlySet<string> = new Set(Object.keys(SECTIONS));
+const UNKNOWN_KEY_FIX = 'remove it (every valid key is in the shipped supervisor.toml)';
 
 // Validate the text of supervisor.toml; `file` is only used to name it in errors.
 export function parseConfig(text: string, file: string): Config {
-  let raw: unknown;
-  try {
-    raw = parseToml(text);
-  } catch (err) {
-    if (!(err instanceof TomlError)) throw err;
-    const what = (err.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
-    throw new ConfigError('CONFIG_INVALID', `${file}:${err.line}:${err.column}`, [`not valid TOML: ${what}`], err);
-  }
-  const result = ConfigSchema.safeParse(raw);
+  const parsed = parseTomlText(text);
+  if (!parsed.ok) throw new ConfigError('CONFIG_INVALID', `${file}:${parsed.line}:${parsed.column}`, [parsed.problem], parsed.cause);
+  const result = ConfigSchema.safeParse(parsed.value);
   if (!result.success) {
-    throw new ConfigError('CONFIG_INVALID', file, result.error.issues.flatMap(describeIssue));
+    throw new ConfigError('CONFIG_INVALID', file, describeIssues(result.error.issues, SECTION_NAMES, UNKNOWN_KEY_FIX));
   }
   return result.data;
 }

@@ -9,7 +9,7 @@ import type { Source } from './source.ts';
 const KEYS = ['vcpu', 'memory', 'disk', 'image', 'kms', 'gateway', 'public_logs', 'public_sysinfo', 'ports'] as const;
 
 // The guest image is a directory name under the VMM's image path (docs/dstack.md §2.1).
-const IMAGE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+export const IMAGE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const size = z.union([z.number(), z.string()], { error: 'must be a number or a size like "2G"' });
 const flag = z.boolean({ error: 'must be true or false' });

@@ -39,6 +39,11 @@ export function describeFileType(st: BigIntStats): string {
   return 'not a regular file';
 }
 
+// How a message or a fix names the owner a file must have: `chown root FILE`, `chown 1000 FILE`.
+export function ownerName(uid: number): string {
+  return uid === 0 ? 'root' : String(uid);
+}
+
 // Read at most `limit` bytes from the start; null if the file holds more (it may have grown
 // since its fstat, or be a file whose fstat size says nothing, as in /proc).
 export async function readAtMost(handle: FileHandle, limit: number): Promise<Buffer | null> {

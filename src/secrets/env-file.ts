@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { openNoFollow, readAtMost, type GuardedOpen } from '../fsx/guarded-read.ts';
+import { openNoFollow, ownerName, readAtMost, type GuardedOpen } from '../fsx/guarded-read.ts';
 import { describeHardLink, isHardLinked } from '../fsx/hard-link.ts';
 import { parseDotenv, type EnvEntry } from './dotenv.ts';
 import { SecretsError } from './errors.ts';
@@ -28,10 +28,6 @@ export type EnvFile = { path: string; keys: string[]; values: EnvEntry[]; values
 
 function errno(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
-
-function ownerName(uid: number): string {
-  return uid === 0 ? 'root' : String(uid);
 }
 
 function permsError(path: string, owner: number, problem: string): SecretsError {

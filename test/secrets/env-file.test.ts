@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { envPathBeside, readEnvFile, type EnvFileOptions } from '../../src/secrets/env-file.ts';
 import { defer } from '../helpers/cleanup.ts';
+import { BAD_SECRET_MODES } from '../helpers/secret-modes.ts';
 
 const OWNER: EnvFileOptions = { owner: process.getuid?.() ?? 0 };
 const SENTINEL = 'S3NT1NEL-hunter2-value';
@@ -59,17 +60,7 @@ test('the values hash follows the values only: layout and order do not count, a 
   assert.notEqual(await hashOf('A="1\\nB=2"\n'), base);
 });
 
-// [what, mode]
-const BAD_MODES: ReadonlyArray<readonly [string, number]> = [
-  ['world-readable', 0o644],
-  ['group-readable', 0o640],
-  ['group-writable', 0o620],
-  ['executable', 0o700],
-  ['setuid', 0o4600],
-  ['write-only', 0o200],
-];
-
-for (const [what, mode] of BAD_MODES) {
+for (const [what, mode] of BAD_SECRET_MODES) {
   test(`a ${what} env file (mode ${mode.toString(8)}) is ENV_PERMS with the chmod/chown fix`, async (t) => {
     const dir = await appsDir(t);
     const compose = await writeEnv(dir, `A=${SENTINEL}\n`, mode);
