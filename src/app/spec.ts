@@ -42,6 +42,10 @@ export function hostPortPolicyOf(apps: Config['apps'], reserved: readonly Reserv
   return { privileged: apps.privileged_ports, reserved };
 }
 
+// Tier 2 as the host has it: absent when gateway.d has no gateway.toml; `apps` is its
+// `apps` key; `serving` once the gateway CVM runs with its certificate, so apps can switch to it.
+export type Tier2 = { apps: 'opt-in' | 'all'; serving: boolean };
+
 // One compose file to turn into a spec.
 export type AppSpecInput = {
   name: string;
@@ -52,6 +56,7 @@ export type AppSpecInput = {
   defaults: AppDefaults;
   // absent: supervisor.toml's default, with no port reserved
   hostPorts?: HostPortPolicy;
+  tier2?: Tier2;
 };
 
 // A deployable app. `manifest` is the exact string to send as compose_file; `composeHash` is its sha256.
@@ -66,7 +71,10 @@ export type AppSpec = {
   memory: number;
   disk: number;
   kms: boolean;
+  // gateway_enabled in the manifest: the app asks for the gateway and the gateway serves.
   gateway: boolean;
+  // The app asks for the gateway (x-dstack.gateway, or gateway.toml `apps = "all"`), served or not.
+  gatewayWanted: boolean;
   publicLogs: boolean;
   publicSysinfo: boolean;
   allowedEnvs: string[];
@@ -97,14 +105,19 @@ export function reviewAppSpec(input: AppSpecInput): AppReview {
   const derived = deriveComposePorts(parsed, compose.services, defaults.portAddress);
   const declared = overrides.ports ? parseXdstackPorts(parsed, overrides.ports, defaults.portAddress) : derived.declared;
   const ports = checkPortMappings(parsed, declared, input.hostPorts ?? DEFAULT_HOST_PORT_POLICY);
+  const gatewayWanted = overrides.gateway ?? input.tier2?.apps === 'all';
   const settings = {
     kms: overrides.kms ?? true,
-    gateway: overrides.gateway ?? false,
+    // A guest told to use a gateway that does not serve fails its boot or reports a boot error
+    // (docs/dstack.md, Gateway): the app runs on its direct ports until the gateway is up, then
+    // is upgraded in place.
+    gateway: gatewayWanted && input.tier2?.serving === true,
     publicLogs: overrides.public_logs ?? true,
     publicSysinfo: overrides.public_sysinfo ?? true,
   };
   const manifest = renderManifest({ name, composeText: text, allowedEnvs, ...settings });
-  const warnings = sortFindings([...compat.warnings.map(withoutPath), ...derived.warnings]);
+  const unserved = overrides.gateway === true && !settings.gateway ? [gatewayWarning(input.tier2)] : [];
+  const warnings = sortFindings([...compat.warnings.map(withoutPath), ...derived.warnings, ...unserved]);
   const spec: AppSpec = {
     name,
     file,
@@ -116,10 +129,19 @@ export function reviewAppSpec(input: AppSpecInput): AppReview {
     memory: overrides.memory ?? defaults.memory,
     disk: overrides.disk ?? defaults.disk,
     ...settings,
+    gatewayWanted,
     allowedEnvs,
     warnings,
   };
   return { spec, refusal: compat.refusals.length > 0 ? refusalError(parsed, compat.refusals, warnings) : undefined };
+}
+
+// Why an app that asks for the gateway runs on its direct ports for now.
+function gatewayWarning(tier2: Tier2 | undefined): AppWarning {
+  const message = tier2
+    ? 'the gateway is not serving yet; the app runs on its direct ports and is upgraded to the gateway once it is'
+    : 'no gateway is configured (gateway.d/gateway.toml); the app runs on its direct ports, and is upgraded to the gateway once one is configured and serving';
+  return { service: '', key: 'x-dstack.gateway', message };
 }
 
 // One error for all refusals, positioned at the first; the lists ride along for status output.

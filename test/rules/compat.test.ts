@@ -35,3 +35,19 @@ test('a refused file never reaches the VMM and the running app of that name keep
   assert.equal(now[0]!.id, vm!.id);
   assert.equal(now[0]!.status, 'running');
 });
+
+// Issue 14: today no gateway serves unless gateway.d says so. A file asking for it deploys on its
+// direct ports (gateway_enabled false, which a guest boots with) and says why, instead of a guest
+// told to register with a gateway that is not there (a failed boot, retried for good).
+test('x-dstack gateway: true with no gateway configured deploys on direct ports with a warning', async (t) => {
+  const h = await startHarness(t);
+  const [port] = await freePorts(1);
+  await h.put('shop.yaml', `${composeText(port!)}x-dstack:\n  gateway: true\n`);
+  await h.start();
+  const status = await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'shop' && s.phase === 'running'), 'shop running');
+  const vm = h.sim.state.list().find((v) => v.name === 'shop')!;
+  assert.equal(JSON.parse(vm.configuration!.compose_file).gateway_enabled, false);
+  assert.equal(vm.boot_error, '');
+  assert.deepEqual(vm.configuration!.ports.map((p) => p.host_port), [port]);
+  assert.ok(status.warnings.some((w) => /^x-dstack\.gateway: no gateway is configured/.test(w)), JSON.stringify(status.warnings));
+});
