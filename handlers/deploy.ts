@@ -18,6 +18,7 @@ export function vmConfigOf(spec: DesiredSpec, appId: string, encryptedEnv: strin
     ports: spec.ports,
     app_id: appId,
     kms_urls: spec.kmsUrls,
+    gateway_urls: spec.gatewayUrls,
   } as VmConfiguration;
 }
 

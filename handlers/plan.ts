@@ -22,7 +22,7 @@ export type Plan =
   // A held app's file is back while a teardown cut short still has its VM: the delete is off.
   | { action: 'call-off-teardown' };
 
-export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls' | 'env';
+export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls' | 'gateway_urls' | 'env';
 
 // The app id of a first deployment: the first 40 hex characters of its compose hash (docs/dstack.md §2.4).
 export const appIdOf = (composeHash: string) => composeHash.slice(0, 40);
@@ -45,6 +45,7 @@ export function diffVm(vm: VmInfo, spec: DesiredSpec): VmChange[] {
     changes.push('resources');
   }
   if (!sameSet(cfg.kms_urls, spec.kmsUrls)) changes.push('kms_urls');
+  if (!sameSet(cfg.gateway_urls, spec.gatewayUrls)) changes.push('gateway_urls');
   return changes;
 }
 

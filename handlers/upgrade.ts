@@ -31,6 +31,8 @@ export async function upgradeApp(
     ports: spec.ports,
     update_kms_urls: true,
     kms_urls: spec.kmsUrls,
+    update_gateway_urls: true,
+    gateway_urls: spec.gatewayUrls,
   });
   await stopVmGracefully(vm, deps);
   if (changes.includes('resources')) {

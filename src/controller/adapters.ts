@@ -12,7 +12,7 @@ import type { VmInfo } from '../vmm/messages.ts';
 import { readEnvFile } from '../secrets/env-file.ts';
 import type { StatusUpdate } from './reporter.ts';
 import type { DesiredSpec } from './spec.ts';
-import { buildAppSpec, appDefaultsOf, hostPortPolicyOf } from '../app/spec.ts';
+import { buildAppSpec, appDefaultsOf, hostPortPolicyOf, type Tier2 } from '../app/spec.ts';
 import type { ReservedPort } from '../app/host-ports.ts';
 import { decodeComposeText } from '../app/parse.ts';
 import { describeError, SupervisorError } from '../errors.ts';
@@ -52,7 +52,10 @@ export async function listApps(scanner: Scanner, dir: string, log: Logger, owner
 
 // What every spec is built with: supervisor.toml, the guest image, and the host ports the host's
 // own services hold (src/init/reserved-ports.ts; none when absent).
-export type SpecContext = { config: Config; image: string; reservedPorts?: readonly ReservedPort[] };
+// `tier2`: Tier 2 as it applies to one app now (absent: no gateway.toml), with the gateway_urls a
+// VM that uses the gateway is given.
+export type SpecContext = { config: Config; image: string; reservedPorts?: readonly ReservedPort[]; tier2?: (app: string) => AppTier2 | undefined };
+export type AppTier2 = Tier2 & { urls: string[] };
 
 // Build the spec of one settled file with the defaults of supervisor.toml; errors become an
 // invalid verdict (rule 8), never an exception out of the scan.
@@ -61,6 +64,7 @@ export function buildDesired(app: Extract<ListedApp, { kind: 'settled' }>, ctx: 
   try {
     const text = decodeComposeText(app.file, app.bytes);
     const envKeys = app.env?.entries.map((e) => e.key);
+    const tier2 = ctx.tier2?.(app.name);
     const spec = buildAppSpec({
       name: app.name,
       file: app.file,
@@ -68,9 +72,11 @@ export function buildDesired(app: Extract<ListedApp, { kind: 'settled' }>, ctx: 
       envKeys,
       defaults: { ...appDefaultsOf(ctx.config.apps), image: ctx.image },
       hostPorts: hostPortPolicyOf(ctx.config.apps, ctx.reservedPorts ?? []),
+      tier2,
     });
     const env = app.env ? { entries: app.env.entries, hash: app.env.hash } : undefined;
-    const desired: DesiredSpec = { ...spec, kmsUrls: ctx.config.apps.kms_urls, env };
+    const gatewayUrls = spec.gateway ? (tier2?.urls ?? []) : [];
+    const desired: DesiredSpec = { ...spec, kmsUrls: ctx.config.apps.kms_urls, gatewayUrls, env };
     return { ok: true, spec: desired, ports: spec.ports };
   } catch (err) {
     const code = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'APP_INVALID';
@@ -89,7 +95,7 @@ export function createSpecBuilder(ctx: SpecContext): {
   const envKey = (env: ListedEnv | undefined) => (env === undefined ? '' : env.ok ? `ok:${env.hash}` : `error:${env.code}:${env.reason}`);
   return {
     build(app) {
-      const key = `${app.file}\0${app.fileHash}\0${envKey(app.env)}`;
+      const key = `${app.file}\0${app.fileHash}\0${envKey(app.env)}\0${JSON.stringify(ctx.tier2?.(app.name) ?? null)}`;
       const last = built.get(app.name);
       if (last?.key === key) return last.result;
       const result = buildDesired(app, ctx);

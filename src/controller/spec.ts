@@ -15,9 +15,11 @@ export type Desired =
 // A built app spec (manifest, hash, ports, size, warnings) plus what the host adds to it.
 export type DesiredSpec = Pick<
   AppSpec,
-  'name' | 'file' | 'manifest' | 'composeHash' | 'ports' | 'image' | 'vcpu' | 'memory' | 'disk' | 'warnings'
+  'name' | 'file' | 'manifest' | 'composeHash' | 'ports' | 'image' | 'vcpu' | 'memory' | 'disk' | 'warnings' | 'gateway' | 'gatewayWanted'
 > & {
   kmsUrls: string[];
+  // The VM's own gateway_urls: where its guest registers, when the app uses the gateway; else [].
+  gatewayUrls: string[];
   // NAME.env beside the compose file: its values (sealed for the app at deploy time, never
   // stored) and a hash of them, to notice a value-only change.
   env?: { entries: EnvEntry[]; hash: string };

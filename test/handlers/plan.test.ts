@@ -18,12 +18,13 @@ const NEW_HASH = sha(NEW_MANIFEST);
 const APP_ID = HASH.slice(0, 40);
 const ENV = sha('API_KEY=abc');
 const NEW_ENV = sha('API_KEY=xyz');
+const GATEWAY_URL = 'https://10.0.2.2.nip.io:9202';
 const PORT = { protocol: 'tcp', host_address: '127.0.0.1', host_port: 8080, vm_port: 8080 };
 
 function specOf(manifest: string, env?: string): DesiredSpec {
   return {
     name: 'shop', file: 'shop.yaml', manifest, composeHash: sha(manifest), ports: [PORT], image: 'dstack-0.5.5',
-    vcpu: 2, memory: 2048, disk: 20, warnings: [], kmsUrls: ['https://10.0.2.2:9201'],
+    vcpu: 2, memory: 2048, disk: 20, warnings: [], kmsUrls: ['https://10.0.2.2:9201'], gateway: false, gatewayWanted: false, gatewayUrls: [],
     ...(env === undefined ? {} : { env: { entries: [], hash: env } }),
   };
 }
@@ -92,6 +93,9 @@ const ROWS: Row[] = [
   ['env file added to a settled app', app(MANIFEST, ENV), SETTLED, BOOTED, { action: 'upgrade', changes: ['env'] }],
   ['env file removed', app(), SETTLED_ENV, BOOTED, { action: 'upgrade', changes: ['env'] }],
   ['env and content changed', app(NEW_MANIFEST, NEW_ENV), SETTLED_ENV, BOOTED, { action: 'upgrade', changes: ['compose', 'env'] }],
+  // Tier 2: where a gateway app's guest registers is the VM's own gateway_urls (issue 14).
+  ['gateway URLs changed', { kind: 'app', spec: { ...specOf(MANIFEST), gatewayUrls: [GATEWAY_URL] } }, SETTLED, BOOTED, { action: 'upgrade', changes: ['gateway_urls'] }],
+  ['gateway URLs as the VM has them', { kind: 'app', spec: { ...specOf(MANIFEST), gatewayUrls: [GATEWAY_URL] } }, SETTLED, vmOf('running', 'done', { configuration: { ...BOOTED.configuration!, gateway_urls: [GATEWAY_URL] } }), { action: 'noop' }],
   // The file is deleted (confirmed).
   ['gone, never ours', GONE, undefined, BOOTED, { action: 'noop' }],
   ['gone, VM running', GONE, SETTLED, BOOTED, { action: 'teardown' }],
