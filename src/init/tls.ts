@@ -69,7 +69,7 @@ export async function ensureTlsCerts(dir: string, deps: TlsDeps = {}): Promise<T
   const serverGood =
     server !== undefined && server.cert.checkIssued(ca.cert) && server.cert.verify(ca.cert.publicKey) && fresh(server.cert, now, SERVER_RENEW_DAYS) && covers(server.cert, names);
   if (!serverGood) {
-    const issued = issueServer(names, ca, now);
+    const issued = issueServerCert(names, ca, now);
     await write(paths.key, issued.keyPem, 0o600);
     await write(paths.cert, issued.certPem, 0o644);
   }
@@ -115,7 +115,8 @@ function covers(cert: X509Certificate, names: HostNames): boolean {
   return names.dns.every((n) => cert.checkHost(n, { subject: 'never' }) !== undefined) && names.ips.every((ip) => cert.checkIP(ip) !== undefined);
 }
 
-type Issued = { certPem: string; keyPem: string };
+// A certificate and its private key, both PEM.
+export type Issued = { certPem: string; keyPem: string };
 
 function issueCa(hostname: string, now: number): Issued {
   const keys = newKeyPair();
@@ -133,7 +134,9 @@ function issueCa(hostname: string, now: number): Issued {
   return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.privatePem };
 }
 
-function issueServer(names: HostNames, ca: Pair, now: number): Issued {
+// A server certificate for `names` signed by `ca`, valid from `now` for SERVER_LIFETIME_DAYS.
+// The simulated gateway issues its wildcard with it too, in place of an ACME CA.
+export function issueServerCert(names: HostNames, ca: Issued, now: number): Issued {
   const keys = newKeyPair();
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const subject = [

@@ -1,8 +1,8 @@
-// HTTP server plumbing shared by the simulated VMM, webhook and port listeners: binding with a
-// close that really ends it (`server.close()` alone waits for keep-alive sockets, which is what
+// Server plumbing shared by the simulated VMM, webhook, port listeners and gateway: binding with
+// a close that really ends it (`server.close()` alone waits for open sockets, which is what
 // leaves a test process hanging), and reading a request body.
-import type { IncomingMessage, Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo, Server, Socket } from 'node:net';
 
 // Where to listen: a unix socket path, or a TCP host and port (0 = any free port).
 export type ListenTarget = { path: string } | { host: string; port: number };
@@ -11,7 +11,13 @@ export type ListenTarget = { path: string } | { host: string; port: number };
 export type BoundServer = { port: number; close: () => Promise<void> };
 
 // Listen on `target`, rejecting with the bind error (EADDRINUSE, EACCES) instead of throwing later.
+// Any net server (http, https, raw TCP): close() destroys every socket it accepted.
 export async function listenServer(server: Server, target: ListenTarget): Promise<BoundServer> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
@@ -28,7 +34,7 @@ export async function listenServer(server: Server, target: ListenTarget): Promis
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
       server.close(() => resolve());
-      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
     });
     return closing;
   };

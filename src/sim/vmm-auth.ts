@@ -1,6 +1,9 @@
 // dstack-vmm's `[auth]` check (docs/dstack.md §1.5, api-auth `HttpAuthFairing::authorized`): which
-// credentials a request may carry, in which order, and the one case with no fallback.
+// credentials a request may carry, in which order, and the one case with no fallback. The
+// gateway's admin API uses the same crate (dstack/gateway/src/admin_auth.rs), so the simulated
+// gateway shares it too.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 // The request parts the check reads.
 export type AuthRequest = { method: string; headers: Record<string, string | string[] | undefined>; query: URLSearchParams };
@@ -26,6 +29,27 @@ export function createTokenCheck(tokens: string[]): (req: AuthRequest) => boolea
     if (authorization?.startsWith('Basic ') && basicMatches(authorization.slice('Basic '.length), matches)) return true;
     const queryToken = req.query.get('token');
     return req.method === 'GET' && queryToken !== null && matches(queryToken);
+  };
+}
+
+// A request listener behind the check: a request without a valid credential gets api-auth's
+// 401 (empty body, `WWW-Authenticate: Basic realm="<realm>"`); a failure of `serve` a 500.
+export function guardRequests(
+  tokens: string[],
+  realm: string,
+  serve: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const authorized = createTokenCheck(tokens);
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (!authorized({ method: req.method ?? 'GET', headers: req.headers, query: url.searchParams })) {
+      res.writeHead(401, { 'www-authenticate': `Basic realm="${realm}"`, 'content-length': '0' }).end();
+      return;
+    }
+    serve(req, res, url).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(err instanceof Error ? err.message : String(err));
+    });
   };
 }
 

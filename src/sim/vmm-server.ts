@@ -8,7 +8,7 @@ import { loadVmmRoot } from '../vmm/proto.ts';
 import type { CallTarget, FaultGate, ServerControl } from './faults.ts';
 import { listenServer, readBody, type BoundServer } from './http-server.ts';
 import { VmmRejection } from './vm-rules.ts';
-import { createTokenCheck } from './vmm-auth.ts';
+import { guardRequests } from './vmm-auth.ts';
 import type { VmmHandlers } from './vmm-dispatch.ts';
 import { SIM_VERSION } from './vmm-queries.ts';
 
@@ -30,20 +30,11 @@ const BODY_LIMIT = 10 * 1024 * 1024;
 
 // Start serving on `socketPath` (a stale socket file is replaced, like vmm.toml `reuse = true`).
 export async function startVmmServer(options: VmmServerOptions): Promise<VmmServer> {
-  const authorized = createTokenCheck(options.tokens ?? []);
+  const guarded = guardRequests(options.tokens ?? [], 'dstack-vmm API', (req, res, url) => serve(options, req, res, url));
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     res.setHeader('x-app-version', SIM_VERSION.version);
     res.setHeader('x-accel-buffering', 'no');
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const method = req.method ?? 'GET';
-    if (!authorized({ method, headers: req.headers, query: url.searchParams })) {
-      res.writeHead(401, { 'www-authenticate': 'Basic realm="dstack-vmm API"', 'content-length': '0' }).end();
-      return;
-    }
-    serve(options, req, res, url).catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end(err instanceof Error ? err.message : String(err));
-    });
+    guarded(req, res);
   };
   let bound: BoundServer | undefined;
   const up = async (): Promise<void> => {
