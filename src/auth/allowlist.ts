@@ -36,6 +36,8 @@ export type Allowlist = {
   removeApp(appId: string): Promise<void>;
   // The app's entry lists exactly these hashes afterwards (created if missing).
   setHashes(appId: string, composeHashes: string[]): Promise<void>;
+  // Set (or with '' clear) the gatewayAppId every booting guest is told (Tier 2).
+  setGatewayAppId(appId: string): Promise<void>;
   read(): Promise<AuthConfig>;
   // The hashes the app's entry lists as auth-simple reads them, in the form this module writes
   // (lowercase, no 0x), or undefined without an entry.
@@ -97,6 +99,7 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
     removeApp: (appId) => edit(() => ({ kind: 'removeApp', appId: hex('app id', appId) })),
     setHashes: (appId, composeHashes) =>
       edit(() => ({ kind: 'setHashes', appId: hex('app id', appId), hashes: composeHashes.map((h) => hex('compose hash', h)) })),
+    setGatewayAppId: (appId) => edit(() => ({ kind: 'setGatewayAppId', appId: appId === '' ? '' : hex('gateway app id', appId) })),
     read: async () => (await loadAllowlist(path, cache)).doc.config,
     hashesOf: async (appId) => entryHashes((await loadAllowlist(path, cache)).doc, hex('app id', appId))?.map(normalizeHexLikeDstackCli),
     close: async () => {

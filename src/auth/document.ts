@@ -17,7 +17,9 @@ export type AllowlistEdit =
   | { kind: 'removeHash'; appId: string; hash: string }
   | { kind: 'removeApp'; appId: string }
   // Make the entry's hashes exactly `hashes` (after an upgrade, only the running one stays).
-  | { kind: 'setHashes'; appId: string; hashes: string[] };
+  | { kind: 'setHashes'; appId: string; hashes: string[] }
+  // The top-level `gatewayAppId` auth-simple hands every booting guest (Tier 2); '' clears it.
+  | { kind: 'setGatewayAppId'; appId: string };
 
 type SourceReviver = (key: string, value: unknown, context?: { source?: string }) => unknown;
 // JSON.parse source text access and JSON.rawJSON (ES2025, in Node 24) are not in the es2024 lib.
@@ -61,8 +63,16 @@ export function forkAllowlist(doc: AllowlistDocument): AllowlistDocument {
   return { root: { ...doc.root, apps }, apps, config: doc.config };
 }
 
+// The value `gatewayAppId` gets: 0x-prefixed as upstream's guide writes it, or '' for none.
+const gatewayAppIdValue = (appId: string) => (appId === '' ? '' : `0x${appId}`);
+
 // Apply one edit in place; true if the document changed.
 export function applyEdit(doc: AllowlistDocument, edit: AllowlistEdit): boolean {
+  if (edit.kind === 'setGatewayAppId') {
+    if (!editChanges(doc, edit)) return false;
+    doc.root['gatewayAppId'] = gatewayAppIdValue(edit.appId);
+    return true;
+  }
   const replacements = planEdit(doc.apps, edit);
   const index = keyIndex(doc.apps);
   for (const [key, entry] of replacements) {
@@ -80,12 +90,16 @@ export function applyEdit(doc: AllowlistDocument, edit: AllowlistEdit): boolean 
 
 // Whether `edit` would change the document, leaving it as it is.
 export function editChanges(doc: AllowlistDocument, edit: AllowlistEdit): boolean {
+  if (edit.kind === 'setGatewayAppId') {
+    const current = doc.root['gatewayAppId'];
+    return normalizeHexLikeDstackCli(typeof current === 'string' ? current : '') !== edit.appId;
+  }
   return planEdit(doc.apps, edit).length > 0;
 }
 
 // The entries of `apps` an edit replaces (undefined: removed); none when it changes nothing.
 // Entries are replaced, never changed in place, so a fork shares the ones it does not edit.
-function planEdit(apps: JsonObject, edit: AllowlistEdit): Array<[string, JsonObject | undefined]> {
+function planEdit(apps: JsonObject, edit: Exclude<AllowlistEdit, { kind: 'setGatewayAppId' }>): Array<[string, JsonObject | undefined]> {
   const keys = appKeys(apps, edit.appId);
   const one = (key: string, entry: JsonObject | undefined): Array<[string, JsonObject]> => (entry === undefined ? [] : [[key, entry]]);
   switch (edit.kind) {

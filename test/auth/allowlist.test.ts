@@ -236,3 +236,23 @@ test('a same-size change that keeps inode, size and mtime is seen when it is rec
   assert.deepEqual([after.ino, after.size, after.mtimeNs], [before.ino, before.size, before.mtimeNs], 'the cache key cannot tell');
   assert.deepEqual(await allowlist.hashesOf('f00d'), ['cafe']);
 });
+
+test('gatewayAppId is set 0x-prefixed, kept by other edits, left alone when equal, and cleared', async (t) => {
+  const { path, writes } = await setup(t);
+  const allowlist = openAllowlist(path, { onWrite: (e) => writes.push(e) });
+  defer(t, () => allowlist.close());
+  const gw = hex(0xabc, 40);
+
+  await allowlist.setGatewayAppId(gw.toUpperCase());
+  await allowlist.addHash(hex(1, 40), hex(1, 64));
+  assert.equal(JSON.parse(await readFile(path, 'utf8')).gatewayAppId, `0x${gw}`);
+  const before = writes.length;
+  await allowlist.setGatewayAppId(`0x${gw}`);
+  assert.equal(writes.length, before, 'the same id again writes nothing');
+
+  await allowlist.setGatewayAppId('');
+  const doc = JSON.parse(await readFile(path, 'utf8'));
+  assert.equal(doc.gatewayAppId, '');
+  assert.deepEqual(doc.apps[hex(1, 40)].composeHashes, [hex(1, 64)], 'the apps stay');
+  await assert.rejects(allowlist.setGatewayAppId('not hex'), /gateway app id/);
+});
