@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { z } from 'zod';
 import { encodeError, isJsonMode } from '../vmm/codec.ts';
 import type { GatewayGate } from './gateway-faults.ts';
-import { adminMethods, EmptySchema, isAdminMethod, type AdminMethod } from './gateway-messages.ts';
+import { adminMethods, EmptySchema, isAdminMethod, type AdminMethod } from '../gateway/admin-messages.ts';
 import { GatewayRejection } from './gateway-store.ts';
 import { listenServer, readBody, type BoundServer } from './http-server.ts';
 import { guardRequests } from './vmm-auth.ts';

@@ -2,7 +2,7 @@
 // `do_register_cvm`, `new_client_by_id`, `select_top_n_hosts`). Upstream a guest registers over
 // mutual RA-TLS and gets a WireGuard address; here the simulated host registers it directly and
 // says on which host addresses its guest ports listen.
-import type { HostInfo } from './gateway-messages.ts';
+import type { HostInfo } from '../gateway/admin-messages.ts';
 import { GatewayRejection, inKeyOrder, type GatewayInstance, type GatewayStore } from './gateway-store.ts';
 import type { HostPort } from './vm-rules.ts';
 

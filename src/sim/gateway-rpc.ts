@@ -5,7 +5,7 @@
 import { createServer } from 'node:https';
 import { issueServerCert, type HostNames, type Issued } from '../init/tls.ts';
 import { encodeError } from '../vmm/codec.ts';
-import { InfoResponseSchema } from './gateway-messages.ts';
+import { InfoResponseSchema } from '../gateway/admin-messages.ts';
 import { listenServer, type BoundServer } from './http-server.ts';
 
 // The version the simulated gateway reports.

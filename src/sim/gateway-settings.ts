@@ -9,7 +9,7 @@ import type {
   UpdateDnsCredentialRequest,
   ZtDomainConfig,
   ZtDomainInfo,
-} from './gateway-messages.ts';
+} from '../gateway/admin-messages.ts';
 import { GatewayRejection, inKeyOrder, type DnsCredential, type GatewayStore } from './gateway-store.ts';
 
 // Upstream stamps records with SystemTime::now(); so does the simulation (unix seconds).

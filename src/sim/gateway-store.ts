@@ -4,7 +4,7 @@
 // CVM's removal: the host keeps one store per gateway VM and hands it to every launch.
 import { randomBytes } from 'node:crypto';
 import { SupervisorError } from '../errors.ts';
-import type { CertbotConfig, ZtDomainConfig } from './gateway-messages.ts';
+import type { CertbotConfig, ZtDomainConfig } from '../gateway/admin-messages.ts';
 import type { HostPort } from './vm-rules.ts';
 
 // The gateway refused a call; the message is what upstream puts in the 400 body.

@@ -1,7 +1,7 @@
-// The dstack-gateway admin API messages the supervisor uses, in the JSON shape upstream's prpc
-// speaks (dstack/gateway/rpc/proto/gateway_rpc.proto, `service Admin`): proto field names in
-// snake_case, 64-bit integers as JSON numbers, an unset `optional` field as null or absent, an
-// omitted request field as its proto default.
+// The dstack-gateway admin API messages the supervisor and its simulated gateway use, in the JSON
+// shape upstream's prpc speaks (dstack/gateway/rpc/proto/gateway_rpc.proto, `service Admin`): proto
+// field names in snake_case, 64-bit integers as JSON numbers, an unset `optional` field as null or
+// absent, an omitted request field as its proto default.
 import { z } from 'zod';
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
@@ -159,7 +159,7 @@ function rpc<Req extends z.ZodType, Res extends z.ZodType>(request: Req, respons
   return { request, response };
 }
 
-// The admin RPCs the simulation serves, under upstream's method names.
+// The admin RPCs the supervisor calls and the simulation serves, under upstream's method names.
 export const adminMethods = {
   Status: rpc(EmptySchema, StatusResponseSchema),
   ListZtDomains: rpc(EmptySchema, ListZtDomainsResponseSchema),
