@@ -1,0 +1,185 @@
+// One step of Tier 2 towards gateway.d (issue 14): bring the gateway CVM up and configured until it
+// serves, or, once gateway.toml is gone and no app uses the gateway any more, stop it (never
+// remove it: its disk keeps the ACME account and certificate for a re-enable). Every step reads
+// what is there first (the VMM's VMs, the admin API's lists), so a step cut short by `kill -9` is
+// simply taken again: there is no intent record to replay and nothing is created twice.
+import { createHash } from 'node:crypto';
+import type { Allowlist } from '../auth/allowlist.ts';
+import { describeError } from '../errors.ts';
+import type { EnvEntry } from '../secrets/dotenv.ts';
+import type { VmmClient } from '../vmm/client.ts';
+import type { VmConfigurationInput, VmInfo } from '../vmm/messages.ts';
+import { GatewayAdminError, type GatewayAdmin } from './admin-client.ts';
+
+// Everything one enable step needs, rendered from gateway.toml and the kept secrets.
+export type GatewayPlan = {
+  vmName: string;
+  appId: string;
+  manifest: string;
+  env: EnvEntry[];
+  vmConfig: (encryptedEnv: string) => VmConfigurationInput;
+  // The ZT domain apps are named under, and the public port advertised to them.
+  domain: string;
+  proxyPort: number;
+  acmeUrl: string;
+  // ACME mode: the DNS credential the gateway's certbot uses (the token leaves only here).
+  dns?: { name: string; token: () => string };
+};
+
+// Where Tier 2 stands; `serving`: apps may be switched to it.
+export type GatewayPhase = 'off' | 'invalid' | 'deploying' | 'booting' | 'configuring' | 'certificate' | 'serving' | 'draining' | 'stopped' | 'failed';
+export type GatewayOutcome = { phase: GatewayPhase; serving: boolean; reason: string; vmId?: string };
+
+export type GatewayStepDeps = {
+  vmm: Pick<VmmClient, 'createVm' | 'updateVm' | 'startVm' | 'stopVm'>;
+  allowlist: Pick<Allowlist, 'addHash' | 'setHashes' | 'removeApp' | 'setGatewayAppId'>;
+  // Encrypt env entries for the gateway's app id (src/secrets/seal.ts).
+  seal: (appId: string, entries: EnvEntry[]) => Promise<string>;
+  admin: () => GatewayAdmin;
+  // Remembered across steps: the DNS token last handed to the gateway, as a fingerprint (the
+  // gateway redacts it in every reply, so it cannot be compared there).
+  memory: { dnsFingerprint?: string; certWaits: number };
+};
+
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+
+// How many steps a missing certificate is waited for before the gateway is asked why.
+const CERT_WAITS_BEFORE_ASKING = 5;
+
+// The gateway's VM: found by name and app id, so a VM some other tool calls dstack-gateway is
+// never taken over.
+export function findGatewayVm(vms: readonly VmInfo[], name: string, appId: string): VmInfo | undefined {
+  const mine = vms.filter((v) => v.name === name && v.app_id === appId);
+  return mine.find((v) => v.status === 'running') ?? mine[0];
+}
+
+const differs = (vm: VmInfo, cfg: VmConfigurationInput): boolean => {
+  const c = vm.configuration;
+  if (!c) return true;
+  const ports = (list: readonly { protocol?: string; host_address?: string; host_port?: number; vm_port?: number }[]) =>
+    list.map((p) => `${p.protocol}|${p.host_address}|${p.host_port}|${p.vm_port}`).sort().join(',');
+  return c.compose_file !== cfg.compose_file || ports(c.ports) !== ports(cfg.ports ?? []) || c.vcpu !== cfg.vcpu || c.memory !== cfg.memory || c.disk_size !== cfg.disk_size || c.image !== cfg.image;
+};
+
+// Take one step towards a gateway that serves `plan`.
+export async function stepEnable(plan: GatewayPlan, vms: readonly VmInfo[], deps: GatewayStepDeps): Promise<GatewayOutcome> {
+  const hash = sha256(plan.manifest);
+  // Registered before CreateVm or UpdateVm, or the boot is denied (docs/dstack.md, Gateway).
+  await deps.allowlist.setGatewayAppId(plan.appId);
+  await deps.allowlist.addHash(plan.appId, hash);
+  const vm = findGatewayVm(vms, plan.vmName, plan.appId);
+  const want = plan.vmConfig('');
+  if (!vm) {
+    const { id } = await deps.vmm.createVm(plan.vmConfig(await deps.seal(plan.appId, plan.env)));
+    return { phase: 'deploying', serving: false, reason: `created the gateway CVM ${id}`, vmId: id };
+  }
+  const at = { vmId: vm.id };
+  if (vm.status === 'removing' || vm.status === 'stopping') return { phase: 'deploying', serving: false, reason: `the gateway CVM ${vm.id} is ${vm.status}`, ...at };
+  if (differs(vm, want)) {
+    // An image or size change (or a newer gateway compose): upgraded in place, same app id, so
+    // its keys and disk survive. Resources change only on a stopped VM (docs/dstack.md §2.2).
+    if (vm.status === 'running') {
+      await deps.vmm.stopVm(vm.id);
+      return { phase: 'deploying', serving: false, reason: `stopping the gateway CVM ${vm.id} to upgrade it`, ...at };
+    }
+    await deps.vmm.updateVm({
+      id: vm.id,
+      compose_file: want.compose_file,
+      encrypted_env: await deps.seal(plan.appId, plan.env),
+      update_ports: true,
+      ports: want.ports ?? [],
+      vcpu: want.vcpu,
+      memory: want.memory,
+      disk_size: want.disk_size,
+      image: want.image,
+    });
+  }
+  if (vm.status === 'stopped' || vm.status === 'exited' || differs(vm, want)) {
+    await deps.vmm.startVm(vm.id);
+    // A guest that died with a boot error is started again, and the step reports the failure, so
+    // the caller's backoff spaces the attempts.
+    if (vm.status === 'exited' && vm.boot_error) return { phase: 'failed', serving: false, reason: `the gateway CVM ${vm.id} failed to boot (${vm.boot_error}); started it again`, ...at };
+    return { phase: 'booting', serving: false, reason: `started the gateway CVM ${vm.id}`, ...at };
+  }
+  if (vm.boot_error) return { phase: 'failed', serving: false, reason: `the gateway CVM ${vm.id} failed to boot: ${vm.boot_error}`, ...at };
+  if (vm.boot_progress !== 'done') return { phase: 'booting', serving: false, reason: `the gateway CVM ${vm.id} is booting ("${vm.boot_progress}")`, ...at };
+
+  const admin = deps.admin();
+  try {
+    await admin.health();
+    await configure(plan, admin, deps);
+    const cert = await certificate(plan, admin, deps);
+    if (cert) return { phase: 'certificate', serving: false, reason: cert, ...at };
+  } catch (err) {
+    if (err instanceof GatewayAdminError && err.code === 'GATEWAY_UNREACHABLE') {
+      return { phase: 'configuring', serving: false, reason: `the gateway CVM ${vm.id} booted, but its service does not answer yet (${err.message})`, ...at };
+    }
+    throw err;
+  } finally {
+    await admin.close();
+  }
+  // Only the hash it runs may boot as the gateway from now on.
+  await deps.allowlist.setHashes(plan.appId, [hash]);
+  return { phase: 'serving', serving: true, reason: `serving *.${plan.domain} on port ${plan.proxyPort}`, ...at };
+}
+
+// Certbot settings, the DNS credential and the ZT domain, each listed first and created or
+// updated only when it differs, so a repeated step creates nothing twice.
+async function configure(plan: GatewayPlan, admin: GatewayAdmin, deps: GatewayStepDeps): Promise<void> {
+  const certbot = await admin.call('GetCertbotConfig', {});
+  if (certbot.acme_url !== plan.acmeUrl) await admin.call('SetCertbotConfig', { acme_url: plan.acmeUrl });
+  if (plan.dns) {
+    const token = plan.dns.token();
+    const fingerprint = sha256(token);
+    const { credentials, default_id } = await admin.call('ListDnsCredentials', {});
+    const mine = credentials.find((c) => c.name === plan.dns?.name);
+    if (!mine) {
+      await admin.call('CreateDnsCredential', { name: plan.dns.name, provider_type: 'cloudflare', cf_api_token: token, set_as_default: true });
+    } else if (deps.memory.dnsFingerprint !== fingerprint) {
+      await admin.call('UpdateDnsCredential', { id: mine.id, cf_api_token: token });
+    }
+    deps.memory.dnsFingerprint = fingerprint;
+    if (mine && default_id && default_id !== mine.id) {
+      throw new GatewayAdminError('GATEWAY_REFUSED', `the gateway's default DNS credential is ${default_id}, not "${plan.dns.name}"; remove the other one in its admin API`);
+    }
+  }
+  const { domains } = await admin.call('ListZtDomains', {});
+  const zt = domains.find((d) => d.config.domain === plan.domain);
+  if (!zt) await admin.call('AddZtDomain', { domain: plan.domain, port: plan.proxyPort, priority: 100 });
+  else if (zt.config.port !== plan.proxyPort) await admin.call('UpdateZtDomain', { ...zt.config, port: plan.proxyPort });
+}
+
+// Undefined once the wildcard certificate is served; else why not (asking the gateway itself
+// after a few waits, since its issuance errors show only in its logs and in RenewZtDomainCert).
+async function certificate(plan: GatewayPlan, admin: GatewayAdmin, deps: GatewayStepDeps): Promise<string | undefined> {
+  const { domains } = await admin.call('ListZtDomains', {});
+  const status = domains.find((d) => d.config.domain === plan.domain)?.cert_status;
+  if (status?.has_cert && status.loaded_in_memory) {
+    deps.memory.certWaits = 0;
+    return undefined;
+  }
+  deps.memory.certWaits += 1;
+  if (deps.memory.certWaits < CERT_WAITS_BEFORE_ASKING) return `waiting for the certificate of *.${plan.domain}`;
+  deps.memory.certWaits = 0;
+  try {
+    await admin.call('RenewZtDomainCert', { domain: plan.domain, force: false });
+    return `waiting for the certificate of *.${plan.domain} (issuance asked again)`;
+  } catch (err) {
+    const why = err instanceof GatewayAdminError && err.gatewayMessage ? err.gatewayMessage : describeError(err);
+    return `no certificate for *.${plan.domain} yet: ${why}`;
+  }
+}
+
+// Take one step towards Tier 2 off: wait while apps still use the gateway, then stop its CVM and
+// clear gatewayAppId and its allowlist entry.
+export async function stepDisable(vmName: string, appId: string, inUse: readonly string[], vms: readonly VmInfo[], deps: Pick<GatewayStepDeps, 'vmm' | 'allowlist'>): Promise<GatewayOutcome> {
+  if (inUse.length > 0) return { phase: 'draining', serving: false, reason: `waiting for ${inUse.join(', ')} to move back to direct ports` };
+  const vm = findGatewayVm(vms, vmName, appId);
+  if (vm && (vm.status === 'running' || vm.status === 'exited')) {
+    await deps.vmm.stopVm(vm.id);
+    return { phase: 'draining', serving: false, reason: `stopping the gateway CVM ${vm.id} (kept, with its certificate)`, vmId: vm.id };
+  }
+  await deps.allowlist.setGatewayAppId('');
+  await deps.allowlist.removeApp(appId);
+  return { phase: 'stopped', serving: false, reason: vm ? `the gateway CVM ${vm.id} is stopped; remove it with destroy --purge` : 'no gateway CVM', ...(vm ? { vmId: vm.id } : {}) };
+}

@@ -1,0 +1,188 @@
+// Tier 2 as a loop beside the apps: reads gateway.d/gateway.toml, takes one step at a time
+// (reconcile.ts), says per app whether its spec may use the gateway (switch.ts), and reports where
+// it stands in `<state_dir>/status/_gateway.json` and one journal line per change. Like an app
+// file, an invalid gateway.toml holds everything as it is, and a removed one counts only once its
+// absence is confirmed; then apps move back to direct ports before the gateway CVM is stopped.
+import type { Clock } from '../clock.ts';
+import { describeError } from '../errors.ts';
+import type { Logger } from '../log/logger.ts';
+import type { VmInfo } from '../vmm/messages.ts';
+import type { GatewayLoad } from './config.ts';
+import { stepDisable, stepEnable, type GatewayOutcome, type GatewayPlan, type GatewayStepDeps } from './reconcile.ts';
+import { gatewayInUse, planSwitch, type SwitchApp } from './switch.ts';
+
+// What an app's spec is built with while Tier 2 is on or draining (src/app/spec.ts Tier2), plus
+// where its guest registers and the names it gets.
+export type AppTier2 = { apps: 'opt-in' | 'all'; serving: boolean; urls: string[]; baseDomain: string; proxyPort: number };
+
+export type TierSettings = Omit<AppTier2, 'serving'>;
+
+export type GatewayStatus = GatewayOutcome & { domain: string | null; switching: string | null };
+
+export type Tier2Deps = {
+  load: () => Promise<GatewayLoad>;
+  // The plan of an enabled gateway, with its kept secrets (created on first use).
+  plan: (load: Extract<GatewayLoad, { kind: 'on' }>) => Promise<GatewayPlan & { gatewayUrls: string[] }>;
+  // The gateway's app id if secrets were ever made (a gateway to stop), else undefined.
+  knownAppId: () => Promise<string | undefined>;
+  vmName: string;
+  // The settings apps were switched with, kept across restarts (a restart while apps move back
+  // still knows their gateway URLs); undefined clears them.
+  remember: (on: TierSettings | undefined) => Promise<void>;
+  recall: () => Promise<TierSettings | undefined>;
+  listVms: () => Promise<VmInfo[]>;
+  // Every app with a valid file: whether it asks for the gateway (its VM is found in listVms).
+  wanted: () => Array<{ name: string; wanted: boolean }>;
+  step: Omit<GatewayStepDeps, 'memory'>;
+  // The per-app view changed: rebuild the specs (a full pass of the controller).
+  changed: () => void;
+  writeStatus: (status: GatewayStatus) => Promise<void>;
+  log: Logger;
+  clock: Clock;
+  timing: { pollMs: number; resyncMs: number; deleteConfirmMs: number; backoffMaxMs: number };
+};
+
+export type Tier2 = {
+  // Undefined while Tier 2 is off: apps are built as without a gateway.
+  forApp: (app: string) => AppTier2 | undefined;
+  poke: () => void;
+  idle: () => Promise<void>;
+  stop: () => Promise<void>;
+};
+
+const gatewayEnabledOf = (vm: VmInfo): boolean => {
+  try {
+    return (JSON.parse(vm.configuration?.compose_file ?? '{}') as { gateway_enabled?: unknown }).gateway_enabled === true;
+  } catch {
+    return false;
+  }
+};
+
+export function createTier2(deps: Tier2Deps): Tier2 {
+  const memory: GatewayStepDeps['memory'] = { certWaits: 0 };
+  // The last valid gateway.toml: kept while the file is invalid or its removal unconfirmed.
+  let on: TierSettings | undefined;
+  let active = false;
+  let perApp = new Map<string, boolean>();
+  // For an app the last pass did not see (a file just added): on the gateway only while it serves.
+  let newcomers = false;
+  let missingSince: number | undefined;
+  let failures = 0;
+  let last: string | undefined;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let stopped = false;
+  let timer: { cancel: () => void } | undefined;
+
+  const schedule = (ms: number): void => {
+    timer?.cancel();
+    const abort = new AbortController();
+    timer = { cancel: () => abort.abort() };
+    deps.clock.sleep(ms, abort.signal).then(() => poke(), () => undefined);
+  };
+
+  const switchApps = (vms: readonly VmInfo[]): SwitchApp[] =>
+    deps.wanted().map(({ name, wanted }) => {
+      const vm = vms.find((v) => v.name === name && v.status !== 'removing');
+      return { name, wanted, vm: vm && { gatewayEnabled: gatewayEnabledOf(vm), settled: vm.status === 'running' && vm.boot_progress === 'done' && !vm.boot_error } };
+    });
+
+  async function pass(): Promise<number> {
+    const load = await deps.load();
+    const vms = await deps.listVms();
+    // Where apps move: to the gateway once it serves, back once its removal is confirmed; in every
+    // other state (starting, a gateway outage, an invalid file, a removal not yet confirmed) each
+    // stays where its VM is, and a new app deploys on direct ports.
+    let direction: boolean | undefined;
+    let outcome: GatewayOutcome;
+    if (load.kind === 'on') {
+      missingSince = undefined;
+      const plan = await deps.plan(load);
+      const settings: TierSettings = { apps: load.config.apps, baseDomain: load.baseDomain, proxyPort: load.config.proxy_port, urls: plan.gatewayUrls };
+      if (JSON.stringify(settings) !== JSON.stringify(on)) await deps.remember(settings);
+      on = settings;
+      active = true;
+      outcome = await stepEnable(plan, vms, { ...deps.step, memory });
+      if (outcome.serving) direction = true;
+    } else if (load.kind === 'invalid') {
+      on ??= await deps.recall();
+      active = on !== undefined;
+      outcome = { phase: 'invalid', serving: false, reason: `${load.error.message}; the gateway and its apps are left as they are until it is fixed` };
+    } else {
+      const appId = await deps.knownAppId();
+      const now = deps.clock.now();
+      missingSince ??= now;
+      on ??= await deps.recall();
+      active = on !== undefined;
+      if (appId === undefined) {
+        outcome = { phase: 'off', serving: false, reason: 'no gateway.toml' };
+      } else if (on !== undefined && now - missingSince < deps.timing.deleteConfirmMs) {
+        outcome = { phase: 'draining', serving: false, reason: 'gateway.toml is missing; confirming the removal' };
+      } else {
+        direction = false;
+        outcome = await stepDisable(deps.vmName, appId, on === undefined ? [] : gatewayInUse(switchApps(vms)), vms, deps.step);
+        if (outcome.phase === 'stopped' && on !== undefined) {
+          on = undefined;
+          active = false;
+          await deps.remember(undefined);
+        }
+      }
+    }
+    const apps = switchApps(vms);
+    const plan = !active ? { serving: new Map<string, boolean>(), switching: undefined } : direction === undefined ? { serving: new Map(apps.map((a) => [a.name, a.vm?.gatewayEnabled ?? false])), switching: undefined } : planSwitch(direction, apps);
+    const before = JSON.stringify([...perApp]);
+    perApp = plan.serving;
+    newcomers = direction === true;
+    if (JSON.stringify([...perApp]) !== before) deps.changed();
+    await report({ ...outcome, domain: on?.baseDomain ?? null, switching: plan.switching ?? null });
+    if (outcome.phase === 'failed') return Math.min(deps.timing.pollMs * 2 ** failures++, deps.timing.backoffMaxMs);
+    failures = 0;
+    const settled = (outcome.phase === 'serving' || outcome.phase === 'off' || outcome.phase === 'stopped' || outcome.phase === 'invalid') && plan.switching === undefined;
+    return settled ? deps.timing.resyncMs : deps.timing.pollMs;
+  }
+
+  async function report(status: GatewayStatus): Promise<void> {
+    const line = `${status.phase}: ${status.reason}${status.switching ? ` (moving ${status.switching})` : ''}`;
+    if (line === last) return;
+    last = line;
+    const level = status.phase === 'failed' || status.phase === 'invalid' || status.phase === 'certificate' ? 'warn' : 'info';
+    deps.log[level]({ APP: 'gateway', PHASE: status.phase, VM: status.vmId }, `gateway: ${line}`);
+    await deps.writeStatus(status).catch((err: unknown) => deps.log.warn({ err }, 'could not write the gateway status file'));
+  }
+
+  function poke(): void {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = pass()
+      .then(
+        (nextMs) => schedule(nextMs),
+        async (err: unknown) => {
+          await report({ phase: 'failed', serving: false, reason: describeError(err), domain: on?.baseDomain ?? null, switching: null });
+          schedule(Math.min(deps.timing.pollMs * 2 ** failures++, deps.timing.backoffMaxMs));
+        },
+      )
+      .finally(() => {
+        running = undefined;
+        if (again) {
+          again = false;
+          poke();
+        }
+      });
+  }
+
+  return {
+    forApp: (app) => (active && on ? { ...on, serving: perApp.get(app) ?? newcomers } : undefined),
+    poke,
+    async idle() {
+      while (running) await running;
+    },
+    async stop() {
+      stopped = true;
+      timer?.cancel();
+      while (running) await running;
+    },
+  };
+}
