@@ -2,11 +2,15 @@ import type { HandlerDeps } from './deps.ts';
 import type { DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 
-// Where the operator reaches the app: each published tcp port on its host address.
-export function urlsOf(spec: Pick<DesiredSpec, 'ports'>): string[] {
-  return spec.ports
-    .filter((p) => p.protocol === 'tcp')
-    .map((p) => `http://${p.host_address.includes(':') ? `[${p.host_address}]` : p.host_address}:${p.host_port}`);
+// Where the operator reaches the app: each published tcp port on its host address, and through
+// the gateway (Tier 2) `https://<app id>-<port>.<domain>`, the port being the one inside the CVM.
+export function urlsOf(spec: Pick<DesiredSpec, 'ports' | 'https'>, appId: string): string[] {
+  const tcp = spec.ports.filter((p) => p.protocol === 'tcp');
+  const direct = tcp.map((p) => `http://${p.host_address.includes(':') ? `[${p.host_address}]` : p.host_address}:${p.host_port}`);
+  const https = spec.https;
+  if (!https) return direct;
+  const suffix = https.proxyPort === 443 ? '' : `:${https.proxyPort}`;
+  return [...direct, ...[...new Set(tcp.map((p) => p.vm_port))].map((port) => `https://${appId}-${port}.${https.baseDomain}${suffix}`)];
 }
 
 // The app runs `spec` in VM `vmId`: prune every other hash from its allowlist entry (only now, so
@@ -25,6 +29,6 @@ export async function finalizeApp(spec: DesiredSpec, record: AppRecord, vmId: st
     envHash: spec.env?.hash,
   };
   await deps.records.save(done);
-  await deps.report({ app: spec.name, file: spec.file, phase: 'running', record: done, urls: urlsOf(spec) });
+  await deps.report({ app: spec.name, file: spec.file, phase: 'running', record: done, urls: urlsOf(spec, record.appId) });
   return done;
 }

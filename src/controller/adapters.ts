@@ -55,7 +55,7 @@ export async function listApps(scanner: Scanner, dir: string, log: Logger, owner
 // `tier2`: Tier 2 as it applies to one app now (absent: no gateway.toml), with the gateway_urls a
 // VM that uses the gateway is given.
 export type SpecContext = { config: Config; image: string; reservedPorts?: readonly ReservedPort[]; tier2?: (app: string) => AppTier2 | undefined };
-export type AppTier2 = Tier2 & { urls: string[] };
+export type AppTier2 = Tier2 & { urls: string[]; baseDomain: string; proxyPort: number };
 
 // Build the spec of one settled file with the defaults of supervisor.toml; errors become an
 // invalid verdict (rule 8), never an exception out of the scan.
@@ -76,7 +76,8 @@ export function buildDesired(app: Extract<ListedApp, { kind: 'settled' }>, ctx: 
     });
     const env = app.env ? { entries: app.env.entries, hash: app.env.hash } : undefined;
     const gatewayUrls = spec.gateway ? (tier2?.urls ?? []) : [];
-    const desired: DesiredSpec = { ...spec, kmsUrls: ctx.config.apps.kms_urls, gatewayUrls, env };
+    const https = spec.gateway && tier2 ? { baseDomain: tier2.baseDomain, proxyPort: tier2.proxyPort } : undefined;
+    const desired: DesiredSpec = { ...spec, kmsUrls: ctx.config.apps.kms_urls, gatewayUrls, ...(https ? { https } : {}), env };
     return { ok: true, spec: desired, ports: spec.ports };
   } catch (err) {
     const code = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'APP_INVALID';

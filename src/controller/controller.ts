@@ -44,6 +44,8 @@ export type Controller<S> = {
   // Ask for a rescan soon (a file event, a watcher fault).
   poke(reason: PokeReason): void;
   desired(name: string): AppVerdict<S> | undefined;
+  // Every app name with its verdict as of the last pass.
+  verdicts(): Array<[string, AppVerdict<S>]>;
   // Resolves when no scan or reconcile is running or queued.
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -238,6 +240,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     },
     poke,
     desired: (name) => verdicts.get(name),
+    verdicts: () => [...verdicts],
     async idle() {
       for (;;) {
         if (scanning) await scanning;

@@ -20,6 +20,8 @@ export type DesiredSpec = Pick<
   kmsUrls: string[];
   // The VM's own gateway_urls: where its guest registers, when the app uses the gateway; else [].
   gatewayUrls: string[];
+  // When the app uses the gateway: its names are `<app id>-<port>.<baseDomain>` on `proxyPort`.
+  https?: { baseDomain: string; proxyPort: number };
   // NAME.env beside the compose file: its values (sealed for the app at deploy time, never
   // stored) and a hash of them, to notice a value-only change.
   env?: { entries: EnvEntry[]; hash: string };

@@ -10,6 +10,7 @@ import type { EnvEntry } from '../secrets/dotenv.ts';
 import type { VmmClient } from '../vmm/client.ts';
 import type { VmConfigurationInput, VmInfo } from '../vmm/messages.ts';
 import { GatewayAdminError, type GatewayAdmin } from './admin-client.ts';
+import type { GATEWAY_PHASES } from '../status/schema.ts';
 
 // Everything one enable step needs, rendered from gateway.toml and the kept secrets.
 export type GatewayPlan = {
@@ -27,7 +28,7 @@ export type GatewayPlan = {
 };
 
 // Where Tier 2 stands; `serving`: apps may be switched to it.
-export type GatewayPhase = 'off' | 'invalid' | 'deploying' | 'booting' | 'configuring' | 'certificate' | 'serving' | 'draining' | 'stopped' | 'failed';
+export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
 export type GatewayOutcome = { phase: GatewayPhase; serving: boolean; reason: string; vmId?: string };
 
 export type GatewayStepDeps = {

@@ -41,3 +41,20 @@ export const SupervisorStatusSchema = z
   })
   .strict();
 export type SupervisorStatus = z.infer<typeof SupervisorStatusSchema>;
+
+// Tier 2's gateway (`_gateway.json`, issue 14): where it stands, why, and the app being moved to
+// or from it. Written only once gateway.d has been used.
+export const GATEWAY_PHASES = ['off', 'invalid', 'deploying', 'booting', 'configuring', 'certificate', 'serving', 'draining', 'stopped', 'failed'] as const;
+export const GatewayStatusSchema = z
+  .object({
+    phase: z.enum(GATEWAY_PHASES),
+    serving: z.boolean(),
+    reason: z.string(),
+    vm_id: z.string().nullable(),
+    // The base domain apps are named under.
+    domain: z.string().nullable(),
+    switching: z.string().nullable(),
+    updated_at: isoTime,
+  })
+  .strict();
+export type GatewayStatusFile = z.infer<typeof GatewayStatusSchema>;

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { describeError, SupervisorError } from '../errors.ts';
 import { syncDir, writeFileAtomic } from '../fsx/atomic.ts';
 import { APP_NAME_PATTERN } from '../app/name.ts';
-import { AppStatusSchema, SupervisorStatusSchema, type AppStatus, type SupervisorStatus } from './schema.ts';
+import { AppStatusSchema, GatewayStatusSchema, SupervisorStatusSchema, type AppStatus, type GatewayStatusFile, type SupervisorStatus } from './schema.ts';
 
 // `_` cannot start an app name, so the service's own file never collides with an app's.
 const SUPERVISOR_FILE = '_supervisor.json';
+const GATEWAY_FILE = '_gateway.json';
 
 // A status file could not be written or removed; the message names the file and the step.
 export const STATUS_WRITE = 'STATUS_WRITE';
@@ -76,6 +77,22 @@ export async function readSupervisorStatus(stateDir: string): Promise<Supervisor
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new SupervisorError(STATUS_READ, `${file}: not a valid supervisor status (${describeError(err)})`, { cause: err });
+  }
+}
+
+// Validate and atomically write `<state_dir>/status/_gateway.json`.
+export async function writeGatewayStatus(stateDir: string, status: GatewayStatusFile): Promise<void> {
+  await writeStatusFile(stateDir, GATEWAY_FILE, GatewayStatusSchema, status);
+}
+
+// Tier 2's status, or null while gateway.d was never used.
+export async function readGatewayStatus(stateDir: string): Promise<GatewayStatusFile | null> {
+  const file = join(statusDir(stateDir), GATEWAY_FILE);
+  try {
+    return GatewayStatusSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new SupervisorError(STATUS_READ, `${file}: not a valid gateway status (${describeError(err)})`, { cause: err });
   }
 }
 
