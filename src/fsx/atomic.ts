@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readdir, rename, unlink } from 'node:fs/promises';
+import { link, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 // Temp files are hidden and carry this marker, so readers that list the directory skip them and
@@ -24,10 +24,13 @@ export async function syncDir(dir: string): Promise<void> {
 // either the old file or the new one, never a mix: temp file in the same directory, fsync, rename
 // over the target, fsync the directory.
 // `owner` gives the new file that uid/gid (a root writer keeping a file another user reads).
+// `exclusive` never replaces: the temp file is hard-linked to `path` instead of renamed over it,
+// so when `path` already exists the write fails with EEXIST and the file is left as it was (a
+// value generated once, such as the gateway's secrets, is never overwritten by a second writer).
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
-  options: { mode?: number; owner?: { uid: number; gid: number } } = {},
+  options: { mode?: number; owner?: { uid: number; gid: number }; exclusive?: boolean } = {},
 ): Promise<void> {
   const mode = options.mode ?? 0o644;
   const temp = join(dirname(path), `.${basename(path)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -43,7 +46,13 @@ export async function writeFileAtomic(
     } finally {
       await handle.close();
     }
-    await rename(temp, path);
+    if (options.exclusive === true) {
+      await link(temp, path);
+      // The file is in place; a temp name left behind is what removeStaleTemps is for.
+      await unlink(temp).catch(() => undefined);
+    } else {
+      await rename(temp, path);
+    }
   } catch (err) {
     // Best effort: the write already failed and that error is the one worth reporting.
     await unlink(temp).catch(() => undefined);

@@ -35,3 +35,22 @@ export class GatewayConfigError extends SupervisorError {
     this.problems = problems;
   }
 }
+
+// Stable codes of the gateway's own secrets file (`<state_dir>/gateway/secrets.json`).
+export type GatewaySecretsErrorCode =
+  // The file is not JSON, or not the secrets' shape: never regenerated, the operator decides.
+  | 'GATEWAY_SECRETS_CORRUPT'
+  // The file or its directory cannot be read or written.
+  | 'GATEWAY_SECRETS_IO';
+
+// The gateway's secrets cannot be read or kept. No message quotes the file's text, which holds
+// the tokens (a JSON.parse message quotes its input, so it is never passed on).
+export class GatewaySecretsError extends SupervisorError {
+  declare readonly code: GatewaySecretsErrorCode;
+  readonly file: string;
+  constructor(code: GatewaySecretsErrorCode, file: string, problem: string) {
+    super(code, `${file}: ${problem}`);
+    this.name = 'GatewaySecretsError';
+    this.file = file;
+  }
+}

@@ -124,7 +124,18 @@ function checkRules(file: GatewayFile, ctx: z.core.$RefinementCtx<GatewayFile>):
   }
   if (file.proxy_port === file.rpc_port) {
     issue(['rpc_port'], `must differ from proxy_port (both are ${file.proxy_port}): the HTTPS proxy and the gateway RPC each need a host port of their own; change one of them`);
+  } else if (file.rpc_port === 65535) {
+    issue(['rpc_port'], 'must be at most 65534: the host port after it is the gateway\'s admin API (on loopback); choose a lower port');
+  } else if (file.proxy_port === gatewayAdminPort(file)) {
+    issue(['proxy_port'], `must not be rpc_port + 1 (${file.proxy_port}): that host port is the gateway's admin API (on loopback); change one of them`);
   }
+}
+
+// The host port of the gateway's admin API: the one after rpc_port, as upstream's deploy script
+// lays them out (RPC 9202, admin 9203; gateway/dstack-app/deploy-to-vmm.sh), so it needs no key
+// of its own and stays the same across restarts.
+export function gatewayAdminPort(config: { rpc_port: number }): number {
+  return config.rpc_port + 1;
 }
 
 // The schema of a gateway.toml in directory `dir` (where the token file is looked for by default).

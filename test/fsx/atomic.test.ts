@@ -51,6 +51,18 @@ test('a failed write throws and leaves neither the target nor a temp file', asyn
   assert.deepEqual(await readdir(dir), ['target']);
 });
 
+test('an exclusive write creates the file, but never replaces one: EEXIST, the old bytes kept, no temp left', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'secrets.json');
+  await writeFileAtomic(path, 'first', { mode: 0o600, exclusive: true });
+  assert.equal(await readFile(path, 'utf8'), 'first');
+  assert.equal((await stat(path)).mode & 0o777, 0o600);
+  assert.equal((await stat(path)).nlink, 1, 'the temp name is gone, so the file has one name');
+  await assert.rejects(writeFileAtomic(path, 'second', { mode: 0o600, exclusive: true }), { code: 'EEXIST' });
+  assert.equal(await readFile(path, 'utf8'), 'first');
+  assert.deepEqual(await readdir(dir), ['secrets.json']);
+});
+
 test('removeStaleTemps removes only the temp files a crashed write leaves', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, '.web.json.tmp-123-abcd'), '{"partial');

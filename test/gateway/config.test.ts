@@ -112,6 +112,16 @@ test('proxy_port and rpc_port must differ; the problem is put on rpc_port', asyn
   assert.match(err.message, /: rpc_port: must differ from proxy_port \(both are 9202\): .*; change one of them$/);
 });
 
+test('the admin API takes host port rpc_port + 1: rpc_port 65535, or proxy_port on that port, is refused', async (t) => {
+  const dir = await gatewayDir(t);
+  const file = await writeToml(dir, 'public_ip = "203.0.113.7"\nrpc_port = 65535\n');
+  assert.match(refused(await load(file), 'GATEWAY_CONFIG_INVALID', file).message, /: rpc_port: must be at most 65534: the host port after it is the gateway's admin API .*; choose a lower port$/);
+  await writeToml(dir, 'public_ip = "203.0.113.7"\nrpc_port = 9202\nproxy_port = 9203\n');
+  assert.match(refused(await load(file), 'GATEWAY_CONFIG_INVALID', file).message, /: proxy_port: must not be rpc_port \+ 1 \(9203\): that host port is the gateway's admin API .*; change one of them$/);
+  await writeToml(dir, 'public_ip = "203.0.113.7"\nrpc_port = 9202\nproxy_port = 9201\n');
+  on(await load(file));
+});
+
 // [gateway.toml text, the key the message names, what it says to do]
 const VALUE_ERRORS: ReadonlyArray<readonly [string, string, RegExp]> = [
   ['proxy_port = 0', 'proxy_port', /must be a port number from 1 to 65535/],
