@@ -26,6 +26,10 @@ import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
 import { registerAhead } from '../handlers/register-ahead.ts';
 import type { DesiredSpec } from './controller/spec.ts';
 import { describeError } from './errors.ts';
+import type { EnvEntry } from './secrets/dotenv.ts';
+import type { Tier2 } from './gateway/tier2.ts';
+
+type Tier2Service = Tier2 & { close: () => Promise<void> };
 
 export type SupervisorOptions = {
   config: Config;
@@ -122,7 +126,9 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     removeTimeoutMs: config.apps.boot_timeout_s * 1000,
   };
 
-  const specs = createSpecBuilder({ config, image, reservedPorts: await loadReservedHostPorts(config) });
+  // Tier 2 starts once the first pass has the apps' verdicts; until then no app uses a gateway.
+  let tier2: Tier2Service | undefined;
+  const specs = createSpecBuilder({ config, image, reservedPorts: await loadReservedHostPorts(config), tier2: (app) => tier2?.forApp(app) });
   let dirFaultReason: string | undefined;
   // A resync that cannot list the VMs is the VMM's problem, not the directory's: said once until
   // it lists them again; each app then asks for its own VMs (and fails and retries on its own).
@@ -180,17 +186,19 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     },
   });
 
+  // Loaded on the first app with an env file: the secp256k1 code it needs (@noble/curves) is
+  // ~3 MB of resident memory an idle host whose apps have no secrets does not carry (issue 5).
+  async function sealEnv(app: string, appId: string, entries: EnvEntry[]): Promise<string> {
+    const { sealEnv: seal } = await import('./secrets/seal.ts');
+    return seal({ vmm, kmsPublicKeyHex: config.apps.kms_public_key, now: () => clock.now() }, app, appId, entries);
+  }
+
   const reconcileDeps: ReconcileDeps = {
     vmm,
     allowlist,
     records,
     report: (u: StatusUpdate) => reporter.update(u),
-    // Loaded on the first app with an env file: the secp256k1 code it needs (@noble/curves) is
-    // ~3 MB of resident memory an idle host whose apps have no secrets does not carry (issue 5).
-    sealEnv: async (app, appId, entries) => {
-      const { sealEnv } = await import('./secrets/seal.ts');
-      return sealEnv({ vmm, kmsPublicKeyHex: config.apps.kms_public_key, now: () => clock.now() }, app, appId, entries);
-    },
+    sealEnv,
     clock: handlerClock,
     timing,
     desired: (name) => {
@@ -222,6 +230,21 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   });
 
   await controller.start();
+  // Tier 2 reads gateway.d on every resync; its admin client (undici) loads on the first enable.
+  const { startTier2 } = await import('./gateway/start.ts');
+  tier2 = startTier2({
+    config,
+    log,
+    clock: handlerClock,
+    vmm,
+    allowlist,
+    image,
+    seal: sealEnv,
+    wanted: () => controller.verdicts().flatMap(([name, v]) => (v.kind === 'app' ? [{ name, wanted: v.spec.gatewayWanted }] : [])),
+    changed: () => controller.poke('manual'),
+    timing: { pollMs: timing.pollMs },
+  });
+  tier2.poke();
   const watcher = await watchAppsDir({ dir: config.apps_dir, bus, clock, enabled: config.apps.watch, watch: options.watchDir });
   ready = true;
   await notifier.ready(reporter.line());
@@ -231,7 +254,11 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
 
   return {
     vmm,
-    idle: () => controller.idle(),
+    idle: async () => {
+      await controller.idle();
+      await tier2?.idle();
+      await controller.idle();
+    },
     poke: () => controller.poke('manual'),
     async stop() {
       await notifier.stopping('stopping: running apps keep running');
@@ -251,6 +278,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
         await controller.stop();
       }
       if (!stopped) log.warn(`in-flight operations did not finish within ${grace / 1000} s; their intent records resume them at the next start`);
+      await tier2?.close();
       await supervisorWrites;
       await allowlist.close();
       await vmm.close();

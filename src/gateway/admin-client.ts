@@ -4,26 +4,14 @@
 // only when Tier 2 is on, so an idle host without a gateway does not carry undici's parser.
 import { Agent, request } from 'undici';
 import type { z } from 'zod';
-import { SupervisorError, describeError } from '../errors.ts';
+import { describeError } from '../errors.ts';
+import { GatewayAdminError } from './errors.ts';
 import { adminMethods, type AdminMethod } from './admin-messages.ts';
-
-// Why a call to the gateway failed: not reachable (yet), refused by the gateway with its own
-// message, or an answer we cannot read.
-export type GatewayAdminErrorCode = 'GATEWAY_UNREACHABLE' | 'GATEWAY_REFUSED' | 'GATEWAY_PROTOCOL';
-
-export class GatewayAdminError extends SupervisorError {
-  declare readonly code: GatewayAdminErrorCode;
-  // The gateway's own message for GATEWAY_REFUSED (e.g. why a certificate was not issued).
-  readonly gatewayMessage: string;
-  constructor(code: GatewayAdminErrorCode, message: string, gatewayMessage = '') {
-    super(code, message);
-    this.name = 'GatewayAdminError';
-    this.gatewayMessage = gatewayMessage;
-  }
-}
 
 type Request<M extends AdminMethod> = z.input<(typeof adminMethods)[M]['request']>;
 type Response<M extends AdminMethod> = z.output<(typeof adminMethods)[M]['response']>;
+
+export { GatewayAdminError };
 
 export type GatewayAdmin = {
   call<M extends AdminMethod>(method: M, body: Request<M>): Promise<Response<M>>;

@@ -54,3 +54,18 @@ export class GatewaySecretsError extends SupervisorError {
     this.file = file;
   }
 }
+
+// Why a call to the gateway failed: not reachable (yet), refused by the gateway with its own
+// message, or an answer we cannot read.
+export type GatewayAdminErrorCode = 'GATEWAY_UNREACHABLE' | 'GATEWAY_REFUSED' | 'GATEWAY_PROTOCOL';
+
+export class GatewayAdminError extends SupervisorError {
+  declare readonly code: GatewayAdminErrorCode;
+  // The gateway's own message for GATEWAY_REFUSED (e.g. why a certificate was not issued).
+  readonly gatewayMessage: string;
+  constructor(code: GatewayAdminErrorCode, message: string, gatewayMessage = '') {
+    super(code, message);
+    this.name = 'GatewayAdminError';
+    this.gatewayMessage = gatewayMessage;
+  }
+}

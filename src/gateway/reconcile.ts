@@ -9,7 +9,8 @@ import { describeError } from '../errors.ts';
 import type { EnvEntry } from '../secrets/dotenv.ts';
 import type { VmmClient } from '../vmm/client.ts';
 import type { VmConfigurationInput, VmInfo } from '../vmm/messages.ts';
-import { GatewayAdminError, type GatewayAdmin } from './admin-client.ts';
+import type { GatewayAdmin } from './admin-client.ts';
+import { GatewayAdminError } from './errors.ts';
 import type { GATEWAY_PHASES } from '../status/schema.ts';
 
 // Everything one enable step needs, rendered from gateway.toml and the kept secrets.
@@ -25,6 +26,8 @@ export type GatewayPlan = {
   acmeUrl: string;
   // ACME mode: the DNS credential the gateway's certbot uses (the token leaves only here).
   dns?: { name: string; token: () => string };
+  // A client of this gateway's admin API and health endpoint.
+  admin: () => GatewayAdmin;
 };
 
 // Where Tier 2 stands; `serving`: apps may be switched to it.
@@ -36,7 +39,6 @@ export type GatewayStepDeps = {
   allowlist: Pick<Allowlist, 'addHash' | 'setHashes' | 'removeApp' | 'setGatewayAppId'>;
   // Encrypt env entries for the gateway's app id (src/secrets/seal.ts).
   seal: (appId: string, entries: EnvEntry[]) => Promise<string>;
-  admin: () => GatewayAdmin;
   // Remembered across steps: the DNS token last handed to the gateway, as a fingerprint (the
   // gateway redacts it in every reply, so it cannot be compared there).
   memory: { dnsFingerprint?: string; certWaits: number };
@@ -105,7 +107,7 @@ export async function stepEnable(plan: GatewayPlan, vms: readonly VmInfo[], deps
   if (vm.boot_error) return { phase: 'failed', serving: false, reason: `the gateway CVM ${vm.id} failed to boot: ${vm.boot_error}`, ...at };
   if (vm.boot_progress !== 'done') return { phase: 'booting', serving: false, reason: `the gateway CVM ${vm.id} is booting ("${vm.boot_progress}")`, ...at };
 
-  const admin = deps.admin();
+  const admin = plan.admin();
   try {
     await admin.health();
     await configure(plan, admin, deps);

@@ -89,7 +89,9 @@ export function createTier2(deps: Tier2Deps): Tier2 {
 
   async function pass(): Promise<number> {
     const load = await deps.load();
-    const vms = await deps.listVms();
+    // Asked for only when Tier 2 is in use: a host without gateway.d makes no VMM call here.
+    let listed: Promise<VmInfo[]> | undefined;
+    const vmsNow = () => (listed ??= deps.listVms());
     // Where apps move: to the gateway once it serves, back once its removal is confirmed; in every
     // other state (starting, a gateway outage, an invalid file, a removal not yet confirmed) each
     // stays where its VM is, and a new app deploys on direct ports.
@@ -102,7 +104,7 @@ export function createTier2(deps: Tier2Deps): Tier2 {
       if (JSON.stringify(settings) !== JSON.stringify(on)) await deps.remember(settings);
       on = settings;
       active = true;
-      outcome = await stepEnable(plan, vms, { ...deps.step, memory });
+      outcome = await stepEnable(plan, await vmsNow(), { ...deps.step, memory });
       if (outcome.serving) direction = true;
     } else if (load.kind === 'invalid') {
       on ??= await deps.recall();
@@ -120,6 +122,7 @@ export function createTier2(deps: Tier2Deps): Tier2 {
         outcome = { phase: 'draining', serving: false, reason: 'gateway.toml is missing; confirming the removal' };
       } else {
         direction = false;
+        const vms = await vmsNow();
         outcome = await stepDisable(deps.vmName, appId, on === undefined ? [] : gatewayInUse(switchApps(vms)), vms, deps.step);
         if (outcome.phase === 'stopped' && on !== undefined) {
           on = undefined;
@@ -128,7 +131,7 @@ export function createTier2(deps: Tier2Deps): Tier2 {
         }
       }
     }
-    const apps = switchApps(vms);
+    const apps = active ? switchApps(await vmsNow()) : [];
     const plan = !active ? { serving: new Map<string, boolean>(), switching: undefined } : direction === undefined ? { serving: new Map(apps.map((a) => [a.name, a.vm?.gatewayEnabled ?? false])), switching: undefined } : planSwitch(direction, apps);
     const before = JSON.stringify([...perApp]);
     perApp = plan.serving;

@@ -1,0 +1,130 @@
+// Tier 2 assembled from supervisor.toml and the service's edges: where gateway.toml is, how the
+// gateway CVM is rendered and sealed, how its admin API is reached, where its state is kept, and a
+// watch on gateway.d so a dropped file is acted on at once rather than at the next resync.
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { Allowlist } from '../auth/allowlist.ts';
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import { writeFileAtomic } from '../fsx/atomic.ts';
+import type { Logger } from '../log/logger.ts';
+import type { EnvEntry } from '../secrets/dotenv.ts';
+import { writeGatewayStatus } from '../status/store.ts';
+import type { VmmClient } from '../vmm/client.ts';
+import { GATEWAY_VM_NAME } from './compose.ts';
+import { loadGatewayConfig } from './config.ts';
+import { gatewayAdminUrl, gatewayUrls, gatewayVmConfig, renderGatewayCvm } from './cvm.ts';
+import { loadOrCreateGatewaySecrets, readGatewaySecrets } from './secrets.ts';
+import { createTier2, type Tier2, type TierSettings } from './tier2.ts';
+
+// Let's Encrypt's staging directory; an empty acme_url is the gateway's default, production.
+const LE_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+
+// The name the supervisor gives the DNS credential it hands the gateway.
+const DNS_CREDENTIAL_NAME = 'dstack-supervisor';
+
+const TierSettingsSchema = z.object({ apps: z.enum(['opt-in', 'all']), baseDomain: z.string(), proxyPort: z.number().int(), urls: z.array(z.string()) });
+
+export type Tier2Edges = {
+  config: Config;
+  log: Logger;
+  clock: Clock;
+  vmm: VmmClient;
+  allowlist: Allowlist;
+  // The guest image apps get ([cvm] image '' means this one).
+  image: string;
+  seal: (app: string, appId: string, entries: EnvEntry[]) => Promise<string>;
+  // Apps with a valid file and whether each asks for the gateway.
+  wanted: () => Array<{ name: string; wanted: boolean }>;
+  changed: () => void;
+  timing: { pollMs: number };
+};
+
+export function startTier2(edges: Tier2Edges): Tier2 & { close: () => Promise<void> } {
+  const { config } = edges;
+  const file = join(config.gateway_dir, 'gateway.toml');
+  const settingsFile = join(config.state_dir, 'gateway', 'enabled.json');
+  const guestHost = config.init.guest_host_address;
+  const tier2 = createTier2({
+    load: () => loadGatewayConfig(file, { owner: config.apps.owner }),
+    async plan(load) {
+      const secrets = await loadOrCreateGatewaySecrets(config.state_dir);
+      // undici comes with the admin client: loaded once Tier 2 is on, not on every host.
+      const { createGatewayAdmin } = await import('./admin-client.ts');
+      const { appCompose, env } = renderGatewayCvm({ config: load.config, secrets, guestHost });
+      const image = load.config.cvm.image || edges.image;
+      const token = load.token;
+      return {
+        vmName: GATEWAY_VM_NAME,
+        appId: secrets.appId,
+        manifest: appCompose,
+        env,
+        vmConfig: (encryptedEnv) => gatewayVmConfig({ config: load.config, secrets, image, appCompose, encryptedEnv, kmsUrls: config.apps.kms_urls }),
+        domain: load.baseDomain,
+        proxyPort: load.config.proxy_port,
+        acmeUrl: load.config.certificate.staging ? LE_STAGING : '',
+        ...(token ? { dns: { name: DNS_CREDENTIAL_NAME, token: () => token.reveal() } } : {}),
+        gatewayUrls: gatewayUrls(load.config, guestHost),
+        admin: () => createGatewayAdmin({ adminUrl: gatewayAdminUrl(load.config), rpcUrl: `https://127.0.0.1:${load.config.rpc_port}`, token: secrets.adminApiToken() }),
+      };
+    },
+    knownAppId: async () => (await readGatewaySecrets(config.state_dir))?.appId,
+    vmName: GATEWAY_VM_NAME,
+    remember: async (settings: TierSettings | undefined) => {
+      if (settings === undefined) await rm(settingsFile, { force: true });
+      else await writeFileAtomic(settingsFile, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
+    },
+    recall: async () => {
+      const text = await readFile(settingsFile, 'utf8').catch(() => undefined);
+      const parsed = text === undefined ? undefined : TierSettingsSchema.safeParse(safeJson(text));
+      return parsed?.success ? parsed.data : undefined;
+    },
+    listVms: async () => (await edges.vmm.status({})).vms,
+    wanted: edges.wanted,
+    step: {
+      vmm: edges.vmm,
+      allowlist: edges.allowlist,
+      seal: (appId, entries) => edges.seal('gateway', appId, entries),
+    },
+    changed: edges.changed,
+    writeStatus: (s) =>
+      writeGatewayStatus(config.state_dir, {
+        phase: s.phase,
+        serving: s.serving,
+        reason: s.reason,
+        vm_id: s.vmId ?? null,
+        domain: s.domain,
+        switching: s.switching,
+        updated_at: new Date(edges.clock.now()).toISOString(),
+      }),
+    log: edges.log,
+    clock: edges.clock,
+    timing: { pollMs: edges.timing.pollMs, resyncMs: config.apps.resync_s * 1000, deleteConfirmMs: config.apps.delete_confirm_s * 1000, backoffMaxMs: config.apps.backoff_max_s * 1000 },
+  });
+  // A hint only, like apps.d's watch: the resync reads gateway.toml anyway, so a directory that
+  // does not exist yet (or cannot be watched) costs promptness, not correctness.
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(config.gateway_dir, () => tier2.poke());
+    watcher.on('error', () => watcher?.close());
+  } catch {
+    watcher = undefined;
+  }
+  return {
+    ...tier2,
+    async close() {
+      watcher?.close();
+      await tier2.stop();
+    },
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
