@@ -70,6 +70,13 @@ export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<R
     }
     if (lost) record = adopt(name, name, lost);
     else if (desired.kind === 'gone') {
+      // A deploy that never made a VM may have registered its hash: the entry goes with the app
+      // (found by the soak).
+      try {
+        if (lastAppId !== undefined) await deps.allowlist.removeApp(lastAppId);
+      } catch (error) {
+        return { kind: 'retry', error };
+      }
       await deps.report({ app: name, file: name, phase: 'gone' });
       return { kind: 'done' };
     }
@@ -154,6 +161,9 @@ async function step(
       await deployApp(spec, plan.appId, record, deps);
       return { kind: 'requeueAfter', ms: deps.timing.pollMs };
     case 'upgrade':
+      // The VM runs the old hash until the upgrade is through, and an upgrade can fail for good
+      // (a port another app holds): its entry must stay right meanwhile (found by the soak).
+      if (record) await repairEntry(record, deps);
       await upgradeApp(spec, vm as VmInfo, record ?? adopt(spec.name, spec.file, vm as VmInfo), plan.changes, deps);
       return { kind: 'requeueAfter', ms: deps.timing.pollMs };
     case 'restart':

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
@@ -106,4 +106,40 @@ test('a held app whose deploy was cut short still gets its entry back', { timeou
   await h.start();
   await waitUntil(async () => (await h.allowlist())[shop.app_id]?.composeHashes.join() === hashOf(shop), 'shop entry restored while held');
   assert.equal(h.decisions('shop', 'repair').length, 1);
+});
+
+// Found by the soak (seed 12202): an upgrade that keeps failing (here UpdateVm; there a port
+// held by another app's VM) left the entry as a hand edit made it, without the hash the VM runs:
+// the repair ran only for apps with nothing else to do, so the crashed VM could never boot.
+test('an entry edited by hand is restored while the app\'s upgrade keeps failing', { timeout: 60_000 }, async (t) => {
+  const { h, shop } = await twoApps(t);
+  h.sim.faults.failNext('UpdateVm', { count: 1000, message: 'no room for it' });
+  await h.put('shop.yaml', composeText(shop.configuration!.ports[0]!.host_port, 'v2'));
+  await waitUntil(() => h.decisions('shop', 'upgrade').some((d) => d.priority <= 3), 'the upgrade failing');
+  await editAuthConfig(h, (doc) => {
+    (doc.apps[shop.app_id] as { composeHashes: string[] }).composeHashes = ['cd'.repeat(32)];
+  });
+  const listed = await waitUntil(async () => {
+    const hashes = (await h.allowlist())[shop.app_id]?.composeHashes ?? [];
+    return hashes.includes(hashOf(shop)) ? hashes : undefined;
+  }, 'the running hash back in the entry', 15_000);
+  assert.ok(!listed.includes('cd'.repeat(32)), 'the hand-made hash is gone');
+});
+
+// Found by the soak (seed 12101): a deploy that never made a VM has an entry; with its record
+// moved aside and its file then deleted, nothing knew the entry, and it stayed for good.
+test('an app whose record was moved aside and whose deploy never made a VM leaves no entry when its file goes', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [port] = await freePorts(1);
+  await h.start();
+  h.sim.faults.failNext('CreateVm', { count: 1000, message: 'no room for it' });
+  await h.put('shop.yaml', composeText(port!));
+  const failed = await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'shop' && s.phase === 'failed' && s.app_id !== null), 'shop failing to deploy');
+  const appId = failed.app_id!;
+  assert.ok((await h.allowlist())[appId], 'the deploy registered its hash');
+  const recordPath = join(h.config.state_dir, 'apps', 'shop.json');
+  await rename(recordPath, `${recordPath}.bad`);
+  await rm(h.path('shop.yaml'));
+  await waitUntil(async () => ((await h.allowlist())[appId] === undefined ? true : undefined), 'the entry gone', 15_000);
+  await waitUntil(async () => ((await h.statuses()).some((s) => s.app === 'shop') ? undefined : true), 'the status gone');
 });
