@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { loadConfig, type Config } from '../config.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { startSupervisor } from '../supervisor.ts';
@@ -14,9 +15,18 @@ export async function startSimulatedHost(config: Config, log: Logger): Promise<{
   const { ensureSimImages } = await import('../sim/guest-image.ts');
   await mkdir(config.sim.dir, { recursive: true });
   if (!config.init.enabled && (await seedSimAuthConfig(config.auth.config_path))) log.info({ FILE: config.auth.config_path }, 'simulated host: wrote a starting auth-config.json');
-  const images = config.init.enabled ? { images: await ensureSimImages(config.init.images_dir) } : {};
+  // With init, the simulated VMM is configured as init renders vmm.toml: its port ranges (tcp and
+  // udp, so a gateway CVM can map WireGuard) and bind address, and the host CA in
+  // <config_dir>/tls that signs the simulated gateway's certificates (`curl --cacert`).
+  const fromInit = config.init.enabled
+    ? {
+        images: await ensureSimImages(config.init.images_dir),
+        portMapping: { enabled: true, address: config.init.port_mapping_address, range: config.init.port_ranges.map((r) => ({ ...r })) },
+        tlsDir: join(config.init.config_dir, 'tls'),
+      }
+    : {};
   const kmsUrl = 'https://10.0.2.2:12001';
-  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, kmsUrls: [kmsUrl], kmsUrl, ...images });
+  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, kmsUrls: [kmsUrl], kmsUrl, ...fromInit });
   log.warn({ VMM: sim.vmmUrl }, `SIMULATED HOST: dstack-vmm is simulated at ${sim.vmmUrl} ([sim] enabled = true); no CVM is real`);
   const apps = { ...config.apps, kms_public_key: config.apps.kms_public_key || sim.envKeys.kmsPublicKeyHex };
   return { config: { ...config, apps, vmm: { ...config.vmm, url: sim.vmmUrl, token_file: sim.tokenFile ?? '' } }, stop: sim.stop };

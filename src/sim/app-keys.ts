@@ -1,5 +1,6 @@
 // The simulated KMS's side of an app boot: post the guest's BootInfo to the auth webhook's
-// `/bootAuth/app`, exactly as dstack-kms does, and hand back the verdict.
+// `/bootAuth/app`, exactly as dstack-kms does, and hand back the verdict and the gateway app id
+// the KMS passes on to the guest.
 import type { AppKeyDecision, RequestAppKeys } from './vm-boot.ts';
 
 // The simulated TDX platform: what a real quote would carry besides the app's own measurements.
@@ -40,7 +41,8 @@ export function createWebhookKeyRequester(authUrl: string, platform: SimPlatform
     });
     const text = await res.text();
     if (!res.ok) throw new Error(`auth webhook ${authUrl} answered HTTP ${res.status}: ${text}`);
-    const body = JSON.parse(text) as { isAllowed?: unknown; reason?: unknown };
-    return { isAllowed: body.isAllowed === true, reason: typeof body.reason === 'string' ? body.reason : '' };
+    const body = JSON.parse(text) as { isAllowed?: unknown; reason?: unknown; gatewayAppId?: unknown };
+    const str = (value: unknown): string => (typeof value === 'string' ? value : '');
+    return { isAllowed: body.isAllowed === true, reason: str(body.reason), gatewayAppId: str(body.gatewayAppId) };
   };
 }

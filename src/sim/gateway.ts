@@ -59,8 +59,11 @@ export type GatewayListen = { host: string; port: number };
 export type SimGatewayOptions = {
   // Signs the `*.<domain>` certificates and the RPC port's certificate (the host CA in dev).
   ca: Issued;
-  // `[core.admin] auth_token`; empty refuses to start, as upstream.
+  // `[core.admin] auth_token`; empty refuses to start, as upstream, unless `insecureNoAuth`.
   adminToken: string;
+  // `[core.admin] insecure_no_auth`: an admin API with no credential at all, which is also what
+  // gateway images from before admin authentication (#796, ≤ 0.5.11) serve.
+  insecureNoAuth?: boolean;
   // The gateway CVM's data (default: empty). Pass the same store to a restarted gateway.
   store?: GatewayStore;
   // Injected faults (default: none). Pass the same hooks to a restarted gateway.
@@ -104,7 +107,7 @@ const MAX_LOG_LINES = 1000;
 // Start the gateway: proxy, RPC and admin ports bound, certificates loaded, certbot running.
 export async function startSimGateway(options: SimGatewayOptions): Promise<SimGateway> {
   const { ca, adminToken, store = createGatewayStore(), faults = createGatewayFaults(), issueDelayMs = 100, nodeId = 1 } = options;
-  if (adminToken.trim() === '') {
+  if (adminToken.trim() === '' && options.insecureNoAuth !== true) {
     throw new SupervisorError('SIM_GATEWAY_CONFIG', 'admin API is enabled but neither auth_token nor htpasswd_file is configured; set core.admin.auth_token, DSTACK_GATEWAY_ADMIN_TOKEN, ADMIN_API_TOKEN, core.admin.htpasswd_file, or insecure_no_auth = true (testing only)');
   }
   const scheduler = new Scheduler(options.clock ?? systemClock);
@@ -134,7 +137,9 @@ export async function startSimGateway(options: SimGatewayOptions): Promise<SimGa
     const myUrl = options.myUrl ?? rpcUrl;
     const certbot = createCertbot({ store, ca, nodeId, scheduler, issueDelayMs, issuanceFault: faults.issuanceFault, loaded: proxy.loadCert, log });
     const handlers = adminHandlers({ store, certbot, proxy, nodeId, myUrl, best });
-    const admin = await startAdminServer({ ...(options.admin ?? LOOPBACK), token: adminToken, handlers, gate: faults.gate });
+    // An empty token list lets every request through (vmm-auth.ts).
+    const token = options.insecureNoAuth === true ? '' : adminToken;
+    const admin = await startAdminServer({ ...(options.admin ?? LOOPBACK), token, handlers, gate: faults.gate });
     bound.push(admin);
     certbot.start();
     return {

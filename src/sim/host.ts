@@ -20,14 +20,22 @@
 // - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
 // - A VM named `dstack-kms` gets the simulated KMS (kms-server.ts) on its published port 8000
 //   instead of a plain listener: HTTPS `/health` and `GetMeta` once it has "bootstrapped".
-import { writeFile } from 'node:fs/promises';
+// - A KMS-mode VM named `dstack-gateway` gets the simulated gateway (gateway-cvm.ts) on its
+//   published ports 8000 (RPC), 8001 (admin) and 443 (proxy) once it has booted, certificates
+//   signed by the host CA in `tlsDir`; a gateway-enabled app guest registers with it at boot and
+//   is reachable through its SNI proxy (gateway-guest.ts).
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensureTlsCerts, tlsPaths, type Issued } from '../init/tls.ts';
 import type { StatusRequestInput, VmInfo } from '../vmm/messages.ts';
 import { StatusRequestSchema } from '../vmm/messages.ts';
 import { createWebhookKeyRequester, DEFAULT_SIM_PLATFORM, type SimPlatform } from './app-keys.ts';
 import { startAuthWebhook } from './auth-webhook.ts';
 import { createEnvKeys, type EnvKeys } from './env-keys.ts';
 import { createFaults, type Faults, type ServerControl } from './faults.ts';
+import { startGatewayCvms, type GatewayCvms, type SimGatewayView } from './gateway-cvm.ts';
+import type { GatewayFaults } from './gateway-faults.ts';
+import { createGatewayGuests, noGatewayAnswers, type GatewayGuests } from './gateway-guest.ts';
 import { startSimKms, type SimKmsFault } from './kms-server.ts';
 import { startPortListeners } from './port-listeners.ts';
 import { createVmmHandlers, vmLogLines } from './vmm-dispatch.ts';
@@ -50,6 +58,23 @@ export type SimHostOptions = Omit<VmmStateOptions, 'requestAppKeys'> & {
   platform?: Partial<SimPlatform>;
   // Boot `done` of the KMS CVM to its HTTPS answering (default 300 ms).
   kmsBootstrapDelayMs?: number;
+  // The host CA's directory (ca.crt, ca.key), as init's step 4 writes it under `<config_dir>/tls`;
+  // the simulated gateway signs its certificates with it. Default `dir/tls`, made on first use.
+  tlsDir?: string;
+  // How long the simulated gateway takes to issue a certificate (default 100 ms).
+  gatewayIssueDelayMs?: number;
+  // The app guests' gateway checker interval (upstream 180 s, the default); retries scale with it.
+  gatewayCheckIntervalMs?: number;
+};
+
+// The simulated gateways, by the id of their `dstack-gateway` VM.
+export type SimGateways = {
+  // The VM's gateway while it runs (after boot `done` and its start), else undefined.
+  running: (vmId: string) => SimGatewayView | undefined;
+  // The VM's gateway faults, kept across its launches; undefined before its first launch.
+  faults: (vmId: string) => GatewayFaults | undefined;
+  // Resolve with the VM's gateway once it runs; reject if it fails to start or after `timeoutMs`.
+  waitRunning: (vmId: string, timeoutMs?: number) => Promise<SimGatewayView>;
 };
 
 // Read-only access to the VMs for tests, in VmInfo form.
@@ -77,16 +102,25 @@ export type SimHost = {
   envKeys: EnvKeys;
   // The simulated KMS: make its bootstrap stall ('stall') or behave ('none').
   kms: { setFault: (fault: SimKmsFault) => void };
+  gateways: SimGateways;
   stop: () => Promise<void>;
 };
 
 // Start the webhook, the VMM and the port listeners; stop() closes all of them and every timer.
 export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
-  const { dir, token, kmsUrl = '', authConfigPath = join(dir, 'auth-config.json'), platform, kmsBootstrapDelayMs = 300, ...vmmOptions } = options;
+  const { dir, token, kmsUrl = '', authConfigPath = join(dir, 'auth-config.json'), platform, kmsBootstrapDelayMs = 300, ...rest } = options;
+  const { tlsDir = join(dir, 'tls'), gatewayIssueDelayMs = 100, gatewayCheckIntervalMs = 180_000, ...vmmOptions } = rest;
   const webhook = await startAuthWebhook({ configPath: authConfigPath });
   const requestAppKeys = createWebhookKeyRequester(webhook.url, { ...DEFAULT_SIM_PLATFORM, ...platform });
   const envKeys = createEnvKeys(kmsUrl);
-  const state = new VmmState({ ...vmmOptions, requestAppKeys, openEnv: (appId, hex) => envKeys.decrypt(appId, hex) });
+  // The guests need the state, and the state's boots need the guests: tie the knot.
+  let guests: GatewayGuests | undefined;
+  const state = new VmmState({
+    ...vmmOptions,
+    requestAppKeys,
+    openEnv: (appId, hex) => envKeys.decrypt(appId, hex),
+    setupGateway: (vm, input) => (guests ?? { setup: noGatewayAnswers }).setup(vm, input),
+  });
   // The fault gate needs the server's down/up, and the server needs the gate: tie the knot.
   let control: ServerControl | undefined;
   const lateControl: ServerControl = { down: () => control?.down() ?? Promise.resolve(), up: () => control?.up() ?? Promise.resolve() };
@@ -110,7 +144,17 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
   }
   control = server.control;
   const kms = startSimKms(state, { bootstrapDelayMs: kmsBootstrapDelayMs, k256PublicKeyHex: envKeys.kmsPublicKeyHex });
-  const listeners = startPortListeners(state, kms.serves);
+  const gatewayCvms = startGatewayCvms(state, {
+    loadCa: () => loadHostCa(tlsDir),
+    openEnv: (vm) => (vm.launchedEnv === '' ? [] : envKeys.decrypt(vm.appId, vm.launchedEnv)),
+    issueDelayMs: gatewayIssueDelayMs,
+  });
+  const gatewayGuests = createGatewayGuests({ state, registerAt: gatewayCvms.registerAt, unregister: gatewayCvms.unregister, intervalMs: gatewayCheckIntervalMs });
+  guests = gatewayGuests;
+  gatewayCvms.onChange((change) => {
+    if (change === 'running') gatewayGuests.refreshAll();
+  });
+  const listeners = startPortListeners(state, (vm, port) => kms.serves(vm, port) || gatewayCvms.serves(vm, port));
   return {
     vmmUrl: server.url,
     socketPath,
@@ -121,9 +165,11 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
     state: createStateView(state),
     envKeys,
     kms: { setFault: kms.setFault },
+    gateways: createGatewaysView(gatewayCvms),
     stop: async () => {
+      gatewayGuests.close();
       state.dispose();
-      await Promise.all([listeners.close(), kms.close(), server.close(), webhook.close()]);
+      await Promise.all([listeners.close(), kms.close(), gatewayCvms.close(), server.close(), webhook.close()]);
     },
   };
 }
@@ -136,24 +182,76 @@ function createStateView(state: VmmState): SimStateView {
     launchedCompose: (id) => state.find(id)?.launchedCompose ?? '',
     launchedEnv: (id) => state.find(id)?.launchedEnv ?? '',
     waitFor: (predicate, timeoutMs = 5000) =>
-      new Promise((resolve, reject) => {
-        const check = (): boolean => {
+      waitOnChanges(
+        (listener) => state.onChange(listener),
+        () => {
           const vms = list();
-          if (!predicate(vms)) return false;
-          finish();
-          resolve(vms);
-          return true;
-        };
-        const timer = setTimeout(() => {
-          finish();
-          reject(new Error(`simulated host: condition not met within ${timeoutMs} ms; VMs: ${JSON.stringify(list({ brief: true }))}`));
-        }, timeoutMs);
-        const unsubscribe = state.onChange(() => void check());
-        const finish = (): void => {
-          clearTimeout(timer);
-          unsubscribe();
-        };
-        check();
-      }),
+          return predicate(vms) ? vms : undefined;
+        },
+        timeoutMs,
+        () => `simulated host: condition not met within ${timeoutMs} ms; VMs: ${JSON.stringify(list({ brief: true }))}`,
+      ),
   };
+}
+
+function createGatewaysView(cvms: GatewayCvms): SimGateways {
+  return {
+    running: cvms.running,
+    faults: cvms.faults,
+    waitRunning: (vmId, timeoutMs = 5000) =>
+      waitOnChanges(
+        cvms.onChange,
+        () => {
+          const failure = cvms.failure(vmId);
+          if (failure !== undefined) throw new Error(`simulated host: VM ${vmId}: ${failure}`);
+          return cvms.running(vmId);
+        },
+        timeoutMs,
+        () => `simulated host: the gateway of VM ${vmId} did not start within ${timeoutMs} ms`,
+      ),
+  };
+}
+
+// Resolve with what `check` returns once it returns something, checking now and on every change;
+// reject with what `check` throws, or after `timeoutMs` with `late()`.
+function waitOnChanges<T>(subscribe: (listener: () => void) => () => void, check: () => T | undefined, timeoutMs: number, late: () => string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const settle = (): void => {
+      let value: T | undefined;
+      try {
+        value = check();
+      } catch (err) {
+        finish();
+        reject(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      if (value === undefined) return;
+      finish();
+      resolve(value);
+    };
+    const timer = setTimeout(() => {
+      finish();
+      reject(new Error(late()));
+    }, timeoutMs);
+    const unsubscribe = subscribe(settle);
+    const finish = (): void => {
+      clearTimeout(timer);
+      unsubscribe();
+    };
+    settle();
+  });
+}
+
+// The host CA init writes at step 4; made here with init's own code when it is missing, so a host
+// without init (tests) still has one to sign its gateway's certificates.
+async function loadHostCa(tlsDir: string): Promise<Issued> {
+  const paths = tlsPaths(tlsDir);
+  const read = async (): Promise<Issued> => ({ certPem: await readFile(paths.caCert, 'utf8'), keyPem: await readFile(paths.caKey, 'utf8') });
+  try {
+    return await read();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await ensureTlsCerts(tlsDir);
+  return read();
 }

@@ -13,7 +13,7 @@ export type PortListeners = { close: () => Promise<void> };
 type Entry = { vmId: string; ready: Promise<BoundServer | undefined>; wanted: boolean };
 
 // Follow `state` and keep one listener per launched tcp port of every running VM, except those
-// `servedElsewhere` claims (the simulated KMS's RPC port). A port that cannot be bound makes the
+// `servedElsewhere` claims (the simulated KMS's RPC port, the simulated gateway's three ports). A port that cannot be bound makes the
 // launch fail like QEMU's would: the VM's process exits.
 export function startPortListeners(state: VmmState, servedElsewhere: (vm: SimVm, port: HostPort) => boolean = () => false): PortListeners {
   const entries = new Map<string, Entry>();

@@ -1,6 +1,9 @@
 // The simulated guest's boot: the boot.progress stages a real guest reports (docs/dstack.md §2.3), spread
 // over the configured boot delay, with the app-key request in the middle. A KMS-mode guest asks
 // the auth webhook like the real KMS would, and on a denial reports boot.error and powers off.
+// A gateway-enabled guest registers with dstack-gateway after its keys; as at upstream HEAD
+// (dstack-util system_setup.rs, ef05a83a) a failure there is a boot.error and boot goes on.
+// Released images (≤ 0.5.11) power off instead; the simulator follows HEAD.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Scheduler } from './scheduler.ts';
 import type { EnvEntry } from '../secrets/dotenv.ts';
@@ -10,11 +13,20 @@ import { hashCompose, parseAppCompose, type AppCompose } from './vm-rules.ts';
 // What the KMS forwards to the webhook for an app boot.
 export type AppKeyRequest = { appId: string; composeHash: string; osImageHash: string; instanceId: string };
 
-// The webhook's verdict.
-export type AppKeyDecision = { isAllowed: boolean; reason: string };
+// The webhook's verdict, with the gateway app id the KMS hands the guest (GetAppKey
+// `gateway_app_id`, from auth-config.json `gatewayAppId`; absent or "" when none is set).
+export type AppKeyDecision = { isAllowed: boolean; reason: string; gatewayAppId?: string };
 
 // Ask for app keys (the host wires this to `POST <webhook>/bootAuth/app`).
 export type RequestAppKeys = (request: AppKeyRequest) => Promise<AppKeyDecision>;
+
+// What the guest's gateway step knows: the app keys' gateway app id (no keys, no id), its
+// instance id, and the VM configuration's gateway_urls (the VM's own, else the VMM's default).
+export type GatewaySetupInput = { gatewayAppId: string; instanceId: string; gatewayUrls: string[] };
+
+// The guest's `GatewayContext::setup`: resolves to undefined once registered, or to the error
+// chain the guest puts after "registration failed, the app has no ingress route: ".
+export type SetupGateway = (vm: SimVm, input: GatewaySetupInput) => Promise<string | undefined>;
 
 // What a boot needs from the VMM around it.
 export type BootDeps = {
@@ -24,6 +36,8 @@ export type BootDeps = {
   requestAppKeys: RequestAppKeys;
   osImageHashOf: (vm: SimVm) => string;
   kmsUrlsOf: (vm: SimVm) => string[];
+  gatewayUrlsOf: (vm: SimVm) => string[];
+  setupGateway: SetupGateway;
   changed: (vm: SimVm) => void;
   // The guest failed and powered off: the process ends while the started flag stays set.
   powerOff: (vm: SimVm) => void;
@@ -35,6 +49,9 @@ export type BootDeps = {
 
 const KEYS_STAGE = 'requesting app keys';
 const DISK_READY_STAGE = 'data disk ready';
+const GATEWAY_STAGE = 'setting up dstack-gateway';
+// dstack-util's boot.error text for any failure of the gateway step.
+const GATEWAY_BOOT_ERROR = 'dstack-gateway registration failed, the app has no ingress route';
 
 // The boot.progress values in the order the guest reports them.
 export function bootStages(compose: AppCompose, firstBoot: boolean): string[] {
@@ -43,7 +60,7 @@ export function bootStages(compose: AppCompose, firstBoot: boolean): string[] {
     firstBoot ? 'initializing data disk' : 'mounting data disk',
     KEYS_STAGE,
     DISK_READY_STAGE,
-    ...(compose.gatewayEnabled ? ['setting up dstack-gateway'] : []),
+    ...(compose.gatewayEnabled ? [GATEWAY_STAGE] : []),
     'setting up docker',
     'pre-launch',
     compose.runner === 'bash' ? 'running main script' : 'starting containers',
@@ -64,6 +81,9 @@ export function runBoot(vm: SimVm, deps: BootDeps): void {
   const firstBoot = !reusableDisk || vm.instanceSeed === undefined;
   const seed = firstBoot ? randomBytes(20).toString('hex') : (vm.instanceSeed as string);
   const instanceId = createHash('sha256').update(seed + vm.appId).digest('hex').slice(0, 40);
+  // The host writes sys-config (gateway_urls among it) into the shared dir at launch.
+  const gatewayUrls = deps.gatewayUrlsOf(vm);
+  let gatewayAppId = '';
   const stages = bootStages(compose, firstBoot);
   const step = Math.max(1, Math.floor(deps.bootDelayMs / stages.length));
   const report = (event: string, body: string): void => {
@@ -88,13 +108,26 @@ export function runBoot(vm: SimVm, deps: BootDeps): void {
         if (reusableDisk) vm.instanceSeed = seed;
         report('instance.info', JSON.stringify({ instance_id: instanceId, app_id: vm.appId }));
       }
+      if (stage === GATEWAY_STAGE) {
+        const setup = deps.setupGateway(vm, { gatewayAppId, instanceId, gatewayUrls });
+        setup.catch((err: unknown) => (err instanceof Error ? err.message : String(err))).then((error) => {
+          if (!alive()) return;
+          if (error !== undefined) {
+            vm.bootError = `${GATEWAY_BOOT_ERROR}: ${error}`;
+            report('boot.error', vm.bootError);
+          }
+          advance(index + 1);
+        });
+        return;
+      }
       if (stage !== KEYS_STAGE) {
         advance(index + 1);
         return;
       }
-      requestKeys(vm, compose, { composeHash: hashCompose(composeFile), instanceId }, deps).then((error) => {
+      requestKeys(vm, compose, { composeHash: hashCompose(composeFile), instanceId }, deps).then((keys) => {
         if (!alive()) return;
-        if (error !== undefined) return fail(`Failed to request app keys: ${error}`);
+        if ('error' in keys) return fail(`Failed to request app keys: ${keys.error}`);
+        gatewayAppId = keys.gatewayAppId;
         const envError = openEnv(vm, compose, deps);
         if (envError !== undefined) return fail(envError);
         advance(index + 1);
@@ -121,25 +154,26 @@ function openEnv(vm: SimVm, compose: AppCompose, deps: BootDeps): string | undef
   return undefined;
 }
 
-// The key step of each key provider; resolves to the guest's error chain, or undefined on success.
+// The key step of each key provider; resolves to the guest's error chain, or to the keys' gateway
+// app id (only the KMS hands one out; a local key provider's keys carry none).
 async function requestKeys(
   vm: SimVm,
   compose: AppCompose,
   measured: { composeHash: string; instanceId: string },
   deps: BootDeps,
-): Promise<string | undefined> {
-  if (compose.keyProvider === 'tpm') return 'Tpm key provider is not supported';
-  if (compose.keyProvider !== 'kms') return undefined;
-  if (deps.kmsUrlsOf(vm).length === 0) return 'No KMS URLs are set';
+): Promise<{ error: string } | { gatewayAppId: string }> {
+  if (compose.keyProvider === 'tpm') return { error: 'Tpm key provider is not supported' };
+  if (compose.keyProvider !== 'kms') return { gatewayAppId: '' };
+  if (deps.kmsUrlsOf(vm).length === 0) return { error: 'No KMS URLs are set' };
   try {
     const decision = await deps.requestAppKeys({
       appId: vm.appId,
       osImageHash: deps.osImageHashOf(vm),
       ...measured,
     });
-    if (decision.isAllowed) return undefined;
-    return `Failed to get app keys from KMS: Failed to get app key: Boot denied: ${decision.reason}`;
+    if (decision.isAllowed) return { gatewayAppId: decision.gatewayAppId ?? '' };
+    return { error: `Failed to get app keys from KMS: Failed to get app key: Boot denied: ${decision.reason}` };
   } catch (err) {
-    return `Failed to get app keys from KMS: ${err instanceof Error ? err.message : String(err)}`;
+    return { error: `Failed to get app keys from KMS: ${err instanceof Error ? err.message : String(err)}` };
   }
 }

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Id, UpdateVmRequest, VmConfiguration } from '../vmm/messages.ts';
 import { systemClock } from '../clock.ts';
 import { Scheduler } from './scheduler.ts';
+import { noGatewayAnswers } from './gateway-guest.ts';
 import { runBoot, type BootDeps } from './vm-boot.ts';
 import { DEFAULT_SIM_IMAGE, DEFAULT_SIM_PORT_MAPPING, type SimImage, type VmmStateOptions } from './vmm-config.ts';
 import { newVmRecord, pushEvent, statusOf, type SimVm } from './vm-record.ts';
@@ -53,6 +54,9 @@ export class VmmState {
       requestAppKeys: options.requestAppKeys,
       osImageHashOf: (vm) => this.imageOf(vm.config.image)?.digest ?? '',
       kmsUrlsOf: (vm) => (vm.config.kms_urls.length > 0 ? vm.config.kms_urls : this.kmsUrls),
+      // make_sys_config: the VM's own gateway_urls when set, else `[cvm].gateway_urls`.
+      gatewayUrlsOf: (vm) => [...(vm.config.gateway_urls.length > 0 ? vm.config.gateway_urls : this.gatewayUrls)],
+      setupGateway: options.setupGateway ?? noGatewayAnswers,
       changed: () => this.changed(),
       powerOff: (vm) => this.endProcess(vm),
       isStalled: (vm) => this.stalledNames.has(vm.config.name),

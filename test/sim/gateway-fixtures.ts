@@ -28,12 +28,15 @@ export async function startTestGateway(t: TestContext, options: Partial<SimGatew
   return { gw, caPem: ca.certPem };
 }
 
+// A gateway's admin port, wherever it runs (a SimGateway, or a gateway CVM's published port).
+export type AdminTarget = Pick<SimGateway, 'adminUrl'>;
+
 // One admin call's answer.
 export type AdminReply = { status: number; body: unknown; headers: Headers };
 
 // POST (or GET) `path` on the admin port with a JSON body and the bearer token unless `headers`
 // says otherwise.
-export async function adminCall(gw: SimGateway, path: string, body?: unknown, init: { method?: string; headers?: Record<string, string> } = {}): Promise<AdminReply> {
+export async function adminCall(gw: AdminTarget, path: string, body?: unknown, init: { method?: string; headers?: Record<string, string> } = {}): Promise<AdminReply> {
   const method = init.method ?? 'POST';
   const res = await fetch(`${gw.adminUrl}${path}`, {
     method,
@@ -45,7 +48,7 @@ export async function adminCall(gw: SimGateway, path: string, body?: unknown, in
 }
 
 // A successful admin call's body; anything but 200 fails the test with the gateway's error.
-export async function admin<T = Record<string, unknown>>(gw: SimGateway, method: string, body?: unknown): Promise<T> {
+export async function admin<T = Record<string, unknown>>(gw: AdminTarget, method: string, body?: unknown): Promise<T> {
   const reply = await adminCall(gw, `/prpc/${method}`, body);
   if (reply.status !== 200) throw new Error(`${method}: HTTP ${reply.status} ${JSON.stringify(reply.body)}`);
   return reply.body as T;
@@ -76,8 +79,8 @@ export function httpsGet(port: number, servername: string, caPem: string, path =
   });
 }
 
-// A Cloudflare credential set as default, then `domain` on port 443: the bootstrap sequence.
-export async function configureDomain(gw: SimGateway, domain: string): Promise<void> {
+// A Cloudflare credential set as default, then `domain` advertised on `port`: the bootstrap sequence.
+export async function configureDomain(gw: AdminTarget, domain: string, port = 443): Promise<void> {
   await admin(gw, 'CreateDnsCredential', { name: 'cloudflare', provider_type: 'cloudflare', cf_api_token: 'cf-token-0123456789', set_as_default: true });
-  await admin(gw, 'AddZtDomain', { domain, port: 443, priority: 100 });
+  await admin(gw, 'AddZtDomain', { domain, port, priority: 100 });
 }
