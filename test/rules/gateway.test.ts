@@ -1,0 +1,119 @@
+// Issue 14 end to end on the simulated host: a gateway.toml dropped into gateway.d brings up the
+// gateway CVM, configures it through its admin API, waits for its certificate, and moves the apps
+// that ask for it onto it, one restart each, touching no other app; every app keeps answering on
+// its direct port, and the gateway app answers on https://<app id>-<port>.<domain>. Removing the
+// file moves them back first, then stops (never removes) the gateway CVM.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpsRequest } from 'node:https';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
+import { readGatewayStatus } from '../../src/status/store.ts';
+import { tlsPaths } from '../../src/init/tls.ts';
+import type { VmInfo } from '../../src/vmm/messages.ts';
+
+const DOMAIN = 'apps.example.test';
+const gatewayEnabled = (vm: VmInfo | undefined) => vm !== undefined && JSON.parse(vm.configuration!.compose_file).gateway_enabled === true;
+const byName = (h: Harness, name: string) => h.sim.state.list().find((v) => v.name === name);
+
+async function direct(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/`);
+  return res.text();
+}
+
+// An HTTPS request through the gateway's proxy with the given SNI, trusting the host CA.
+function viaGateway(proxyPort: number, servername: string, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port: proxyPort, servername, ca, path: '/', headers: { host: servername } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function writeGatewayToml(h: Harness, ports: { rpc: number; proxy: number }): Promise<void> {
+  const dir = h.config.gateway_dir;
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const token = join(dir, 'cloudflare.token');
+  await writeFile(token, 'cf-token-for-tests-0123456789abcdef\n', { mode: 0o600 });
+  await chmod(token, 0o600);
+  const file = join(dir, 'gateway.toml');
+  await writeFile(file, [`domain = "${DOMAIN}"`, `rpc_port = ${ports.rpc}`, `proxy_port = ${ports.proxy}`, '[certificate]', 'email = "ops@example.test"', `token_file = "${token}"`, ''].join('\n'));
+  await chmod(file, 0o644);
+}
+
+const GATEWAY_APPS = ['alpha', 'bravo', 'charlie'];
+const DIRECT_APPS = ['delta', 'echo'];
+
+// The mutating calls to the gateway apps' VMs, in order, as `name:Method`.
+const switchCalls = (h: Harness, from: number) =>
+  h.sim.faults
+    .callLog()
+    .slice(from)
+    .filter((c) => GATEWAY_APPS.includes(c.name ?? '') && ['UpdateVm', 'StartVm'].includes(c.method) && c.outcome === 'ok')
+    .map((c) => `${c.name}:${c.method}`);
+
+// One at a time: each app's UpdateVm, then its StartVm, then the next app's.
+const oneByOne = GATEWAY_APPS.flatMap((name) => [`${name}:UpdateVm`, `${name}:StartVm`]);
+
+test('gateway.toml on and off with 5 apps running: gateway apps move one at a time with one restart each, others untouched, no failed boot', { timeout: 120_000 }, async (t) => {
+  const h = await startHarness(t);
+  const ports = await freePorts(GATEWAY_APPS.length + DIRECT_APPS.length + 2);
+  const portOf = new Map([...GATEWAY_APPS, ...DIRECT_APPS].map((name, i) => [name, ports[i]!]));
+  const [rpc, proxy] = ports.slice(-2) as [number, number];
+  for (const name of GATEWAY_APPS) await h.put(`${name}.yaml`, `${composeText(portOf.get(name)!)}x-dstack:\n  gateway: true\n`);
+  for (const name of DIRECT_APPS) await h.put(`${name}.yaml`, composeText(portOf.get(name)!));
+  await h.start();
+  const vms = new Map<string, VmInfo>();
+  for (const name of portOf.keys()) vms.set(name, await h.deployed(name));
+  for (const [name, port] of portOf) assert.match(await direct(port), new RegExp(`app ${name}`));
+  assert.ok(GATEWAY_APPS.every((name) => !gatewayEnabled(vms.get(name))), 'no gateway yet: direct ports only');
+  const directCalls = () => h.sim.faults.callLog().filter((c) => DIRECT_APPS.includes(c.name ?? '') && c.method !== 'Status').length;
+  const directBefore = directCalls();
+  const enableFrom = h.sim.faults.callLog().length;
+
+  await writeGatewayToml(h, { rpc, proxy });
+  const serving = await waitUntil(async () => {
+    const status = await readGatewayStatus(h.config.state_dir);
+    const moved = GATEWAY_APPS.every((name) => gatewayEnabled(byName(h, name)) && byName(h, name)?.boot_progress === 'done');
+    return status?.phase === 'serving' && status.switching === null && moved ? status : undefined;
+  }, 'the gateway serving and every gateway app moved onto it', 60_000);
+  assert.equal(serving.domain, DOMAIN);
+  assert.deepEqual(switchCalls(h, enableFrom), oneByOne, 'each gateway app upgraded in place and restarted once, one after the other');
+  assert.equal(directCalls(), directBefore, 'the other apps untouched');
+  const ca = await readFile(tlsPaths(join(h.dir, 'sim', 'tls')).caCert, 'utf8');
+  const gw = await h.sim.gateways.waitRunning(byName(h, 'dstack-gateway')!.id);
+  for (const name of GATEWAY_APPS) {
+    const vm = byName(h, name)!;
+    assert.equal(vm.id, vms.get(name)!.id, `${name} keeps its VM`);
+    assert.match(await direct(portOf.get(name)!), new RegExp(`app ${name}`), `${name} still answers on its direct port`);
+    // The port in the name is the CVM's: compose's "<port>:80" publishes the container on CVM port <port>.
+    const name443 = `${vm.app_id}-${portOf.get(name)}.${DOMAIN}`;
+    const answer = await viaGateway(proxy, name443, ca).catch((e: Error) => `${e.message}\n${gw.logs().join('\n')}`);
+    assert.match(answer, new RegExp(`app ${name}`), `${name} answers on https://${name443}`);
+    const status = (await h.statuses()).find((s) => s.app === name)!;
+    assert.ok(status.urls.includes(`https://${name443}:${proxy}`), JSON.stringify(status.urls));
+  }
+  const gatewayVm = byName(h, 'dstack-gateway')!;
+  assert.equal(JSON.parse(await readFile(h.config.auth.config_path, 'utf8')).gatewayAppId, `0x${gatewayVm.app_id}`);
+
+  const disableFrom = h.sim.faults.callLog().length;
+  await rm(join(h.config.gateway_dir, 'gateway.toml'));
+  await waitUntil(async () => ((await readGatewayStatus(h.config.state_dir))?.phase === 'stopped' ? true : undefined), 'the gateway stopped', 60_000);
+  assert.deepEqual(switchCalls(h, disableFrom), oneByOne, 'each gateway app moved back in place and restarted once, one after the other');
+  for (const name of GATEWAY_APPS) {
+    const vm = byName(h, name)!;
+    assert.equal(gatewayEnabled(vm), false, `${name} back on direct ports`);
+    assert.equal(vm.status, 'running');
+  }
+  assert.equal(directCalls(), directBefore, 'the other apps untouched');
+  assert.equal(byName(h, 'dstack-gateway')?.status, 'stopped', 'the gateway CVM is stopped, not removed');
+  assert.equal(JSON.parse(await readFile(h.config.auth.config_path, 'utf8')).gatewayAppId, '');
+  for (const [name, port] of portOf) assert.match(await direct(port), new RegExp(`app ${name}`), `${name} answers on its direct port`);
+  const failedBoots = h.sim.state.list().filter((v) => v.events.some((e) => e.event === 'boot.error'));
+  assert.deepEqual(failedBoots.map((v) => v.name), [], 'no failed boot anywhere');
+});
