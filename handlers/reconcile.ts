@@ -69,16 +69,19 @@ export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<R
       return { kind: 'retry', error };
     }
     if (lost) record = adopt(name, name, lost);
-    else if (desired.kind === 'gone') {
-      // A deploy that never made a VM may have registered its hash: the entry goes with the app
-      // (found by the soak).
+    else {
+      // No VM, so nothing of this app may boot; but a deploy that never made one may have
+      // registered its hash, which nothing else knows of now: the entry goes, whether the file
+      // went too or is held (both found by the soak).
       try {
         if (lastAppId !== undefined) await deps.allowlist.removeApp(lastAppId);
       } catch (error) {
         return { kind: 'retry', error };
       }
-      await deps.report({ app: name, file: name, phase: 'gone' });
-      return { kind: 'done' };
+      if (desired.kind === 'gone') {
+        await deps.report({ app: name, file: name, phase: 'gone' });
+        return { kind: 'done' };
+      }
     }
   }
   let decision: Decision | undefined;

@@ -126,20 +126,26 @@ test('an entry edited by hand is restored while the app\'s upgrade keeps failing
   assert.ok(!listed.includes('cd'.repeat(32)), 'the hand-made hash is gone');
 });
 
-// Found by the soak (seed 12101): a deploy that never made a VM has an entry; with its record
-// moved aside and its file then deleted, nothing knew the entry, and it stayed for good.
-test('an app whose record was moved aside and whose deploy never made a VM leaves no entry when its file goes', { timeout: 60_000 }, async (t) => {
-  const h = await startHarness(t);
-  const [port] = await freePorts(1);
-  await h.start();
-  h.sim.faults.failNext('CreateVm', { count: 1000, message: 'no room for it' });
-  await h.put('shop.yaml', composeText(port!));
-  const failed = await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'shop' && s.phase === 'failed' && s.app_id !== null), 'shop failing to deploy');
-  const appId = failed.app_id!;
-  assert.ok((await h.allowlist())[appId], 'the deploy registered its hash');
-  const recordPath = join(h.config.state_dir, 'apps', 'shop.json');
-  await rename(recordPath, `${recordPath}.bad`);
-  await rm(h.path('shop.yaml'));
-  await waitUntil(async () => ((await h.allowlist())[appId] === undefined ? true : undefined), 'the entry gone', 15_000);
-  await waitUntil(async () => ((await h.statuses()).some((s) => s.app === 'shop') ? undefined : true), 'the status gone');
-});
+// Found by the soak (seeds 12101, 13303): a deploy that never made a VM has an entry; with its
+// record moved aside and its file then deleted, or made invalid, nothing knew the entry, and it
+// stayed for good.
+for (const [what, after] of [
+  ['deleted', (h: Harness) => rm(h.path('shop.yaml'))],
+  ['made invalid', (h: Harness) => h.put('shop.yaml', 'services: [not, a, mapping]\n')],
+] as const) {
+  test(`an app whose record was moved aside and whose deploy never made a VM leaves no entry when its file is ${what}`, { timeout: 60_000 }, async (t) => {
+    const h = await startHarness(t);
+    const [port] = await freePorts(1);
+    await h.start();
+    h.sim.faults.failNext('CreateVm', { count: 1000, message: 'no room for it' });
+    await h.put('shop.yaml', composeText(port!));
+    const failed = await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'shop' && s.phase === 'failed' && s.app_id !== null), 'shop failing to deploy');
+    const appId = failed.app_id!;
+    assert.ok((await h.allowlist())[appId], 'the deploy registered its hash');
+    const recordPath = join(h.config.state_dir, 'apps', 'shop.json');
+    await rename(recordPath, `${recordPath}.bad`);
+    await after(h);
+    await waitUntil(async () => ((await h.allowlist())[appId] === undefined ? true : undefined), 'the entry gone', 15_000);
+    assert.equal(h.sim.state.list().length, 0);
+  });
+}
