@@ -1,10 +1,11 @@
-import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
 import { loadConfig, type Config } from '../config.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { startSupervisor } from '../supervisor.ts';
 import { describeError } from '../errors.ts';
 import { prepareHost } from '../init/prepare.ts';
+import { parseCommand } from './args.ts';
+import { COMMAND_SPECS } from './commands.ts';
 
 // The simulated host, started in this process only when `[sim] enabled = true`. With `[init]
 // enabled`, init renders auth-config.json and the VMM serves the guest images on disk.
@@ -40,7 +41,9 @@ function untilSignal(log: Logger): Promise<string> {
 
 // `dstack-supervisor run [--config FILE]`: the service's entry point.
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
+  const parsed = parseCommand('run', COMMAND_SPECS.run, args);
+  if (!parsed.ok) return parsed.exitCode;
+  const { values } = parsed;
   const log = createLogger({ level: process.env.DSTACK_SUPERVISOR_LOG_LEVEL === 'debug' ? 'debug' : 'info' });
   let config: Config;
   try {

@@ -1,33 +1,21 @@
 // `dstack-supervisor status [--json] [--config FILE]`: what the running supervisor last wrote
 // for each app (phase, app id, VM id, hash, URLs, last error), read from the status files in
 // `state_dir`, so it works without talking to the service.
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.ts';
 import { describeError, SupervisorError } from '../errors.ts';
 import { readAllStatuses, readSupervisorStatus, statusDir } from '../status/store.ts';
 import { formatStatusLine } from '../status/summary.ts';
 import { formatStatusTable } from '../status/table.ts';
 import type { SupervisorStatus } from '../status/schema.ts';
-
-const USAGE = 'Usage: dstack-supervisor status [--json] [--config FILE]';
+import { parseCommand } from './args.ts';
+import { COMMAND_SPECS } from './commands.ts';
 
 // Run the command; exit 0 with the report (also when no app exists yet), 1 when the config or
 // the state directory cannot be read, 2 on bad usage.
 export async function run(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: { json: { type: 'boolean', default: false }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (err) {
-    process.stderr.write(`dstack-supervisor status: ${describeError(err)}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommand('status', COMMAND_SPECS.status, args);
+  if (!parsed.ok) return parsed.exitCode;
+  const { values } = parsed;
   try {
     const { state_dir: stateDir } = await loadConfig(values.config);
     const listing = await readAllStatuses(stateDir);
