@@ -2,17 +2,19 @@
 // `init` or `hash` need). What each accepts is in ./cli/commands.ts, parsed by ./cli/args.ts.
 import { COMMAND_SPECS, type CommandName } from './cli/commands.ts';
 import { EXIT_USAGE } from './cli/args.ts';
+import { onClosedStdout, type ClosedStdout } from './cli/stdout.ts';
 
 type CommandModule = { run: (args: string[]) => Promise<number> };
-type Command = { load: () => Promise<CommandModule> };
+// `stdout`: what happens when the reader of stdout goes away (./cli/stdout.ts); none for `run`.
+type Command = { load: () => Promise<CommandModule>; stdout?: ClosedStdout };
 
 const commands: Record<CommandName, Command> = {
   run: { load: () => import('./cli/run.ts') },
-  status: { load: () => import('./cli/status.ts') },
-  hash: { load: () => import('./cli/hash.ts') },
-  init: { load: () => import('./cli/init.ts') },
-  destroy: { load: () => import('./cli/destroy.ts') },
-  version: { load: () => import('./cli/version.ts') },
+  status: { load: () => import('./cli/status.ts'), stdout: 'exit' },
+  hash: { load: () => import('./cli/hash.ts'), stdout: 'exit' },
+  init: { load: () => import('./cli/init.ts'), stdout: 'finish' },
+  destroy: { load: () => import('./cli/destroy.ts'), stdout: 'finish' },
+  version: { load: () => import('./cli/version.ts'), stdout: 'exit' },
 };
 
 // Usage text printed by --help and on an unknown command.
@@ -43,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   const name = first === '--version' ? 'version' : first;
   if (name === '--help' || name === '-h' || name === 'help') {
+    onClosedStdout('exit');
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
@@ -52,5 +55,6 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   const command = commands[name];
+  if (command.stdout) onClosedStdout(command.stdout);
   return (await command.load()).run(rest);
 }
