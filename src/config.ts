@@ -177,9 +177,18 @@ export function parseConfig(text: string, file: string): Config {
 // Where loadConfig looks besides its `file` argument; tests replace both.
 export type ConfigSources = { env?: NodeJS.ProcessEnv; defaultPath?: string };
 
+// Where the configuration came from: the file read, or, with `found` false, the default path
+// that does not exist, so every key has its default (`status` says which, issue 15).
+export type ConfigSource = { path: string; found: boolean };
+
 // Read and validate supervisor.toml. Only a missing file at the default path means "all defaults";
 // a file named by the caller or by DSTACK_SUPERVISOR_CONFIG must exist.
 export async function loadConfig(file?: string, sources: ConfigSources = {}): Promise<Config> {
+  return (await loadConfigWithSource(file, sources)).config;
+}
+
+// loadConfig, also saying which file it read.
+export async function loadConfigWithSource(file?: string, sources: ConfigSources = {}): Promise<{ config: Config; source: ConfigSource }> {
   const env = sources.env ?? process.env;
   const explicit = file ?? (env[CONFIG_ENV] || undefined);
   const target = explicit ?? sources.defaultPath ?? DEFAULT_CONFIG_PATH;
@@ -188,9 +197,9 @@ export async function loadConfig(file?: string, sources: ConfigSources = {}): Pr
     text = await readFile(target, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && explicit === undefined) return ConfigSchema.parse({});
+    if (code === 'ENOENT' && explicit === undefined) return { config: ConfigSchema.parse({}), source: { path: target, found: false } };
     const why = code === 'ENOENT' ? 'no such file; create it or point --config at the right file' : `cannot read it (${code ?? String(err)})`;
     throw new ConfigError('CONFIG_UNREADABLE', target, [why], err);
   }
-  return parseConfig(text, target);
+  return { config: parseConfig(text, target), source: { path: target, found: true } };
 }

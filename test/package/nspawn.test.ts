@@ -122,7 +122,7 @@ async function supervisorLines(container: Container): Promise<Array<{ priority: 
 async function appPhase(container: Container, app: string): Promise<string | undefined> {
   const result = await container.exec(['dstack-supervisor', 'status', '--json']);
   if (result.exitCode !== 0) return undefined;
-  const apps = JSON.parse(result.stdout) as Array<{ app: string; phase: string }>;
+  const { apps } = JSON.parse(result.stdout) as { apps: Array<{ app: string; phase: string }> };
   return apps.find((a) => a.app === app)?.phase;
 }
 
