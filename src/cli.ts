@@ -12,6 +12,7 @@ const commands: Record<CommandName, Command> = {
   run: { load: () => import('./cli/run.ts') },
   status: { load: () => import('./cli/status.ts'), stdout: 'exit' },
   hash: { load: () => import('./cli/hash.ts'), stdout: 'exit' },
+  resync: { load: () => import('./cli/resync.ts'), stdout: 'exit' },
   init: { load: () => import('./cli/init.ts'), stdout: 'finish' },
   destroy: { load: () => import('./cli/destroy.ts'), stdout: 'finish' },
   version: { load: () => import('./cli/version.ts'), stdout: 'exit' },

@@ -150,6 +150,25 @@ function formatKey(keyPath: readonly PropertyKey[]): string {
   return `${head}${tail}`;
 }
 
+// The keys whose values differ between two configurations, named as in the file (`[apps]
+// resync_s`); a list is one key. SIGHUP reports them: none is applied before a restart (issue 15).
+export function changedConfigKeys(before: Config, after: Config): string[] {
+  const changed: string[] = [];
+  const walk = (a: unknown, b: unknown, path: string[]): void => {
+    if (isTable(a) && isTable(b)) {
+      for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) walk(a[key], b[key], [...path, key]);
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) {
+      changed.push(formatKey(path));
+    }
+  };
+  walk(before, after, []);
+  return changed;
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 function describeIssue(issue: z.core.$ZodIssue): string[] {
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => `${formatKey([...issue.path, k])}: unknown key; remove it (every valid key is in the shipped supervisor.toml)`);

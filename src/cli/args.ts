@@ -56,12 +56,16 @@ export function commandUsage(name: string, spec: CommandSpec): string {
   ].join('\n');
 }
 
+// Print a usage error of command `name` (the problem in one line, then the synopsis) and return
+// its exit status; for checks of a value that only the command can make.
+export function usageError(name: string, spec: CommandSpec, problem: string): number {
+  process.stderr.write(`dstack-supervisor ${name}: ${problem}\n${commandSynopsis(name, spec)}\n`);
+  return EXIT_USAGE;
+}
+
 // Parse `args` for command `name`; prints help or the usage error itself (see the top of the file).
 export function parseCommand<C extends CommandSpec>(name: string, spec: C, args: string[]): Parsed<C> {
-  const fail = (problem: string): Parsed<C> => {
-    process.stderr.write(`dstack-supervisor ${name}: ${problem}\n${commandSynopsis(name, spec)}\n`);
-    return { ok: false, exitCode: EXIT_USAGE };
-  };
+  const fail = (problem: string): Parsed<C> => ({ ok: false, exitCode: usageError(name, spec, problem) });
   let parsed;
   try {
     parsed = parseArgs({ args, allowPositionals: true, strict: true, options: { ...spec.options, help: HELP_OPTION } });

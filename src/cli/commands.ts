@@ -5,7 +5,7 @@ import { CONFIG_OPTION, type CommandSpec } from './args.ts';
 
 export const COMMAND_SPECS = {
   run: {
-    summary: 'watch apps.d and keep the host in step with it (the service entry point)',
+    summary: 'watch apps.d and keep the host in step with it (the service entry point; SIGHUP: resync now)',
     options: { config: CONFIG_OPTION },
   },
   status: {
@@ -16,6 +16,13 @@ export const COMMAND_SPECS = {
     summary: 'print the app id, compose hash, ports and manifest of a compose file',
     operands: { synopsis: 'FILE', min: 1, max: 1 },
     options: { json: { type: 'boolean', help: 'print one JSON object' }, config: CONFIG_OPTION },
+  },
+  resync: {
+    summary: 'ask the running service to look at every app and VM now (what systemctl reload does)',
+    options: {
+      pid: { type: 'string', value: 'PID', help: 'signal this process instead of the one state_dir/pid.json names (the unit passes $MAINPID)' },
+      config: CONFIG_OPTION,
+    },
   },
   init: {
     summary: 'initialise the host: preflight, configs, units, KMS CVM (idempotent)',

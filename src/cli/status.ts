@@ -12,6 +12,7 @@ import { buildStatusReport } from '../status/report.ts';
 import type { SupervisorStatus } from '../status/schema.ts';
 import { parseCommand } from './args.ts';
 import { COMMAND_SPECS } from './commands.ts';
+import { findServicePid } from '../service/pid-file.ts';
 
 // Run the command; exit 0 with the report (also when no app exists yet), 1 when the config or
 // the state directory cannot be read, 2 on bad usage.
@@ -32,11 +33,13 @@ export async function run(args: string[]): Promise<number> {
       process.stderr.write(`dstack-supervisor status: skipping ${err.message}\n`);
       return null;
     });
+    const found = await findServicePid(stateDir);
+    const pid = 'pid' in found ? found.pid : null;
     if (values.json) {
-      process.stdout.write(`${JSON.stringify(buildStatusReport(source, service, listing.apps), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(buildStatusReport(source, service, pid, listing.apps), null, 2)}\n`);
       return 0;
     }
-    process.stdout.write(`${describeConfig(source)}\n${describeService(service, statusDir(stateDir))}\n`);
+    process.stdout.write(`${describeConfig(source)}\n${describeService(service, pid, statusDir(stateDir))}\n`);
     if (listing.apps.length > 0) process.stdout.write(`\n${formatStatusTable(listing.apps)}\n`);
     return 0;
   } catch (err) {
@@ -51,12 +54,14 @@ function describeConfig(source: ConfigSource): string {
   return source.found ? `config: ${source.path}` : `config: ${source.path} does not exist; using the defaults`;
 }
 
-// The heading line: the service's own phase and counts, or where status files are expected.
-function describeService(service: SupervisorStatus | null, dir: string): string {
+// The heading line: the service's own phase and counts (and whether it still runs), or where
+// status files are expected.
+function describeService(service: SupervisorStatus | null, pid: number | null, dir: string): string {
   if (service === null) return `supervisor: no status in ${dir} yet (has dstack-supervisor run started?)`;
   const line = formatStatusLine(service.counts, { watcherDegraded: service.watcher === 'degraded' });
   const version = service.version === undefined ? '' : `version ${service.version}, `;
-  return `supervisor: ${service.phase} (${version}updated ${service.updated_at}): ${line}`;
+  const running = pid === null ? 'not running' : `pid ${pid}`;
+  return `supervisor: ${service.phase} (${version}updated ${service.updated_at}, ${running}): ${line}`;
 }
 
 function isFsError(err: unknown): err is NodeJS.ErrnoException {

@@ -21,12 +21,15 @@ export type StatusReport = {
     // The version of the service that wrote the file.
     version: string | null;
     updated_at: string | null;
+    // The PID of the service while it runs (`<state_dir>/pid.json`, checked against the live
+    // process); null when none runs, whatever the file above says.
+    pid: number | null;
   };
   apps: AppReport[];
 };
 
 // Assemble the report from what the status files hold.
-export function buildStatusReport(config: ConfigSource, service: SupervisorStatus | null, apps: readonly AppStatus[]): StatusReport {
+export function buildStatusReport(config: ConfigSource, service: SupervisorStatus | null, pid: number | null, apps: readonly AppStatus[]): StatusReport {
   return {
     config,
     supervisor: {
@@ -36,6 +39,7 @@ export function buildStatusReport(config: ConfigSource, service: SupervisorStatu
       counts: service?.counts ?? null,
       version: service?.version ?? null,
       updated_at: service?.updated_at ?? null,
+      pid,
     },
     apps: apps.map((app) => ({ ...app, code: app.code ?? null })),
   };

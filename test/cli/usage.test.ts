@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
-const COMMANDS = ['run', 'status', 'hash', 'init', 'destroy', 'version'];
+const COMMANDS = ['run', 'status', 'hash', 'resync', 'init', 'destroy', 'version'];
 
 function cli(args: string[]) {
   return execa(process.execPath, [BIN, ...args], { reject: false, env: { DSTACK_SUPERVISOR_CONFIG: '' } });

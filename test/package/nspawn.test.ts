@@ -176,6 +176,16 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   assert.ok(lines.some(({ priority, line }) => priority === 6 && line['APP'] === 'web' && line['ACTION'] === 'deploy'), 'an info line for the deploy of web');
   assert.ok(lines.some(({ priority, line }) => priority === 4 && String(line['FILE']).endsWith('My_App.yml')), 'a warning for My_App.yml');
 
+  // Issue 15: `systemctl reload` is a full resync (ExecReload= runs `resync --pid $MAINPID`), and
+  // `dstack-supervisor resync` finds the service by its pid file; it keeps running either way.
+  await run(c, ['systemctl', 'reload', UNIT]);
+  const resyncs = async () => (await supervisorLines(c)).filter(({ line }) => line['msg'] === 'SIGHUP: resyncing every app and VM now').length;
+  await waitFor('the reload in the journal', 15_000, async () => ((await resyncs()) === 1 ? true : undefined));
+  assert.match(await run(c, ['dstack-supervisor', 'resync']), new RegExp(`^asked dstack-supervisor \\(pid ${mainPid}\\) for a full resync`));
+  await waitFor('the resync in the journal', 15_000, async () => ((await resyncs()) === 2 ? true : undefined));
+  assert.equal(await unitState(c, 'is-active'), 'active');
+  assert.equal((await run(c, ['bash', '-o', 'pipefail', '-c', 'dstack-supervisor status | head -1'])).trim(), 'config: /etc/dstack/supervisor.toml');
+
   // apt remove: stopped, program gone, conffiles and the operator's files kept.
   await run(c, ['apt-get', 'remove', '-y', 'dstack-supervisor']);
   assert.notEqual(await unitState(c, 'is-active'), 'active');

@@ -43,7 +43,7 @@ test('rule 21, issue 15: status --json prints one object: config, supervisor and
   assert.equal(result.exitCode, 0, result.stderr);
   assert.deepEqual(JSON.parse(result.stdout), {
     config: { path: config, found: true },
-    supervisor: { phase: 'ready', ready: true, watcher: 'ok', counts, version: '9.8.7', updated_at: '2026-01-01T00:00:00.000Z' },
+    supervisor: { phase: 'ready', ready: true, watcher: 'ok', counts, version: '9.8.7', updated_at: '2026-01-01T00:00:00.000Z', pid: null },
     apps: [blog, { ...old, code: null }, shop],
   });
 });
@@ -71,7 +71,7 @@ test('rule 21: status prints the config it read, the service line and a table of
   assert.equal(result.exitCode, 0, result.stderr);
   const lines = result.stdout.split('\n');
   assert.equal(lines[0], `config: ${config}`);
-  assert.equal(lines[1], 'supervisor: ready (version 0.1.0, updated 2026-01-01T00:00:00.000Z): running 1, pending 1, invalid 0, failed 0');
+  assert.equal(lines[1], 'supervisor: ready (version 0.1.0, updated 2026-01-01T00:00:00.000Z, not running): running 1, pending 1, invalid 0, failed 0');
   assert.match(lines[3]!, /^APP +FILE +PHASE/);
   assert.match(lines[4]!, /^blog +blog\.yml +pending +0123456789ab +- +fedcba987654 /);
   assert.match(lines[5]!, /^shop +\S+shop\.yaml +running +0123456789ab +6f1c2d3e-/);
@@ -86,7 +86,7 @@ test('before the supervisor ever ran, status says where it looked and exits 0', 
   assert.equal(json.exitCode, 0);
   assert.deepEqual(JSON.parse(json.stdout), {
     config: { path: config, found: true },
-    supervisor: { phase: null, ready: false, watcher: null, counts: null, version: null, updated_at: null },
+    supervisor: { phase: null, ready: false, watcher: null, counts: null, version: null, updated_at: null, pid: null },
     apps: [],
   });
 });
