@@ -1,7 +1,10 @@
 // `<state_dir>/pid.json`: how `dstack-supervisor resync` finds the running service (issue 15).
 // It names the PID and, so that a file left by a killed process never gets another process
-// signalled, the process's start time (field 22 of /proc/PID/stat) and the kernel's boot id: a
-// PID counts as the service only while all three still match. A pid file, rather than asking
+// signalled, the process's start time (field 22 of /proc/PID/stat, clock ticks since boot): a PID
+// counts as the service only while both still match. Not the kernel's boot id as well: in the
+// package test's systemd-nspawn container the service (in the mount namespace its unit's
+// sandboxing gives it) and a shell read different /proc/sys/kernel/random/boot_id; a file from
+// before a reboot is replaced when the service starts. A pid file, rather than asking
 // systemd for MainPID, because it also finds `npm run dev` and any `run` outside systemd; the
 // unit's ExecReload= passes systemd's $MAINPID itself (`resync --pid`).
 import { mkdir, readFile, unlink } from 'node:fs/promises';
@@ -10,7 +13,7 @@ import { z } from 'zod';
 import { describeError } from '../errors.ts';
 import { writeFileAtomic } from '../fsx/atomic.ts';
 
-const PidFileSchema = z.object({ pid: z.number().int().positive(), start_time: z.string().min(1), boot_id: z.string().min(1) });
+const PidFileSchema = z.object({ pid: z.number().int().positive(), start_time: z.string().min(1) });
 type PidFile = z.infer<typeof PidFileSchema>;
 
 // Where the pid file of the service using `stateDir` lives.
@@ -31,8 +34,7 @@ async function identityOf(pid: number): Promise<Omit<PidFile, 'pid'> | undefined
   // the last ')', so start time (field 22) is the 20th of them.
   const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
   if (startTime === undefined) throw new Error(`/proc/${pid}/stat has no start time field`);
-  const bootId = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
-  return { start_time: startTime, boot_id: bootId };
+  return { start_time: startTime };
 }
 
 // Record this process as the service of `stateDir`.
@@ -61,7 +63,7 @@ export async function findServicePid(stateDir: string): Promise<{ pid: number } 
     return { none: `${file} cannot be used (${describeError(err)})` };
   }
   const live = await identityOf(recorded.pid);
-  if (live?.start_time !== recorded.start_time || live.boot_id !== recorded.boot_id) {
+  if (live?.start_time !== recorded.start_time) {
     return { none: `${file} names process ${recorded.pid}, which is no longer running (the service stopped or was killed)` };
   }
   return { pid: recorded.pid };
