@@ -33,5 +33,7 @@ export type PhaseReport = {
   phase: Phase | Departure;
   record?: AppRecord;
   error?: string;
+  // The stable code of `error` (src/errors.ts errorCodeOf), for status files (issue 15).
+  code?: string;
   urls?: string[];
 };

@@ -12,7 +12,7 @@ import { finalizeApp } from './finalize.ts';
 import { repairAllowlistEntry } from './repair.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
 import { VmWaitError } from '../src/controller/vm-wait.ts';
-import { describeError } from '../src/errors.ts';
+import { describeError, errorCodeOf } from '../src/errors.ts';
 import { StateError } from '../src/state/store.ts';
 import type { Decision } from '../src/log/decision.ts';
 import { createHash } from 'node:crypto';
@@ -96,7 +96,7 @@ export async function reconcileApp(name: string, deps: ReconcileDeps): Promise<R
       const file = desired.kind === 'app' ? desired.spec.file : (record?.file ?? name);
       const latest = (await deps.loadRecord(name)) ?? record;
       if (latest) await deps.records.save({ ...latest, phase: 'failed', lastError: message });
-      await deps.report({ app: name, file, phase: 'failed', record: latest, error: message });
+      await deps.report({ app: name, file, phase: 'failed', record: latest, error: message, code: errorCodeOf(error) });
     }
     const failed = decision ? { ...decision, reason: `${decision.action} failed: ${message}`, level: 'error' as const } : undefined;
     return { kind: 'retry', error, decision: failed };

@@ -4,7 +4,7 @@ import { SupervisorError } from './errors.ts';
 import { InitSectionSchema } from './init/config-schema.ts';
 import { cleartextTokenHost } from './vmm/cleartext.ts';
 import { DEFAULT_PRIVILEGED_PORTS, FIRST_UNPRIVILEGED_PORT } from './app/host-ports.ts';
-import { cvmSize, describeIssues, parseTomlText } from './toml-config.ts';
+import { cvmSize, describeIssues, formatKey, parseTomlText } from './toml-config.ts';
 
 // Where the service looks when neither --config nor DSTACK_SUPERVISOR_CONFIG names a file.
 export const DEFAULT_CONFIG_PATH = '/etc/dstack/supervisor.toml';
@@ -138,6 +138,25 @@ export class ConfigError extends SupervisorError {
 const SECTION_NAMES: ReadonlySet<string> = new Set(Object.keys(SECTIONS));
 const UNKNOWN_KEY_FIX = 'remove it (every valid key is in the shipped supervisor.toml)';
 
+// The keys whose values differ between two configurations, named as in the file (`[apps]
+// resync_s`); a list is one key. SIGHUP reports them: none is applied before a restart (issue 15).
+export function changedConfigKeys(before: Config, after: Config): string[] {
+  const changed: string[] = [];
+  const walk = (a: unknown, b: unknown, path: string[]): void => {
+    if (isTable(a) && isTable(b)) {
+      for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) walk(a[key], b[key], [...path, key]);
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) {
+      changed.push(formatKey(path, SECTION_NAMES));
+    }
+  };
+  walk(before, after, []);
+  return changed;
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 // Validate the text of supervisor.toml; `file` is only used to name it in errors.
 export function parseConfig(text: string, file: string): Config {
   const parsed = parseTomlText(text);
@@ -152,9 +171,18 @@ export function parseConfig(text: string, file: string): Config {
 // Where loadConfig looks besides its `file` argument; tests replace both.
 export type ConfigSources = { env?: NodeJS.ProcessEnv; defaultPath?: string };
 
+// Where the configuration came from: the file read, or, with `found` false, the default path
+// that does not exist, so every key has its default (`status` says which, issue 15).
+export type ConfigSource = { path: string; found: boolean };
+
 // Read and validate supervisor.toml. Only a missing file at the default path means "all defaults";
 // a file named by the caller or by DSTACK_SUPERVISOR_CONFIG must exist.
 export async function loadConfig(file?: string, sources: ConfigSources = {}): Promise<Config> {
+  return (await loadConfigWithSource(file, sources)).config;
+}
+
+// loadConfig, also saying which file it read.
+export async function loadConfigWithSource(file?: string, sources: ConfigSources = {}): Promise<{ config: Config; source: ConfigSource }> {
   const env = sources.env ?? process.env;
   const explicit = file ?? (env[CONFIG_ENV] || undefined);
   const target = explicit ?? sources.defaultPath ?? DEFAULT_CONFIG_PATH;
@@ -163,9 +191,9 @@ export async function loadConfig(file?: string, sources: ConfigSources = {}): Pr
     text = await readFile(target, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && explicit === undefined) return ConfigSchema.parse({});
+    if (code === 'ENOENT' && explicit === undefined) return { config: ConfigSchema.parse({}), source: { path: target, found: false } };
     const why = code === 'ENOENT' ? 'no such file; create it or point --config at the right file' : `cannot read it (${code ?? String(err)})`;
     throw new ConfigError('CONFIG_UNREADABLE', target, [why], err);
   }
-  return parseConfig(text, target);
+  return { config: parseConfig(text, target), source: { path: target, found: true } };
 }

@@ -26,6 +26,7 @@ import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
 import { registerAhead } from '../handlers/register-ahead.ts';
 import type { DesiredSpec } from './controller/spec.ts';
 import { describeError } from './errors.ts';
+import { VERSION } from './version.ts';
 import type { EnvEntry } from './secrets/dotenv.ts';
 import type { Tier2 } from './gateway/tier2.ts';
 
@@ -85,6 +86,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
         phase,
         watcher: watcherDegraded ? 'degraded' : 'ok',
         counts: countPhases(reporter.statuses()),
+        version: VERSION,
         updated_at: new Date(clock.now()).toISOString(),
       }).catch((err: unknown) => log.warn({ err }, 'could not write the supervisor status file'));
     }));

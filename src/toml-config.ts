@@ -29,7 +29,7 @@ export function cvmSize(key: SizeKey) {
 
 // `[apps] settle_ms`, `apps_dir`, `[apps] kms_urls[0]`: the key as an operator finds it in the
 // file; `sections` are the file's tables.
-function formatKey(keyPath: readonly PropertyKey[], sections: ReadonlySet<string>): string {
+export function formatKey(keyPath: readonly PropertyKey[], sections: ReadonlySet<string>): string {
   const [head, ...rest] = keyPath.map(String);
   if (head === undefined) return '(top level)';
   const tail = rest.map((k, i) => (/^\d+$/.test(k) ? `[${k}]` : `${i === 0 ? '' : '.'}${k}`)).join('');

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { ConfigError, ConfigSchema, loadConfig, parseConfig } from '../src/config.ts';
+import { changedConfigKeys, ConfigError, ConfigSchema, loadConfig, loadConfigWithSource, parseConfig } from '../src/config.ts';
 import { defer } from './helpers/cleanup.ts';
 
 const DEFAULTS = ConfigSchema.parse({});
@@ -142,6 +142,24 @@ test('a missing file that was asked for by name or by DSTACK_SUPERVISOR_CONFIG i
   const fromEnv = loadConfig(undefined, { env: { DSTACK_SUPERVISOR_CONFIG: missing }, defaultPath: join(dir, 'default.toml') });
   await assert.rejects(fromEnv, { code: 'CONFIG_UNREADABLE' });
   await assert.rejects(loadConfig(dir, { env: {} }), { code: 'CONFIG_UNREADABLE' });
+});
+
+test('issue 15: loadConfigWithSource says which file it read, or that the default path is absent', async (t) => {
+  const dir = await tempDir(t);
+  const defaultPath = join(dir, 'supervisor.toml');
+  assert.deepEqual((await loadConfigWithSource(undefined, { env: {}, defaultPath })).source, { path: defaultPath, found: false });
+  await writeFile(defaultPath, '');
+  assert.deepEqual((await loadConfigWithSource(undefined, { env: {}, defaultPath })).source, { path: defaultPath, found: true });
+  const named = join(dir, 'other.toml');
+  await writeFile(named, '');
+  assert.deepEqual((await loadConfigWithSource(undefined, { env: { DSTACK_SUPERVISOR_CONFIG: named }, defaultPath })).source, { path: named, found: true });
+});
+
+test('issue 15: changedConfigKeys names each changed key as in the file, a list as one key', () => {
+  const before = parseConfig('apps_dir = "/a"\n[apps]\nresync_s = 60\nkms_urls = ["https://a:1"]\n', 'before.toml');
+  assert.deepEqual(changedConfigKeys(before, before), []);
+  const after = parseConfig('apps_dir = "/b"\n[apps]\nresync_s = 30\nkms_urls = ["https://a:1", "https://b:2"]\n[vmm]\ntimeout_ms = 1234\n', 'after.toml');
+  assert.deepEqual(changedConfigKeys(before, after), ['apps_dir', '[vmm] timeout_ms', '[apps] resync_s', '[apps] kms_urls']);
 });
 
 test('loadConfig reads the file named by DSTACK_SUPERVISOR_CONFIG', async (t) => {

@@ -1,11 +1,14 @@
-import { parseArgs } from 'node:util';
 import { destroyFromConfig } from '../init/command.ts';
 import { runHostCommand } from './init.ts';
+import { parseCommand } from './args.ts';
+import { COMMAND_SPECS } from './commands.ts';
 
 // `dstack-supervisor destroy [--purge] [--config FILE]`: remove every app CVM and what init
 // rendered; the KMS CVM is stopped and kept (its keys) unless --purge.
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' }, purge: { type: 'boolean', default: false } } });
+  const parsed = parseCommand('destroy', COMMAND_SPECS.destroy, args);
+  if (!parsed.ok) return parsed.exitCode;
+  const { values } = parsed;
   return runHostCommand('destroy', values.config, async (config, log) => {
     const result = await destroyFromConfig(config, log, { purge: values.purge });
     const kms = result.kms === undefined ? 'no KMS CVM found' : `KMS CVM ${result.kms.vmId} ${result.kms.action}`;

@@ -3,7 +3,6 @@
 // touching the VMM. The manifest printed is the string whose sha256 is the compose hash.
 import { readFile, stat } from 'node:fs/promises';
 import { readEnvFile } from '../secrets/env-file.ts';
-import { parseArgs } from 'node:util';
 import { AppError } from '../app/errors.ts';
 import { appIdOf } from '../app/manifest.ts';
 import { decodeComposeText } from '../app/parse.ts';
@@ -16,32 +15,15 @@ import { loadConfig } from '../config.ts';
 import type { Config } from '../config.ts';
 import { loadReservedHostPorts, reservedHostPorts } from '../init/reserved-ports.ts';
 import { SupervisorError, describeError } from '../errors.ts';
-
-const USAGE = 'Usage: dstack-supervisor hash FILE [--json] [--config FILE]';
+import { parseCommand } from './args.ts';
+import { COMMAND_SPECS } from './commands.ts';
 
 // Run the command; exit 0 with the report, 1 when the file cannot be deployed, 2 on bad usage.
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { json: { type: 'boolean', default: false }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-  } catch (err) {
-    process.stderr.write(`dstack-supervisor hash: ${describeError(err)}\n${USAGE}\n`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const [file, extra] = positionals;
-  if (file === undefined || extra !== undefined) {
-    process.stderr.write(`dstack-supervisor hash: give exactly one compose file\n${USAGE}\n`);
-    return 2;
-  }
+  const parsed = parseCommand('hash', COMMAND_SPECS.hash, args);
+  if (!parsed.ok) return parsed.exitCode;
+  const { values, operands: [file] } = parsed;
+  if (file === undefined) throw new Error('parseCommand let hash run without its FILE');
   try {
     const config = await loadConfig(values.config);
     const text = decodeComposeText(file, await readComposeFile(file, config.apps.max_file_bytes));

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../config.ts';
@@ -6,6 +5,8 @@ import { describeError } from '../errors.ts';
 import { initHost } from '../init/command.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { startSimulatedHost } from './run.ts';
+import { parseCommand } from './args.ts';
+import { COMMAND_SPECS } from './commands.ts';
 
 // The simulated host for a one-shot command: the one `run`/`npm run dev` serves in another
 // process when its socket answers (its VMs live there), else one started here for this command.
@@ -48,8 +49,9 @@ export async function runHostCommand(command: string, configFile: string | undef
 // `dstack-supervisor init [--config FILE]`: initialise the host now (idempotent); exit 1 with the
 // step's message when something is missing or fails.
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
-  return runHostCommand('init', values.config, async (config, log) => {
+  const parsed = parseCommand('init', COMMAND_SPECS.init, args);
+  if (!parsed.ok) return parsed.exitCode;
+  return runHostCommand('init', parsed.values.config, async (config, log) => {
     const result = await initHost(config, log);
     return `init complete: KMS CVM ${result.kms.vmId} at ${result.kms.url}; ${result.written.length} file(s) written, ${result.started.length} unit(s) started`;
   });

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../config.ts';
@@ -6,6 +5,10 @@ import { createLogger, type Logger } from '../log/logger.ts';
 import { startSupervisor } from '../supervisor.ts';
 import { describeError } from '../errors.ts';
 import { prepareHost } from '../init/prepare.ts';
+import { parseCommand } from './args.ts';
+import { COMMAND_SPECS } from './commands.ts';
+import { handleHangups, reloadService } from '../service/reload.ts';
+import { pidFilePath, removePidFile, writePidFile } from '../service/pid-file.ts';
 
 // The simulated host, started in this process only when `[sim] enabled = true`. With `[init]
 // enabled`, init renders auth-config.json and the VMM serves the guest images on disk.
@@ -48,10 +51,14 @@ function untilSignal(log: Logger): Promise<string> {
   });
 }
 
-// `dstack-supervisor run [--config FILE]`: the service's entry point.
+// `dstack-supervisor run [--config FILE]`: the service's entry point. SIGHUP asks for a full
+// resync (src/service/reload.ts); `<state_dir>/pid.json` lets `dstack-supervisor resync` find it.
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
+  const parsed = parseCommand('run', COMMAND_SPECS.run, args);
+  if (!parsed.ok) return parsed.exitCode;
+  const { values } = parsed;
   const log = createLogger({ level: process.env.DSTACK_SUPERVISOR_LOG_LEVEL === 'debug' ? 'debug' : 'info' });
+  const hangups = handleHangups(log);
   let config: Config;
   try {
     config = await loadConfig(values.config);
@@ -59,6 +66,10 @@ export async function run(args: string[]): Promise<number> {
     log.error(describeError(err));
     return 1;
   }
+  const started = config;
+  await writePidFile(started.state_dir).catch((err: unknown) =>
+    log.warn({ FILE: pidFilePath(started.state_dir) }, `cannot record this process (${describeError(err)}); \`dstack-supervisor resync\` will not find it, \`systemctl reload\` still works`),
+  );
   let sim: Awaited<ReturnType<typeof startSimulatedHost>> | undefined;
   try {
     if (config.sim.enabled) {
@@ -67,7 +78,9 @@ export async function run(args: string[]): Promise<number> {
     }
     config = await prepareHost(config, log);
     const supervisor = await startSupervisor({ config, log });
+    hangups.serve(() => reloadService({ configFile: values.config, started, resync: () => supervisor.poke(), log }));
     await untilSignal(log);
+    hangups.stop();
     await supervisor.stop();
     log.info('stopped');
     return 0;
@@ -75,6 +88,8 @@ export async function run(args: string[]): Promise<number> {
     log.error({ err }, describeError(err));
     return 1;
   } finally {
+    hangups.stop();
     await sim?.stop();
+    await removePidFile(started.state_dir);
   }
 }

@@ -1,45 +1,45 @@
 // `dstack-supervisor status [--json] [--config FILE]`: what the running supervisor last wrote
-// for each app (phase, app id, VM id, hash, URLs, last error), read from the status files in
-// `state_dir`, so it works without talking to the service.
-import { parseArgs } from 'node:util';
-import { loadConfig } from '../config.ts';
+// for itself and for each app (phase, app id, VM id, hash, URLs, last error and its code), read
+// from the status files in `state_dir`, so it works without talking to the service. The text
+// starts with the supervisor.toml it read (or that it uses the defaults); --json carries the same
+// as its `config` key, so stdout stays one JSON document (issue 15).
+import { loadConfigWithSource, type ConfigSource } from '../config.ts';
 import { describeError, SupervisorError } from '../errors.ts';
-import { readAllStatuses, readSupervisorStatus, statusDir } from '../status/store.ts';
+import { readAllStatuses, readSupervisorStatus, statusDir, STATUS_READ } from '../status/store.ts';
 import { formatStatusLine } from '../status/summary.ts';
 import { formatStatusTable } from '../status/table.ts';
+import { buildStatusReport } from '../status/report.ts';
 import type { SupervisorStatus } from '../status/schema.ts';
-
-const USAGE = 'Usage: dstack-supervisor status [--json] [--config FILE]';
+import { parseCommand } from './args.ts';
+import { COMMAND_SPECS } from './commands.ts';
+import { findServicePid } from '../service/pid-file.ts';
 
 // Run the command; exit 0 with the report (also when no app exists yet), 1 when the config or
 // the state directory cannot be read, 2 on bad usage.
 export async function run(args: string[]): Promise<number> {
-  let values;
+  const parsed = parseCommand('status', COMMAND_SPECS.status, args);
+  if (!parsed.ok) return parsed.exitCode;
+  const { values } = parsed;
   try {
-    ({ values } = parseArgs({
-      args,
-      options: { json: { type: 'boolean', default: false }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (err) {
-    process.stderr.write(`dstack-supervisor status: ${describeError(err)}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  try {
-    const { state_dir: stateDir } = await loadConfig(values.config);
+    const { config, source } = await loadConfigWithSource(values.config);
+    const stateDir = config.state_dir;
     const listing = await readAllStatuses(stateDir);
     for (const { file, reason } of listing.unreadable) {
       process.stderr.write(`dstack-supervisor status: skipping ${file}: ${reason}\n`);
     }
+    const service = await readSupervisorStatus(stateDir).catch((err: unknown) => {
+      // Like a broken app status: said, and the rest is still shown.
+      if (!(err instanceof SupervisorError && err.code === STATUS_READ)) throw err;
+      process.stderr.write(`dstack-supervisor status: skipping ${err.message}\n`);
+      return null;
+    });
+    const found = await findServicePid(stateDir);
+    const pid = 'pid' in found ? found.pid : null;
     if (values.json) {
-      process.stdout.write(`${JSON.stringify(listing.apps, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(buildStatusReport(source, service, pid, listing.apps), null, 2)}\n`);
       return 0;
     }
-    const service = await readSupervisorStatus(stateDir);
-    process.stdout.write(`${describeService(service, statusDir(stateDir))}\n`);
+    process.stdout.write(`${describeConfig(source)}\n${describeService(service, pid, statusDir(stateDir))}\n`);
     if (listing.apps.length > 0) process.stdout.write(`\n${formatStatusTable(listing.apps)}\n`);
     return 0;
   } catch (err) {
@@ -49,11 +49,19 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
-// The heading line: the service's own phase and counts, or where status files are expected.
-function describeService(service: SupervisorStatus | null, dir: string): string {
+// The first line: which supervisor.toml was read, so a status of the wrong state_dir is plain.
+function describeConfig(source: ConfigSource): string {
+  return source.found ? `config: ${source.path}` : `config: ${source.path} does not exist; using the defaults`;
+}
+
+// The heading line: the service's own phase and counts (and whether it still runs), or where
+// status files are expected.
+function describeService(service: SupervisorStatus | null, pid: number | null, dir: string): string {
   if (service === null) return `supervisor: no status in ${dir} yet (has dstack-supervisor run started?)`;
   const line = formatStatusLine(service.counts, { watcherDegraded: service.watcher === 'degraded' });
-  return `supervisor: ${service.phase} (updated ${service.updated_at}): ${line}`;
+  const version = service.version === undefined ? '' : `version ${service.version}, `;
+  const running = pid === null ? 'not running' : `pid ${pid}`;
+  return `supervisor: ${service.phase} (${version}updated ${service.updated_at}, ${running}): ${line}`;
 }
 
 function isFsError(err: unknown): err is NodeJS.ErrnoException {

@@ -124,7 +124,7 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
       return { app: name, file, phase: current?.phase ?? 'pending' };
     case 'record':
       // Not the file's fault: the app is held until the operator moves the record aside.
-      return { app: name, file, phase: 'failed', error: verdict.reason, held: { action: 'refused', reason: verdict.reason } };
+      return { app: name, file, phase: 'failed', error: verdict.reason, code: verdict.code, held: { action: 'refused', reason: verdict.reason } };
     case 'invalid':
     case 'refused':
     case 'conflict':
@@ -133,6 +133,7 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
         file,
         phase: 'invalid',
         error: verdict.reason,
+        code: verdict.code,
         held: { action: verdict.why, reason: verdict.reason, fileHash: verdict.fileHash },
       };
   }
@@ -149,6 +150,6 @@ export function managedApps(loaded: LoadedRecords, vms: readonly VmInfo[]): Map<
       return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports }];
     }),
   );
-  for (const u of loaded.unreadable) managed.set(u.name, { file: u.file, running: false, ports: [], unreadable: u.error.message });
+  for (const u of loaded.unreadable) managed.set(u.name, { file: u.file, running: false, ports: [], unreadable: { code: u.error.code, message: u.error.message } });
   return managed;
 }

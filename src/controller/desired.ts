@@ -1,6 +1,6 @@
 // Turning one directory listing into per-app desired state, with the two delete guards of
 // docs/apps-dir.md rule 7 (confirmed deletes) and rule 13 (mass-teardown) kept as explicit state.
-import { resolvePortClaims, describePortConflict, type PortClaim, type PortClaimant } from './port-claims.ts';
+import { resolvePortClaims, describePortConflict, PORT_CONFLICT, type PortClaim, type PortClaimant } from './port-claims.ts';
 import type { PortMapping } from '../vmm/messages.ts';
 import type { EnvEntry } from '../secrets/dotenv.ts';
 
@@ -24,7 +24,8 @@ export type HoldReason = 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'del
 export type AppVerdict<S> =
   // `renamedFrom`: a managed app that vanished had these very bytes (rule 19).
   | { kind: 'app'; spec: S; fileHash: string; renamedFrom?: string }
-  | { kind: 'hold'; why: HoldReason; reason: string; fileHash?: string }
+  // `code`: the stable code of `reason` when it is a problem (not while settling or confirming a delete).
+  | { kind: 'hold'; why: HoldReason; reason: string; code?: string; fileHash?: string }
   | { kind: 'gone'; renamedTo?: string };
 
 export type DeleteGuards = {
@@ -39,7 +40,7 @@ export type DeleteGuards = {
 // An app we have a record for: whether it ever ran, and the host ports its VM's manifest names.
 // `unreadable`: the record file exists but cannot be used (why, naming the file): the app is
 // held whatever its file says, since a deploy could duplicate its VM and a teardown miss it.
-export type ManagedApp = { file: string; running: boolean; ports: readonly PortClaim[]; unreadable?: string };
+export type ManagedApp = { file: string; running: boolean; ports: readonly PortClaim[]; unreadable?: { code: string; message: string } };
 
 export type PlanInput<S> = {
   listed: readonly ListedApp[];
@@ -66,7 +67,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
   const built = new Map<string, { spec: S; fileHash: string }>();
 
   for (const [name, rec] of input.managed) {
-    if (rec.unreadable !== undefined) verdicts.set(name, { kind: 'hold', why: 'record', reason: rec.unreadable });
+    if (rec.unreadable !== undefined) verdicts.set(name, { kind: 'hold', why: 'record', reason: rec.unreadable.message, code: rec.unreadable.code });
   }
   for (const app of input.listed) {
     guards.absentSince.delete(app.name);
@@ -74,11 +75,11 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
     if (app.kind === 'unsettled') {
       verdicts.set(app.name, { kind: 'hold', why: 'unsettled', reason: 'waiting for the file to settle' });
     } else if (app.kind === 'refused') {
-      verdicts.set(app.name, { kind: 'hold', why: app.conflict ? 'conflict' : 'refused', reason: app.reason });
+      verdicts.set(app.name, { kind: 'hold', why: app.conflict ? 'conflict' : 'refused', reason: app.reason, code: app.code });
     } else {
       const result = input.build(app);
       if (!result.ok) {
-        verdicts.set(app.name, { kind: 'hold', why: 'invalid', reason: result.reason, fileHash: app.fileHash });
+        verdicts.set(app.name, { kind: 'hold', why: 'invalid', reason: result.reason, code: result.code, fileHash: app.fileHash });
         continue;
       }
       built.set(app.name, { spec: result.spec, fileHash: app.fileHash });
@@ -97,7 +98,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
     verdicts.set(
       name,
       conflict
-        ? { kind: 'hold', why: 'conflict', reason: describePortConflict(conflict), fileHash: b.fileHash }
+        ? { kind: 'hold', why: 'conflict', reason: describePortConflict(conflict), code: PORT_CONFLICT, fileHash: b.fileHash }
         : { kind: 'app', spec: b.spec, fileHash: b.fileHash },
     );
   }

@@ -36,6 +36,9 @@ export function resolvePortClaims(claimants: readonly PortClaimant[]): Map<strin
   return refused;
 }
 
+// The status code of an app refused because another app already publishes one of its host ports.
+export const PORT_CONFLICT = 'APP_PORT_CONFLICT';
+
 // The operator-facing text for a refused claim (STYLE 7).
 export function describePortConflict(c: PortConflict): string {
   return (

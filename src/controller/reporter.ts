@@ -19,6 +19,8 @@ export type StatusUpdate = {
   phase: Phase | Departure;
   record?: AppRecord;
   error?: string;
+  // The stable code of `error` (issue 15); given with every error.
+  code?: string;
   // Why the file is held back (invalid, conflict, refused); logged once per distinct reason.
   held?: { action: 'invalid' | 'conflict' | 'refused'; reason: string; fileHash?: string };
   warnings?: string[];
@@ -96,6 +98,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
         compose_hash: rec?.appliedHash ?? rec?.intent?.toHash ?? before?.compose_hash ?? null,
         urls: u.urls ?? before?.urls ?? [],
         last_error: u.error ?? (u.phase === 'running' ? null : (before?.last_error ?? null)),
+        code: u.error !== undefined ? (u.code ?? null) : u.phase === 'running' ? null : (before?.code ?? null),
         warnings: u.warnings ?? before?.warnings ?? [],
         updated_at: new Date(deps.now()).toISOString(),
       };
@@ -116,7 +119,8 @@ export function createReporter(deps: ReporterDeps): Reporter {
         for (const w of u.warnings) deps.log.warn({ APP: u.app, FILE: u.file, TO: u.warned.fileHash.slice(0, 12) }, `${u.file}: ${w}`);
       }
       const same =
-        before && before.phase === status.phase && before.last_error === status.last_error && before.vm_id === status.vm_id &&
+        before && before.phase === status.phase && before.last_error === status.last_error && (before.code ?? null) === status.code &&
+        before.vm_id === status.vm_id &&
         before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n');
       if (same) return;
       if (before?.phase !== status.phase) logPhase(u.app, u.file, before?.phase, status.phase);

@@ -21,6 +21,10 @@ export const AppStatusSchema = z
     compose_hash: sha256Hex.nullable(),
     urls: z.array(z.string()),
     last_error: z.string().nullable(),
+    // The stable code of last_error (`APP_YAML`, `VMM_UNREACHABLE`, `APP_PORT_CONFLICT`, … the
+    // codes of src/**/errors.ts), for tools that must not match on wording; null with no error.
+    // Absent in files written before issue 15.
+    code: z.string().regex(/^[A-Z][A-Z0-9_]*$/).nullable().optional(),
     warnings: z.array(z.string()),
     updated_at: isoTime,
   })
@@ -37,6 +41,8 @@ export const SupervisorStatusSchema = z
     phase: z.enum(SUPERVISOR_PHASES),
     watcher: z.enum(['ok', 'degraded']),
     counts: z.record(z.enum(PHASES), z.number().int().nonnegative()),
+    // The package version of the service that wrote the file; absent in files before issue 15.
+    version: z.string().min(1).optional(),
     updated_at: isoTime,
   })
   .strict();

@@ -75,7 +75,7 @@ test('rule 8: an invalid file holds its app and never becomes a teardown', () =>
   const bad: ListedApp = { ...settled('a'), bytes: Buffer.from('bad') } as ListedApp;
   for (const now of [0, 10_000, 100_000]) {
     const v = planDirectory(input([bad], ['a'], now), guards).verdicts.get('a');
-    assert.deepEqual(v, { kind: 'hold', why: 'invalid', reason: 'broken', fileHash: 'h-a' });
+    assert.deepEqual(v, { kind: 'hold', why: 'invalid', reason: 'broken', code: 'APP_YAML', fileHash: 'h-a' });
   }
 });
 
@@ -86,6 +86,7 @@ test('a port clash holds the newcomer and names the app that runs with it', () =
   const shop = out.verdicts.get('shop');
   assert.equal(shop?.kind === 'hold' && shop.why, 'conflict');
   assert.match(shop?.kind === 'hold' ? shop.reason : '', /already published by app "blog"/);
+  assert.equal(shop?.kind === 'hold' && shop.code, 'APP_PORT_CONFLICT');
 });
 
 test('the ports of a running app whose file is invalid or missing stay its own; a newcomer asking for one is held', () => {
@@ -123,7 +124,7 @@ test('rule 19: the bytes of a vanished app reappearing under a new name mark bot
 
 test('issue 13: an app whose record cannot be read is held, file or no file, and only it', () => {
   const guards: DeleteGuards = { absentSince: new Map() };
-  const unreadable = (why: string) => ({ file: `state/apps/${why}.json`, running: false, ports: [], unreadable: `state/apps/${why}.json: corrupt state record` });
+  const unreadable = (why: string) => ({ file: `state/apps/${why}.json`, running: false, ports: [], unreadable: { code: 'STATE_CORRUPT', message: `state/apps/${why}.json: corrupt state record` } });
   const plan = (now: number) => {
     const i = input([settled('m1'), settled('m3')], ['m2', 'm4'], now);
     const managed = new Map(i.managed);
@@ -133,8 +134,8 @@ test('issue 13: an app whose record cannot be read is held, file or no file, and
   };
   plan(0);
   const out = plan(5000);
-  assert.deepEqual(out.verdicts.get('m1'), { kind: 'hold', why: 'record', reason: 'state/apps/m1.json: corrupt state record' }, 'its file is there');
-  assert.deepEqual(out.verdicts.get('m5'), { kind: 'hold', why: 'record', reason: 'state/apps/m5.json: corrupt state record' }, 'its file is gone: no teardown');
+  assert.deepEqual(out.verdicts.get('m1'), { kind: 'hold', why: 'record', reason: 'state/apps/m1.json: corrupt state record', code: 'STATE_CORRUPT' }, 'its file is there');
+  assert.deepEqual(out.verdicts.get('m5'), { kind: 'hold', why: 'record', reason: 'state/apps/m5.json: corrupt state record', code: 'STATE_CORRUPT' }, 'its file is gone: no teardown');
   assert.equal(out.verdicts.get('m3')?.kind, 'app', 'a new app deploys');
   assert.equal(out.verdicts.get('m2')?.kind, 'hold', 'every other managed app is gone at once: the mass guard holds them');
   assert.equal(out.massGuardActive, true, 'apps held for their record do not hide that every other app vanished');

@@ -55,3 +55,31 @@ test('issue 13: a status the last run left is known to the next reporter, so its
   assert.deepEqual((await readAllStatuses(s.dir)).apps, []);
   assert.deepEqual(s.phaseLines().at(-1), ['ghost: invalid -> gone', '/etc/dstack/apps.d/ghost.yml']);
 });
+
+test('issue 15: a status carries the code of its error, keeps it while the app waits and drops it once it runs', async (t) => {
+  const s = await stage(t);
+  const reporter = await s.open();
+  const file = '/etc/dstack/apps.d/web.yml';
+  const read = async () => (await readAllStatuses(s.dir)).apps.map((st) => [st.phase, st.code, st.last_error]);
+  await reporter.update({ app: 'web', file, phase: 'failed', error: 'dstack-vmm is down', code: 'VMM_UNREACHABLE' });
+  assert.deepEqual(await read(), [['failed', 'VMM_UNREACHABLE', 'dstack-vmm is down']]);
+  // Same message, another code: still a change worth writing.
+  await reporter.update({ app: 'web', file, phase: 'failed', error: 'dstack-vmm is down', code: 'VMM_TIMEOUT' });
+  assert.deepEqual(await read(), [['failed', 'VMM_TIMEOUT', 'dstack-vmm is down']]);
+  await reporter.update({ app: 'web', file, phase: 'deploying' });
+  assert.deepEqual(await read(), [['deploying', 'VMM_TIMEOUT', 'dstack-vmm is down']], 'the last error stays until the app runs');
+  await reporter.update({ app: 'web', file, phase: 'running' });
+  assert.deepEqual(await read(), [['running', null, null]]);
+});
+
+test('issue 15: a status file written before `code` existed is still read, and its app starts without one', async (t) => {
+  const s = await stage(t);
+  const reporter = await s.open();
+  await reporter.update({ app: 'old', file: '/etc/dstack/apps.d/old.yml', phase: 'failed', error: 'boom', code: 'VM_BOOT_FAILED' });
+  const { code: _code, ...before } = (await readAllStatuses(s.dir)).apps[0]!;
+  await writeAppStatus(s.dir, before);
+  const next = await s.open();
+  assert.deepEqual(next.statuses().map((st) => [st.app, st.last_error, st.code]), [['old', 'boom', undefined]]);
+  await next.update({ app: 'old', file: '/etc/dstack/apps.d/old.yml', phase: 'failed', error: 'boom', code: 'VM_BOOT_FAILED' });
+  assert.equal((await readAllStatuses(s.dir)).apps[0]?.code, 'VM_BOOT_FAILED', 'a code where there was none is written');
+});

@@ -3,7 +3,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { access, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'smol-toml';
@@ -14,6 +14,7 @@ import { buildFakeSysroot, type SysrootFeatures } from '../../src/sim/sysroot.ts
 import { freePort } from '../sim/fixtures.ts';
 import { initIn, tempDir } from './helpers.ts';
 import { startInitStage } from './stage.ts';
+import { withClosedStdout } from '../helpers/closed-stdout.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 const exec = promisify(execFile);
@@ -72,6 +73,16 @@ test('`init` on a simulated host exits 0 with the KMS; `destroy --purge` then ex
   assert.equal(destroyed.code, 0, destroyed.stderr);
   assert.match(destroyed.stdout, /^destroy complete: 0 app CVM\(s\) removed/m);
   assert.equal(await exists(join(root, 'etc', 'vmm.toml')), false);
+});
+
+test('issue 15: `init | head -1` is not cut short: with its reader gone it runs to the end and exits 0', async (t) => {
+  const { root, file } = await simConfig(t);
+  // init logs from its first step on; before, that first write's EPIPE ended it with a stack.
+  const result = await withClosedStdout(['init', '--config', file], 0);
+  assert.deepEqual({ code: result.code, signal: result.signal }, { code: 0, signal: null }, result.stderr);
+  assert.doesNotMatch(result.stderr, /EPIPE/);
+  assert.equal(await exists(join(root, 'etc', 'vmm.toml')), true, 'init rendered vmm.toml');
+  assert.match(await readFile(join(root, 'state', 'init.json'), 'utf8'), /"kms"/, 'init recorded its last step');
 });
 
 test('`run` skips a finished init and takes [apps] kms_urls and kms_public_key from it, unless supervisor.toml sets them', async (t) => {

@@ -94,6 +94,8 @@ test('unit wiring: ordering, restart policy, loopback-only auth-simple, notify s
   assert.match(supervisor, /^NotifyAccess=main$/m);
   assert.match(supervisor, /^Restart=on-failure$/m);
   assert.match(supervisor, /^ExecStart=\/usr\/bin\/dstack-supervisor run$/m);
+  // issue 15: `systemctl reload` is a resync now, through the program (no /bin/kill on minbase).
+  assert.match(supervisor, /^ExecReload=\/usr\/bin\/dstack-supervisor resync --pid \$MAINPID$/m);
   assert.match(supervisor, /^ProtectSystem=strict$/m);
   assert.match(supervisor, /^ReadWritePaths=\/etc\/dstack \/var\/lib\/dstack \/run\/dstack$/m);
   for (const dep of ['dstack-vmm.service', 'dstack-auth-simple.service', 'gramine-sealing-key-provider.service']) {

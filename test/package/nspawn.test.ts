@@ -122,7 +122,7 @@ async function supervisorLines(container: Container): Promise<Array<{ priority: 
 async function appPhase(container: Container, app: string): Promise<string | undefined> {
   const result = await container.exec(['dstack-supervisor', 'status', '--json']);
   if (result.exitCode !== 0) return undefined;
-  const apps = JSON.parse(result.stdout) as Array<{ app: string; phase: string }>;
+  const { apps } = JSON.parse(result.stdout) as { apps: Array<{ app: string; phase: string }> };
   return apps.find((a) => a.app === app)?.phase;
 }
 
@@ -175,6 +175,16 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   for (const { priority, line } of lines) assert.equal(priority, JOURNAL_PRIORITY[line['level'] as Level], JSON.stringify(line));
   assert.ok(lines.some(({ priority, line }) => priority === 6 && line['APP'] === 'web' && line['ACTION'] === 'deploy'), 'an info line for the deploy of web');
   assert.ok(lines.some(({ priority, line }) => priority === 4 && String(line['FILE']).endsWith('My_App.yml')), 'a warning for My_App.yml');
+
+  // Issue 15: `systemctl reload` is a full resync (ExecReload= runs `resync --pid $MAINPID`), and
+  // `dstack-supervisor resync` finds the service by its pid file; it keeps running either way.
+  await run(c, ['systemctl', 'reload', UNIT]);
+  const resyncs = async () => (await supervisorLines(c)).filter(({ line }) => line['msg'] === 'SIGHUP: resyncing every app and VM now').length;
+  await waitFor('the reload in the journal', 15_000, async () => ((await resyncs()) === 1 ? true : undefined));
+  assert.match(await run(c, ['dstack-supervisor', 'resync']), new RegExp(`^asked dstack-supervisor \\(pid ${mainPid}\\) for a full resync`));
+  await waitFor('the resync in the journal', 15_000, async () => ((await resyncs()) === 2 ? true : undefined));
+  assert.equal(await unitState(c, 'is-active'), 'active');
+  assert.equal((await run(c, ['bash', '-o', 'pipefail', '-c', 'dstack-supervisor status | head -1'])).trim(), 'config: /etc/dstack/supervisor.toml');
 
   // apt remove: stopped, program gone, conffiles and the operator's files kept.
   await run(c, ['apt-get', 'remove', '-y', 'dstack-supervisor']);

@@ -7,15 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile, readFile, readdir, chmod } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile, readFile, readdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startSimHost } from '../../src/sim/host.ts';
-import { seedSimAuthConfig } from '../../src/sim/seed.ts';
 import { buildAppSpec } from '../../src/app/spec.ts';
 import { composeText, freePorts, waitUntil } from '../helpers/harness.ts';
 import { prng } from '../soak/ops.ts';
 import { defer } from '../helpers/cleanup.ts';
+import { childConfigToml, startSimDir } from '../helpers/child-stage.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 
@@ -35,28 +33,11 @@ function startChild(config: string): { child: ChildProcess; exited: Promise<numb
 test('rule 18: SIGKILL at 50 random instants leaves one VM per file, no orphans, allowlist == running hashes', async (t) => {
   const seed = Number(process.env.CRASH_SEED ?? 18);
   const random = prng(seed);
-  const dir = await mkdtemp(join(tmpdir(), 'dstack-crash-'));
-  defer(t, () => rm(dir, { recursive: true, force: true }));
-  const appsDir = join(dir, 'apps.d');
-  await mkdir(appsDir, { mode: 0o755 });
-  await mkdir(join(dir, 'sim'));
-  const authPath = join(dir, 'auth-config.json');
-  await seedSimAuthConfig(authPath);
-  const sim = await startSimHost({ dir: join(dir, 'sim'), authConfigPath: authPath, bootDelayMs: 40, removeDelayMs: 40, shutdownDelayMs: 20, kmsUrls: ['https://10.0.2.2:12001'] });
-  defer(t, () => sim.stop());
+  const stage = await startSimDir(t, 'dstack-crash-', { bootDelayMs: 40, removeDelayMs: 40, shutdownDelayMs: 20 });
+  const { dir, appsDir, authPath, sim } = stage;
   sim.faults.setLatency(15);
   const configPath = join(dir, 'supervisor.toml');
-  await writeFile(
-    configPath,
-    [
-      `apps_dir = "${appsDir}"`,
-      `state_dir = "${join(dir, 'state')}"`,
-      `[vmm]\nurl = "${sim.vmmUrl}"\ntoken_file = ""`,
-      `[auth]\nconfig_path = "${authPath}"`,
-      `[init]\nenabled = false`,
-      `[apps]\nsettle_ms = 50\nresync_s = 1\ndelete_confirm_s = 0.2\nbackoff_initial_s = 1\nbackoff_max_s = 1\nowner = ${process.getuid?.() ?? 0}`,
-    ].join('\n'),
-  );
+  await writeFile(configPath, childConfigToml(stage, ['settle_ms = 50', 'resync_s = 1', 'delete_confirm_s = 0.2', 'backoff_initial_s = 1', 'backoff_max_s = 1']));
 
   const names = ['alpha', 'bravo', 'charlie', 'delta'];
   const ports = await freePorts(names.length);

@@ -35,6 +35,7 @@ test('issue 13: a garbage state record holds only its app; others deploy and tea
     return s?.phase === 'failed' && s;
   }, 'm1 held as failed');
   assert.ok(held.last_error?.startsWith(`${record}: corrupt state record (not JSON)`), String(held.last_error));
+  assert.equal(held.code, 'STATE_CORRUPT', 'issue 15: the status carries the code');
   assert.ok(held.last_error?.includes(`mv ${record} ${record}.bad`), 'the status says what to do');
   await rescan(h);
   await rescan(h);
@@ -74,6 +75,7 @@ test('issue 13: a record written by a newer release says so in the app status, a
     return s?.phase === 'failed' && s.last_error !== null && s;
   }, 'm1 held');
   assert.ok(held.last_error?.startsWith(`${record}: state record written by a newer dstack-supervisor (version 2`), String(held.last_error));
+  assert.equal(held.code, 'STATE_NEWER', 'issue 15: a downgrade has its own code');
   await h.put('m2.yml', composeText(p2!));
   await h.deployed('m2');
 });

@@ -1,0 +1,46 @@
+// What `dstack-supervisor status --json` prints: one object a config tool can poll, documented in
+// dstack-supervisor(8) "STATUS JSON". Keys are only ever added, never renamed or dropped; unknown
+// values are null, not absent, so readers see every key.
+import type { ConfigSource } from '../config.ts';
+import type { Phase } from './phase.ts';
+import type { AppStatus, SupervisorPhase, SupervisorStatus } from './schema.ts';
+
+// An app's status with `code` always present (files from before issue 15 have none).
+export type AppReport = Omit<AppStatus, 'code'> & { code: string | null };
+
+export type StatusReport = {
+  // supervisor.toml as this command found it (`found` false: absent, every key has its default).
+  config: ConfigSource;
+  // The service as it last wrote `<state_dir>/status/_supervisor.json`; all null before it ever did.
+  supervisor: {
+    phase: SupervisorPhase | null;
+    // phase == "ready": the first pass over apps.d is done (READY=1 went to systemd).
+    ready: boolean;
+    watcher: SupervisorStatus['watcher'] | null;
+    counts: Record<Phase, number> | null;
+    // The version of the service that wrote the file.
+    version: string | null;
+    updated_at: string | null;
+    // The PID of the service while it runs (`<state_dir>/pid.json`, checked against the live
+    // process); null when none runs, whatever the file above says.
+    pid: number | null;
+  };
+  apps: AppReport[];
+};
+
+// Assemble the report from what the status files hold.
+export function buildStatusReport(config: ConfigSource, service: SupervisorStatus | null, pid: number | null, apps: readonly AppStatus[]): StatusReport {
+  return {
+    config,
+    supervisor: {
+      phase: service?.phase ?? null,
+      ready: service?.phase === 'ready',
+      watcher: service?.watcher ?? null,
+      counts: service?.counts ?? null,
+      version: service?.version ?? null,
+      updated_at: service?.updated_at ?? null,
+      pid,
+    },
+    apps: apps.map((app) => ({ ...app, code: app.code ?? null })),
+  };
+}
