@@ -5,7 +5,7 @@
 // as its `config` key, so stdout stays one JSON document (issue 15).
 import { loadConfigWithSource, type ConfigSource } from '../config.ts';
 import { describeError, SupervisorError } from '../errors.ts';
-import { readAllStatuses, readSupervisorStatus, statusDir, STATUS_READ } from '../status/store.ts';
+import { readAllStatuses, readGatewayStatus, readSupervisorStatus, statusDir, STATUS_READ } from '../status/store.ts';
 import { formatStatusLine } from '../status/summary.ts';
 import { formatStatusTable } from '../status/table.ts';
 import { buildStatusReport } from '../status/report.ts';
@@ -33,13 +33,19 @@ export async function run(args: string[]): Promise<number> {
       process.stderr.write(`dstack-supervisor status: skipping ${err.message}\n`);
       return null;
     });
+    const gateway = await readGatewayStatus(stateDir).catch((err: unknown) => {
+      if (!(err instanceof SupervisorError && err.code === STATUS_READ)) throw err;
+      process.stderr.write(`dstack-supervisor status: skipping ${err.message}\n`);
+      return null;
+    });
     const found = await findServicePid(stateDir);
     const pid = 'pid' in found ? found.pid : null;
     if (values.json) {
-      process.stdout.write(`${JSON.stringify(buildStatusReport(source, service, pid, listing.apps), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(buildStatusReport(source, service, pid, listing.apps, gateway), null, 2)}\n`);
       return 0;
     }
     process.stdout.write(`${describeConfig(source)}\n${describeService(service, pid, statusDir(stateDir))}\n`);
+    if (gateway) process.stdout.write(`gateway: ${gateway.phase}${gateway.domain ? ` (*.${gateway.domain})` : ''}: ${gateway.reason}\n`);
     if (listing.apps.length > 0) process.stdout.write(`\n${formatStatusTable(listing.apps)}\n`);
     return 0;
   } catch (err) {

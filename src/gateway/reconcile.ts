@@ -169,7 +169,7 @@ async function certificate(plan: GatewayPlan, admin: GatewayAdmin, deps: Gateway
     return `waiting for the certificate of *.${plan.domain} (issuance asked again)`;
   } catch (err) {
     const why = err instanceof GatewayAdminError && err.gatewayMessage ? err.gatewayMessage : describeError(err);
-    return `no certificate for *.${plan.domain} yet: ${why}`;
+    return `no certificate for *.${plan.domain} yet: ${why}${adviceFor(why)}`;
   }
 }
 
@@ -185,4 +185,17 @@ export async function stepDisable(vmName: string, appId: string, inUse: readonly
   await deps.allowlist.setGatewayAppId('');
   await deps.allowlist.removeApp(appId);
   return { phase: 'stopped', serving: false, reason: vm ? `the gateway CVM ${vm.id} is stopped; remove it with destroy --purge` : 'no gateway CVM', ...(vm ? { vmId: vm.id } : {}) };
+}
+
+// What to do about the issuance failures an operator can fix, recognised in the gateway's own
+// message (its certbot's and Let's Encrypt's wording, docs/dstack.md "Gateway").
+function adviceFor(message: string): string {
+  if (/Authentication error|Unauthorized|forbidden|\b403\b/i.test(message)) {
+    return '; the DNS token cannot edit the zone\'s records: give it Zone > DNS > Edit on that zone in Cloudflare, write it to [certificate] token_file, and the next step hands it over';
+  }
+  if (/no matching zone/i.test(message)) return '; no Cloudflare zone the token can see contains the domain: check the domain, and that the token has Zone > Zone > Read on its zone';
+  if (/rateLimited|too many certificates/i.test(message)) {
+    return '; Let\'s Encrypt\'s rate limit: issuance is retried later and the gateway CVM is kept (recreating it would make it worse); set [certificate] staging = true while testing';
+  }
+  return '';
 }

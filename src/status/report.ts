@@ -3,7 +3,7 @@
 // values are null, not absent, so readers see every key.
 import type { ConfigSource } from '../config.ts';
 import type { Phase } from './phase.ts';
-import type { AppStatus, SupervisorPhase, SupervisorStatus } from './schema.ts';
+import type { AppStatus, GatewayStatusFile, SupervisorPhase, SupervisorStatus } from './schema.ts';
 
 // An app's status with `code` always present (files from before issue 15 have none).
 export type AppReport = Omit<AppStatus, 'code'> & { code: string | null };
@@ -25,11 +25,13 @@ export type StatusReport = {
     // process); null when none runs, whatever the file above says.
     pid: number | null;
   };
+  // Tier 2 as the service last wrote `_gateway.json`; null while gateway.d was never used.
+  gateway: GatewayStatusFile | null;
   apps: AppReport[];
 };
 
 // Assemble the report from what the status files hold.
-export function buildStatusReport(config: ConfigSource, service: SupervisorStatus | null, pid: number | null, apps: readonly AppStatus[]): StatusReport {
+export function buildStatusReport(config: ConfigSource, service: SupervisorStatus | null, pid: number | null, apps: readonly AppStatus[], gateway: GatewayStatusFile | null = null): StatusReport {
   return {
     config,
     supervisor: {
@@ -41,6 +43,7 @@ export function buildStatusReport(config: ConfigSource, service: SupervisorStatu
       updated_at: service?.updated_at ?? null,
       pid,
     },
+    gateway,
     apps: apps.map((app) => ({ ...app, code: app.code ?? null })),
   };
 }

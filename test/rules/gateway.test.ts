@@ -5,46 +5,13 @@
 // file moves them back first, then stops (never removes) the gateway CVM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request as httpsRequest } from 'node:https';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 import { readGatewayStatus } from '../../src/status/store.ts';
 import { tlsPaths } from '../../src/init/tls.ts';
+import { DOMAIN, byName, direct, gatewayEnabled, viaGateway, writeGatewayToml } from '../helpers/gateway.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
-
-const DOMAIN = 'apps.example.test';
-const gatewayEnabled = (vm: VmInfo | undefined) => vm !== undefined && JSON.parse(vm.configuration!.compose_file).gateway_enabled === true;
-const byName = (h: Harness, name: string) => h.sim.state.list().find((v) => v.name === name);
-
-async function direct(port: number): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${port}/`);
-  return res.text();
-}
-
-// An HTTPS request through the gateway's proxy with the given SNI, trusting the host CA.
-function viaGateway(proxyPort: number, servername: string, ca: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port: proxyPort, servername, ca, path: '/', headers: { host: servername } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function writeGatewayToml(h: Harness, ports: { rpc: number; proxy: number }): Promise<void> {
-  const dir = h.config.gateway_dir;
-  await mkdir(dir, { recursive: true, mode: 0o755 });
-  const token = join(dir, 'cloudflare.token');
-  await writeFile(token, 'cf-token-for-tests-0123456789abcdef\n', { mode: 0o600 });
-  await chmod(token, 0o600);
-  const file = join(dir, 'gateway.toml');
-  await writeFile(file, [`domain = "${DOMAIN}"`, `rpc_port = ${ports.rpc}`, `proxy_port = ${ports.proxy}`, '[certificate]', 'email = "ops@example.test"', `token_file = "${token}"`, ''].join('\n'));
-  await chmod(file, 0o644);
-}
 
 const GATEWAY_APPS = ['alpha', 'bravo', 'charlie'];
 const DIRECT_APPS = ['delta', 'echo'];

@@ -1,0 +1,46 @@
+// Tier 2 test steps the gateway rule tests share: a gateway.toml for the harness, the VM and
+// status reads, and requests on an app's direct port and through the gateway's proxy.
+import { request as httpsRequest } from 'node:https';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Harness } from './harness.ts';
+import type { VmInfo } from '../../src/vmm/messages.ts';
+
+export const DOMAIN = 'apps.example.test';
+export const gatewayEnabled = (vm: VmInfo | undefined) => vm !== undefined && JSON.parse(vm.configuration!.compose_file).gateway_enabled === true;
+export const byName = (h: Harness, name: string) => h.sim.state.list().find((v) => v.name === name);
+
+export async function direct(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/`);
+  return res.text();
+}
+
+// An HTTPS request through the gateway's proxy with the given SNI, trusting the host CA.
+export function viaGateway(proxyPort: number, servername: string, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port: proxyPort, servername, ca, path: '/', headers: { host: servername } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// gateway.toml in ACME mode for DOMAIN, with `extra` top-level lines; the token file beside it
+// unless `withToken` is false.
+export async function writeGatewayToml(h: Harness, ports: { rpc: number; proxy: number }, options: { extra?: string[]; withToken?: boolean } = {}): Promise<void> {
+  const { extra = [], withToken = true } = options;
+  const dir = h.config.gateway_dir;
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const token = join(dir, 'cloudflare.token');
+  if (withToken) {
+    await writeFile(token, 'cf-token-for-tests-0123456789abcdef\n', { mode: 0o600 });
+    await chmod(token, 0o600);
+  }
+  const file = join(dir, 'gateway.toml');
+  await writeFile(file, [`domain = "${DOMAIN}"`, `rpc_port = ${ports.rpc}`, `proxy_port = ${ports.proxy}`, ...extra, '[certificate]', 'email = "ops@example.test"', `token_file = "${token}"`, ''].join('\n'));
+  await chmod(file, 0o644);
+}
+
