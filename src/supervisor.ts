@@ -28,9 +28,7 @@ import type { DesiredSpec } from './controller/spec.ts';
 import { describeError } from './errors.ts';
 import { VERSION } from './version.ts';
 import type { EnvEntry } from './secrets/dotenv.ts';
-import type { Tier2 } from './gateway/tier2.ts';
-
-type Tier2Service = Tier2 & { close: () => Promise<void> };
+import type { Tier2Service } from './gateway/start.ts';
 
 export type SupervisorOptions = {
   config: Config;
@@ -231,10 +229,9 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     controller.poke('watcher-armed');
   });
 
-  await controller.start();
   // Tier 2 reads gateway.d on every resync; its admin client (undici) loads on the first enable.
-  const { startTier2 } = await import('./gateway/start.ts');
-  tier2 = startTier2({
+  const { createTier2Service } = await import('./gateway/start.ts');
+  tier2 = createTier2Service({
     config,
     log,
     clock: handlerClock,
@@ -242,11 +239,16 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     allowlist,
     image,
     seal: sealEnv,
-    wanted: () => controller.verdicts().flatMap(([name, v]) => (v.kind === 'app' ? [{ name, wanted: v.spec.gatewayWanted }] : [])),
+    wanted: () => {
+      const phases = new Map(reporter.statuses().map((s) => [s.app, s.phase]));
+      return controller.verdicts().flatMap(([name, v]) => (v.kind === 'app' ? [{ name, wanted: v.spec.gatewayWanted, busy: phases.get(name) !== 'running' }] : []));
+    },
     changed: () => controller.poke('manual'),
     timing: { pollMs: timing.pollMs },
   });
-  tier2.poke();
+  await tier2.prime();
+  await controller.start();
+  tier2.start();
   const watcher = await watchAppsDir({ dir: config.apps_dir, bus, clock, enabled: config.apps.watch, watch: options.watchDir });
   ready = true;
   await notifier.ready(reporter.line());

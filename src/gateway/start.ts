@@ -36,13 +36,20 @@ export type Tier2Edges = {
   // The guest image apps get ([cvm] image '' means this one).
   image: string;
   seal: (app: string, appId: string, entries: EnvEntry[]) => Promise<string>;
-  // Apps with a valid file and whether each asks for the gateway.
-  wanted: () => Array<{ name: string; wanted: boolean }>;
+  // Apps with a valid file, whether each asks for the gateway, and whether it is mid-operation.
+  wanted: () => Array<{ name: string; wanted: boolean; busy: boolean }>;
   changed: () => void;
   timing: { pollMs: number };
 };
 
-export function startTier2(edges: Tier2Edges): Tier2 & { close: () => Promise<void> } {
+export type Tier2Service = Tier2 & {
+  // Begin: the first pass now, then on gateway.d events and timers. Only once the apps' first
+  // pass is done, since a Tier 2 pass reads their verdicts.
+  start: () => void;
+  close: () => Promise<void>;
+};
+
+export function createTier2Service(edges: Tier2Edges): Tier2Service {
   const { config } = edges;
   const file = join(config.gateway_dir, 'gateway.toml');
   const settingsFile = join(config.state_dir, 'gateway', 'enabled.json');
@@ -103,17 +110,20 @@ export function startTier2(edges: Tier2Edges): Tier2 & { close: () => Promise<vo
     clock: edges.clock,
     timing: { pollMs: edges.timing.pollMs, resyncMs: config.apps.resync_s * 1000, deleteConfirmMs: config.apps.delete_confirm_s * 1000, backoffMaxMs: config.apps.backoff_max_s * 1000 },
   });
-  // A hint only, like apps.d's watch: the resync reads gateway.toml anyway, so a directory that
-  // does not exist yet (or cannot be watched) costs promptness, not correctness.
   let watcher: FSWatcher | undefined;
-  try {
-    watcher = watch(config.gateway_dir, () => tier2.poke());
-    watcher.on('error', () => watcher?.close());
-  } catch {
-    watcher = undefined;
-  }
   return {
     ...tier2,
+    start() {
+      // A hint only, like apps.d's watch: the resync reads gateway.toml anyway, so a directory
+      // that does not exist yet (or cannot be watched) costs promptness, not correctness.
+      try {
+        watcher = watch(config.gateway_dir, () => tier2.poke());
+        watcher.on('error', () => watcher?.close());
+      } catch {
+        watcher = undefined;
+      }
+      tier2.poke();
+    },
     async close() {
       watcher?.close();
       await tier2.stop();

@@ -8,7 +8,9 @@
 export type SwitchApp = {
   name: string;
   wanted: boolean;
-  // `gatewayEnabled`: what its VM's manifest says; `settled`: running, booted, no boot error.
+  // `gatewayEnabled`: what its VM's manifest says; `settled`: running, booted, no boot error, and
+  // no operation of the app open (an UpdateVm whose restart is still to come leaves the manifest
+  // moved and the guest where it was).
   vm?: { gatewayEnabled: boolean; settled: boolean };
 };
 
@@ -18,14 +20,14 @@ export type SwitchApp = {
 export function planSwitch(serving: boolean, apps: readonly SwitchApp[]): { serving: Map<string, boolean>; switching?: string } {
   const moving = (a: SwitchApp): boolean => a.wanted && a.vm !== undefined && a.vm.gatewayEnabled !== serving;
   const candidates = apps.filter(moving).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  // One already on its way (restarting) keeps the turn; else the first by name takes it.
-  const picked = candidates.find((a) => a.vm?.settled === false) ?? candidates[0];
+  // One already on its way keeps the turn: a candidate restarting, or an app whose manifest moved
+  // but whose operation is still open (cut short by a restart of the supervisor); else the first
+  // candidate by name takes it.
+  const unsettled = (a: SwitchApp) => a.wanted && a.vm?.settled === false;
+  const picked = candidates.find(unsettled);
+  const arriving = picked ? undefined : apps.filter((a) => unsettled(a) && !moving(a)).sort((a, b) => (a.name < b.name ? -1 : 1))[0];
+  const turn = picked ?? (arriving ? undefined : candidates[0]);
   const result = new Map<string, boolean>();
-  for (const app of apps) result.set(app.name, app === picked || !moving(app) ? serving : !serving);
-  return { serving: result, switching: picked?.name };
-}
-
-// Whether any app's VM still uses the gateway: it is stopped only once none does.
-export function gatewayInUse(apps: readonly SwitchApp[]): string[] {
-  return apps.filter((a) => a.vm?.gatewayEnabled === true).map((a) => a.name);
+  for (const app of apps) result.set(app.name, app === turn || !moving(app) ? serving : !serving);
+  return { serving: result, switching: (turn ?? arriving)?.name };
 }

@@ -9,7 +9,7 @@ import type { Logger } from '../log/logger.ts';
 import type { VmInfo } from '../vmm/messages.ts';
 import type { GatewayLoad } from './config.ts';
 import { stepDisable, stepEnable, type GatewayOutcome, type GatewayPlan, type GatewayStepDeps } from './reconcile.ts';
-import { gatewayInUse, planSwitch, type SwitchApp } from './switch.ts';
+import { planSwitch, type SwitchApp } from './switch.ts';
 
 // What an app's spec is built with while Tier 2 is on or draining (src/app/spec.ts Tier2), plus
 // where its guest registers and the names it gets.
@@ -31,8 +31,9 @@ export type Tier2Deps = {
   remember: (on: TierSettings | undefined) => Promise<void>;
   recall: () => Promise<TierSettings | undefined>;
   listVms: () => Promise<VmInfo[]>;
-  // Every app with a valid file: whether it asks for the gateway (its VM is found in listVms).
-  wanted: () => Array<{ name: string; wanted: boolean }>;
+  // Every app with a valid file: whether it asks for the gateway (its VM is found in listVms),
+  // and whether an operation of it is under way (its status is not `running`).
+  wanted: () => Array<{ name: string; wanted: boolean; busy: boolean }>;
   step: Omit<GatewayStepDeps, 'memory'>;
   // The per-app view changed: rebuild the specs (a full pass of the controller).
   changed: () => void;
@@ -43,6 +44,10 @@ export type Tier2Deps = {
 };
 
 export type Tier2 = {
+  // Before the apps' first pass: if Tier 2 was in use, each app stays where its VM is until the
+  // first Tier 2 pass says otherwise (found by the kill -9 test: a restart built every spec
+  // without the gateway, and all gateway apps were moved at once).
+  prime: () => Promise<void>;
   // Undefined while Tier 2 is off: apps are built as without a gateway.
   forApp: (app: string) => AppTier2 | undefined;
   poke: () => void;
@@ -57,6 +62,18 @@ const gatewayEnabledOf = (vm: VmInfo): boolean => {
     return false;
   }
 };
+
+// Per VM name, whether its manifest uses the gateway: where each app stays unless moved.
+function mirror(vms: readonly VmInfo[]): Map<string, boolean> {
+  return new Map(vms.filter((v) => v.status !== 'removing').map((v) => [v.name, gatewayEnabledOf(v)]));
+}
+
+// Every VM whose guest uses the gateway, whatever its app's file says now (held, settling, gone):
+// the gateway is stopped only once none does (found by the kill -9 test: right after a restart,
+// files still settling were not counted, and the gateway was stopped under four apps).
+function gatewayUsers(vms: readonly VmInfo[]): string[] {
+  return vms.filter((v) => v.status !== 'removing' && gatewayEnabledOf(v)).map((v) => v.name);
+}
 
 export function createTier2(deps: Tier2Deps): Tier2 {
   const memory: GatewayStepDeps['memory'] = { certWaits: 0 };
@@ -82,9 +99,9 @@ export function createTier2(deps: Tier2Deps): Tier2 {
   };
 
   const switchApps = (vms: readonly VmInfo[]): SwitchApp[] =>
-    deps.wanted().map(({ name, wanted }) => {
+    deps.wanted().map(({ name, wanted, busy }) => {
       const vm = vms.find((v) => v.name === name && v.status !== 'removing');
-      return { name, wanted, vm: vm && { gatewayEnabled: gatewayEnabledOf(vm), settled: vm.status === 'running' && vm.boot_progress === 'done' && !vm.boot_error } };
+      return { name, wanted, vm: vm && { gatewayEnabled: gatewayEnabledOf(vm), settled: !busy && vm.status === 'running' && vm.boot_progress === 'done' && !vm.boot_error } };
     });
 
   async function pass(): Promise<number> {
@@ -123,7 +140,10 @@ export function createTier2(deps: Tier2Deps): Tier2 {
       } else {
         direction = false;
         const vms = await vmsNow();
-        outcome = await stepDisable(deps.vmName, appId, on === undefined ? [] : gatewayInUse(switchApps(vms)), vms, deps.step);
+        // An app whose switch back is under way (its manifest already says so) still counts.
+        const moving = planSwitch(false, switchApps(vms)).switching;
+        const users = [...new Set([...gatewayUsers(vms), ...(moving ? [moving] : [])])];
+        outcome = await stepDisable(deps.vmName, appId, users, vms, deps.step);
         if (outcome.phase === 'stopped' && on !== undefined) {
           on = undefined;
           active = false;
@@ -131,8 +151,15 @@ export function createTier2(deps: Tier2Deps): Tier2 {
         }
       }
     }
-    const apps = active ? switchApps(await vmsNow()) : [];
-    const plan = !active ? { serving: new Map<string, boolean>(), switching: undefined } : direction === undefined ? { serving: new Map(apps.map((a) => [a.name, a.vm?.gatewayEnabled ?? false])), switching: undefined } : planSwitch(direction, apps);
+    let plan: { serving: Map<string, boolean>; switching?: string | undefined } = { serving: new Map() };
+    if (active) {
+      const vms = await vmsNow();
+      // Every app stays where its VM is (whatever its file's verdict now: settling, held), unless
+      // the switch moves it.
+      const stay = mirror(vms);
+      plan = direction === undefined ? { serving: stay } : planSwitch(direction, switchApps(vms));
+      for (const [name, on] of stay) if (!plan.serving.has(name)) plan.serving.set(name, on);
+    }
     const before = JSON.stringify([...perApp]);
     perApp = plan.serving;
     newcomers = direction === true;
@@ -177,6 +204,13 @@ export function createTier2(deps: Tier2Deps): Tier2 {
   }
 
   return {
+    async prime() {
+      on = await deps.recall();
+      active = on !== undefined;
+      if (!active) return;
+      perApp = mirror(await deps.listVms());
+      newcomers = false;
+    },
     forApp: (app) => (active && on ? { ...on, serving: perApp.get(app) ?? newcomers } : undefined),
     poke,
     async idle() {

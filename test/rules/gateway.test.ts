@@ -84,3 +84,27 @@ test('gateway.toml on and off with 5 apps running: gateway apps move one at a ti
   const failedBoots = h.sim.state.list().filter((v) => v.events.some((e) => e.event === 'boot.error'));
   assert.deepEqual(failedBoots.map((v) => v.name), [], 'no failed boot anywhere');
 });
+
+// Found by the kill -9 test: a supervisor started after gateway.toml went built every spec before
+// Tier 2 had looked, so all gateway apps moved back at once; and the gateway was stopped while the
+// last one was still restarting.
+test('after a restart, apps still move back one at a time and the gateway stops only after the last runs again', { timeout: 120_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [alpha, bravo, rpc, proxy] = await freePorts(4);
+  await h.put('alpha.yaml', `${composeText(alpha!)}x-dstack:\n  gateway: true\n`);
+  await h.put('bravo.yaml', `${composeText(bravo!)}x-dstack:\n  gateway: true\n`);
+  await h.start();
+  await writeGatewayToml(h, { rpc: rpc!, proxy: proxy! });
+  const done = (phase: string) => async () => {
+    const status = await readGatewayStatus(h.config.state_dir);
+    return status?.phase === phase && status.switching === null ? true : undefined;
+  };
+  await waitUntil(done('serving'), 'serving', 60_000);
+  await h.stop();
+  const from = h.sim.faults.callLog().length;
+  await rm(join(h.config.gateway_dir, 'gateway.toml'));
+  await h.start();
+  await waitUntil(done('stopped'), 'stopped', 60_000);
+  const calls = h.sim.faults.callLog().slice(from).filter((c) => ['UpdateVm', 'StartVm', 'StopVm'].includes(c.method)).map((c) => `${c.name}:${c.method}`);
+  assert.deepEqual(calls, ['alpha:UpdateVm', 'alpha:StartVm', 'bravo:UpdateVm', 'bravo:StartVm', 'dstack-gateway:StopVm']);
+});
