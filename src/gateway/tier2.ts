@@ -63,6 +63,13 @@ const gatewayEnabledOf = (vm: VmInfo): boolean => {
   }
 };
 
+// The pinned gateway image serves only certificates its certbot got through DNS-01; a wildcard
+// signed by the host CA needs its static-cert mode ([core.proxy] cert_chain and cert_key inside
+// the CVM), which its compose does not expose (docs/dstack.md, Gateway).
+const SELF_SIGNED_MISSING =
+  '[certificate] mode = "self-signed" (and no-domain mode, which implies it) is not supported yet: the gateway image this release pins ' +
+  'can serve only certificates it obtains through DNS-01; set domain and mode = "acme" with a Cloudflare token. Nothing was deployed; apps stay on their direct ports';
+
 // Per VM name, whether its manifest uses the gateway: where each app stays unless moved.
 function mirror(vms: readonly VmInfo[]): Map<string, boolean> {
   return new Map(vms.filter((v) => v.status !== 'removing').map((v) => [v.name, gatewayEnabledOf(v)]));
@@ -114,7 +121,11 @@ export function createTier2(deps: Tier2Deps): Tier2 {
     // stays where its VM is, and a new app deploys on direct ports.
     let direction: boolean | undefined;
     let outcome: GatewayOutcome;
-    if (load.kind === 'on') {
+    if (load.kind === 'on' && load.config.certificate.mode === 'self-signed') {
+      on ??= await deps.recall();
+      active = on !== undefined;
+      outcome = { phase: 'invalid', serving: false, reason: SELF_SIGNED_MISSING };
+    } else if (load.kind === 'on') {
       missingSince = undefined;
       const plan = await deps.plan(load);
       const settings: TierSettings = { apps: load.config.apps, baseDomain: load.baseDomain, proxyPort: load.config.proxy_port, urls: plan.gatewayUrls };

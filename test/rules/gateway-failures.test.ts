@@ -2,7 +2,7 @@
 // journal: apps stay on their direct ports, and the gateway CVM is never recreated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 import { readGatewayStatus } from '../../src/status/store.ts';
 import { byName, direct, gatewayEnabled, writeGatewayToml } from '../helpers/gateway.ts';
@@ -81,5 +81,16 @@ test('a gateway CVM whose boot is denied: its boot error is in the status and it
   await writeGatewayToml(h, ports);
   const status = await gatewayStatus(h, 'failed', /the gateway CVM .* failed to boot \(.*Boot denied.*\)/);
   assert.equal(status.serving, false);
+  await assertAppsStayDirect(h, port);
+});
+
+test('self-signed (and no-domain) mode says plainly that it is not supported yet, and deploys nothing', { timeout: 60_000 }, async (t) => {
+  const { h, port, ports } = await withGatewayApp(t);
+  const dir = h.config.gateway_dir;
+  await mkdir(dir, { recursive: true });
+  await writeFile(`${dir}/gateway.toml`, `public_ip = "203.0.113.7"\nrpc_port = ${ports.rpc}\nproxy_port = ${ports.proxy}\n`, { mode: 0o644 });
+  const status = await gatewayStatus(h, 'invalid', /mode = "self-signed" .* is not supported yet.*set domain and mode = "acme"/);
+  assert.equal(status.serving, false);
+  assert.equal(byName(h, 'dstack-gateway'), undefined, 'no gateway CVM');
   await assertAppsStayDirect(h, port);
 });
