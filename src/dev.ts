@@ -49,6 +49,9 @@ async function prepareDevDir(root: string, owner: number): Promise<string> {
   const configPath = join(root, 'supervisor.toml');
   // Explicit mode: a group-writable apps.d is refused (APPS_DIR_UNSAFE), whatever the umask.
   await mkdir(join(root, 'apps.d'), { recursive: true, mode: 0o755 });
+  // There from the start, as the package ships /etc/dstack/gateway.d: a file dropped into it is
+  // seen at once (the watch needs the directory), not at the next resync.
+  await mkdir(join(root, 'gateway.d'), { recursive: true, mode: 0o755 });
   const exists = await access(configPath).then(() => true, () => false);
   if (!exists) await writeFile(configPath, devConfigText(root, owner));
   const config = await loadConfig(configPath);

@@ -186,7 +186,8 @@ export function createTier2(deps: Tier2Deps): Tier2 {
     const line = `${status.phase}: ${status.reason}${status.switching ? ` (moving ${status.switching})` : ''}`;
     if (line === last) return;
     last = line;
-    const level = status.phase === 'failed' || status.phase === 'invalid' || status.phase === 'certificate' ? 'warn' : 'info';
+    // Waiting a moment for a certificate is the normal way to serving; the gateway's own refusal is not.
+    const level = status.phase === 'failed' || status.phase === 'invalid' || (status.phase === 'certificate' && status.reason.startsWith('no certificate')) ? 'warn' : 'info';
     deps.log[level]({ APP: 'gateway', PHASE: status.phase, VM: status.vmId }, `gateway: ${line}`);
     await deps.writeStatus(status).catch((err: unknown) => deps.log.warn({ err }, 'could not write the gateway status file'));
   }
