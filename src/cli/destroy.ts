@@ -12,6 +12,7 @@ export async function run(args: string[]): Promise<number> {
   return runHostCommand('destroy', values.config, async (config, log) => {
     const result = await destroyFromConfig(config, log, { purge: values.purge });
     const kms = result.kms === undefined ? 'no KMS CVM found' : `KMS CVM ${result.kms.vmId} ${result.kms.action}`;
-    return `destroy complete: ${result.removedApps.length} app CVM(s) removed, ${kms}, ${result.stoppedUnits.length} unit(s) stopped, ${result.removedFiles.length} file(s) removed`;
+    const gateway = result.gateway === undefined ? '' : `, gateway CVM ${result.gateway.vmId} ${result.gateway.action}`;
+    return `destroy complete: ${result.removedApps.length} app CVM(s) removed, ${kms}${gateway}, ${result.stoppedUnits.length} unit(s) stopped, ${result.removedFiles.length} file(s) removed`;
   });
 }

@@ -22,6 +22,9 @@ import type { VmInfo } from '../vmm/messages.ts';
 import { isNotFound } from './files.ts';
 import { initJournalPath, readInitJournal } from './journal.ts';
 import { findKmsVm } from './kms.ts';
+import { GATEWAY_VM_NAME } from '../gateway/compose.ts';
+import { findGatewayVm } from '../gateway/reconcile.ts';
+import { readGatewaySecrets } from '../gateway/secrets.ts';
 import { configPaths } from './render.ts';
 import { HOST_UNITS } from './units.ts';
 
@@ -43,6 +46,8 @@ export type DestroyDeps = {
 export type DestroyResult = {
   removedApps: string[];
   kms: { vmId: string; action: 'stopped' | 'removed' | 'kept' } | undefined;
+  // The Tier 2 gateway CVM, found by name and the app id its kept secrets name.
+  gateway: { vmId: string; action: 'stopped' | 'removed' | 'kept' } | undefined;
   stoppedUnits: string[];
   removedFiles: string[];
 };
@@ -76,6 +81,7 @@ export async function destroyHost(deps: DestroyDeps, options: { purge: boolean }
   const vms = await listVms(vmm);
   const allowlist = openAllowlist(config.auth.config_path);
   const removedApps: string[] = [];
+  let gateway: DestroyResult['gateway'];
   try {
     for (const record of records) {
       await removeApp(record, vms ?? [], { ...deps, clock, timing }, allowlist);
@@ -84,6 +90,7 @@ export async function destroyHost(deps: DestroyDeps, options: { purge: boolean }
       removedApps.push(record.name);
       log.info({ APP: record.name, ACTION: 'destroy' }, `removed app ${record.name} (its CVM, allowlist entry and state)`);
     }
+    gateway = vms === undefined ? undefined : await retireGateway(vms, { ...deps, clock, timing }, allowlist, options.purge);
   } finally {
     await allowlist.close();
   }
@@ -91,7 +98,7 @@ export async function destroyHost(deps: DestroyDeps, options: { purge: boolean }
   stoppedUnits.push(...(await stopUnits(deps.systemd, [...HOST_UNITS].reverse(), log)));
   const removedFiles = await removeRenderedFiles(config, options.purge);
   for (const file of removedFiles) log.info({ FILE: file }, `removed ${file}`);
-  return { removedApps, kms, stoppedUnits, removedFiles };
+  return { removedApps, kms, gateway, stoppedUnits, removedFiles };
 }
 
 // Every VM, or undefined when the VMM is not running (then no CVM runs either).
@@ -112,10 +119,34 @@ async function removeApp(record: AppRecord, vms: VmInfo[], deps: Steps, allowlis
   const vm = vms.find((v) => v.id === record.vmId) ?? vms.find((v) => v.name === record.name && v.app_id === record.appId);
   if (vm !== undefined) await removeVm(vm.id, deps);
   if (record.appId === '') return;
-  await allowlist.removeApp(record.appId).catch((err: unknown) => {
-    // No allowlist file means no entry to withdraw.
-    if (!(err instanceof SupervisorError && err.code === 'AUTH_MISSING')) throw err;
-  });
+  await allowlist.removeApp(record.appId).catch(ignoreMissingAllowlist);
+}
+
+// Stop the gateway CVM (its disk keeps the ACME account and certificate for a later Tier 2) or,
+// with purge, remove it and its secrets; either way no app is left to use it, so gatewayAppId
+// and its allowlist entry go.
+async function retireGateway(vms: VmInfo[], deps: Steps, allowlist: ReturnType<typeof openAllowlist>, purge: boolean): Promise<DestroyResult['gateway']> {
+  const appId = (await readGatewaySecrets(deps.config.state_dir))?.appId;
+  if (appId === undefined) return undefined;
+  const vm = findGatewayVm(vms, GATEWAY_VM_NAME, appId);
+  await allowlist.setGatewayAppId('').catch(ignoreMissingAllowlist);
+  await allowlist.removeApp(appId).catch(ignoreMissingAllowlist);
+  if (purge) {
+    if (vm) await removeVm(vm.id, deps);
+    await rm(join(deps.config.state_dir, 'gateway'), { recursive: true, force: true });
+    deps.log.info({ VM: vm?.id }, `removed the gateway CVM${vm ? ` ${vm.id}` : ''} and its secrets (--purge): a later gateway.toml makes a new one, with a new certificate`);
+    return vm ? { vmId: vm.id, action: 'removed' } : undefined;
+  }
+  if (vm === undefined) return undefined;
+  if (vm.status === 'stopped') return { vmId: vm.id, action: 'kept' };
+  await deps.vmm.stopVm(vm.id);
+  deps.log.info({ VM: vm.id }, `stopped the gateway CVM ${vm.id}; its disk (ACME account, certificate) is kept`);
+  return { vmId: vm.id, action: 'stopped' };
+}
+
+// No allowlist file means no entry to withdraw.
+function ignoreMissingAllowlist(err: unknown): void {
+  if (!(err instanceof SupervisorError && err.code === 'AUTH_MISSING')) throw err;
 }
 
 // Stop the KMS CVM (started=false, so a VMM restart does not boot it) or, with purge, remove it.

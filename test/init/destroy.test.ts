@@ -14,6 +14,7 @@ import { createVmmClient } from '../../src/vmm/client.ts';
 import { appCompose } from '../sim/fixtures.ts';
 import { startInitStage, type Stage } from './stage.ts';
 import { defer } from '../helpers/cleanup.ts';
+import { loadOrCreateGatewaySecrets } from '../../src/gateway/secrets.ts';
 
 const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
 
@@ -99,7 +100,7 @@ test('destroy is repeatable: a second run finds nothing to remove and keeps the 
   await stage.init();
   await destroy(stage, false);
   const second = await destroy(stage, false);
-  assert.deepEqual(second, { removedApps: [], kms: { vmId: second.kms?.vmId ?? '', action: 'kept' }, stoppedUnits: [], removedFiles: [] });
+  assert.deepEqual(second, { removedApps: [], kms: { vmId: second.kms?.vmId ?? '', action: 'kept' }, gateway: undefined, stoppedUnits: [], removedFiles: [] });
 });
 
 test('with dstack-vmm unreachable, destroy refuses to forget app CVMs it cannot remove', async (t) => {
@@ -116,4 +117,31 @@ test('with dstack-vmm unreachable, destroy refuses to forget app CVMs it cannot 
   assert.match(err.message, /1 app CVM\(s\) cannot be removed/);
   assert.equal((await (await openStateStore(stage.config.state_dir)).loadAll()).records.length, 1);
   assert.equal(await exists(join(stage.config.init.config_dir, 'vmm.toml')), true);
+});
+
+// Issue 14: the gateway CVM is the supervisor's too (found by name and the app id its kept secrets
+// name): destroy stops it, keeping its disk, and --purge removes it and its secrets.
+test('destroy stops the gateway CVM and clears gatewayAppId; --purge removes it and its secrets', async (t) => {
+  const stage = await startInitStage(t);
+  await stage.init();
+  const secrets = await loadOrCreateGatewaySecrets(stage.config.state_dir);
+  const compose = appCompose('dstack-gateway');
+  const { id } = await stage.vmm.createVm({ name: 'dstack-gateway', image: 'dstack-0.5.11', compose_file: compose, app_id: secrets.appId });
+  const allowlist = openAllowlist(stage.config.auth.config_path);
+  await allowlist.setHashes(secrets.appId, [hashCompose(compose)]);
+  await allowlist.setGatewayAppId(secrets.appId);
+  await allowlist.close();
+
+  const first = await destroy(stage, false);
+  assert.deepEqual(first.gateway, { vmId: id, action: 'stopped' });
+  const vm = (await stage.vmm.status({ ids: [id] })).vms[0];
+  assert.ok(vm?.status === 'stopped' || vm?.status === 'stopping', `stopped, not removed (${vm?.status})`);
+  const auth = JSON.parse(await readFile(stage.config.auth.config_path, 'utf8'));
+  assert.equal(auth.gatewayAppId, '');
+  assert.equal(auth.apps[secrets.appId], undefined);
+
+  const purged = await destroy(stage, true);
+  assert.deepEqual(purged.gateway, { vmId: id, action: 'removed' });
+  assert.equal((await stage.vmm.status({ ids: [id] })).vms.length, 0);
+  assert.equal(await exists(join(stage.config.state_dir, 'gateway', 'secrets.json')), false);
 });
