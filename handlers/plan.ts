@@ -71,6 +71,15 @@ const unlaunched = (record: AppRecord | undefined, spec: DesiredSpec): boolean =
   return intent !== undefined && (intent.op === 'upgrade' || intent.op === 'restart') && intent.toHash === spec.composeHash && intent.launched !== true;
 };
 
+// The boot error a guest reports when it could not register with the gateway (Tier 2). Its boot
+// goes on and its checker registers again by itself (docs/dstack.md, Gateway): the app runs on its
+// direct ports meanwhile, so this is reported, not answered with a restart (which would kill a
+// running app for every gateway outage, again and again).
+export const isGatewayRegistrationError = (bootError: string) => bootError.startsWith('dstack-gateway registration failed');
+
+// A guest error that calls for a restart.
+const bootFailed = (vm: VmInfo) => vm.boot_error !== '' && !isGatewayRegistrationError(vm.boot_error);
+
 // Decide the next step for one app from desired state, our record, and the VMM's truth.
 export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
   if (desired.kind === 'hold') return planHeld(desired.fileMissing === true, record, vm);
@@ -86,7 +95,7 @@ export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmI
   // Env values are not in the compose hash; the record says which values the VM was given.
   if ((spec.env?.hash ?? '') !== (record?.envHash ?? '')) changes.push('env');
   if (changes.length > 0) return { action: 'upgrade', changes };
-  if (vm.status !== 'running' || vm.boot_error || unlaunched(record, spec)) return { action: 'restart' };
+  if (vm.status !== 'running' || bootFailed(vm) || unlaunched(record, spec)) return { action: 'restart' };
   if (vm.boot_progress !== 'done') return { action: 'await-boot' };
   const settled =
     record?.appliedHash === spec.composeHash &&

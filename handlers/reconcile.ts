@@ -3,7 +3,7 @@ import type { Desired, DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import type { ReconcileResult } from '../src/controller/workqueue.ts';
-import { appIdOf, findAppVm, planApp } from './plan.ts';
+import { appIdOf, findAppVm, isGatewayRegistrationError, planApp } from './plan.ts';
 import { deployApp } from './deploy.ts';
 import { upgradeApp } from './upgrade.ts';
 import { restartApp, stopVmGracefully } from './restart.ts';
@@ -131,8 +131,12 @@ async function step(
       // may boot (held with an open intent too: a deploy cut short, then the file went invalid;
       // found by the soak); a teardown in progress is left to finish.
       if (record && record.intent?.op !== 'teardown') await repairEntry(record, deps);
-      // The content may have been held back (invalid) while this VM kept running: say it runs.
-      if (record && desired.kind === 'app') await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record });
+      // The content may have been held back (invalid) while this VM kept running: say it runs,
+      // and whether the gateway routes to it (a registration the guest keeps retrying).
+      if (record && desired.kind === 'app') {
+        const unrouted = vm && isGatewayRegistrationError(vm.boot_error) ? { error: vm.boot_error, code: 'GATEWAY_UNREGISTERED' } : {};
+        await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record, ...unrouted });
+      }
       return { kind: 'done' };
     }
     case 'await-removal':

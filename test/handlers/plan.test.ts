@@ -79,6 +79,9 @@ const ROWS: Row[] = [
   ['deploy booted', app(), DEPLOYING, BOOTED, { action: 'finalize' }],
   ['deploy failed to boot', app(), DEPLOYING, BOOT_FAILED, { action: 'restart' }],
   ['guest exited', app(), SETTLED, EXITED, { action: 'restart' }],
+  // Tier 2: the guest could not register with the gateway, booted anyway and keeps retrying.
+  ['gateway registration failed, guest up', app(), SETTLED, vmOf('running', 'done', { boot_error: 'dstack-gateway registration failed, the app has no ingress route: connection refused' }), { action: 'noop' }],
+  ['gateway registration failed on a fresh deploy', app(), DEPLOYING, vmOf('running', 'done', { boot_error: 'dstack-gateway registration failed, the app has no ingress route: connection refused' }), { action: 'finalize' }],
   ['VM stopped behind our back', app(), SETTLED, STOPPED, { action: 'restart' }],
   ['upgrade cut short before StartVm returned', app(NEW_MANIFEST), UNLAUNCHED, BOOTED_NEW, { action: 'restart' }],
   ['VM found by name and app id, no record (adoption)', app(), undefined, BOOTED, { action: 'finalize' }],

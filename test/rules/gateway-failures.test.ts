@@ -7,6 +7,7 @@ import { startHarness, composeText, freePorts, waitUntil, type Harness } from '.
 import { readGatewayStatus } from '../../src/status/store.ts';
 import { byName, direct, gatewayEnabled, writeGatewayToml } from '../helpers/gateway.ts';
 import type { IssuanceFault } from '../../src/sim/gateway-faults.ts';
+import { rescan } from '../helpers/rules.ts';
 
 // A harness with one app that asks for the gateway, running on its direct port. Issuance is slow
 // enough (500 ms) for a test to set a fault on the gateway between its first launch and it.
@@ -93,4 +94,25 @@ test('self-signed (and no-domain) mode says plainly that it is not supported yet
   assert.equal(status.serving, false);
   assert.equal(byName(h, 'dstack-gateway'), undefined, 'no gateway CVM');
   await assertAppsStayDirect(h, port);
+});
+
+// An app that never registers (the gateway refuses it): its guest boots anyway and keeps trying,
+// on its direct port meanwhile. The status says so with a stable code; the app is not restarted,
+// which would kill it again and again while the gateway has a problem.
+test('an app the gateway will not register runs on its direct port, its status says why, and it is not restarted', { timeout: 60_000 }, async (t) => {
+  const { h, ports } = await withGatewayApp(t);
+  await writeGatewayToml(h, ports);
+  await gatewayStatus(h, 'serving', /serving/);
+  const gatewayVm = byName(h, 'dstack-gateway')!;
+  h.sim.gateways.faults(gatewayVm.id)!.failNext('RegisterCvm', { count: 1000, message: 'registrations are closed' });
+  const [port] = await freePorts(1);
+  await h.put('blog.yaml', `${composeText(port!)}x-dstack:\n  gateway: true\n`);
+  const status = await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'blog' && s.phase === 'running' && s.code === 'GATEWAY_UNREGISTERED'), 'blog running, unregistered', 30_000);
+  assert.match(status.last_error ?? '', /dstack-gateway registration failed, the app has no ingress route: .*registrations are closed/);
+  assert.match(await direct(port!), /app blog/);
+  const starts = () => h.sim.faults.callLog().filter((c) => c.name === 'blog' && (c.method === 'StartVm' || c.method === 'CreateVm')).length;
+  const before = starts();
+  await rescan(h);
+  await rescan(h);
+  assert.equal(starts(), before, 'not restarted');
 });
