@@ -9,10 +9,13 @@ import type { AppRecord } from '../src/state/record.ts';
 // failure here is theirs to meet and report.
 export async function registerAhead(names: readonly string[], deps: ReconcileDeps): Promise<void> {
   const due = await Promise.all(names.map((name) => recordAhead(name, deps)));
-  await Promise.allSettled(due.flatMap((d) => (d ? [deps.allowlist.addHash(d.appId, d.hash)] : [])));
+  // The status names the app id before the allowlist lists it: should the record be moved aside
+  // before the operation runs, the entry registered here is still found by it (soak seed 14303).
+  await Promise.allSettled(due.flatMap((d) => (d && d.firstId ? [deps.report({ app: d.record.name, file: d.record.file, phase: d.record.phase, record: d.record })] : [])));
+  await Promise.allSettled(due.flatMap((d) => (d ? [deps.allowlist.addHash(d.record.appId, d.hash)] : [])));
 }
 
-async function recordAhead(name: string, deps: ReconcileDeps): Promise<{ appId: string; hash: string } | undefined> {
+async function recordAhead(name: string, deps: ReconcileDeps): Promise<{ record: AppRecord; hash: string; firstId: boolean } | undefined> {
   const desired = deps.desired(name);
   if (desired.kind !== 'app') return undefined;
   const { spec } = desired;
@@ -33,5 +36,5 @@ async function recordAhead(name: string, deps: ReconcileDeps): Promise<{ appId: 
     () => true,
     () => false,
   );
-  return saved ? { appId, hash: spec.composeHash } : undefined;
+  return saved ? { record: ahead, hash: spec.composeHash, firstId: deps.lastAppId(name) !== appId } : undefined;
 }

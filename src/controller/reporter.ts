@@ -120,7 +120,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
       }
       const same =
         before && before.phase === status.phase && before.last_error === status.last_error && (before.code ?? null) === status.code &&
-        before.vm_id === status.vm_id &&
+        before.vm_id === status.vm_id && before.app_id === status.app_id &&
         before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n');
       if (same) return;
       if (before?.phase !== status.phase) logPhase(u.app, u.file, before?.phase, status.phase);

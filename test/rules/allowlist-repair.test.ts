@@ -9,6 +9,7 @@ import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
+import { buildAppSpec } from '../../src/app/spec.ts';
 
 const hashOf = (vm: VmInfo) => createHash('sha256').update(vm.configuration!.compose_file, 'utf8').digest('hex');
 const FOREIGN_ID = 'f00df00df00df00df00df00df00df00df00df00d';
@@ -149,3 +150,25 @@ for (const [what, after] of [
     assert.equal(h.sim.state.list().length, 0);
   });
 }
+
+// Found by the soak (seed 14303): hashes are registered for a whole batch before its operations
+// run; an app whose operation had not started yet had no app id in its status, so with its record
+// moved aside its entry could no longer be found. The status names it from the registration on.
+test('an app whose hash is registered ahead of its queued deploy already names its app id in its status', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t, { apps: { concurrency: 1 } });
+  await h.start();
+  h.sim.faults.setLatency(1500, 'CreateVm');
+  const [p1, p2] = await freePorts(2);
+  const texts = { alpha: composeText(p1!), bravo: composeText(p2!) };
+  // Both files settle in one scan, so both hashes go into one registration ahead of the deploys.
+  await Promise.all(Object.entries(texts).map(([name, text]) => h.put(`${name}.yaml`, text)));
+  const idOf = (name: 'alpha' | 'bravo') => buildAppSpec({ name, file: h.path(`${name}.yaml`), text: texts[name], defaults: { image: 'x', vcpu: 2, memory: 2048, disk: 20, portAddress: '127.0.0.1' } }).composeHash.slice(0, 40);
+  const queued = await waitUntil(async () => {
+    const apps = await h.allowlist();
+    const created = h.sim.faults.callLog().filter((c) => c.method === 'CreateVm').map((c) => c.name);
+    const waiting = (['alpha', 'bravo'] as const).find((name) => !created.includes(name) && apps[idOf(name)] !== undefined);
+    return created.length === 1 && waiting ? waiting : undefined;
+  }, 'one deploy in flight, the other queued with its hash registered');
+  const status = (await h.statuses()).find((s) => s.app === queued);
+  assert.equal(status?.app_id, idOf(queued), `the queued app's status names its app id: ${JSON.stringify(status)}`);
+});

@@ -175,10 +175,11 @@ export function checkInvariants(expected: Expected, seen: Observed): { violation
     if (e.kind === 'held') {
       const runs = vm && manifestHash(vm);
       if (runs !== undefined && !hashesOf(history, name).has(runs)) violations.push(`held-unknown: ${name} is held (${e.why}) and runs ${short(runs)}, never a valid content of it`);
-      // A held app keeps what it has running: a VM that went down is started again, unless the
+      // A held file keeps what it has running: a VM that went down is started again, unless the
       // app's record cannot be read (then nothing is done for it). Not converged until then, so
-      // that start does not land in the quiet window as a loop (seed 13101).
-      if (vm && (vm.status === 'exited' || vm.status === 'stopped') && !expected.corrupt.has(name)) violations.push(`held-down: ${name} is held (${e.why}) and its VM ${vm.id} is ${vm.status}`);
+      // that start does not land in the quiet window as a loop (seed 13101). A valid file waiting
+      // for a port is not held by the supervisor: its upgrade is what waits (seed 14202).
+      if (vm && !e.waiting && (vm.status === 'exited' || vm.status === 'stopped') && !expected.corrupt.has(name)) violations.push(`held-down: ${name} is held (${e.why}) and its VM ${vm.id} is ${vm.status}`);
       continue;
     }
     if (!vm) {
