@@ -69,6 +69,7 @@ async function quietWindow(inputs: CheckInputs, waiting: ReadonlySet<string>, ms
   const mark = inputs.stage.sim.faults.callLog().length;
   const retryDue = retriesDue(inputs.window, inputs.stage.sim.faults.callLog().slice(inputs.window.start, mark));
   const writes = inputs.authWrites();
+  const entriesBefore = await readFile(inputs.stage.authPath, 'utf8');
   const deadline = Date.now() + ms;
   for (;;) {
     const offences = quietOffences(inputs.stage.sim.faults.callLog().slice(mark), waiting, retryDue);
@@ -77,7 +78,18 @@ async function quietWindow(inputs: CheckInputs, waiting: ReadonlySet<string>, ms
     await sleep(50);
   }
   const written = inputs.authWrites() - writes;
-  return written > 0 && waiting.size === 0 ? [`loop: auth-config.json written ${written} times after convergence, with no op to cause it`] : [];
+  if (written === 0 || waiting.size > 0) return [];
+  const changed = changedEntries(entriesBefore, await readFile(inputs.stage.authPath, 'utf8'));
+  return [`loop: auth-config.json written ${written} times after convergence, with no op to cause it (${changed})`];
+}
+
+// Which app entries differ between two versions of auth-config.json, for a loop's report.
+function changedEntries(before: string, after: string): string {
+  const apps = (text: string) => (JSON.parse(text) as { apps: Record<string, { composeHashes?: string[] }> }).apps;
+  const [a, b] = [apps(before), apps(after)];
+  const short = (e: { composeHashes?: string[] } | undefined) => (e ? `[${(e.composeHashes ?? []).map((h) => h.slice(0, 12)).join(', ')}]` : 'none');
+  const ids = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((id) => JSON.stringify(a[id]) !== JSON.stringify(b[id]));
+  return ids.map((id) => `${id.slice(0, 12)}: ${short(a[id])} -> ${short(b[id])}`).join('; ') || 'no entry changed';
 }
 
 // Converge within `timeoutMs`, then hold quiet for `quietMs`.
