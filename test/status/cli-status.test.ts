@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { writeAppStatus, writeSupervisorStatus } from '../../src/status/store.ts';
+import { writeAppStatus, writeGatewayStatus, writeSupervisorStatus } from '../../src/status/store.ts';
 import { countPhases } from '../../src/status/summary.ts';
 import { DEFAULT_CONFIG_PATH } from '../../src/config.ts';
 import { sampleStatus } from './sample.ts';
@@ -44,6 +44,7 @@ test('rule 21, issue 15: status --json prints one object: config, supervisor and
   assert.deepEqual(JSON.parse(result.stdout), {
     config: { path: config, found: true },
     supervisor: { phase: 'ready', ready: true, watcher: 'ok', counts, version: '9.8.7', updated_at: '2026-01-01T00:00:00.000Z', pid: null },
+    gateway: null,
     apps: [blog, { ...old, code: null }, shop],
   });
 });
@@ -52,6 +53,7 @@ test('issue 15: every key of status --json is documented in the man page', async
   const { config, state } = await setup(t);
   await writeAppStatus(state, sampleStatus({ code: null }));
   await writeSupervisorStatus(state, { phase: 'ready', watcher: 'ok', counts: countPhases([]), version: '0.1.0', updated_at: '2026-01-01T00:00:00.000Z' });
+  await writeGatewayStatus(state, { phase: 'serving', serving: true, reason: 'serving', vm_id: 'vm-1', domain: 'apps.example.com', switching: null, updated_at: '2026-01-01T00:00:00.000Z' });
   const report = JSON.parse((await status(['--json', '--config', config])).stdout) as Record<string, Record<string, unknown>>;
   const man = await readFile(MAN_PAGE, 'utf8');
   const section = man.slice(man.indexOf('.SH STATUS JSON'), man.indexOf('.SH FILES'));
@@ -87,6 +89,7 @@ test('before the supervisor ever ran, status says where it looked and exits 0', 
   assert.deepEqual(JSON.parse(json.stdout), {
     config: { path: config, found: true },
     supervisor: { phase: null, ready: false, watcher: null, counts: null, version: null, updated_at: null, pid: null },
+    gateway: null,
     apps: [],
   });
 });
