@@ -123,8 +123,11 @@ function planHeld(fileMissing: boolean, record: AppRecord | undefined, vm: VmInf
   if (!sameSet(record.registeredHashes, [...keep])) return { action: 'prune', keep: [...keep] };
   if (vm && (vm.status === 'exited' || vm.status === 'stopped')) return { action: 'start-held' };
   // An upgrade cut short after UpdateVm: the guest still has the old forwards while the manifest
-  // names the new ports, which the VMM then gives to others; restart it into its manifest.
+  // names the new ports, which the VMM then gives to others; restart it into its manifest. Only if
+  // UpdateVm got through: one the VMM refused (a port another VM holds) changed nothing, and the
+  // restart would be for nothing (found by the soak, seed 15202).
   const intent = record.intent;
-  if (vm?.status === 'running' && intent && (intent.op === 'upgrade' || intent.op === 'restart') && !intent.launched) return { action: 'start-held' };
+  const updated = vm?.configuration !== undefined && sha256(vm.configuration.compose_file) === intent?.toHash;
+  if (vm?.status === 'running' && intent && (intent.op === 'upgrade' || intent.op === 'restart') && !intent.launched && updated) return { action: 'start-held' };
   return { action: 'noop' };
 }

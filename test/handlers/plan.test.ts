@@ -110,6 +110,7 @@ const ROWS: Row[] = [
   ['held, a deploy that never ran registered a hash', HOLD, HELD_EXTRA, BOOTED, { action: 'prune', keep: [HASH] }],
   ['held, VM gone: nothing may boot', HOLD, SETTLED, undefined, { action: 'prune', keep: [] }],
   ['held, guest exited', HOLD, SETTLED, EXITED, { action: 'start-held' }],
+  ['held, upgrade whose UpdateVm the VMM refused: nothing to restart into', HOLD, { ...UNLAUNCHED, registeredHashes: [HASH] }, BOOTED, { action: 'noop' }],
   ['held, upgrade cut short before StartVm returned', HOLD, { ...UNLAUNCHED, registeredHashes: [NEW_HASH, HASH] }, BOOTED_NEW, { action: 'start-held' }],
   ['held, teardown removing its VM', HOLD, TEARING_DOWN, REMOVING, { action: 'noop' }],
   ['held, file back after a teardown cut short before RemoveVm', HOLD, TEARING_DOWN, BOOTED, { action: 'call-off-teardown' }],
