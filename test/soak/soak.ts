@@ -261,6 +261,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   if (execution.failure) {
     const { atOp, violations, log } = execution.failure;
     const family = familyOf(violations[0] ?? '');
+    // Said now, with the state dump: shrinking can take its whole budget before the report.
+    options.progress?.(`seed ${options.seed}: failed at op ${atOp + 1}:\n${violations.join('\n')}\n${log}`);
     options.progress?.(`seed ${options.seed}: failed at op ${atOp + 1}; shrinking to ${family}`);
     const shrunk = (options.shrinkBudgetMs ?? 0) > 0
       ? await shrink(ops.slice(0, atOp + 1), family, options.shrinkBudgetMs ?? 0, (list) => execute(list, { convergeTimeoutMs, seed: options.seed }))
