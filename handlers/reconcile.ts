@@ -116,6 +116,10 @@ async function step(
   const vms = await deps.listVms(name);
   const appId = desired.kind === 'app' ? unrecordedAppId(name, desired.spec, deps) : undefined;
   const { vm, duplicates } = findAppVm(vms, name, appId, record);
+  // The VM we own may boot the manifest it has until an operation replaces it: a record that
+  // does not list that hash (made ahead of an operation while the app had none) would have the
+  // repair drop it from the allowlist while an upgrade keeps failing (found by the soak, 15404).
+  if (record && vm && desired.kind === 'app') record = await withRunningHash(record, vm, deps);
   if (duplicates.length > 0) deps.touched(name);
   for (const dup of duplicates) {
     decide({ app: name, file: record?.file ?? name, action: 'teardown', reason: `duplicate VM ${dup.id} of this app` });
@@ -282,6 +286,15 @@ async function checkBootDeadline(record: AppRecord | undefined, vm: VmInfo, deps
     'VM_BOOT_TIMEOUT',
     `VM ${vm.id} did not finish booting within ${Math.round(deps.timing.bootTimeoutMs / 1000)} s (last stage "${vm.boot_progress}")`,
   );
+}
+
+// The record, listing the hash of the manifest `vm` has (saved if it had to be added).
+async function withRunningHash(record: AppRecord, vm: VmInfo, deps: ReconcileDeps): Promise<AppRecord> {
+  const running = composeHashOfVm(vm);
+  if (running === undefined || record.registeredHashes.includes(running)) return record;
+  const listed: AppRecord = { ...record, registeredHashes: [...record.registeredHashes, running] };
+  await deps.records.save(listed);
+  return listed;
 }
 
 // A record for a VM found by name and app id with no record of ours (crash before the first save).

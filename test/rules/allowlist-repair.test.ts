@@ -172,3 +172,22 @@ test('an app whose hash is registered ahead of its queued deploy already names i
   const status = (await h.statuses()).find((s) => s.app === queued);
   assert.equal(status?.app_id, idOf(queued), `the queued app's status names its app id: ${JSON.stringify(status)}`);
 });
+
+// Seen in the soak (seed 15404): an app's record listed only the hash of its next version, not the
+// one its VM runs; the upgrade kept failing, and the entry ended listing only the new hash, so the
+// VM could not boot again. The record now always lists the hash its VM runs. This test guards that
+// invariant; it did not fail on the code before (the soak's exact state was not rebuilt by hand).
+test('a record that does not list the hash its VM runs does not take that hash out of the allowlist', { timeout: 60_000 }, async (t) => {
+  const { h, shop } = await twoApps(t);
+  await h.stop();
+  const v2 = composeText(shop.configuration!.ports[0]!.host_port, 'v2');
+  const next = buildAppSpec({ name: 'shop', file: h.path('shop.yaml'), text: v2, defaults: { image: 'x', vcpu: 2, memory: 2048, disk: 20, portAddress: '127.0.0.1' } }).composeHash;
+  const recordPath = join(h.config.state_dir, 'apps', 'shop.json');
+  const record = JSON.parse(await readFile(recordPath, 'utf8'));
+  await writeFile(recordPath, JSON.stringify({ version: record.version, name: 'shop', file: record.file, appId: record.appId, vmId: record.vmId, phase: 'pending', registeredHashes: [next] }));
+  h.sim.faults.failNext('UpdateVm', { count: 1000, message: 'no room for it' });
+  await h.put('shop.yaml', v2);
+  await h.start();
+  await waitUntil(() => h.sim.faults.callLog().filter((c) => c.name === 'shop' && c.method === 'UpdateVm').length >= 2, 'the upgrade failing twice');
+  assert.ok((await h.allowlist())[shop.app_id]?.composeHashes.includes(hashOf(shop)), 'the hash the VM runs stays allowed');
+});
