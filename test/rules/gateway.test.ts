@@ -5,7 +5,7 @@
 // file moves them back first, then stops (never removes) the gateway CVM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startHarness, composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
 import { readGatewayStatus } from '../../src/status/store.ts';
@@ -107,4 +107,39 @@ test('after a restart, apps still move back one at a time and the gateway stops 
   await waitUntil(done('stopped'), 'stopped', 60_000);
   const calls = h.sim.faults.callLog().slice(from).filter((c) => ['UpdateVm', 'StartVm', 'StopVm'].includes(c.method)).map((c) => `${c.name}:${c.method}`);
   assert.deepEqual(calls, ['alpha:UpdateVm', 'alpha:StartVm', 'bravo:UpdateVm', 'bravo:StartVm', 'dstack-gateway:StopVm']);
+});
+
+// Watched over time, not at one instant: once the gateway serves and its app runs on it, the
+// supervisor goes quiet (two resync periods without a mutating VMM call or an allowlist write),
+// and a resync puts back what someone else changed: gatewayAppId cleared by hand, the gateway CVM
+// stopped by hand.
+test('serving, Tier 2 goes quiet; a resync restores gatewayAppId and a gateway CVM stopped by hand', { timeout: 120_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [shopPort, rpc, proxy] = await freePorts(3);
+  await h.put('shop.yaml', `${composeText(shopPort!)}x-dstack:\n  gateway: true\n`);
+  await h.start();
+  await writeGatewayToml(h, { rpc: rpc!, proxy: proxy! });
+  await waitUntil(async () => {
+    const status = await readGatewayStatus(h.config.state_dir);
+    return status?.phase === 'serving' && status.switching === null && gatewayEnabled(byName(h, 'shop')) && byName(h, 'shop')?.boot_progress === 'done' ? true : undefined;
+  }, 'serving with shop on it', 60_000);
+  const mutating = () => h.sim.faults.callLog().filter((c) => c.method !== 'Status' && c.method !== 'GetInfo' && c.method !== 'ListImages').length;
+  const authText = () => readFile(h.config.auth.config_path, 'utf8');
+  const calls = mutating();
+  const auth = await authText();
+  const resyncs = h.decisions('shop', 'noop').length;
+  await waitUntil(() => h.decisions('shop', 'noop').length >= resyncs + 2, 'two more resyncs', 15_000);
+  await waitUntil(async () => ((await readGatewayStatus(h.config.state_dir))?.updated_at ? true : undefined), 'gateway status');
+  assert.equal(mutating(), calls, 'no VMM change over two resyncs');
+  assert.equal(await authText(), auth, 'no allowlist write over two resyncs');
+
+  const gatewayVm = byName(h, 'dstack-gateway')!;
+  const doc = JSON.parse(auth);
+  await writeFile(h.config.auth.config_path, JSON.stringify({ ...doc, gatewayAppId: '' }, null, 2));
+  await h.supervisor().vmm.stopVm(gatewayVm.id);
+  await waitUntil(async () => {
+    const restored = JSON.parse(await authText()).gatewayAppId === `0x${gatewayVm.app_id}`;
+    const vm = byName(h, 'dstack-gateway');
+    return restored && vm?.status === 'running' && vm.boot_progress === 'done' && vm.id === gatewayVm.id ? true : undefined;
+  }, 'gatewayAppId restored and the same gateway CVM running again', 30_000);
 });
