@@ -4,6 +4,7 @@
 // what is there first (the VMM's VMs, the admin API's lists), so a step cut short by `kill -9` is
 // simply taken again: there is no intent record to replay and nothing is created twice.
 import { createHash } from 'node:crypto';
+import { composeHashOf } from '../app/manifest.ts';
 import type { Allowlist } from '../auth/allowlist.ts';
 import { describeError } from '../errors.ts';
 import type { EnvEntry } from '../secrets/dotenv.ts';
@@ -44,8 +45,6 @@ export type GatewayStepDeps = {
   memory: { dnsFingerprint?: string; certWaits: number };
 };
 
-const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
-
 // How many steps a missing certificate is waited for before the gateway is asked why.
 const CERT_WAITS_BEFORE_ASKING = 5;
 
@@ -66,7 +65,7 @@ const differs = (vm: VmInfo, cfg: VmConfigurationInput): boolean => {
 
 // Take one step towards a gateway that serves `plan`.
 export async function stepEnable(plan: GatewayPlan, vms: readonly VmInfo[], deps: GatewayStepDeps): Promise<GatewayOutcome> {
-  const hash = sha256(plan.manifest);
+  const hash = composeHashOf(plan.manifest);
   // Registered before CreateVm or UpdateVm, or the boot is denied (docs/dstack.md, Gateway).
   await deps.allowlist.setGatewayAppId(plan.appId);
   await deps.allowlist.addHash(plan.appId, hash);
@@ -133,7 +132,7 @@ async function configure(plan: GatewayPlan, admin: GatewayAdmin, deps: GatewaySt
   if (certbot.acme_url !== plan.acmeUrl) await admin.call('SetCertbotConfig', { acme_url: plan.acmeUrl });
   if (plan.dns) {
     const token = plan.dns.token();
-    const fingerprint = sha256(token);
+    const fingerprint = createHash('sha256').update(token, 'utf8').digest('hex');
     const { credentials, default_id } = await admin.call('ListDnsCredentials', {});
     const mine = credentials.find((c) => c.name === plan.dns?.name);
     if (!mine) {

@@ -84,9 +84,12 @@ export function createTier2Service(edges: Tier2Edges): Tier2Service {
       else await writeFileAtomic(settingsFile, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
     },
     recall: async () => {
-      const text = await readFile(settingsFile, 'utf8').catch(() => undefined);
-      const parsed = text === undefined ? undefined : TierSettingsSchema.safeParse(safeJson(text));
-      return parsed?.success ? parsed.data : undefined;
+      // Missing or unreadable: nothing remembered, as before the first enable.
+      try {
+        return TierSettingsSchema.parse(JSON.parse(await readFile(settingsFile, 'utf8')));
+      } catch {
+        return undefined;
+      }
     },
     listVms: async () => (await edges.vmm.status({})).vms,
     wanted: edges.wanted,
@@ -129,12 +132,4 @@ export function createTier2Service(edges: Tier2Edges): Tier2Service {
       await tier2.stop();
     },
   };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

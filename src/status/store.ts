@@ -70,14 +70,8 @@ export async function writeSupervisorStatus(stateDir: string, status: Supervisor
 }
 
 // The service's status, or null before it first wrote one.
-export async function readSupervisorStatus(stateDir: string): Promise<SupervisorStatus | null> {
-  const file = join(statusDir(stateDir), SUPERVISOR_FILE);
-  try {
-    return SupervisorStatusSchema.parse(JSON.parse(await readFile(file, 'utf8')));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new SupervisorError(STATUS_READ, `${file}: not a valid supervisor status (${describeError(err)})`, { cause: err });
-  }
+export function readSupervisorStatus(stateDir: string): Promise<SupervisorStatus | null> {
+  return readStatusFile(stateDir, SUPERVISOR_FILE, SupervisorStatusSchema, 'supervisor status');
 }
 
 // Validate and atomically write `<state_dir>/status/_gateway.json`.
@@ -86,13 +80,18 @@ export async function writeGatewayStatus(stateDir: string, status: GatewayStatus
 }
 
 // Tier 2's status, or null while gateway.d was never used.
-export async function readGatewayStatus(stateDir: string): Promise<GatewayStatusFile | null> {
-  const file = join(statusDir(stateDir), GATEWAY_FILE);
+export function readGatewayStatus(stateDir: string): Promise<GatewayStatusFile | null> {
+  return readStatusFile(stateDir, GATEWAY_FILE, GatewayStatusSchema, 'gateway status');
+}
+
+// One of the service's own status files, or null when it does not exist yet.
+async function readStatusFile<T>(stateDir: string, name: string, schema: { parse(v: unknown): T }, what: string): Promise<T | null> {
+  const file = join(statusDir(stateDir), name);
   try {
-    return GatewayStatusSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+    return schema.parse(JSON.parse(await readFile(file, 'utf8')));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new SupervisorError(STATUS_READ, `${file}: not a valid gateway status (${describeError(err)})`, { cause: err });
+    throw new SupervisorError(STATUS_READ, `${file}: not a valid ${what} (${describeError(err)})`, { cause: err });
   }
 }
 
