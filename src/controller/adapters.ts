@@ -7,6 +7,7 @@ import type { Scanner } from '../appsdir/scan.ts';
 import type { AppStatus } from '../status/schema.ts';
 import type { DirListing } from './controller.ts';
 import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv, ManagedApp } from './desired.ts';
+import type { PortClaim } from './port-claims.ts';
 import type { LoadedRecords } from '../state/store.ts';
 import type { VmInfo } from '../vmm/messages.ts';
 import { readEnvFile } from '../secrets/env-file.ts';
@@ -141,15 +142,22 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
 
 // The apps we have a record for, each with the host ports its VM's manifest names in the last
 // full Status (what the VMM checks a new port against), found by VM id or by name and app id;
-// and those whose record cannot be read, with why.
+// and those whose record cannot be read, with why and the ports of every VM of that name: which
+// VM is theirs is what the record would say, and none of them lets go of its ports while held.
 export function managedApps(loaded: LoadedRecords, vms: readonly VmInfo[]): Map<string, ManagedApp> {
   const managed = new Map<string, ManagedApp>(
     loaded.records.map((r) => {
       const vm = vms.find((v) => v.id === r.vmId) ?? vms.find((v) => v.name === r.name && v.app_id === r.appId);
-      const ports = (vm?.configuration?.ports ?? []).map((p) => ({ protocol: p.protocol, host_port: p.host_port }));
-      return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports }];
+      return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports: portsOf(vm ? [vm] : []) }];
     }),
   );
-  for (const u of loaded.unreadable) managed.set(u.name, { file: u.file, running: false, ports: [], unreadable: { code: u.error.code, message: u.error.message } });
+  for (const u of loaded.unreadable) {
+    const ports = portsOf(vms.filter((v) => v.name === u.name));
+    managed.set(u.name, { file: u.file, running: false, ports, unreadable: { code: u.error.code, message: u.error.message } });
+  }
   return managed;
+}
+
+function portsOf(vms: readonly VmInfo[]): PortClaim[] {
+  return vms.flatMap((vm) => (vm.configuration?.ports ?? []).map((p) => ({ protocol: p.protocol, host_port: p.host_port })));
 }

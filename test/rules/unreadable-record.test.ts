@@ -128,3 +128,25 @@ test('issue 13: a record moved aside while the file is held: the VM is adopted a
   await waitUntil(async () => JSON.stringify((await h.allowlist())[m1.app_id]?.composeHashes) === JSON.stringify(hashes), 'm1 entry restored');
   assert.deepEqual(vmsNamed(h, 'm1').map((v) => [v.id, v.status]), [[m1.id, 'running']], 'its VM keeps running');
 });
+
+// Found by the soak (seed 15707): the VM of an app held for its record keeps its host ports, but
+// nothing claimed them, so a new file asking for one was deployed, failed to boot with EADDRINUSE
+// and was retried without end. Its ports are claimed like those of any VM of ours.
+test('issue 13: a port held by the VM of an app whose record is unreadable is a port conflict, not a deploy that cannot boot', { timeout: 60_000 }, async (t) => {
+  const { h, port: p1 } = await startWithApp(t, {}, 'm1');
+  const record = join(h.config.state_dir, 'apps', 'm1.json');
+  await writeFile(record, 'garbage');
+  await waitUntil(async () => (await statusOf(h, 'm1'))?.phase === 'failed', 'm1 held as failed');
+  const createsBefore = creates(h);
+  await h.put('m2.yml', composeText(p1!));
+  const refused = await waitUntil(async () => {
+    const s = await statusOf(h, 'm2');
+    return s?.phase === 'invalid' && s;
+  }, 'm2 refused for its port');
+  assert.equal(refused.code, 'APP_PORT_CONFLICT');
+  assert.ok(refused.last_error?.includes(`port ${p1}/tcp is already published by app "m1"`), String(refused.last_error));
+  await rescan(h);
+  await h.quiesce();
+  assert.equal(creates(h), createsBefore, 'no CreateVm for m2');
+  assert.deepEqual(vmsNamed(h, 'm2'), []);
+});
