@@ -9,6 +9,9 @@ import { parseCommand } from './args.ts';
 import { COMMAND_SPECS } from './commands.ts';
 import { handleHangups, reloadService } from '../service/reload.ts';
 import { pidFilePath, removePidFile, writePidFile } from '../service/pid-file.ts';
+import { reportBadConfig, reportFailedStart } from '../service/failed-start.ts';
+import { nameProcess } from '../service/process-name.ts';
+import { createNotifier } from '../notify/notifier.ts';
 
 // The simulated host, started in this process only when `[sim] enabled = true`. With `[init]
 // enabled`, init renders auth-config.json and the VMM serves the guest images on disk.
@@ -57,14 +60,15 @@ export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand('run', COMMAND_SPECS.run, args);
   if (!parsed.ok) return parsed.exitCode;
   const { values } = parsed;
+  nameProcess();
   const log = createLogger({ level: process.env.DSTACK_SUPERVISOR_LOG_LEVEL === 'debug' ? 'debug' : 'info' });
   const hangups = handleHangups(log);
+  const status = (text: string) => createNotifier({ env: process.env, log }).status(text);
   let config: Config;
   try {
     config = await loadConfig(values.config);
   } catch (err) {
-    log.error(describeError(err));
-    return 1;
+    return reportBadConfig(err, log, status);
   }
   const started = config;
   await writePidFile(started.state_dir).catch((err: unknown) =>
@@ -85,8 +89,7 @@ export async function run(args: string[]): Promise<number> {
     log.info('stopped');
     return 0;
   } catch (err) {
-    log.error({ err }, describeError(err));
-    return 1;
+    return await reportFailedStart(err, log, status);
   } finally {
     hangups.stop();
     await sim?.stop();

@@ -9,7 +9,9 @@ import { connectSystemd } from '../systemd/manager.ts';
 import type { SystemdManager } from '../systemd/types.ts';
 import { createVmmClient, type VmmClient } from '../vmm/client.ts';
 import { destroyHost, type DestroyResult } from './destroy.ts';
+import { PreflightError } from './errors.ts';
 import { readVmLogTail } from './kms-probe.ts';
+import { findHostProblems, systemdUnreachable } from './preflight.ts';
 import { runInit, type InitDeps, type InitResult } from './run-init.ts';
 import { HOST_UNITS } from './units.ts';
 
@@ -55,9 +57,19 @@ export async function initHost(config: Config, log: Logger, extra: Partial<InitD
     effective = { ...config, init: { ...config.init, sysroot } };
   }
   const notifier = createNotifier({ env: process.env, log });
-  const edges = await connectHostEdges(effective);
+  // The preflight comes before any edge is touched: a host without a system bus gets the list
+  // of its problems, that one among them, not a D-Bus error alone.
+  const preflight = await findHostProblems(effective.init);
+  const edges = await connectHostEdges(effective).catch((err: unknown) => {
+    preflight.push(systemdUnreachable(err));
+    return undefined;
+  });
+  if (edges === undefined || preflight.length > 0) {
+    await edges?.close();
+    throw new PreflightError(preflight, effective.init.sysroot);
+  }
   try {
-    return await runInit({ config: effective, systemd: edges.systemd, vmm: edges.vmm, vmLogs: edges.vmLogs, log, status: (text) => void notifier.status(text), timing, ...extra });
+    return await runInit({ config: effective, systemd: edges.systemd, vmm: edges.vmm, vmLogs: edges.vmLogs, log, status: (text) => void notifier.status(text), timing, preflight, ...extra });
   } finally {
     await edges.close();
   }

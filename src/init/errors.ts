@@ -20,8 +20,9 @@ export class InitError extends SupervisorError {
   }
 }
 
-// One thing the host lacks: what is missing, the command that shows it, where to read more.
-export type PreflightProblem = { what: string; check: string; docs: string };
+// One thing the host lacks: what is missing, the command that shows it, where to read more, and
+// a few words for the one-line summary `systemctl status` shows (`no /dev/sgx_enclave`).
+export type PreflightProblem = { what: string; check: string; docs: string; label: string };
 
 // The host is not ready; `problems` lists every finding, not only the first.
 export class PreflightError extends InitError {
@@ -31,6 +32,12 @@ export class PreflightError extends InitError {
     this.name = 'PreflightError';
     this.problems = problems;
   }
+}
+
+// `preflight failed: 3 problems (no /dev/sgx_enclave, no /dev/sgx_provision, QEMU without TDX)`:
+// the STATUS= line a failed start leaves for `systemctl status`.
+export function summarizePreflight(problems: readonly PreflightProblem[]): string {
+  return `preflight failed: ${problems.length} problem${problems.length === 1 ? '' : 's'} (${problems.map((p) => p.label).join(', ')})`;
 }
 
 function formatPreflight(problems: readonly PreflightProblem[], sysroot: string): string {

@@ -3,13 +3,16 @@
 // them all in one go instead of one per start.
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { execa } from 'execa';
+import { describeError } from '../errors.ts';
 import type { InitSection } from './config-schema.ts';
-import { PreflightError, type PreflightProblem } from './errors.ts';
+import type { PreflightProblem } from './errors.ts';
 
 const TDX_HOST_DOCS = 'https://github.com/canonical/tdx (host setup: TDX in BIOS, TDX kernel, kvm_intel tdx=1)';
 const SGX_DOCS = 'https://github.com/canonical/tdx (remote attestation: SGX in BIOS, SGX devices, DCAP)';
 const DSTACK_DOCS = 'https://github.com/Dstack-TEE/dstack/blob/master/docs/deployment.md';
 const DOCKER_DOCS = 'https://docs.docker.com/engine/install/';
+const SYSTEMD_DOCS = 'https://www.freedesktop.org/software/systemd/man/latest/systemd.html (the system bus: dbus.socket)';
 const QCNL_DOCS = 'https://github.com/Dstack-TEE/dstack/blob/master/docs/tutorials/troubleshooting-kms-deployment.md';
 
 // Where probes look: `/proc/cpuinfo` of the real host is `<sysroot>/proc/cpuinfo` here.
@@ -20,28 +23,34 @@ export async function findHostProblems(init: InitSection): Promise<PreflightProb
   const host: Host = { path: (p) => join(init.sysroot, p) };
   const groups = await Promise.all([
     probeTdx(host),
-    probeDevice(host, '/dev/kvm', 'KVM is not available: /dev/kvm is missing (kvm_intel not loaded, or VT-x off in BIOS)', 'ls -l /dev/kvm; lsmod | grep kvm', TDX_HOST_DOCS),
-    probeDevice(host, '/dev/sgx_enclave', 'SGX is not available: /dev/sgx_enclave is missing (SGX off in BIOS, or a kernel without the in-tree SGX driver); the key provider needs it', 'ls -l /dev/sgx_enclave /dev/sgx_provision', SGX_DOCS),
-    probeDevice(host, '/dev/sgx_provision', 'SGX provisioning is not available: /dev/sgx_provision is missing; the key provider needs it to get an SGX quote', 'ls -l /dev/sgx_enclave /dev/sgx_provision', SGX_DOCS),
+    probeDevice(host, '/dev/kvm', { what: 'KVM is not available: /dev/kvm is missing (kvm_intel not loaded, or VT-x off in BIOS)', check: 'ls -l /dev/kvm; lsmod | grep kvm', docs: TDX_HOST_DOCS, label: 'no /dev/kvm' }),
+    probeDevice(host, '/dev/sgx_enclave', { what: 'SGX is not available: /dev/sgx_enclave is missing (SGX off in BIOS, or a kernel without the in-tree SGX driver); the key provider needs it', check: 'ls -l /dev/sgx_enclave /dev/sgx_provision', docs: SGX_DOCS, label: 'no /dev/sgx_enclave' }),
+    probeDevice(host, '/dev/sgx_provision', { what: 'SGX provisioning is not available: /dev/sgx_provision is missing; the key provider needs it to get an SGX quote', check: 'ls -l /dev/sgx_enclave /dev/sgx_provision', docs: SGX_DOCS, label: 'no /dev/sgx_provision' }),
     probeExecutable(host, init.docker_bin, 'Docker', 'runs the SGX key provider container', DOCKER_DOCS),
-    probeFile(host, init.docker_socket, `Docker is not running: ${init.docker_socket} is missing`, 'systemctl status docker; docker info', DOCKER_DOCS),
+    probeFile(host, init.docker_socket, { what: `Docker is not running: ${init.docker_socket} is missing`, check: 'systemctl status docker; docker info', docs: DOCKER_DOCS, label: 'Docker not running' }),
     probeExecutable(host, init.vmm_bin, 'dstack-vmm', 'runs the CVMs', DSTACK_DOCS),
     probeExecutable(host, init.vmm_supervisor_bin, "the VMM's process supervisor", 'keeps each CVM\'s QEMU running', DSTACK_DOCS),
-    probeExecutable(host, init.qemu_path, 'QEMU', 'must be a TDX-capable build', TDX_HOST_DOCS),
+    probeQemu(host, init.qemu_path),
     probeExecutable(host, init.bun_bin, 'Bun', 'runs auth-simple', DSTACK_DOCS),
-    probeFile(host, init.auth_simple_script, `auth-simple is missing: ${init.auth_simple_script} does not exist`, `ls -l ${init.auth_simple_script}`, DSTACK_DOCS),
+    probeFile(host, init.auth_simple_script, { what: `auth-simple is missing: ${init.auth_simple_script} does not exist`, check: `ls -l ${init.auth_simple_script}`, docs: DSTACK_DOCS, label: 'no auth-simple' }),
     init.qcnl_conf === ''
       ? []
-      : probeFile(host, init.qcnl_conf, `the DCAP quote-provider config ${init.qcnl_conf} is missing; the key provider container mounts it to reach a PCCS`, `cat ${init.qcnl_conf}`, QCNL_DOCS),
+      : probeFile(host, init.qcnl_conf, { what: `the DCAP quote-provider config ${init.qcnl_conf} is missing; the key provider container mounts it to reach a PCCS`, check: `cat ${init.qcnl_conf}`, docs: QCNL_DOCS, label: `no ${basename(init.qcnl_conf)}` }),
     checkNameClash(init),
   ]);
   return groups.flat();
 }
 
-// Throw a PreflightError listing every problem, or return when the host is ready.
-export async function assertHostReady(init: InitSection): Promise<void> {
-  const problems = await findHostProblems(init);
-  if (problems.length > 0) throw new PreflightError(problems, init.sysroot);
+// The problem when systemd cannot be reached: init starts the host's daemons as its units.
+export function systemdUnreachable(err: unknown): PreflightProblem {
+  // The error's first line: its own advice ("next: …") is what `check` says here.
+  const reason = describeError(err).split('\n')[0];
+  return {
+    what: `systemd cannot be reached over D-Bus (${reason}); init starts dstack-vmm, dstack-auth-simple and the key provider as systemd units, so the system bus must be up`,
+    check: 'systemctl is-system-running; busctl status; ls -l /run/dbus/system_bus_socket',
+    docs: SYSTEMD_DOCS,
+    label: 'systemd unreachable',
+  };
 }
 
 // TDX is usable when KVM has it on; the cpuinfo flag only refines the message, because kernels
@@ -55,23 +64,47 @@ async function probeTdx(host: Host): Promise<PreflightProblem[]> {
   const what = flag
     ? 'TDX is on in the CPU but off in KVM: /sys/module/kvm_intel/parameters/tdx is not Y (set `options kvm_intel tdx=1` in /etc/modprobe.d and reload kvm_intel)'
     : 'No TDX host support: /proc/cpuinfo has no tdx_host_platform flag and kvm_intel tdx is not Y (TDX off in BIOS, or a kernel without TDX host support)';
-  return [{ what, check, docs: TDX_HOST_DOCS }];
+  return [{ what, check, docs: TDX_HOST_DOCS, label: flag ? 'TDX off in KVM' : 'no TDX' }];
 }
 
-async function probeDevice(host: Host, device: string, what: string, check: string, docs: string): Promise<PreflightProblem[]> {
-  return (await exists(host.path(device))) ? [] : [{ what, check, docs }];
+async function probeDevice(host: Host, device: string, problem: PreflightProblem): Promise<PreflightProblem[]> {
+  return (await exists(host.path(device))) ? [] : [problem];
 }
 
-async function probeFile(host: Host, path: string, what: string, check: string, docs: string): Promise<PreflightProblem[]> {
+async function probeFile(host: Host, path: string, problem: PreflightProblem): Promise<PreflightProblem[]> {
   const info = await statOrUndefined(host.path(path));
-  return info?.isFile() || info?.isSocket() ? [] : [{ what, check, docs }];
+  return info?.isFile() || info?.isSocket() ? [] : [problem];
 }
 
 async function probeExecutable(host: Host, path: string, name: string, role: string, docs: string): Promise<PreflightProblem[]> {
   const info = await statOrUndefined(host.path(path));
   if (info?.isFile() && (info.mode & 0o111) !== 0) return [];
   const state = info === undefined ? 'does not exist' : 'is not an executable file';
-  return [{ what: `${name} (${role}) is missing: ${path} ${state}; install it there or set its path in supervisor.toml [init]`, check: `ls -l ${path}`, docs }];
+  return [{ what: `${name} (${role}) is missing: ${path} ${state}; install it there or set its path in supervisor.toml [init]`, check: `ls -l ${path}`, docs, label: `no ${name}` }];
+}
+
+// QEMU's object list is what says it can run a TDX guest; a binary that merely exists is not
+// enough (Debian 12's QEMU 7.2 runs, and has no tdx-guest object).
+const QEMU_TIMEOUT_MS = 10_000;
+
+async function probeQemu(host: Host, path: string): Promise<PreflightProblem[]> {
+  const missing = await probeExecutable(host, path, 'QEMU', 'must be a TDX-capable build', TDX_HOST_DOCS);
+  if (missing.length > 0) return missing;
+  const check = `${path} -object help | grep tdx-guest`;
+  const result = await execa(host.path(path), ['-object', 'help'], { reject: false, timeout: QEMU_TIMEOUT_MS, stdin: 'ignore' });
+  if (result.failed) {
+    const why = result.timedOut ? `no answer in ${QEMU_TIMEOUT_MS / 1000} s` : (result.stderr.trim().split('\n')[0] || `exit status ${result.exitCode ?? result.signal}`);
+    return [{ what: `QEMU at ${path} does not run (\`${path} -object help\`: ${why}); install a TDX-capable QEMU or set [init] qemu_path`, check, docs: TDX_HOST_DOCS, label: 'QEMU does not run' }];
+  }
+  if (/^\s*tdx-guest\b/m.test(result.stdout)) return [];
+  return [
+    {
+      what: `QEMU at ${path} cannot run a TDX guest: its object list has no tdx-guest (a distribution QEMU such as Debian 12's 7.2 lacks it); install a TDX-capable QEMU and set [init] qemu_path to it`,
+      check,
+      docs: TDX_HOST_DOCS,
+      label: 'QEMU without TDX',
+    },
+  ];
 }
 
 // The VMM runs `[supervisor] exe` as its process supervisor; if that path were our own binary
@@ -83,6 +116,7 @@ function checkNameClash(init: InitSection): PreflightProblem[] {
       what: `[init] vmm_supervisor_bin = "${init.vmm_supervisor_bin}" names this service's own binary; point it at dstack's process supervisor (default /usr/libexec/dstack/supervisor)`,
       check: 'grep vmm_supervisor_bin /etc/dstack/supervisor.toml',
       docs: DSTACK_DOCS,
+      label: 'vmm_supervisor_bin is this service',
     },
   ];
 }

@@ -18,7 +18,8 @@ import { kmsAppCompose } from './kms-compose.ts';
 import { createKmsProber, type KmsProbe } from './kms-probe.ts';
 import { ensureKms, type KmsInfo } from './kms.ts';
 import type { PortProbe } from './kms-port.ts';
-import { assertHostReady } from './preflight.ts';
+import { PreflightError, type PreflightProblem } from './errors.ts';
+import { findHostProblems } from './preflight.ts';
 import { configPaths, renderHostConfig } from './render.ts';
 import { ensureTlsCerts, type TlsDeps } from './tls.ts';
 import { HOST_UNITS, startHostUnits, waitVmmAnswering } from './units.ts';
@@ -45,6 +46,9 @@ export type InitDeps = {
   isPortFree?: PortProbe;
   templatesDir?: string;
   download?: DownloadDeps;
+  // What the preflight found when the caller ran it before connecting systemd and the VMM
+  // (initHost); run here otherwise.
+  preflight?: readonly PreflightProblem[];
 };
 
 // What init left in place: the KMS, the files it wrote (none on a healthy re-run), the units it
@@ -70,7 +74,8 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   };
 
   step(1, 'checking the host (TDX, SGX, KVM, docker, dstack binaries)');
-  await assertHostReady(init);
+  const problems = deps.preflight ?? (await findHostProblems(init));
+  if (problems.length > 0) throw new PreflightError(problems, init.sysroot);
   await record('preflight', { sysroot: init.sysroot });
 
   step(2, 'verifying the guest image');

@@ -1,7 +1,8 @@
 // A fake host for the init preflight: the files its probes read (cpuinfo, kvm_intel's tdx
 // parameter, the KVM and SGX device nodes, Docker, the dstack binaries) laid out under a
 // directory that `[init] sysroot` points at. Device nodes are plain empty files, since the
-// probes only test that a path exists; binaries are shell stubs that exit 0.
+// probes only test that a path exists; binaries are shell stubs that exit 0, QEMU's answering
+// `-object help`.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { InitSection } from '../init/config-schema.ts';
@@ -15,15 +16,20 @@ export type SysrootFeatures = {
   docker?: boolean;
   // The dstack binaries, QEMU, Bun and auth-simple at the paths `init` names.
   binaries?: boolean;
+  // QEMU lists the tdx-guest object (a TDX-capable build); false: a distribution QEMU without it.
+  qemuTdx?: boolean;
   qcnlConf?: boolean;
 };
 
 const STUB = '#!/bin/sh\nexit 0\n';
+// `qemu-system-x86_64 -object help`, abridged, as a build with or without TDX answers it.
+const qemuStub = (tdx: boolean): string =>
+  `#!/bin/sh\n[ "$1" = -object ] && [ "$2" = help ] && printf 'List of user creatable objects:\\n  memory-backend-ram\\n${tdx ? '  tdx-guest\\n' : ''}'\nexit 0\n`;
 const CPU_FLAGS = 'fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov vmx smx sgx sgx_lc';
 
 // Populate `root` as a host with `features`, placing binaries where `init` expects them.
 export async function buildFakeSysroot(root: string, init: InitSection, features: SysrootFeatures = {}): Promise<string> {
-  const has = { tdx: 'kvm' as const, kvm: true, sgx: true, docker: true, binaries: true, qcnlConf: true, ...features };
+  const has = { tdx: 'kvm' as const, kvm: true, sgx: true, docker: true, binaries: true, qemuTdx: true, qcnlConf: true, ...features };
   const put = async (path: string, content: string, mode = 0o644): Promise<void> => {
     const full = join(root, path);
     await mkdir(dirname(full), { recursive: true });
@@ -44,7 +50,8 @@ export async function buildFakeSysroot(root: string, init: InitSection, features
     await put(init.docker_socket, '');
   }
   if (has.binaries) {
-    for (const bin of [init.vmm_bin, init.vmm_supervisor_bin, init.qemu_path, init.bun_bin]) await put(bin, STUB, 0o755);
+    for (const bin of [init.vmm_bin, init.vmm_supervisor_bin, init.bun_bin]) await put(bin, STUB, 0o755);
+    await put(init.qemu_path, qemuStub(has.qemuTdx), 0o755);
     await put(init.auth_simple_script, '// auth-simple stand-in\n');
   }
   if (has.qcnlConf && init.qcnl_conf !== '') await put(init.qcnl_conf, '{"pccs_url": "https://pccs.example/sgx/certification/v4/"}\n');
