@@ -38,11 +38,12 @@ export async function startSimulatedHost(config: Config, log: Logger): Promise<{
   return { config: { ...config, apps, vmm: { ...config.vmm, url: sim.vmmUrl, token_file: sim.tokenFile ?? '' } }, stop: sim.stop };
 }
 
-// Resolve on the first SIGTERM or SIGINT; a second one exits at once.
-function untilSignal(log: Logger): Promise<string> {
+// Resolve on the first SIGTERM or SIGINT; a second one exits at once. On a real host the CVMs
+// outlive the service; the simulated ones live in this process and stop with it.
+function untilSignal(log: Logger, simulated: boolean): Promise<string> {
   return new Promise((resolve) => {
     const on = (signal: string) => {
-      log.info(`${signal}: stopping; running apps keep running`);
+      log.info(simulated ? `${signal}: stopping; the simulated CVMs stop with this process (on a real host apps keep running)` : `${signal}: stopping; running apps keep running`);
       process.removeAllListeners('SIGTERM');
       process.removeAllListeners('SIGINT');
       process.once('SIGTERM', () => process.exit(143));
@@ -83,7 +84,7 @@ export async function run(args: string[]): Promise<number> {
     config = await prepareHost(config, log);
     const supervisor = await startSupervisor({ config, log });
     hangups.serve(() => reloadService({ configFile: values.config, started, resync: () => supervisor.poke(), log }));
-    await untilSignal(log);
+    await untilSignal(log, sim !== undefined);
     hangups.stop();
     await supervisor.stop();
     log.info('stopped');

@@ -82,7 +82,8 @@ let executions = 0;
 async function describeState(stage: Stage): Promise<string[]> {
   const vms = stage.sim.state.list().map((v) => {
     const last = v.events.at(-1);
-    return `vm ${v.name} ${v.id} ${v.status} boot "${v.boot_progress}" ${v.boot_error} app ${v.app_id.slice(0, 12)} last event ${last?.event}: ${last?.body}`;
+    const ports = (v.configuration?.ports ?? []).map((p) => `${p.protocol}/${p.host_port}`).join(',') || 'none';
+    return `vm ${v.name} ${v.id} ${v.status} ports ${ports} boot "${v.boot_progress}" ${v.boot_error} app ${v.app_id.slice(0, 12)} last event ${last?.event}: ${last?.body}`;
   });
   const statuses = (await readAllStatuses(stage.stateDir)).apps.map((a) => `status ${a.app} ${a.phase} vm ${a.vm_id} ${a.last_error ?? ''}`);
   const recordsDir = join(stage.stateDir, 'apps');

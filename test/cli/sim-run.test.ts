@@ -1,0 +1,50 @@
+// `run` on a simulated host with init, as `npm run dev` starts it: the KMS URL it settled on is in
+// the journal, and Ctrl-C says what it means there (the simulated CVMs live in this process).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { Agent, request } from 'undici';
+import { defer } from '../helpers/cleanup.ts';
+import { waitUntil } from '../helpers/harness.ts';
+
+const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
+
+test('issue 15: a simulated host names its KMS URL, and SIGINT says the simulated CVMs stop with it', { timeout: 120_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dstack-sim-run-'));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
+  const at = (path: string) => JSON.stringify(join(dir, path));
+  await mkdir(join(dir, 'apps.d'), { mode: 0o755 });
+  const config = join(dir, 'supervisor.toml');
+  await writeFile(config, [
+    `apps_dir = ${at('apps.d')}`,
+    `gateway_dir = ${at('gateway.d')}`,
+    `state_dir = ${at('state')}`,
+    `[vmm]\nurl = "unix:${join(dir, 'sim', 'vmm.sock')}"\ntoken_file = ""`,
+    `[auth]\nconfig_path = ${at('etc/auth-config.json')}`,
+    `[init]\nenabled = true\nconfig_dir = ${at('etc')}\ndata_dir = ${at('data')}\nrun_dir = ${at('run')}\nimages_dir = ${at('data/images')}`,
+    `[apps]\nowner = ${process.getuid?.() ?? 0}`,
+    `[sim]\nenabled = true\ndir = ${at('sim')}`,
+  ].join('\n'));
+  const child = execa(process.execPath, [BIN, 'run', '--config', config], { reject: false, env: { DSTACK_SUPERVISOR_CONFIG: '' } });
+  defer(t, async () => {
+    child.kill('SIGKILL');
+    await child;
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const url = await waitUntil(() => /init done: KMS CVM \S+ answers at (https:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1], 'the init summary with the KMS URL', 90_000);
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+  defer(t, () => dispatcher.close());
+  const health = await request(`${url}/health`, { dispatcher });
+  assert.equal(health.statusCode, 200, 'the URL named is the KMS');
+  await health.body.dump();
+
+  child.kill('SIGINT');
+  const result = await child;
+  assert.equal(result.exitCode, 0);
+  assert.match(out, /SIGINT: stopping; the simulated CVMs stop with this process \(on a real host apps keep running\)/);
+  assert.doesNotMatch(out, /SIGINT: stopping; running apps keep running/);
+});
