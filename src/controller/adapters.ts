@@ -117,12 +117,15 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
   if (verdict.kind === 'gone') return undefined;
   if (verdict.kind === 'app') {
     const warnings = verdict.spec.warnings.map(formatWarning);
-    return { app: name, file, phase: current?.phase ?? 'pending', warnings, warned: { fileHash: verdict.fileHash } };
+    // A file back while its delete was being confirmed: `pending` until its reconcile says what it is.
+    const phase = current === undefined || current.phase === 'deleting' ? 'pending' : current.phase;
+    return { app: name, file, phase, warnings, warned: { fileHash: verdict.fileHash } };
   }
   switch (verdict.why) {
     case 'unsettled':
-    case 'delete-pending':
       return { app: name, file, phase: current?.phase ?? 'pending' };
+    case 'delete-pending':
+      return { app: name, file, phase: 'deleting', deleteAt: verdict.dueAt };
     case 'record':
       // Not the file's fault: the app is held until the operator moves the record aside.
       return { app: name, file, phase: 'failed', error: verdict.reason, code: verdict.code, held: { action: 'refused', reason: verdict.reason } };

@@ -25,7 +25,8 @@ export type AppVerdict<S> =
   // `renamedFrom`: a managed app that vanished had these very bytes (rule 19).
   | { kind: 'app'; spec: S; fileHash: string; renamedFrom?: string }
   // `code`: the stable code of `reason` when it is a problem (not while settling or confirming a delete).
-  | { kind: 'hold'; why: HoldReason; reason: string; code?: string; fileHash?: string }
+  // `dueAt` (delete-pending): when the delete is confirmed, unless the file comes back first.
+  | { kind: 'hold'; why: HoldReason; reason: string; code?: string; fileHash?: string; dueAt?: number }
   | { kind: 'gone'; renamedTo?: string };
 
 export type DeleteGuards = {
@@ -113,7 +114,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
     if (input.now >= due) {
       confirmed.push(name);
     } else {
-      verdicts.set(name, { kind: 'hold', why: 'delete-pending', reason: `${rec.file} is missing; confirming the delete` });
+      verdicts.set(name, { kind: 'hold', why: 'delete-pending', reason: `${rec.file} is missing; confirming the delete`, dueAt: due });
       recheckAt = Math.min(recheckAt ?? due, due);
     }
   }
@@ -123,12 +124,13 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
   const heldForRecord = [...input.managed.values()].filter((m) => m.unreadable !== undefined).length;
   const wipesAll = confirmed.length >= 2 && confirmed.length + heldForRecord === input.managed.size;
   let massGuardActive = false;
+  let massDue = input.now;
   if (wipesAll) {
     guards.massSince ??= input.now;
-    const due = guards.massSince + input.massConfirmMs;
-    if (input.now < due) {
+    massDue = guards.massSince + input.massConfirmMs;
+    if (input.now < massDue) {
       massGuardActive = true;
-      recheckAt = Math.min(recheckAt ?? due, due);
+      recheckAt = Math.min(recheckAt ?? massDue, massDue);
     }
   } else {
     guards.massSince = undefined;
@@ -137,7 +139,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
     verdicts.set(
       name,
       massGuardActive
-        ? { kind: 'hold', why: 'delete-pending', reason: 'every managed app vanished at once; waiting for a second scan' }
+        ? { kind: 'hold', why: 'delete-pending', reason: 'every managed app vanished at once; waiting for a second scan', dueAt: massDue }
         : { kind: 'gone' },
     );
   }

@@ -27,6 +27,8 @@ export type StatusUpdate = {
   // Set with `warnings` from a pass: log them once per content hash (issue 8).
   warned?: { fileHash: string };
   urls?: string[];
+  // With phase `deleting`: when the teardown is due (epoch ms).
+  deleteAt?: number;
 };
 
 export type ReporterDeps = {
@@ -70,9 +72,11 @@ export function createReporter(deps: ReporterDeps): Reporter {
     }
   };
 
-  // One journal line a phase change: `from` undefined is a new app.
-  const logPhase = (app: string, file: string, from: Phase | undefined, to: Phase | Departure): void =>
-    deps.log.info({ APP: app, FILE: file, PHASE: to, FROM_PHASE: from ?? null }, `${app}: ${from ?? 'new'} -> ${to}`);
+  // One journal line a phase change: `from` undefined is a new app; a pending delete says when.
+  const logPhase = (app: string, file: string, from: Phase | undefined, to: Phase | Departure, deleteAt?: string | null): void => {
+    const due = deleteAt ? ` (${file} is gone; torn down in ${Math.max(0, Math.ceil((Date.parse(deleteAt) - deps.now()) / 1000))} s unless it comes back)` : '';
+    deps.log.info({ APP: app, FILE: file, PHASE: to, FROM_PHASE: from ?? null }, `${app}: ${from ?? 'new'} -> ${to}${due}`);
+  };
 
   return {
     async update(u) {
@@ -100,6 +104,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
         last_error: u.error ?? (u.phase === 'running' ? null : (before?.last_error ?? null)),
         code: u.error !== undefined ? (u.code ?? null) : u.phase === 'running' ? null : (before?.code ?? null),
         warnings: u.warnings ?? before?.warnings ?? [],
+        delete_at: u.phase === 'deleting' && u.deleteAt !== undefined ? new Date(u.deleteAt).toISOString() : null,
         updated_at: new Date(deps.now()).toISOString(),
       };
       if (status.compose_hash === '') status.compose_hash = null;
@@ -121,9 +126,10 @@ export function createReporter(deps: ReporterDeps): Reporter {
       const same =
         before && before.phase === status.phase && before.last_error === status.last_error && (before.code ?? null) === status.code &&
         before.vm_id === status.vm_id && before.app_id === status.app_id &&
-        before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n');
+        before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n') &&
+        (before.delete_at ?? null) === status.delete_at;
       if (same) return;
-      if (before?.phase !== status.phase) logPhase(u.app, u.file, before?.phase, status.phase);
+      if (before?.phase !== status.phase) logPhase(u.app, u.file, before?.phase, status.phase, status.delete_at);
       current.set(u.app, status);
       await deps.write(status);
       publish();

@@ -1,6 +1,7 @@
-// The phases an app moves through, in one list (STYLE rule 5): status files, `status`, the
+// The phases an app moves through, in one list (`deleting`: its file is gone and the delete is
+// being confirmed; `removing`: the teardown runs) (STYLE rule 5): status files, `status`, the
 // STATUS= line and the handlers all take them from here.
-export const PHASES = ['pending', 'registering', 'deploying', 'running', 'updating', 'removing', 'failed', 'invalid'] as const;
+export const PHASES = ['pending', 'registering', 'deploying', 'running', 'updating', 'deleting', 'removing', 'failed', 'invalid'] as const;
 export type Phase = (typeof PHASES)[number];
 
 // The phases the STATUS= line always names, even at 0 (docs/apps-dir.md rule 21); the others appear

@@ -5,8 +5,8 @@ import type { ConfigSource } from '../config.ts';
 import type { Phase } from './phase.ts';
 import type { AppStatus, GatewayStatusFile, SupervisorPhase, SupervisorStatus } from './schema.ts';
 
-// An app's status with `code` always present (files from before issue 15 have none).
-export type AppReport = Omit<AppStatus, 'code'> & { code: string | null };
+// An app's status with `code` and `delete_at` always present (files from before issue 15 have none).
+export type AppReport = Omit<AppStatus, 'code' | 'delete_at'> & { code: string | null; delete_at: string | null };
 
 export type StatusReport = {
   // supervisor.toml as this command found it (`found` false: absent, every key has its default).
@@ -44,6 +44,6 @@ export function buildStatusReport(config: ConfigSource, service: SupervisorStatu
       pid,
     },
     gateway,
-    apps: apps.map((app) => ({ ...app, code: app.code ?? null })),
+    apps: apps.map((app) => ({ ...app, code: app.code ?? null, delete_at: app.delete_at ?? null })),
   };
 }

@@ -2,7 +2,7 @@
 // wait on (`phase == "running"`), and `_supervisor.json` for the service as a whole.
 import { z } from 'zod';
 import { APP_NAME_PATTERN } from '../app/name.ts';
-import { PHASES } from './phase.ts';
+import { PHASES, type Phase } from './phase.ts';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (a sha256)');
 const isoTime = z.iso.datetime();
@@ -26,6 +26,9 @@ export const AppStatusSchema = z
     // Absent in files written before issue 15.
     code: z.string().regex(/^[A-Z][A-Z0-9_]*$/).nullable().optional(),
     warnings: z.array(z.string()),
+    // Phase `deleting`: when the app is torn down unless its file comes back; null otherwise.
+    // Absent in files written before issue 15.
+    delete_at: isoTime.nullable().optional(),
     updated_at: isoTime,
   })
   .strict();
@@ -40,7 +43,10 @@ export const SupervisorStatusSchema = z
   .object({
     phase: z.enum(SUPERVISOR_PHASES),
     watcher: z.enum(['ok', 'degraded']),
-    counts: z.record(z.enum(PHASES), z.number().int().nonnegative()),
+    // Every phase, 0 when empty; a file written before a phase existed lacks its key.
+    counts: z
+      .partialRecord(z.enum(PHASES), z.number().int().nonnegative())
+      .transform((counts) => Object.fromEntries(PHASES.map((p) => [p, counts[p] ?? 0])) as Record<Phase, number>),
     // The package version of the service that wrote the file; absent in files before issue 15.
     version: z.string().min(1).optional(),
     updated_at: isoTime,

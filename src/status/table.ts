@@ -4,19 +4,21 @@ import type { AppStatus } from './schema.ts';
 const PREFIX = 12;
 const HEADER = ['APP', 'FILE', 'PHASE', 'APP ID', 'VM ID', 'HASH', 'URLS', 'LAST ERROR'] as const;
 
-// Render the statuses as a table; absent values print as `-`, ids and hashes as 12-hex prefixes.
-export function formatStatusTable(apps: readonly AppStatus[]): string {
-  const rows = [HEADER.slice(), ...apps.map(statusRow)];
+// Render the statuses as a table; absent values print as `-`, ids and hashes as 12-hex prefixes,
+// and a pending delete with the time left (`deleting (4 s)`) as of `now`.
+export function formatStatusTable(apps: readonly AppStatus[], now = Date.now()): string {
+  const rows = [HEADER.slice(), ...apps.map((s) => statusRow(s, now))];
   const widths = HEADER.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
   // The last column is not padded, so lines carry no trailing blanks.
   return rows.map((r) => r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  ')).join('\n');
 }
 
-function statusRow(s: AppStatus): string[] {
+function statusRow(s: AppStatus, now: number): string[] {
+  const left = s.phase === 'deleting' && s.delete_at ? ` (${Math.max(0, Math.ceil((Date.parse(s.delete_at) - now) / 1000))} s)` : '';
   return [
     s.app,
     s.file,
-    s.phase,
+    `${s.phase}${left}`,
     s.app_id?.slice(0, PREFIX) ?? '-',
     s.vm_id ?? '-',
     s.compose_hash?.slice(0, PREFIX) ?? '-',

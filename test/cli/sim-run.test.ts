@@ -42,6 +42,8 @@ test('issue 15: a simulated host names its KMS URL, and SIGINT says the simulate
   assert.equal(health.statusCode, 200, 'the URL named is the KMS');
   await health.body.dump();
 
+  // SIGINT is handled once the supervisor watches apps.d; init comes before that.
+  await waitUntil(() => /watching \S+apps\.d/.test(out), 'the supervisor watching apps.d', 30_000);
   child.kill('SIGINT');
   const result = await child;
   assert.equal(result.exitCode, 0);

@@ -34,7 +34,7 @@ test('rule 21, issue 15: status --json prints one object: config, supervisor and
   const { config, state } = await setup(t);
   const shop = sampleStatus({ code: null });
   const blog = sampleStatus({ app: 'blog', file: 'blog.yml', phase: 'invalid', last_error: 'blog.yml:3:1: bad indent', code: 'APP_YAML' });
-  // Written before issue 15: no `code`; the report says null.
+  // Written before issue 15: no `code` nor `delete_at`; the report says null.
   const { code: _none, ...old } = sampleStatus({ app: 'old', file: 'old.yml' });
   for (const app of [shop, blog, old]) await writeAppStatus(state, app);
   const counts = countPhases([shop, blog, old]);
@@ -45,7 +45,7 @@ test('rule 21, issue 15: status --json prints one object: config, supervisor and
     config: { path: config, found: true },
     supervisor: { phase: 'ready', ready: true, watcher: 'ok', counts, version: '9.8.7', updated_at: '2026-01-01T00:00:00.000Z', pid: null },
     gateway: null,
-    apps: [blog, { ...old, code: null }, shop],
+    apps: [blog, { ...old, code: null }, shop].map((app) => ({ ...app, delete_at: app.delete_at ?? null })),
   });
 });
 
