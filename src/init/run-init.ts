@@ -21,7 +21,7 @@ import type { PortProbe } from './kms-port.ts';
 import { PreflightError, type PreflightProblem } from './errors.ts';
 import { findHostProblems } from './preflight.ts';
 import { configPaths, renderHostConfig } from './render.ts';
-import { ensureTlsCerts, type TlsDeps } from './tls.ts';
+import { ensureHostCa, type TlsDeps } from './tls.ts';
 import { HOST_UNITS, startHostUnits, waitVmmAnswering } from './units.ts';
 
 // How long init waits. The KMS budget covers the CVM's boot and its key bootstrap; a first boot
@@ -98,8 +98,8 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   written.push(...rendered.written);
   await record('render', { kms_port: rendered.kmsPort });
 
-  step(4, 'TLS certificates for the local endpoints');
-  const tls = await ensureTlsCerts(join(init.config_dir, 'tls'), deps.tls);
+  step(4, 'the host CA (tls/ca.crt)');
+  const tls = await ensureHostCa(join(init.config_dir, 'tls'), deps.tls);
   written.push(...tls.written);
   await record('tls', { ca_sha256: new X509Certificate(await readFile(tls.paths.caCert)).fingerprint256 });
 

@@ -1,11 +1,13 @@
-// Init step 4: a local CA and a server certificate for the Tier 1 surfaces (the VMM dashboard
-// over HTTPS). Keys come from node:crypto (forge's pure-JS keygen takes seconds, docs/platform-notes.md
-// §1); node-forge only builds the X.509 structures, which node:crypto cannot. A re-run keeps
-// certificates that are still good and re-issues only what is expiring, broken or no longer
-// covers the host's names.
+// Init step 4: the host CA, `<config_dir>/tls/ca.{crt,key}`. It signs the certificates the
+// simulated gateway serves (in place of an ACME CA), so `curl --cacert` works in `npm run dev`.
+// No server certificate is issued: nothing on the host would serve one (dstack-vmm listens on a
+// unix socket, Tier 1 apps publish their own ports). Keys come from node:crypto (forge's pure-JS
+// keygen takes seconds, docs/platform-notes.md §1); node-forge only builds the X.509 structures,
+// which node:crypto cannot. A re-run keeps a CA that is still good and replaces one that is
+// expiring, broken or not a CA.
 import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmod, stat } from 'node:fs/promises';
-import { hostname as osHostname, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
+import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { tlsError } from './errors.ts';
@@ -16,71 +18,46 @@ const CA_LIFETIME_DAYS = 3650;
 // Apple platforms refuse server certificates valid for more than 825 days even under a
 // user-installed CA; 397 also satisfies the stricter public-CA rule browsers apply.
 const SERVER_LIFETIME_DAYS = 397;
-// Re-issue ahead of expiry so a host that re-inits now and then never serves an expired cert.
+// Re-issue ahead of expiry so a host that re-inits now and then never signs with an expired CA.
 const CA_RENEW_DAYS = 365;
-const SERVER_RENEW_DAYS = 30;
 
-// The four files under the TLS directory.
-export type TlsPaths = { caCert: string; caKey: string; cert: string; key: string };
+// The CA's two files under the TLS directory.
+export type TlsPaths = { caCert: string; caKey: string };
 
-// The names a server certificate must cover.
+// The names a server certificate covers.
 export type HostNames = { dns: string[]; ips: string[] };
 
-// Injected edges: the clock, and the host's name and interfaces (os.* by default).
-export type TlsDeps = { now?: () => number; hostname?: string; interfaces?: NodeJS.Dict<NetworkInterfaceInfo[]> };
+// Injected edges: the clock, and the host's name (os.hostname by default) for the CA's name.
+export type TlsDeps = { now?: () => number; hostname?: string };
 
-// What ensureTlsCerts left in place and which files it had to write (empty on a healthy re-run).
-export type TlsResult = { paths: TlsPaths; names: HostNames; written: string[] };
+// What ensureHostCa left: the paths, and the files it wrote (none on a healthy re-run).
+export type TlsResult = { paths: TlsPaths; written: string[] };
 
 // The TLS files below `dir`.
 export function tlsPaths(dir: string): TlsPaths {
-  return { caCert: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key'), cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
+  return { caCert: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key') };
 }
 
-// The host's names: its hostname and `localhost`, and every address except link-local ones,
-// which are only reachable with a zone id that a URL cannot carry to a certificate check.
-export function hostNames(hostname: string, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>): HostNames {
-  const dns = [...new Set([hostname.toLowerCase(), 'localhost'].filter((n) => n !== ''))];
-  const ips = Object.values(interfaces)
-    .flatMap((list) => list ?? [])
-    .map((info) => info.address)
-    .filter((ip) => !/^fe[89ab]/i.test(ip) && !ip.startsWith('169.254.'));
-  return { dns, ips: [...new Set(ips)] };
-}
-
-// Make sure `dir` holds a usable CA and a server certificate for this host's names.
-export async function ensureTlsCerts(dir: string, deps: TlsDeps = {}): Promise<TlsResult> {
+// Make sure `dir` holds a usable CA, its key mode 0600.
+export async function ensureHostCa(dir: string, deps: TlsDeps = {}): Promise<TlsResult> {
   const now = deps.now?.() ?? Date.now();
   const paths = tlsPaths(dir);
-  const names = hostNames(deps.hostname ?? osHostname(), deps.interfaces ?? networkInterfaces());
   const written: string[] = [];
   const write = async (path: string, data: string, mode: number): Promise<void> => {
     if (await writeIfChanged(path, data, mode)) written.push(path);
   };
-
-  let ca = await loadPair(paths.caCert, paths.caKey);
+  const ca = await loadPair(paths.caCert, paths.caKey);
   if (ca === undefined || !ca.cert.ca || !fresh(ca.cert, now, CA_RENEW_DAYS)) {
-    const issued = issueCa(names.dns[0] ?? 'localhost', now);
+    const issued = issueCa((deps.hostname ?? osHostname()).toLowerCase() || 'localhost', now);
     await write(paths.caKey, issued.keyPem, 0o600);
     await write(paths.caCert, issued.certPem, 0o644);
-    ca = { cert: new X509Certificate(issued.certPem), keyPem: issued.keyPem, certPem: issued.certPem };
   }
-  const server = await loadPair(paths.cert, paths.key);
-  const serverGood =
-    server !== undefined && server.cert.checkIssued(ca.cert) && server.cert.verify(ca.cert.publicKey) && fresh(server.cert, now, SERVER_RENEW_DAYS) && covers(server.cert, names);
-  if (!serverGood) {
-    const issued = issueServerCert(names, ca, now);
-    await write(paths.key, issued.keyPem, 0o600);
-    await write(paths.cert, issued.certPem, 0o644);
+  // The key stays private even if someone loosened it; writeIfChanged fixed it if we rewrote it.
+  if (((await stat(paths.caKey)).mode & 0o777) !== 0o600) {
+    await chmod(paths.caKey, 0o600);
+    written.push(paths.caKey);
   }
-  // Keys stay private even if someone loosened them; writeIfChanged fixed any we rewrote.
-  for (const key of [paths.caKey, paths.key]) {
-    if (((await stat(key)).mode & 0o777) !== 0o600) {
-      await chmod(key, 0o600);
-      written.push(key);
-    }
-  }
-  return { paths, names, written: [...new Set(written)] };
+  return { paths, written: [...new Set(written)] };
 }
 
 type Pair = { cert: X509Certificate; certPem: string; keyPem: string };
@@ -110,11 +87,6 @@ function fresh(cert: X509Certificate, now: number, renewDays: number): boolean {
   return Date.parse(cert.validFrom) <= now && Date.parse(cert.validTo) - now > renewDays * DAY_MS;
 }
 
-// A name that went away (an interface removed) does not force a new cert; a missing one does.
-function covers(cert: X509Certificate, names: HostNames): boolean {
-  return names.dns.every((n) => cert.checkHost(n, { subject: 'never' }) !== undefined) && names.ips.every((ip) => cert.checkIP(ip) !== undefined);
-}
-
 // A certificate and its private key, both PEM.
 export type Issued = { certPem: string; keyPem: string };
 
@@ -134,8 +106,8 @@ function issueCa(hostname: string, now: number): Issued {
   return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.privatePem };
 }
 
-// A server certificate for `names` signed by `ca`, valid from `now` for SERVER_LIFETIME_DAYS.
-// The simulated gateway issues its wildcard with it too, in place of an ACME CA.
+// A server certificate for `names` signed by `ca`, valid from `now` for SERVER_LIFETIME_DAYS: what
+// the simulated gateway serves, in place of an ACME CA's.
 export function issueServerCert(names: HostNames, ca: Issued, now: number): Issued {
   const keys = newKeyPair();
   const caCert = forge.pki.certificateFromPem(ca.certPem);

@@ -26,7 +26,7 @@
 //   is reachable through its SNI proxy (gateway-guest.ts).
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureTlsCerts, tlsPaths, type Issued } from '../init/tls.ts';
+import { ensureHostCa, tlsPaths, type Issued } from '../init/tls.ts';
 import type { StatusRequestInput, VmInfo } from '../vmm/messages.ts';
 import { StatusRequestSchema } from '../vmm/messages.ts';
 import { createWebhookKeyRequester, DEFAULT_SIM_PLATFORM, type SimPlatform } from './app-keys.ts';
@@ -252,6 +252,6 @@ async function loadHostCa(tlsDir: string): Promise<Issued> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await ensureTlsCerts(tlsDir);
+  await ensureHostCa(tlsDir);
   return read();
 }

@@ -109,7 +109,7 @@ export async function startInitStage(t: TestContext, options: StageOptions = {})
         log,
         status: (text) => statuses.push(text),
         timing: { kmsTimeoutMs: 5_000, vmmTimeoutMs: 2_000, pollMs: 10 },
-        tls: { hostname: 'dstack-test', interfaces: {} },
+        tls: { hostname: 'dstack-test' },
         ...extra,
       }),
     mutations: () => sim.faults.calls().filter((m) => MUTATING.has(m)),

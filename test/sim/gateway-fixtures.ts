@@ -5,7 +5,7 @@ import { createServer } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { TestContext } from 'node:test';
-import { ensureTlsCerts, type Issued } from '../../src/init/tls.ts';
+import { ensureHostCa, type Issued } from '../../src/init/tls.ts';
 import { startSimGateway, type SimGateway, type SimGatewayOptions } from '../../src/sim/gateway.ts';
 import { listenServer } from '../../src/sim/http-server.ts';
 import { defer } from '../helpers/cleanup.ts';
@@ -16,7 +16,7 @@ export const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 // A fresh host CA in the test's temp dir, made by init's own helper.
 export async function makeCa(t: TestContext): Promise<Issued> {
   const dir = await makeTempDir(t, 'gw-');
-  const { paths } = await ensureTlsCerts(dir, { hostname: 'gw-test', interfaces: {} });
+  const { paths } = await ensureHostCa(dir, { hostname: 'gw-test' });
   return { certPem: await readFile(paths.caCert, 'utf8'), keyPem: await readFile(paths.caKey, 'utf8') };
 }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { ensureTlsCerts } from '../../src/init/tls.ts';
+import { ensureHostCa } from '../../src/init/tls.ts';
 import type { EnvEntry } from '../../src/secrets/dotenv.ts';
 import { sealEnv } from '../../src/secrets/seal.ts';
 import { hashCompose } from '../../src/sim/vm-rules.ts';
@@ -32,7 +32,7 @@ type GatewayStatus = { hosts: { instance_id: string; app_id: string }[] };
 async function tier2Stage(t: TestContext) {
   const dir = await makeTempDir(t);
   const tlsDir = join(dir, 'etc', 'tls');
-  await ensureTlsCerts(tlsDir, { hostname: 'sim-gateway-test', interfaces: {} });
+  await ensureHostCa(tlsDir, { hostname: 'sim-gateway-test' });
   const caPem = await readFile(join(tlsDir, 'ca.crt'), 'utf8');
   const host = await startTestHost(t, { dir, tlsDir, kmsUrl: KMS_URL, kmsUrls: [KMS_URL], gatewayIssueDelayMs: 0, gatewayCheckIntervalMs: 200 });
   const client = createVmmClient({ url: host.vmmUrl, mode: 'json' });
