@@ -20,16 +20,24 @@ const MetadataSchema = z.looseObject({
   initrd: z.string().min(1),
   version: z.string().optional(),
   is_dev: z.boolean().optional(),
+  // Set only in the stand-in image the simulated host writes (src/sim/guest-image.ts); no dstack
+  // release has it.
+  simulated_by: z.string().optional(),
 });
 
-type Candidate = { name: string; version: number[]; isDev: boolean };
+// The value of `simulated_by` in the simulated host's stand-in image.
+export const SIMULATED_IMAGE_MARK = 'dstack-supervisor';
 
-// Find, (download if allowed and needed,) and verify the guest image `init` asks for.
-export async function ensureGuestImage(init: InitSection, deps: DownloadDeps = {}): Promise<GuestImage> {
+type Candidate = { name: string; version: number[]; isDev: boolean; simulated: boolean };
+
+// Find, (download if allowed and needed,) and verify the guest image `init` asks for. On a real
+// host (`simulatedHost` false) the simulated host's stand-in image is never picked, and asked for
+// by name it is refused: a host once run with `[sim] enabled` must not deploy its KMS on it.
+export async function ensureGuestImage(init: InitSection, deps: DownloadDeps = {}, simulatedHost = false): Promise<GuestImage> {
   if (init.image_url !== '' && init.image_sha256 === '') {
     throw imageError(`[init] image_url is set but image_sha256 is empty; put the release's published sha256 in supervisor.toml so the download can be verified before it is unpacked`);
   }
-  let name = await selectImage(init.images_dir, init.image);
+  let name = await selectImage(init.images_dir, init.image, simulatedHost);
   if (name === undefined && init.image_url !== '') {
     name = await downloadImage(init.image_url, init.image_sha256, init.images_dir, deps);
     if (init.image !== '' && name !== init.image) {
@@ -41,16 +49,28 @@ export async function ensureGuestImage(init: InitSection, deps: DownloadDeps = {
     throw imageError(`${init.images_dir}: ${which}; unpack a dstack guest image release there, or set [init] image_url and image_sha256 in supervisor.toml`);
   }
   const dir = join(init.images_dir, name);
+  if (!simulatedHost && (await isSimulatedImage(dir))) {
+    throw imageError(
+      `${dir} is the simulated host's stand-in image (written while supervisor.toml had [sim] enabled = true); a real dstack-vmm cannot boot it. ` +
+        `Remove it (rm -r ${dir}) and unpack a dstack guest image release in ${init.images_dir}, or set [init] image_url and image_sha256`,
+    );
+  }
   return { name, dir, pin: await verifyImage(dir) };
 }
 
-// The configured image's name if its directory exists, else the newest non-dev image, else undefined.
-export async function selectImage(imagesDir: string, configured: string): Promise<string | undefined> {
+async function isSimulatedImage(dir: string): Promise<boolean> {
+  const meta = MetadataSchema.safeParse(parseJson(await readFileIfExists(join(dir, 'metadata.json'))));
+  return meta.success && meta.data.simulated_by === SIMULATED_IMAGE_MARK;
+}
+
+// The configured image's name if its directory exists, else the newest non-dev image (a simulated
+// one only on a simulated host), else undefined.
+export async function selectImage(imagesDir: string, configured: string, simulatedHost = false): Promise<string | undefined> {
   if (configured !== '') {
     const info = await stat(join(imagesDir, configured)).catch(() => undefined);
     return info?.isDirectory() ? configured : undefined;
   }
-  const candidates = (await listCandidates(imagesDir)).filter((c) => !c.isDev);
+  const candidates = (await listCandidates(imagesDir)).filter((c) => !c.isDev && (simulatedHost || !c.simulated));
   candidates.sort((a, b) => compareVersions(b.version, a.version) || (a.name < b.name ? 1 : -1));
   return candidates[0]?.name;
 }
@@ -93,7 +113,7 @@ async function listCandidates(imagesDir: string): Promise<Candidate[]> {
     // The VMM silently skips directories it cannot load (docs/dstack.md §7); so do we.
     if (!meta.success) continue;
     const version = meta.data.version ?? /^dstack-(?:dev-)?(\d[\w.]*)$/.exec(name)?.[1] ?? '';
-    found.push({ name, version: parseVersion(version), isDev: meta.data.is_dev ?? name.startsWith('dstack-dev-') });
+    found.push({ name, version: parseVersion(version), isDev: meta.data.is_dev ?? name.startsWith('dstack-dev-'), simulated: meta.data.simulated_by === SIMULATED_IMAGE_MARK });
   }
   return found;
 }

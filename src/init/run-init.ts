@@ -79,7 +79,7 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   await record('preflight', { sysroot: init.sysroot });
 
   step(2, 'verifying the guest image');
-  const image = await ensureGuestImage(init, deps.download);
+  const image = await ensureGuestImage(init, deps.download, config.sim.enabled);
   await record('image', { name: image.name, pin: image.pin });
 
   step(3, 'rendering vmm.toml, kms.toml, auth-config.json');

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFileIfExists } from '../init/files.ts';
+import { SIMULATED_IMAGE_MARK } from '../init/image.ts';
 import { DEFAULT_SIM_IMAGE, type SimImage } from './vmm-config.ts';
 
 const sha256 = (data: string): string => createHash('sha256').update(data).digest('hex');
@@ -15,7 +16,8 @@ export async function writeFakeGuestImage(imagesDir: string, name = DEFAULT_SIM_
   const dir = join(imagesDir, name);
   await mkdir(dir, { recursive: true });
   const files: Record<string, string> = {
-    'metadata.json': `${JSON.stringify({ kernel: 'bzImage', initrd: 'initramfs.cpio.gz', version, is_dev: false })}\n`,
+    // simulated_by: a real host refuses it (src/init/image.ts), and `apt purge` removes it.
+    'metadata.json': `${JSON.stringify({ kernel: 'bzImage', initrd: 'initramfs.cpio.gz', version, is_dev: false, simulated_by: SIMULATED_IMAGE_MARK })}\n`,
     bzImage: `simulated kernel of ${name}\n`,
     'initramfs.cpio.gz': `simulated initrd of ${name}\n`,
   };

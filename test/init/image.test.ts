@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { ensureGuestImage, selectImage, verifyImage } from '../../src/init/image.ts';
 import { InitError } from '../../src/init/errors.ts';
 import { initIn, serveHttp, tempDir } from './helpers.ts';
+import { writeFakeGuestImage } from '../../src/sim/guest-image.ts';
 
 const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
@@ -104,6 +105,24 @@ test('ensureGuestImage without any image says where to put one', async (t) => {
   assert.ok(err instanceof InitError);
   assert.equal(err.code, 'INIT_IMAGE');
   assert.match(err.message, /image_url/);
+});
+
+// Issue 15: a host run once with [sim] enabled keeps the stand-in image in images_dir; switched to
+// real, init must not deploy its KMS on it.
+test('issue 15: on a real host the simulated stand-in image is passed over, and refused by name with what to do', async (t) => {
+  const root = await tempDir(t);
+  const init = initIn(root, { image: '' });
+  const fake = await writeFakeGuestImage(init.images_dir, 'dstack-0.9.0', '0.9.0');
+  const refused = await ensureGuestImage(init).catch((e: unknown) => e);
+  assert.ok(refused instanceof InitError);
+  assert.match(refused.message, /no usable \(non-dev\) guest image/, 'the newest image is a simulated one, so none is usable');
+  const byName = await ensureGuestImage({ ...init, image: fake.name }).catch((e: unknown) => e);
+  assert.ok(byName instanceof InitError);
+  const dir = join(init.images_dir, fake.name);
+  assert.equal(byName.message, `init image: ${dir} is the simulated host's stand-in image (written while supervisor.toml had [sim] enabled = true); a real dstack-vmm cannot boot it. Remove it (rm -r ${dir}) and unpack a dstack guest image release in ${init.images_dir}, or set [init] image_url and image_sha256`);
+  await writeImage(join(init.images_dir, 'dstack-0.5.11'));
+  assert.equal((await ensureGuestImage(init)).name, 'dstack-0.5.11', 'a real image beside it is picked');
+  assert.equal((await ensureGuestImage(init, {}, true)).name, 'dstack-0.9.0', 'a simulated host takes its own image');
 });
 
 // Serve one tarball built from a real image directory; returns its URL and sha256.

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { JOURNAL_PRIORITY, type Level } from '../../src/log/logger.ts';
+import { writeFakeGuestImage } from '../../src/sim/guest-image.ts';
 import { readNodeFlags } from '../../src/node-flags.ts';
 import { buildDeb, whyNotRunnable } from './build.ts';
 import { bootContainer, listTree, waitFor, type Container } from './container.ts';
@@ -197,7 +198,9 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   assert.ok(existsSync(join(root, 'etc/dstack/apps.d/web.yaml')));
   assert.equal(existsSync(join(root, 'usr/lib/dstack-supervisor')), false);
 
-  // apt purge (after the operator removed their app files): nothing of the package is left.
+  // apt purge (after the operator removed their app files): nothing of the package is left, not
+  // even the stand-in guest image a simulated host with init writes to images_dir (issue 15).
+  await writeFakeGuestImage(join(root, 'var/lib/dstack/images'));
   await rm(join(root, 'etc/dstack/apps.d/web.yaml'));
   await rm(join(root, 'etc/dstack/apps.d/My_App.yml'));
   await run(c, ['apt-get', 'purge', '-y', 'dstack-supervisor']);
