@@ -30,6 +30,9 @@ export type ReconcileDeps = HandlerDeps & {
   decide(decision: Decision): void;
   // The app id the app's last status named, if any (see unrecordedAppId).
   lastAppId(name: string): string | undefined;
+  // For a VM whose guest could not register with the gateway: what the gateway lists for it
+  // (src/gateway/app-view.ts), or undefined while Tier 2 is off.
+  gatewayView?(vm: VmInfo): string | undefined;
 };
 
 // The app id of an app that has no record: the one its last status named, since the record may
@@ -136,9 +139,10 @@ async function step(
       // found by the soak); a teardown in progress is left to finish.
       if (record && record.intent?.op !== 'teardown') await repairEntry(record, deps);
       // The content may have been held back (invalid) while this VM kept running: say it runs,
-      // and whether the gateway routes to it (a registration the guest keeps retrying).
+      // and whether the gateway routes to it (a registration the guest keeps retrying): the
+      // guest's boot error, and what the gateway itself lists for the app.
       if (record && desired.kind === 'app') {
-        const unrouted = vm && isGatewayRegistrationError(vm.boot_error) ? { error: vm.boot_error, code: 'GATEWAY_UNREGISTERED' } : {};
+        const unrouted = vm && isGatewayRegistrationError(vm.boot_error) ? { error: [vm.boot_error, deps.gatewayView?.(vm)].filter(Boolean).join('; '), code: 'GATEWAY_UNREGISTERED' } : {};
         await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record, ...unrouted });
       }
       return { kind: 'done' };

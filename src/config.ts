@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { SupervisorError } from './errors.ts';
 import { InitSectionSchema } from './init/config-schema.ts';
@@ -90,6 +91,27 @@ const AppsSectionSchema = z
     message: 'must be at least backoff_initial_s',
   });
 
+// A DNS server as node:dns setServers() takes it: an IPv4 or IPv6 address, with a port as
+// `1.2.3.4:53` or `[::1]:53`.
+function isDnsServer(value: string): boolean {
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(value);
+  if (bracketed) return isIP(bracketed[1]!) === 6 && (bracketed[2] === undefined || Number(bracketed[2]) <= 65535);
+  const withPort = /^([\d.]+):(\d{1,5})$/.exec(value);
+  if (withPort) return isIP(withPort[1]!) === 4 && Number(withPort[2]) <= 65535;
+  return isIP(value) !== 0;
+}
+
+// `[gateway]`: how the supervisor looks at Tier 2 from the host (gateway.d holds what it deploys).
+const GatewaySectionSchema = z
+  .object({
+    // The resolvers asked whether `*.<domain>` points at this host; empty = the host's own
+    // (/etc/resolv.conf). A public resolver here sees what the world sees, past split-horizon DNS.
+    dns_servers: z
+      .array(z.string().refine(isDnsServer, 'must be an IP address, optionally with a port ("1.1.1.1", "1.1.1.1:53", "[2606:4700:4700::1111]:53")'))
+      .default([]),
+  })
+  .strict();
+
 // `[sim]`: the simulated host. Chosen only by this explicit key, never by accident.
 const SimSectionSchema = z
   .object({
@@ -103,6 +125,7 @@ const SECTIONS = {
   auth: AuthSectionSchema,
   init: InitSectionSchema,
   apps: AppsSectionSchema,
+  gateway: GatewaySectionSchema,
   sim: SimSectionSchema,
 } as const;
 
@@ -116,6 +139,7 @@ export const ConfigSchema = z
     auth: SECTIONS.auth.prefault({}),
     init: SECTIONS.init.prefault({}),
     apps: SECTIONS.apps.prefault({}),
+    gateway: SECTIONS.gateway.prefault({}),
     sim: SECTIONS.sim.prefault({}),
   })
   .strict();

@@ -209,6 +209,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     },
     loadRecord: (name) => records.load(name),
     lastAppId: (name) => reporter.statuses().find((st) => st.app === name)?.app_id ?? undefined,
+    gatewayView: (vm) => tier2?.viewOf(vm),
     listVms: (name) => snapshot.list(name),
     touched: (name) => snapshot.touched(name),
     decide: (d) => reporter.decide(d),

@@ -98,6 +98,15 @@ test('a wrong type names the file, the key as it appears in the file, and the pr
   assert.match(invalid('[apps]\nport_address = "localhost"\n').message, /\[apps\] port_address: must be an IPv4 or IPv6 address/);
 });
 
+test('issue 14: [gateway] dns_servers takes addresses as node:dns does, with or without a port, and refuses names', () => {
+  assert.deepEqual(DEFAULTS.gateway.dns_servers, []);
+  const servers = ['1.1.1.1', '1.1.1.1:53', '2606:4700:4700::1111', '[2606:4700:4700::1111]:53', '127.0.0.1:5353'];
+  assert.deepEqual(parseConfig(`[gateway]\ndns_servers = ${JSON.stringify(servers)}\n`, 'x.toml').gateway.dns_servers, servers);
+  for (const bad of ['dns.google', '1.1.1.1:99999', '[1.1.1.1]:53', '1.1.1:53', '']) {
+    assert.match(invalid(`[gateway]\ndns_servers = [${JSON.stringify(bad)}]\n`).message, /\[gateway\] dns_servers\[0\]: must be an IP address, optionally with a port/, bad);
+  }
+});
+
 test('unknown keys are errors, at the top level and inside a section', () => {
   const err = invalid('appsdir = "/x"\n[apps]\nsettle = 1\n[nope]\n');
   assert.equal(err.code, 'CONFIG_INVALID');

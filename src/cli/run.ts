@@ -35,7 +35,10 @@ export async function startSimulatedHost(config: Config, log: Logger): Promise<{
   const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, kmsUrls: [kmsUrl], kmsUrl, ...fromInit });
   log.warn({ VMM: sim.vmmUrl }, `SIMULATED HOST: dstack-vmm is simulated at ${sim.vmmUrl} ([sim] enabled = true); no CVM is real`);
   const apps = { ...config.apps, kms_public_key: config.apps.kms_public_key || sim.envKeys.kmsPublicKeyHex };
-  return { config: { ...config, apps, vmm: { ...config.vmm, url: sim.vmmUrl, token_file: sim.tokenFile ?? '' } }, stop: sim.stop };
+  // Tier 2's DNS check asks the simulated DNS server (names under the simulated gateway's domain
+  // resolve to 127.0.0.1), unless [gateway] dns_servers names resolvers of its own.
+  const gateway = { ...config.gateway, dns_servers: config.gateway.dns_servers.length > 0 ? config.gateway.dns_servers : [sim.dns.server] };
+  return { config: { ...config, apps, gateway, vmm: { ...config.vmm, url: sim.vmmUrl, token_file: sim.tokenFile ?? '' } }, stop: sim.stop };
 }
 
 // Resolve on the first SIGTERM or SIGINT; a second one exits at once. On a real host the CVMs

@@ -8,6 +8,7 @@ import { describeError, SupervisorError } from '../errors.ts';
 import { readAllStatuses, readGatewayStatus, readSupervisorStatus, statusDir, STATUS_READ } from '../status/store.ts';
 import { formatStatusLine } from '../status/summary.ts';
 import { formatStatusTable } from '../status/table.ts';
+import { formatGatewayStatus } from '../status/gateway-text.ts';
 import { buildStatusReport } from '../status/report.ts';
 import type { SupervisorStatus } from '../status/schema.ts';
 import { parseCommand } from './args.ts';
@@ -45,7 +46,7 @@ export async function run(args: string[]): Promise<number> {
       return 0;
     }
     process.stdout.write(`${describeConfig(source)}\n${describeService(service, pid, statusDir(stateDir))}\n`);
-    if (gateway) process.stdout.write(`gateway: ${gateway.phase}${gateway.domain ? ` (*.${gateway.domain})` : ''}: ${gateway.reason}\n`);
+    if (gateway) process.stdout.write(`${formatGatewayStatus(gateway)}\n`);
     if (listing.apps.length > 0) process.stdout.write(`\n${formatStatusTable(listing.apps)}\n`);
     return 0;
   } catch (err) {

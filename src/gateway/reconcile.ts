@@ -11,6 +11,7 @@ import type { EnvEntry } from '../secrets/dotenv.ts';
 import type { VmmClient } from '../vmm/client.ts';
 import type { VmConfigurationInput, VmInfo } from '../vmm/messages.ts';
 import type { GatewayAdmin } from './admin-client.ts';
+import type { HostInfo } from './admin-messages.ts';
 import { GatewayAdminError } from './errors.ts';
 import type { GATEWAY_PHASES } from '../status/schema.ts';
 
@@ -31,15 +32,19 @@ export type GatewayPlan = {
   admin: () => GatewayAdmin;
 };
 
-// Where Tier 2 stands; `serving`: apps may be switched to it.
+// Where Tier 2 stands; `serving`: apps may be switched to it. A gateway CVM that failed to boot
+// or exited brings its `bootError` ('' for none reported) and the last lines of its log; one that
+// serves, the instances its admin `Status` lists (undefined when that could not be read).
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
-export type GatewayOutcome = { phase: GatewayPhase; serving: boolean; reason: string; vmId?: string };
+export type GatewayOutcome = { phase: GatewayPhase; serving: boolean; reason: string; vmId?: string; bootError?: string; logTail?: string[]; hosts?: HostInfo[] };
 
 export type GatewayStepDeps = {
   vmm: Pick<VmmClient, 'createVm' | 'updateVm' | 'startVm' | 'stopVm'>;
   allowlist: Pick<Allowlist, 'addHash' | 'setHashes' | 'removeApp' | 'setGatewayAppId'>;
   // Encrypt env entries for the gateway's app id (src/secrets/seal.ts).
   seal: (appId: string, entries: EnvEntry[]) => Promise<string>;
+  // The last lines of a VM's log on the VMM (`GET /logs`); never throws.
+  vmLogs: (vmId: string) => Promise<string[]>;
   // Remembered across steps: the DNS token last handed to the gateway, as a fingerprint (the
   // gateway redacts it in every reply, so it cannot be compared there).
   memory: { dnsFingerprint?: string; certWaits: number };
@@ -97,21 +102,26 @@ export async function stepEnable(plan: GatewayPlan, vms: readonly VmInfo[], deps
     });
   }
   if (vm.status === 'stopped' || vm.status === 'exited' || differs(vm, want)) {
+    // An exited guest (a boot error, or its process died) is read before it is started again,
+    // which starts a new log; the step reports the failure, so the caller's backoff spaces the
+    // attempts. The VM is never recreated: its disk holds the ACME account and certificate.
+    const failure = vm.status === 'exited' ? await bootFailure(vm, deps) : undefined;
     await deps.vmm.startVm(vm.id);
-    // A guest that died with a boot error is started again, and the step reports the failure, so
-    // the caller's backoff spaces the attempts.
-    if (vm.status === 'exited' && vm.boot_error) return { phase: 'failed', serving: false, reason: `the gateway CVM ${vm.id} failed to boot (${vm.boot_error}); started it again`, ...at };
+    if (failure) return { ...failure, reason: `${failure.reason}; started it again` };
     return { phase: 'booting', serving: false, reason: `started the gateway CVM ${vm.id}`, ...at };
   }
-  if (vm.boot_error) return { phase: 'failed', serving: false, reason: `the gateway CVM ${vm.id} failed to boot: ${vm.boot_error}`, ...at };
+  if (vm.boot_error) return bootFailure(vm, deps);
   if (vm.boot_progress !== 'done') return { phase: 'booting', serving: false, reason: `the gateway CVM ${vm.id} is booting ("${vm.boot_progress}")`, ...at };
 
   const admin = plan.admin();
+  let hosts: HostInfo[] | undefined;
   try {
     await admin.health();
     await configure(plan, admin, deps);
     const cert = await certificate(plan, admin, deps);
     if (cert) return { phase: 'certificate', serving: false, reason: cert, ...at };
+    // What it has registered, for the status of an app whose guest says it could not register.
+    hosts = await admin.call('Status', {}).then((status) => status.hosts, () => undefined);
   } catch (err) {
     if (err instanceof GatewayAdminError && err.code === 'GATEWAY_UNREACHABLE') {
       return { phase: 'configuring', serving: false, reason: `the gateway CVM ${vm.id} booted, but its service does not answer yet (${err.message})`, ...at };
@@ -122,7 +132,14 @@ export async function stepEnable(plan: GatewayPlan, vms: readonly VmInfo[], deps
   }
   // Only the hash it runs may boot as the gateway from now on.
   await deps.allowlist.setHashes(plan.appId, [hash]);
-  return { phase: 'serving', serving: true, reason: `serving *.${plan.domain} on port ${plan.proxyPort}`, ...at };
+  return { phase: 'serving', serving: true, reason: `serving *.${plan.domain} on port ${plan.proxyPort}`, hosts, ...at };
+}
+
+// A gateway CVM that reported a boot error or exited: that, and the last lines of its log. The
+// reason leaves the log out, so the journal says it once while the tail changes per attempt.
+async function bootFailure(vm: VmInfo, deps: Pick<GatewayStepDeps, 'vmLogs'>): Promise<GatewayOutcome> {
+  const what = vm.boot_error ? `failed to boot (${vm.boot_error})` : `exited (boot stage "${vm.boot_progress}", no boot error reported)`;
+  return { phase: 'failed', serving: false, reason: `the gateway CVM ${vm.id} ${what}`, vmId: vm.id, bootError: vm.boot_error, logTail: await deps.vmLogs(vm.id) };
 }
 
 // Certbot settings, the DNS credential and the ZT domain, each listed first and created or

@@ -3,6 +3,7 @@
 // watch on gateway.d so a dropped file is acted on at once rather than at the next resync.
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Allowlist } from '../auth/allowlist.ts';
@@ -15,6 +16,7 @@ import { writeGatewayStatus } from '../status/store.ts';
 import type { VmmClient } from '../vmm/client.ts';
 import { GATEWAY_VM_NAME } from './compose.ts';
 import { loadGatewayConfig } from './config.ts';
+import { checkWildcardDns, createDnsMonitor, createResolveA } from './dns-check.ts';
 import { gatewayAdminUrl, gatewayUrls, gatewayVmConfig, renderGatewayCvm } from './cvm.ts';
 import { loadOrCreateGatewaySecrets, readGatewaySecrets } from './secrets.ts';
 import { createTier2, type Tier2, type TierSettings } from './tier2.ts';
@@ -24,6 +26,9 @@ const LE_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 
 // The name the supervisor gives the DNS credential it hands the gateway.
 const DNS_CREDENTIAL_NAME = 'dstack-supervisor';
+
+// How much of a failed gateway CVM's log the status shows.
+const GATEWAY_LOG_LINES = 20;
 
 const TierSettingsSchema = z.object({ apps: z.enum(['opt-in', 'all']), baseDomain: z.string(), proxyPort: z.number().int(), urls: z.array(z.string()) });
 
@@ -49,11 +54,26 @@ export type Tier2Service = Tier2 & {
   close: () => Promise<void>;
 };
 
+// This host's IPv4 addresses other than loopback: where `*.<domain>` should point when
+// gateway.toml sets no public_ip.
+function hostAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => a.address));
+}
+
 export function createTier2Service(edges: Tier2Edges): Tier2Service {
   const { config } = edges;
   const file = join(config.gateway_dir, 'gateway.toml');
   const settingsFile = join(config.state_dir, 'gateway', 'enabled.json');
   const guestHost = config.init.guest_host_address;
+  const servers = config.gateway.dns_servers;
+  let resolveA: ReturnType<typeof createResolveA> | undefined;
+  // Checked again at every resync, so a record added (or fixed) clears the warning.
+  const dns = createDnsMonitor({
+    check: (target) => checkWildcardDns(target, { resolve: (name) => (resolveA ??= createResolveA(servers))(name), servers, hostAddresses }),
+    clock: edges.clock,
+    intervalMs: config.apps.resync_s * 1000,
+    log: edges.log,
+  });
   const tier2 = createTier2({
     load: () => loadGatewayConfig(file, { owner: config.apps.owner }),
     async plan(load) {
@@ -97,7 +117,10 @@ export function createTier2Service(edges: Tier2Edges): Tier2Service {
       vmm: edges.vmm,
       allowlist: edges.allowlist,
       seal: (appId, entries) => edges.seal('gateway', appId, entries),
+      // undici again, so loaded with the first failure to read, not at start.
+      vmLogs: async (vmId) => (await import('../init/kms-probe.ts')).readVmLogTail(config.vmm.url, config.vmm.token_file || undefined, vmId, GATEWAY_LOG_LINES),
     },
+    dns: (target) => dns.observe(target),
     changed: edges.changed,
     writeStatus: (s) =>
       writeGatewayStatus(config.state_dir, {
@@ -107,6 +130,9 @@ export function createTier2Service(edges: Tier2Edges): Tier2Service {
         vm_id: s.vmId ?? null,
         domain: s.domain,
         switching: s.switching,
+        boot_error: s.logTail === undefined ? null : (s.bootError ?? ''),
+        log_tail: s.logTail ?? [],
+        dns: s.dns,
         updated_at: new Date(edges.clock.now()).toISOString(),
       }),
     log: edges.log,

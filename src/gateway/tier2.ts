@@ -7,7 +7,9 @@ import type { Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { VmInfo } from '../vmm/messages.ts';
+import { describeGatewayView, type GatewayHostsView, type RegisteringVm } from './app-view.ts';
 import type { GatewayLoad } from './config.ts';
+import type { DnsStatus, DnsTarget } from './dns-check.ts';
 import { stepDisable, stepEnable, type GatewayOutcome, type GatewayPlan, type GatewayStepDeps } from './reconcile.ts';
 import { planSwitch, type SwitchApp } from './switch.ts';
 
@@ -17,7 +19,8 @@ export type AppTier2 = { apps: 'opt-in' | 'all'; serving: boolean; urls: string[
 
 export type TierSettings = Omit<AppTier2, 'serving'>;
 
-export type GatewayStatus = GatewayOutcome & { domain: string | null; switching: string | null };
+// `dns`: the last check of `*.<domain>` while Tier 2 is on and the gateway has served (null before).
+export type GatewayStatus = Omit<GatewayOutcome, 'hosts'> & { domain: string | null; switching: string | null; dns: DnsStatus | null };
 
 export type Tier2Deps = {
   load: () => Promise<GatewayLoad>;
@@ -35,6 +38,8 @@ export type Tier2Deps = {
   // and whether an operation of it is under way (its status is not `running`).
   wanted: () => Array<{ name: string; wanted: boolean; busy: boolean }>;
   step: Omit<GatewayStepDeps, 'memory'>;
+  // Where `*.<domain>` points (checks spaced out and logged by the caller, dns-check.ts).
+  dns: (target: DnsTarget) => Promise<DnsStatus>;
   // The per-app view changed: rebuild the specs (a full pass of the controller).
   changed: () => void;
   writeStatus: (status: GatewayStatus) => Promise<void>;
@@ -50,6 +55,9 @@ export type Tier2 = {
   prime: () => Promise<void>;
   // Undefined while Tier 2 is off: apps are built as without a gateway.
   forApp: (app: string) => AppTier2 | undefined;
+  // For an app VM whose guest could not register: what the gateway lists for it (app-view.ts);
+  // undefined while Tier 2 is off.
+  viewOf: (vm: RegisteringVm) => string | undefined;
   poke: () => void;
   idle: () => Promise<void>;
   stop: () => Promise<void>;
@@ -92,7 +100,10 @@ export function createTier2(deps: Tier2Deps): Tier2 {
   let newcomers = false;
   let missingSince: number | undefined;
   let failures = 0;
-  let last: string | undefined;
+  let lastLine: string | undefined;
+  let lastWritten: string | undefined;
+  let dns: DnsStatus | null = null;
+  let hostsView: GatewayHostsView | undefined;
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = false;
@@ -133,7 +144,10 @@ export function createTier2(deps: Tier2Deps): Tier2 {
       on = settings;
       active = true;
       outcome = await stepEnable(plan, await vmsNow(), { ...deps.step, memory });
-      if (outcome.serving) direction = true;
+      if (outcome.serving) {
+        direction = true;
+        dns = await deps.dns({ domain: load.baseDomain, publicIp: load.config.public_ip });
+      }
     } else if (load.kind === 'invalid') {
       on ??= await deps.recall();
       active = on !== undefined;
@@ -175,20 +189,32 @@ export function createTier2(deps: Tier2Deps): Tier2 {
     perApp = plan.serving;
     newcomers = direction === true;
     if (JSON.stringify([...perApp]) !== before) deps.changed();
-    await report({ ...outcome, domain: on?.baseDomain ?? null, switching: plan.switching ?? null });
+    if (load.kind !== 'on') dns = null;
+    hostsView = active ? { phase: outcome.phase, reason: outcome.reason, ...(outcome.hosts ? { hosts: outcome.hosts } : {}) } : undefined;
+    const { hosts: _hosts, ...shown } = outcome;
+    await report({ ...shown, domain: on?.baseDomain ?? null, switching: plan.switching ?? null, dns });
     if (outcome.phase === 'failed') return Math.min(deps.timing.pollMs * 2 ** failures++, deps.timing.backoffMaxMs);
-    failures = 0;
+    // A gateway started again after a failure boots before it can fail again: the backoff keeps
+    // growing through that boot (it restarted a guest that fails every boot at a fixed pace).
+    if (outcome.phase !== 'booting') failures = 0;
     const settled = (outcome.phase === 'serving' || outcome.phase === 'off' || outcome.phase === 'stopped' || outcome.phase === 'invalid') && plan.switching === undefined;
     return settled ? deps.timing.resyncMs : deps.timing.pollMs;
   }
 
+  // The status file is written whenever it would say something else; the journal gets one line
+  // per phase and reason (a log tail that changes per attempt, or a DNS check, adds none here).
   async function report(status: GatewayStatus): Promise<void> {
+    const written = JSON.stringify(status);
+    if (written === lastWritten) return;
+    lastWritten = written;
     const line = `${status.phase}: ${status.reason}${status.switching ? ` (moving ${status.switching})` : ''}`;
-    if (line === last) return;
-    last = line;
-    // Waiting a moment for a certificate is the normal way to serving; the gateway's own refusal is not.
-    const level = status.phase === 'failed' || status.phase === 'invalid' || (status.phase === 'certificate' && status.reason.startsWith('no certificate')) ? 'warn' : 'info';
-    deps.log[level]({ APP: 'gateway', PHASE: status.phase, VM: status.vmId }, `gateway: ${line}`);
+    if (line !== lastLine) {
+      lastLine = line;
+      // Waiting a moment for a certificate is the normal way to serving; the gateway's own refusal is not.
+      const level = status.phase === 'failed' || status.phase === 'invalid' || (status.phase === 'certificate' && status.reason.startsWith('no certificate')) ? 'warn' : 'info';
+      const tail = status.logTail === undefined ? {} : { BOOT_ERROR: status.bootError, LOG_TAIL: status.logTail };
+      deps.log[level]({ APP: 'gateway', PHASE: status.phase, VM: status.vmId, ...tail }, `gateway: ${line}`);
+    }
     await deps.writeStatus(status).catch((err: unknown) => deps.log.warn({ err }, 'could not write the gateway status file'));
   }
 
@@ -202,7 +228,7 @@ export function createTier2(deps: Tier2Deps): Tier2 {
       .then(
         (nextMs) => schedule(nextMs),
         async (err: unknown) => {
-          await report({ phase: 'failed', serving: false, reason: describeError(err), domain: on?.baseDomain ?? null, switching: null });
+          await report({ phase: 'failed', serving: false, reason: describeError(err), domain: on?.baseDomain ?? null, switching: null, dns });
           schedule(Math.min(deps.timing.pollMs * 2 ** failures++, deps.timing.backoffMaxMs));
         },
       )
@@ -224,6 +250,7 @@ export function createTier2(deps: Tier2Deps): Tier2 {
       newcomers = false;
     },
     forApp: (app) => (active && on ? { ...on, serving: perApp.get(app) ?? newcomers } : undefined),
+    viewOf: (vm) => (active && hostsView ? describeGatewayView(hostsView, vm) : undefined),
     poke,
     async idle() {
       while (running) await running;

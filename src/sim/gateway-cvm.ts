@@ -77,6 +77,8 @@ export type GatewayCvms = {
   failure: (vmId: string) => string | undefined;
   // The VM's gateway faults (kept across its launches); undefined before its first launch.
   faults: (vmId: string) => GatewayFaults | undefined;
+  // The ZT domains of every gateway that runs now (what the simulated DNS answers for).
+  domains: () => string[];
   // Called whenever a VM's gateway starts, fails to start or stops; returns unsubscribe.
   onChange: (listener: (change: GatewayChange, vmId: string) => void) => () => void;
   close: () => Promise<void>;
@@ -210,6 +212,7 @@ export function startGatewayCvms(state: VmmState, options: GatewayCvmOptions): G
     running: (vmId) => launchOf(vmId)?.view,
     failure: (vmId) => launchOf(vmId)?.failure,
     faults: (vmId) => kept.get(vmId)?.hooks.faults,
+    domains: () => [...launches.values()].flatMap((launch) => (launch.view ? [...launch.view.store.domains.keys()] : [])),
     onChange: (listener) => {
       events.on('change', listener);
       return () => events.off('change', listener);

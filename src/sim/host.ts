@@ -16,10 +16,14 @@
 // - GPUs are disabled; images come from `images`, not a directory scan.
 // - GetAppEnvEncryptPubKey answers from `envKeys` (random per-app X25519 keys signed by a
 //   simulated KMS k256 key, see env-keys.ts) instead of proxying to `kms_url`.
-// - `/logs` prints the guest's reported events once; `follow`, `ansi`, `lines`, `ch` are ignored.
 // - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
 // - A VM named `dstack-kms` gets the simulated KMS (kms-server.ts) on its published port 8000
 //   instead of a plain listener: HTTPS `/health` and `GetMeta` once it has "bootstrapped".
+// - `/logs` serves the `serial` channel only (the guest's reported events); `stdout` and `stderr`
+//   are empty. `lines` tails, `follow` and `ansi` are ignored (nothing is followed or coloured).
+// - A DNS server on UDP 127.0.0.1 (dns-server.ts, `dnsServer`) answers A queries for names under
+//   the ZT domains of a running simulated gateway with 127.0.0.1, the simulated host's address,
+//   as the operator's `*.<domain>` record would; tests override any name with `dns.answer`.
 // - A KMS-mode VM named `dstack-gateway` gets the simulated gateway (gateway-cvm.ts) on its
 //   published ports 8000 (RPC), 8001 (admin) and 443 (proxy) once it has booted, certificates
 //   signed by the host CA in `tlsDir`; a gateway-enabled app guest registers with it at boot and
@@ -31,6 +35,7 @@ import type { StatusRequestInput, VmInfo } from '../vmm/messages.ts';
 import { StatusRequestSchema } from '../vmm/messages.ts';
 import { createWebhookKeyRequester, DEFAULT_SIM_PLATFORM, type SimPlatform } from './app-keys.ts';
 import { startAuthWebhook } from './auth-webhook.ts';
+import { startSimDns, type SimDns } from './dns-server.ts';
 import { createEnvKeys, type EnvKeys } from './env-keys.ts';
 import { createFaults, type Faults, type ServerControl } from './faults.ts';
 import { startGatewayCvms, type GatewayCvms, type SimGatewayView } from './gateway-cvm.ts';
@@ -103,6 +108,8 @@ export type SimHost = {
   // The simulated KMS: make its bootstrap stall ('stall') or behave ('none').
   kms: { setFault: (fault: SimKmsFault) => void };
   gateways: SimGateways;
+  // The simulated DNS server: `server` for [gateway] dns_servers, `answer` to change a record.
+  dns: Pick<SimDns, 'server' | 'answer' | 'queries'>;
   stop: () => Promise<void>;
 };
 
@@ -149,6 +156,7 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
     openEnv: (vm) => (vm.launchedEnv === '' ? [] : envKeys.decrypt(vm.appId, vm.launchedEnv)),
     issueDelayMs: gatewayIssueDelayMs,
   });
+  const dns = await startSimDns({ zones: () => gatewayCvms.domains() });
   const gatewayGuests = createGatewayGuests({ state, registerAt: gatewayCvms.registerAt, unregister: gatewayCvms.unregister, intervalMs: gatewayCheckIntervalMs });
   guests = gatewayGuests;
   gatewayCvms.onChange((change) => {
@@ -166,10 +174,11 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
     envKeys,
     kms: { setFault: kms.setFault },
     gateways: createGatewaysView(gatewayCvms),
+    dns: { server: dns.server, answer: dns.answer, queries: dns.queries },
     stop: async () => {
       gatewayGuests.close();
       state.dispose();
-      await Promise.all([listeners.close(), kms.close(), gatewayCvms.close(), server.close(), webhook.close()]);
+      await Promise.all([listeners.close(), kms.close(), gatewayCvms.close(), server.close(), webhook.close(), dns.close()]);
     },
   };
 }

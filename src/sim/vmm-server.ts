@@ -66,9 +66,7 @@ async function serve(options: VmmServerOptions, req: IncomingMessage, res: Serve
     return;
   }
   if (method === 'GET' && url.pathname === '/logs') {
-    const lines = options.logsOf(url.searchParams.get('id') ?? '');
-    if (lines === undefined) res.writeHead(404, { 'content-type': 'text/plain' }).end('VM not found');
-    else res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(lines.map((l) => `${l}\n`).join(''));
+    serveLogs(options, url.searchParams, res);
     return;
   }
   if (method === 'GET' && url.pathname === '/') {
@@ -90,6 +88,22 @@ async function callMethod(options: VmmServerOptions, name: string, body: Buffer 
   const reply = await options.gate(name, () => handler(request), targetOf(request));
   if (mode === 'json' && spec.response === 'google.protobuf.Empty') return Buffer.from('null');
   return encodeMessage(spec.response, spec.responseSchema.parse(reply) as Record<string, unknown>, mode);
+}
+
+// upstream's tail when `lines` is not given (main_routes.rs DEFAULT_TAIL_LINES).
+const DEFAULT_TAIL_LINES = 10_000;
+
+// `GET /logs?id=&follow=&ansi=&lines=&ch=` as upstream's vm_logs answers it (dstack/vmm/src/
+// main_routes.rs): 404 "VM not found" for an unknown id, 400 "Unknown channel <ch>" for a channel
+// other than serial (the default), stdout or stderr, else the last `lines` lines as plain text.
+function serveLogs(options: VmmServerOptions, params: URLSearchParams, res: ServerResponse): void {
+  const lines = options.logsOf(params.get('id') ?? '');
+  if (lines === undefined) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('VM not found');
+  const channel = params.get('ch') ?? 'serial';
+  if (!['serial', 'stdout', 'stderr'].includes(channel)) return void res.writeHead(400, { 'content-type': 'text/plain' }).end(`Unknown channel ${channel}`);
+  const tail = Number(params.get('lines') ?? DEFAULT_TAIL_LINES);
+  const shown = channel !== 'serial' ? [] : Number.isInteger(tail) && tail >= 0 ? lines.slice(Math.max(0, lines.length - tail)) : lines;
+  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(shown.map((l) => `${l}\n`).join(''));
 }
 
 // The VM a request is about: its `id` (a VM id in every request that has one) and, for

@@ -8,6 +8,9 @@ import type { AppStatus, GatewayStatusFile, SupervisorPhase, SupervisorStatus } 
 // An app's status with `code` and `delete_at` always present (files from before issue 15 have none).
 export type AppReport = Omit<AppStatus, 'code' | 'delete_at'> & { code: string | null; delete_at: string | null };
 
+// The gateway's status with every key present.
+export type GatewayReport = Required<{ [K in keyof GatewayStatusFile]: Exclude<GatewayStatusFile[K], undefined> }>;
+
 export type StatusReport = {
   // supervisor.toml as this command found it (`found` false: absent, every key has its default).
   config: ConfigSource;
@@ -25,8 +28,9 @@ export type StatusReport = {
     // process); null when none runs, whatever the file above says.
     pid: number | null;
   };
-  // Tier 2 as the service last wrote `_gateway.json`; null while gateway.d was never used.
-  gateway: GatewayStatusFile | null;
+  // Tier 2 as the service last wrote `_gateway.json`; null while gateway.d was never used. Keys a
+  // file from an older version lacks are null ([] for log_tail).
+  gateway: GatewayReport | null;
   apps: AppReport[];
 };
 
@@ -43,7 +47,7 @@ export function buildStatusReport(config: ConfigSource, service: SupervisorStatu
       updated_at: service?.updated_at ?? null,
       pid,
     },
-    gateway,
+    gateway: gateway && { ...gateway, boot_error: gateway.boot_error ?? null, log_tail: gateway.log_tail ?? [], dns: gateway.dns ?? null },
     apps: apps.map((app) => ({ ...app, code: app.code ?? null, delete_at: app.delete_at ?? null })),
   };
 }

@@ -56,6 +56,18 @@ export type SupervisorStatus = z.infer<typeof SupervisorStatusSchema>;
 
 // Tier 2's gateway (`_gateway.json`, issue 14): where it stands, why, and the app being moved to
 // or from it. Written only once gateway.d has been used.
+// Where `*.<domain>` points (src/gateway/dns-check.ts): `problem` null when it is this host.
+const GatewayDnsSchema = z
+  .object({
+    record: z.string(),
+    expected: z.array(z.string()),
+    resolved: z.array(z.string()),
+    // The resolvers asked; [] = the host's own.
+    servers: z.array(z.string()),
+    problem: z.string().nullable(),
+  })
+  .strict();
+
 export const GATEWAY_PHASES = ['off', 'invalid', 'deploying', 'booting', 'configuring', 'certificate', 'serving', 'draining', 'stopped', 'failed'] as const;
 export const GatewayStatusSchema = z
   .object({
@@ -66,6 +78,12 @@ export const GatewayStatusSchema = z
     // The base domain apps are named under.
     domain: z.string().nullable(),
     switching: z.string().nullable(),
+    // A gateway CVM that failed to boot or exited: its boot_error ("" when it reported none) and
+    // the last lines of its log on the VMM; null and [] otherwise. Absent in files written before.
+    boot_error: z.string().nullable().optional(),
+    log_tail: z.array(z.string()).optional(),
+    // The last check that `*.<domain>` resolves to the host (once the gateway served); null before.
+    dns: GatewayDnsSchema.nullable().optional(),
     updated_at: isoTime,
   })
   .strict();

@@ -35,6 +35,7 @@ export function childConfigToml(stage: SimDir, apps: string[]): string {
     `[vmm]\nurl = "${stage.sim.vmmUrl}"\ntoken_file = ""`,
     `[auth]\nconfig_path = "${stage.authPath}"`,
     `[init]\nenabled = false`,
+    `[gateway]\ndns_servers = ["${stage.sim.dns.server}"]`,
     ['[apps]', ...apps, `owner = ${process.getuid?.() ?? 0}`].join('\n'),
   ].join('\n');
 }

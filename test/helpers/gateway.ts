@@ -3,7 +3,8 @@
 import { request as httpsRequest } from 'node:https';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Harness } from './harness.ts';
+import { composeText, freePorts, startHarness, waitUntil, type Harness, type HarnessOptions } from './harness.ts';
+import { readGatewayStatus } from '../../src/status/store.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
 
 export const DOMAIN = 'apps.example.test';
@@ -28,8 +29,9 @@ export function viaGateway(proxyPort: number, servername: string, ca: string): P
   });
 }
 
-// gateway.toml in ACME mode for DOMAIN, with `extra` top-level lines; the token file beside it
-// unless `withToken` is false.
+// gateway.toml in ACME mode for DOMAIN, the host at 127.0.0.1 (public_ip: where the simulated DNS
+// points names under the simulated gateway's domain), with `extra` top-level lines; the token
+// file beside it unless `withToken` is false.
 export async function writeGatewayToml(h: Harness, ports: { rpc: number; proxy: number }, options: { extra?: string[]; withToken?: boolean } = {}): Promise<void> {
   const { extra = [], withToken = true } = options;
   const dir = h.config.gateway_dir;
@@ -40,7 +42,25 @@ export async function writeGatewayToml(h: Harness, ports: { rpc: number; proxy: 
     await chmod(token, 0o600);
   }
   const file = join(dir, 'gateway.toml');
-  await writeFile(file, [`domain = "${DOMAIN}"`, `rpc_port = ${ports.rpc}`, `proxy_port = ${ports.proxy}`, ...extra, '[certificate]', 'email = "ops@example.test"', `token_file = "${token}"`, ''].join('\n'));
+  await writeFile(file, [`domain = "${DOMAIN}"`, 'public_ip = "127.0.0.1"', `rpc_port = ${ports.rpc}`, `proxy_port = ${ports.proxy}`, ...extra, '[certificate]', 'email = "ops@example.test"', `token_file = "${token}"`, ''].join('\n'));
   await chmod(file, 0o644);
 }
 
+
+// A harness with one app, shop, that asks for the gateway, running on its direct port. Issuance is
+// slow enough (500 ms) for a test to set a fault on the gateway between its first launch and it.
+export async function withGatewayApp(t: Parameters<typeof startHarness>[0], sim: HarnessOptions['sim'] = {}): Promise<{ h: Harness; port: number; ports: { rpc: number; proxy: number } }> {
+  const h = await startHarness(t, { sim: { gatewayIssueDelayMs: 500, ...sim } });
+  const [port, rpc, proxy] = await freePorts(3);
+  await h.put('shop.yaml', `${composeText(port!)}x-dstack:\n  gateway: true\n`);
+  await h.start();
+  await h.deployed('shop');
+  return { h, port: port!, ports: { rpc: rpc!, proxy: proxy! } };
+}
+
+// `_gateway.json` once it is in `phase` with a reason matching `reason`.
+export const gatewayStatus = (h: Harness, phase: string, reason: RegExp) =>
+  waitUntil(async () => {
+    const status = await readGatewayStatus(h.config.state_dir);
+    return status?.phase === phase && reason.test(status.reason) ? status : undefined;
+  }, `gateway ${phase} matching ${reason}`, 30_000);

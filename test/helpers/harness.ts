@@ -125,6 +125,8 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
     vmm: { url: sim.vmmUrl, token_file: '' },
     auth: { config_path: authPath },
     init: { enabled: false },
+    // Tier 2's DNS check asks the simulated host's DNS server, as `npm run dev` does.
+    gateway: { dns_servers: [sim.dns.server] },
     apps: { kms_public_key: sim.envKeys.kmsPublicKeyHex, settle_ms: 100, resync_s: 2, delete_confirm_s: 0.3, owner: process.getuid?.() ?? 0, backoff_initial_s: 1, backoff_max_s: 2, boot_timeout_s: 10, shutdown_timeout_s: 2, ...options.apps },
   });
   const collected = collectLines();

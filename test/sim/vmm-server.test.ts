@@ -106,7 +106,7 @@ test('a body that is not the request message is a 400 in the request mode', asyn
   assert.match(JSON.parse(res.body.toString()).error, /name/);
 });
 
-test('/logs?id= prints the guest events as text; unknown ids are 404 "VM not found"', async (t) => {
+test('/logs?id= prints the guest events as text, the last `lines` of them, on the serial channel; unknown ids are 404, unknown channels 400', async (t) => {
   const { host, send } = await startRaw(t, TOKEN);
   const created = await send('/prpc/CreateVm?json', {
     headers: bearer,
@@ -119,4 +119,12 @@ test('/logs?id= prints the guest events as text; unknown ids are 404 "VM not fou
   assert.match(logs.body.toString(), /boot\.progress: running main script\n.*boot\.progress: done\n$/);
   const missing = await send('/logs?id=nope', { method: 'GET', headers: bearer });
   assert.deepEqual([missing.status, missing.body.toString()], [404, 'VM not found']);
+  const all = (await send(`/logs?id=${id}`, { method: 'GET', headers: bearer })).body.toString().split('\n');
+  const tail = await send(`/logs?id=${id}&lines=2`, { method: 'GET', headers: bearer });
+  assert.deepEqual(tail.body.toString().split('\n'), all.slice(-3), 'the last two lines (and the final newline)');
+  assert.match(all[0]!, /^\[sim\] logs \(/, 'with no `lines`, the whole (short) log');
+  const stdout = await send(`/logs?id=${id}&ch=stdout`, { method: 'GET', headers: bearer });
+  assert.deepEqual([stdout.status, stdout.body.toString()], [200, '']);
+  const bad = await send(`/logs?id=${id}&ch=console`, { method: 'GET', headers: bearer });
+  assert.deepEqual([bad.status, bad.body.toString()], [400, 'Unknown channel console']);
 });

@@ -130,3 +130,24 @@ test('bad usage exits 2 and a missing config file exits 1, both naming the probl
   assert.equal(missing.exitCode, 1);
   assert.match(missing.stderr, /supervisor\.toml\.missing: no such file/);
 });
+
+test('issue 14: the gateway part shows a failed CVM\'s boot error and log tail and where *.<domain> points; --json gives an older file\'s missing keys as null', async (t) => {
+  const { config, state } = await setup(t);
+  const base = { serving: false, vm_id: 'vm-1', domain: 'apps.example.com', switching: null, updated_at: '2026-01-01T00:00:00.000Z' };
+  const dns = { record: '*.apps.example.com', expected: ['203.0.113.7'], resolved: [], servers: [], problem: '*.apps.example.com does not resolve (…); add the DNS record "*.apps.example.com A 203.0.113.7"' };
+  await writeGatewayStatus(state, { ...base, phase: 'failed', reason: 'the gateway CVM vm-1 failed to boot (Boot denied); started it again', boot_error: 'Boot denied', log_tail: ['line one', 'line two'], dns });
+  const text = await status(['--config', config]);
+  assert.equal(text.exitCode, 0, text.stderr);
+  assert.deepEqual(text.stdout.split('\n').slice(2), [
+    'gateway: failed (*.apps.example.com): the gateway CVM vm-1 failed to boot (Boot denied); started it again',
+    '  boot error: Boot denied',
+    '  last lines of its log (GET /logs?id=vm-1 on dstack-vmm):',
+    '    line one',
+    '    line two',
+    `  dns: ${dns.problem}`,
+  ]);
+  // A file written before these keys existed.
+  await writeGatewayStatus(state, { ...base, phase: 'booting', reason: 'booting' });
+  const json = JSON.parse((await status(['--json', '--config', config])).stdout);
+  assert.deepEqual(json.gateway, { ...base, phase: 'booting', reason: 'booting', boot_error: null, log_tail: [], dns: null });
+});
