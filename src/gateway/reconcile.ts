@@ -13,6 +13,7 @@ import type { VmConfigurationInput, VmInfo } from '../vmm/messages.ts';
 import type { GatewayAdmin } from './admin-client.ts';
 import type { HostInfo } from './admin-messages.ts';
 import { GatewayAdminError } from './errors.ts';
+import { asked, freshPatience, shouldAsk, type CertPatience } from './cert-patience.ts';
 import type { GATEWAY_PHASES } from '../status/schema.ts';
 
 // Everything one enable step needs, rendered from gateway.toml and the kept secrets.
@@ -47,11 +48,10 @@ export type GatewayStepDeps = {
   vmLogs: (vmId: string) => Promise<string[]>;
   // Remembered across steps: the DNS token last handed to the gateway, as a fingerprint (the
   // gateway redacts it in every reply, so it cannot be compared there).
-  memory: { dnsFingerprint?: string; certWaits: number };
+  // `cert`: when to ask for the certificate again; `lastCertProblem`: why the last ask failed,
+  // still the status between asks.
+  memory: { dnsFingerprint?: string; cert: CertPatience; lastCertProblem?: string };
 };
-
-// How many steps a missing certificate is waited for before the gateway is asked why.
-const CERT_WAITS_BEFORE_ASKING = 5;
 
 // The gateway's VM: found by name and app id, so a VM some other tool calls dstack-gateway is
 // never taken over.
@@ -174,18 +174,20 @@ async function certificate(plan: GatewayPlan, admin: GatewayAdmin, deps: Gateway
   const { domains } = await admin.call('ListZtDomains', {});
   const status = domains.find((d) => d.config.domain === plan.domain)?.cert_status;
   if (status?.has_cert && status.loaded_in_memory) {
-    deps.memory.certWaits = 0;
+    deps.memory.cert = freshPatience();
     return undefined;
   }
-  deps.memory.certWaits += 1;
-  if (deps.memory.certWaits < CERT_WAITS_BEFORE_ASKING) return `waiting for the certificate of *.${plan.domain}`;
-  deps.memory.certWaits = 0;
+  if (!shouldAsk(deps.memory.cert)) return deps.memory.lastCertProblem ?? `waiting for the certificate of *.${plan.domain}`;
   try {
     await admin.call('RenewZtDomainCert', { domain: plan.domain, force: false });
+    asked(deps.memory.cert, false);
+    deps.memory.lastCertProblem = undefined;
     return `waiting for the certificate of *.${plan.domain} (issuance asked again)`;
   } catch (err) {
+    asked(deps.memory.cert, true);
     const why = err instanceof GatewayAdminError && err.gatewayMessage ? err.gatewayMessage : describeError(err);
-    return `no certificate for *.${plan.domain} yet: ${why}${adviceFor(why)}`;
+    deps.memory.lastCertProblem = `no certificate for *.${plan.domain} yet: ${why}${adviceFor(why)}`;
+    return deps.memory.lastCertProblem;
   }
 }
 

@@ -11,6 +11,7 @@ import { describeGatewayView, type GatewayHostsView, type RegisteringVm } from '
 import type { GatewayLoad } from './config.ts';
 import type { DnsStatus, DnsTarget } from './dns-check.ts';
 import { stepDisable, stepEnable, type GatewayOutcome, type GatewayPlan, type GatewayStepDeps } from './reconcile.ts';
+import { freshPatience } from './cert-patience.ts';
 import { planSwitch, type SwitchApp } from './switch.ts';
 
 // What an app's spec is built with while Tier 2 is on or draining (src/app/spec.ts Tier2), plus
@@ -91,7 +92,7 @@ function gatewayUsers(vms: readonly VmInfo[]): string[] {
 }
 
 export function createTier2(deps: Tier2Deps): Tier2 {
-  const memory: GatewayStepDeps['memory'] = { certWaits: 0 };
+  const memory: GatewayStepDeps['memory'] = { cert: freshPatience() };
   // The last valid gateway.toml: kept while the file is invalid or its removal unconfirmed.
   let on: TierSettings | undefined;
   let active = false;

@@ -59,6 +59,14 @@ export async function withGatewayApp(t: Parameters<typeof startHarness>[0], sim:
 }
 
 // `_gateway.json` once it is in `phase` with a reason matching `reason`.
+// Serving with no app being moved, and `app`'s VM on the gateway and booted.
+export const settledOnGateway = (h: Harness, app: string) =>
+  waitUntil(async () => {
+    const status = await readGatewayStatus(h.config.state_dir);
+    const vm = byName(h, app);
+    return status?.phase === 'serving' && status.switching === null && gatewayEnabled(vm) && vm?.status === 'running' && vm.boot_progress === 'done' ? status : undefined;
+  }, `${app} settled on the serving gateway`, 30_000);
+
 export const gatewayStatus = (h: Harness, phase: string, reason: RegExp) =>
   waitUntil(async () => {
     const status = await readGatewayStatus(h.config.state_dir);

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { composeText, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
-import { byName, direct, gatewayEnabled, gatewayStatus, withGatewayApp, writeGatewayToml } from '../helpers/gateway.ts';
+import { byName, direct, gatewayEnabled, gatewayStatus, settledOnGateway, withGatewayApp, writeGatewayToml } from '../helpers/gateway.ts';
 import type { IssuanceFault } from '../../src/sim/gateway-faults.ts';
 import { rescan } from '../helpers/rules.ts';
 import { formatGatewayStatus } from '../../src/status/gateway-text.ts';
@@ -103,7 +103,8 @@ test('a gateway CVM that fails every boot is started again with a backoff that k
 test('a gateway CVM whose process dies: the journal says it exited, with its log; it is started again, serves again, and apps keep their direct ports', { timeout: 60_000 }, async (t) => {
   const { h, port, ports } = await withGatewayApp(t);
   await writeGatewayToml(h, ports);
-  await gatewayStatus(h, 'serving', /serving/);
+  // Not only serving: shop's own switch (a restart) must be over, or its direct port is down for it.
+  await settledOnGateway(h, 'shop');
   const gatewayVm = byName(h, 'dstack-gateway')!;
   h.sim.faults.crashVm(gatewayVm.id);
   // The failed status lasts one short backoff before the restarted guest boots: its journal line stays.
