@@ -38,5 +38,6 @@ test('a dropped file deploys, an edit upgrades in place, a delete tears down', a
   await waitUntil(async () => (await h.allowlist())[first.app_id!] === undefined, 'allowlist entry removed');
   await waitUntil(async () => (await h.statuses()).length === 0, 'status file removed');
   const phases = h.logs.filter((l) => l.fields.APP === 'shop' && l.fields.PHASE !== undefined).map((l) => l.fields.msg);
-  assert.deepEqual(phases.slice(-2), ['shop: running -> removing', 'shop: removing -> removed'], 'the journal says when the teardown is over');
+  assert.match(String(phases.at(-3)), /^shop: running -> deleting \(.*shop\.yaml is gone; torn down in \d+ s unless it comes back\)$/, 'the journal says a delete is being confirmed');
+  assert.deepEqual(phases.slice(-2), ['shop: deleting -> removing', 'shop: removing -> removed'], 'the journal says when the teardown is over');
 });
