@@ -3,7 +3,7 @@ import type { Desired, DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import type { ReconcileResult } from '../src/controller/workqueue.ts';
-import { appIdOf, findAppVm, isGatewayRegistrationError, planApp } from './plan.ts';
+import { appIdOf, findAppVm, inRunningForm, isGatewayRegistrationError, planApp } from './plan.ts';
 import { deployApp } from './deploy.ts';
 import { upgradeApp } from './upgrade.ts';
 import { restartApp, stopVmGracefully } from './restart.ts';
@@ -116,6 +116,8 @@ async function step(
   const vms = await deps.listVms(name);
   const appId = desired.kind === 'app' ? unrecordedAppId(name, desired.spec, deps) : undefined;
   const { vm, duplicates } = findAppVm(vms, name, appId, record);
+  // A VM that runs this content as an earlier release serialised it is kept in that form.
+  if (desired.kind === 'app') desired = { ...desired, spec: inRunningForm(desired.spec, record, vm) };
   // The VM we own may boot the manifest it has until an operation replaces it: a record that
   // does not list that hash (made ahead of an operation while the app had none) would have the
   // repair drop it from the allowlist while an upgrade keeps failing (found by the soak, 15404).
