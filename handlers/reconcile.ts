@@ -4,6 +4,7 @@ import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import type { ReconcileResult } from '../src/controller/workqueue.ts';
 import { appIdOf, findAppVm, inRunningForm, isGatewayRegistrationError, planApp } from './plan.ts';
+import { adopt, takeoverReason, withBootKmsUrls } from './adopt.ts';
 import { deployApp } from './deploy.ts';
 import { upgradeApp } from './upgrade.ts';
 import { restartApp, stopVmGracefully } from './restart.ts';
@@ -30,6 +31,8 @@ export type ReconcileDeps = HandlerDeps & {
   decide(decision: Decision): void;
   // The app id the app's last status named, if any (see unrecordedAppId).
   lastAppId(name: string): string | undefined;
+  // The VMM's loaded `[cvm] kms_urls` (GetMeta): what a VM created without its own boots with.
+  vmmKmsUrls(): Promise<string[]>;
 };
 
 // The app id of an app that has no record: the one its last status named, since the record may
@@ -115,7 +118,8 @@ async function step(
 ): Promise<ReconcileResult> {
   const vms = await deps.listVms(name);
   const appId = desired.kind === 'app' ? unrecordedAppId(name, desired.spec, deps) : undefined;
-  const { vm, duplicates } = findAppVm(vms, name, appId, record);
+  const { vm: listed, duplicates } = findAppVm(vms, name, appId, record);
+  const vm = listed && desired.kind === 'app' ? await withBootKmsUrls(listed, desired.spec, deps.vmmKmsUrls) : listed;
   // A VM that runs this content as an earlier release serialised it is kept in that form.
   if (desired.kind === 'app') desired = { ...desired, spec: inRunningForm(desired.spec, record, vm) };
   // The VM we own may boot the manifest it has until an operation replaces it: a record that
@@ -226,6 +230,8 @@ function decisionOf(name: string, desired: Desired, record: AppRecord | undefine
       return { ...base, action: 'noop', reason: `VM ${vm?.id} is being removed; waiting` };
     case 'await-boot':
     case 'finalize':
+      // Said once, at info, when the VM becomes the app's (issue 16); watching its boot is debug.
+      if (plan.action === 'finalize' && vm && record?.vmId !== vm.id) return { ...base, action: 'noop', level: 'info', from, to, reason: takeoverReason(vm) };
       return { ...base, action: 'noop', from, to, reason: `VM ${vm?.id} runs this content; adopting it` };
     case 'noop':
       return { ...base, action: 'noop', from, to, reason: 'up to date' };
@@ -299,7 +305,3 @@ async function withRunningHash(record: AppRecord, vm: VmInfo, deps: ReconcileDep
   return listed;
 }
 
-// A record for a VM found by name and app id with no record of ours (crash before the first save).
-function adopt(name: string, file: string, vm: VmInfo): AppRecord {
-  return { name, file, appId: vm.app_id, vmId: vm.id, registeredHashes: [], phase: 'pending' };
-}

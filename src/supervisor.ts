@@ -210,6 +210,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     loadRecord: (name) => records.load(name),
     lastAppId: (name) => reporter.statuses().find((st) => st.app === name)?.app_id ?? undefined,
     listVms: (name) => snapshot.list(name),
+    vmmKmsUrls: async () => (await vmm.getMeta()).kms.urls,
     touched: (name) => snapshot.touched(name),
     decide: (d) => reporter.decide(d),
   };
