@@ -49,6 +49,29 @@ export function diffVm(vm: VmInfo, spec: DesiredSpec): VmChange[] {
   return changes;
 }
 
+// What an upgrade of `vm` to `spec` would change. Env values are not in the compose hash; the
+// record says which values the VM was given.
+function changesOf(spec: DesiredSpec, record: AppRecord | undefined, vm: VmInfo): VmChange[] {
+  const changes = diffVm(vm, spec);
+  if ((spec.env?.hash ?? '') !== (record?.envHash ?? '')) changes.push('env');
+  return changes;
+}
+
+// The spec in the form `vm` already runs. A VM deployed by a release before issue 16 has the same
+// content serialised as it was then (`"allowed_envs": []`); with nothing else to change it is up to
+// date, kept under that hash, so a package upgrade restarts no app (README "Decisions"). Any real
+// change (content, ports, size, env) is an upgrade anyway, and it goes to today's form.
+export function inRunningForm(spec: DesiredSpec, record: AppRecord | undefined, vm: VmInfo | undefined): DesiredSpec {
+  const earlier = spec.earlierForm;
+  if (!earlier || !vm?.configuration || sha256(vm.configuration.compose_file) !== earlier.composeHash) return spec;
+  const kept: DesiredSpec = { ...spec, manifest: earlier.manifest, composeHash: earlier.composeHash };
+  return changesOf(kept, record, vm).length === 0 ? kept : spec;
+}
+
+// Whether `hash` is the compose hash of `spec` in either of its forms.
+export const isHashOf = (spec: Pick<DesiredSpec, 'composeHash' | 'earlierForm'>, hash: string) =>
+  hash === spec.composeHash || hash === spec.earlierForm?.composeHash;
+
 // Find the VM that belongs to an app: by the recorded VM id, else by name and app id (adoption
 // after a crash between CreateVm and saving its id; rule 17/18). Extra matches are duplicates.
 export function findAppVm(
@@ -91,9 +114,7 @@ export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmI
   const { spec } = desired;
   if (!vm) return { action: 'deploy', appId: record?.appId ?? appIdOf(spec.composeHash) };
   if (vm.status === 'removing') return { action: 'await-removal' };
-  const changes = diffVm(vm, spec);
-  // Env values are not in the compose hash; the record says which values the VM was given.
-  if ((spec.env?.hash ?? '') !== (record?.envHash ?? '')) changes.push('env');
+  const changes = changesOf(spec, record, vm);
   if (changes.length > 0) return { action: 'upgrade', changes };
   if (vm.status !== 'running' || bootFailed(vm) || unlaunched(record, spec)) return { action: 'restart' };
   if (vm.boot_progress !== 'done') return { action: 'await-boot' };

@@ -3,7 +3,8 @@ import type { Desired, DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import type { ReconcileResult } from '../src/controller/workqueue.ts';
-import { appIdOf, findAppVm, isGatewayRegistrationError, planApp } from './plan.ts';
+import { appIdOf, findAppVm, inRunningForm, isGatewayRegistrationError, planApp } from './plan.ts';
+import { adopt, takeoverReason, withBootKmsUrls } from './adopt.ts';
 import { deployApp } from './deploy.ts';
 import { upgradeApp } from './upgrade.ts';
 import { restartApp, stopVmGracefully } from './restart.ts';
@@ -33,6 +34,8 @@ export type ReconcileDeps = HandlerDeps & {
   // For a VM whose guest could not register with the gateway: what the gateway lists for it
   // (src/gateway/app-view.ts), or undefined while Tier 2 is off.
   gatewayView?(vm: VmInfo): string | undefined;
+  // The VMM's loaded `[cvm] kms_urls` (GetMeta): what a VM created without its own boots with.
+  vmmKmsUrls(): Promise<string[]>;
 };
 
 // The app id of an app that has no record: the one its last status named, since the record may
@@ -118,7 +121,10 @@ async function step(
 ): Promise<ReconcileResult> {
   const vms = await deps.listVms(name);
   const appId = desired.kind === 'app' ? unrecordedAppId(name, desired.spec, deps) : undefined;
-  const { vm, duplicates } = findAppVm(vms, name, appId, record);
+  const { vm: listed, duplicates } = findAppVm(vms, name, appId, record);
+  const vm = listed && desired.kind === 'app' ? await withBootKmsUrls(listed, desired.spec, deps.vmmKmsUrls) : listed;
+  // A VM that runs this content as an earlier release serialised it is kept in that form.
+  if (desired.kind === 'app') desired = { ...desired, spec: inRunningForm(desired.spec, record, vm) };
   // The VM we own may boot the manifest it has until an operation replaces it: a record that
   // does not list that hash (made ahead of an operation while the app had none) would have the
   // repair drop it from the allowlist while an upgrade keeps failing (found by the soak, 15404).
@@ -228,6 +234,8 @@ function decisionOf(name: string, desired: Desired, record: AppRecord | undefine
       return { ...base, action: 'noop', reason: `VM ${vm?.id} is being removed; waiting` };
     case 'await-boot':
     case 'finalize':
+      // Said once, at info, when the VM becomes the app's (issue 16); watching its boot is debug.
+      if (plan.action === 'finalize' && vm && record?.vmId !== vm.id) return { ...base, action: 'noop', level: 'info', from, to, reason: takeoverReason(vm) };
       return { ...base, action: 'noop', from, to, reason: `VM ${vm?.id} runs this content; adopting it` };
     case 'noop':
       return { ...base, action: 'noop', from, to, reason: 'up to date' };
@@ -301,7 +309,3 @@ async function withRunningHash(record: AppRecord, vm: VmInfo, deps: ReconcileDep
   return listed;
 }
 
-// A record for a VM found by name and app id with no record of ours (crash before the first save).
-function adopt(name: string, file: string, vm: VmInfo): AppRecord {
-  return { name, file, appId: vm.app_id, vmId: vm.id, registeredHashes: [], phase: 'pending' };
-}

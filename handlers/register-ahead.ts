@@ -1,5 +1,6 @@
 import { unrecordedAppId, type ReconcileDeps } from './reconcile.ts';
 import type { AppRecord } from '../src/state/record.ts';
+import { isHashOf } from './plan.ts';
 
 // Register the compose hashes a batch of apps is about to deploy or upgrade to, in one allowlist
 // write for the whole batch instead of one per operation (a burst of 1 000 new files would
@@ -21,7 +22,8 @@ async function recordAhead(name: string, deps: ReconcileDeps): Promise<{ record:
   const { spec } = desired;
   // A record that cannot be read is never written over: the operation meets it and holds.
   const record = await deps.loadRecord(name).catch(() => null);
-  if (record === null || record?.registeredHashes.includes(spec.composeHash)) return undefined;
+  // A VM that runs this content in its earlier form is kept in it (inRunningForm): nothing ahead.
+  if (record === null || record?.registeredHashes.some((h) => isHashOf(spec, h))) return undefined;
   // The app id the operation will use: the record's, else the one an app without one has.
   const appId = record?.appId ?? unrecordedAppId(name, spec, deps);
   const ahead: AppRecord = {

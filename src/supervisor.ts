@@ -211,6 +211,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     lastAppId: (name) => reporter.statuses().find((st) => st.app === name)?.app_id ?? undefined,
     gatewayView: (vm) => tier2?.viewOf(vm),
     listVms: (name) => snapshot.list(name),
+    vmmKmsUrls: async () => (await vmm.getMeta()).kms.urls,
     touched: (name) => snapshot.touched(name),
     decide: (d) => reporter.decide(d),
   };

@@ -9,7 +9,8 @@ import { deriveComposePorts } from './compose-ports.ts';
 import { AppError } from './errors.ts';
 import { DEFAULT_HOST_PORT_POLICY } from './host-ports.ts';
 import type { HostPortPolicy, ReservedPort } from './host-ports.ts';
-import { composeHashOf, renderManifest } from './manifest.ts';
+import { composeHashOf, renderEarlierManifest, renderManifest } from './manifest.ts';
+import type { ManifestForm } from './manifest.ts';
 import { checkAppName } from './name.ts';
 import { parseOverrides } from './overrides.ts';
 import { parseCompose } from './parse.ts';
@@ -79,6 +80,9 @@ export type AppSpec = {
   publicSysinfo: boolean;
   allowedEnvs: string[];
   warnings: AppWarning[];
+  // The same content as releases before issue 16 serialised it, when that differs (no env names):
+  // a VM running it needs no upgrade until the content changes (handlers/plan.ts inRunningForm).
+  earlierForm?: ManifestForm;
 };
 
 // A spec together with the refusals of the compatibility pass, before deciding to deploy.
@@ -115,7 +119,9 @@ export function reviewAppSpec(input: AppSpecInput): AppReview {
     publicLogs: overrides.public_logs ?? true,
     publicSysinfo: overrides.public_sysinfo ?? true,
   };
-  const manifest = renderManifest({ name, composeText: text, allowedEnvs, ...settings });
+  const manifestInput = { name, composeText: text, allowedEnvs, ...settings };
+  const manifest = renderManifest(manifestInput);
+  const earlier = renderEarlierManifest(manifestInput);
   const unserved = overrides.gateway === true && !settings.gateway ? [gatewayWarning(input.tier2)] : [];
   const warnings = sortFindings([...compat.warnings.map(withoutPath), ...derived.warnings, ...unserved]);
   const spec: AppSpec = {
@@ -132,6 +138,7 @@ export function reviewAppSpec(input: AppSpecInput): AppReview {
     gatewayWanted,
     allowedEnvs,
     warnings,
+    ...(earlier === undefined ? {} : { earlierForm: { manifest: earlier, composeHash: composeHashOf(earlier) } }),
   };
   return { spec, refusal: compat.refusals.length > 0 ? refusalError(parsed, compat.refusals, warnings) : undefined };
 }

@@ -9,7 +9,9 @@ import { planDirectory, type AppVerdict, type BuiltSpec, type DeleteGuards, type
 export type DirListing = { ok: true; apps: ListedApp[]; settleAt?: number; dev: number } | { ok: false; reason: string };
 
 // What a spec must say for the loop to tell one version of an app from another.
-type SpecIdentity = { composeHash: string; env?: { hash: string } | undefined };
+// `earlierForm`: the same content as an earlier release serialised it, which a VM it deployed may
+// still run (handlers/plan.ts inRunningForm); an operation towards it is one towards this version.
+type SpecIdentity = { composeHash: string; env?: { hash: string } | undefined; earlierForm?: { composeHash: string } | undefined };
 
 export type ControllerDeps<S extends SpecIdentity> = {
   // `full`: a resync pass (rule 10), which also re-lists the VMM's VMs.
@@ -94,7 +96,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       const v = verdicts.get(name);
       // The file changed while the failed attempt ran: the new version goes at once (rule 16).
       const attempted = result.decision?.to;
-      if (attempted && v?.kind === 'app' && v.spec.composeHash !== attempted) return 0;
+      if (attempted && v?.kind === 'app' && v.spec.composeHash !== attempted && v.spec.earlierForm?.composeHash !== attempted) return 0;
       const { delayMs } = backoff.fail(name, v?.kind === 'app' ? v.spec.composeHash : (v?.kind ?? ''));
       notBefore.set(name, clock.now() + delayMs);
       deps.failed(name, result, delayMs);

@@ -15,7 +15,7 @@ export type Desired =
 // A built app spec (manifest, hash, ports, size, warnings) plus what the host adds to it.
 export type DesiredSpec = Pick<
   AppSpec,
-  'name' | 'file' | 'manifest' | 'composeHash' | 'ports' | 'image' | 'vcpu' | 'memory' | 'disk' | 'warnings' | 'gateway' | 'gatewayWanted'
+  'name' | 'file' | 'manifest' | 'composeHash' | 'ports' | 'image' | 'vcpu' | 'memory' | 'disk' | 'warnings' | 'gateway' | 'gatewayWanted' | 'earlierForm'
 > & {
   kmsUrls: string[];
   // The VM's own gateway_urls: where its guest registers, when the app uses the gateway; else [].

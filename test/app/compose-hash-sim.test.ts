@@ -10,7 +10,7 @@ import { buildAppSpec } from '../../src/app/spec.ts';
 import { decodeComposeText } from '../../src/app/parse.ts';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import { startSimHost } from '../../src/sim/host.ts';
-import { MANIFEST_FIELDS } from './helpers.ts';
+import { MANIFEST_FIELDS_WITH_ENVS } from './helpers.ts';
 import { defer } from '../helpers/cleanup.ts';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
@@ -34,7 +34,7 @@ test('20 fixtures: our compose hash == the simulated VMM GetComposeHash (protobu
       const remote = await client.getComposeHash({ name: 'fixture', image: 'dstack-0.5.11', compose_file: spec.manifest, vcpu: 1, memory: 1024, disk_size: 10 });
       assert.equal(remote, spec.composeHash, `${f} (${mode})`);
       const manifest = JSON.parse(spec.manifest) as Record<string, unknown>;
-      assert.deepEqual(Object.keys(manifest), MANIFEST_FIELDS, f);
+      assert.deepEqual(Object.keys(manifest), MANIFEST_FIELDS_WITH_ENVS, f);
       assert.equal(manifest['docker_compose_file'], text, `${f}: the file's exact text`);
     }
   }

@@ -7,7 +7,7 @@ import { decodeComposeText } from '../../src/app/parse.ts';
 import { buildAppSpec } from '../../src/app/spec.ts';
 import type { AppSpec } from '../../src/app/spec.ts';
 
-import { MANIFEST_FIELDS } from './helpers.ts';
+import { MANIFEST_FIELDS, MANIFEST_FIELDS_WITH_ENVS } from './helpers.ts';
 
 const DIR = join(import.meta.dirname, '../fixtures/compose');
 const DEFAULTS = { image: 'dstack-0.5.11', vcpu: 2, memory: 2048, disk: 20, portAddress: '127.0.0.1' };
@@ -15,43 +15,44 @@ const DEFAULTS = { image: 'dstack-0.5.11', vcpu: 2, memory: 2048, disk: 20, port
 
 // Per fixture: the host ports ("proto address:host>vm"), the (service/key) of each warning, and
 // the compose hash. The hashes were cross-checked against an independent serializer (Python's
-// json.dumps(indent=2, ensure_ascii=False), which escapes like serde_json) when pinned.
+// json.dumps(indent=2, ensure_ascii=False), which escapes like serde_json) when pinned, and pinned
+// again for issue 16 (no `allowed_envs` key without env names; only basic.yaml has names).
 const EXPECTED: Record<string, { ports: string[]; warnings: string[]; hash: string }> = {
-  'anchors.yaml': { ports: ['tcp 127.0.0.1:8082>8082'], warnings: [], hash: 'cfa35deb1f41a28272cf0c78b105a3b654a9fa93e0397769fc01448b680350f3' },
+  'anchors.yaml': { ports: ['tcp 127.0.0.1:8082>8082'], warnings: [], hash: 'f4e91944fe6bb48373466321e41c4ce932ddf4f9d3b87dcbefa7acce8ef56218' },
   'basic.yaml': { ports: ['tcp 127.0.0.1:8080>8080'], warnings: [], hash: 'b21a0ce801b6e58712311f5024d06241f922f617927f58d0940c30fa7d535647' },
-  'block-scalars.yaml': { ports: ['tcp 127.0.0.1:8097>8097'], warnings: [], hash: '1816a14ae6811433f9313892544ff2787f512002c7379daa5816b817e89ac0d4' },
-  'bom.yaml': { ports: ['tcp 127.0.0.1:8090>8090'], warnings: [], hash: 'cc0231349bea10b9feb17b65d195f5f28f2e9b452110461832177183160aeb5f' },
-  'comments.yaml': { ports: ['tcp 127.0.0.1:8081>8081'], warnings: [], hash: 'b647ef9fbc25932cfccd1999e995f96d63216cf7ea59d51248626d6147bbbd4c' },
-  'crlf.yaml': { ports: ['tcp 127.0.0.1:8083>8083'], warnings: [], hash: 'cd59b00f363a8aa9773b7db3cd188e2dfd9fc05ff582f4d99b62fbd24d7160c5' },
-  'extensions.yaml': { ports: ['tcp 127.0.0.1:8102>8102'], warnings: [], hash: 'be1eae70c407289b63a0437d48675a11098d2653ac44650348edd19986431744' },
+  'block-scalars.yaml': { ports: ['tcp 127.0.0.1:8097>8097'], warnings: [], hash: '13b757530ca052dff3f722375b7dc48d9ce7d319e6db39a3bfeb243637e7bc2a' },
+  'bom.yaml': { ports: ['tcp 127.0.0.1:8090>8090'], warnings: [], hash: '2eed17f6d10b4f24369e6c49985775890ae8fb35c01aef636c4de6279c2a2b29' },
+  'comments.yaml': { ports: ['tcp 127.0.0.1:8081>8081'], warnings: [], hash: 'caa2f99073f49f7f62cfec040aca9514db01858a30998eb26693d63837feae48' },
+  'crlf.yaml': { ports: ['tcp 127.0.0.1:8083>8083'], warnings: [], hash: 'ab602ad0f3275778383e4343bbde576d3a19dbb674c613abf76e6842fb3d3eb7' },
+  'extensions.yaml': { ports: ['tcp 127.0.0.1:8102>8102'], warnings: [], hash: '28f29d2d770647808b75873022f2c622b109b0c29d039dbc45dcbd88b7369345' },
   'flow-style.yaml': {
     ports: ['tcp 127.0.0.1:8098>8098', 'tcp 127.0.0.1:8099>8099'],
     warnings: [],
-    hash: 'd181d8665bf3d643c7dff047282ed8babf823c370a71396304cee7e7962fb6fc',
+    hash: '3fe81306be0c40bcb0819fe37a7f112256035dc66d23cdf6889cb54defc7d0a3',
   },
   'ip-prefix.yaml': {
     ports: ['tcp 127.0.0.1:9300>9300', 'tcp 0.0.0.0:9301>9301', 'tcp ::1:9302>9302', 'tcp ::1:9303>9303'],
     warnings: ['web/ports', 'web/ports', 'web/ports'],
-    hash: 'ade7d676fa062401486c33eddd9b5dd36eb3e17b21f8037fce2e62c7bf133c99',
+    hash: '73565a91e51c558e7c68376f1ed53cd337519c5ae3d6e54fc52e52a17b3de985',
   },
   'long-ports.yaml': {
     ports: ['tcp 127.0.0.1:8085>8085', 'tcp 0.0.0.0:8443>8443', 'tcp 127.0.0.1:9100>9100'],
     warnings: [],
-    hash: 'b7b3480af34b616c0faae66894bd8069ff9d8431ca3c8d549a20af8fe682eb8f',
+    hash: '0711050ae2f352b07d3351e9b986631258338f6f1a9fd02337555c8dae740de8',
   },
   'multi-service.yaml': {
     ports: ['tcp 127.0.0.1:8093>8093', 'tcp 127.0.0.1:8094>8094'],
     warnings: [],
-    hash: '3669aa9755b57e943fd2b0da30489dbefe2b933028af5dc72567bcc4070b7bdd',
+    hash: '483500296cb088c3720fa9328a5a62085cbb6b4fda6df01aa1b269907e2ff41a',
   },
   'no-host-port.yaml': {
     ports: ['tcp 127.0.0.1:8092>8092'],
     warnings: ['web/ports', 'web/ports', 'web/ports', 'web/ports', 'web/ports'],
-    hash: '278682089bfcf1734b5db36f48861c8d6c02ffae1970cc28d48a4d6e193d24b2',
+    hash: 'ad253128851b1dd12ce62deb9866c1084ae33561c29a20a1e51d9b98434026c8',
   },
-  'no-trailing-newline.yaml': { ports: ['tcp 127.0.0.1:8096>8096'], warnings: [], hash: '8b5d9c3cc542ab201dd94af356e54961a3b02fd7fb76525681814f298a4b97ec' },
-  'profiles.yaml': { ports: ['tcp 127.0.0.1:8100>8100'], warnings: ['debug/profiles'], hash: 'a1d45097caa11b4356487f82ce5d96b5203ee212dedc0ba6e3330e3013cc73ff' },
-  'quotes-backslashes.yaml': { ports: ['tcp 127.0.0.1:8095>8095'], warnings: [], hash: '9c8ff3f6989b3b908118cadfe5bd76b8c66c5f6e1d1e38133bfd97fc8d009ce9' },
+  'no-trailing-newline.yaml': { ports: ['tcp 127.0.0.1:8096>8096'], warnings: [], hash: '6a49be11f1df33acb5e6b6dbfcb58d8f7973a7b02c94fcedc2cedd81901643bf' },
+  'profiles.yaml': { ports: ['tcp 127.0.0.1:8100>8100'], warnings: ['debug/profiles'], hash: 'c9243cc635b6e261b6f76f5615bc19e900456ccf296fb393be28afdf7b248234' },
+  'quotes-backslashes.yaml': { ports: ['tcp 127.0.0.1:8095>8095'], warnings: [], hash: '64229c30a93d23f7406a4d6e75fb488b62b9577e13ecec2337a7747817f11c66' },
   'ranges.yaml': {
     ports: [
       'tcp 127.0.0.1:8086>8086',
@@ -62,19 +63,19 @@ const EXPECTED: Record<string, { ports: string[]; warnings: string[]; hash: stri
       'udp 127.0.0.1:7001>7001',
     ],
     warnings: ['web/ports'],
-    hash: 'a98fb3ba39fc30b708b0028860aef1dca9f2a2be1a1f3eb643d36cc23fab8b72',
+    hash: '3cd1649c1eae92378f042719c2fb55e64155d0a707d51a8495de443a9c04afd4',
   },
-  'tabs.yaml': { ports: ['tcp 127.0.0.1:8091>8091'], warnings: [], hash: '8b60df34c7f03893f9445f8211abe70c7e63f20bd5e6298d9fde84e0675b3409' },
+  'tabs.yaml': { ports: ['tcp 127.0.0.1:8091>8091'], warnings: [], hash: '5f1a7121eb2c411203fb201d4cd3bbad6aec7146cc406e3cc18a3c2d6182d3a9' },
   'udp.yaml': {
     ports: ['tcp 127.0.0.1:5353>5353', 'udp 127.0.0.1:1123>1123', 'udp 127.0.0.1:5353>5353'],
     warnings: [],
-    hash: 'b7ab8098489de8f55c0b6493e599d2ccc5252f17aa569a97260249464877d5d4',
+    hash: 'f47ab9af1bb7355b9c24e8ec75940ef52079580db238c6ea39333eb2418cbf0c',
   },
-  'unicode.yaml': { ports: ['tcp 127.0.0.1:8084>8084'], warnings: [], hash: '14651ff8a13d05868a022fe62e5aab11724ffd2094037d594b2bd1e063385ba5' },
+  'unicode.yaml': { ports: ['tcp 127.0.0.1:8084>8084'], warnings: [], hash: '83d5f1f5e222dade373d43538fbbff9f24e0a585193a07322da5536f50a02394' },
   'xdstack.yaml': {
     ports: ['tcp 127.0.0.1:18089>8089', 'udp 0.0.0.0:5300>53'],
     warnings: [],
-    hash: 'e41c0429b67404b5d4d04dcc9f32eba081509f2f0371de4b102ff0596deaa8c4',
+    hash: 'a9ca32e3f7340c1b02dd311594de9a38a0d13edd3d9d59a657745043af848967',
   },
 };
 
@@ -96,7 +97,7 @@ for (const [file, expected] of Object.entries(EXPECTED)) {
   test(`fixture ${file}: manifest fields, hash, round trip, ports`, () => {
     const { bytes, spec } = load(file);
     const manifest: Record<string, unknown> = JSON.parse(spec.manifest);
-    assert.deepEqual(Object.keys(manifest), MANIFEST_FIELDS);
+    assert.deepEqual(Object.keys(manifest), file === 'basic.yaml' ? MANIFEST_FIELDS_WITH_ENVS : MANIFEST_FIELDS);
     assert.equal(manifest['manifest_version'], 2);
     assert.equal(manifest['runner'], 'docker-compose');
     assert.equal(manifest['local_key_provider_enabled'], false);

@@ -31,7 +31,8 @@ export function failureOf(text: string, code: string, envKeys: string[] = [], ho
   assert.fail(`expected ${code}, but the file was accepted`);
 }
 
-// docs/dstack.md §3 / dstack-cli-core compose.rs, in upstream's order.
+// docs/dstack.md §3 / dstack-cli-core compose.rs, in upstream's order; `allowed_envs` follows only
+// when the app has env names (MANIFEST_FIELDS_WITH_ENVS).
 export const MANIFEST_FIELDS = [
   'manifest_version',
   'name',
@@ -44,5 +45,5 @@ export const MANIFEST_FIELDS = [
   'public_sysinfo',
   'no_instance_id',
   'secure_time',
-  'allowed_envs',
 ];
+export const MANIFEST_FIELDS_WITH_ENVS = [...MANIFEST_FIELDS, 'allowed_envs'];

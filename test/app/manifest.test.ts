@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appIdOf, composeHashOf, renderManifest } from '../../src/app/manifest.ts';
+import { appIdOf, composeHashOf, renderEarlierManifest, renderManifest } from '../../src/app/manifest.ts';
 
 const base = { name: 'web', kms: true, gateway: false, publicLogs: true, publicSysinfo: true, allowedEnvs: [] };
 
@@ -31,8 +31,16 @@ test('renders upstream field order and serde_json pretty layout, without a trail
   );
 });
 
-test('an empty allowed_envs is written as [] on one line', () => {
-  assert.match(renderManifest({ ...base, composeText: 'x' }), /\n {2}"allowed_envs": \[\]\n\}$/);
+test('issue 16: without env names there is no allowed_envs key, as upstream dstack deploy writes it', () => {
+  assert.match(renderManifest({ ...base, composeText: 'x' }), /\n {2}"secure_time": false\n\}$/);
+  assert.doesNotMatch(renderManifest({ ...base, composeText: 'x' }), /allowed_envs/);
+});
+
+test('the earlier form is the same text with "allowed_envs": [] last, and exists only without env names', () => {
+  const input = { ...base, composeText: 'services: {}\n' };
+  const today = renderManifest(input);
+  assert.equal(renderEarlierManifest(input), `${today.slice(0, -2)},\n  "allowed_envs": []\n}`);
+  assert.equal(renderEarlierManifest({ ...input, allowedEnvs: ['A'] }), undefined);
 });
 
 test('escapes strings exactly like serde_json', () => {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { planApp, type Desired, type DesiredSpec } from '../../handlers/plan.ts';
+import { inRunningForm, planApp, type Desired, type DesiredSpec } from '../../handlers/plan.ts';
 import type { AppRecord } from '../../src/state/record.ts';
 import { VmInfoSchema, type VmInfo } from '../../src/vmm/messages.ts';
 
@@ -125,3 +125,27 @@ for (const [what, desired, record, vm, expected] of ROWS) {
     else assert.deepEqual(plan, expected);
   });
 }
+
+// inRunningForm (issue 16): the spec's content as a release before issue 16 serialised it is what
+// the VMs above run (MANIFEST); today's form is NEW_MANIFEST. Kept only while nothing else differs.
+const TWO_FORMS: DesiredSpec = { ...specOf(NEW_MANIFEST), earlierForm: { manifest: MANIFEST, composeHash: HASH } };
+const FORM_ROWS: Array<[what: string, spec: DesiredSpec, vm: VmInfo | undefined, expected: string]> = [
+  ['the VM runs the earlier form, nothing else differs: kept', TWO_FORMS, BOOTED, HASH],
+  ['the VM runs the earlier form and has exited: kept (a restart, no UpdateVm)', TWO_FORMS, EXITED, HASH],
+  ['the VM runs the earlier form, a port differs: today\'s', { ...TWO_FORMS, ports: [{ ...PORT, host_port: 8081 }] }, BOOTED, NEW_HASH],
+  ['the VM runs the earlier form, an env file was added: today\'s', { ...TWO_FORMS, env: { entries: [], hash: ENV } }, BOOTED, NEW_HASH],
+  ['the VM runs other content: today\'s', { ...TWO_FORMS, earlierForm: { manifest: 'other', composeHash: sha('other') } }, BOOTED, NEW_HASH],
+  ['no VM: today\'s', TWO_FORMS, undefined, NEW_HASH],
+];
+
+for (const [what, spec, vm, expected] of FORM_ROWS) {
+  test(`inRunningForm: ${what}`, () => {
+    const formed = inRunningForm(spec, SETTLED, vm);
+    assert.equal(formed.composeHash, expected);
+    assert.equal(sha(formed.manifest), expected, 'the manifest goes with its hash');
+  });
+}
+
+test('inRunningForm: a VM kept in the earlier form plans as settled', () => {
+  assert.deepEqual(planApp({ kind: 'app', spec: inRunningForm(TWO_FORMS, SETTLED, BOOTED) }, SETTLED, BOOTED), { action: 'noop' });
+});

@@ -32,27 +32,25 @@ export function parseEnvText(text: string): EnvVar[] | undefined {
 }
 
 // The manifest of app `name` deployed from `text` with NAME.env's `envKeys`: upstream's field
-// order, KMS on, gateway off, logs and sysinfo public, secure_time off (dstack#745), the env names
-// sorted, two-space indented JSON with no trailing newline.
+// order, KMS on, gateway off, logs and sysinfo public, secure_time off (dstack#745); the env names
+// sorted in an `allowed_envs` after them only when there are any (upstream's `dstack deploy` never
+// writes the key, issue 16); two-space indented JSON with no trailing newline.
 export function manifestOf(name: string, text: string, envKeys: readonly string[]): string {
-  return JSON.stringify(
-    {
-      manifest_version: 2,
-      name,
-      runner: 'docker-compose',
-      docker_compose_file: text,
-      kms_enabled: true,
-      gateway_enabled: false,
-      local_key_provider_enabled: false,
-      public_logs: true,
-      public_sysinfo: true,
-      no_instance_id: false,
-      secure_time: false,
-      allowed_envs: [...new Set(envKeys)].sort(),
-    },
-    null,
-    2,
-  );
+  const names = [...new Set(envKeys)].sort();
+  const fields = {
+    manifest_version: 2,
+    name,
+    runner: 'docker-compose',
+    docker_compose_file: text,
+    kms_enabled: true,
+    gateway_enabled: false,
+    local_key_provider_enabled: false,
+    public_logs: true,
+    public_sysinfo: true,
+    no_instance_id: false,
+    secure_time: false,
+  };
+  return JSON.stringify(names.length === 0 ? fields : { ...fields, allowed_envs: names }, null, 2);
 }
 
 // sha256 hex of a string's UTF-8 bytes.
