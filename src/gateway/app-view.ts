@@ -1,5 +1,5 @@
 // The gateway's side of an app whose guest reported "registration failed": what the gateway's
-// admin `Status` lists for that app (gateway-facts §2.7 step 5: `hosts[]` has each registered
+// admin `Status` lists for that app (docs/dstack.md "Gateway", Readiness: `hosts[]` has each registered
 // instance's app id, instance id and tunnel address). Shown beside the guest's boot error in the
 // app's status, so an operator sees both ends: the guest could not register, and the gateway has
 // (or has not, or has since) got it.

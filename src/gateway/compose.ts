@@ -1,6 +1,6 @@
 // What the gateway CVM measures: its docker-compose file and its app-compose manifest (issue 14,
 // "Enable"). Our own text, carrying the settings of upstream's gateway/dstack-app at the revision
-// the pinned image was built from, so the image and its compose always match (gateway-facts §2.9:
+// the pinned image was built from, so the image and its compose always match (docs/dstack.md "Tier 2: the gateway CVM", Image:
 // the digest in upstream's deploy script runs an older entrypoint than the compose beside it).
 import { createHash } from 'node:crypto';
 

@@ -1,7 +1,7 @@
 // The gateway CVM for one host (issue 14, "Enable"): its encrypted env, its URLs, its host ports
 // and its CreateVm request, all from gateway.toml, the kept secrets and where guests see the host.
 // Pure: no VMM calls; sealing the env (src/secrets/seal.ts) is the caller's, as is allowlisting
-// the compose hash before CreateVm (gateway-facts §2.3).
+// the compose hash before CreateVm (docs/dstack.md "Gateway").
 import { composeHashOf } from '../app/manifest.ts';
 import type { EnvEntry } from '../secrets/dotenv.ts';
 import type { PortMapping, VmConfigurationInput } from '../vmm/messages.ts';
@@ -46,7 +46,7 @@ export type GatewayCvmInputs = {
 //   certificate names RPC_DOMAIN and MY_URL's host (gateway main.rs maybe_gen_certs); a KMS from
 //   0.5.11 on signs an IP-address alt name as an IP SAN (ra-tls cert.rs, rcgen), exactly what
 //   already lets every app reach the KMS at https://10.0.2.2:<port>;
-// - every CVM that registers runs on this host (single-host topology, gateway-facts §2.8), so
+// - every CVM that registers runs on this host (single-host topology, docs/dstack.md "Tier 2: the gateway CVM"), so
 //   10.0.2.2 needs no DNS (no nip.io lookup from the guest, no record for gateway.<domain>) and
 //   no hairpin NAT through the public address;
 // - it works the same with a domain and in no-domain mode, and does not change with public_ip.
@@ -72,7 +72,7 @@ export function gatewayEnv(inputs: GatewayCvmInputs): EnvEntry[] {
   const entries: EnvEntry[] = [
     // What app CVMs dial for WireGuard (UDP on rpc_port): the host as they see it, since they all
     // run here; QEMU presents the host's packets to them as coming from 10.0.2.2, the one source
-    // their WireGuard accepts (gateway-facts §3).
+    // their WireGuard accepts (docs/dstack.md "Tier 2: the gateway CVM", Ports).
     { key: 'WG_ENDPOINT', value: `${guestHost}:${config.rpc_port}` },
     { key: 'MY_URL', value: gatewayRpcUrl(config, guestHost) },
     // One node: no cluster to join.

@@ -1,5 +1,5 @@
 // The simulated dstack-gateway inside the `dstack-gateway` CVM, as the host and the app guests
-// reach it: through the VM's published ports (docs/dstack.md "Gateway"; gateway-facts §2.2, §2.7).
+// reach it: through the VM's published ports (docs/dstack.md "Gateway" and "Tier 2: the gateway CVM", Ports).
 // A gateway CVM is a VM named `dstack-gateway` whose launched compose uses the KMS. While its
 // process runs, the forwards of guest ports 8000 (RPC), 8001 (admin) and 443 (HTTPS proxy) are
 // bound and reset connections; once the guest reports boot `done`, a simulated gateway
@@ -38,7 +38,7 @@ import type { VmmState } from './vmm-state.ts';
 
 // The CVM name upstream's deploy script hardcodes (`--name dstack-gateway`).
 export const SIM_GATEWAY_VM_NAME = 'dstack-gateway';
-// Guest ports of the gateway CVM (gateway-facts §2.2).
+// Guest ports of the gateway CVM (docs/dstack.md "Tier 2: the gateway CVM", Ports).
 export const GATEWAY_GUEST_PORTS = { rpc: 8000, admin: 8001, proxy: 443 } as const;
 
 // What the gateway CVMs need from the host.

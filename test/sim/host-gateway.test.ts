@@ -48,7 +48,7 @@ async function tier2Stage(t: TestContext) {
     sealEnv({ vmm: client, kmsPublicKeyHex: host.envKeys.kmsPublicKeyHex, now: () => Date.now() }, name, appId, env);
   const tcp = (host_port: number, vm_port: number, host_address = '127.0.0.1') => ({ protocol: 'tcp', host_port, vm_port, host_address });
 
-  // The gateway CVM as upstream's deploy script maps it (gateway-facts §2.2).
+  // The gateway CVM as upstream's deploy script maps it (docs/dstack.md "Tier 2: the gateway CVM", Ports).
   const deployGateway = async (env: EnvEntry[]): Promise<string> => {
     const ports = [tcp(rpc, 8000), tcp(adminPort, 8001), tcp(proxy, 443), { protocol: 'udp', host_port: rpc, vm_port: 51820, host_address: '127.0.0.1' }];
     const encrypted_env = await seal('dstack-gateway', GATEWAY_APP_ID, env);
