@@ -90,9 +90,10 @@ test('`run` skips a finished init and takes [apps] kms_urls and kms_public_key f
   const { kms } = await stage.init();
   const log = createLogger({ level: 'error' });
   // No [sim]: were init run again, it would need the system bus, which this test never offers.
-  const ready = await prepareHost({ ...stage.config, vmm: { ...stage.config.vmm, url: 'unix:/nonexistent/vmm.sock' } }, log);
+  const real = { ...stage.config, sim: { ...stage.config.sim, enabled: false } };
+  const ready = await prepareHost({ ...real, vmm: { ...real.vmm, url: 'unix:/nonexistent/vmm.sock' } }, log);
   assert.deepEqual(ready.apps.kms_urls, [kms.url]);
   assert.equal(ready.apps.kms_public_key, kms.k256Pubkey);
-  const own = await prepareHost({ ...stage.config, apps: { ...stage.config.apps, kms_urls: ['https://kms.example:9000'] } }, log);
+  const own = await prepareHost({ ...real, apps: { ...real.apps, kms_urls: ['https://kms.example:9000'] } }, log);
   assert.deepEqual(own.apps.kms_urls, ['https://kms.example:9000']);
 });

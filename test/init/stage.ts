@@ -74,6 +74,8 @@ export async function startInitStage(t: TestContext, options: StageOptions = {})
     vmm: { url: sim.vmmUrl, token_file: '', mode: 'json' },
     auth: { config_path: authConfigPath },
     init,
+    // The host is the simulated one: init takes its stand-in guest image.
+    sim: { enabled: true, dir: join(root, 'sim') },
   });
   const units = options.units ?? Object.fromEntries(HOST_UNITS.map((u) => [u, {}]));
   let model: FakeSystemd;
