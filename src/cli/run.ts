@@ -19,20 +19,23 @@ export async function startSimulatedHost(config: Config, log: Logger): Promise<{
   const { startSimHost } = await import('../sim/host.ts');
   const { seedSimAuthConfig } = await import('../sim/seed.ts');
   const { ensureSimImages } = await import('../sim/guest-image.ts');
+  const { SIM_EXTERNAL_KMS_URL } = await import('../sim/vmm-config.ts');
   await mkdir(config.sim.dir, { recursive: true });
   if (!config.init.enabled && (await seedSimAuthConfig(config.auth.config_path))) log.info({ FILE: config.auth.config_path }, 'simulated host: wrote a starting auth-config.json');
-  // With init, the simulated VMM is configured as init renders vmm.toml: its port ranges (tcp and
-  // udp, so a gateway CVM can map WireGuard) and bind address, and the host CA in
-  // <config_dir>/tls that signs the simulated gateway's certificates (`curl --cacert`).
+  // With init, the simulated VMM reads the vmm.toml init renders, as dstack-vmm does: kms_url and
+  // [cvm] kms_urls name the port init picked for the KMS CVM, the port ranges (tcp and udp, so a
+  // gateway CVM can map WireGuard) and bind address are init's (issue 16 item 2: GetMeta used to
+  // name a hard-coded KMS URL nobody listened on). The host CA in <config_dir>/tls signs the
+  // simulated gateway's certificates (`curl --cacert`). Without init nothing renders a vmm.toml
+  // and no KMS CVM runs; the VMM is then configured as for a KMS elsewhere (SIM_EXTERNAL_KMS_URL).
   const fromInit = config.init.enabled
     ? {
         images: await ensureSimImages(config.init.images_dir),
-        portMapping: { enabled: true, address: config.init.port_mapping_address, range: config.init.port_ranges.map((r) => ({ ...r })) },
+        vmmToml: join(config.init.config_dir, 'vmm.toml'),
         tlsDir: join(config.init.config_dir, 'tls'),
       }
-    : {};
-  const kmsUrl = 'https://10.0.2.2:12001';
-  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, kmsUrls: [kmsUrl], kmsUrl, ...fromInit });
+    : { kmsUrl: SIM_EXTERNAL_KMS_URL, kmsUrls: [SIM_EXTERNAL_KMS_URL] };
+  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, ...fromInit });
   log.warn({ VMM: sim.vmmUrl }, `SIMULATED HOST: dstack-vmm is simulated at ${sim.vmmUrl} ([sim] enabled = true); no CVM is real`);
   const apps = { ...config.apps, kms_public_key: config.apps.kms_public_key || sim.envKeys.kmsPublicKeyHex };
   // Tier 2's DNS check asks the simulated DNS server (names under the simulated gateway's domain

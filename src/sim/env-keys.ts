@@ -1,5 +1,7 @@
-// GetAppEnvEncryptPubKey for the simulated VMM. Upstream proxies it to the top-level `kms_url`
-// (docs/dstack.md §2) and passes the KMS reply through. Here a per-app X25519 key pair stands in for the
+// GetAppEnvEncryptPubKey as the simulated KMS answers it, both to the simulated VMM (upstream's
+// proxies the call to its top-level `kms_url`, docs/dstack.md §2, and passes the reply through; the
+// VMM's own "KMS is not configured" check is in vmm-dispatch.ts) and on the simulated KMS CVM's
+// port (kms-server.ts, where vmm-cli.py `--kms-url` asks). A per-app X25519 key pair stands in for the
 // KMS's derived env key, so the simulated boot can open what the supervisor encrypted, and a
 // real secp256k1 key (kms-keys.ts) signs each reply like dstack-kms's
 // `get_app_env_encrypt_pub_key` (kms/src/main_service.rs): the legacy `signature` over
@@ -43,9 +45,8 @@ function timestampBytes(seconds: number): Buffer {
   return bytes;
 }
 
-// Keys for a VMM whose `kms_url` is `kmsUrl`; an empty one fails like dstackup's rendering does.
-// `kms` is the KMS signing key (default: a fresh random one).
-export function createEnvKeys(kmsUrl: string, kms: KmsKey = createKmsKey()): EnvKeys {
+// The simulated KMS's env keys; `kms` is its signing key (default: a fresh random one).
+export function createEnvKeys(kms: KmsKey = createKmsKey()): EnvKeys {
   const pairs = new Map<string, EnvKeyPair>();
   const impostor = createKmsKey();
   let fault: EnvKeyFault = 'none';
@@ -66,7 +67,6 @@ export function createEnvKeys(kmsUrl: string, kms: KmsKey = createKmsKey()): Env
       fault = next;
     },
     publicKeyResponse: (appIdHex, nowMs) => {
-      if (kmsUrl === '') throw new VmmRejection('KMS is not configured');
       const appId = Buffer.from(appIdHex, 'hex');
       if (appId.length !== 20 || appId.toString('hex') !== appIdHex.toLowerCase()) throw new VmmRejection('app_id must be 20 bytes');
       const publicKey = Buffer.from(keyPairOf(appIdHex).publicKeyHex, 'hex');

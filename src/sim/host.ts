@@ -13,14 +13,22 @@
 // - Port forwards: tcp only (udp mappings are validated and kept but not bound). A listener
 //   resets connections until boot_progress is "done", then answers 200 naming the app.
 // - Port conflicts compare protocol + port with overlapping addresses (0.0.0.0/:: overlap all).
-// - GPUs are disabled; images come from `images`, not a directory scan.
+// - GPUs are disabled (ListGpus is empty); images come from `images`, not a directory scan.
 // - GetAppEnvEncryptPubKey answers from `envKeys` (random per-app X25519 keys signed by a
 //   simulated KMS k256 key, see env-keys.ts) instead of proxying to `kms_url`.
-// - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
-// - A VM named `dstack-kms` gets the simulated KMS (kms-server.ts) on its published port 8000
-//   instead of a plain listener: HTTPS `/health` and `GetMeta` once it has "bootstrapped".
+// - vmm.toml (`vmmToml`): only the keys of SimVmmSettings are read. Where a real VMM reads it when
+//   systemd starts it, the simulated one, listening before init renders it, reads it before each
+//   call until it exists, and again at a simulated restart (vmm-toml.ts).
+// - UpdateVm/UpgradeApp/ResizeVm check the image before changing anything; upstream writes the
+//   manifest first and only `load_vm` refuses a missing image.
+// - VmInfo.interfaces is empty (upstream lists the resolved NICs); `networking`, `networks` and
+//   `simulated_tee` are stored but not checked against a node network or a TEE simulator config.
 // - `/logs` serves the `serial` channel only (the guest's reported events); `stdout` and `stderr`
 //   are empty. `lines` tails, `follow` and `ansi` are ignored (nothing is followed or coloured).
+// - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
+// - A VM named `dstack-kms` gets the simulated KMS (kms-server.ts) on its published port 8000
+//   instead of a plain listener: HTTPS `/health`, `GetMeta` and `GetAppEnvEncryptPubKey` once it
+//   has "bootstrapped".
 // - A DNS server on UDP 127.0.0.1 (dns-server.ts, `dnsServer`) answers A queries for names under
 //   the ZT domains of a running simulated gateway with 127.0.0.1, the simulated host's address,
 //   as the operator's `*.<domain>` record would; tests override any name with `dns.answer`.
@@ -48,18 +56,21 @@ import { queryStatus } from './vmm-queries.ts';
 import { startVmmServer, type VmmServer } from './vmm-server.ts';
 import type { VmmStateOptions } from './vmm-config.ts';
 import { VmmState } from './vmm-state.ts';
+import { followVmmToml, type VmmTomlSource } from './vmm-toml.ts';
 
 // Everything configurable; only `dir` is required. The VMM knobs (delays, `[cvm.port_mapping]`
-// — default enabled, 127.0.0.1, tcp 1–65535 —, images, `[cvm].kms_urls`, clock) are the
-// VM table's own options.
+// — default enabled, 127.0.0.1, tcp 1–65535 —, images, `kms_url` — default empty, which fails
+// GetAppEnvEncryptPubKey as dstackup renders it —, `[cvm].kms_urls`, clock) are the VM table's
+// own options.
 export type SimHostOptions = Omit<VmmStateOptions, 'requestAppKeys'> & {
   dir: string;
+  // The vmm.toml the VMM reads (init's rendered `<config_dir>/vmm.toml`): its keys win over the
+  // options above (see vmm-toml.ts for when it is read).
+  vmmToml?: string;
   // `[auth] tokens = [token]`; also written to `dir/vmm-token` for clients.
   token?: string;
   // The auth-simple config file (default `dir/auth-config.json`); read on every request.
   authConfigPath?: string;
-  // The top-level `kms_url` (GetAppEnvEncryptPubKey); empty fails like dstackup's rendering.
-  kmsUrl?: string;
   platform?: Partial<SimPlatform>;
   // Boot `done` of the KMS CVM to its HTTPS answering (default 300 ms).
   kmsBootstrapDelayMs?: number;
@@ -115,11 +126,11 @@ export type SimHost = {
 
 // Start the webhook, the VMM and the port listeners; stop() closes all of them and every timer.
 export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
-  const { dir, token, kmsUrl = '', authConfigPath = join(dir, 'auth-config.json'), platform, kmsBootstrapDelayMs = 300, ...rest } = options;
+  const { dir, token, vmmToml, authConfigPath = join(dir, 'auth-config.json'), platform, kmsBootstrapDelayMs = 300, ...rest } = options;
   const { tlsDir = join(dir, 'tls'), gatewayIssueDelayMs = 100, gatewayCheckIntervalMs = 180_000, ...vmmOptions } = rest;
   const webhook = await startAuthWebhook({ configPath: authConfigPath });
   const requestAppKeys = createWebhookKeyRequester(webhook.url, { ...DEFAULT_SIM_PLATFORM, ...platform });
-  const envKeys = createEnvKeys(kmsUrl);
+  const envKeys = createEnvKeys();
   // The guests need the state, and the state's boots need the guests: tie the knot.
   let guests: GatewayGuests | undefined;
   const state = new VmmState({
@@ -128,19 +139,31 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
     openEnv: (appId, hex) => envKeys.decrypt(appId, hex),
     setupGateway: (vm, input) => (guests ?? { setup: noGatewayAnswers }).setup(vm, input),
   });
-  // The fault gate needs the server's down/up, and the server needs the gate: tie the knot.
+  const config: VmmTomlSource = vmmToml === undefined ? { load: async () => {}, beforeCall: async () => {} } : followVmmToml(vmmToml, (s) => state.configure(s));
+  // The fault gate needs the server's down/up, and the server needs the gate: tie the knot. The
+  // VMM coming back up reads its vmm.toml again.
   let control: ServerControl | undefined;
-  const lateControl: ServerControl = { down: () => control?.down() ?? Promise.resolve(), up: () => control?.up() ?? Promise.resolve() };
+  const lateControl: ServerControl = {
+    down: () => control?.down() ?? Promise.resolve(),
+    up: async () => {
+      await control?.up();
+      await config.load();
+    },
+  };
   const { faults, gate } = createFaults(state, state.scheduler, lateControl);
   const socketPath = join(dir, 'vmm.sock');
   const tokenFile = token === undefined ? undefined : join(dir, 'vmm-token');
   let server: VmmServer;
   try {
     if (tokenFile !== undefined) await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    await config.load();
     server = await startVmmServer({
       socketPath,
       handlers: createVmmHandlers(state, envKeys),
-      gate,
+      gate: async (method, apply, target) => {
+        await config.beforeCall();
+        return gate(method, apply, target);
+      },
       logsOf: (id) => vmLogLines(state, id),
       tokens: token === undefined ? [] : [token],
     });
@@ -150,7 +173,11 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
     throw err;
   }
   control = server.control;
-  const kms = startSimKms(state, { bootstrapDelayMs: kmsBootstrapDelayMs, k256PublicKeyHex: envKeys.kmsPublicKeyHex });
+  const kms = startSimKms(state, {
+    bootstrapDelayMs: kmsBootstrapDelayMs,
+    k256PublicKeyHex: envKeys.kmsPublicKeyHex,
+    envPublicKey: (appIdHex) => envKeys.publicKeyResponse(appIdHex, state.scheduler.clock.now()),
+  });
   const gatewayCvms = startGatewayCvms(state, {
     loadCa: () => loadHostCa(tlsDir),
     openEnv: (vm) => (vm.launchedEnv === '' ? [] : envKeys.decrypt(vm.appId, vm.launchedEnv)),

@@ -2,18 +2,21 @@
 // published RPC port (docs/dstack.md §5.5, docs/dstack.md "Gateway" §7.2). While the VM runs, the port is bound (QEMU's
 // hostfwd) but resets connections; once the guest reports boot `done` and a bootstrap delay has
 // passed (the KMS generating its keys with auto_bootstrap_domain), the port speaks HTTPS and
-// answers `/health` and `GetMeta`. Stopping the VM closes it.
+// answers `/health`, `GetMeta` and `GetAppEnvEncryptPubKey` (what vmm-cli.py `--kms-url` asks
+// before it encrypts env vars). Stopping the VM closes it.
 //
 // Where it differs from dstack-kms: one self-signed certificate per simulated host stands in for
 // the KMS CA and its RPC leaf (no attestation extension); `k256_pubkey` is the simulator's KMS
 // key (env-keys.ts), so env-encryption signatures made by the simulated VMM verify against it;
 // GetMeta does not ask the webhook for `gateway_app_id`; only JSON mode is served, and no other
-// KMS method (guests get their keys straight from the webhook, see vm-boot.ts).
+// KMS method (guests get their keys straight from the webhook, see vm-boot.ts). The env keys are
+// the simulated VMM's (env-keys.ts), so both ways to an app's key agree.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import forge from 'node-forge';
-import { listenServer, type BoundServer } from './http-server.ts';
+import type { PublicKeyResponse } from '../vmm/messages.ts';
+import { listenServer, readBody, type BoundServer } from './http-server.ts';
 import type { SimVm } from './vm-record.ts';
 import type { HostPort } from './vm-rules.ts';
 import type { VmmState } from './vmm-state.ts';
@@ -32,6 +35,8 @@ export type SimKmsOptions = {
   bootstrapDelayMs: number;
   // GetMeta `k256_pubkey`: the simulator's KMS signing key.
   k256PublicKeyHex: string;
+  // GetAppEnvEncryptPubKey: the signed env key of an app id (hex); throws the KMS's refusal.
+  envPublicKey: (appIdHex: string) => PublicKeyResponse;
 };
 
 // The running KMS simulation: which forwards it owns, fault injection, close.
@@ -56,7 +61,13 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
   const open = (vm: SimVm, port: HostPort): Launch => {
     identity ??= issueIdentity();
     const launch: Launch = { vmId: vm.id, generation: vm.generation, ready: false, bound: Promise.resolve(undefined) };
-    const server = createServer({ key: identity.keyPem, cert: identity.certPem }, (req, res) => answer(req, res, identity?.certPem ?? '', options.k256PublicKeyHex));
+    const caCert = identity.certPem;
+    const server = createServer({ key: identity.keyPem, cert: identity.certPem }, (req, res) => {
+      answer(req, res, caCert, options).catch((err: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(err instanceof Error ? err.message : String(err));
+      });
+    });
     // Before bootstrap nothing listens in the guest: slirp resets the connection.
     server.on('connection', (socket) => {
       if (!launch.ready) socket.destroy();
@@ -121,26 +132,39 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
   };
 }
 
-// The two endpoints a host-side client uses to tell that the KMS runs (docs/dstack.md "Gateway" §7.2).
-function answer(req: IncomingMessage, res: ServerResponse, caCert: string, k256PublicKeyHex: string): void {
+// The two endpoints a host-side client uses to tell that the KMS runs (docs/dstack.md "Gateway"
+// §7.2), and the env key vmm-cli.py fetches. The KMS accepts its methods bare or as `KMS.<name>`.
+async function answer(req: IncomingMessage, res: ServerResponse, caCert: string, options: SimKmsOptions): Promise<void> {
   const url = new URL(req.url ?? '/', 'https://localhost');
-  const json = (status: number, body: unknown): void => {
-    res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+  const body = await readBody(req);
+  const json = (status: number, reply: unknown): void => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(reply)}\n`);
   };
   if (url.pathname === '/health') {
     res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
     return;
   }
-  if (url.pathname === '/prpc/GetMeta' || url.pathname === '/prpc/KMS.GetMeta') {
-    const jsonMode = req.method === 'GET' || url.searchParams.has('json') || (req.headers['content-type'] ?? '').includes('json');
-    if (!jsonMode) {
-      json(400, { error: 'the simulated KMS answers JSON mode only (add ?json)' });
-      return;
+  const method = url.pathname.startsWith('/prpc/') ? url.pathname.slice('/prpc/'.length).replace(/^KMS\./, '') : undefined;
+  const jsonMode = req.method === 'GET' || url.searchParams.has('json') || (req.headers['content-type'] ?? '').includes('json');
+  if ((method === 'GetMeta' || method === 'GetAppEnvEncryptPubKey') && !jsonMode) {
+    json(400, { error: 'the simulated KMS answers JSON mode only (add ?json)' });
+    return;
+  }
+  if (method === 'GetAppEnvEncryptPubKey') {
+    try {
+      const request: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+      const appId = (request as { app_id?: unknown } | null)?.app_id;
+      json(200, options.envPublicKey(typeof appId === 'string' ? appId.replace(/^0x/, '') : ''));
+    } catch (err) {
+      json(400, { error: err instanceof Error ? err.message : String(err) });
     }
+    return;
+  }
+  if (method === 'GetMeta') {
     json(200, {
       ca_cert: caCert,
       allow_any_upgrade: false,
-      k256_pubkey: k256PublicKeyHex,
+      k256_pubkey: options.k256PublicKeyHex,
       bootstrap_info: null,
       is_dev: false,
       gateway_app_id: '',
@@ -149,7 +173,7 @@ function answer(req: IncomingMessage, res: ServerResponse, caCert: string, k256P
     });
     return;
   }
-  if (url.pathname.startsWith('/prpc/')) {
+  if (method !== undefined) {
     json(400, { error: `Method not found: ${url.pathname.slice('/prpc/'.length)}` });
     return;
   }

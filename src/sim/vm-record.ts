@@ -86,7 +86,6 @@ export function renderVmInfo(vm: SimVm, now: number, brief: boolean, imageVersio
     image_version: imageVersion,
     events: vm.events.map((e) => ({ ...e })),
     interfaces: [],
-    running: vm.running,
   };
   if (vm.instanceId !== undefined) info.instance_id = vm.instanceId;
   if (!vm.running && vm.exitedAt !== undefined) info.exited_at = new Date(vm.exitedAt).toISOString();

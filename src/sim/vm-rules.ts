@@ -131,22 +131,21 @@ export function resolveUpdatePorts(ports: PortRequest[]): HostPort[] {
   });
 }
 
-// Refuse a mapping whose (protocol, host port) another VM — running, stopped or being removed —
-// already holds on an overlapping address, and duplicates inside one request.
+// Refuse duplicates inside one request, then a mapping whose (protocol, host port) another VM —
+// running, stopped or being removed — already holds on an overlapping address. Texts: upstream's
+// `validate_unique_port_mappings` and `validate_port_mapping_conflicts` (main_service.rs).
 export function checkPortConflicts(ports: HostPort[], others: readonly PortHolder[]): void {
   ports.forEach((port, i) => {
-    const twin = ports.slice(0, i).find((p) => overlaps(p, port));
-    if (twin) throw new VmmRejection(`Duplicate port mapping ${describePort(port)}`);
-    for (const vm of others) {
-      if (vm.ports.some((p) => overlaps(p, port))) {
-        throw new VmmRejection(`Port ${describePort(port)} is already used by VM ${vm.name} (${vm.id})`);
-      }
-    }
+    if (ports.slice(0, i).some((p) => overlaps(p, port))) throw new VmmRejection(`duplicate host port mapping: ${describePort(port)}`);
   });
+  for (const port of ports) {
+    const holder = others.find((vm) => vm.ports.some((p) => overlaps(p, port)));
+    if (holder) throw new VmmRejection(`host port mapping conflicts with VM ${holder.id}: ${describePort(port)}`);
+  }
 }
 
 function describePort(p: HostPort): string {
-  return `${p.protocol}:${p.host_address}:${p.host_port}`;
+  return `${p.protocol} ${p.host_address}:${p.host_port}`;
 }
 
 // Two binds clash on the same protocol and port when the addresses are equal or one is a wildcard.
@@ -173,4 +172,60 @@ export function checkGpus(gpus: { gpus: unknown[]; attach_mode: string } | undef
   if (gpus === undefined) return;
   if (gpus.gpus.length > 0 || gpus.attach_mode === 'all') throw new VmmRejection('GPU is not enabled');
   if (gpus.attach_mode !== 'listed') throw new VmmRejection(`Invalid GPU attach mode: ${gpus.attach_mode}`);
+}
+
+// Upstream's `validate_vm_id` (app.rs), run before any VM id becomes a path: 1–64 of [A-Za-z0-9_-].
+export function validateVmId(id: string): void {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new VmmRejection('invalid VM id');
+}
+
+// What a ResizeVm request may change.
+export type ResizeRequest = { vcpu?: number | undefined; memory?: number | undefined; disk_size?: number | undefined; image?: string | undefined };
+
+// Upstream's `validate_resize_request` (main_service.rs, ResizeVm only): something to change, and
+// no zero or empty value.
+export function checkResizeRequest(request: ResizeRequest): void {
+  const { vcpu, memory, disk_size: diskSize, image } = request;
+  if (vcpu === undefined && memory === undefined && diskSize === undefined && image === undefined) {
+    throw new VmmRejection('resize request contains no updates');
+  }
+  if (vcpu === 0) throw new VmmRejection('vcpu must be greater than zero');
+  if (memory === 0) throw new VmmRejection('memory must be greater than zero');
+  if (diskSize === 0) throw new VmmRejection('disk_size must be greater than zero');
+  if (image === '') throw new VmmRejection('image must not be empty');
+}
+
+// Upstream's `apply_resource_updates` (UpdateVm and ResizeVm): a resize needs a stopped or exited
+// VM, and disks only grow.
+export function checkResizable(status: string, vmId: string, diskSize: number, request: ResizeRequest): void {
+  if ([request.vcpu, request.memory, request.disk_size, request.image].every((v) => v === undefined)) return;
+  if (status !== 'stopped' && status !== 'exited') throw new VmmRejection(`vm should be stopped before resize: ${vmId}`);
+  if (request.disk_size !== undefined && request.disk_size < diskSize) throw new VmmRejection('Cannot shrink disk size');
+}
+
+// Write a resize into a VM's configuration.
+export function applyResize(config: { vcpu: number; memory: number; disk_size: number; image: string }, request: ResizeRequest): void {
+  if (request.vcpu !== undefined) config.vcpu = request.vcpu;
+  if (request.memory !== undefined) config.memory = request.memory;
+  if (request.disk_size !== undefined) config.disk_size = request.disk_size;
+  if (request.image !== undefined) config.image = request.image;
+}
+
+// What fails first when UpdateVm/UpgradeApp or ResizeVm names a VM the VMM does not have: upstream
+// reaches a file of the VM's work directory (`<run_path>/<id>/`) that is not there: the compose
+// (checked by update_vm itself), encrypted_env, user_config, else the manifest. The prefixes are
+// upstream's anyhow contexts (main_service.rs `update_vm`, `resize_vm`, workdir.rs `manifest`); the
+// tail is fs-err's (3.3, the version dstack's Cargo.lock pins) for a missing file.
+export function unknownVmError(
+  request: { id: string; resize: true } | { id: string; compose_file: string; encrypted_env: string; user_config: string },
+  runPath: string,
+): VmmRejection {
+  const dir = `${runPath}/${request.id}`;
+  const missing = (what: string, path: string): string => `failed to ${what} file \`${dir}/${path}\`: No such file or directory (os error 2)`;
+  const manifest = `failed to read manifest: ${missing('open', 'vm-manifest.json')}`;
+  if ('resize' in request) return new VmmRejection(`failed to read manifest: ${manifest}`);
+  if (request.compose_file !== '') return new VmmRejection(`The instance ${request.id} not found`);
+  if (request.encrypted_env !== '') return new VmmRejection(`Failed to write encrypted env: ${missing('create', 'shared/.encrypted-env')}`);
+  if (request.user_config !== '') return new VmmRejection(`Failed to write user config: ${missing('create', 'shared/.user-config')}`);
+  return new VmmRejection(`Failed to read manifest: ${manifest}`);
 }

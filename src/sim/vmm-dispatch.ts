@@ -3,7 +3,8 @@
 import type { z } from 'zod';
 import type { VmmMethod, vmmMethods } from '../vmm/codec.ts';
 import type { EnvKeys } from './env-keys.ts';
-import { queryComposeHash, queryImages, queryInfo, queryMeta, queryStatus, SIM_VERSION } from './vmm-queries.ts';
+import { VmmRejection } from './vm-rules.ts';
+import { queryComposeHash, queryGpus, queryImages, queryInfo, queryMeta, queryStatus, SIM_VERSION } from './vmm-queries.ts';
 import type { VmmState } from './vmm-state.ts';
 
 type Spec<M extends VmmMethod> = (typeof vmmMethods)[M];
@@ -18,6 +19,9 @@ export function createVmmHandlers(state: VmmState, envKeys: EnvKeys): VmmHandler
   return {
     CreateVm: (req) => state.createVm(req),
     UpdateVm: (req) => state.updateVm(req),
+    // Upstream's upgrade_app is update_vm under its older name.
+    UpgradeApp: (req) => state.updateVm(req),
+    ResizeVm: (req) => (state.resizeVm(req), {}),
     StartVm: ({ id }) => (state.startVm(id), {}),
     StopVm: ({ id }) => (state.stopVm(id), {}),
     ShutdownVm: ({ id }) => (state.shutdownVm(id), {}),
@@ -27,8 +31,13 @@ export function createVmmHandlers(state: VmmState, envKeys: EnvKeys): VmmHandler
     GetComposeHash: (req) => queryComposeHash(req),
     ListImages: () => queryImages(state),
     GetMeta: () => queryMeta(state),
+    ListGpus: () => queryGpus(state),
     Version: () => SIM_VERSION,
-    GetAppEnvEncryptPubKey: ({ app_id }) => envKeys.publicKeyResponse(app_id, state.scheduler.clock.now()),
+    GetAppEnvEncryptPubKey: ({ app_id }) => {
+      // upstream `kms_client`: the top-level kms_url must be set before the KMS is asked.
+      if (state.settings().kmsUrl === '') throw new VmmRejection('KMS is not configured');
+      return envKeys.publicKeyResponse(app_id, state.scheduler.clock.now());
+    },
   };
 }
 

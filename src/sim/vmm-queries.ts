@@ -1,29 +1,29 @@
 // The read-only RPCs of the simulated VMM: Status, GetInfo, GetComposeHash, ListImages, GetMeta,
-// Version. Shapes and filters follow upstream (`list_vms`, `get_meta`, docs/dstack.md §2).
+// ListGpus, Version. Shapes and filters follow upstream (`list_vms`, `get_meta`, `list_gpus`,
+// docs/dstack.md §2); GetMeta and ListGpus answer from the loaded vmm.toml settings.
 import type {
   ComposeHash,
   GetInfoResponse,
   GetMetaResponse,
   ImageListResponse,
+  ListGpusResponse,
   StatusRequest,
   StatusResponse,
   VersionResponse,
   VmConfiguration,
 } from '../vmm/messages.ts';
-import { renderVmInfo, statusOf, type SimVm } from './vm-record.ts';
+import { renderVmInfo, type SimVm } from './vm-record.ts';
 import { hashCompose, requireAppCompose, validateName } from './vm-rules.ts';
 import type { VmmState } from './vmm-state.ts';
 
 // What Version reports; the rev marks the simulator in logs.
 export const SIM_VERSION: VersionResponse = { version: '0.5.11', rev: 'simulated' };
 
-// Status: filter by ids, keyword (name, id, app id or image) and status; sort by creation;
-// `total` counts the filtered set; page/page_size 0 means everything (pages count from 1).
+// Status: filter by ids and keyword (name, id, app id or image); sort by creation; `total`
+// counts the filtered set; page/page_size 0 means everything (pages count from 1).
 export function queryStatus(state: VmmState, request: StatusRequest): StatusResponse {
-  const wantedStatus = request.status.split(',').map((s) => s.trim()).filter((s) => s !== '');
   const matches = state.list().filter((vm) => {
     if (request.ids.length > 0 && !request.ids.includes(vm.id)) return false;
-    if (wantedStatus.length > 0 && !wantedStatus.includes(statusOf(vm))) return false;
     if (request.keyword === '') return true;
     return [vm.config.name, vm.id, vm.appId, vm.config.image].some((field) => field.includes(request.keyword));
   });
@@ -33,7 +33,7 @@ export function queryStatus(state: VmmState, request: StatusRequest): StatusResp
       : matches.slice((request.page - 1) * request.page_size, request.page * request.page_size);
   return {
     vms: paged.map((vm) => infoOf(state, vm, request.brief)),
-    port_mapping_enabled: state.portMapping.enabled,
+    port_mapping_enabled: state.settings().portMapping.enabled,
     total: matches.length,
   };
 }
@@ -63,21 +63,33 @@ export function queryImages(state: VmmState): ImageListResponse {
   };
 }
 
-// GetMeta: the loaded kms/gateway URLs and the (reported, not enforced) resource limits.
+// GetMeta: the loaded `[cvm]` kms/gateway URLs, `[gateway]`, the (reported, not enforced)
+// resource limits and the networking defaults. Bridge mode is never offered: upstream adds it
+// only when the bridge config validates or the host has a bridge interface, and the simulator
+// runs no NIC at all.
 export function queryMeta(state: VmmState): GetMetaResponse {
-  const kmsUrls = state.loadedKmsUrls();
+  const settings = state.settings();
+  const { kmsUrls, gatewayUrls, gateway, networking } = settings;
   return {
     kms: { url: kmsUrls[0] ?? '', urls: kmsUrls },
-    gateway: {
-      url: state.gatewayUrls[0] ?? '',
-      base_domain: 'localhost',
-      port: 8082,
-      agent_port: 8090,
-      urls: [...state.gatewayUrls],
+    gateway: { url: gatewayUrls[0] ?? '', base_domain: gateway.baseDomain, port: gateway.port, agent_port: gateway.agentPort, urls: gatewayUrls },
+    resources: {
+      max_cvm_number: settings.cidPoolSize,
+      max_allocable_vcpu: settings.maxAllocableVcpu,
+      max_allocable_memory_in_mb: settings.maxAllocableMemoryMb,
     },
-    resources: { max_cvm_number: 1000, max_allocable_vcpu: 64, max_allocable_memory_in_mb: 262144 },
-    networking: { supported_modes: ['user'], default_mode: 'user', default_bridge: '', max_queues: 0, default_vhost: false },
+    networking: {
+      supported_modes: ['user'],
+      default_mode: networking.mode === 'custom' ? '' : networking.mode,
+      default_bridge: networking.bridge,
+    },
   };
+}
+
+// ListGpus: GPUs are off on the simulated host (`[cvm.gpu] enabled = false`), so the list is
+// empty, as upstream's `list_gpus` answers then; the flag is still the configured one.
+export function queryGpus(state: VmmState): ListGpusResponse {
+  return { gpus: [], allow_attach_all: state.settings().gpuAllowAttachAll };
 }
 
 function infoOf(state: VmmState, vm: SimVm, brief: boolean): ReturnType<typeof renderVmInfo> {

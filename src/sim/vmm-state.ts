@@ -3,34 +3,38 @@
 // through an injected function, so tests drive every path without sockets.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Id, UpdateVmRequest, VmConfiguration } from '../vmm/messages.ts';
+import type { Id, ResizeVmRequest, UpdateVmRequest, VmConfiguration } from '../vmm/messages.ts';
 import { systemClock } from '../clock.ts';
 import { Scheduler } from './scheduler.ts';
 import { noGatewayAnswers } from './gateway-guest.ts';
 import { runBoot, type BootDeps } from './vm-boot.ts';
-import { DEFAULT_SIM_IMAGE, DEFAULT_SIM_PORT_MAPPING, type SimImage, type VmmStateOptions } from './vmm-config.ts';
+import { DEFAULT_SIM_IMAGE, settingsOf, type SimImage, type SimVmmSettings, type VmmStateOptions } from './vmm-config.ts';
 import { newVmRecord, pushEvent, statusOf, type SimVm } from './vm-record.ts';
 import {
+  applyResize,
   checkGpus,
   checkPortConflicts,
+  checkResizable,
+  checkResizeRequest,
   isValidImageName,
   requireAppCompose,
   resolveAppId,
   resolveCreatePorts,
   resolveUpdatePorts,
+  unknownVmError,
   validateName,
+  validateVmId,
   VmmRejection,
   type PortHolder,
-  type PortMappingConfig,
+  type ResizeRequest,
 } from './vm-rules.ts';
 
 // The VM table: RPC semantics plus the fault hooks (crash, VMM restart).
 export class VmmState {
   readonly scheduler: Scheduler;
   readonly images: SimImage[];
-  readonly portMapping: PortMappingConfig;
-  readonly gatewayUrls: string[];
-  private kmsUrls: string[];
+  // What vmm.toml said when the VMM (last) started; replaced by `configure` and `reloadVms`.
+  private current: SimVmmSettings;
   private readonly vms = new Map<string, SimVm>();
   private readonly events = new EventEmitter<{ change: [] }>();
   private readonly bootDeps: BootDeps;
@@ -42,9 +46,7 @@ export class VmmState {
   constructor(options: VmmStateOptions) {
     this.scheduler = new Scheduler(options.clock ?? systemClock);
     this.images = options.images ?? [DEFAULT_SIM_IMAGE];
-    this.portMapping = options.portMapping ?? DEFAULT_SIM_PORT_MAPPING;
-    this.kmsUrls = options.kmsUrls ?? [];
-    this.gatewayUrls = options.gatewayUrls ?? [];
+    this.current = settingsOf(options);
     this.shutdownDelayMs = options.shutdownDelayMs ?? 20;
     this.removeDelayMs = options.removeDelayMs ?? 20;
     this.bootDeps = {
@@ -53,9 +55,9 @@ export class VmmState {
       maxEvents: options.maxEvents ?? 20,
       requestAppKeys: options.requestAppKeys,
       osImageHashOf: (vm) => this.imageOf(vm.config.image)?.digest ?? '',
-      kmsUrlsOf: (vm) => (vm.config.kms_urls.length > 0 ? vm.config.kms_urls : this.kmsUrls),
+      kmsUrlsOf: (vm) => (vm.config.kms_urls.length > 0 ? vm.config.kms_urls : this.current.kmsUrls),
       // make_sys_config: the VM's own gateway_urls when set, else `[cvm].gateway_urls`.
-      gatewayUrlsOf: (vm) => [...(vm.config.gateway_urls.length > 0 ? vm.config.gateway_urls : this.gatewayUrls)],
+      gatewayUrlsOf: (vm) => [...(vm.config.gateway_urls.length > 0 ? vm.config.gateway_urls : this.current.gatewayUrls)],
       setupGateway: options.setupGateway ?? noGatewayAnswers,
       changed: () => this.changed(),
       powerOff: (vm) => this.endProcess(vm),
@@ -83,9 +85,14 @@ export class VmmState {
     return this.vms.get(id);
   }
 
-  // The loaded `[cvm].kms_urls` (GetMeta).
-  loadedKmsUrls(): string[] {
-    return [...this.kmsUrls];
+  // The loaded vmm.toml settings (GetMeta, ListGpus, GetAppEnvEncryptPubKey), as a copy.
+  settings(): SimVmmSettings {
+    return structuredClone(this.current);
+  }
+
+  // The VMM (re)started with these vmm.toml settings; running VMs are not touched.
+  configure(changes: Partial<SimVmmSettings>): void {
+    this.current = { ...this.current, ...structuredClone(changes) };
   }
 
   // The configured image of that directory name.
@@ -96,7 +103,7 @@ export class VmmState {
   // CreateVm: validate in upstream's order, record the manifest, start unless `stopped`.
   createVm(request: VmConfiguration): Id {
     validateName(request.name);
-    const ports = resolveCreatePorts(request.ports, this.portMapping);
+    const ports = resolveCreatePorts(request.ports, this.current.portMapping);
     checkPortConflicts(ports, this.portHolders(undefined));
     checkGpus(request.gpus);
     this.checkImage(request.image, 'Failed to load VM');
@@ -163,20 +170,16 @@ export class VmmState {
     this.scheduler.after(this.removeDelayMs, () => this.finishRemoval(vm));
   }
 
-  // UpdateVm: validate everything first, then rewrite the manifest and shared files. It never
-  // restarts the VM; the reply is the app id of the NEW compose ("" without one), not the VM id.
+  // UpdateVm and UpgradeApp: validate everything first, then rewrite the manifest and shared
+  // files. It never restarts the VM; the reply is the app id of the NEW compose ("" without one),
+  // not the VM id. Checks run in upstream's order (`update_vm`), which names an unknown VM by the
+  // first of its files it reaches.
   updateVm(request: UpdateVmRequest): Id {
-    const vm = this.require(request.id, 'Failed to update VM');
     if (request.compose_file !== '') requireAppCompose(request.compose_file, 'Invalid compose file');
-    const resizing = [request.vcpu, request.memory, request.disk_size, request.image].some((v) => v !== undefined);
-    const status = statusOf(vm);
-    if (resizing && status !== 'stopped' && status !== 'exited') {
-      throw new VmmRejection(`vm should be stopped before resize: ${vm.id}`);
-    }
-    if (request.disk_size !== undefined && request.disk_size < vm.config.disk_size) {
-      throw new VmmRejection('Cannot shrink disk size');
-    }
-    if (request.image !== undefined) this.checkImage(request.image, 'Failed to load VM');
+    validateVmId(request.id);
+    const vm = this.vms.get(request.id);
+    if (!vm) throw unknownVmError(request, this.current.runPath);
+    this.checkResize(vm, request);
     checkGpus(request.gpus);
     const ports = request.update_ports ? resolveUpdatePorts(request.ports) : undefined;
     if (ports) checkPortConflicts(ports, this.portHolders(vm.id));
@@ -184,18 +187,26 @@ export class VmmState {
     if (request.compose_file !== '') config.compose_file = request.compose_file;
     if (request.encrypted_env !== '') config.encrypted_env = request.encrypted_env;
     if (request.user_config !== '') config.user_config = request.user_config;
+    applyResize(config, request);
+    if (request.gpus !== undefined) config.gpus = structuredClone(request.gpus);
+    if (request.no_tee !== undefined) config.no_tee = request.no_tee;
     if (ports) vm.ports = config.ports = ports;
     if (request.update_kms_urls) config.kms_urls = [...request.kms_urls];
     if (request.update_gateway_urls) config.gateway_urls = [...request.gateway_urls];
     if (request.update_networking) config.networks = structuredClone(request.networks);
-    if (request.gpus !== undefined) config.gpus = structuredClone(request.gpus);
-    if (request.no_tee !== undefined) config.no_tee = request.no_tee;
-    if (request.vcpu !== undefined) config.vcpu = request.vcpu;
-    if (request.memory !== undefined) config.memory = request.memory;
-    if (request.disk_size !== undefined) config.disk_size = request.disk_size;
-    if (request.image !== undefined) config.image = request.image;
     this.changed();
     return { id: request.compose_file === '' ? '' : resolveAppId(undefined, request.compose_file) };
+  }
+
+  // ResizeVm (upstream `resize_vm`): the resource half of UpdateVm, with its own request checks.
+  resizeVm(request: ResizeVmRequest): void {
+    checkResizeRequest(request);
+    validateVmId(request.id);
+    const vm = this.vms.get(request.id);
+    if (!vm) throw unknownVmError({ resize: true, id: request.id }, this.current.runPath);
+    this.checkResize(vm, request);
+    applyResize(vm.config, request);
+    this.changed();
   }
 
   // The VM's process dies on its own (a fault, or QEMU failing to launch): the started flag
@@ -219,10 +230,10 @@ export class VmmState {
     this.changed();
   }
 
-  // VMM restart, second half (`reload_vms`): load the config again and boot every VM whose
-  // started flag is set.
-  reloadVms(config: { kmsUrls?: string[] }): void {
-    if (config.kmsUrls) this.kmsUrls = [...config.kmsUrls];
+  // VMM restart, second half (`reload_vms`): `changes` stands for keys edited in vmm.toml before
+  // the restart; then every VM whose started flag is set boots.
+  reloadVms(changes: Partial<SimVmmSettings> = {}): void {
+    this.configure(changes);
     for (const vm of this.list()) if (vm.started && !vm.running) this.launch(vm);
   }
 
@@ -243,6 +254,13 @@ export class VmmState {
     return this.list()
       .filter((vm) => vm.id !== exceptId)
       .map((vm) => ({ id: vm.id, name: vm.config.name, ports: vm.ports }));
+  }
+
+  // upstream `apply_resource_updates`; the image is checked here too (upstream writes the manifest
+  // first and only `load_vm` refuses it).
+  private checkResize(vm: SimVm, request: ResizeRequest): void {
+    checkResizable(statusOf(vm), vm.id, vm.config.disk_size, request);
+    if (request.image !== undefined) this.checkImage(request.image, 'Failed to load VM');
   }
 
   private checkImage(image: string, context: string): void {
@@ -288,3 +306,4 @@ export class VmmState {
     this.events.emit('change');
   }
 }
+

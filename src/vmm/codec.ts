@@ -12,7 +12,9 @@ import {
   GetMetaResponseSchema,
   IdSchema,
   ImageListResponseSchema,
+  ListGpusResponseSchema,
   PublicKeyResponseSchema,
+  ResizeVmRequestSchema,
   StatusRequestSchema,
   StatusResponseSchema,
   UpdateVmRequestSchema,
@@ -39,10 +41,15 @@ function rpc<const Req extends string, const Res extends string, ReqSchema, ResS
   return { request, requestSchema, response, responseSchema };
 }
 
-// Every RPC the supervisor uses, with upstream's signatures (proto/vmm_rpc.proto `service Vmm`).
+// Every RPC of proto/vmm_rpc.proto `service Vmm`, with upstream's signatures: the ones the
+// supervisor calls, and UpgradeApp, ResizeVm and ListGpus, which only upstream's vmm-cli.py sends
+// (the simulator serves them all).
 export const vmmMethods = {
   CreateVm: rpc('vmm.VmConfiguration', VmConfigurationSchema, 'vmm.Id', IdSchema),
   UpdateVm: rpc('vmm.UpdateVmRequest', UpdateVmRequestSchema, 'vmm.Id', IdSchema),
+  UpgradeApp: rpc('vmm.UpdateVmRequest', UpdateVmRequestSchema, 'vmm.Id', IdSchema),
+  ResizeVm: rpc('vmm.ResizeVmRequest', ResizeVmRequestSchema, EMPTY, EmptySchema),
+  ListGpus: rpc(EMPTY, EmptySchema, 'vmm.ListGpusResponse', ListGpusResponseSchema),
   StartVm: rpc('vmm.Id', IdSchema, EMPTY, EmptySchema),
   StopVm: rpc('vmm.Id', IdSchema, EMPTY, EmptySchema),
   ShutdownVm: rpc('vmm.Id', IdSchema, EMPTY, EmptySchema),

@@ -4,7 +4,8 @@ import { z } from 'zod';
 // names, `bytes` as lowercase hex without 0x, 64-bit integers as numbers. Every field defaults like
 // proto3 (missing = zero value), so a schema accepts both a partial request and whatever a newer or
 // older VMM replies; `optional` proto fields stay absent when unset. Field numbers live in
-// proto/vmm_rpc.proto; src/vmm/codec.ts converts these objects to and from protobuf binary.
+// proto/vmm_rpc.proto; src/vmm/codec.ts converts these objects to and from protobuf binary. Every
+// object here has exactly the fields of its proto message (test/vmm/messages-proto.test.ts).
 
 const uint32 = z.number().int().min(0).max(0xffff_ffff);
 // uint64 on the wire; the values we see (ms timestamps) fit a double exactly.
@@ -24,7 +25,6 @@ export const PortMappingSchema = z.object({
   vm_port: u32,
   // UpdateVm fails with "Invalid host address" on an empty value: always send it.
   host_address: str,
-  nic_index: uint32.optional(),
 });
 export type PortMapping = z.infer<typeof PortMappingSchema>;
 
@@ -35,14 +35,10 @@ export const GpuConfigSchema = z.object({
 });
 export type GpuConfig = z.infer<typeof GpuConfigSchema>;
 
-// vmm.NetworkingConfig: per-VM networking override.
+// vmm.NetworkingConfig: per-VM networking override, mode "user" | "bridge".
 export const NetworkingConfigSchema = z.object({
   mode: str,
   bridge_name: str,
-  parent: str,
-  macvtap_mode: str,
-  vhost: z.boolean().optional(),
-  queues: uint32.optional(),
 });
 export type NetworkingConfig = z.infer<typeof NetworkingConfigSchema>;
 
@@ -68,12 +64,12 @@ export const VmConfigurationSchema = z.object({
   networking: NetworkingConfigSchema.optional(),
   networks: z.array(NetworkingConfigSchema).default([]),
   simulated_tee: z.string().optional(),
-  disk_prealloc: z.string().optional(),
 });
 export type VmConfiguration = z.infer<typeof VmConfigurationSchema>;
 export type VmConfigurationInput = z.input<typeof VmConfigurationSchema>;
 
-// vmm.UpdateVmRequest: empty values and false update_* flags mean "leave unchanged" (docs/dstack.md §2.2).
+// vmm.UpdateVmRequest (UpdateVm and UpgradeApp): empty values and false update_* flags mean "leave
+// unchanged" (docs/dstack.md §2.2).
 export const UpdateVmRequestSchema = z.object({
   id: str,
   compose_file: str,
@@ -112,7 +108,6 @@ export const StatusRequestSchema = z.object({
   keyword: str,
   page: u32,
   page_size: u32,
-  status: str,
 });
 export type StatusRequest = z.infer<typeof StatusRequestSchema>;
 export type StatusRequestInput = z.input<typeof StatusRequestSchema>;
@@ -133,9 +128,6 @@ export const NetworkInterfaceStatusSchema = z.object({
   mac: str,
   bridge_name: z.string().optional(),
   netdev_id: z.string().optional(),
-  vhost: z.boolean().optional(),
-  queues: uint32.optional(),
-  macvtap_mode: z.string().optional(),
 });
 export type NetworkInterfaceStatus = z.infer<typeof NetworkInterfaceStatusSchema>;
 
@@ -157,7 +149,6 @@ export const VmInfoSchema = z.object({
   image_version: str,
   events: z.array(GuestEventSchema).default([]),
   interfaces: z.array(NetworkInterfaceStatusSchema).default([]),
-  running: bool,
 });
 export type VmInfo = z.infer<typeof VmInfoSchema>;
 
@@ -224,8 +215,6 @@ export const GetMetaResponseSchema = z.object({
       supported_modes: strings,
       default_mode: str,
       default_bridge: str,
-      max_queues: u32,
-      default_vhost: bool,
     })
     .prefault({}),
 });
@@ -234,3 +223,30 @@ export type GetMetaResponse = z.infer<typeof GetMetaResponseSchema>;
 // vmm.VersionResponse.
 export const VersionResponseSchema = z.object({ version: str, rev: str });
 export type VersionResponse = z.infer<typeof VersionResponseSchema>;
+
+// vmm.ResizeVmRequest: ResizeVm (deprecated upstream for UpdateVm, still what vmm-cli.py `resize`
+// and `update --vcpu/--memory/--disk/--image` send). Unset fields stay as they are.
+export const ResizeVmRequestSchema = z.object({
+  id: str,
+  vcpu: uint32.optional(),
+  memory: uint32.optional(),
+  disk_size: uint32.optional(),
+  image: z.string().optional(),
+});
+export type ResizeVmRequest = z.infer<typeof ResizeVmRequestSchema>;
+
+// vmm.GpuInfo: one GPU the host could attach.
+export const GpuInfoSchema = z.object({
+  slot: str,
+  product_id: str,
+  description: str,
+  is_free: bool,
+});
+export type GpuInfo = z.infer<typeof GpuInfoSchema>;
+
+// vmm.ListGpusResponse: empty while `[cvm.gpu] enabled = false`.
+export const ListGpusResponseSchema = z.object({
+  gpus: z.array(GpuInfoSchema).default([]),
+  allow_attach_all: bool,
+});
+export type ListGpusResponse = z.infer<typeof ListGpusResponseSchema>;

@@ -1,12 +1,15 @@
 // `run` on a simulated host with init, as `npm run dev` starts it: the KMS URL it settled on is in
-// the journal, and Ctrl-C says what it means there (the simulated CVMs live in this process).
+// the journal, the simulated VMM reports the KMS of the vmm.toml init rendered, and Ctrl-C says what
+// it means there (the simulated CVMs live in this process).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { parse as parseToml } from 'smol-toml';
 import { Agent, request } from 'undici';
+import { createVmmClient } from '../../src/vmm/client.ts';
 import { defer } from '../helpers/cleanup.ts';
 import { waitUntil } from '../helpers/harness.ts';
 
@@ -41,6 +44,16 @@ test('issue 15: a simulated host names its KMS URL, and SIGINT says the simulate
   const health = await request(`${url}/health`, { dispatcher });
   assert.equal(health.statusCode, 200, 'the URL named is the KMS');
   await health.body.dump();
+
+  // Issue 16 item 2: GetMeta named a hard-coded https://10.0.2.2:12001; it is vmm.toml's
+  // [cvm] kms_urls, whose port is the one the KMS answers on.
+  const vmm = createVmmClient({ url: `unix:${join(dir, 'sim', 'vmm.sock')}` });
+  defer(t, () => vmm.close());
+  const rendered = parseToml(await readFile(join(dir, 'etc', 'vmm.toml'), 'utf8')) as { kms_url: string; cvm: { kms_urls: string[] } };
+  const meta = await vmm.getMeta();
+  assert.deepEqual(meta.kms.urls, rendered.cvm.kms_urls);
+  assert.equal(new URL(meta.kms.url).port, new URL(url).port);
+  assert.equal(rendered.kms_url, url, 'kms_url, where GetAppEnvEncryptPubKey goes, is the KMS too');
 
   // SIGINT is handled once the supervisor watches apps.d; init comes before that.
   await waitUntil(() => /watching \S+apps\.d/.test(out), 'the supervisor watching apps.d', 30_000);

@@ -1,6 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { Agent, request as undiciRequest } from 'undici';
 import { createKmsProber } from '../../src/init/kms-probe.ts';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import { createManualClock } from '../helpers/manual-clock.ts';
@@ -76,4 +77,26 @@ test('a stalled KMS never answers until the fault is lifted; other VMs on port 8
   host.kms.setFault('none');
   await clock.advance(50);
   assert.equal((await prober.probe(kmsUrl)).k256Pubkey, host.envKeys.kmsPublicKeyHex);
+});
+
+test('vmm-cli.py --kms-url asks the KMS for an app env key: POST /prpc/GetAppEnvEncryptPubKey?json, the same key the VMM hands out', async (t) => {
+  const { clock, host, client, prober } = await kmsStage(t, 0);
+  const port = await freePort();
+  const url = `https://127.0.0.1:${port}`;
+  await client.createVm({ name: 'dstack-kms', image: 'dstack-0.5.11', compose_file: KMS_COMPOSE, ports: [{ protocol: 'tcp', host_address: '127.0.0.1', host_port: port, vm_port: 8000 }] });
+  await clock.advance(20);
+  await probeUntil(() => prober.probe(url), 'up');
+  const agent = new Agent({ connect: { rejectUnauthorized: false } });
+  defer(t, () => agent.close());
+  // VmmCLI.get_app_env_encrypt_pub_key with a kms_url: json.dumps({"app_id": app_id}).
+  const ask = async (appId: string) => {
+    const res = await undiciRequest(`${url}/prpc/GetAppEnvEncryptPubKey?json`, { dispatcher: agent, method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"app_id": "${appId}"}` });
+    return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
+  };
+  const appId = 'c0ffee00'.repeat(5);
+  const reply = await ask(appId);
+  assert.equal(reply.status, 200);
+  assert.equal(reply.body['public_key'], host.envKeys.keyPairOf(appId).publicKeyHex);
+  assert.deepEqual(Object.keys(reply.body), ['public_key', 'signature', 'timestamp', 'signature_v1']);
+  assert.deepEqual(await ask('abcd'), { status: 400, body: { error: 'app_id must be 20 bytes' } });
 });

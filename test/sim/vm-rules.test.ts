@@ -74,13 +74,14 @@ test('UpdateVm ports skip the range check but refuse an empty host address', () 
 
 test('port conflicts: same protocol and port on an overlapping address, or twice in one request', () => {
   const holder = { id: 'id-1', name: 'blog', ports: resolveUpdatePorts([tcp(8080)]) };
+  // Upstream's texts (main_service.rs validate_port_mapping_conflicts, validate_unique_port_mappings).
   assert.throws(() => checkPortConflicts(resolveUpdatePorts([tcp(8080)]), [holder]), {
-    message: 'Port tcp:127.0.0.1:8080 is already used by VM blog (id-1)',
+    message: 'host port mapping conflicts with VM id-1: tcp 127.0.0.1:8080',
   });
-  assert.throws(() => checkPortConflicts(resolveUpdatePorts([tcp(8080, '0.0.0.0')]), [holder]), /already used by VM blog/);
+  assert.throws(() => checkPortConflicts(resolveUpdatePorts([tcp(8080, '0.0.0.0')]), [holder]), /conflicts with VM id-1: tcp 0\.0\.0\.0:8080/);
   checkPortConflicts(resolveUpdatePorts([tcp(8080, '127.0.0.2')]), [holder]);
   checkPortConflicts(resolveUpdatePorts([{ ...tcp(8080), protocol: 'udp' }]), [holder]);
-  assert.throws(() => checkPortConflicts(resolveUpdatePorts([tcp(9000), tcp(9000)]), []), /Duplicate port mapping/);
+  assert.throws(() => checkPortConflicts(resolveUpdatePorts([tcp(9000), tcp(9000)]), []), { message: 'duplicate host port mapping: tcp 127.0.0.1:9000' });
 });
 
 test('GPUs are disabled: only an empty "listed" config passes', () => {

@@ -13,7 +13,7 @@ const config: WireObject = {
   disk_size: 20,
   ports: [
     { protocol: 'tcp', host_port: 8080, vm_port: 80, host_address: '127.0.0.1' },
-    { protocol: 'udp', host_port: 5353, vm_port: 53, host_address: '0.0.0.0', nic_index: 0 },
+    { protocol: 'udp', host_port: 5353, vm_port: 53, host_address: '0.0.0.0' },
   ],
   encrypted_env: '00ff10abcdef',
   app_id: 'c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00',
@@ -25,10 +25,9 @@ const config: WireObject = {
   gateway_urls: [],
   stopped: true,
   no_tee: false,
-  networking: { mode: 'bridge', bridge_name: 'br0', parent: '', macvtap_mode: '', vhost: true, queues: 4 },
-  networks: [{ mode: 'user', bridge_name: '', parent: '', macvtap_mode: '' }],
-  simulated_tee: 'tdx',
-  disk_prealloc: 'metadata',
+  networking: { mode: 'bridge', bridge_name: 'br0' },
+  networks: [{ mode: 'user', bridge_name: '' }],
+  simulated_tee: 'dstack-tdx',
 };
 
 const vmInfo: WireObject = {
@@ -45,8 +44,7 @@ const vmInfo: WireObject = {
   shutdown_progress: '',
   image_version: '0.5.11',
   events: [{ event: 'boot.progress', body: 'done', timestamp: 1_754_550_000_123 }],
-  interfaces: [{ mode: 'user', backend: 'slirp', mac: '02:00:00:00:00:01', netdev_id: 'net0', vhost: false, queues: 1 }],
-  running: true,
+  interfaces: [{ mode: 'user', backend: 'slirp', mac: '02:00:00:00:00:01', netdev_id: 'net0' }],
 };
 
 // Request and reply samples keyed by method; Empty messages are `{}`.
@@ -75,12 +73,21 @@ export const samples: Record<VmmMethod, { request: WireObject; response: WireObj
     },
     response: { id: 'd00dd00dd00dd00dd00dd00dd00dd00dd00dd00d' },
   },
+  UpgradeApp: {
+    request: { id: vmInfo.id, compose_file: '', encrypted_env: '', user_config: '{"k":"v2"}', update_ports: false, ports: [], update_kms_urls: false, kms_urls: [], update_gateway_urls: false, gateway_urls: [], update_networking: false, networks: [] },
+    response: { id: '' },
+  },
+  ResizeVm: { request: { id: vmInfo.id, vcpu: 4, disk_size: 40 }, response: {} },
+  ListGpus: {
+    request: {},
+    response: { gpus: [{ slot: '18:00.0', product_id: '10de:2335', description: 'H200', is_free: true }], allow_attach_all: true },
+  },
   StartVm: { request: { id: vmInfo.id }, response: {} },
   StopVm: { request: { id: vmInfo.id }, response: {} },
   ShutdownVm: { request: { id: vmInfo.id }, response: {} },
   RemoveVm: { request: { id: vmInfo.id }, response: {} },
   Status: {
-    request: { ids: [vmInfo.id], brief: false, keyword: 'shop', page: 1, page_size: 50, status: 'running' },
+    request: { ids: [vmInfo.id], brief: false, keyword: 'shop', page: 1, page_size: 50 },
     response: { vms: [vmInfo, { id: 'x', name: 'brief', status: 'stopped', exited_at: '2026-08-07T10:00:00Z' }], port_mapping_enabled: true, total: 2 },
   },
   GetInfo: { request: { id: vmInfo.id }, response: { found: true, info: vmInfo } },
@@ -95,7 +102,7 @@ export const samples: Record<VmmMethod, { request: WireObject; response: WireObj
       kms: { url: '', urls: ['https://127.0.0.1:8082'] },
       gateway: { url: '', base_domain: '', port: 0, agent_port: 8090, urls: [] },
       resources: { max_cvm_number: 1000, max_allocable_vcpu: 64, max_allocable_memory_in_mb: 262_144 },
-      networking: { supported_modes: ['user', 'bridge'], default_mode: 'user', default_bridge: 'virbr0', max_queues: 8, default_vhost: true },
+      networking: { supported_modes: ['user', 'bridge'], default_mode: 'user', default_bridge: 'virbr0' },
     },
   },
   Version: { request: {}, response: { version: '0.5.11', rev: '312dc605' } },
