@@ -80,13 +80,18 @@ function indent(text) {
     .join('\n');
 }
 
+// napi-rs publishes each platform's prebuilt addon as a package of its own holding only the
+// .node file, package.json and README; the license is in the package the addon belongs to.
+const LICENSE_FROM = { 'node-unix-socket-linux-x64-gnu': 'node-unix-socket' };
+
 async function packageStanza(name, dir) {
   const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'));
   const licenseName = typeof pkg.license === 'string' ? pkg.license : 'see-license-text';
-  const files = (await readdir(dir)).filter((entry) => LICENSE_FILE.test(entry)).sort();
-  if (files.length === 0) throw new Error(`${name}@${pkg.version} (${dir}) ships no LICENSE file; its notice cannot be packaged`);
+  const licenseDir = LICENSE_FROM[name] === undefined ? dir : join(dir, '..', LICENSE_FROM[name]);
+  const files = (await readdir(licenseDir)).filter((entry) => LICENSE_FILE.test(entry)).sort();
+  if (files.length === 0) throw new Error(`${name}@${pkg.version} (${licenseDir}) ships no LICENSE file; its notice cannot be packaged`);
   // A dual-licensed package (LICENSE.MIT and LICENSE.APACHE2) gets both texts.
-  const texts = await Promise.all(files.map(async (file) => licenseBody(await readFile(join(dir, file), 'utf8'))));
+  const texts = await Promise.all(files.map(async (file) => licenseBody(await readFile(join(licenseDir, file), 'utf8'))));
   const text = texts.join('\n\n');
   const notices = text.split('\n').filter((line) => /^\s*(copyright\b|\(c\)|©)/i.test(line)).map((line) => line.trim());
   const author = typeof pkg.author === 'string' ? pkg.author : pkg.author?.name;
