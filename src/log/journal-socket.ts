@@ -90,6 +90,7 @@ export function openJournalSender(path: string = JOURNAL_SOCKET): JournalSender 
         }
         socket.sendTo(datagram, 0, datagram.length, path, (err) => (sent = err === undefined || err === null));
       } catch {
+        // The addon throws when it cannot make a socket (EMFILE) or poll it: not sent either.
         sent = false;
       }
       if (!sent) close();

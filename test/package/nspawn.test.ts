@@ -178,6 +178,8 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   assert.doesNotMatch(String(deploy.MESSAGE), /\{/);
   assert.deepEqual([deploy.PRIORITY, deploy._TRANSPORT, deploy['SYSLOG_IDENTIFIER'], deploy['_SYSTEMD_UNIT']], ['6', 'journal', 'dstack-supervisor', UNIT]);
   assert.match(String(deploy['FILE']), /\/etc\/dstack\/apps\.d\/hello\.yaml$/);
+  const [running] = await unitJournal(c, 'APP=hello', 'PHASE=running');
+  assert.ok(running && running['HASH'] === deploy['TO'] && /^[0-9a-f-]{36}$/.test(String(running['VM'])), JSON.stringify(running));
   const warnings = await unitJournal(c, 'PRIORITY=4');
   assert.ok(warnings.some((e) => String(e['FILE']).endsWith('My_App.yml') && e['ACTION'] === 'refused'), 'a warning for My_App.yml');
   assert.match(await run(c, ['journalctl', '-u', UNIT, '-p', 'warning', '--no-pager', '-o', 'cat']), /My_App\.yml: not deployed/);
