@@ -8,7 +8,10 @@
 // through Node's type stripping instead, --flags 0 leaves the flags out (of the bundle's run; the
 // npm bin adds them to the sources' itself). A bare Node process idling beside it gives the
 // floor every Node service starts from.
-// Run: node_modules/.bin/node bench/idle.ts [--apps 100] [--minutes 5] [--bundle 1] [--flags 1]
+// --journal 1 runs it with `--log-format journal`, as under systemd: the journal's addon is loaded
+// and each entry goes to journald's socket (where there is no journald, as on the bench machine,
+// each falls back to a stdout line after the failed send).
+// Run: node_modules/.bin/node bench/idle.ts [--apps 100] [--minutes 5] [--bundle 1] [--flags 1] [--journal 0]
 // (shorter for a quick look; README quotes the 5-minute figure)
 import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
@@ -56,7 +59,7 @@ function wakeups(fires: readonly Fire[]): Array<{ at: number; fires: number }> {
   return bursts.map(({ at, fires: n }) => ({ at, fires: n }));
 }
 
-const args = numberArgs({ apps: 100, minutes: 5, bundle: 1, flags: 1 });
+const args = numberArgs({ apps: 100, minutes: 5, bundle: 1, flags: 1, journal: 0 });
 const machine = describeMachine();
 const stage = await openStage({ prefix: 'bench-idle-' });
 const probeOut = join(stage.dir, 'timers.json');
@@ -66,6 +69,7 @@ try {
     bin,
     nodeArgs: [...nodeArgs, '--import', join(import.meta.dirname, 'timer-probe.mjs')],
     env: { BENCH_TIMER_PROBE_OUT: probeOut },
+    logFormat: args.journal ? 'journal' : 'text',
   });
   await child.ready;
   const ports = await freePorts(args.apps);
@@ -105,6 +109,7 @@ try {
     apps: args.apps,
     windowS: windowMs / 1000,
     ...described,
+    logFormat: args.journal ? 'journal' : 'text',
     rssMB: { start: before.rssMB, end: after.rssMB, max: maxRss, peakSinceStart: after.peakRssMB },
     // The end's resident set in its two parts, beside a bare Node process's.
     residentEndMB: { anon: after.anonMB, file: after.fileMB },

@@ -26,4 +26,7 @@ const machine = describeMachine();
 const bareNode = await rssAfter('Promise.resolve()');
 const dependencies: Record<string, number> = {};
 for (const dep of DEPENDENCIES) dependencies[dep] = round((await rssAfter(`import(${JSON.stringify(dep)})`)) - bareNode);
+// Under systemd only (--log-format journal): the journal socket's addon, loaded as
+// src/log/journal-socket.ts loads it (an ES import cannot load a .node file).
+dependencies['node-unix-socket addon'] = round((await rssAfter('Promise.resolve(require("node-unix-socket-linux-x64-gnu"))')) - bareNode);
 printResult('import-rss', machine, { bareNodeMB: bareNode, addedByDependencyMB: dependencies });

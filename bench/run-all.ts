@@ -18,6 +18,7 @@ const BENCHES: Record<string, [string, ...string[]]> = {
   idle: ['idle'],
   'vmm-rpc': ['vmm-rpc'],
   'import-rss': ['import-rss'],
+  journal: ['journal'],
   parse: ['parse'],
 };
 

@@ -50,6 +50,10 @@ const result = await build({
   target: 'node24',
   // dbus-next requires these optionally; it does not need them for unix:path= buses.
   external: ['x11', 'usocket'],
+  // The journal's socket is a prebuilt N-API addon (src/log/journal-socket.ts): its .node file is
+  // copied beside the chunks and the require() rewritten to it, so it ships like a chunk.
+  loader: { '.node': 'copy' },
+  assetNames: 'chunks/[name]-[hash]',
   banner: { js: banner },
   legalComments: 'eof',
   logLevel: 'warning',
@@ -69,11 +73,11 @@ async function replaceFile(path, data) {
 const entryPath = join(outdir, 'dstack-supervisor.mjs');
 const outputs = [...result.outputFiles].sort((a, b) => Number(a.path === entryPath) - Number(b.path === entryPath));
 for (const file of outputs) await replaceFile(file.path, file.contents);
-// Chunks of earlier builds that this one no longer imports.
+// Chunks (and addons) of earlier builds that this one no longer imports.
 const current = new Set(outputs.map((file) => file.path));
 for (const name of await readdir(join(outdir, 'chunks'))) {
   const path = join(outdir, 'chunks', name);
-  if (!current.has(path) && name.endsWith('.mjs')) await rm(path, { force: true });
+  if (!current.has(path) && /\.(mjs|node)$/.test(name)) await rm(path, { force: true });
 }
 // Which npm packages went into the bundle, and which files it is: scripts/package.mjs lists the
 // packages, with their licenses, in the package's copyright file, and installs the files.

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 // LICENSE, license, LICENCE, LICENSE.md, COPYING, and per-license files such as LICENSE.MIT.
 const LICENSE_FILE = /^(licen[cs]e|copying)([.-][\w.-]+)?$/i;
@@ -80,13 +81,20 @@ function indent(text) {
     .join('\n');
 }
 
+// napi-rs publishes each platform's prebuilt addon as a package of its own holding only the
+// .node file, package.json and README; the license is in the package the addon belongs to, which
+// is not installed (its optional dependencies name platform packages that were never published,
+// so `npm ci` refuses a lock file with it): its LICENSE is kept in packaging/licenses/.
+const LICENSE_FROM = { 'node-unix-socket-linux-x64-gnu': fileURLToPath(new URL('../packaging/licenses/node-unix-socket/', import.meta.url)) };
+
 async function packageStanza(name, dir) {
   const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'));
   const licenseName = typeof pkg.license === 'string' ? pkg.license : 'see-license-text';
-  const files = (await readdir(dir)).filter((entry) => LICENSE_FILE.test(entry)).sort();
-  if (files.length === 0) throw new Error(`${name}@${pkg.version} (${dir}) ships no LICENSE file; its notice cannot be packaged`);
+  const licenseDir = LICENSE_FROM[name] ?? dir;
+  const files = (await readdir(licenseDir)).filter((entry) => LICENSE_FILE.test(entry)).sort();
+  if (files.length === 0) throw new Error(`${name}@${pkg.version} (${licenseDir}) ships no LICENSE file; its notice cannot be packaged`);
   // A dual-licensed package (LICENSE.MIT and LICENSE.APACHE2) gets both texts.
-  const texts = await Promise.all(files.map(async (file) => licenseBody(await readFile(join(dir, file), 'utf8'))));
+  const texts = await Promise.all(files.map(async (file) => licenseBody(await readFile(join(licenseDir, file), 'utf8'))));
   const text = texts.join('\n\n');
   const notices = text.split('\n').filter((line) => /^\s*(copyright\b|\(c\)|©)/i.test(line)).map((line) => line.trim());
   const author = typeof pkg.author === 'string' ? pkg.author : pkg.author?.name;

@@ -79,7 +79,8 @@ async function main(): Promise<number> {
       '',
     ].join('\n'),
   );
-  return run(['--config', configPath]);
+  // Options after `npm run dev --` go to `run` (`--log-format json`).
+  return run(['--config', configPath, ...process.argv.slice(2)]);
 }
 
 process.exitCode = await main();

@@ -4,6 +4,7 @@
 // man page's EXIT STATUS), never a Node stack trace.
 import { parseArgs } from 'node:util';
 import { CONFIG_ENV, DEFAULT_CONFIG_PATH } from '../config.ts';
+import { LOG_FORMAT_LIST } from '../log/format.ts';
 
 // The exit status of bad usage.
 export const EXIT_USAGE = 2;
@@ -23,6 +24,13 @@ export const CONFIG_OPTION = {
   type: 'string',
   value: 'FILE',
   help: `supervisor.toml to read (default ${DEFAULT_CONFIG_PATH}, or env ${CONFIG_ENV})`,
+} as const satisfies OptionSpec;
+
+// `--log-format FORMAT`, which the commands that log (run, init, destroy) take.
+export const LOG_FORMAT_OPTION = {
+  type: 'string',
+  value: 'FORMAT',
+  help: `${LOG_FORMAT_LIST} (default journal when stdout is the journal, else text)`,
 } as const satisfies OptionSpec;
 
 const HELP_OPTION: OptionSpec = { type: 'boolean', short: 'h', help: 'show this help' };

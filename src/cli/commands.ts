@@ -1,12 +1,12 @@
 // What each sub-command accepts, in one table: `dstack-supervisor --help` lists the summaries,
 // `dstack-supervisor <command> --help` prints one entry, and each command parses its arguments
 // against its own entry (./args.ts). The man page's SYNOPSIS follows this table.
-import { CONFIG_OPTION, type CommandSpec } from './args.ts';
+import { CONFIG_OPTION, LOG_FORMAT_OPTION, type CommandSpec } from './args.ts';
 
 export const COMMAND_SPECS = {
   run: {
     summary: 'watch apps.d and keep the host in step with it (the service entry point; SIGHUP: resync now)',
-    options: { config: CONFIG_OPTION },
+    options: { config: CONFIG_OPTION, 'log-format': LOG_FORMAT_OPTION },
   },
   status: {
     summary: 'print the service and every app: phase, app id, VM id, hash, URLs, last error',
@@ -26,11 +26,15 @@ export const COMMAND_SPECS = {
   },
   init: {
     summary: 'initialise the host: preflight, configs, units, KMS CVM (idempotent)',
-    options: { config: CONFIG_OPTION },
+    options: { config: CONFIG_OPTION, 'log-format': LOG_FORMAT_OPTION },
   },
   destroy: {
     summary: 'remove every app CVM and generated config; keeps KMS keys unless --purge',
-    options: { purge: { type: 'boolean', help: 'also remove the KMS CVM, its keys, the TLS files and auth-config.json' }, config: CONFIG_OPTION },
+    options: {
+      purge: { type: 'boolean', help: 'also remove the KMS CVM, its keys, the TLS files and auth-config.json' },
+      config: CONFIG_OPTION,
+      'log-format': LOG_FORMAT_OPTION,
+    },
   },
   version: {
     summary: 'print the version of dstack-supervisor',

@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { loadConfig, type Config } from '../config.ts';
 import { describeError } from '../errors.ts';
 import { initHost } from '../init/command.ts';
-import { createLogger, type Logger } from '../log/logger.ts';
+import type { Logger } from '../log/logger.ts';
 import { startSimulatedHost } from './run.ts';
 import { parseCommand } from './args.ts';
 import { COMMAND_SPECS } from './commands.ts';
+import { commandLogger } from './logging.ts';
 
 // The simulated host for a one-shot command: the one `run`/`npm run dev` serves in another
 // process when its socket answers (its VMs live there), else one started here for this command.
@@ -24,14 +25,21 @@ async function attachSimulatedHost(config: Config, log: Logger): Promise<{ confi
   return { config: { ...config, vmm: { ...config.vmm, url: `unix:${socketPath}`, token_file: '' } }, stop: async () => {} };
 }
 
-// Run a one-shot host command (init, destroy): load supervisor.toml, attach the simulated host
-// when `[sim]` says so, run `body` and print the line it returns; on failure print the error
-// as `dstack-supervisor <command>: <message>`. Returns the exit code.
-export async function runHostCommand(command: string, configFile: string | undefined, body: (config: Config, log: Logger) => Promise<string>): Promise<number> {
-  const log = createLogger({ level: process.env.DSTACK_SUPERVISOR_LOG_LEVEL === 'debug' ? 'debug' : 'info' });
+// Run a one-shot host command (init, destroy) with its --config and --log-format: load
+// supervisor.toml, attach the simulated host when `[sim]` says so, run `body` and print the line
+// it returns; on failure print the error as `dstack-supervisor <command>: <message>`. Returns
+// the exit code.
+export async function runHostCommand(
+  command: 'init' | 'destroy',
+  options: { config: string | undefined; 'log-format': string | undefined },
+  body: (config: Config, log: Logger) => Promise<string>,
+): Promise<number> {
+  const logger = commandLogger(command, COMMAND_SPECS[command], options['log-format']);
+  if (!logger.ok) return logger.exitCode;
+  const { log } = logger;
   let sim: Awaited<ReturnType<typeof attachSimulatedHost>> | undefined;
   try {
-    let config = await loadConfig(configFile);
+    let config = await loadConfig(options.config);
     if (config.sim.enabled) {
       sim = await attachSimulatedHost(config, log);
       config = sim.config;
@@ -46,12 +54,12 @@ export async function runHostCommand(command: string, configFile: string | undef
   }
 }
 
-// `dstack-supervisor init [--config FILE]`: initialise the host now (idempotent); exit 1 with the
-// step's message when something is missing or fails.
+// `dstack-supervisor init [--config FILE] [--log-format FORMAT]`: initialise the host now
+// (idempotent); exit 1 with the step's message when something is missing or fails.
 export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand('init', COMMAND_SPECS.init, args);
   if (!parsed.ok) return parsed.exitCode;
-  return runHostCommand('init', parsed.values.config, async (config, log) => {
+  return runHostCommand('init', parsed.values, async (config, log) => {
     const result = await initHost(config, log);
     return `init complete: KMS CVM ${result.kms.vmId} at ${result.kms.url}; ${result.written.length} file(s) written, ${result.started.length} unit(s) started`;
   });

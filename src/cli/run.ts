@@ -1,12 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../config.ts';
-import { createLogger, type Logger } from '../log/logger.ts';
+import type { Logger } from '../log/logger.ts';
 import { startSupervisor } from '../supervisor.ts';
 import { describeError } from '../errors.ts';
 import { prepareHost } from '../init/prepare.ts';
 import { parseCommand } from './args.ts';
 import { COMMAND_SPECS } from './commands.ts';
+import { commandLogger } from './logging.ts';
 import { handleHangups, reloadService } from '../service/reload.ts';
 import { pidFilePath, removePidFile, writePidFile } from '../service/pid-file.ts';
 import { reportBadConfig, reportFailedStart } from '../service/failed-start.ts';
@@ -61,14 +62,16 @@ function untilSignal(log: Logger, simulated: boolean): Promise<string> {
   });
 }
 
-// `dstack-supervisor run [--config FILE]`: the service's entry point. SIGHUP asks for a full
+// `dstack-supervisor run [--config FILE] [--log-format FORMAT]`: the service's entry point. SIGHUP asks for a full
 // resync (src/service/reload.ts); `<state_dir>/pid.json` lets `dstack-supervisor resync` find it.
 export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand('run', COMMAND_SPECS.run, args);
   if (!parsed.ok) return parsed.exitCode;
   const { values } = parsed;
   nameProcess();
-  const log = createLogger({ level: process.env.DSTACK_SUPERVISOR_LOG_LEVEL === 'debug' ? 'debug' : 'info' });
+  const logger = commandLogger('run', COMMAND_SPECS.run, values['log-format']);
+  if (!logger.ok) return logger.exitCode;
+  const { log } = logger;
   const hangups = handleHangups(log);
   const status = (text: string) => createNotifier({ env: process.env, log }).status(text);
   let config: Config;

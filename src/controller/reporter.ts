@@ -73,9 +73,14 @@ export function createReporter(deps: ReporterDeps): Reporter {
   };
 
   // One journal line a phase change: `from` undefined is a new app; a pending delete says when.
-  const logPhase = (app: string, file: string, from: Phase | undefined, to: Phase | Departure, deleteAt?: string | null): void => {
-    const due = deleteAt ? ` (${file} is gone; torn down in ${Math.max(0, Math.ceil((Date.parse(deleteAt) - deps.now()) / 1000))} s unless it comes back)` : '';
-    deps.log.info({ APP: app, FILE: file, PHASE: to, FROM_PHASE: from ?? null }, `${app}: ${from ?? 'new'} -> ${to}${due}`);
+  // The app's VM, hash (a 12-hex prefix, as decisions give hashes) and error code ride along, so
+  // `journalctl VM=…`, `HASH=…` or `CODE=…` finds its story (issue 15).
+  const logPhase = (status: AppStatus, from: Phase | undefined, to: Phase | Departure): void => {
+    const due = to === 'deleting' && status.delete_at ? ` (${status.file} is gone; torn down in ${Math.max(0, Math.ceil((Date.parse(status.delete_at) - deps.now()) / 1000))} s unless it comes back)` : '';
+    deps.log.info(
+      { APP: status.app, FILE: status.file, PHASE: to, FROM_PHASE: from ?? null, VM: status.vm_id, HASH: status.compose_hash?.slice(0, 12) ?? null, CODE: status.code ?? null },
+      `${status.app}: ${from ?? 'new'} -> ${to}${due}`,
+    );
   };
 
   return {
@@ -84,7 +89,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
         // The journal says when a teardown is over, not only that it began, and when a status
         // leaves with its file.
         const before = current.get(u.app);
-        if (before) logPhase(u.app, before.file, before.phase, u.phase);
+        if (before) logPhase(before, before.phase, u.phase);
         current.delete(u.app);
         heldKey.delete(u.app);
         await deps.remove(u.app);
@@ -129,7 +134,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
         before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n') &&
         (before.delete_at ?? null) === status.delete_at;
       if (same) return;
-      if (before?.phase !== status.phase) logPhase(u.app, u.file, before?.phase, status.phase, status.delete_at);
+      if (before?.phase !== status.phase) logPhase(status, before?.phase, status.phase);
       current.set(u.app, status);
       await deps.write(status);
       publish();

@@ -44,7 +44,7 @@ async function startStage(t: TestContext, options: { apps?: string[] } = {}): Pr
   const env = { ...process.env };
   delete env['DSTACK_SUPERVISOR_CONFIG'];
   delete env['NOTIFY_SOCKET'];
-  const child = spawn(process.execPath, [BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [BIN, 'run', '--config', config, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   defer(t, () => {
     child.kill('SIGKILL');

@@ -45,6 +45,8 @@ test('issue 15: missing values, stray and missing operands are bad usage (exit 2
     [['hash'], 'dstack-supervisor hash: missing FILE'],
     [['hash', 'a.yaml', 'b.yaml'], "dstack-supervisor hash: unexpected argument 'b.yaml'"],
     [['run', '--json'], "dstack-supervisor run: unknown option '--json'"],
+    [['run', '--log-format', 'xml'], "dstack-supervisor run: --log-format must be journal, text or json, not 'xml'"],
+    [['destroy', '--log-format'], "dstack-supervisor destroy: option '--log-format <value>' argument missing"],
   ];
   await Promise.all(cases.map(async ([args, first]) => {
     const result = await cli(args);

@@ -27,7 +27,7 @@ async function stage(t: { after: (fn: () => Promise<void>) => void }) {
       now: () => 0,
     });
   const phaseLines = () => collected.lines.filter((l) => l.fields.PHASE !== undefined).map((l) => [l.fields.msg, l.fields.FILE]);
-  return { dir, open, summaries, phaseLines };
+  return { dir, open, summaries, phaseLines, lines: collected.lines };
 }
 
 test('issue 13: a refused app that leaves as gone takes its status file and count with it, and says "invalid -> gone"', async (t) => {
@@ -70,6 +70,17 @@ test('issue 15: a status carries the code of its error, keeps it while the app w
   assert.deepEqual(await read(), [['deploying', 'VMM_TIMEOUT', 'dstack-vmm is down']], 'the last error stays until the app runs');
   await reporter.update({ app: 'web', file, phase: 'running' });
   assert.deepEqual(await read(), [['running', null, null]]);
+});
+
+test('issue 15: a phase line carries the app\'s VM, hash prefix and error code as fields', async (t) => {
+  const s = await stage(t);
+  const file = '/etc/dstack/apps.d/web.yml';
+  await (await s.open()).update({ app: 'web', file, phase: 'running' });
+  const { apps } = await readAllStatuses(s.dir);
+  await writeAppStatus(s.dir, { ...apps[0]!, vm_id: 'vm-1', compose_hash: 'c'.repeat(64) });
+  await (await s.open()).update({ app: 'web', file, phase: 'failed', error: 'dstack-vmm is down', code: 'VMM_UNREACHABLE' });
+  const line = s.lines.at(-1)!.fields;
+  assert.deepEqual([line.msg, line.PHASE, line.VM, line.HASH, line.CODE], ['web: running -> failed', 'failed', 'vm-1', 'cccccccccccc', 'VMM_UNREACHABLE']);
 });
 
 test('issue 15: a status file written before `code` existed is still read, and its app starts without one', async (t) => {

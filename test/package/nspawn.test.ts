@@ -10,7 +10,6 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
-import { JOURNAL_PRIORITY, type Level } from '../../src/log/logger.ts';
 import { writeFakeGuestImage } from '../../src/sim/guest-image.ts';
 import { readNodeFlags } from '../../src/node-flags.ts';
 import { buildDeb, whyNotRunnable } from './build.ts';
@@ -25,7 +24,7 @@ const notRunLintian = await whyNotRunnable({ ...BUILD_TOOLS, lintian: 'lintian' 
 
 // The configuration an operator would write for this host: no hardware, so the simulated one.
 const SIM_CONFIG = '[init]\nenabled = false\n\n[sim]\nenabled = true\n';
-const WEB_APP = 'services:\n  web:\n    image: nginx:1.27-alpine\n    ports:\n      - "18080:80"\n';
+const HELLO_APP = 'services:\n  web:\n    image: nginx:1.27-alpine\n    ports:\n      - "18080:80"\n';
 const UNIT = 'dstack-supervisor.service';
 // What apt and dpkg themselves change while a package comes and goes.
 const VOLATILE = ['/var/log/', '/var/cache/', '/var/lib/apt/', '/var/lib/dpkg/'];
@@ -70,6 +69,8 @@ test('the .deb carries program, runtime, units and conffiles, and no distributio
     assert.ok(paths.has(path), `${path} is missing from the .deb:\n${listing}`);
   }
   assert.deepEqual([...paths].filter((p) => p?.includes('node_modules')), []);
+  // The journal's socket (src/log/journal-socket.ts): a prebuilt addon beside the chunks.
+  assert.ok([...paths].some((p) => /^\/usr\/lib\/dstack-supervisor\/chunks\/node-unix-socket\.linux-x64-gnu-\w+\.node$/.test(p ?? '')), listing);
   // docs/dstack.md §5.3 "Name clash": that path is the VMM's own process supervisor.
   assert.equal(paths.has('/usr/local/libexec/dstack/supervisor') || paths.has('/usr/libexec/dstack/supervisor'), false);
   const control = (await execa('dpkg-deb', ['-f', deb, 'Depends', 'Recommends', 'Architecture'])).stdout;
@@ -106,20 +107,12 @@ async function unitState(container: Container, verb: 'is-active' | 'is-enabled',
   return (await container.exec(['systemctl', verb, unit])).stdout.trim();
 }
 
-type JournalEntry = { PRIORITY?: string; MESSAGE?: unknown; _PID?: string };
+type JournalEntry = Record<string, unknown> & { MESSAGE?: unknown; PRIORITY?: string; _TRANSPORT?: string };
 
-// The supervisor's own lines (JSON from pino) with the journald priority each was stored at.
-async function supervisorLines(container: Container): Promise<Array<{ priority: number; line: Record<string, unknown> }>> {
-  const out = await run(container, ['journalctl', '-u', UNIT, '-o', 'json', '--no-pager']);
-  const lines: Array<{ priority: number; line: Record<string, unknown> }> = [];
-  for (const text of out.split('\n').filter(Boolean)) {
-    const entry = JSON.parse(text) as JournalEntry;
-    if (typeof entry.MESSAGE !== 'string') continue;
-    assert.doesNotMatch(entry.MESSAGE, /^<\d>/, 'journald must have consumed the <N> priority prefix');
-    if (!entry.MESSAGE.startsWith('{')) continue;
-    lines.push({ priority: Number(entry.PRIORITY), line: JSON.parse(entry.MESSAGE) as Record<string, unknown> });
-  }
-  return lines;
+// The unit's journal entries, those matching every FIELD=value given (journalctl's own matches).
+async function unitJournal(container: Container, ...matches: string[]): Promise<JournalEntry[]> {
+  const out = await run(container, ['journalctl', '-u', UNIT, ...matches, '-o', 'json', '--no-pager']);
+  return out.split('\n').filter(Boolean).map((text) => JSON.parse(text) as JournalEntry);
 }
 
 async function appPhase(container: Container, app: string): Promise<string | undefined> {
@@ -165,24 +158,39 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   assert.deepEqual(argv.slice(0, 1 + readNodeFlags().length), ['/usr/lib/dstack-supervisor/node', ...readNodeFlags()]);
 
   // Drop a file: it deploys. A misnamed one is refused with a warning.
-  await writeFile(join(root, 'etc/dstack/apps.d/web.yaml'), WEB_APP, { mode: 0o644 });
-  await writeFile(join(root, 'etc/dstack/apps.d/My_App.yml'), WEB_APP, { mode: 0o644 });
-  await waitFor('app web to reach phase "running"', 60_000, async () => ((await appPhase(c, 'web')) === 'running' ? true : undefined));
+  await writeFile(join(root, 'etc/dstack/apps.d/hello.yaml'), HELLO_APP, { mode: 0o644 });
+  await writeFile(join(root, 'etc/dstack/apps.d/My_App.yml'), HELLO_APP, { mode: 0o644 });
+  await waitFor('app hello to reach phase "running"', 60_000, async () => ((await appPhase(c, 'hello')) === 'running' ? true : undefined));
   await waitFor('STATUS= to count the running app', 15_000, async () => {
     const text = await run(c, ['systemctl', 'show', '-p', 'StatusText', '--value', UNIT]);
     return /running 1\b/.test(text) ? text : undefined;
   });
 
-  // Each line is stored at the priority of its level.
-  const lines = await supervisorLines(c);
-  for (const { priority, line } of lines) assert.equal(priority, JOURNAL_PRIORITY[line['level'] as Level], JSON.stringify(line));
-  assert.ok(lines.some(({ priority, line }) => priority === 6 && line['APP'] === 'web' && line['ACTION'] === 'deploy'), 'an info line for the deploy of web');
-  assert.ok(lines.some(({ priority, line }) => priority === 4 && String(line['FILE']).endsWith('My_App.yml')), 'a warning for My_App.yml');
+  // Issue 15: every entry is a sentence, never pino's JSON; APP, ACTION, FILE are journal fields
+  // (`journalctl -u dstack-supervisor APP=hello`), sent natively, at the priority of their level.
+  for (const entry of await unitJournal(c)) {
+    const message = String(entry.MESSAGE);
+    assert.doesNotMatch(message, /^<\d>/, 'journald must have consumed the <N> priority prefix');
+    assert.doesNotMatch(message, /^\{/, `a JSON line in the journal: ${message}`);
+  }
+  const hello = await unitJournal(c, 'APP=hello');
+  assert.ok(hello.length > 0 && hello.every((e) => e['APP'] === 'hello'), JSON.stringify(hello));
+  const [deploy] = await unitJournal(c, 'APP=hello', 'ACTION=deploy');
+  assert.ok(deploy, 'journalctl -u dstack-supervisor APP=hello ACTION=deploy finds the deploy');
+  assert.match(String(deploy.MESSAGE), /^hello: deploy [0-9a-f]{12}: /);
+  assert.doesNotMatch(String(deploy.MESSAGE), /\{/);
+  assert.deepEqual([deploy.PRIORITY, deploy._TRANSPORT, deploy['SYSLOG_IDENTIFIER'], deploy['_SYSTEMD_UNIT']], ['6', 'journal', 'dstack-supervisor', UNIT]);
+  assert.match(String(deploy['FILE']), /\/etc\/dstack\/apps\.d\/hello\.yaml$/);
+  const [running] = await unitJournal(c, 'APP=hello', 'PHASE=running');
+  assert.ok(running && running['HASH'] === deploy['TO'] && /^[0-9a-f-]{36}$/.test(String(running['VM'])), JSON.stringify(running));
+  const warnings = await unitJournal(c, 'PRIORITY=4');
+  assert.ok(warnings.some((e) => String(e['FILE']).endsWith('My_App.yml') && e['ACTION'] === 'refused'), 'a warning for My_App.yml');
+  assert.match(await run(c, ['journalctl', '-u', UNIT, '-p', 'warning', '--no-pager', '-o', 'cat']), /My_App\.yml: not deployed/);
 
   // Issue 15: `systemctl reload` is a full resync (ExecReload= runs `resync --pid $MAINPID`), and
   // `dstack-supervisor resync` finds the service by its pid file; it keeps running either way.
   await run(c, ['systemctl', 'reload', UNIT]);
-  const resyncs = async () => (await supervisorLines(c)).filter(({ line }) => line['msg'] === 'SIGHUP: resyncing every app and VM now').length;
+  const resyncs = async () => (await unitJournal(c, 'MESSAGE=SIGHUP: resyncing every app and VM now')).length;
   await waitFor('the reload in the journal', 15_000, async () => ((await resyncs()) === 1 ? true : undefined));
   assert.match(await run(c, ['dstack-supervisor', 'resync']), new RegExp(`^asked dstack-supervisor \\(pid ${mainPid}\\) for a full resync`));
   await waitFor('the resync in the journal', 15_000, async () => ((await resyncs()) === 2 ? true : undefined));
@@ -195,13 +203,13 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   assert.equal((await run(c, ['dpkg-query', '-W', '-f=${db:Status-Abbrev}', 'dstack-supervisor'])).trim(), 'rc');
   assert.equal(await readFile(join(root, 'etc/dstack/supervisor.toml'), 'utf8'), SIM_CONFIG);
   assert.ok(existsSync(join(root, 'etc/dstack/apps.d/README')) && existsSync(join(root, 'etc/dstack/gateway.d/README')));
-  assert.ok(existsSync(join(root, 'etc/dstack/apps.d/web.yaml')));
+  assert.ok(existsSync(join(root, 'etc/dstack/apps.d/hello.yaml')));
   assert.equal(existsSync(join(root, 'usr/lib/dstack-supervisor')), false);
 
   // apt purge (after the operator removed their app files): nothing of the package is left, not
   // even the stand-in guest image a simulated host with init writes to images_dir (issue 15).
   await writeFakeGuestImage(join(root, 'var/lib/dstack/images'));
-  await rm(join(root, 'etc/dstack/apps.d/web.yaml'));
+  await rm(join(root, 'etc/dstack/apps.d/hello.yaml'));
   await rm(join(root, 'etc/dstack/apps.d/My_App.yml'));
   await run(c, ['apt-get', 'purge', '-y', 'dstack-supervisor']);
   const afterPurge = await listTree(root);

@@ -18,7 +18,7 @@ import { childConfigToml, startSimDir } from '../helpers/child-stage.ts';
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 
 function startChild(config: string): { child: ChildProcess; exited: Promise<number | null>; operating: Promise<void> } {
-  const child = spawn(process.execPath, [BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'run', '--config', config, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   // Resolves at the first journal line that starts an operation (or when the child exits).
   const operating = new Promise<void>((resolve) => {

@@ -20,7 +20,7 @@ const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 const GATEWAY_APPS = ['alpha', 'bravo', 'delta', 'echo'];
 
 function startChild(t: Parameters<typeof defer>[0], config: string): { child: ChildProcess; exited: Promise<number | null>; output: () => string } {
-  const child = spawn(process.execPath, [BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'run', '--config', config, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   defer(t, () => {
     child.kill('SIGKILL');

@@ -32,7 +32,7 @@ async function stage(t: TestContext) {
   ].join('\n'));
   // The service's environment under systemd, with a system bus that is not there.
   const run = () =>
-    execa(process.execPath, [BIN, 'run', '--config', config], {
+    execa(process.execPath, [BIN, 'run', '--config', config, '--log-format', 'json'], {
       reject: false,
       timeout: 60_000,
       env: { NOTIFY_SOCKET: join(dir, 'notify.sock'), DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${join(dir, 'no-bus')}`, DSTACK_SUPERVISOR_CONFIG: '' },

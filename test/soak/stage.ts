@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startSimHost, type SimHost, type SimHostOptions } from '../../src/sim/host.ts';
 import { seedSimAuthConfig } from '../../src/sim/seed.ts';
+import type { LogFormat } from '../../src/log/format.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 
@@ -50,6 +51,8 @@ export type SpawnOptions = {
   // bundle the package ships.
   bin?: string;
   env?: Record<string, string>;
+  // `--log-format`; json (pino's lines, `<6>{"level":"info",…}`) unless a bench measures another.
+  logFormat?: LogFormat;
   // Called with every complete output line (journald prefix included).
   onLine?: (line: string) => void;
 };
@@ -134,7 +137,8 @@ export async function openStage(options: StageOptions = {}): Promise<Stage> {
   const children = new Set<SupervisorChild>();
 
   const spawnChild = (spawnOptions: SpawnOptions = {}): SupervisorChild => {
-    const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), spawnOptions.bin ?? BIN, 'run', '--config', configPath], {
+    const args = ['run', '--config', configPath, '--log-format', spawnOptions.logFormat ?? 'json'];
+    const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), spawnOptions.bin ?? BIN, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NOTIFY_SOCKET: '', ...spawnOptions.env },
     });
@@ -142,7 +146,8 @@ export async function openStage(options: StageOptions = {}): Promise<Stage> {
     let partial = '';
     let markReady: (at: number) => void = () => undefined;
     const ready = new Promise<number>((resolve) => (markReady = resolve));
-    const readyLine = `"msg":"watching ${appsDir}:`;
+    // The sentence, in whichever format the lines are.
+    const readyLine = `watching ${appsDir}:`;
     child.stdout.on('data', (chunk: Buffer) => {
       const text = partial + chunk.toString();
       const lines = text.split('\n');
