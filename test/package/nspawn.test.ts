@@ -150,6 +150,8 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   await waitFor(`${UNIT} to be active`, 30_000, async () => ((await unitState(c, 'is-active')) === 'active' ? true : undefined));
   const status = await run(c, ['systemctl', 'status', UNIT, '--no-pager']);
   assert.match(status, /^\s*Status: "[^"]*running \d+[^"]*"$/m, status);
+  // Issue 15: the process names itself (Linux keeps 15 bytes), not Node's "MainThread".
+  assert.match(status, /^\s*Main PID: \d+ \(dstack-supervis\)$/m, status);
   assert.equal((await run(c, ['systemd-analyze', 'verify', UNIT])).trim(), '');
   // The launcher starts Node with the flags of packaging/files/node-flags (issue 5's memory goal),
   // in the service's main process itself.
@@ -215,4 +217,46 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   const afterPurge = await listTree(root);
   const changed = (a: Set<string>, b: Set<string>): string[] => [...a].filter((p) => !b.has(p) && !VOLATILE.some((v) => p.startsWith(v)));
   assert.deepEqual({ left: changed(afterPurge, before), lost: changed(before, afterPurge) }, { left: [], lost: [] });
+});
+
+// Issue 15: the package's own configuration on a host with no TDX, no SGX and no system bus (this
+// container): init's preflight fails. The unit must end `failed`, not restart every RestartSec,
+// with one journal entry per problem and the summary on its Status line.
+test('a host that is not ready: the unit ends failed (exit 78, no restart), one journal entry per problem, the summary in systemctl status', { skip: notRunNspawn, timeout: 240_000 }, async (t) => {
+  const deb = await packageDeb();
+  const dir = await mkdtemp(join(tmpdir(), 'dstack-nspawn-preflight-'));
+  let container: Container | undefined;
+  defer(t, async () => {
+    await container?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const root = join(dir, 'root');
+  await mkdir(root);
+  await copyRootfs(await ensureRootfs((line) => t.diagnostic(line)), root);
+  await copyFile(deb, join(root, 'root', basename(deb)));
+  container = await bootContainer(root, 60_000);
+  const c = container;
+  await run(c, ['apt-get', 'install', '-y', '--no-install-recommends', `/root/${basename(deb)}`]);
+
+  await waitFor(`${UNIT} to be failed`, 60_000, async () => ((await unitState(c, 'is-active')) === 'failed' ? true : undefined));
+  const show = await run(c, ['systemctl', 'show', '-p', 'NRestarts', '-p', 'ExecMainStatus', '-p', 'Result', '-p', 'StatusText', UNIT]);
+  assert.match(show, /^NRestarts=0$/m, show);
+  assert.match(show, /^ExecMainStatus=78$/m, show);
+  assert.match(show, /^Result=exit-code$/m, show);
+  const summary = /^StatusText=(preflight failed: (\d+) problems? \(.+\))$/m.exec(show);
+  assert.ok(summary, show);
+  const count = Number(summary[2]);
+  assert.ok(count >= 2, 'no SGX and more: several problems');
+  const status = (await c.exec(['systemctl', 'status', UNIT, '--no-pager'])).stdout;
+  assert.ok(status.includes(`Status: "${summary[1]}"`), status);
+
+  const problems = (await unitJournal(c, 'CODE=INIT_PREFLIGHT')).filter((e) => String(e.MESSAGE).startsWith('preflight: '));
+  assert.equal(problems.length, count, problems.map((e) => e.MESSAGE).join('\n'));
+  for (const entry of problems) {
+    assert.equal(entry.PRIORITY, '3');
+    assert.equal(entry._TRANSPORT, 'journal');
+    assert.ok(typeof entry['CHECK'] === 'string' && typeof entry['DOCS'] === 'string', JSON.stringify(entry));
+    assert.doesNotMatch(String(entry.MESSAGE), /[{\n]/, 'one sentence per problem');
+  }
+  assert.ok(problems.some((e) => /\/dev\/sgx_enclave is missing/.test(String(e.MESSAGE))), 'the missing SGX device is one of them');
 });
