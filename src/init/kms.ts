@@ -13,8 +13,14 @@ import { KMS_GUEST_PORT } from './derived-keys.ts';
 import { isKmsCompose, KMS_VM_NAME, kmsVmConfig } from './kms-compose.ts';
 import type { KmsProbe } from './kms-probe.ts';
 
-// Stable codes of a KMS that would not come up.
-export type KmsErrorCode = 'INIT_KMS_BOOT' | 'INIT_KMS_TIMEOUT' | 'INIT_KMS_PORT';
+// Stable codes of a KMS that would not come up; FROZEN and LOST need the operator (issue 16):
+// a KMS with keys is never changed, and one that vanished is never replaced without being told.
+export type KmsErrorCode = 'INIT_KMS_BOOT' | 'INIT_KMS_TIMEOUT' | 'INIT_KMS_PORT' | 'INIT_KMS_FROZEN' | 'INIT_KMS_LOST';
+
+// What the operator can do about a KMS that must not change, said once for both refusals.
+const KMS_WAYS_OUT =
+  'to move to a KMS made differently, deploy it on another host onboarding from this one (upstream\'s Onboard service) and move the apps there; ' +
+  'to start over with new keys, knowing that apps lose what they sealed: dstack-supervisor destroy --purge, then start the service again';
 
 // The KMS CVM failed to boot or bootstrap; carries what the guest said about it.
 export class KmsError extends SupervisorError {
@@ -33,7 +39,9 @@ export class KmsError extends SupervisorError {
 
 // What the KMS CVM is made of: the image, its app-compose (kms.toml inside), the host port
 // kms_urls name, the host as guests see it, and the VM id the journal remembers.
-export type KmsInputs = { image: string; composeFile: string; port: number; guestHost: string; knownVmId: string | undefined };
+// `keysAreVolatile`: a simulated host's KMS lives in memory and is gone after every restart, so
+// a new one is expected; on a real host its keys are on the CVM's disk and a vanished KMS is loss.
+export type KmsInputs = { image: string; composeFile: string; port: number; guestHost: string; knownVmId: string | undefined; keysAreVolatile: boolean };
 
 // The edges: the VMM, the HTTPS probe, the VM log reader, time, and progress for STATUS=.
 export type KmsDeps = {
@@ -58,8 +66,16 @@ export async function ensureKms(inputs: KmsInputs, deps: KmsDeps): Promise<KmsIn
   const found = await findKmsVm(vmm, inputs.knownVmId);
   let vmId: string;
   if (found.vm === undefined) {
+    if (inputs.knownVmId !== undefined && !inputs.keysAreVolatile) {
+      throw new KmsError(
+        'INIT_KMS_LOST',
+        `init kms: the KMS CVM ${inputs.knownVmId} that init recorded is gone from dstack-vmm, and with it the root keys every app's keys derive from ` +
+          `(unless its disk is still under the VMM's run_path). A new KMS would have new keys: no app could open what it sealed. Nothing was created; ${KMS_WAYS_OUT}`,
+        { vmId: inputs.knownVmId },
+      );
+    }
     if (inputs.knownVmId !== undefined) {
-      log.warn({ VM: inputs.knownVmId }, `the KMS CVM ${inputs.knownVmId} recorded by the last init is gone from dstack-vmm; deploying a new one (a new KMS has new keys)`);
+      log.info({ VM: inputs.knownVmId }, `simulated host: the KMS CVM ${inputs.knownVmId} of the last start is gone with it; deploying a new one`);
     }
     // A KMS being removed keeps its host port until the VMM has finished with it (docs/dstack.md §2).
     for (const id of found.removing) await waitGone(vmm, id, deps.clock, { pollMs: deps.pollMs, timeoutMs: deps.timeoutMs });
@@ -68,7 +84,7 @@ export async function ensureKms(inputs: KmsInputs, deps: KmsDeps): Promise<KmsIn
     log.info({ VM: vmId, PORT: inputs.port }, `created the KMS CVM ${vmId} (${KMS_VM_NAME}, host port ${inputs.port})`);
   } else {
     vmId = found.vm.id;
-    checkKmsVm(found.vm, inputs, log);
+    checkKmsVm(found.vm, inputs);
     if (found.vm.status === 'stopping') await waitStopped(vmm, vmId, deps.clock, { pollMs: deps.pollMs, timeoutMs: deps.timeoutMs });
     if (['stopped', 'exited', 'stopping'].includes(found.vm.status)) {
       deps.progress('starting the KMS CVM');
@@ -105,19 +121,27 @@ export async function findKmsVm(vmm: VmmClient, knownVmId: string | undefined): 
   return { vm: undefined, removing };
 }
 
-// An adopted KMS must publish the port kms_urls name; a changed kms.toml is only reported,
-// because changing the KMS's compose changes its measurement.
-function checkKmsVm(vm: VmInfo, inputs: KmsInputs, log: Logger): void {
+// An adopted KMS must publish the port kms_urls name, and be made as init would make it now: its
+// sealing key derives from its measurement (image, compose, resources), so a KMS changed after
+// bootstrap could not open its own root keys. A difference is refused, never applied.
+function checkKmsVm(vm: VmInfo, inputs: KmsInputs): void {
   const published = vm.configuration?.ports.find((p) => p.vm_port === KMS_GUEST_PORT)?.host_port;
   if (published !== inputs.port) {
     const what = published === undefined ? 'publishes no RPC port' : `publishes its RPC on host port ${published}`;
     const fix = published === undefined ? 'remove it (dstack-supervisor destroy --purge) and re-run init' : `set [init] kms_port = ${published} in supervisor.toml and re-run init`;
     throw new KmsError('INIT_KMS_PORT', `init kms: KMS CVM ${vm.id} ${what}, but vmm.toml's kms_urls name port ${inputs.port}; ${fix}`, { vmId: vm.id });
   }
-  if (vm.configuration?.compose_file !== inputs.composeFile) {
-    log.warn(
-      { VM: vm.id },
-      `kms.toml differs from the one the KMS CVM ${vm.id} was created with; the KMS keeps running with its old configuration (re-creating it would mean new keys)`,
+  const changed = [
+    ...(vm.configuration?.compose_file !== inputs.composeFile ? ['app-compose (kms.toml, or the [init] keys rendered into it)'] : []),
+    ...(vm.configuration?.image !== inputs.image ? [`guest image (${vm.configuration?.image} -> ${inputs.image}; pin [init] image = "${vm.configuration?.image}")`] : []),
+  ];
+  if (changed.length > 0) {
+    throw new KmsError(
+      'INIT_KMS_FROZEN',
+      `init kms: the KMS CVM ${vm.id} has its keys, and init would now make it with a different ${changed.join(' and a different ')}. ` +
+        `Its sealing key derives from its measurement, so a changed KMS could not open its own root keys: it is never changed. ` +
+        `Put the setting back, or ${KMS_WAYS_OUT}`,
+      { vmId: vm.id },
     );
   }
 }

@@ -121,6 +121,7 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
         port: rendered.kmsPort,
         guestHost: init.guest_host_address,
         knownVmId: typeof knownVmId === 'string' ? knownVmId : undefined,
+        keysAreVolatile: config.sim.enabled,
       },
       {
         vmm: deps.vmm,

@@ -59,3 +59,33 @@ test('an adopted KMS CVM that publishes another port than kms_urls name is refus
   assert.match(err.message, new RegExp(`set \\[init\\] kms_port = ${stage.kmsPort}`));
   assert.deepEqual(stage.mutations(), ['CreateVm', 'StopVm']);
 });
+
+// Issue 16 item 4: on TDX the KMS's sealing key derives from its measurement, so a KMS with keys
+// is never changed and never silently replaced.
+test('issue 16: on a real host a KMS CVM gone since init is key loss: refused, nothing created, the way out named', async (t) => {
+  const stage = await startInitStage(t, { realHost: true });
+  const first = await stage.init();
+  await stage.vmm.removeVm(first.kms.vmId);
+  await stage.sim.state.waitFor((vms) => vms.length === 0);
+  const err = await kmsFailure(stage.init());
+  assert.equal(err.code, 'INIT_KMS_LOST');
+  assert.match(err.message, new RegExp(`^init kms: the KMS CVM ${first.kms.vmId} that init recorded is gone from dstack-vmm, and with it the root keys every app's keys derive from`));
+  assert.match(err.message, /Nothing was created; .*dstack-supervisor destroy --purge, then start the service again$/);
+  assert.deepEqual(stage.mutations(), ['CreateVm', 'RemoveVm'], 'no second KMS');
+});
+
+test('issue 16: a KMS setting changed after bootstrap is refused, never applied; set back, init passes with no VMM change', async (t) => {
+  const stage = await startInitStage(t, { realHost: true });
+  const first = await stage.init();
+  const changed = { ...stage.config, init: { ...stage.config.init, kms_verify_image: !stage.config.init.kms_verify_image } };
+  const err = await kmsFailure(stage.init({ config: changed }));
+  assert.equal(err.code, 'INIT_KMS_FROZEN');
+  assert.equal(err.vmId, first.kms.vmId);
+  assert.match(err.message, /has its keys, and init would now make it with a different app-compose \(kms\.toml, or the \[init\] keys rendered into it\)\. Its sealing key derives from its measurement/);
+  assert.deepEqual(stage.mutations(), ['CreateVm'], 'the KMS CVM is not touched');
+  assert.equal(stage.sim.state.get(first.kms.vmId)?.status, 'running');
+
+  const again = await stage.init();
+  assert.equal(again.kms.vmId, first.kms.vmId);
+  assert.deepEqual(stage.mutations(), ['CreateVm']);
+});

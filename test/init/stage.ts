@@ -1,6 +1,8 @@
 // An init stage: a temp dir holding a fake sysroot, a guest image and every path init writes,
 // a simulated host (VMM, webhook, KMS) on a unix socket in it, and the in-process systemd (or,
 // with `bus`, the fake systemd on a private dbus-daemon). Everything stops when the test ends.
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { ConfigSchema, type Config } from '../../src/config.ts';
@@ -9,6 +11,7 @@ import { runInit, type InitDeps, type InitResult } from '../../src/init/run-init
 import { HOST_UNITS } from '../../src/init/units.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { writeFakeGuestImage } from '../../src/sim/guest-image.ts';
+import type { SimImage } from '../../src/sim/vmm-config.ts';
 import { startSimHost, type SimHost, type SimHostOptions } from '../../src/sim/host.ts';
 import { buildFakeSysroot, type SysrootFeatures } from '../../src/sim/sysroot.ts';
 import { createSimSystemd } from '../../src/sim/systemd-inprocess.ts';
@@ -27,6 +30,9 @@ export type StageOptions = {
   sim?: Partial<SimHostOptions>;
   // Drive the fake systemd over a real private dbus-daemon instead of in-process.
   bus?: boolean;
+  // Init as on a real host ([sim] off): the guest image then carries no simulated_by mark, or
+  // init would refuse it; the simulated VMM serves it all the same.
+  realHost?: boolean;
 };
 
 export type Stage = {
@@ -55,7 +61,7 @@ export async function startInitStage(t: TestContext, options: StageOptions = {})
   const kmsPort = await freePort();
   const init = initIn(root, { kms_port: kmsPort });
   await buildFakeSysroot(init.sysroot, init, options.sysroot);
-  const image = await writeFakeGuestImage(init.images_dir);
+  const image = options.realHost ? await unmark(await writeFakeGuestImage(init.images_dir), init.images_dir) : await writeFakeGuestImage(init.images_dir);
   const authConfigPath = join(root, 'etc', 'auth-config.json');
   const sim = await startSimHost({
     dir: root,
@@ -74,8 +80,8 @@ export async function startInitStage(t: TestContext, options: StageOptions = {})
     vmm: { url: sim.vmmUrl, token_file: '', mode: 'json' },
     auth: { config_path: authConfigPath },
     init,
-    // The host is the simulated one: init takes its stand-in guest image.
-    sim: { enabled: true, dir: join(root, 'sim') },
+    // The host is the simulated one (init takes its stand-in guest image), unless told otherwise.
+    sim: { enabled: options.realHost !== true, dir: join(root, 'sim') },
   });
   const units = options.units ?? Object.fromEntries(HOST_UNITS.map((u) => [u, {}]));
   let model: FakeSystemd;
@@ -117,4 +123,18 @@ export async function startInitStage(t: TestContext, options: StageOptions = {})
     mutations: () => sim.faults.calls().filter((m) => MUTATING.has(m)),
     warnings: () => collected.lines.filter((l) => l.priority === 4).map((l) => String(l.fields['msg'])),
   };
+}
+
+// The image without its simulated_by mark, its checksums and digest made anew, as a real release's.
+async function unmark(image: SimImage, imagesDir: string): Promise<SimImage> {
+  const dir = join(imagesDir, image.name);
+  const files = ['metadata.json', 'bzImage', 'initramfs.cpio.gz'];
+  const metadata = JSON.parse(await readFile(join(dir, 'metadata.json'), 'utf8')) as Record<string, unknown>;
+  delete metadata['simulated_by'];
+  await writeFile(join(dir, 'metadata.json'), `${JSON.stringify(metadata)}\n`);
+  const sha = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+  const sums = (await Promise.all(files.map(async (f) => `${sha(await readFile(join(dir, f)))}  ${f}\n`))).join('');
+  await writeFile(join(dir, 'sha256sum.txt'), sums);
+  await writeFile(join(dir, 'digest.txt'), `${sha(sums)}\n`);
+  return { ...image, digest: sha(sums) };
 }

@@ -84,3 +84,16 @@ test('issue 15: the unit does not restart a start that exits 78, and restarts an
   assert.match(unit, /^RestartPreventExitStatus=78$/m);
   assert.match(unit, /^Restart=on-failure$/m);
 });
+
+test('issue 16: a KMS that init must not change or replace stops the start with 78 too; a KMS that is slow to boot exits 1 and is restarted', async () => {
+  const { reportFailedStart } = await import('../../src/service/failed-start.ts');
+  const { KmsError } = await import('../../src/init/kms.ts');
+  const { createLogger } = await import('../../src/log/logger.ts');
+  const log = createLogger({ level: 'fatal' });
+  const statuses: string[] = [];
+  const status = async (text: string) => void statuses.push(text);
+  assert.equal(await reportFailedStart(new KmsError('INIT_KMS_LOST', 'init kms: gone', { vmId: 'v' }), log, status), 78);
+  assert.equal(await reportFailedStart(new KmsError('INIT_KMS_FROZEN', 'init kms: changed', { vmId: 'v' }), log, status), 78);
+  assert.equal(await reportFailedStart(new KmsError('INIT_KMS_TIMEOUT', 'init kms: slow', { vmId: 'v' }), log, status), 1);
+  assert.deepEqual(statuses, ['failed to start: init kms: gone', 'failed to start: init kms: changed', 'failed to start: init kms: slow']);
+});
