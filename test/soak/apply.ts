@@ -233,9 +233,15 @@ async function applyDirOp(op: Extract<Op, { file: string } | { from: string } | 
       await rm(join(dir, `${op.name}.env`), { force: true });
       ctx.touched(op.name, 'env');
       return;
-    case 'record':
-      if (await editRecord(ctx.stage.stateDir, op.name, op.edit)) ctx.touched(op.name, 'record');
+    case 'record': {
+      if (!(await editRecord(ctx.stage.stateDir, op.name, op.edit))) return;
+      ctx.touched(op.name, 'record');
+      // A record moved aside while the app's file is gone lets the delete the held record stopped
+      // go ahead now: a teardown, after which a new file of that name is a new app (seed 17202).
+      const present = await Promise.all([`${op.name}.yml`, `${op.name}.yaml`].map((f) => lstat(join(dir, f)).then(() => true, () => false)));
+      if (op.edit === 'move-aside' && !present.includes(true)) ctx.touched(op.name, 'end');
       return;
+    }
   }
 }
 
