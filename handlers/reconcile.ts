@@ -9,7 +9,7 @@ import { deployApp } from './deploy.ts';
 import { upgradeApp } from './upgrade.ts';
 import { restartApp, stopVmGracefully } from './restart.ts';
 import { markLaunched } from './intent.ts';
-import { finalizeApp } from './finalize.ts';
+import { finalizeApp, urlsOf } from './finalize.ts';
 import { repairAllowlistEntry } from './repair.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
 import { VmWaitError } from '../src/controller/vm-wait.ts';
@@ -149,7 +149,8 @@ async function step(
       // guest's boot error, and what the gateway itself lists for the app.
       if (record && desired.kind === 'app') {
         const unrouted = vm && isGatewayRegistrationError(vm.boot_error) ? { error: [vm.boot_error, deps.gatewayView?.(vm)].filter(Boolean).join('; '), code: 'GATEWAY_UNREGISTERED' } : {};
-        await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record, ...unrouted });
+        // Its URLs too: the gateway's domain can change with nothing to change in the VM (issue 14).
+        await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record, urls: urlsOf(desired.spec, record.appId), ...unrouted });
       }
       return { kind: 'done' };
     }

@@ -131,7 +131,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
       const same =
         before && before.phase === status.phase && before.last_error === status.last_error && (before.code ?? null) === status.code &&
         before.vm_id === status.vm_id && before.app_id === status.app_id &&
-        before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n') &&
+        before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n') && before.urls.join('\n') === status.urls.join('\n') &&
         (before.delete_at ?? null) === status.delete_at;
       if (same) return;
       if (before?.phase !== status.phase) logPhase(status, before?.phase, status.phase);

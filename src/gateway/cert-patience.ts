@@ -11,8 +11,11 @@ export const MOST_WAITS = 5 * 2 ** 8;
 // Kept across passes: passes waited since the last ask, and how many to wait before the next.
 export type CertPatience = { waits: number; patience: number };
 
-export function freshPatience(): CertPatience {
-  return { waits: 0, patience: FIRST_ASK_AFTER };
+// `first`: passes before the first ask. FIRST_ASK_AFTER while the gateway's own attempt at a new
+// domain is under way; 1 (this pass) after a change that no attempt of its own follows (a new
+// ACME directory or DNS token), so an operator's fix is tried at once.
+export function freshPatience(first = FIRST_ASK_AFTER): CertPatience {
+  return { waits: 0, patience: first };
 }
 
 // One pass without the certificate: true when this pass should ask the gateway.

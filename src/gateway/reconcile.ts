@@ -2,18 +2,20 @@
 // serves, or, once gateway.toml is gone and no app uses the gateway any more, stop it (never
 // remove it: its disk keeps the ACME account and certificate for a re-enable). Every step reads
 // what is there first (the VMM's VMs, the admin API's lists), so a step cut short by `kill -9` is
-// simply taken again: there is no intent record to replay and nothing is created twice.
+// simply taken again: there is no intent record to replay and nothing is created twice. A changed
+// gateway.toml takes the same steps: admin settings are updated in place, and only a change to the
+// CVM itself (image, size, ports, compose) upgrades it, as the same VM and app id.
 import { createHash } from 'node:crypto';
 import { composeHashOf } from '../app/manifest.ts';
 import type { Allowlist } from '../auth/allowlist.ts';
-import { describeError } from '../errors.ts';
 import type { EnvEntry } from '../secrets/dotenv.ts';
 import type { VmmClient } from '../vmm/client.ts';
 import type { VmConfigurationInput, VmInfo } from '../vmm/messages.ts';
 import type { GatewayAdmin } from './admin-client.ts';
 import type { HostInfo } from './admin-messages.ts';
 import { GatewayAdminError } from './errors.ts';
-import { asked, freshPatience, shouldAsk, type CertPatience } from './cert-patience.ts';
+import { freshPatience } from './cert-patience.ts';
+import { ensureCertificate, type CertMemory, type CertOriginStore } from './certificate.ts';
 import type { GATEWAY_PHASES } from '../status/schema.ts';
 
 // Everything one enable step needs, rendered from gateway.toml and the kept secrets.
@@ -46,11 +48,12 @@ export type GatewayStepDeps = {
   seal: (appId: string, entries: EnvEntry[]) => Promise<string>;
   // The last lines of a VM's log on the VMM (`GET /logs`); never throws.
   vmLogs: (vmId: string) => Promise<string[]>;
+  // Which ACME directory the served certificate came from, kept across restarts (certificate.ts).
+  certOrigin: CertOriginStore;
   // Remembered across steps: the DNS token last handed to the gateway, as a fingerprint (the
-  // gateway redacts it in every reply, so it cannot be compared there).
-  // `cert`: when to ask for the certificate again; `lastCertProblem`: why the last ask failed,
-  // still the status between asks.
-  memory: { dnsFingerprint?: string; cert: CertPatience; lastCertProblem?: string };
+  // gateway redacts it in every reply, so it cannot be compared there), and the certificate's
+  // asking pace and last problem (certificate.ts).
+  memory: { dnsFingerprint?: string } & CertMemory;
 };
 
 // The gateway's VM: found by name and app id, so a VM some other tool calls dstack-gateway is
@@ -115,13 +118,20 @@ export async function stepEnable(plan: GatewayPlan, vms: readonly VmInfo[], deps
 
   const admin = plan.admin();
   let hosts: HostInfo[] | undefined;
+  let cert: Awaited<ReturnType<typeof ensureCertificate>>;
   try {
     await admin.health();
     await configure(plan, admin, deps);
-    const cert = await certificate(plan, admin, deps);
-    if (cert) return { phase: 'certificate', serving: false, reason: cert, ...at };
+    const { domains } = await admin.call('ListZtDomains', {});
+    const status = domains.find((d) => d.config.domain === plan.domain)?.cert_status;
+    cert = await ensureCertificate(plan, status, admin, { origin: deps.certOrigin, memory: deps.memory });
+    if (!cert.served) return { phase: 'certificate', serving: false, reason: cert.reason, ...at };
+    // Make before break: a domain gateway.toml named before (or one added by hand) is configured
+    // until the new one's certificate is served, so its names keep working through a change; then
+    // it goes. Its certificate stays in the gateway's store, as upstream keeps it.
+    for (const other of domains) if (other.config.domain !== plan.domain) await admin.call('DeleteZtDomain', { domain: other.config.domain });
     // What it has registered, for the status of an app whose guest says it could not register.
-    hosts = await admin.call('Status', {}).then((status) => status.hosts, () => undefined);
+    hosts = await admin.call('Status', {}).then((reply) => reply.hosts, () => undefined);
   } catch (err) {
     if (err instanceof GatewayAdminError && err.code === 'GATEWAY_UNREACHABLE') {
       return { phase: 'configuring', serving: false, reason: `the gateway CVM ${vm.id} booted, but its service does not answer yet (${err.message})`, ...at };
@@ -132,7 +142,8 @@ export async function stepEnable(plan: GatewayPlan, vms: readonly VmInfo[], deps
   }
   // Only the hash it runs may boot as the gateway from now on.
   await deps.allowlist.setHashes(plan.appId, [hash]);
-  return { phase: 'serving', serving: true, reason: `serving *.${plan.domain} on port ${plan.proxyPort}`, hosts, ...at };
+  const note = cert.served && cert.note ? `; ${cert.note}` : '';
+  return { phase: 'serving', serving: true, reason: `serving *.${plan.domain} on port ${plan.proxyPort}${note}`, hosts, ...at };
 }
 
 // A gateway CVM that reported a boot error or exited: that, and the last lines of its log. The
@@ -146,7 +157,12 @@ async function bootFailure(vm: VmInfo, deps: Pick<GatewayStepDeps, 'vmLogs'>): P
 // updated only when it differs, so a repeated step creates nothing twice.
 async function configure(plan: GatewayPlan, admin: GatewayAdmin, deps: GatewayStepDeps): Promise<void> {
   const certbot = await admin.call('GetCertbotConfig', {});
-  if (certbot.acme_url !== plan.acmeUrl) await admin.call('SetCertbotConfig', { acme_url: plan.acmeUrl });
+  if (certbot.acme_url !== plan.acmeUrl) {
+    // In place: the gateway registers an account at the new directory with its next issuance
+    // (certificate.ts forces one when a certificate is served), none before.
+    await admin.call('SetCertbotConfig', { acme_url: plan.acmeUrl });
+    deps.memory.cert = freshPatience(1);
+  }
   if (plan.dns) {
     const token = plan.dns.token();
     const fingerprint = createHash('sha256').update(token, 'utf8').digest('hex');
@@ -156,6 +172,9 @@ async function configure(plan: GatewayPlan, admin: GatewayAdmin, deps: GatewaySt
       await admin.call('CreateDnsCredential', { name: plan.dns.name, provider_type: 'cloudflare', cf_api_token: token, set_as_default: true });
     } else if (deps.memory.dnsFingerprint !== fingerprint) {
       await admin.call('UpdateDnsCredential', { id: mine.id, cf_api_token: token });
+      // A token changed in token_file (not merely unknown after a restart): an issuance that
+      // failed for the old one is asked for again at once.
+      if (deps.memory.dnsFingerprint !== undefined) deps.memory.cert = freshPatience(1);
     }
     deps.memory.dnsFingerprint = fingerprint;
     if (mine && default_id && default_id !== mine.id) {
@@ -166,29 +185,6 @@ async function configure(plan: GatewayPlan, admin: GatewayAdmin, deps: GatewaySt
   const zt = domains.find((d) => d.config.domain === plan.domain);
   if (!zt) await admin.call('AddZtDomain', { domain: plan.domain, port: plan.proxyPort, priority: 100 });
   else if (zt.config.port !== plan.proxyPort) await admin.call('UpdateZtDomain', { ...zt.config, port: plan.proxyPort });
-}
-
-// Undefined once the wildcard certificate is served; else why not (asking the gateway itself
-// after a few waits, since its issuance errors show only in its logs and in RenewZtDomainCert).
-async function certificate(plan: GatewayPlan, admin: GatewayAdmin, deps: GatewayStepDeps): Promise<string | undefined> {
-  const { domains } = await admin.call('ListZtDomains', {});
-  const status = domains.find((d) => d.config.domain === plan.domain)?.cert_status;
-  if (status?.has_cert && status.loaded_in_memory) {
-    deps.memory.cert = freshPatience();
-    return undefined;
-  }
-  if (!shouldAsk(deps.memory.cert)) return deps.memory.lastCertProblem ?? `waiting for the certificate of *.${plan.domain}`;
-  try {
-    await admin.call('RenewZtDomainCert', { domain: plan.domain, force: false });
-    asked(deps.memory.cert, false);
-    deps.memory.lastCertProblem = undefined;
-    return `waiting for the certificate of *.${plan.domain} (issuance asked again)`;
-  } catch (err) {
-    asked(deps.memory.cert, true);
-    const why = err instanceof GatewayAdminError && err.gatewayMessage ? err.gatewayMessage : describeError(err);
-    deps.memory.lastCertProblem = `no certificate for *.${plan.domain} yet: ${why}${adviceFor(why)}`;
-    return deps.memory.lastCertProblem;
-  }
 }
 
 // Take one step towards Tier 2 off: wait while apps still use the gateway, then stop its CVM and
@@ -203,17 +199,4 @@ export async function stepDisable(vmName: string, appId: string, inUse: readonly
   await deps.allowlist.setGatewayAppId('');
   await deps.allowlist.removeApp(appId);
   return { phase: 'stopped', serving: false, reason: vm ? `the gateway CVM ${vm.id} is stopped; remove it with destroy --purge` : 'no gateway CVM', ...(vm ? { vmId: vm.id } : {}) };
-}
-
-// What to do about the issuance failures an operator can fix, recognised in the gateway's own
-// message (its certbot's and Let's Encrypt's wording, docs/dstack.md "Gateway").
-function adviceFor(message: string): string {
-  if (/Authentication error|Unauthorized|forbidden|\b403\b/i.test(message)) {
-    return '; the DNS token cannot edit the zone\'s records: give it Zone > DNS > Edit on that zone in Cloudflare, write it to [certificate] token_file, and the next step hands it over';
-  }
-  if (/no matching zone/i.test(message)) return '; no Cloudflare zone the token can see contains the domain: check the domain, and that the token has Zone > Zone > Read on its zone';
-  if (/rateLimited|too many certificates/i.test(message)) {
-    return '; Let\'s Encrypt\'s rate limit: issuance is retried later and the gateway CVM is kept (recreating it would make it worse); set [certificate] staging = true while testing';
-  }
-  return '';
 }

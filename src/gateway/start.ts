@@ -32,6 +32,18 @@ const GATEWAY_LOG_LINES = 20;
 
 const TierSettingsSchema = z.object({ apps: z.enum(['opt-in', 'all']), baseDomain: z.string(), proxyPort: z.number().int(), urls: z.array(z.string()) });
 
+// `<state_dir>/gateway/certificate.json`: the served certificate and the ACME directory it came from.
+const CertOriginSchema = z.object({ domain: z.string(), issued_at: z.number().int().min(0), acme_url: z.string() });
+
+// The kept JSON file `file` parsed by `schema`; missing or unreadable is nothing kept.
+async function readKept<T>(file: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  try {
+    return schema.parse(JSON.parse(await readFile(file, 'utf8')));
+  } catch {
+    return undefined;
+  }
+}
+
 export type Tier2Edges = {
   config: Config;
   log: Logger;
@@ -64,6 +76,7 @@ export function createTier2Service(edges: Tier2Edges): Tier2Service {
   const { config } = edges;
   const file = join(config.gateway_dir, 'gateway.toml');
   const settingsFile = join(config.state_dir, 'gateway', 'enabled.json');
+  const certFile = join(config.state_dir, 'gateway', 'certificate.json');
   const guestHost = config.init.guest_host_address;
   const servers = config.gateway.dns_servers;
   let resolveA: ReturnType<typeof createResolveA> | undefined;
@@ -103,19 +116,22 @@ export function createTier2Service(edges: Tier2Edges): Tier2Service {
       if (settings === undefined) await rm(settingsFile, { force: true });
       else await writeFileAtomic(settingsFile, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
     },
-    recall: async () => {
-      // Missing or unreadable: nothing remembered, as before the first enable.
-      try {
-        return TierSettingsSchema.parse(JSON.parse(await readFile(settingsFile, 'utf8')));
-      } catch {
-        return undefined;
-      }
-    },
+    // Missing or unreadable: nothing remembered, as before the first enable.
+    recall: () => readKept(settingsFile, TierSettingsSchema),
     listVms: async () => (await edges.vmm.status({})).vms,
     wanted: edges.wanted,
     step: {
       vmm: edges.vmm,
       allowlist: edges.allowlist,
+      // Kept beside the secrets and, like them, through a disable: the gateway CVM's disk keeps
+      // the certificate it describes.
+      certOrigin: {
+        read: async () => {
+          const kept = await readKept(certFile, CertOriginSchema);
+          return kept && { domain: kept.domain, issuedAt: kept.issued_at, acmeUrl: kept.acme_url };
+        },
+        write: (origin) => writeFileAtomic(certFile, `${JSON.stringify({ domain: origin.domain, issued_at: origin.issuedAt, acme_url: origin.acmeUrl }, null, 2)}\n`, { mode: 0o600 }),
+      },
       seal: (appId, entries) => edges.seal('gateway', appId, entries),
       // undici again, so loaded with the first failure to read, not at start.
       vmLogs: async (vmId) => (await import('../init/kms-probe.ts')).readVmLogTail(config.vmm.url, config.vmm.token_file || undefined, vmId, GATEWAY_LOG_LINES),

@@ -123,8 +123,17 @@ export function createTier2(deps: Tier2Deps): Tier2 {
       return { name, wanted, vm: vm && { gatewayEnabled: gatewayEnabledOf(vm), settled: !busy && vm.status === 'running' && vm.boot_progress === 'done' && !vm.boot_error } };
     });
 
+  // Settings apps are built with from now on, remembered when they change; true if they did.
+  async function keep(settings: TierSettings): Promise<boolean> {
+    if (JSON.stringify(settings) === JSON.stringify(on)) return false;
+    await deps.remember(settings);
+    on = settings;
+    return true;
+  }
+
   async function pass(): Promise<number> {
     const load = await deps.load();
+    let settingsChanged = false;
     // Asked for only when Tier 2 is in use: a host without gateway.d makes no VMM call here.
     let listed: Promise<VmInfo[]> | undefined;
     const vmsNow = () => (listed ??= deps.listVms());
@@ -140,12 +149,16 @@ export function createTier2(deps: Tier2Deps): Tier2 {
     } else if (load.kind === 'on') {
       missingSince = undefined;
       const plan = await deps.plan(load);
-      const settings: TierSettings = { apps: load.config.apps, baseDomain: load.baseDomain, proxyPort: load.config.proxy_port, urls: plan.gatewayUrls };
-      if (JSON.stringify(settings) !== JSON.stringify(on)) await deps.remember(settings);
-      on = settings;
+      const settingsFor = (baseDomain: string): TierSettings => ({ apps: load.config.apps, baseDomain, proxyPort: load.config.proxy_port, urls: plan.gatewayUrls });
+      // Apps keep the names they have until the gateway serves the new domain's certificate (the
+      // step keeps the old ZT domain configured until then): a changed domain is in place, no app
+      // is restarted, since nothing an app's VM is given names the domain (its gateway_urls are
+      // the gateway's RPC address); only the names in its status follow.
+      if (await keep(settingsFor(on?.baseDomain ?? load.baseDomain))) settingsChanged = true;
       active = true;
       outcome = await stepEnable(plan, await vmsNow(), { ...deps.step, memory });
       if (outcome.serving) {
+        if (await keep(settingsFor(load.baseDomain))) settingsChanged = true;
         direction = true;
         dns = await deps.dns({ domain: load.baseDomain, publicIp: load.config.public_ip });
       }
@@ -189,7 +202,8 @@ export function createTier2(deps: Tier2Deps): Tier2 {
     const before = JSON.stringify([...perApp]);
     perApp = plan.serving;
     newcomers = direction === true;
-    if (JSON.stringify([...perApp]) !== before) deps.changed();
+    // A new domain or proxy port changes the specs (their status names) without moving an app.
+    if (JSON.stringify([...perApp]) !== before || settingsChanged) deps.changed();
     if (load.kind !== 'on') dns = null;
     hostsView = active ? { phase: outcome.phase, reason: outcome.reason, ...(outcome.hosts ? { hosts: outcome.hosts } : {}) } : undefined;
     const { hosts: _hosts, ...shown } = outcome;

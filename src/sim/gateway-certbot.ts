@@ -3,11 +3,12 @@
 // a signature from the CA the simulation is given. When it runs and what it checks are
 // upstream's: a new ZT-domain is tried once in the background, every domain at start and then
 // every `renew_interval_secs`, and RenewZtDomainCert on demand; each attempt needs the domain's
-// DNS credential (or the default one) and skips a certificate outside the renewal window.
-import { X509Certificate } from 'node:crypto';
+// DNS credential (or the default one) and skips a certificate outside the renewal window. The
+// node's ACME account is kept as the pinned gateway-v0.5.8 keeps it (accountFor).
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { issueServerCert, type Issued } from '../init/tls.ts';
 import type { IssuanceFault } from './gateway-faults.ts';
-import { credentialFor, GatewayRejection, type CertData, type GatewayStore } from './gateway-store.ts';
+import { credentialFor, GatewayRejection, type AcmeAccount, type CertData, type GatewayStore } from './gateway-store.ts';
 import type { Scheduler } from './scheduler.ts';
 
 // What the certbot needs from the gateway around it.
@@ -34,6 +35,9 @@ export type Certbot = {
   renew: (domain: string, force: boolean) => Promise<{ renewed: boolean; not_after: number }>;
 };
 
+// The directory an empty acme_url stands for (distributed_certbot.rs DEFAULT_ACME_URL).
+const DEFAULT_ACME_URL = 'https://acme-v02.api.letsencrypt.org/directory';
+
 // Upstream re-checks a disabled (zero) renewal interval every minute.
 const DISABLED_RECHECK_MS = 60_000;
 
@@ -57,7 +61,9 @@ export function createCertbot(deps: CertbotDeps): Certbot {
       credentialFor(store, config);
       await deps.scheduler.sleep(deps.issueDelayMs);
       const failure = issuanceFailure(deps.issuanceFault(), domain);
-      if (failure !== undefined) throw new GatewayRejection(failure.beforeOrder ? failure.message : `${context}: ${failure.message}`);
+      if (failure?.beforeOrder) throw new GatewayRejection(failure.message);
+      accountFor(store, deps.log);
+      if (failure !== undefined) throw new GatewayRejection(`${context}: ${failure.message}`);
       const cert = issueWildcard(domain, deps.ca, deps.nodeId);
       store.certs.set(domain, cert);
       deps.loaded(domain, cert);
@@ -101,6 +107,21 @@ export function createCertbot(deps: CertbotDeps): Certbot {
       }
     },
   };
+}
+
+// get_or_create_acme_client as the pinned gateway-v0.5.8 has it: the node's one ACME account,
+// registered at the first attempt that gets past building the DNS client, kept in the store and
+// used by every later attempt; registered anew when the stored one belongs to another directory
+// (a changed acme_url). HEAD (312dc605) refuses that case instead ("call RotateAcmeCredentials to
+// switch directories"), an admin method 0.5.8 does not have. Registration itself never fails here.
+function accountFor(store: GatewayStore, log: (line: string) => void): AcmeAccount {
+  const directory = store.certbot.acme_url === '' ? DEFAULT_ACME_URL : store.certbot.acme_url;
+  if (store.acmeAccount?.directory === directory) return store.acmeAccount;
+  if (store.acmeAccount !== undefined) log('ACME URL mismatch in KvStore credentials, will create new account');
+  log(`creating new global ACME account at ${directory}`);
+  const origin = URL.canParse(directory) ? new URL(directory).origin : 'https://acme.invalid';
+  store.acmeAccount = { directory, uri: `${origin}/acme/acct/${randomBytes(8).readBigUInt64BE().toString()}` };
+  return store.acmeAccount;
 }
 
 // The error an injected fault produces, worded like the upstream chain it stands for. Zone

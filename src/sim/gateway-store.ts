@@ -30,6 +30,10 @@ export type DnsCredential = {
 // An issued wildcard certificate for `*.<domain>`; times in unix seconds.
 export type CertData = { certPem: string; keyPem: string; notAfter: number; issuedAt: number; issuedBy: number };
 
+// The node's ACME account (`global/acme_credentials`): the directory it was registered at and its
+// URI. Upstream registers it with no contact address (certbot acme_client.rs `contact: &[]`).
+export type AcmeAccount = { directory: string; uri: string };
+
 // A registered CVM instance: where its guest ports are reachable from the host (the simulated
 // stand-in for its WireGuard address) and when it registered.
 export type GatewayInstance = { id: string; appId: string; ip: string; ports: HostPort[]; regTime: number };
@@ -44,6 +48,8 @@ export type GatewayStore = {
   domains: Map<string, ZtDomainConfig>;
   certs: Map<string, CertData>;
   instances: Map<string, GatewayInstance>;
+  // Undefined until the first issuance attempt that gets past the DNS client registers one.
+  acmeAccount: AcmeAccount | undefined;
 };
 
 // An empty store with upstream's certbot defaults (GlobalCertbotConfig::default: 12 h, 30 d, 5 min).
@@ -56,6 +62,7 @@ export function createGatewayStore(): GatewayStore {
     domains: new Map(),
     certs: new Map(),
     instances: new Map(),
+    acmeAccount: undefined,
   };
 }
 

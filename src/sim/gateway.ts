@@ -24,6 +24,9 @@
 //   outside the renewal window; one attempt per domain at a time; a deleted domain keeps its
 //   certificate, and the proxy keeps serving it (src/distributed_certbot.rs,
 //   src/main_service.rs; gateway-certbot.ts).
+// - The node's one ACME account, registered with no contact at the first attempt past the DNS
+//   client and registered anew when acme_url names another directory, as the pinned
+//   gateway-v0.5.8 does (HEAD refuses that and wants RotateAcmeCredentials; gateway-certbot.ts).
 // - The proxy: SNI read before the handshake (4 KiB), `<id>[-[<port>][s|g]]` with its errors,
 //   instance id or app id, unknown ids and names without a wildcard closed before the
 //   handshake, terminate + relay, `s` passthrough, `gateway.<base>/health`
@@ -31,8 +34,7 @@
 // - `GET /health` → `OK` and `Info` on the RPC port (src/web_routes.rs; gateway-rpc.ts).
 //
 // Left out: ACME and Cloudflare themselves (a fault picks the failure instead: rate limit,
-// token without DNS edit rights, no zone), the ACME account, its directory check and
-// RotateAcmeCredentials, CAA; static-cert mode; RegisterCvm over mutual RA-TLS, WireGuard
+// token without DNS edit rights, no zone), RotateAcmeCredentials, CAA; static-cert mode; RegisterCvm over mutual RA-TLS, WireGuard
 // (latest_handshake is the registration time, no recycling of stale instances), WaveKV sync
 // and other nodes; port policies, PROXY protocol, kTLS/splice, connection limits and timeouts;
 // TXT-record passthrough for custom domains; the legacy `health.<base>` id; app-info and

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { asked, freshPatience, shouldAsk } from '../../src/gateway/cert-patience.ts';
 
 // The passes (1-based) at which the gateway is asked, over `passes` passes without a certificate.
-function asks(passes: number, fails: boolean): number[] {
-  const p = freshPatience();
+function asks(passes: number, fails: boolean, first?: number): number[] {
+  const p = freshPatience(first);
   const at: number[] = [];
   for (let pass = 1; pass <= passes; pass++) {
     if (!shouldAsk(p)) continue;
@@ -25,4 +25,8 @@ test('an ask that fails doubles the wait before the next: 5, 10, 20 … passes, 
 
 test('an accepted ask keeps asking every 5 passes', () => {
   assert.deepEqual(asks(22, false), [5, 10, 15, 20]);
+});
+
+test('after a new ACME directory or DNS token the first ask is at once, then the same doubling', () => {
+  assert.deepEqual(asks(40, true, 1), [1, 3, 7, 15, 31]);
 });

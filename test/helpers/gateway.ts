@@ -1,7 +1,7 @@
 // Tier 2 test steps the gateway rule tests share: a gateway.toml for the harness, the VM and
 // status reads, and requests on an app's direct port and through the gateway's proxy.
 import { request as httpsRequest } from 'node:https';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { composeText, freePorts, startHarness, waitUntil, type Harness, type HarnessOptions } from './harness.ts';
 import { readGatewayStatus } from '../../src/status/store.ts';
@@ -29,28 +29,43 @@ export function viaGateway(proxyPort: number, servername: string, ca: string): P
   });
 }
 
-// gateway.toml in ACME mode for DOMAIN, the host at 127.0.0.1 (public_ip: where the simulated DNS
-// points names under the simulated gateway's domain), with `extra` top-level lines; the token
-// file beside it unless `withToken` is false.
-export async function writeGatewayToml(h: Harness, ports: { rpc: number; proxy: number }, options: { extra?: string[]; withToken?: boolean } = {}): Promise<void> {
-  const { extra = [], withToken = true } = options;
+// The token file's content writeGatewayToml writes.
+export const TOKEN_TEXT = 'cf-token-for-tests-0123456789abcdef';
+
+// gateway.toml in ACME mode for `domain` (DOMAIN), the host at 127.0.0.1 (public_ip: where the
+// simulated DNS points names under the simulated gateway's domain), with `extra` top-level lines
+// (or tables) and `certificate` lines in [certificate]; the token file beside it unless
+// `withToken` is false.
+export async function writeGatewayToml(
+  h: Harness,
+  ports: { rpc: number; proxy: number },
+  options: { extra?: string[]; withToken?: boolean; domain?: string; email?: string; certificate?: string[] } = {},
+): Promise<void> {
+  const { extra = [], withToken = true, domain = DOMAIN, email = 'ops@example.test', certificate = [] } = options;
   const dir = h.config.gateway_dir;
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const token = join(dir, 'cloudflare.token');
   if (withToken) {
-    await writeFile(token, 'cf-token-for-tests-0123456789abcdef\n', { mode: 0o600 });
+    await writeFile(token, `${TOKEN_TEXT}\n`, { mode: 0o600 });
     await chmod(token, 0o600);
   }
   const file = join(dir, 'gateway.toml');
-  await writeFile(file, [`domain = "${DOMAIN}"`, 'public_ip = "127.0.0.1"', `rpc_port = ${ports.rpc}`, `proxy_port = ${ports.proxy}`, ...extra, '[certificate]', 'email = "ops@example.test"', `token_file = "${token}"`, ''].join('\n'));
-  await chmod(file, 0o644);
+  const lines = [`domain = "${domain}"`, 'public_ip = "127.0.0.1"', `rpc_port = ${ports.rpc}`, `proxy_port = ${ports.proxy}`, ...extra];
+  // Replaced whole (a rename), so a pass that reads it while a test changes it sees one or the other.
+  await writeFile(`${file}.new`, [...lines, '[certificate]', `email = "${email}"`, `token_file = "${token}"`, ...certificate, ''].join('\n'));
+  await chmod(`${file}.new`, 0o644);
+  await rename(`${file}.new`, file);
 }
 
 
 // A harness with one app, shop, that asks for the gateway, running on its direct port. Issuance is
 // slow enough (500 ms) for a test to set a fault on the gateway between its first launch and it.
-export async function withGatewayApp(t: Parameters<typeof startHarness>[0], sim: HarnessOptions['sim'] = {}): Promise<{ h: Harness; port: number; ports: { rpc: number; proxy: number } }> {
-  const h = await startHarness(t, { sim: { gatewayIssueDelayMs: 500, ...sim } });
+export async function withGatewayApp(
+  t: Parameters<typeof startHarness>[0],
+  sim: HarnessOptions['sim'] = {},
+  apps: HarnessOptions['apps'] = {},
+): Promise<{ h: Harness; port: number; ports: { rpc: number; proxy: number } }> {
+  const h = await startHarness(t, { sim: { gatewayIssueDelayMs: 500, ...sim }, apps });
   const [port, rpc, proxy] = await freePorts(3);
   await h.put('shop.yaml', `${composeText(port!)}x-dstack:\n  gateway: true\n`);
   await h.start();

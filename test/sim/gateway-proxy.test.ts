@@ -151,3 +151,34 @@ test('issuance is asynchronous and retried by the renewal loop; the certificate 
   assert.equal(await hasCert(restarted), true);
   assert.equal((await httpsGet(restarted.proxyPort, `${APP}.${BASE}`, caPem)).status, 200);
 });
+
+// As the pinned gateway-v0.5.8 keeps it (distributed_certbot.rs get_or_create_acme_client).
+test('the ACME account: none until an attempt gets past the zone lookup, then one, kept through failed orders; a new acme_url registers a new one', async (t) => {
+  const { gw } = await startTestGateway(t);
+  // Read afresh each time (an assertion narrows a property read once).
+  const account = () => gw.store.acmeAccount;
+  const registered = () => gw.logs().filter((l) => l.startsWith('creating new global ACME account at ')).length;
+  gw.faults.setIssuanceFault('no-zone');
+  await configureDomain(gw, BASE);
+  assert.equal((await adminCall(gw, '/prpc/RenewZtDomainCert', { domain: BASE })).status, 400);
+  assert.equal(account(), undefined, 'no zone: the DNS client fails before any account');
+
+  gw.faults.setIssuanceFault('rate-limited');
+  assert.equal((await adminCall(gw, '/prpc/RenewZtDomainCert', { domain: BASE })).status, 400);
+  const first = account();
+  assert.equal(first?.directory, 'https://acme-v02.api.letsencrypt.org/directory');
+  assert.match(first?.uri ?? '', /^https:\/\/acme-v02\.api\.letsencrypt\.org\/acme\/acct\/\d+$/);
+  assert.equal((await adminCall(gw, '/prpc/RenewZtDomainCert', { domain: BASE })).status, 400);
+  gw.faults.setIssuanceFault('none');
+  assert.equal((await admin<{ renewed: boolean }>(gw, 'RenewZtDomainCert', { domain: BASE })).renewed, true);
+  assert.equal(account(), first, 'the same account through refused orders and an issuance');
+  assert.equal(registered(), 1);
+
+  const staging = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+  await admin(gw, 'SetCertbotConfig', { acme_url: staging });
+  assert.equal(account(), first, 'SetCertbotConfig alone registers nothing');
+  assert.equal((await admin<{ renewed: boolean }>(gw, 'RenewZtDomainCert', { domain: BASE, force: true })).renewed, true);
+  assert.equal(account()?.directory, staging);
+  assert.equal(registered(), 2);
+  assert.match(gw.logs().join('\n'), /ACME URL mismatch in KvStore credentials, will create new account/);
+});
