@@ -13,6 +13,7 @@ import { finalizeApp } from './finalize.ts';
 import { repairAllowlistEntry } from './repair.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
 import { VmWaitError } from '../src/controller/vm-wait.ts';
+import { grantAddresses } from '../src/controller/gpu-claims.ts';
 import { describeError, errorCodeOf } from '../src/errors.ts';
 import { StateError } from '../src/state/store.ts';
 import type { Decision } from '../src/log/decision.ts';
@@ -149,7 +150,7 @@ async function step(
       // guest's boot error, and what the gateway itself lists for the app.
       if (record && desired.kind === 'app') {
         const unrouted = vm && isGatewayRegistrationError(vm.boot_error) ? { error: [vm.boot_error, deps.gatewayView?.(vm)].filter(Boolean).join('; '), code: 'GATEWAY_UNREGISTERED' } : {};
-        await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record, ...unrouted });
+        await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record, gpus: grantAddresses(desired.spec.gpuGrant), ...unrouted });
       }
       return { kind: 'done' };
     }
