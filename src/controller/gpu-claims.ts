@@ -128,7 +128,7 @@ function decide(c: GpuClaimant, inventory: GpuInventory, taken: ReadonlyMap<stri
     const short =
       listed.length < count
         ? `dstack-vmm lists only ${listed.length} (${listed.map((g) => g.address).join(', ')}); it waits until the host has ${count} ([cvm.gpu] in vmm.toml)`
-        : `${usable.length} of the ${listed.length} dstack-vmm lists ${usable.length === 1 ? 'is' : 'are'} free: ${describeBlocked(blocked)}; it deploys once ${count} are free`;
+        : `${usable.length} of the ${listed.length} dstack-vmm lists ${usable.length === 1 ? 'is' : 'are'} free: ${describeBlocked(blocked)}; it deploys once ${count} ${count === 1 ? 'is' : 'are'} free`;
     return { kind: 'wait', reason: `${asks}; ${short}` };
   }
   const problems: string[] = [];
