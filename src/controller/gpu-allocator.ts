@@ -96,14 +96,16 @@ export function createGpuAllocator(deps: GpuAllocatorDeps): GpuAllocator {
 }
 
 // Who holds each GPU named by a VM that is no claimant's: an app of ours (its VM keeps them, held
-// file or not) or a VM we do not manage.
+// file or not; every VM of the name of an app whose record cannot be read, as for its ports) or
+// a VM we do not manage.
 function holdersOf(vms: readonly VmInfo[], managed: ReadonlyMap<string, ManagedApp>, claimantVms: ReadonlySet<string>): { held: Map<string, GpuHolder>; foreign: Map<string, GpuHolder> } {
   const owner = new Map([...managed].flatMap(([name, m]) => (m.vmId === undefined ? [] : [[m.vmId, { app: name, file: m.file }] as const])));
+  const unreadable = new Map([...managed].flatMap(([name, m]) => (m.unreadable ? [[name, { app: name, file: m.file }] as const] : [])));
   const held = new Map<string, GpuHolder>();
   const foreign = new Map<string, GpuHolder>();
   for (const vm of vms) {
     if (claimantVms.has(vm.id)) continue;
-    const app = owner.get(vm.id);
+    const app = owner.get(vm.id) ?? unreadable.get(vm.name);
     for (const slot of grantOfVm(vm)?.slots ?? []) {
       const address = canonicalPciAddress(slot) ?? slot;
       if (app) held.set(address, app);
