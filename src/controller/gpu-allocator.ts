@@ -7,7 +7,7 @@ import { appIdOf } from '../app/manifest.ts';
 import { describeError } from '../errors.ts';
 import type { GpuConfig, ListGpusResponse, VmInfo } from '../vmm/messages.ts';
 import type { AppVerdict, ManagedApp } from './desired.ts';
-import { GPU_ATTACH_ALL_REFUSED, GPU_UNAVAILABLE, grantSatisfies, resolveGpuClaims, type GpuClaimant, type GpuGrant, type GpuHolder } from './gpu-claims.ts';
+import { GPU_ATTACH_ALL_REFUSED, GPU_UNAVAILABLE, keepsCurrentGpus, resolveGpuClaims, type GpuClaimant, type GpuGrant, type GpuHolder } from './gpu-claims.ts';
 import type { DesiredSpec } from './spec.ts';
 import { canonicalPciAddress } from '../app/gpus.ts';
 
@@ -42,7 +42,7 @@ export function createGpuAllocator(deps: GpuAllocatorDeps): GpuAllocator {
   return {
     async claim(verdicts, managed) {
       const vms = deps.vms();
-      const asking = [...verdicts].flatMap(([name, v]) => (v.kind === 'app' && v.spec.gpus !== undefined ? [{ name, verdict: v, spec: v.spec }] : []));
+      const asking = [...verdicts].flatMap(([name, v]) => (v.kind === 'app' && v.spec.gpus !== undefined ? [{ name, verdict: v, spec: v.spec, request: v.spec.gpus }] : []));
       for (const name of granted.keys()) if (!asking.some((a) => a.name === name)) granted.delete(name);
       if (asking.length === 0) return;
       const byId = new Map(vms.map((vm) => [vm.id, vm]));
@@ -52,22 +52,22 @@ export function createGpuAllocator(deps: GpuAllocatorDeps): GpuAllocator {
         return id !== undefined ? byId.get(id) : vms.find((vm) => vm.name === name && vm.app_id === appIdOf(spec.composeHash));
       };
       const withVm = asking.map((a) => ({ ...a, vm: ownVm(a.name, a.spec) }));
-      const claimants: GpuClaimant[] = withVm.map(({ name, spec, vm }) => {
+      const claimants: GpuClaimant[] = withVm.map(({ name, spec, request, vm }) => {
         const current = grantOfVm(vm);
         const running = vm?.configuration ? createHash('sha256').update(vm.configuration.compose_file, 'utf8').digest('hex') : undefined;
         const previous = granted.get(name);
         return {
           name,
           file: spec.file,
-          request: spec.gpus as NonNullable<DesiredSpec['gpus']>,
+          request,
           ...(current ? { current } : {}),
           unchanged: running !== undefined && (running === spec.composeHash || running === spec.earlierForm?.composeHash),
-          ...(previous && previous.request === JSON.stringify(spec.gpus) ? { previous: previous.grant } : {}),
+          ...(previous && previous.request === JSON.stringify(request) ? { previous: previous.grant } : {}),
         };
       });
       const { held, foreign } = holdersOf(vms, managed, new Set(withVm.flatMap((c) => (c.vm ? [c.vm.id] : []))));
       // Apps whose VM keeps what it has need nothing from the VMM: a steady host asks it nothing.
-      const settled = claimants.every((c) => c.unchanged && c.current !== undefined && grantSatisfies(c.current, c.request));
+      const settled = claimants.every(keepsCurrentGpus);
       let listed: { gpus: ListGpusResponse['gpus']; allowAttachAll: boolean } | undefined;
       let error: string | undefined;
       if (!settled) {
@@ -79,10 +79,10 @@ export function createGpuAllocator(deps: GpuAllocatorDeps): GpuAllocator {
         }
       }
       const outcomes = resolveGpuClaims(claimants, { ...(listed ? { listed } : {}), ...(error === undefined ? {} : { error }), held, foreign });
-      for (const { name, verdict, spec } of asking) {
+      for (const { name, verdict, spec, request } of asking) {
         const outcome = outcomes.get(name);
         if (outcome?.kind === 'grant') {
-          granted.set(name, { request: JSON.stringify(spec.gpus), grant: outcome.grant });
+          granted.set(name, { request: JSON.stringify(request), grant: outcome.grant });
           verdicts.set(name, { ...verdict, spec: { ...spec, gpuGrant: outcome.grant } });
           continue;
         }

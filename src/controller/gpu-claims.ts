@@ -54,12 +54,12 @@ type Listed = { address: string; info: GpuInfo };
 // Decide every claimant's GPUs: those whose VM keeps what it has first, then those with a VM or a
 // grant on its way, then new ones by name (code-unit order, the same on every host).
 export function resolveGpuClaims(claimants: readonly GpuClaimant[], inventory: GpuInventory): Map<string, GpuOutcome> {
-  const rank = (c: GpuClaimant) => (keeps(c) ? 0 : c.current ? 1 : c.previous ? 2 : 3);
+  const rank = (c: GpuClaimant) => (keepsCurrentGpus(c) ? 0 : c.current ? 1 : c.previous ? 2 : 3);
   const ordered = [...claimants].sort((a, b) => rank(a) - rank(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const taken = new Map<string, GpuHolder>(inventory.held);
   const outcomes = new Map<string, GpuOutcome>();
   for (const c of ordered) {
-    const outcome = keeps(c) ? { kind: 'grant' as const, grant: c.current as GpuGrant } : decide(c, inventory, taken);
+    const outcome = keepsCurrentGpus(c) ? { kind: 'grant' as const, grant: c.current as GpuGrant } : decide(c, inventory, taken);
     outcomes.set(c.name, outcome);
     if (outcome.kind !== 'grant') continue;
     for (const slot of outcome.grant.slots) taken.set(canonicalPciAddress(slot) ?? slot, { app: c.name, file: c.file });
@@ -88,7 +88,8 @@ export function sameGrant(a: GpuGrant | undefined, b: GpuGrant | undefined): boo
   return a.mode === 'all' ? b.mode === 'all' : grantSatisfies(b, a.slots.map((s) => canonicalPciAddress(s) ?? s));
 }
 
-const keeps = (c: GpuClaimant): boolean => c.unchanged && c.current !== undefined && grantSatisfies(c.current, c.request);
+// Whether the claimant keeps what its VM has without asking the VMM anything.
+export const keepsCurrentGpus = (c: GpuClaimant): boolean => c.unchanged && c.current !== undefined && grantSatisfies(c.current, c.request);
 
 function decide(c: GpuClaimant, inventory: GpuInventory, taken: ReadonlyMap<string, GpuHolder>): GpuOutcome {
   const asks = `${c.file}: x-dstack.gpus asks for ${describeGpuRequest(c.request)}`;
