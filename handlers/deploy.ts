@@ -3,9 +3,10 @@ import type { DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmConfiguration } from '../src/vmm/messages.ts';
 import { beginOperation, registerHash } from './intent.ts';
+import { gpuConfigOf } from '../src/controller/gpu-allocator.ts';
 
 // The CreateVm request for a spec: direct host ports, explicit app id and kms_urls, so the VM never
-// depends on the VMM's global config (docs/design.md "Init" step 7).
+// depends on the VMM's global config (docs/design.md "Init" step 7), and the GPUs the pass granted.
 export function vmConfigOf(spec: DesiredSpec, appId: string, encryptedEnv: string): VmConfiguration {
   return {
     encrypted_env: encryptedEnv,
@@ -19,6 +20,7 @@ export function vmConfigOf(spec: DesiredSpec, appId: string, encryptedEnv: strin
     app_id: appId,
     kms_urls: spec.kmsUrls,
     gateway_urls: spec.gatewayUrls,
+    ...(spec.gpuGrant ? { gpus: gpuConfigOf(spec.gpuGrant) } : {}),
   } as VmConfiguration;
 }
 

@@ -36,4 +36,6 @@ export type PhaseReport = {
   // The stable code of `error` (src/errors.ts errorCodeOf), for status files (issue 15).
   code?: string;
   urls?: string[];
+  // The GPUs the app's VM now holds, canonical PCI addresses (with the operation that gave them).
+  gpus?: string[];
 };

@@ -1,6 +1,7 @@
 import type { HandlerDeps } from './deps.ts';
 import type { DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
+import { grantAddresses } from '../src/controller/gpu-claims.ts';
 
 // Where the operator reaches the app: each published tcp port on its host address, and through
 // the gateway (Tier 2) `https://<app id>-<port>.<domain>`, the port being the one inside the CVM.
@@ -29,6 +30,6 @@ export async function finalizeApp(spec: DesiredSpec, record: AppRecord, vmId: st
     envHash: spec.env?.hash,
   };
   await deps.records.save(done);
-  await deps.report({ app: spec.name, file: spec.file, phase: 'running', record: done, urls: urlsOf(spec, record.appId) });
+  await deps.report({ app: spec.name, file: spec.file, phase: 'running', record: done, urls: urlsOf(spec, record.appId), gpus: grantAddresses(spec.gpuGrant) });
   return done;
 }

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type { VmInfo, PortMapping } from '../src/vmm/messages.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { Desired, DesiredSpec } from '../src/controller/spec.ts';
+import { grantOfVm } from '../src/controller/gpu-allocator.ts';
+import { sameGrant } from '../src/controller/gpu-claims.ts';
 
 export type { Desired, DesiredSpec };
 
@@ -22,7 +24,7 @@ export type Plan =
   // A held app's file is back while a teardown cut short still has its VM: the delete is off.
   | { action: 'call-off-teardown' };
 
-export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls' | 'gateway_urls' | 'env';
+export type VmChange = 'compose' | 'ports' | 'resources' | 'kms_urls' | 'gateway_urls' | 'env' | 'gpus';
 
 // The app id of a first deployment: the first 40 hex characters of its compose hash (docs/dstack.md §2.4).
 export const appIdOf = (composeHash: string) => composeHash.slice(0, 40);
@@ -46,6 +48,7 @@ export function diffVm(vm: VmInfo, spec: DesiredSpec): VmChange[] {
   }
   if (!sameSet(cfg.kms_urls, spec.kmsUrls)) changes.push('kms_urls');
   if (!sameSet(cfg.gateway_urls, spec.gatewayUrls)) changes.push('gateway_urls');
+  if (!sameGrant(grantOfVm(vm), spec.gpuGrant)) changes.push('gpus');
   return changes;
 }
 

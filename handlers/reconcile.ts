@@ -13,6 +13,7 @@ import { finalizeApp, urlsOf } from './finalize.ts';
 import { repairAllowlistEntry } from './repair.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
 import { VmWaitError } from '../src/controller/vm-wait.ts';
+import { grantAddresses } from '../src/controller/gpu-claims.ts';
 import { describeError, errorCodeOf } from '../src/errors.ts';
 import { StateError } from '../src/state/store.ts';
 import type { Decision } from '../src/log/decision.ts';
@@ -150,7 +151,7 @@ async function step(
       if (record && desired.kind === 'app') {
         const unrouted = vm && isGatewayRegistrationError(vm.boot_error) ? { error: [vm.boot_error, deps.gatewayView?.(vm)].filter(Boolean).join('; '), code: 'GATEWAY_UNREGISTERED' } : {};
         // Its URLs too: the gateway's domain can change with nothing to change in the VM (issue 14).
-        await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record, urls: urlsOf(desired.spec, record.appId), ...unrouted });
+        await deps.report({ app: name, file: desired.spec.file, phase: record.phase, record, urls: urlsOf(desired.spec, record.appId), gpus: grantAddresses(desired.spec.gpuGrant), ...unrouted });
       }
       return { kind: 'done' };
     }

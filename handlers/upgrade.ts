@@ -4,6 +4,7 @@ import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import { stopVmGracefully } from './restart.ts';
 import { beginOperation, markLaunched, registerHash } from './intent.ts';
+import { gpuConfigOf } from '../src/controller/gpu-allocator.ts';
 
 // Upgrade in place, keeping the VM and its app id (so its keys survive): register the new hash,
 // UpdateVm while running (the VMM validates ports before anything stops), stop, resize if asked,
@@ -33,6 +34,8 @@ export async function upgradeApp(
     kms_urls: spec.kmsUrls,
     update_gateway_urls: true,
     gateway_urls: spec.gatewayUrls,
+    // Only a change of GPUs is sent: without the field the VM keeps the ones it has.
+    ...(changes.includes('gpus') ? { gpus: gpuConfigOf(spec.gpuGrant) } : {}),
   });
   await stopVmGracefully(vm, deps);
   if (changes.includes('resources')) {

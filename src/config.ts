@@ -5,6 +5,7 @@ import { SupervisorError } from './errors.ts';
 import { InitSectionSchema } from './init/config-schema.ts';
 import { cleartextTokenHost } from './vmm/cleartext.ts';
 import { DEFAULT_PRIVILEGED_PORTS, FIRST_UNPRIVILEGED_PORT } from './app/host-ports.ts';
+import { canonicalPciAddress } from './app/gpus.ts';
 import { cvmSize, describeIssues, formatKey, parseTomlText } from './toml-config.ts';
 
 // Where the service looks when neither --config nor DSTACK_SUPERVISOR_CONFIG names a file.
@@ -112,11 +113,26 @@ const GatewaySectionSchema = z
   })
   .strict();
 
+// One fake NVIDIA GPU of the simulated host: its PCI address, product id (10de:2335 is an H200)
+// and the driver it is bound to (only vfio-pci ones can be given to a CVM).
+const SimGpuSchema = z
+  .object({
+    slot: z.string().refine((s) => canonicalPciAddress(s) !== undefined, 'must be a PCI address like "0000:18:00.0"'),
+    product_id: z.string().regex(/^10de:[0-9a-f]{4}$/, 'must be an NVIDIA product id like "10de:2335"'),
+    driver: z.string().default('vfio-pci'),
+  })
+  .strict();
+
 // `[sim]`: the simulated host. Chosen only by this explicit key, never by accident.
 const SimSectionSchema = z
   .object({
     enabled: z.boolean().default(false),
     dir: path.default('/var/lib/dstack/supervisor/sim'),
+    // Its GPUs: in the fake sysfs init's preflight reads, and what its dstack-vmm can attach.
+    gpus: z
+      .array(SimGpuSchema)
+      .default([])
+      .refine((gpus) => new Set(gpus.map((g) => canonicalPciAddress(g.slot))).size === gpus.length, 'names a PCI address twice'),
   })
   .strict();
 

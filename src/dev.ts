@@ -9,6 +9,7 @@ import { run } from './cli/run.ts';
 import { loadConfig } from './config.ts';
 import { writeFakeGuestImage, readSimImages } from './sim/guest-image.ts';
 import { buildFakeSysroot } from './sim/sysroot.ts';
+import { simGpusOf } from './sim/vm-gpus.ts';
 
 // supervisor.toml for `root`: every path below it, the simulated host, fast enough to watch.
 function devConfigText(root: string, owner: number): string {
@@ -40,6 +41,8 @@ function devConfigText(root: string, owner: number): string {
     '[sim]',
     'enabled = true',
     `dir = ${at('sim')}`,
+    '# Two fake H200s bound to vfio-pci: init finds them and renders [cvm.gpu] (examples/gpu.yaml asks for one).',
+    'gpus = [{ slot = "0000:18:00.0", product_id = "10de:2335" }, { slot = "0000:2a:00.0", product_id = "10de:2335" }]',
     '',
   ].join('\n');
 }
@@ -55,7 +58,7 @@ async function prepareDevDir(root: string, owner: number): Promise<string> {
   const exists = await access(configPath).then(() => true, () => false);
   if (!exists) await writeFile(configPath, devConfigText(root, owner));
   const config = await loadConfig(configPath);
-  await buildFakeSysroot(config.init.sysroot, config.init);
+  await buildFakeSysroot(config.init.sysroot, config.init, { gpus: simGpusOf(config.sim.gpus) });
   if ((await readSimImages(config.init.images_dir)).length === 0) await writeFakeGuestImage(config.init.images_dir);
   return configPath;
 }
@@ -74,6 +77,7 @@ async function main(): Promise<number> {
       '    curl http://127.0.0.1:8080/                   # the simulated app answers once it has booted',
       `    npx dstack-supervisor status --config ${rel(configPath)}`,
       `    rm ${rel(join(root, 'apps.d', 'hello.yaml'))}                     # tear it down (after 5 s)`,
+      `    cp examples/gpu.yaml ${rel(join(root, 'apps.d'))}/            # a CVM given one of the two fake H200s (status: GPUS)`,
       '  Ctrl-C stops the supervisor and the simulated host.',
       '',
       '',

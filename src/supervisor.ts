@@ -20,6 +20,7 @@ import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
 import { listApps, createSpecBuilder, managedApps, observedUpdate } from './controller/adapters.ts';
 import { resolveImage } from './controller/image.ts';
+import { createGpuAllocator } from './controller/gpu-allocator.ts';
 import { loadReservedHostPorts } from './init/reserved-ports.ts';
 import { watchAppsDir, type WatchDir } from '../watchers/apps.ts';
 import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
@@ -140,6 +141,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     else log.info('resync: dstack-vmm lists the VMs again');
     vmmFaultReason = reason;
   };
+  const gpus = createGpuAllocator({ listGpus: () => vmm.listGpus(), vms: () => snapshot.known() });
   const controller = createController<DesiredSpec>({
     list: async (full): Promise<DirListing> => {
       const listing = await listApps(scanner, config.apps_dir, log, config.apps.owner);
@@ -152,6 +154,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
     managed: async () => managedApps(await records.loadAll(), snapshot.known()),
+    claim: (verdicts, managed) => gpus.claim(verdicts, managed),
     known: initial.map((st) => st.app),
     reconcile: (name) => reconcileApp(name, reconcileDeps),
     prepare: (names) => registerAhead(names, reconcileDeps),

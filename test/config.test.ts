@@ -50,7 +50,7 @@ test('an empty file means every default, with the key names external tests rely 
   assert.equal(typeof apps.image, 'string');
   assert.ok(apps.boot_timeout_s > 0 && apps.shutdown_timeout_s > 0);
   assert.equal(apps.poll_s, 0.5);
-  assert.deepEqual(config.sim, { enabled: false, dir: '/var/lib/dstack/supervisor/sim' });
+  assert.deepEqual(config.sim, { enabled: false, dir: '/var/lib/dstack/supervisor/sim', gpus: [] });
 });
 
 test('issue 13 item 6: a [vmm] url that would send the token in clear text to a non-loopback host is refused, naming the key to allow it', () => {
@@ -81,7 +81,7 @@ test('values from the file override defaults and come back as plain objects (smo
   assert.equal(config.apps.settle_ms, 250);
   assert.equal(config.apps.resync_s, 60);
   assert.deepEqual(config.apps.kms_urls, ['https://10.0.0.1:9201']);
-  assert.deepEqual(config.sim, { enabled: true, dir: '/tmp/sim' });
+  assert.deepEqual(config.sim, { enabled: true, dir: '/tmp/sim', gpus: [] });
   assert.equal(config.init.enabled, false);
   assert.equal(Object.getPrototypeOf(config.apps), Object.prototype);
 });

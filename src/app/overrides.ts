@@ -1,12 +1,13 @@
 // `x-dstack:` — per-app overrides inside the compose file (compose ignores `x-` keys). Strict on
 // purpose: a misspelt key silently dropped would deploy with defaults the operator did not want.
 import { z } from 'zod';
+import { checkGpuRequest, GpusSchema } from './gpus.ts';
 import { sizeProblem } from './limits.ts';
 import type { SizeKey } from './limits.ts';
 import { errorAt } from './source.ts';
 import type { Source } from './source.ts';
 
-const KEYS = ['vcpu', 'memory', 'disk', 'image', 'kms', 'gateway', 'public_logs', 'public_sysinfo', 'ports'] as const;
+const KEYS = ['vcpu', 'memory', 'disk', 'image', 'kms', 'gateway', 'public_logs', 'public_sysinfo', 'ports', 'gpus'] as const;
 
 // The guest image is a directory name under the VMM's image path (docs/dstack.md §2.1).
 export const IMAGE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -29,6 +30,7 @@ const OverridesSchema = z.strictObject(
     public_logs: flag.optional(),
     public_sysinfo: flag.optional(),
     ports: z.array(z.unknown(), { error: 'must be a list of port specs' }).optional(),
+    gpus: GpusSchema.optional(),
   },
   { error: 'must be a mapping of overrides' },
 );
@@ -49,8 +51,9 @@ export function parseOverrides(source: Source, raw: unknown): Overrides {
     const path = ['x-dstack', ...(issue?.path ?? []).filter((step) => typeof step !== 'symbol')];
     throw errorAt(source, 'APP_XDSTACK_VALUE', path, `${issue?.message ?? 'is invalid'}`);
   }
-  const { vcpu, memory, disk, ...rest } = result.data;
+  const { vcpu, memory, disk, gpus, ...rest } = result.data;
   const overrides: Overrides = { ...rest };
+  if (gpus !== undefined) overrides.gpus = checkGpuRequest(source, gpus);
   if (vcpu !== undefined) overrides.vcpu = checkSize(source, 'vcpu', vcpu, vcpu);
   if (memory !== undefined) overrides.memory = checkSize(source, 'memory', memory, toUnits(memory, 1));
   if (disk !== undefined) overrides.disk = checkSize(source, 'disk', disk, toUnits(disk, 1024));

@@ -5,8 +5,10 @@ import type { Config } from '../config.ts';
 import type { PortMapping } from '../vmm/messages.ts';
 import { checkCompatibility } from './compat.ts';
 import type { Finding } from './compat.ts';
+import { composeGpuWarnings, findComposeGpuAsks } from './compose-gpus.ts';
 import { deriveComposePorts } from './compose-ports.ts';
 import { AppError } from './errors.ts';
+import type { GpuRequest } from './gpus.ts';
 import { DEFAULT_HOST_PORT_POLICY } from './host-ports.ts';
 import type { HostPortPolicy, ReservedPort } from './host-ports.ts';
 import { composeHashOf, renderEarlierManifest, renderManifest } from './manifest.ts';
@@ -79,6 +81,9 @@ export type AppSpec = {
   publicLogs: boolean;
   publicSysinfo: boolean;
   allowedEnvs: string[];
+  // x-dstack.gpus: the GPUs the CVM asks for; absent, none (which GPUs it gets is decided across
+  // apps, src/controller/gpu-claims.ts).
+  gpus?: GpuRequest;
   warnings: AppWarning[];
   // The same content as releases before issue 16 serialised it, when that differs (no env names):
   // a VM running it needs no upgrade until the content changes (handlers/plan.ts inRunningForm).
@@ -123,7 +128,8 @@ export function reviewAppSpec(input: AppSpecInput): AppReview {
   const manifest = renderManifest(manifestInput);
   const earlier = renderEarlierManifest(manifestInput);
   const unserved = overrides.gateway === true && !settings.gateway ? [gatewayWarning(input.tier2)] : [];
-  const warnings = sortFindings([...compat.warnings.map(withoutPath), ...derived.warnings, ...unserved]);
+  const gpuWarnings = composeGpuWarnings(findComposeGpuAsks(compose.services), overrides.gpus);
+  const warnings = sortFindings([...compat.warnings.map(withoutPath), ...derived.warnings, ...unserved, ...gpuWarnings]);
   const spec: AppSpec = {
     name,
     file,
@@ -137,6 +143,7 @@ export function reviewAppSpec(input: AppSpecInput): AppReview {
     ...settings,
     gatewayWanted,
     allowedEnvs,
+    ...(overrides.gpus === undefined ? {} : { gpus: overrides.gpus }),
     warnings,
     ...(earlier === undefined ? {} : { earlierForm: { manifest: earlier, composeHash: composeHashOf(earlier) } }),
   };

@@ -21,6 +21,8 @@ export async function startSimulatedHost(config: Config, log: Logger): Promise<{
   const { seedSimAuthConfig } = await import('../sim/seed.ts');
   const { ensureSimImages } = await import('../sim/guest-image.ts');
   const { SIM_EXTERNAL_KMS_URL } = await import('../sim/vmm-config.ts');
+  const { gpuSettingsFor, simGpusOf } = await import('../sim/vm-gpus.ts');
+  const gpus = simGpusOf(config.sim.gpus);
   await mkdir(config.sim.dir, { recursive: true });
   if (!config.init.enabled && (await seedSimAuthConfig(config.auth.config_path))) log.info({ FILE: config.auth.config_path }, 'simulated host: wrote a starting auth-config.json');
   // With init, the simulated VMM reads the vmm.toml init renders, as dstack-vmm does: kms_url and
@@ -28,15 +30,16 @@ export async function startSimulatedHost(config: Config, log: Logger): Promise<{
   // gateway CVM can map WireGuard) and bind address are init's (issue 16 item 2: GetMeta used to
   // name a hard-coded KMS URL nobody listened on). The host CA in <config_dir>/tls signs the
   // simulated gateway's certificates (`curl --cacert`). Without init nothing renders a vmm.toml
-  // and no KMS CVM runs; the VMM is then configured as for a KMS elsewhere (SIM_EXTERNAL_KMS_URL).
+  // and no KMS CVM runs; the VMM is then configured as for a KMS elsewhere (SIM_EXTERNAL_KMS_URL),
+  // with `[cvm.gpu]` as init would render it for `[sim] gpus`.
   const fromInit = config.init.enabled
     ? {
         images: await ensureSimImages(config.init.images_dir),
         vmmToml: join(config.init.config_dir, 'vmm.toml'),
         tlsDir: join(config.init.config_dir, 'tls'),
       }
-    : { kmsUrl: SIM_EXTERNAL_KMS_URL, kmsUrls: [SIM_EXTERNAL_KMS_URL] };
-  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, ...fromInit });
+    : { kmsUrl: SIM_EXTERNAL_KMS_URL, kmsUrls: [SIM_EXTERNAL_KMS_URL], settings: gpuSettingsFor(gpus) };
+  const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, gpus, ...fromInit });
   log.warn({ VMM: sim.vmmUrl }, `SIMULATED HOST: dstack-vmm is simulated at ${sim.vmmUrl} ([sim] enabled = true); no CVM is real`);
   const apps = { ...config.apps, kms_public_key: config.apps.kms_public_key || sim.envKeys.kmsPublicKeyHex };
   // Tier 2's DNS check asks the simulated DNS server (names under the simulated gateway's domain

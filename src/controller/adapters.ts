@@ -129,6 +129,9 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
     case 'record':
       // Not the file's fault: the app is held until the operator moves the record aside.
       return { app: name, file, phase: 'failed', error: verdict.reason, code: verdict.code, held: { action: 'refused', reason: verdict.reason } };
+    case 'gpu':
+      // Not a bad file: it deploys as soon as its GPUs are free; the journal says why once.
+      return { app: name, file, phase: 'pending', error: verdict.reason, code: verdict.code, held: { action: 'conflict', reason: verdict.reason, fileHash: verdict.fileHash } };
     case 'invalid':
     case 'refused':
     case 'conflict':
@@ -151,7 +154,7 @@ export function managedApps(loaded: LoadedRecords, vms: readonly VmInfo[]): Map<
   const managed = new Map<string, ManagedApp>(
     loaded.records.map((r) => {
       const vm = vms.find((v) => v.id === r.vmId) ?? vms.find((v) => v.name === r.name && v.app_id === r.appId);
-      return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports: portsOf(vm ? [vm] : []) }];
+      return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports: portsOf(vm ? [vm] : []), ...(vm ? { vmId: vm.id } : {}) }];
     }),
   );
   for (const u of loaded.unreadable) {

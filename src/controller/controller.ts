@@ -11,7 +11,13 @@ export type DirListing = { ok: true; apps: ListedApp[]; settleAt?: number; dev: 
 // What a spec must say for the loop to tell one version of an app from another.
 // `earlierForm`: the same content as an earlier release serialised it, which a VM it deployed may
 // still run (handlers/plan.ts inRunningForm); an operation towards it is one towards this version.
-type SpecIdentity = { composeHash: string; env?: { hash: string } | undefined; earlierForm?: { composeHash: string } | undefined };
+// `gpuGrant`: the GPUs the pass gave it; other ones are another operation.
+type SpecIdentity = {
+  composeHash: string;
+  env?: { hash: string } | undefined;
+  earlierForm?: { composeHash: string } | undefined;
+  gpuGrant?: { mode: string; slots: readonly string[] } | undefined;
+};
 
 export type ControllerDeps<S extends SpecIdentity> = {
   // `full`: a resync pass (rule 10), which also re-lists the VMM's VMs.
@@ -21,6 +27,9 @@ export type ControllerDeps<S extends SpecIdentity> = {
   build(app: Extract<ListedApp, { kind: 'settled' }>): BuiltSpec<S>;
   // The apps we own (have a record for), and whether each currently holds its ports.
   managed(): Promise<Map<string, ManagedApp>>;
+  // Resources shared across apps and decided once every verdict is known (the host's GPUs): may
+  // hold an app back or complete its spec, in place.
+  claim?(verdicts: Map<string, AppVerdict<S>>, managed: ReadonlyMap<string, ManagedApp>): Promise<void>;
   // Apps the last run left a status for: those the first pass finds with neither a file nor a
   // record are reconciled as gone, like an app that vanishes while we run.
   known?: readonly string[];
@@ -61,7 +70,7 @@ const FULL_PASS_REASONS: ReadonlySet<PokeReason> = new Set(['start', 'resync', '
 function verdictKey<S extends SpecIdentity>(v: AppVerdict<S>): string {
   switch (v.kind) {
     case 'app':
-      return `app\n${v.fileHash}\n${v.spec.composeHash}\n${v.spec.env?.hash ?? ''}\n${v.renamedFrom ?? ''}`;
+      return `app\n${v.fileHash}\n${v.spec.composeHash}\n${v.spec.env?.hash ?? ''}\n${v.renamedFrom ?? ''}\n${v.spec.gpuGrant?.mode ?? ''} ${v.spec.gpuGrant?.slots.join(',') ?? ''}`;
     case 'hold':
       return `hold\n${v.why}\n${v.fileHash ?? ''}\n${v.reason}`;
     case 'gone':
@@ -161,6 +170,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       },
       guards,
     );
+    await deps.claim?.(out.verdicts, managed);
     if (out.massGuardActive && !massGuardWarned) deps.massTeardownHeld?.([...managed.keys()]);
     massGuardWarned = out.massGuardActive;
     for (const [name, v] of out.verdicts) {

@@ -18,8 +18,9 @@ export type ListedEnv = { ok: true; entries: EnvEntry[]; hash: string } | { ok: 
 export type BuiltSpec<S> = { ok: true; spec: S; ports: PortMapping[] } | { ok: false; code: string; reason: string };
 
 // Why an app is held back; 'conflict' covers both duplicate identities and port clashes;
-// 'record': its state record cannot be read, so what it owns is unknown (issue 13).
-export type HoldReason = 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'delete-pending' | 'record';
+// 'record': its state record cannot be read, so what it owns is unknown (issue 13); 'gpu': it
+// waits for GPUs other apps hold (issue 19).
+export type HoldReason = 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'delete-pending' | 'record' | 'gpu';
 
 export type AppVerdict<S> =
   // `renamedFrom`: a managed app that vanished had these very bytes (rule 19).
@@ -41,7 +42,8 @@ export type DeleteGuards = {
 // An app we have a record for: whether it ever ran, and the host ports its VM's manifest names.
 // `unreadable`: the record file exists but cannot be used (why, naming the file): the app is
 // held whatever its file says, since a deploy could duplicate its VM and a teardown miss it.
-export type ManagedApp = { file: string; running: boolean; ports: readonly PortClaim[]; unreadable?: { code: string; message: string } };
+// `vmId`: the VM the record names or adoption would find, when the VMM has it.
+export type ManagedApp = { file: string; running: boolean; ports: readonly PortClaim[]; vmId?: string; unreadable?: { code: string; message: string } };
 
 export type PlanInput<S> = {
   listed: readonly ListedApp[];

@@ -27,6 +27,8 @@ export type StatusUpdate = {
   // Set with `warnings` from a pass: log them once per content hash (issue 8).
   warned?: { fileHash: string };
   urls?: string[];
+  // The GPUs the app's VM was given, with the operation that gave them (canonical PCI addresses).
+  gpus?: string[];
   // With phase `deleting`: when the teardown is due (epoch ms).
   deleteAt?: number;
 };
@@ -110,6 +112,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
         code: u.error !== undefined ? (u.code ?? null) : u.phase === 'running' ? null : (before?.code ?? null),
         warnings: u.warnings ?? before?.warnings ?? [],
         delete_at: u.phase === 'deleting' && u.deleteAt !== undefined ? new Date(u.deleteAt).toISOString() : null,
+        gpus: u.gpus ?? before?.gpus ?? [],
         updated_at: new Date(deps.now()).toISOString(),
       };
       if (status.compose_hash === '') status.compose_hash = null;
@@ -132,7 +135,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
         before && before.phase === status.phase && before.last_error === status.last_error && (before.code ?? null) === status.code &&
         before.vm_id === status.vm_id && before.app_id === status.app_id &&
         before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n') && before.urls.join('\n') === status.urls.join('\n') &&
-        (before.delete_at ?? null) === status.delete_at;
+        (before.delete_at ?? null) === status.delete_at && (before.gpus ?? []).join(',') === (status.gpus ?? []).join(',');
       if (same) return;
       if (before?.phase !== status.phase) logPhase(status, before?.phase, status.phase);
       current.set(u.app, status);

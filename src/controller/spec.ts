@@ -1,5 +1,6 @@
 import type { EnvEntry } from '../secrets/dotenv.ts';
 import type { AppSpec } from '../app/spec.ts';
+import type { GpuGrant } from './gpu-claims.ts';
 
 // What the files say about one app name, as the controller has established it.
 export type Desired =
@@ -15,8 +16,10 @@ export type Desired =
 // A built app spec (manifest, hash, ports, size, warnings) plus what the host adds to it.
 export type DesiredSpec = Pick<
   AppSpec,
-  'name' | 'file' | 'manifest' | 'composeHash' | 'ports' | 'image' | 'vcpu' | 'memory' | 'disk' | 'warnings' | 'gateway' | 'gatewayWanted' | 'earlierForm'
+  'name' | 'file' | 'manifest' | 'composeHash' | 'ports' | 'image' | 'vcpu' | 'memory' | 'disk' | 'warnings' | 'gateway' | 'gatewayWanted' | 'earlierForm' | 'gpus'
 > & {
+  // The GPUs this pass gave the app (src/controller/gpu-claims.ts); absent when it asks for none.
+  gpuGrant?: GpuGrant;
   kmsUrls: string[];
   // The VM's own gateway_urls: where its guest registers, when the app uses the gateway; else [].
   gatewayUrls: string[];

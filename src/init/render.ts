@@ -12,8 +12,10 @@ import type { InitSection } from './config-schema.ts';
 import { renderError } from './errors.ts';
 import { readFileIfExists, writeIfChanged } from './files.ts';
 import { pickKmsPort, type PortProbe } from './kms-port.ts';
-import { getPath, isTable, mergeOperatorEdits, type Doc, type EnforcedKey } from './merge.ts';
+import { canonical, getPath, isTable, mergeOperatorEdits, type Doc, type EnforcedKey } from './merge.ts';
 import { authConfigEnforced, kmsEnforced, vmmEnforced, vmmListenAddress } from './derived-keys.ts';
+import { gpuTableOf, planGpuTable, withGpuTable, withoutGpuTable } from './gpu-config.ts';
+import type { HostGpu } from './gpu-probe.ts';
 
 // Everything the render depends on. `vmmUrl` is supervisor.toml `[vmm] url` and
 // `authConfigPath` its `[auth] config_path`, so the VMM listens where the client connects and
@@ -28,11 +30,16 @@ export type RenderInputs = {
   previousKmsPort?: number;
   isPortFree?: PortProbe;
   templatesDir?: string;
+  // The host's NVIDIA GPUs (gpu-probe.ts), and the `[cvm.gpu]` init rendered last (its journal;
+  // absent: the template's).
+  gpus?: readonly HostGpu[];
+  previousGpuTable?: string;
 };
 
-// The KMS host port kms_urls name, the files written (empty on a healthy re-run) and one
-// warning per enforced key an operator had changed.
-export type RenderResult = { kmsPort: number; written: string[]; warnings: string[] };
+// The KMS host port kms_urls name, the files written (empty on a healthy re-run), one warning per
+// enforced key an operator had changed, what became of `[cvm.gpu]`, and the table init answers
+// for now (undefined while that is the template's) for the journal.
+export type RenderResult = { kmsPort: number; written: string[]; warnings: string[]; notes: string[]; gpuTable?: string };
 
 // Where each rendered file lives.
 export type ConfigPaths = { vmmToml: string; kmsToml: string; authConfig: string; authSimpleEnv: string; keyProviderEnv: string };
@@ -72,9 +79,16 @@ export async function renderHostConfig(inputs: RenderInputs): Promise<RenderResu
     },
     inputs.isPortFree,
   );
+  const vmmTemplate = await readTemplate(templates, 'vmm.toml');
+  const templateGpu = canonical(getPath(vmmTemplate, ['cvm', 'gpu']) ?? {});
+  const probed = gpuTableOf(inputs.gpus ?? []);
+  const gpu = planGpuTable(existingVmm, probed, inputs.previousGpuTable ?? templateGpu);
+  // The probed table fills in only where init renders it: an edited table gets no new keys.
+  const vmmDefaults = probed && gpu.rendered === canonical(probed) ? withGpuTable(vmmTemplate, probed) : vmmTemplate;
+  const vmmExisting = gpu.drop && existingVmm ? withoutGpuTable(existingVmm) : existingVmm;
   const outcomes: Outcome[] = [
-    await renderToml(paths.vmmToml, templates, 'vmm.toml', existingVmm, vmmEnforced(init, listen, kmsPort)),
-    await renderToml(paths.kmsToml, templates, 'kms.toml', await readToml(paths.kmsToml), kmsEnforced(init)),
+    await renderToml(paths.vmmToml, 'vmm.toml', vmmDefaults, vmmExisting, vmmEnforced(init, listen, kmsPort)),
+    await renderToml(paths.kmsToml, 'kms.toml', await readTemplate(templates, 'kms.toml'), await readToml(paths.kmsToml), kmsEnforced(init)),
     await renderAuthConfig(paths.authConfig, templates, inputs.osImagePin, init),
     await renderEnv(paths.authSimpleEnv, { PORT: String(init.auth_port), AUTH_CONFIG_PATH: paths.authConfig }),
     await renderEnv(paths.keyProviderEnv, {
@@ -88,6 +102,8 @@ export async function renderHostConfig(inputs: RenderInputs): Promise<RenderResu
     kmsPort,
     written: outcomes.filter((o) => o.written).map((o) => o.path),
     warnings: outcomes.flatMap((o) => o.warnings),
+    notes: gpu.note === undefined ? [] : [`${paths.vmmToml}: ${gpu.note}`],
+    ...(gpu.rendered === templateGpu ? {} : { gpuTable: gpu.rendered }),
   };
 }
 
@@ -109,8 +125,11 @@ function previousKmsPort(vmm: Doc | undefined): number | undefined {
   return port > 0 ? port : undefined;
 }
 
-async function renderToml(path: string, templates: string, template: string, existing: Doc | undefined, enforced: EnforcedKey[]): Promise<Outcome> {
-  const defaults = parseToml(await readFile(join(templates, template), 'utf8'));
+async function readTemplate(templates: string, template: string): Promise<Doc> {
+  return parseToml(await readFile(join(templates, template), 'utf8'));
+}
+
+async function renderToml(path: string, template: string, defaults: Doc, existing: Doc | undefined, enforced: EnforcedKey[]): Promise<Outcome> {
   const merged = mergeOperatorEdits(path, defaults, existing, enforced);
   if (!merged.changed) return { path, written: false, warnings: merged.warnings };
   const written = await writeIfChanged(path, TOML_HEADER(template) + stringifyToml(merged.doc));

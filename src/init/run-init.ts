@@ -20,6 +20,7 @@ import { ensureKms, type KmsInfo } from './kms.ts';
 import type { PortProbe } from './kms-port.ts';
 import { PreflightError, type PreflightProblem } from './errors.ts';
 import { findHostProblems } from './preflight.ts';
+import { probeGpus, reviewGpus } from './gpu-probe.ts';
 import { configPaths, renderHostConfig } from './render.ts';
 import { ensureHostCa, type TlsDeps } from './tls.ts';
 import { HOST_UNITS, startHostUnits, waitVmmAnswering } from './units.ts';
@@ -73,9 +74,14 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
     if (await recordInitStep(config.state_dir, name, detail, () => clock.now())) written.push(initJournalPath(config.state_dir));
   };
 
-  step(1, 'checking the host (TDX, SGX, KVM, docker, dstack binaries)');
+  step(1, 'checking the host (TDX, SGX, KVM, docker, dstack binaries, GPUs)');
   const problems = deps.preflight ?? (await findHostProblems(init));
   if (problems.length > 0) throw new PreflightError(problems, init.sysroot);
+  // GPUs are optional: what is found is said, a GPU no CVM can have is a warning, none is fine.
+  const gpus = await probeGpus(init.sysroot);
+  const review = reviewGpus(gpus);
+  for (const note of review.notes) log.info({ STEP: 'preflight' }, `preflight: ${note}`);
+  for (const warning of review.warnings) log.warn({ STEP: 'preflight' }, `preflight: ${warning}`);
   await record('preflight', { sysroot: init.sysroot });
 
   step(2, 'verifying the guest image');
@@ -85,6 +91,7 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   step(3, 'rendering vmm.toml, kms.toml, auth-config.json');
   const paths = configPaths(init, config.auth.config_path);
   const previousPort = journal.steps.render?.detail['kms_port'];
+  const previousGpuTable = journal.steps.render?.detail['gpu'];
   const rendered = await renderHostConfig({
     init,
     vmmUrl: config.vmm.url,
@@ -93,10 +100,13 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
     previousKmsPort: typeof previousPort === 'number' ? previousPort : undefined,
     isPortFree: deps.isPortFree,
     templatesDir: deps.templatesDir,
+    gpus,
+    ...(typeof previousGpuTable === 'string' ? { previousGpuTable } : {}),
   });
   for (const warning of rendered.warnings) log.warn(warning);
+  for (const note of rendered.notes) log.info(note);
   written.push(...rendered.written);
-  await record('render', { kms_port: rendered.kmsPort });
+  await record('render', { kms_port: rendered.kmsPort, ...(rendered.gpuTable === undefined ? {} : { gpu: rendered.gpuTable }) });
 
   step(4, 'the host CA (tls/ca.crt)');
   const tls = await ensureHostCa(join(init.config_dir, 'tls'), deps.tls);

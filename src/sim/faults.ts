@@ -3,6 +3,7 @@
 import type { Scheduler } from './scheduler.ts';
 import { VmmRejection } from './vm-rules.ts';
 import type { VmmState } from './vmm-state.ts';
+import type { SimGpuSettings } from './vm-gpus.ts';
 
 // How a forced failure behaves. `afterApply` runs the call first and then fails the reply,
 // the "did my CreateVm happen?" case a client must survive.
@@ -20,8 +21,8 @@ export type CallOutcome = 'pending' | 'ok' | 'rejected' | 'fault' | 'fault-after
 // so a test can count what was done to each app's VM.
 export type CallRecord = { method: string; vmId?: string; name?: string; at: number; outcome: CallOutcome };
 
-// Options of a simulated VMM restart; `kmsUrls` stands for a vmm.toml edited before it.
-export type RestartOptions = { kmsUrls?: string[]; downtimeMs?: number };
+// Options of a simulated VMM restart; `kmsUrls` and `gpu` stand for a vmm.toml edited before it.
+export type RestartOptions = { kmsUrls?: string[]; gpu?: SimGpuSettings; downtimeMs?: number };
 
 // What tests call.
 export type Faults = {
@@ -105,7 +106,7 @@ export function createFaults(state: VmmState, scheduler: Scheduler, server: Serv
       await server.down();
       await sleep(options.downtimeMs ?? 0);
       await server.up();
-      state.reloadVms(options.kmsUrls === undefined ? {} : { kmsUrls: options.kmsUrls });
+      state.reloadVms({ ...(options.kmsUrls === undefined ? {} : { kmsUrls: options.kmsUrls }), ...(options.gpu === undefined ? {} : { gpu: options.gpu }) });
     },
     calls: () => [...log],
     callLog: () => records.map((r) => ({ ...r })),

@@ -13,7 +13,12 @@
 // - Port forwards: tcp only (udp mappings are validated and kept but not bound). A listener
 //   resets connections until boot_progress is "done", then answers 200 naming the app.
 // - Port conflicts compare protocol + port with overlapping addresses (0.0.0.0/:: overlap all).
-// - GPUs are disabled (ListGpus is empty); images come from `images`, not a directory scan.
+// - GPUs are the `gpus` given (none by default), not an lspci scan; `[cvm.gpu]` filters them as
+//   upstream's does. A GPU is busy while a running VM holds it (upstream reads the bus-master bit),
+//   or when it is not on vfio-pci. QEMU failing to open one ends the launch `exited` with a
+//   `vmm.process.exited` event; "no such host device" is QEMU's wording, the other two texts are
+//   the simulator's. NVSwitches are not simulated ("all" attaches the GPUs only).
+// - Images come from `images`, not a directory scan.
 // - GetAppEnvEncryptPubKey answers from `envKeys` (random per-app X25519 keys signed by a
 //   simulated KMS k256 key, see env-keys.ts) instead of proxying to `kms_url`.
 // - vmm.toml (`vmmToml`): only the keys of SimVmmSettings are read. Where a real VMM reads it when

@@ -3,9 +3,10 @@
 // directory that `[init] sysroot` points at. Device nodes are plain empty files, since the
 // probes only test that a path exists; binaries are shell stubs that exit 0, QEMU's answering
 // `-object help`.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { InitSection } from '../init/config-schema.ts';
+import type { SimGpu } from './vm-gpus.ts';
 
 // What the fake host has; every feature defaults to present.
 export type SysrootFeatures = {
@@ -19,6 +20,8 @@ export type SysrootFeatures = {
   // QEMU lists the tdx-guest object (a TDX-capable build); false: a distribution QEMU without it.
   qemuTdx?: boolean;
   qcnlConf?: boolean;
+  // NVIDIA GPUs in sysfs (vendor, device, class and the driver link init's GPU probe reads).
+  gpus?: readonly SimGpu[];
 };
 
 const STUB = '#!/bin/sh\nexit 0\n';
@@ -55,5 +58,14 @@ export async function buildFakeSysroot(root: string, init: InitSection, features
     await put(init.auth_simple_script, '// auth-simple stand-in\n');
   }
   if (has.qcnlConf && init.qcnl_conf !== '') await put(init.qcnl_conf, '{"pccs_url": "https://pccs.example/sgx/certification/v4/"}\n');
+  // Rebuilt whole each time, so a GPU taken out of the configuration leaves the fake host too.
+  await rm(join(root, '/sys/bus/pci'), { recursive: true, force: true });
+  for (const gpu of has.gpus ?? []) {
+    const dir = `/sys/bus/pci/devices/${gpu.address}`;
+    await put(`${dir}/vendor`, '0x10de\n');
+    await put(`${dir}/device`, `0x${gpu.productId.slice(5)}\n`);
+    await put(`${dir}/class`, '0x030200\n');
+    if (gpu.driver !== '') await symlink(`../../../../bus/pci/drivers/${gpu.driver}`, join(root, dir, 'driver'));
+  }
   return root;
 }

@@ -20,6 +20,8 @@ export type SimVm = {
   running: boolean;
   removing: boolean;
   launchedPorts: HostPort[];
+  // The GPUs (sysfs addresses) QEMU opened at launch; none while the process is down.
+  launchedGpus: string[];
   launchedCompose: string;
   launchedEnv: string;
   launchedAt: number | undefined;
@@ -44,6 +46,7 @@ export function newVmRecord(fields: Pick<SimVm, 'id' | 'appId' | 'createdAt' | '
     running: false,
     removing: false,
     launchedPorts: [],
+    launchedGpus: [],
     launchedCompose: '',
     launchedEnv: '',
     launchedAt: undefined,

@@ -166,14 +166,6 @@ function toHostPort(p: PortRequest, address: string): HostPort {
   return { protocol: p.protocol, host_port: p.host_port, vm_port: p.vm_port, host_address: address };
 }
 
-// GPUs are off on the simulated host: an empty config passes only with a valid attach mode,
-// as upstream's resolve_gpus_with_config does with `[cvm.gpu] enabled = false`.
-export function checkGpus(gpus: { gpus: unknown[]; attach_mode: string } | undefined): void {
-  if (gpus === undefined) return;
-  if (gpus.gpus.length > 0 || gpus.attach_mode === 'all') throw new VmmRejection('GPU is not enabled');
-  if (gpus.attach_mode !== 'listed') throw new VmmRejection(`Invalid GPU attach mode: ${gpus.attach_mode}`);
-}
-
 // Upstream's `validate_vm_id` (app.rs), run before any VM id becomes a path: 1–64 of [A-Za-z0-9_-].
 export function validateVmId(id: string): void {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new VmmRejection('invalid VM id');

@@ -3,12 +3,13 @@ import type { EnvEntry } from '../secrets/dotenv.ts';
 import type { Clock } from '../clock.ts';
 import type { RequestAppKeys, SetupGateway } from './vm-boot.ts';
 import type { PortMappingConfig } from './vm-rules.ts';
+import type { SimGpu, SimGpuSettings } from './vm-gpus.ts';
 
 // A guest image as ListImages shows it; `digest` is digest.txt, the OS image hash in BootInfo.
 export type SimImage = { name: string; version: string; digest: string; isDev?: boolean };
 
 // The vmm.toml keys the simulated VMM acts on (read from a file by vmm-toml.ts, or given as
-// options). GPUs are always off (`[cvm.gpu] enabled = false`).
+// options).
 export type SimVmmSettings = {
   // Top-level `kms_url`: the KMS GetAppEnvEncryptPubKey asks; empty = "KMS is not configured".
   kmsUrl: string;
@@ -25,8 +26,8 @@ export type SimVmmSettings = {
   networking: { mode: string; bridge: string };
   // `[cvm.port_mapping]`.
   portMapping: PortMappingConfig;
-  // `[cvm.gpu] allow_attach_all` (ListGpus).
-  gpuAllowAttachAll: boolean;
+  // `[cvm.gpu]`: which of the host's GPUs ListGpus offers, and whether "all" may be attached.
+  gpu: SimGpuSettings;
   // `[gateway] base_domain`, `port`, `agent_port` (GetMeta gateway).
   gateway: { baseDomain: string; port: number; agentPort: number };
 };
@@ -57,6 +58,8 @@ export type VmmStateOptions = {
   settings?: Partial<SimVmmSettings>;
   // `event_buffer_size`.
   maxEvents?: number;
+  // The host's GPUs (none by default); `[cvm.gpu]` decides which the VMM offers.
+  gpus?: SimGpu[];
 };
 
 // The image every simulated host has unless told otherwise.
@@ -90,7 +93,7 @@ export const DEFAULT_SIM_SETTINGS: SimVmmSettings = {
   maxAllocableMemoryMb: 100_000,
   networking: { mode: 'user', bridge: '' },
   portMapping: DEFAULT_SIM_PORT_MAPPING,
-  gpuAllowAttachAll: true,
+  gpu: { enabled: false, listing: ['10de:2335'], include: [], exclude: [], allowAttachAll: true },
   gateway: { baseDomain: 'localhost', port: 8082, agentPort: 8090 },
 };
 

@@ -13,6 +13,7 @@ import type {
   VmConfiguration,
 } from '../vmm/messages.ts';
 import { renderVmInfo, type SimVm } from './vm-record.ts';
+import { listSimGpus } from './vm-gpus.ts';
 import { hashCompose, requireAppCompose, validateName } from './vm-rules.ts';
 import type { VmmState } from './vmm-state.ts';
 
@@ -86,10 +87,11 @@ export function queryMeta(state: VmmState): GetMetaResponse {
   };
 }
 
-// ListGpus: GPUs are off on the simulated host (`[cvm.gpu] enabled = false`), so the list is
-// empty, as upstream's `list_gpus` answers then; the flag is still the configured one.
+// ListGpus: the host's GPUs `[cvm.gpu]` offers (none while it is off), each free unless a
+// running VM holds it; the flag is the configured one either way.
 export function queryGpus(state: VmmState): ListGpusResponse {
-  return { gpus: [], allow_attach_all: state.settings().gpuAllowAttachAll };
+  const { gpu } = state.settings();
+  return { gpus: listSimGpus(state.gpus, gpu, state.busyGpus()), allow_attach_all: gpu.allowAttachAll };
 }
 
 function infoOf(state: VmmState, vm: SimVm, brief: boolean): ReturnType<typeof renderVmInfo> {

@@ -10,9 +10,9 @@ import { noGatewayAnswers } from './gateway-guest.ts';
 import { runBoot, type BootDeps } from './vm-boot.ts';
 import { DEFAULT_SIM_IMAGE, settingsOf, type SimImage, type SimVmmSettings, type VmmStateOptions } from './vmm-config.ts';
 import { newVmRecord, pushEvent, statusOf, type SimVm } from './vm-record.ts';
+import { gpuLaunchProblem, launchedAddresses, resolveSimGpus, type SimGpu } from './vm-gpus.ts';
 import {
   applyResize,
-  checkGpus,
   checkPortConflicts,
   checkResizable,
   checkResizeRequest,
@@ -33,6 +33,8 @@ import {
 export class VmmState {
   readonly scheduler: Scheduler;
   readonly images: SimImage[];
+  // The host's GPUs, whatever vmm.toml offers of them.
+  readonly gpus: readonly SimGpu[];
   // What vmm.toml said when the VMM (last) started; replaced by `configure` and `reloadVms`.
   private current: SimVmmSettings;
   private readonly vms = new Map<string, SimVm>();
@@ -46,6 +48,7 @@ export class VmmState {
   constructor(options: VmmStateOptions) {
     this.scheduler = new Scheduler(options.clock ?? systemClock);
     this.images = options.images ?? [DEFAULT_SIM_IMAGE];
+    this.gpus = options.gpus ?? [];
     this.current = settingsOf(options);
     this.shutdownDelayMs = options.shutdownDelayMs ?? 20;
     this.removeDelayMs = options.removeDelayMs ?? 20;
@@ -100,17 +103,23 @@ export class VmmState {
     return this.images.find((image) => image.name === name);
   }
 
-  // CreateVm: validate in upstream's order, record the manifest, start unless `stopped`.
+  // The GPUs running VMs hold (sysfs addresses): ListGpus shows them taken.
+  busyGpus(): Set<string> {
+    return new Set(this.list().flatMap((vm) => vm.launchedGpus));
+  }
+
+  // CreateVm: validate in upstream's order, record the manifest, start unless `stopped`. The
+  // manifest always has a GpuConfig, the default one when none was asked for.
   createVm(request: VmConfiguration): Id {
     validateName(request.name);
     const ports = resolveCreatePorts(request.ports, this.current.portMapping);
+    const gpus = resolveSimGpus(request.gpus, this.gpus, this.current.gpu);
     checkPortConflicts(ports, this.portHolders(undefined));
-    checkGpus(request.gpus);
     this.checkImage(request.image, 'Failed to load VM');
     requireAppCompose(request.compose_file, 'Failed to load VM: Failed to read compose file');
     const appId = resolveAppId(request.app_id, request.compose_file);
     const id = randomUUID();
-    const config = { ...structuredClone(request), app_id: appId, ports, stopped: false };
+    const config = { ...structuredClone(request), app_id: appId, ports, gpus, stopped: false };
     const vm = newVmRecord({ id, appId, createdAt: this.scheduler.clock.now(), config, ports, started: !request.stopped });
     this.vms.set(id, vm);
     if (vm.started) this.launch(vm);
@@ -180,7 +189,7 @@ export class VmmState {
     const vm = this.vms.get(request.id);
     if (!vm) throw unknownVmError(request, this.current.runPath);
     this.checkResize(vm, request);
-    checkGpus(request.gpus);
+    const gpus = request.gpus === undefined ? undefined : resolveSimGpus(request.gpus, this.gpus, this.current.gpu);
     const ports = request.update_ports ? resolveUpdatePorts(request.ports) : undefined;
     if (ports) checkPortConflicts(ports, this.portHolders(vm.id));
     const config = vm.config;
@@ -188,7 +197,7 @@ export class VmmState {
     if (request.encrypted_env !== '') config.encrypted_env = request.encrypted_env;
     if (request.user_config !== '') config.user_config = request.user_config;
     applyResize(config, request);
-    if (request.gpus !== undefined) config.gpus = structuredClone(request.gpus);
+    if (gpus !== undefined) config.gpus = gpus;
     if (request.no_tee !== undefined) config.no_tee = request.no_tee;
     if (ports) vm.ports = config.ports = ports;
     if (request.update_kms_urls) config.kms_urls = [...request.kms_urls];
@@ -270,19 +279,24 @@ export class VmmState {
     }
   }
 
+  // QEMU starts; one that cannot open a GPU it is given exits at once (an unknown slot, one
+  // another VM holds, one not on vfio-pci), and the VM shows `exited`.
   private launch(vm: SimVm): void {
+    const gpuProblem = gpuLaunchProblem(vm.config.gpus, this.gpus, this.current.gpu, this.busyGpus());
     vm.running = true;
     vm.generation += 1;
     vm.launchedAt = this.scheduler.clock.now();
     vm.exitedAt = undefined;
     vm.launchedPorts = vm.ports.map((p) => ({ ...p }));
+    vm.launchedGpus = gpuProblem === undefined ? launchedAddresses(vm.config.gpus, this.current.gpu) : [];
     vm.launchedCompose = vm.config.compose_file;
     vm.launchedEnv = vm.config.encrypted_env;
     vm.bootProgress = 'booting';
     vm.bootError = '';
     vm.shutdownProgress = '';
     this.changed();
-    runBoot(vm, this.bootDeps);
+    if (gpuProblem !== undefined) this.crashVm(vm.id, gpuProblem);
+    else runBoot(vm, this.bootDeps);
   }
 
   private endProcess(vm: SimVm): void {
@@ -290,6 +304,7 @@ export class VmmState {
     vm.generation += 1;
     vm.exitedAt = this.scheduler.clock.now();
     vm.launchedPorts = [];
+    vm.launchedGpus = [];
     vm.launchedCompose = '';
     vm.launchedEnv = '';
     this.changed();

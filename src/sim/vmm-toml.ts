@@ -31,7 +31,15 @@ const VmmTomlSchema = z.object({
           range: z.array(range).default([{ protocol: 'tcp', from: 1, to: 20000 }]),
         })
         .prefault({}),
-      gpu: z.object({ allow_attach_all: z.boolean().default(true) }).prefault({}),
+      gpu: z
+        .object({
+          enabled: z.boolean().default(false),
+          listing: z.array(z.string()).default(['10de:2335']),
+          exclude: z.array(z.string()).default([]),
+          include: z.array(z.string()).default([]),
+          allow_attach_all: z.boolean().default(true),
+        })
+        .prefault({}),
     })
     .prefault({}),
   gateway: z
@@ -64,7 +72,7 @@ export function parseVmmToml(text: string, path: string): SimVmmSettings {
     maxAllocableMemoryMb: cvm.max_allocable_memory_in_mb,
     networking: { mode: cvm.networking.mode, bridge: cvm.networking.bridge },
     portMapping: cvm.port_mapping,
-    gpuAllowAttachAll: cvm.gpu.allow_attach_all,
+    gpu: { enabled: cvm.gpu.enabled, listing: cvm.gpu.listing, include: cvm.gpu.include, exclude: cvm.gpu.exclude, allowAttachAll: cvm.gpu.allow_attach_all },
     gateway: { baseDomain: gateway.base_domain, port: gateway.port, agentPort: gateway.agent_port },
   };
 }

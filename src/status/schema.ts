@@ -29,6 +29,9 @@ export const AppStatusSchema = z
     // Phase `deleting`: when the app is torn down unless its file comes back; null otherwise.
     // Absent in files written before issue 15.
     delete_at: isoTime.nullable().optional(),
+    // The GPUs the app's VM holds (PCI addresses, "0000:18:00.0"); [] for none. Absent in files
+    // written before issue 19.
+    gpus: z.array(z.string()).optional(),
     updated_at: isoTime,
   })
   .strict();

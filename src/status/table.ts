@@ -5,10 +5,17 @@ const PREFIX = 12;
 const HEADER = ['APP', 'FILE', 'PHASE', 'APP ID', 'VM ID', 'HASH', 'URLS', 'LAST ERROR'] as const;
 
 // Render the statuses as a table; absent values print as `-`, ids and hashes as 12-hex prefixes,
-// and a pending delete with the time left (`deleting (4 s)`) as of `now`.
+// and a pending delete with the time left (`deleting (4 s)`) as of `now`. A GPUS column (the PCI
+// addresses each app's VM holds) appears only on a host where some app has GPUs.
 export function formatStatusTable(apps: readonly AppStatus[], now = Date.now()): string {
-  const rows = [HEADER.slice(), ...apps.map((s) => statusRow(s, now))];
-  const widths = HEADER.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
+  const withGpus = apps.some((s) => (s.gpus ?? []).length > 0);
+  const header = withGpus ? [...HEADER.slice(0, -1), 'GPUS', 'LAST ERROR'] : HEADER.slice();
+  const row = (s: AppStatus) => {
+    const cells = statusRow(s, now);
+    return withGpus ? [...cells.slice(0, -1), (s.gpus ?? []).join(',') || '-', cells.at(-1)!] : cells;
+  };
+  const rows = [header, ...apps.map(row)];
+  const widths = header.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
   // The last column is not padded, so lines carry no trailing blanks.
   return rows.map((r) => r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  ')).join('\n');
 }

@@ -9,6 +9,7 @@ import type {
   GetInfoResponse,
   GetMetaResponse,
   ImageInfo,
+  ListGpusResponse,
   PublicKeyResponse,
   StatusRequestInput,
   StatusResponse,
@@ -52,6 +53,8 @@ export type VmmClient = {
   getComposeHash(cfg: VmConfigurationInput, opts?: CallOptions): Promise<string>;
   listImages(opts?: CallOptions): Promise<ImageInfo[]>;
   getMeta(opts?: CallOptions): Promise<GetMetaResponse>;
+  // The GPUs `[cvm.gpu]` lets the VMM attach, each free or not; empty while GPUs are off.
+  listGpus(opts?: CallOptions): Promise<ListGpusResponse>;
   version(opts?: CallOptions): Promise<VersionResponse>;
   // `appIdHex` may carry a 0x prefix or upper case; the VMM wants neither.
   getAppEnvEncryptPubKey(appIdHex: string, opts?: CallOptions): Promise<PublicKeyResponse>;
@@ -127,6 +130,7 @@ export function createVmmClient(options: VmmClientOptions): VmmClient {
     getComposeHash: async (cfg, opts) => (await call('GetComposeHash', cfg, opts)).hash,
     listImages: async (opts) => (await call('ListImages', {}, opts)).images,
     getMeta: (opts) => call('GetMeta', {}, opts),
+    listGpus: (opts) => call('ListGpus', {}, opts),
     version: (opts) => call('Version', {}, opts),
     getAppEnvEncryptPubKey: (appIdHex, opts) =>
       call('GetAppEnvEncryptPubKey', { app_id: appIdHex.replace(/^0x/i, '').toLowerCase() }, opts),

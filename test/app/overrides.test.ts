@@ -24,6 +24,11 @@ const VALID: [string, string, Record<string, unknown>][] = [
   ['vcpu at the ceiling', '  vcpu: 1024\n', { vcpu: 1024 }],
   ['memory at the ceiling', '  memory: 64T\n', { memory: 67108864 }],
   ['disk at the ceiling', '  disk: 64T\n', { disk: 65536 }],
+  // Issue 19: every GPU the VMM can attach, a number of free ones, or PCI addresses in one form.
+  ['gpus all', '  gpus: all\n', { gpus: 'all' }],
+  ['gpus 2', '  gpus: 2\n', { gpus: 2 }],
+  ['gpus by address, either form lspci prints', '  gpus: ["0000:18:00.0", "2A:00.0"]\n', { gpus: ['0000:18:00.0', '0000:2a:00.0'] }],
+  ['gpus under a VMD domain', '  gpus: ["10000:01:00.0"]\n', { gpus: ['10000:01:00.0'] }],
 ];
 
 for (const [name, body, expected] of VALID) {
@@ -78,6 +83,12 @@ const REFUSED: [string, string, string, RegExp][] = [
   ['too many parts', '  ports: ["tcp:1.2.3.4:80:80:80"]\n', 'APP_PORTS', /is not one of/],
   ['port out of range', '  ports: ["80:65536"]\n', 'APP_PORTS', /ports must be numbers 1-65535/],
   ['port as mapping', '  ports: [{target: 80}]\n', 'APP_PORTS', /must be a string/],
+  ['gpus 0', '  gpus: 0\n', 'APP_XDSTACK_VALUE', /x-dstack\.gpus: must be all, a whole number of GPUs from 1 to 64, or a list of PCI addresses/],
+  ['gpus 65', '  gpus: 65\n', 'APP_XDSTACK_VALUE', /x-dstack\.gpus: must be all/],
+  ['gpus "any"', '  gpus: any\n', 'APP_XDSTACK_VALUE', /x-dstack\.gpus: must be all/],
+  ['gpus empty list', '  gpus: []\n', 'APP_XDSTACK_VALUE', /x-dstack\.gpus: must be all/],
+  ['gpus not an address', '  gpus: ["0", "gpu1"]\n', 'APP_XDSTACK_VALUE', /x-dstack\.gpus\[0\]: "0" is not a PCI address; write it as lspci/],
+  ['gpus twice the same GPU', '  gpus: ["18:00.0", "0000:18:00.0"]\n', 'APP_XDSTACK_VALUE', /x-dstack\.gpus\[1\]: 0000:18:00\.0 is listed twice/],
   ['duplicate host port', '  ports: ["8080:80", "tcp:0.0.0.0:8080:81"]\n', 'APP_PORTS', /host port 8080\/tcp is published twice \(x-dstack\.ports\[0\] and x-dstack\.ports\[1\]\)/],
 ];
 

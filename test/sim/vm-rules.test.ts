@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   appIdOfCompose,
-  checkGpus,
   checkPortConflicts,
   hashCompose,
   isValidImageName,
@@ -84,10 +83,3 @@ test('port conflicts: same protocol and port on an overlapping address, or twice
   assert.throws(() => checkPortConflicts(resolveUpdatePorts([tcp(9000), tcp(9000)]), []), { message: 'duplicate host port mapping: tcp 127.0.0.1:9000' });
 });
 
-test('GPUs are disabled: only an empty "listed" config passes', () => {
-  checkGpus(undefined);
-  checkGpus({ gpus: [], attach_mode: 'listed' });
-  assert.throws(() => checkGpus({ gpus: [{ slot: '01:00.0' }], attach_mode: 'listed' }), { message: 'GPU is not enabled' });
-  assert.throws(() => checkGpus({ gpus: [], attach_mode: 'all' }), { message: 'GPU is not enabled' });
-  assert.throws(() => checkGpus({ gpus: [], attach_mode: '' }), { message: 'Invalid GPU attach mode: ' });
-});

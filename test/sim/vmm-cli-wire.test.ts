@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'undici';
 import { hashCompose } from '../../src/sim/vm-rules.ts';
 import { DEFAULT_SIM_IMAGE } from '../../src/sim/vmm-config.ts';
+import type { SimHostOptions } from '../../src/sim/host.ts';
 import { defer } from '../helpers/cleanup.ts';
 import { freePort, startTestHost } from './fixtures.ts';
 
@@ -44,8 +45,8 @@ function parseOr(text: string): unknown {
   }
 }
 
-async function startCliWire(t: TestContext) {
-  const host = await startTestHost(t, { images: [DEFAULT_SIM_IMAGE, NEWER_IMAGE] });
+async function startCliWire(t: TestContext, options: Partial<SimHostOptions> = {}) {
+  const host = await startTestHost(t, { images: [DEFAULT_SIM_IMAGE, NEWER_IMAGE], ...options });
   const agent = new Agent({ connect: { socketPath: host.socketPath } });
   defer(t, () => agent.close());
   // VmmClient.request: JSON when the content type is JSON or the body starts with { or [, and the
@@ -64,17 +65,19 @@ async function startCliWire(t: TestContext) {
     return vm;
   };
   // `deploy --name NAME --image IMAGE --compose app-compose.json --port tcp:PORT:80`: create_vm's
-  // params, app_id None (json null) without --app-id; prints response.get('id').
-  const deploy = async (name: string, hostPort: number): Promise<string> => {
-    const params = {
-      name, image: IMAGE, compose_file: cliAppCompose(name, `services:\n  ${name}:\n    image: nginx\n`), vcpu: 1, memory: 1024, disk_size: 20, app_id: null,
-      user_config: '', ports: [{ protocol: 'tcp', host_address: '127.0.0.1', host_port: hostPort, vm_port: 80 }], hugepages: false, pin_numa: false, stopped: false, no_tee: false,
-    };
-    const reply = await rpc('CreateVm', pyDumps(params));
+  // params, app_id None (json null) without --app-id; prints response.get('id'). `--gpu SLOT` and
+  // `--ppcie` add `gpus` after the literal (`extra`).
+  const createParams = (name: string, hostPort: number, extra: Record<string, unknown> = {}) => ({
+    name, image: IMAGE, compose_file: cliAppCompose(name, `services:\n  ${name}:\n    image: nginx\n`), vcpu: 1, memory: 1024, disk_size: 20, app_id: null,
+    user_config: '', ports: [{ protocol: 'tcp', host_address: '127.0.0.1', host_port: hostPort, vm_port: 80 }], hugepages: false, pin_numa: false, stopped: false, no_tee: false,
+    ...extra,
+  });
+  const deploy = async (name: string, hostPort: number, extra: Record<string, unknown> = {}): Promise<string> => {
+    const reply = await rpc('CreateVm', pyDumps(createParams(name, hostPort, extra)));
     assert.equal(reply.status, 200, JSON.stringify(reply.body));
     return (reply.body as { id: string }).id;
   };
-  return { host, exchange, rpc, info, deploy };
+  return { host, exchange, rpc, info, deploy, createParams };
 }
 
 test('deploy, lsvm -v, info, lsimage, stop, stop -f, start, logs, remove: the commands the simulator already served', async (t) => {
@@ -188,4 +191,21 @@ test('lsgpu: ListGpus {} lists no GPU ([cvm.gpu] enabled = false) and says wheth
   const { rpc } = await startCliWire(t);
   const reply = await rpc('ListGpus');
   assert.deepEqual(reply, { status: 200, body: { gpus: [], allow_attach_all: true } });
+});
+
+test('issue 19: lsgpu on a host with GPUs, deploy --gpu SLOT, and --ppcie where vmm.toml does not allow it', async (t) => {
+  const gpus = ['0000:18:00.0', '0000:2a:00.0'].map((address) => ({ address, productId: '10de:2335', driver: 'vfio-pci' }));
+  const gpu = { enabled: true, listing: ['10de:2335'], include: [], exclude: [], allowAttachAll: false };
+  const { host, rpc, info, deploy, createParams } = await startCliWire(t, { gpus, settings: { gpu } });
+  const h200 = (slot: string, isFree: boolean) => ({ slot, product_id: '10de:2335', description: 'NVIDIA Corporation GH100 [H200 SXM 141GB]', is_free: isFree });
+  assert.deepEqual(await rpc('ListGpus'), { status: 200, body: { gpus: [h200('18:00.0', true), h200('2a:00.0', true)], allow_attach_all: false } });
+  const id = await deploy('llm', await freePort(), { gpus: { attach_mode: 'listed', gpus: [{ slot: '18:00.0' }] } });
+  assert.deepEqual((await info(id)).configuration['gpus'], { gpus: [{ slot: '18:00.0' }], attach_mode: 'listed' });
+  assert.deepEqual(await rpc('ListGpus'), { status: 200, body: { gpus: [h200('18:00.0', false), h200('2a:00.0', true)], allow_attach_all: false } });
+  const ppcie = await rpc('CreateVm', pyDumps(createParams('all', await freePort(), { gpus: { attach_mode: 'all' } })));
+  assert.deepEqual(ppcie, { status: 400, body: { error: 'Attaching all GPUs is not allowed' } });
+  assert.equal(host.state.list().length, 1);
+  // `stop ID` releases it.
+  await rpc('StopVm', pyDumps({ id }));
+  assert.equal(((await rpc('ListGpus')).body as { gpus: { is_free: boolean }[] }).gpus[0]?.is_free, true);
 });

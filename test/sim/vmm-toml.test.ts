@@ -71,3 +71,9 @@ test('a key the file leaves out has upstream\'s built-in value; a malformed file
   });
   assert.throws(() => parseVmmToml('kms_url = [', '/etc/dstack/vmm.toml'), { message: /^\/etc\/dstack\/vmm\.toml: not valid TOML/ });
 });
+
+test('issue 19: [cvm.gpu] is read whole, upstream\'s built-in values where the file leaves a key out', () => {
+  assert.deepEqual(parseVmmToml('', '/etc/dstack/vmm.toml').gpu, { enabled: false, listing: ['10de:2335'], include: [], exclude: [], allowAttachAll: true });
+  const rendered = parseVmmToml('[cvm.gpu]\nenabled = true\nlisting = ["10de:2330", "10de:2335"]\nexclude = ["5d:00.0"]\nallow_attach_all = false\n', '/etc/dstack/vmm.toml');
+  assert.deepEqual(rendered.gpu, { enabled: true, listing: ['10de:2330', '10de:2335'], include: [], exclude: ['5d:00.0'], allowAttachAll: false });
+});

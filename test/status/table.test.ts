@@ -25,3 +25,11 @@ test('one aligned row per app, ids and hashes as 12-hex prefixes, absent values 
   assert.equal(lines[1]!.indexOf('running'), lines[0]!.indexOf('PHASE'));
   assert.equal(lines[2]!.indexOf('failed'), lines[0]!.indexOf('PHASE'));
 });
+
+test('issue 19: a GPUS column with the PCI addresses each app holds, only on a host where some app has GPUs', () => {
+  const lines = formatStatusTable([sampleStatus({ gpus: ['0000:18:00.0', '0000:2a:00.0'] }), sampleStatus({ app: 'blog', file: 'blog.yml', gpus: [] })]).split('\n');
+  assert.match(lines[0]!, /^APP +FILE +PHASE +APP ID +VM ID +HASH +URLS +GPUS +LAST ERROR$/);
+  assert.match(lines[1]!, / http:\/\/127\.0\.0\.1:8080 +0000:18:00\.0,0000:2a:00\.0 +-$/);
+  assert.match(lines[2]!, / http:\/\/127\.0\.0\.1:8080 +- +-$/);
+  assert.doesNotMatch(formatStatusTable([sampleStatus()]), /GPUS/);
+});
