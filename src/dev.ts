@@ -8,7 +8,7 @@ import { join, relative, resolve } from 'node:path';
 import { run } from './cli/run.ts';
 import { loadConfig } from './config.ts';
 import { writeFakeGuestImage, readSimImages } from './sim/guest-image.ts';
-import { buildFakeSysroot } from './sim/sysroot.ts';
+import { buildFakeSysroot, platformFeatures } from './sim/sysroot.ts';
 import { simGpusOf } from './sim/vm-gpus.ts';
 
 // supervisor.toml for `root`: every path below it, the simulated host, fast enough to watch.
@@ -58,7 +58,7 @@ async function prepareDevDir(root: string, owner: number): Promise<string> {
   const exists = await access(configPath).then(() => true, () => false);
   if (!exists) await writeFile(configPath, devConfigText(root, owner));
   const config = await loadConfig(configPath);
-  await buildFakeSysroot(config.init.sysroot, config.init, { gpus: simGpusOf(config.sim.gpus) });
+  await buildFakeSysroot(config.init.sysroot, config.init, { ...platformFeatures(config.init.platform), gpus: simGpusOf(config.sim.gpus) });
   if ((await readSimImages(config.init.images_dir)).length === 0) await writeFakeGuestImage(config.init.images_dir);
   return configPath;
 }

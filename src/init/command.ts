@@ -51,9 +51,9 @@ export async function initHost(config: Config, log: Logger, extra: Partial<InitD
   let effective = config;
   const timing = config.sim.enabled ? { pollMs: SIM_POLL_MS } : {};
   if (config.sim.enabled && config.init.sysroot === '/') {
-    const { buildFakeSysroot } = await import('../sim/sysroot.ts');
+    const { buildFakeSysroot, platformFeatures } = await import('../sim/sysroot.ts');
     const { simGpusOf } = await import('../sim/vm-gpus.ts');
-    const sysroot = await buildFakeSysroot(join(config.sim.dir, 'sysroot'), config.init, { gpus: simGpusOf(config.sim.gpus) });
+    const sysroot = await buildFakeSysroot(join(config.sim.dir, 'sysroot'), config.init, { ...platformFeatures(config.init.platform), gpus: simGpusOf(config.sim.gpus) });
     log.warn({ SYSROOT: sysroot }, `simulated host: the preflight reads the fake host in ${sysroot}`);
     effective = { ...config, init: { ...config.init, sysroot } };
   }

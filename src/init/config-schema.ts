@@ -19,6 +19,9 @@ export const InitSectionSchema = z
     enabled: z.boolean().default(true),
     // Root that every hardware and binary probe reads from, so tests can hand in a fake host.
     sysroot: z.string().default('/'),
+    // The TEE the CVMs run on. `auto` reads the CPU flags under sysroot as upstream's dstackup
+    // does: `sev_snp` = AMD SEV-SNP (experimental upstream), `tdx_host_platform` or neither = TDX.
+    platform: z.enum(['auto', 'tdx', 'amd-sev-snp']).default('auto'),
 
     // Where vmm.toml, kms.toml, the unit env files and tls/ are rendered (auth-config.json goes
     // to `[auth] config_path`, and the VMM listens where `[vmm] url` says).

@@ -4,6 +4,7 @@
 import type { InitSection } from './config-schema.ts';
 import { renderError } from './errors.ts';
 import type { Doc, EnforcedKey } from './merge.ts';
+import type { Platform } from './platform.ts';
 
 // The guest port the KMS listens on; its CVM publishes it as the KMS host port (docs/dstack.md §5.5).
 export const KMS_GUEST_PORT = 8000;
@@ -19,8 +20,9 @@ export function vmmListenAddress(url: string): string {
   return `tcp:${parsed.hostname}:${parsed.port === '' ? '80' : parsed.port}`;
 }
 
-// vmm.toml: where it listens, where the KMS is, which ports CVMs may publish, which binaries run.
-export function vmmEnforced(init: InitSection, listen: string, kmsPort: number): EnforcedKey[] {
+// vmm.toml: where it listens, where the KMS is, which ports CVMs may publish, which binaries run,
+// and the platform the CVMs run on.
+export function vmmEnforced(init: InitSection, listen: string, kmsPort: number, platform: Platform): EnforcedKey[] {
   return [
     { path: ['address'], value: listen },
     // The host reaches the KMS CVM through its published port; the VMM skips cert checks for it.
@@ -41,13 +43,37 @@ export function vmmEnforced(init: InitSection, listen: string, kmsPort: number):
     { path: ['supervisor', 'pid_file'], value: `${init.run_dir}/supervisor.pid` },
     { path: ['supervisor', 'log_file'], value: `${init.run_dir}/supervisor.log` },
     { path: ['host_api', 'port'], value: init.host_api_port },
-    { path: ['key_provider', 'enabled'], value: true },
-    { path: ['key_provider', 'port'], value: init.key_provider_port },
+    ...platformVmmKeys(init, platform),
   ];
 }
 
-// kms.toml: the single-node bootstrap (docs/dstack.md §5.4) and the way back to auth-simple.
-export function kmsEnforced(init: InitSection): EnforcedKey[] {
+// What differs per platform in vmm.toml, as upstream's dstackup renders it (dstack-cli-core
+// src/config.rs `vmm_toml`): SNP CVMs share the host directory as a virtual disk (9p does not work
+// with SNP memory encryption) and bind their configuration through mrconfigid. TDX leaves
+// use_mrconfigid and host_share_mode to the template, as before. Upstream keeps `[key_provider]
+// enabled = true` on SNP although nothing listens there; we turn it off, because no
+// gramine-sealing-key-provider runs on an SNP host.
+function platformVmmKeys(init: InitSection, platform: Platform): EnforcedKey[] {
+  if (platform === 'tdx') {
+    return [
+      { path: ['cvm', 'platform'], value: 'tdx' },
+      { path: ['key_provider', 'enabled'], value: true },
+      { path: ['key_provider', 'port'], value: init.key_provider_port },
+    ];
+  }
+  return [
+    { path: ['cvm', 'platform'], value: 'amd-sev-snp' },
+    { path: ['cvm', 'use_mrconfigid'], value: true },
+    { path: ['cvm', 'host_share_mode'], value: 'vhd' },
+    { path: ['key_provider', 'enabled'], value: false },
+  ];
+}
+
+// kms.toml: the single-node bootstrap (docs/dstack.md §5.4), the way back to auth-simple, and on
+// SNP the local key-release gate. The KMS releases no key to an SNP guest, its own bootstrap
+// included, unless `[core] sev_snp_key_release` is true (default false; upstream
+// docs/amd-sev-snp.md "KMS key-release policy", and dstackup renders it true on SNP).
+export function kmsEnforced(init: InitSection, platform: Platform): EnforcedKey[] {
   return [
     { path: ['rpc', 'port'], value: KMS_GUEST_PORT },
     { path: ['core', 'enforce_self_authorization'], value: false },
@@ -57,7 +83,14 @@ export function kmsEnforced(init: InitSection): EnforcedKey[] {
     { path: ['core', 'onboard', 'enabled'], value: true },
     { path: ['core', 'onboard', 'auto_bootstrap_domain'], value: init.guest_host_address },
     { path: ['core', 'onboard', 'port'], value: KMS_GUEST_PORT },
+    ...(platform === 'amd-sev-snp' ? [{ path: ['core', 'sev_snp_key_release'], value: true }] : []),
   ];
+}
+
+// kms.toml defaults only SNP has: an AMD KDS mirror for the VCEK chain, empty = AMD's own
+// (upstream dstackup renders it empty; an operator may point it at a mirror and keep it).
+export function kmsPlatformDefaults(platform: Platform): Doc {
+  return platform === 'amd-sev-snp' ? { core: { amd_kds_base_url: '' } } : {};
 }
 
 // auth-config.json: the image pin and the TCB policy. `apps` is never named here: it belongs to

@@ -4,6 +4,7 @@
 import type { VmConfigurationInput } from '../vmm/messages.ts';
 import { KMS_GUEST_PORT } from './derived-keys.ts';
 import { renderError } from './errors.ts';
+import type { Platform } from './platform.ts';
 
 // The CVM's name; init finds a KMS it lost track of (or that destroy stopped) by it.
 export const KMS_VM_NAME = 'dstack-kms';
@@ -16,8 +17,8 @@ const KMS_RESOURCES = { vcpu: 4, memory: 8192, disk_size: 20 } as const;
 
 const HEREDOC_END = 'DSTACK_KMS_TOML';
 
-// The app-compose manifest of the KMS CVM, embedding `kmsToml` byte for byte.
-export function kmsAppCompose(kmsToml: string, kmsTomlPath: string): string {
+// The app-compose manifest of the KMS CVM on `platform`, embedding `kmsToml` byte for byte.
+export function kmsAppCompose(kmsToml: string, kmsTomlPath: string, platform: Platform): string {
   if (kmsToml.split('\n').some((line) => line.trim() === HEREDOC_END)) {
     throw renderError(kmsTomlPath, `a line reading "${HEREDOC_END}" would end the heredoc that carries the file into the KMS CVM; remove it`);
   }
@@ -47,8 +48,9 @@ export function kmsAppCompose(kmsToml: string, kmsTomlPath: string): string {
     init_script: initScript,
     kms_enabled: false,
     gateway_enabled: false,
-    // The KMS's own disk key comes from the SGX sealing key provider on this host.
-    local_key_provider_enabled: true,
+    // On TDX the KMS's own disk key comes from the SGX sealing key provider on this host; SNP
+    // has no such provider (upstream dstack-cli-core src/config.rs `kms_app_compose`).
+    local_key_provider_enabled: platform === 'tdx',
     public_logs: true,
     public_sysinfo: true,
     public_tcbinfo: true,
@@ -71,12 +73,15 @@ export function kmsVmConfig(inputs: { image: string; composeFile: string; hostPo
   };
 }
 
-// True when an app-compose manifest is a KMS CVM's (an app may also be called dstack-kms).
+// True when an app-compose manifest is a KMS CVM's (an app may also be called dstack-kms): on
+// TDX it uses the local key provider, on SNP (none there) its init_script carries kms.toml.
 export function isKmsCompose(composeFile: string): boolean {
   try {
     const manifest: unknown = JSON.parse(composeFile);
     if (typeof manifest !== 'object' || manifest === null) return false;
-    return 'name' in manifest && manifest.name === KMS_VM_NAME && 'local_key_provider_enabled' in manifest && manifest.local_key_provider_enabled === true;
+    if (!('name' in manifest) || manifest.name !== KMS_VM_NAME) return false;
+    if ('local_key_provider_enabled' in manifest && manifest.local_key_provider_enabled === true) return true;
+    return 'init_script' in manifest && typeof manifest.init_script === 'string' && manifest.init_script.includes(`<<'${HEREDOC_END}'`);
   } catch {
     return false;
   }

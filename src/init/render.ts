@@ -13,9 +13,10 @@ import { renderError } from './errors.ts';
 import { readFileIfExists, writeIfChanged } from './files.ts';
 import { pickKmsPort, type PortProbe } from './kms-port.ts';
 import { canonical, getPath, isTable, mergeOperatorEdits, type Doc, type EnforcedKey } from './merge.ts';
-import { authConfigEnforced, kmsEnforced, vmmEnforced, vmmListenAddress } from './derived-keys.ts';
+import { authConfigEnforced, kmsEnforced, kmsPlatformDefaults, vmmEnforced, vmmListenAddress } from './derived-keys.ts';
 import { gpuTableOf, planGpuTable, withGpuTable, withoutGpuTable } from './gpu-config.ts';
 import type { HostGpu } from './gpu-probe.ts';
+import type { Platform } from './platform.ts';
 
 // Everything the render depends on. `vmmUrl` is supervisor.toml `[vmm] url` and
 // `authConfigPath` its `[auth] config_path`, so the VMM listens where the client connects and
@@ -25,6 +26,9 @@ export type RenderInputs = {
   vmmUrl: string;
   authConfigPath: string;
   osImagePin: string;
+  // The platform init resolved (platform.ts): what vmm.toml and kms.toml say about it, and whether
+  // the key provider's env file is rendered at all (SNP runs no key provider).
+  platform: Platform;
   // The KMS port the init journal recorded; without it, the port in the current vmm.toml's
   // `[cvm] kms_urls` is kept (so a lost journal never moves the KMS).
   previousKmsPort?: number;
@@ -87,17 +91,23 @@ export async function renderHostConfig(inputs: RenderInputs): Promise<RenderResu
   const vmmDefaults = probed && gpu.rendered === canonical(probed) ? withGpuTable(vmmTemplate, probed) : vmmTemplate;
   const vmmExisting = gpu.drop && existingVmm ? withoutGpuTable(existingVmm) : existingVmm;
   const outcomes: Outcome[] = [
-    await renderToml(paths.vmmToml, 'vmm.toml', vmmDefaults, vmmExisting, vmmEnforced(init, listen, kmsPort)),
-    await renderToml(paths.kmsToml, 'kms.toml', await readTemplate(templates, 'kms.toml'), await readToml(paths.kmsToml), kmsEnforced(init)),
+    await renderToml(paths.vmmToml, 'vmm.toml', vmmDefaults, vmmExisting, vmmEnforced(init, listen, kmsPort, inputs.platform)),
+    await renderToml(paths.kmsToml, 'kms.toml', withDefaults(await readTemplate(templates, 'kms.toml'), kmsPlatformDefaults(inputs.platform)), await readToml(paths.kmsToml), kmsEnforced(init, inputs.platform)),
     await renderAuthConfig(paths.authConfig, templates, inputs.osImagePin, init),
     await renderEnv(paths.authSimpleEnv, { PORT: String(init.auth_port), AUTH_CONFIG_PATH: paths.authConfig }),
-    await renderEnv(paths.keyProviderEnv, {
-      KEY_PROVIDER_PORT: String(init.key_provider_port),
-      KEY_PROVIDER_IMAGE: init.key_provider_image,
-      // A bare $QCNL_MOUNT in the unit expands to no argument at all when this is empty.
-      QCNL_MOUNT: init.qcnl_conf === '' ? '' : `--volume=${init.qcnl_conf}:/etc/sgx_default_qcnl.conf:ro`,
-    }),
   ];
+  // No key provider runs on SNP: its env file is not rendered (one left from a TDX past stays,
+  // unread, until destroy removes it).
+  if (inputs.platform === 'tdx') {
+    outcomes.push(
+      await renderEnv(paths.keyProviderEnv, {
+        KEY_PROVIDER_PORT: String(init.key_provider_port),
+        KEY_PROVIDER_IMAGE: init.key_provider_image,
+        // A bare $QCNL_MOUNT in the unit expands to no argument at all when this is empty.
+        QCNL_MOUNT: init.qcnl_conf === '' ? '' : `--volume=${init.qcnl_conf}:/etc/sgx_default_qcnl.conf:ro`,
+      }),
+    );
+  }
   return {
     kmsPort,
     written: outcomes.filter((o) => o.written).map((o) => o.path),
@@ -123,6 +133,11 @@ function previousKmsPort(vmm: Doc | undefined): number | undefined {
   if (typeof first !== 'string') return undefined;
   const port = URL.canParse(first) ? Number(new URL(first).port) : 0;
   return port > 0 ? port : undefined;
+}
+
+// `template` with the tables of `extra` filled in where it has no such key.
+function withDefaults(template: Doc, extra: Doc): Doc {
+  return mergeOperatorEdits('template', extra, template, []).doc;
 }
 
 async function readTemplate(templates: string, template: string): Promise<Doc> {

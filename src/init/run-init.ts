@@ -23,7 +23,8 @@ import { findHostProblems } from './preflight.ts';
 import { probeGpus, reviewGpus } from './gpu-probe.ts';
 import { configPaths, renderHostConfig } from './render.ts';
 import { ensureHostCa, type TlsDeps } from './tls.ts';
-import { HOST_UNITS, startHostUnits, waitVmmAnswering } from './units.ts';
+import { describePlatformChoice, resolvePlatform } from './platform.ts';
+import { hostUnitsFor, startHostUnits, waitVmmAnswering } from './units.ts';
 
 // How long init waits. The KMS budget covers the CVM's boot and its key bootstrap; a first boot
 // on real hardware pulls the KMS image inside the CVM.
@@ -74,7 +75,10 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
     if (await recordInitStep(config.state_dir, name, detail, () => clock.now())) written.push(initJournalPath(config.state_dir));
   };
 
-  step(1, 'checking the host (TDX, SGX, KVM, docker, dstack binaries, GPUs)');
+  step(1, 'checking the host (TDX or SEV-SNP, SGX, KVM, docker, dstack binaries, GPUs)');
+  const choice = await resolvePlatform(init);
+  const platform = choice.platform;
+  log.info({ STEP: 'preflight', PLATFORM: platform }, `preflight: ${describePlatformChoice(choice)}`);
   const problems = deps.preflight ?? (await findHostProblems(init));
   if (problems.length > 0) throw new PreflightError(problems, init.sysroot);
   // GPUs are optional: what is found is said, a GPU no CVM can have is a warning, none is fine.
@@ -82,7 +86,7 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   const review = reviewGpus(gpus);
   for (const note of review.notes) log.info({ STEP: 'preflight' }, `preflight: ${note}`);
   for (const warning of review.warnings) log.warn({ STEP: 'preflight' }, `preflight: ${warning}`);
-  await record('preflight', { sysroot: init.sysroot });
+  await record('preflight', { sysroot: init.sysroot, platform });
 
   step(2, 'verifying the guest image');
   const image = await ensureGuestImage(init, deps.download, config.sim.enabled);
@@ -97,6 +101,7 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
     vmmUrl: config.vmm.url,
     authConfigPath: config.auth.config_path,
     osImagePin: image.pin,
+    platform,
     previousKmsPort: typeof previousPort === 'number' ? previousPort : undefined,
     isPortFree: deps.isPortFree,
     templatesDir: deps.templatesDir,
@@ -113,11 +118,12 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   written.push(...tls.written);
   await record('tls', { ca_sha256: new X509Certificate(await readFile(tls.paths.caCert)).fingerprint256 });
 
-  step(5, 'starting dstack-auth-simple, gramine-sealing-key-provider, dstack-vmm');
+  const hostUnits = hostUnitsFor(platform);
+  step(5, `starting ${hostUnits.map((u) => u.replace(/\.service$/, '')).join(', ')}`);
   const changed = (path: string): boolean => rendered.written.includes(path);
-  const units = await startHostUnits(deps.systemd, { authSimpleEnv: changed(paths.authSimpleEnv), keyProviderEnv: changed(paths.keyProviderEnv), vmmToml: changed(paths.vmmToml) }, log);
+  const units = await startHostUnits(deps.systemd, platform, { authSimpleEnv: changed(paths.authSimpleEnv), keyProviderEnv: changed(paths.keyProviderEnv), vmmToml: changed(paths.vmmToml) }, log);
   await waitVmmAnswering(deps.vmm, clock, { timeoutMs: timing.vmmTimeoutMs, pollMs: Math.min(timing.pollMs, 500) });
-  await record('units', { units: HOST_UNITS.join(' ') });
+  await record('units', { units: hostUnits.join(' ') });
 
   step(6, 'checking the KMS CVM');
   const knownVmId = journal.steps.kms?.detail['vm_id'];
@@ -127,7 +133,7 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
     kms = await ensureKms(
       {
         image: image.name,
-        composeFile: kmsAppCompose(await readFile(paths.kmsToml, 'utf8'), paths.kmsToml),
+        composeFile: kmsAppCompose(await readFile(paths.kmsToml, 'utf8'), paths.kmsToml, platform),
         port: rendered.kmsPort,
         guestHost: init.guest_host_address,
         knownVmId: typeof knownVmId === 'string' ? knownVmId : undefined,

@@ -1,5 +1,5 @@
-// Init step 5: enable and start auth-simple, the SGX key provider and dstack-vmm, in that
-// order, each only once the previous one is active (systemd/manager.ts waits on the job). A unit
+// Init step 5: enable and start auth-simple, the SGX key provider (TDX only) and dstack-vmm, in
+// that order, each only once the previous one is active (systemd/manager.ts waits on the job). A unit
 // that already runs is left alone, with one exception each way:
 // - auth-simple and the key provider are restarted when init just rewrote their env file (a
 //   new port or image), which costs nothing but a moment of their service;
@@ -11,6 +11,7 @@ import { startUnitsInOrder } from '../systemd/manager.ts';
 import type { SystemdManager } from '../systemd/types.ts';
 import type { VmmClient } from '../vmm/client.ts';
 import { VmmError } from '../vmm/errors.ts';
+import type { Platform } from './platform.ts';
 
 // The KMS's boot-authorisation webhook (loopback only).
 export const AUTH_SIMPLE_UNIT = 'dstack-auth-simple.service';
@@ -19,8 +20,15 @@ export const KEY_PROVIDER_UNIT = 'gramine-sealing-key-provider.service';
 // dstack-vmm: restarting it stops every CVM.
 export const VMM_UNIT = 'dstack-vmm.service';
 
-// The units init brings up, in start order (their After= lines agree).
+// Every unit init may bring up, in start order (their After= lines agree). Destroy stops all of
+// them whatever the platform now is, so a key provider left from a TDX past stops too.
 export const HOST_UNITS: readonly string[] = [AUTH_SIMPLE_UNIT, KEY_PROVIDER_UNIT, VMM_UNIT];
+
+// The units init brings up on `platform`: SNP has no SGX, so no key provider (upstream dstackup
+// `resolve_key_provider`: "no local key provider (sev-snp)").
+export function hostUnitsFor(platform: Platform): readonly string[] {
+  return platform === 'tdx' ? HOST_UNITS : HOST_UNITS.filter((unit) => unit !== KEY_PROVIDER_UNIT);
+}
 
 // Which rendered files init wrote in this run.
 export type RenderedChanges = { authSimpleEnv: boolean; keyProviderEnv: boolean; vmmToml: boolean };
@@ -28,13 +36,14 @@ export type RenderedChanges = { authSimpleEnv: boolean; keyProviderEnv: boolean;
 // Units this run started, and units it restarted for a changed env file.
 export type UnitsOutcome = { started: string[]; restarted: string[] };
 
-// Bring the host units up; see the module comment.
-export async function startHostUnits(systemd: SystemdManager, changes: RenderedChanges, log: Logger): Promise<UnitsOutcome> {
-  const links = await systemd.enableUnits([...HOST_UNITS]);
-  if (links.length > 0) log.info({ UNITS: HOST_UNITS.join(' ') }, `enabled ${links.length} unit link(s), so the host units start at boot`);
+// Bring the host units of `platform` up; see the module comment.
+export async function startHostUnits(systemd: SystemdManager, platform: Platform, changes: RenderedChanges, log: Logger): Promise<UnitsOutcome> {
+  const units = hostUnitsFor(platform);
+  const links = await systemd.enableUnits([...units]);
+  if (links.length > 0) log.info({ UNITS: units.join(' ') }, `enabled ${links.length} unit link(s), so the host units start at boot`);
   const wasActive = new Map<string, boolean>();
-  for (const unit of HOST_UNITS) wasActive.set(unit, (await systemd.unitState(unit)).ActiveState === 'active');
-  const started = await startUnitsInOrder(systemd, [...HOST_UNITS]);
+  for (const unit of units) wasActive.set(unit, (await systemd.unitState(unit)).ActiveState === 'active');
+  const started = await startUnitsInOrder(systemd, [...units]);
   const restarted: string[] = [];
   for (const [unit, changed] of [[AUTH_SIMPLE_UNIT, changes.authSimpleEnv], [KEY_PROVIDER_UNIT, changes.keyProviderEnv]] as const) {
     if (!changed || wasActive.get(unit) !== true) continue;

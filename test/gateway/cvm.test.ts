@@ -229,7 +229,7 @@ test('isGatewayCompose: the gateway manifest only, not an app or the KMS called 
   assert.equal(isGatewayCompose(renderGatewayCvm(inputs()).appCompose), true);
   const app = renderManifest({ name: 'dstack-gateway', composeText: 'services: {}\n', kms: true, gateway: false, publicLogs: true, publicSysinfo: true, allowedEnvs: [] });
   assert.equal(isGatewayCompose(app), false);
-  assert.equal(isGatewayCompose(kmsAppCompose('[core]\n', '/etc/dstack/kms.toml')), false);
+  assert.equal(isGatewayCompose(kmsAppCompose('[core]\n', '/etc/dstack/kms.toml', 'tdx')), false);
   assert.equal(isGatewayCompose(JSON.stringify({ name: 'web', launch_token_hash: LAUNCH_TOKEN_SHA256 })), false);
   assert.equal(isGatewayCompose(JSON.stringify({ name: 'dstack-gateway', launch_token_hash: 7 })), false);
   for (const junk of ['', 'null', '"dstack-gateway"', '[1]', '{']) assert.equal(isGatewayCompose(junk), false, junk);

@@ -15,7 +15,7 @@ const FOUND = { enabled: true, listing: ['10de:2330', '10de:2335'], exclude: ['5
 
 async function inputsIn(t: TestContext): Promise<RenderInputs> {
   const init = initIn(await tempDir(t));
-  return { init, vmmUrl: 'unix:/var/run/dstack/vmm.sock', authConfigPath: join(init.config_dir, 'auth-config.json'), osImagePin: 'a'.repeat(64), isPortFree: async () => true };
+  return { init, vmmUrl: 'unix:/var/run/dstack/vmm.sock', authConfigPath: join(init.config_dir, 'auth-config.json'), osImagePin: 'a'.repeat(64), platform: 'tdx', isPortFree: async () => true };
 }
 
 // The table as a plain object (smol-toml's have no prototype).

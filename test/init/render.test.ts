@@ -25,6 +25,7 @@ async function setup(t: TestContext, overrides: Record<string, unknown> = {}): P
       vmmUrl: 'unix:/var/run/dstack/vmm.sock',
       authConfigPath: join(init.config_dir, 'auth-config.json'),
       osImagePin: PIN,
+      platform: 'tdx',
       // 9201 is taken on this pretend host, so the auto pick is the next port up.
       isPortFree: async (port) => port !== 9201,
     },
