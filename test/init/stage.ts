@@ -26,6 +26,8 @@ import { defer } from '../helpers/cleanup.ts';
 
 export type StageOptions = {
   sysroot?: SysrootFeatures;
+  // Extra `[init]` keys (e.g. platform).
+  init?: Record<string, unknown>;
   units?: Record<string, FakeUnitBehaviour>;
   sim?: Partial<SimHostOptions>;
   // Drive the fake systemd over a real private dbus-daemon instead of in-process.
@@ -59,7 +61,7 @@ const MUTATING = new Set(['CreateVm', 'UpdateVm', 'StartVm', 'StopVm', 'Shutdown
 export async function startInitStage(t: TestContext, options: StageOptions = {}): Promise<Stage> {
   const root = await tempDir(t, 'dstack-initrun-');
   const kmsPort = await freePort();
-  const init = initIn(root, { kms_port: kmsPort });
+  const init = initIn(root, { kms_port: kmsPort, ...options.init });
   await buildFakeSysroot(init.sysroot, init, options.sysroot);
   const image = options.realHost ? await unmark(await writeFakeGuestImage(init.images_dir), init.images_dir) : await writeFakeGuestImage(init.images_dir);
   const authConfigPath = join(root, 'etc', 'auth-config.json');
