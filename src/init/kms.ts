@@ -179,7 +179,7 @@ async function kmsFailure(code: KmsErrorCode, vmId: string, what: string, deps: 
     `  ${state}; boot_error: ${bootError === '' ? '(none reported)' : bootError}`,
     `last lines of its log (GET /logs?id=${vmId} on dstack-vmm):`,
     ...(logLines.length > 0 ? logLines : ['(empty)']).map((line) => `  ${line}`),
-    'next: fix the cause above (on TDX a guest that cannot reach a PCCS fails "Failed to get sealing key": check gramine-sealing-key-provider; on SEV-SNP the key comes from the AMD key server: check amd_kds_base_url in kms.toml), ' +
+    'next: fix the cause above (on TDX a guest that cannot reach a PCCS fails "Failed to get sealing key": check gramine-sealing-key-provider), ' +
       'then start init again (systemctl restart dstack-supervisor); it reuses this CVM and its disk',
   ].join('\n');
   return new KmsError(code, message, { vmId, bootError, logLines });
