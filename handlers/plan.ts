@@ -137,10 +137,14 @@ export function planApp(desired: Desired, record: AppRecord | undefined, vm: VmI
 // hashes registered for deploys that never ran go; and its VM, if it went down, is started again.
 // A teardown still removing a VM is left alone; one cut short before that (StopVm failed, or the
 // supervisor died) is called off once the file is back, and the VM kept like any other (found by
-// the soak: left as it was, the VM once crashed was never started again).
+// the soak: left as it was, the VM once crashed was never started again); one cut short after the
+// VM went is finished.
 function planHeld(fileMissing: boolean, record: AppRecord | undefined, vm: VmInfo | undefined): Plan {
   if (!record) return { action: 'noop' };
   if (vm && record.intent?.op === 'teardown') return fileMissing || vm.status === 'removing' ? { action: 'noop' } : { action: 'call-off-teardown' };
+  // A teardown cut short after its VM went has nothing left to keep: it is finished (its allowlist
+  // entry and record go), whatever the file says now (found by the soak, seed 18303).
+  if (record.intent?.op === 'teardown') return { action: 'forget' };
   const keep = new Set<string>();
   if (vm?.configuration) keep.add(sha256(vm.configuration.compose_file));
   if (vm && record.intent && record.appliedHash) keep.add(record.appliedHash);

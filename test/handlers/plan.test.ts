@@ -115,6 +115,10 @@ const ROWS: Row[] = [
   ['held, teardown removing its VM', HOLD, TEARING_DOWN, REMOVING, { action: 'noop' }],
   ['held, file back after a teardown cut short before RemoveVm', HOLD, TEARING_DOWN, BOOTED, { action: 'call-off-teardown' }],
   ['held, file back after a teardown stopped the VM', HOLD, TEARING_DOWN, EXITED, { action: 'call-off-teardown' }],
+  // Soak seed 18303: the VM was removed and the teardown cut short before its entry went; a file of
+  // that name came back invalid. Nothing is left to keep: the teardown is finished, entry and all.
+  ['held, file back after a teardown removed the VM', HOLD, TEARING_DOWN, undefined, { action: 'forget' }],
+  ['file missing, teardown cut short after the VM went', { kind: 'hold', fileMissing: true }, TEARING_DOWN, undefined, { action: 'forget' }],
   ['file missing, delete not yet confirmed, teardown cut short', { kind: 'hold', fileMissing: true }, TEARING_DOWN, BOOTED, { action: 'noop' }],
 ];
 
