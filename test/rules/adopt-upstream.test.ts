@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, composeText, freePorts } from '../helpers/harness.ts';
+import { rescan } from '../helpers/rules.ts';
 import { createVmLikeUpstream } from '../helpers/upstream-vm.ts';
 import { manifestOf } from '../soak/manifest.ts';
 
@@ -31,6 +32,11 @@ test('issue 16: a VM dstack deploy made from the same file and name is taken ove
   assert.equal(status?.app_id, made.appId);
   assert.equal(status?.compose_hash, made.hash);
   assert.deepEqual((await h.allowlist())[made.appId]?.composeHashes, [made.hash]);
+  // Watched over time: two full resyncs later, still no mutating call and the same VM.
+  await rescan(h);
+  await rescan(h);
+  assert.deepEqual(h.mutations().slice(mark), [], 'quiet through two resyncs');
+  assert.deepEqual(h.sim.state.list().filter((v) => v.name === 'shop').map((v) => [v.id, v.status]), [[made.id, 'running']]);
   // The decisions an operator's journal shows (info and above); beside them only the status
   // lines of the phases (new -> pending -> running) of an app the supervisor now manages.
   const lines = h.decisions('shop').filter((l) => l.priority <= 6);

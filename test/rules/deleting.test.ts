@@ -6,7 +6,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatStatusTable } from '../../src/status/table.ts';
 import { waitUntil } from '../helpers/harness.ts';
-import { startWithApp, statusOf } from '../helpers/rules.ts';
+import { rescan, startWithApp, statusOf } from '../helpers/rules.ts';
 
 test('issue 15: a deleted file is `deleting` with delete_at until confirmed; back in time, it is `running` again and its VM untouched', { timeout: 60_000 }, async (t) => {
   const { h, vm, text } = await startWithApp(t, { apps: { delete_confirm_s: 4 } }, 'm1');
@@ -26,8 +26,10 @@ test('issue 15: a deleted file is `deleting` with delete_at until confirmed; bac
   await h.put('m1.yml', text);
   const back = await statusOf(h, 'm1', 'running');
   assert.equal(back.delete_at, null);
-  await h.quiesce();
-  assert.deepEqual(h.mutations().slice(mark), [], 'no VMM call changed anything');
+  await rescan(h);
+  await rescan(h);
+  assert.deepEqual(h.mutations().slice(mark), [], 'no VMM call changed anything, through two resyncs');
+  assert.equal((await statusOf(h, 'm1', 'running')).delete_at, null);
   assert.equal(h.sim.state.get(vm.id)?.status, 'running');
 
   await rm(h.path('m1.yml'));

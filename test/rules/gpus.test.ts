@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { startHarness, freePorts, waitUntil, type Harness } from '../helpers/harness.ts';
+import { rescan } from '../helpers/rules.ts';
 import { gpuSettingsFor, type SimGpu } from '../../src/sim/vm-gpus.ts';
 import type { VmInfo } from '../../src/vmm/messages.ts';
 
@@ -61,6 +62,16 @@ test('4 GPUs, 3 apps asking 2 each: two run on their own GPUs, the third waits w
   const running = await statusOf(h, 'c');
   assert.deepEqual([running?.phase, running?.code, running?.gpus], ['running', null, ['0000:3a:00.0', '0000:5d:00.0']]);
   assert.deepEqual(h.sim.state.list().map((v) => [v.name, slotsOf(v)]).sort(), [['a', ['18:00.0', '2a:00.0']], ['c', ['3a:00.0', '5d:00.0']], ['checkpoint-1', []]]);
+  // Watched over time: with every app on its GPUs, two full resyncs change nothing (a grant that
+  // compared unequal each pass would upgrade the VM again and again).
+  const settled = h.mutations().length;
+  await rescan(h);
+  await rescan(h);
+  assert.deepEqual(h.mutations().slice(settled), [], 'quiet through two resyncs');
+  // A person removes c's VM with the VMM's own tools: the resync redeploys it on the GPUs it had.
+  await h.supervisor().vmm.removeVm(runs.id);
+  const again = await waitUntil(() => h.sim.state.list().find((v) => v.name === 'c' && v.id !== runs.id && v.status === 'running' && v.boot_progress === 'done'), 'c redeployed', 30_000);
+  assert.deepEqual(slotsOf(again), ['3a:00.0', '5d:00.0'], 'the GPUs it had, now free again');
 });
 
 test('gpus: all where vmm.toml has allow_attach_all = false is refused with what to do; allowed, the app gets every GPU', async (t) => {

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, composeText, composeOf, freePorts } from '../helpers/harness.ts';
+import { rescan } from '../helpers/rules.ts';
 import { createVmLikeUpstream } from '../helpers/upstream-vm.ts';
 import { manifestOf, sha256 } from '../soak/manifest.ts';
 import { openStateStore } from '../../src/state/store.ts';
@@ -28,6 +29,10 @@ test('issue 16: a package upgrade restarts no app deployed before it; its next c
   await h.deployed('shop', v1);
   assert.notEqual(made.hash, sha256(manifestOf('shop', v1, [])), 'the two forms differ');
   assert.deepEqual(h.mutations().slice(mark), [], 'no UpdateVm, no restart');
+  // Watched over time: the old form stays up to date through two full resyncs.
+  await rescan(h);
+  await rescan(h);
+  assert.deepEqual(h.mutations().slice(mark), [], 'still no UpdateVm or restart after two resyncs');
   assert.deepEqual(h.decisions('shop').filter((l) => l.priority <= 6).map((l) => l.fields.msg), [], 'nothing to tell the operator');
   assert.equal((await h.statuses()).find((s) => s.app === 'shop')?.compose_hash, made.hash);
   assert.deepEqual(await h.allowlist(), { [made.appId]: { composeHashes: [made.hash], devices: [], allowAnyDevice: true } }, 'the new form is not registered');
@@ -41,5 +46,8 @@ test('issue 16: a package upgrade restarts no app deployed before it; its next c
   assert.equal(vm.configuration?.compose_file, manifestOf('shop', v2, []), 'the new form');
   assert.equal(composeOf(vm), v2);
   assert.deepEqual(h.mutations().slice(mark), ['UpdateVm', 'ShutdownVm', 'StartVm'], 'one upgrade');
+  await rescan(h);
+  await rescan(h);
+  assert.deepEqual(h.mutations().slice(mark), ['UpdateVm', 'ShutdownVm', 'StartVm'], 'and then quiet through two resyncs');
   assert.deepEqual((await h.allowlist())[made.appId]?.composeHashes, [sha256(manifestOf('shop', v2, []))]);
 });
