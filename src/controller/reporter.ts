@@ -2,7 +2,7 @@
 // that wait on `phase == "running"`), at most one journal line, and a fresh STATUS= summary.
 import type { AppRecord } from '../state/record.ts';
 import type { AppStatus } from '../status/schema.ts';
-import type { Phase } from '../status/phase.ts';
+import { secondsUntilDelete, type Phase } from '../status/phase.ts';
 import type { Logger } from '../log/logger.ts';
 import { logDecision, type Decision } from '../log/decision.ts';
 import type { RepeatSummariser } from '../log/repeat.ts';
@@ -78,7 +78,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
   // The app's VM, hash (a 12-hex prefix, as decisions give hashes) and error code ride along, so
   // `journalctl VM=…`, `HASH=…` or `CODE=…` finds its story (issue 15).
   const logPhase = (status: AppStatus, from: Phase | undefined, to: Phase | Departure): void => {
-    const due = to === 'deleting' && status.delete_at ? ` (${status.file} is gone; torn down in ${Math.max(0, Math.ceil((Date.parse(status.delete_at) - deps.now()) / 1000))} s unless it comes back)` : '';
+    const due = to === 'deleting' && status.delete_at ? ` (${status.file} is gone; torn down in ${secondsUntilDelete(status.delete_at, deps.now())} s unless it comes back)` : '';
     deps.log.info(
       { APP: status.app, FILE: status.file, PHASE: to, FROM_PHASE: from ?? null, VM: status.vm_id, HASH: status.compose_hash?.slice(0, 12) ?? null, CODE: status.code ?? null },
       `${status.app}: ${from ?? 'new'} -> ${to}${due}`,

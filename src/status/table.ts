@@ -1,4 +1,5 @@
 // The human view of `dstack-supervisor status`: one row per app, columns padded to fit.
+import { secondsUntilDelete } from './phase.ts';
 import type { AppStatus } from './schema.ts';
 
 const PREFIX = 12;
@@ -21,7 +22,7 @@ export function formatStatusTable(apps: readonly AppStatus[], now = Date.now()):
 }
 
 function statusRow(s: AppStatus, now: number): string[] {
-  const left = s.phase === 'deleting' && s.delete_at ? ` (${Math.max(0, Math.ceil((Date.parse(s.delete_at) - now) / 1000))} s)` : '';
+  const left = s.phase === 'deleting' && s.delete_at ? ` (${secondsUntilDelete(s.delete_at, now)} s)` : '';
   return [
     s.app,
     s.file,

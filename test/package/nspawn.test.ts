@@ -3,7 +3,7 @@
 // against the simulated host, deploys a file dropped into /etc/dstack/apps.d, and is removed and
 // purged. lintian checks the same .deb. Needs root and the tools .ci/run installs; elsewhere the
 // tests report why they did not run.
-import { after, test } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -122,9 +122,10 @@ async function appPhase(container: Container, app: string): Promise<string | und
   return apps.find((a) => a.app === app)?.phase;
 }
 
-test('the .deb installs, runs, deploys a dropped file, is removed and purged under real systemd', { skip: notRunNspawn, timeout: 240_000 }, async (t) => {
+// A booted Debian root of its own with the .deb in /root, stopped and removed when the test ends.
+async function bootWithDeb(t: TestContext, prefix: string): Promise<{ deb: string; root: string; c: Container }> {
   const deb = await packageDeb();
-  const dir = await mkdtemp(join(tmpdir(), 'dstack-nspawn-'));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
   let container: Container | undefined;
   defer(t, async () => {
     await container?.stop();
@@ -135,7 +136,11 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
   await copyRootfs(await ensureRootfs((line) => t.diagnostic(line)), root);
   await copyFile(deb, join(root, 'root', basename(deb)));
   container = await bootContainer(root, 60_000);
-  const c = container;
+  return { deb, root, c: container };
+}
+
+test('the .deb installs, runs, deploys a dropped file, is removed and purged under real systemd', { skip: notRunNspawn, timeout: 240_000 }, async (t) => {
+  const { deb, root, c } = await bootWithDeb(t, 'dstack-nspawn-');
   // What "no file left behind" compares with: the booted system before the package came.
   const before = await listTree(root);
 
@@ -223,19 +228,7 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
 // container): init's preflight fails. The unit must end `failed`, not restart every RestartSec,
 // with one journal entry per problem and the summary on its Status line.
 test('a host that is not ready: the unit ends failed (exit 78, no restart), one journal entry per problem, the summary in systemctl status', { skip: notRunNspawn, timeout: 240_000 }, async (t) => {
-  const deb = await packageDeb();
-  const dir = await mkdtemp(join(tmpdir(), 'dstack-nspawn-preflight-'));
-  let container: Container | undefined;
-  defer(t, async () => {
-    await container?.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const root = join(dir, 'root');
-  await mkdir(root);
-  await copyRootfs(await ensureRootfs((line) => t.diagnostic(line)), root);
-  await copyFile(deb, join(root, 'root', basename(deb)));
-  container = await bootContainer(root, 60_000);
-  const c = container;
+  const { deb, c } = await bootWithDeb(t, 'dstack-nspawn-preflight-');
   await run(c, ['apt-get', 'install', '-y', '--no-install-recommends', `/root/${basename(deb)}`]);
 
   await waitFor(`${UNIT} to be failed`, 60_000, async () => ((await unitState(c, 'is-active')) === 'failed' ? true : undefined));
