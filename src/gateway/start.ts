@@ -134,7 +134,7 @@ export function createTier2Service(edges: Tier2Edges): Tier2Service {
       },
       seal: (appId, entries) => edges.seal('gateway', appId, entries),
       // undici again, so loaded with the first failure to read, not at start.
-      vmLogs: async (vmId) => (await import('../init/kms-probe.ts')).readVmLogTail(config.vmm.url, config.vmm.token_file || undefined, vmId, GATEWAY_LOG_LINES),
+      vmLogs: async (vmId) => (await import('../vmm/vm-logs.ts')).readVmLogTail(config.vmm.url, config.vmm.token_file || undefined, vmId, GATEWAY_LOG_LINES),
     },
     dns: (target) => dns.observe(target),
     changed: edges.changed,

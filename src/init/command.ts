@@ -10,7 +10,7 @@ import type { SystemdManager } from '../systemd/types.ts';
 import { createVmmClient, type VmmClient } from '../vmm/client.ts';
 import { destroyHost, type DestroyResult } from './destroy.ts';
 import { PreflightError } from './errors.ts';
-import { readVmLogTail } from './kms-probe.ts';
+import { readVmLogTail } from '../vmm/vm-logs.ts';
 import { findHostProblems, systemdUnreachable } from './preflight.ts';
 import { runInit, type InitDeps, type InitResult } from './run-init.ts';
 import { HOST_UNITS } from './units.ts';

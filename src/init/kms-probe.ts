@@ -1,12 +1,10 @@
-// Is the KMS really up? Boot `done` does not prove it bootstrapped (docs/dstack.md "Gateway" §7.2): only an
+// Is the KMS really up? Boot `done` does not prove it bootstrapped (docs/dstack.md §5.6): only an
 // HTTPS answer on its RPC port does. `/health` says the main service runs; `GetMeta` hands over
 // the CA and the k256 public key that signs env-encryption keys. TLS verification is off: the
 // KMS CA was born a moment ago and its leaf names only the bootstrap domain (docs/dstack.md §5.6).
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { describeError } from '../errors.ts';
-import { tokenHeaders } from '../vmm/token-file.ts';
-import { parseVmmAddress } from '../vmm/transport.ts';
 
 // What GetMeta told us.
 export type KmsMeta = { caCert: string; k256Pubkey: string };
@@ -54,28 +52,4 @@ export function createKmsProber(): KmsProber {
     return { caCert: meta.ca_cert, k256Pubkey: meta.k256_pubkey.toLowerCase() };
   };
   return { probe, close: () => agent.close() };
-}
-
-// The last `lines` lines of a VM's serial log (`GET /logs?id=` on the VMM, docs/dstack.md §1.1), for an
-// error message: never throws, a failure to read becomes a line saying so.
-export async function readVmLogTail(vmmUrl: string, tokenFile: string | undefined, id: string, lines = 20): Promise<string[]> {
-  let agent: Agent | undefined;
-  try {
-    const address = parseVmmAddress(vmmUrl);
-    agent = new Agent(address.socketPath === undefined ? {} : { connect: { socketPath: address.socketPath } });
-    const headers = tokenFile === undefined || tokenFile === '' ? {} : await tokenHeaders('GET /logs', tokenFile);
-    const query = new URLSearchParams({ id, follow: 'false', ansi: 'false', lines: String(lines) });
-    const res = await request(`${address.baseUrl}/logs?${query}`, {
-      dispatcher: agent,
-      headers,
-      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
-    });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) return [`(the VMM answered HTTP ${res.statusCode} for the log of VM ${id}: ${text.trim().slice(0, 200)})`];
-    return text.split('\n').filter((line) => line.trim() !== '').slice(-lines);
-  } catch (err) {
-    return [`(could not read the log of VM ${id}: ${describeError(err)})`];
-  } finally {
-    await agent?.close();
-  }
 }

@@ -1,7 +1,7 @@
 // Init step 6: a KMS CVM that has really bootstrapped. Reuse the one the journal names, else
 // adopt a `dstack-kms` CVM found by name (a lost journal, or one that `destroy` stopped to keep
 // its keys), else create it (docs/dstack.md §5.5); start it if it is stopped; then wait until its boot is
-// `done` AND its RPC answers over HTTPS (docs/dstack.md §5.6, docs/dstack.md "Gateway" §7.2). A healthy KMS costs
+// `done` AND its RPC answers over HTTPS (docs/dstack.md §5.6). A healthy KMS costs
 // read-only calls only: no CreateVm, no StartVm.
 import type { Clock } from '../clock.ts';
 import { waitBooted, waitGone, waitStopped, VmWaitError } from '../controller/vm-wait.ts';

@@ -1,5 +1,5 @@
 // The simulated dstack-kms inside the `dstack-kms` CVM, as seen from the host through its
-// published RPC port (docs/dstack.md §5.5, docs/dstack.md "Gateway" §7.2). While the VM runs, the port is bound (QEMU's
+// published RPC port (docs/dstack.md §5.5, §5.6). While the VM runs, the port is bound (QEMU's
 // hostfwd) but resets connections; once the guest reports boot `done` and a bootstrap delay has
 // passed (the KMS generating its keys with auto_bootstrap_domain), the port speaks HTTPS and
 // answers `/health`, `GetMeta` and `GetAppEnvEncryptPubKey` (what vmm-cli.py `--kms-url` asks

@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { ConfigSchema, type Config } from '../../src/config.ts';
-import { readVmLogTail } from '../../src/init/kms-probe.ts';
+import { readVmLogTail } from '../../src/vmm/vm-logs.ts';
 import { runInit, type InitDeps, type InitResult } from '../../src/init/run-init.ts';
 import { HOST_UNITS } from '../../src/init/units.ts';
 import { createLogger } from '../../src/log/logger.ts';
