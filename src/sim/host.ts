@@ -19,8 +19,8 @@
 //   `vmm.process.exited` event; "no such host device" is QEMU's wording, the other two texts are
 //   the simulator's. NVSwitches are not simulated ("all" attaches the GPUs only).
 // - Images come from `images`, not a directory scan.
-// - GetAppEnvEncryptPubKey answers from `envKeys` (random per-app X25519 keys signed by a
-//   simulated KMS k256 key, see env-keys.ts) instead of proxying to `kms_url`.
+// - GetAppEnvEncryptPubKey answers from `envKeys` (per-app X25519 keys derived from the host's KMS
+//   root keys and signed by its k256 key, see env-keys.ts) instead of proxying to `kms_url`.
 // - vmm.toml (`vmmToml`): only the keys of SimVmmSettings are read. Where a real VMM reads it when
 //   systemd starts it, the simulated one, listening before init renders it, reads it before each
 //   call until it exists, and again at a simulated restart (vmm-toml.ts).
@@ -32,8 +32,9 @@
 //   are empty. `lines` tails, `follow` and `ansi` are ignored (nothing is followed or coloured).
 // - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
 // - A VM named `dstack-kms` gets the simulated KMS (kms-server.ts) on its published port 8000
-//   instead of a plain listener: HTTPS `/health`, `GetMeta` and `GetAppEnvEncryptPubKey` once it
-//   has "bootstrapped".
+//   instead of a plain listener: HTTPS `/health`, `GetMeta`, `GetAppEnvEncryptPubKey`,
+//   `GetTempCaCert` and `GetKmsKey` once it has "bootstrapped", or the Onboard service while a
+//   KMS whose kms.toml asks for onboarding waits for keys (a KMS replica, kms-onboard.ts).
 // - A DNS server on UDP 127.0.0.1 (dns-server.ts, `dnsServer`) answers A queries for names under
 //   the ZT domains of a running simulated gateway with 127.0.0.1, the simulated host's address,
 //   as the operator's `*.<domain>` record would; tests override any name with `dns.answer`.
@@ -134,7 +135,8 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
   const { dir, token, vmmToml, authConfigPath = join(dir, 'auth-config.json'), platform, kmsBootstrapDelayMs = 300, ...rest } = options;
   const { tlsDir = join(dir, 'tls'), gatewayIssueDelayMs = 100, gatewayCheckIntervalMs = 180_000, ...vmmOptions } = rest;
   const webhook = await startAuthWebhook({ configPath: authConfigPath });
-  const requestAppKeys = createWebhookKeyRequester(webhook.url, { ...DEFAULT_SIM_PLATFORM, ...platform });
+  const simPlatform = { ...DEFAULT_SIM_PLATFORM, ...platform };
+  const requestAppKeys = createWebhookKeyRequester(webhook.url, simPlatform);
   const envKeys = createEnvKeys();
   // The guests need the state, and the state's boots need the guests: tie the knot.
   let guests: GatewayGuests | undefined;
@@ -180,8 +182,10 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
   control = server.control;
   const kms = startSimKms(state, {
     bootstrapDelayMs: kmsBootstrapDelayMs,
-    k256PublicKeyHex: envKeys.kmsPublicKeyHex,
-    envPublicKey: (appIdHex) => envKeys.publicKeyResponse(appIdHex, state.scheduler.clock.now()),
+    keys: envKeys,
+    authUrl: webhook.url,
+    platform: simPlatform,
+    now: () => state.scheduler.clock.now(),
   });
   const gatewayCvms = startGatewayCvms(state, {
     loadCa: () => loadHostCa(tlsDir),
