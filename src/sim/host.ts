@@ -28,6 +28,8 @@
 //   manifest first and only `load_vm` refuses a missing image.
 // - VmInfo.interfaces is empty (upstream lists the resolved NICs); `networking`, `networks` and
 //   `simulated_tee` are stored but not checked against a node network or a TEE simulator config.
+// - `/guest/Info` answers from the simulated attestation (kms-attestation.ts) in JSON only; the
+//   rest of the guest API is not served.
 // - `/logs` serves the `serial` channel only (the guest's reported events); `stdout` and `stderr`
 //   are empty. `lines` tails, `follow` and `ansi` are ignored (nothing is followed or coloured).
 // - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
@@ -48,6 +50,7 @@ import { ensureHostCa, tlsPaths, type Issued } from '../init/tls.ts';
 import type { StatusRequestInput, VmInfo } from '../vmm/messages.ts';
 import { StatusRequestSchema } from '../vmm/messages.ts';
 import { createWebhookKeyRequester, DEFAULT_SIM_PLATFORM, type SimPlatform } from './app-keys.ts';
+import { attestVm } from './kms-attestation.ts';
 import { startAuthWebhook } from './auth-webhook.ts';
 import { startSimDns, type SimDns } from './dns-server.ts';
 import { createEnvKeys, type EnvKeys } from './env-keys.ts';
@@ -172,6 +175,7 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
         return gate(method, apply, target);
       },
       logsOf: (id) => vmLogLines(state, id),
+      guestInfoOf: (id) => guestInfo(state, id, simPlatform),
       tokens: token === undefined ? [] : [token],
     });
   } catch (err) {
@@ -286,6 +290,20 @@ function waitOnChanges<T>(subscribe: (listener: () => void) => () => void, check
     settle();
   });
 }
+
+// The guest agent's Info (dstack/guest-agent/src/rpc_service.rs): tcb_info is a JSON string, and
+// empty unless the app-compose sets `public_tcbinfo`; an unbooted guest does not answer.
+function guestInfo(state: VmmState, id: string, platform: SimPlatform): Record<string, unknown> | string {
+  const vm = state.find(id);
+  if (vm === undefined) return `VM not found: ${id}`;
+  if (!vm.running || vm.bootProgress !== 'done') return `the guest agent of VM ${id} is not reachable`;
+  const attestation = attestVm(vm, state.imageOf(vm.config.image)?.digest ?? '', platform);
+  const publicTcb = (JSON.parse(vm.launchedCompose) as { public_tcbinfo?: unknown }).public_tcbinfo === true;
+  const tcbInfo = { mr_aggregated: attestation.mrAggregated, os_image_hash: attestation.osImageHash, compose_hash: attestation.composeHash, device_id: attestation.deviceId };
+  return { version: SIM_GUEST_VERSION, app_id: vm.appId, instance_id: vm.instanceId ?? '', app_cert: '', tcb_info: publicTcb ? JSON.stringify(tcbInfo) : '', device_id: attestation.deviceId };
+}
+
+const SIM_GUEST_VERSION = '0.5.11 (simulated)';
 
 // The host CA init writes at step 4; made here with init's own code when it is missing, so a host
 // without init (tests) still has one to sign its gateway's certificates.
