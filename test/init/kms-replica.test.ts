@@ -1,0 +1,129 @@
+// Issue 17 part 2: a KMS replica. Two simulated hosts on this machine, each with its own
+// directories, ports and simulated host; B's init onboards its KMS from A's.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { openAllowlist } from '../../src/auth/allowlist.ts';
+import { InitError } from '../../src/init/errors.ts';
+import { kmsAppCompose, kmsVmConfig } from '../../src/init/kms-compose.ts';
+import { verifyEnvPubkey } from '../../src/secrets/pubkey.ts';
+import { readCvmMeasurement } from '../../src/vmm/guest-info.ts';
+import type { PublicKeyResponse } from '../../src/vmm/messages.ts';
+import { freePort } from '../sim/fixtures.ts';
+import { defer } from '../helpers/cleanup.ts';
+import { startInitStage, type Stage } from './stage.ts';
+
+async function initFailure(promise: Promise<unknown>): Promise<InitError> {
+  return promise.then(
+    () => assert.fail('init passed'),
+    (err: unknown) => {
+      assert.ok(err instanceof InitError, `not an InitError: ${String(err)}`);
+      return err;
+    },
+  );
+}
+
+// What `dstack-supervisor kms allow` does on `host`: list a KMS measurement in its auth-config.json.
+async function allowKms(host: Stage, measurement: { mrAggregated: string; osImageHash: string }): Promise<void> {
+  const allowlist = openAllowlist(host.config.auth.config_path);
+  await allowlist.allowKms(measurement.mrAggregated, measurement.osImageHash);
+  await allowlist.close();
+}
+
+// GetAppEnvEncryptPubKey over the KMS's HTTPS port, as vmm-cli.py --kms-url asks it.
+async function envKeyFrom(t: TestContext, port: number, appId: string): Promise<PublicKeyResponse> {
+  const agent = new Agent({ connect: { rejectUnauthorized: false } });
+  defer(t, () => agent.close());
+  const res = await request(`https://127.0.0.1:${port}/prpc/GetAppEnvEncryptPubKey?json`, { dispatcher: agent, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ app_id: appId }) });
+  assert.equal(res.statusCode, 200);
+  return (await res.body.json()) as PublicKeyResponse;
+}
+
+test('two hosts: B refuses to start untrusted, is refused by A, then onboards; an app id gets the same key from both KMSes', async (t) => {
+  const a = await startInitStage(t);
+  const first = await a.init();
+  const b = await startInitStage(t, { init: { kms_onboard_from: `https://127.0.0.1:${a.kmsPort}` } });
+
+  // B's auth-config.json lists no KMS it would accept keys from: refused before any deploy.
+  const untrusted = await initFailure(b.init());
+  assert.equal(untrusted.code, 'INIT_KMS_ONBOARD_UNTRUSTED');
+  assert.match(untrusted.message, /Nothing was deployed\. On the host of https:\/\/127\.0\.0\.1:\d+ run `dstack-supervisor kms measurement`/);
+  assert.deepEqual(b.mutations(), []);
+  assert.equal(b.model.callsOf('StartUnit').length, 0);
+
+  // B trusts A's KMS (A's measurement, read through A's VMM); A does not allow B's yet.
+  const aMeasurement = await readCvmMeasurement(a.sim.vmmUrl, undefined, first.kms.vmId);
+  await allowKms(b, aMeasurement);
+  const denied = await initFailure(b.init());
+  assert.equal(denied.code, 'INIT_KMS_ONBOARD_DENIED');
+  const [bKms] = b.sim.state.list().filter((vm) => vm.name === 'dstack-kms');
+  assert.ok(bKms !== undefined);
+  const bMeasurement = await readCvmMeasurement(b.sim.vmmUrl, undefined, bKms.id);
+  assert.notEqual(bMeasurement.mrAggregated, aMeasurement.mrAggregated);
+  assert.ok(denied.message.includes(`\`dstack-supervisor kms allow ${bMeasurement.mrAggregated} --os-image ${bMeasurement.osImageHash}\``), denied.message);
+  assert.match(denied.message, new RegExp(`KMS CVM ${bKms.id} waits in onboarding mode with no keys`));
+  // Half-way is visible as such: the journal has no KMS, its port speaks no KMS RPC.
+  const journal = JSON.parse(await readFile(join(b.config.state_dir, 'init.json'), 'utf8')) as { steps: Record<string, unknown> };
+  assert.equal(journal.steps['kms'], undefined);
+  await assert.rejects(envKeyFrom(t, b.kmsPort, 'ab'.repeat(20)));
+
+  // The step on A; B's next init resumes the same CVM and completes.
+  await allowKms(a, bMeasurement);
+  const onboarded = await b.init();
+  assert.equal(onboarded.kms.vmId, bKms.id);
+  assert.deepEqual(b.mutations(), ['CreateVm']);
+  assert.equal(onboarded.kms.k256Pubkey, first.kms.k256Pubkey);
+  const recorded = JSON.parse(await readFile(join(b.config.state_dir, 'init.json'), 'utf8')) as { steps: { kms: { detail: Record<string, unknown> } } };
+  assert.equal(recorded.steps.kms.detail['onboarded_from'], `https://127.0.0.1:${a.kmsPort}`);
+  assert.equal(recorded.steps.kms.detail['mr_aggregated'], bMeasurement.mrAggregated);
+
+  // The same app id: the same env key from either KMS, signed by the one root key both hold.
+  const appId = 'c0ffee00'.repeat(5);
+  const [fromA, fromB] = [await envKeyFrom(t, a.kmsPort, appId), await envKeyFrom(t, b.kmsPort, appId)];
+  const trust = { kmsPublicKeyHex: first.kms.k256Pubkey, now: () => Date.now() };
+  assert.equal(verifyEnvPubkey({ app: 'shop', appId, reply: fromB }, trust), verifyEnvPubkey({ app: 'shop', appId, reply: fromA }, trust));
+  assert.equal(fromA.public_key, fromB.public_key);
+
+  // Onboarded is done: a re-run needs nothing from A and changes nothing.
+  await a.sim.stop();
+  await b.init();
+  assert.deepEqual(b.mutations(), ['CreateVm']);
+});
+
+test('onboarding from a host whose KMS does not answer: refused before anything is changed', async (t) => {
+  const b = await startInitStage(t, { init: { kms_onboard_from: `https://127.0.0.1:${await freePort()}` } });
+  const err = await initFailure(b.init());
+  assert.equal(err.code, 'INIT_KMS_SOURCE_UNREACHABLE');
+  assert.match(err.message, /cannot be reached: .*ECONNREFUSED.*Nothing was deployed\. Check that host A's KMS port is reachable/s);
+  assert.deepEqual(b.mutations(), []);
+  assert.equal(existsSync(join(b.config.init.config_dir, 'kms.toml')), false, 'nothing rendered');
+});
+
+// Until the KMS on `port` serves its Onboard service (plain HTTP /health), or 5 s.
+async function waitOnboardService(port: number): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const up = await request(`http://127.0.0.1:${port}/health`).then(async (res) => (await res.body.text()) === 'OK', () => false);
+    if (up) return;
+    if (Date.now() > deadline) throw new Error(`no Onboard service on port ${port} after 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+test('onboarding from a KMS that has not bootstrapped (it waits for onboarding itself): refused before anything is changed', async (t) => {
+  const a = await startInitStage(t);
+  // A KMS CVM without keys, waiting in onboarding mode: what A's own replica init leaves.
+  const kmsToml = '[core.onboard]\nenabled = true\nauto_bootstrap_domain = ""\n';
+  const image = (await a.vmm.listImages())[0]?.name;
+  assert.ok(image !== undefined);
+  await a.vmm.createVm(kmsVmConfig({ image, composeFile: kmsAppCompose(kmsToml, 'kms.toml', 'tdx'), hostPort: a.kmsPort }));
+  await waitOnboardService(a.kmsPort);
+  const b = await startInitStage(t, { init: { kms_onboard_from: `https://127.0.0.1:${a.kmsPort}` } });
+  const err = await initFailure(b.init());
+  assert.equal(err.code, 'INIT_KMS_SOURCE_NOT_READY');
+  assert.match(err.message, /serves the Onboard service \(plain HTTP\) instead of its RPC: it has not bootstrapped its keys yet\. Nothing was deployed/);
+  assert.deepEqual(b.mutations(), []);
+});
