@@ -114,7 +114,7 @@ export function onboardUntrusted(authConfigPath: string, url: string, deployed: 
   return new InitError(
     'INIT_KMS_ONBOARD_UNTRUSTED',
     `init kms onboarding: ${authConfigPath}: ${detail}. A KMS onboards only from a KMS whose measurement its own auth-config.json lists in kms.mrAggregated. ` +
-      `${ONBOARD_STATE(deployed)}. On the host of ${url} run \`dstack-supervisor kms measurement\`, here run \`dstack-supervisor kms allow <its mr_aggregated>\`, then start again`,
+      `${ONBOARD_STATE(deployed)}. On the host of ${url} run \`dstack-supervisor kms measurement\`, here run the \`dstack-supervisor kms allow ...\` line it prints, then start again`,
   );
 }
 

@@ -2,8 +2,10 @@
 // and the KMS that checks it builds a BootInfo from it (`build_boot_info_for_attestation`) for
 // `/bootAuth/kms`; mrAggregated there hashes MRTD, RTMR0-2 and RTMR3, which holds the compose hash
 // and the instance id, so each KMS CVM has its own (docs/dstack.md "KMS replicas").
-// Where it differs: nothing signs it. The simulated value is sha256 over the platform's stand-in
-// measurement, the launched compose's hash and the VM id, which keeps those properties.
+// Where it differs: nothing signs it, and the simulated value is sha256 over the platform's
+// stand-in measurement and the launched compose's hash only: two KMS CVMs made alike measure
+// alike, and a KMS made again after a simulated host restarts keeps its measurement (on TDX its
+// new instance id changes it), so `npm run dev` hosts can be paired once.
 import { createHash } from 'node:crypto';
 import { postBootAuth, type BootInfoBody, type SimPlatform } from './app-keys.ts';
 import type { AppKeyDecision } from './vm-boot.ts';
@@ -17,7 +19,7 @@ export type SimAttestation = BootInfoBody;
 export function attestVm(vm: SimVm, osImageHash: string, platform: SimPlatform): SimAttestation {
   const composeHash = hashCompose(vm.launchedCompose);
   return {
-    mrAggregated: createHash('sha256').update(`sim-mr-aggregated:${platform.mrAggregated}:${composeHash}:${vm.id}`).digest('hex'),
+    mrAggregated: createHash('sha256').update(`sim-mr-aggregated:${platform.mrAggregated}:${composeHash}`).digest('hex'),
     osImageHash,
     appId: vm.appId,
     composeHash,

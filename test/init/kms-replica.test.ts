@@ -127,3 +127,22 @@ test('onboarding from a KMS that has not bootstrapped (it waits for onboarding i
   assert.match(err.message, /serves the Onboard service \(plain HTTP\) instead of its RPC: it has not bootstrapped its keys yet\. Nothing was deployed/);
   assert.deepEqual(b.mutations(), []);
 });
+
+test('a replica whose host trusts another KMS than the source refuses it after deploy: the keyless CVM is named and resumed once trusted', async (t) => {
+  const a = await startInitStage(t);
+  const first = await a.init();
+  const b = await startInitStage(t, { init: { kms_onboard_from: `https://127.0.0.1:${a.kmsPort}` } });
+  await initFailure(b.init());
+  await allowKms(b, { mrAggregated: 'ab'.repeat(32), osImageHash: '' });
+  const err = await initFailure(b.init());
+  assert.equal(err.code, 'INIT_KMS_ONBOARD_UNTRUSTED');
+  const [bKms] = b.sim.state.list().filter((vm) => vm.name === 'dstack-kms');
+  assert.ok(bKms !== undefined);
+  assert.match(err.message, /this host's KMS refused the source KMS \(Failed to onboard: Source KMS is not allowed for onboarding: boot denied: aggregated MR not allowed\)/);
+  assert.match(err.message, new RegExp(`KMS CVM ${bKms.id} waits in onboarding mode with no keys`));
+
+  await allowKms(b, await readCvmMeasurement(a.sim.vmmUrl, undefined, first.kms.vmId));
+  await allowKms(a, await readCvmMeasurement(b.sim.vmmUrl, undefined, bKms.id));
+  assert.equal((await b.init()).kms.k256Pubkey, first.kms.k256Pubkey);
+  assert.deepEqual(b.mutations(), ['CreateVm']);
+});
