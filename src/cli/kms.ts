@@ -3,7 +3,10 @@
 // measurement its host's auth-config.json lists in `kms.mrAggregated`, and a replica takes them
 // only from a KMS its own host lists there: `measurement` prints this host's KMS's, read through
 // dstack-vmm from its guest agent; `allow` lists another's here.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { openAllowlist } from '../auth/allowlist.ts';
+import { writeError } from '../auth/errors.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { SupervisorError } from '../errors.ts';
 import { readInitJournal } from '../init/journal.ts';
@@ -26,13 +29,8 @@ export async function run(args: string[]): Promise<number> {
   try {
     const config = await loadConfig(values.config);
     if (action === 'allow') {
-      const allowlist = openAllowlist(config.auth.config_path);
-      try {
-        await allowlist.allowKms(value ?? '', values['os-image'] ?? '');
-      } finally {
-        await allowlist.close();
-      }
-      process.stdout.write(`${config.auth.config_path}: kms.mrAggregated lists ${value}${values['os-image'] === undefined ? '' : `, osImages lists ${values['os-image']}`}\n`);
+      const added = await allowKms(config.auth.config_path, value ?? '', values['os-image'] ?? '');
+      process.stdout.write(`${config.auth.config_path}: ${added ? 'added' : 'already listed'}: kms.mrAggregated ${value}${values['os-image'] === undefined ? '' : `, osImages ${values['os-image']}`}\n`);
       return 0;
     }
     const { vmId, measurement } = await measureKms(config);
@@ -42,6 +40,26 @@ export async function run(args: string[]): Promise<number> {
     if (!(err instanceof SupervisorError)) throw err;
     process.stderr.write(`dstack-supervisor kms: ${err.message}\n`);
     return 1;
+  }
+}
+
+// List the measurement (and image) in auth-config.json; true when the file changed. Before the
+// first init the file does not exist: it is made with only `apps`, and init's render keeps what
+// this adds (kms.mrAggregated is the operator's; osImages gains the image pin), so a replica's
+// host can trust its source before its first start.
+async function allowKms(path: string, mrAggregated: string, osImageHash: string): Promise<boolean> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, '{\n  "apps": {}\n}\n', { flag: 'wx', mode: 0o644 }).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw writeError(path, 'creating it before the first init', err);
+  });
+  const allowlist = openAllowlist(path);
+  try {
+    const before = await allowlist.read();
+    await allowlist.allowKms(mrAggregated, osImageHash);
+    const after = await allowlist.read();
+    return after.kms.mrAggregated.length !== before.kms.mrAggregated.length || after.osImages.length !== before.osImages.length;
+  } finally {
+    await allowlist.close();
   }
 }
 

@@ -39,7 +39,24 @@ test('kms measurement prints the KMS CVM\'s measurement read through dstack-vmm;
   const untouched = JSON.parse(before) as typeof after;
   assert.deepEqual([after.apps, after.kms.allowAnyDevice], [untouched.apps, untouched.kms.allowAnyDevice]);
 
+  const again = await cli(['allow', peer], config);
+  assert.match(again.stdout, /: already listed: kms\.mrAggregated /);
+
   const bad = await cli(['allow', 'not-hex'], config);
   assert.equal(bad.exitCode, 1);
   assert.match(bad.stderr, /^dstack-supervisor kms: .*KMS mr_aggregated/);
+});
+
+test('kms allow before the first init creates auth-config.json, and init keeps the KMS it lists', async (t) => {
+  const stage = await startInitStage(t);
+  const config = join(stage.root, 'supervisor.toml');
+  await writeFile(config, ['[auth]', `config_path = ${JSON.stringify(stage.config.auth.config_path)}`, ''].join('\n'));
+  const allowed = await cli(['allow', 'ef'.repeat(32), '--os-image', '01'.repeat(32)], config);
+  assert.equal(allowed.exitCode, 0, allowed.stderr);
+  assert.match(allowed.stdout, /: added: kms\.mrAggregated /);
+  await stage.init();
+  const rendered = JSON.parse(await readFile(stage.config.auth.config_path, 'utf8')) as { kms: { mrAggregated: string[] }; osImages: string[] };
+  assert.deepEqual(rendered.kms.mrAggregated, ['ef'.repeat(32)]);
+  assert.equal(rendered.osImages[0], '01'.repeat(32));
+  assert.equal(rendered.osImages.length, 2, 'the image pin is added beside it');
 });
