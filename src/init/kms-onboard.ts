@@ -24,6 +24,9 @@ export type KmsMeasurement = { mrAggregated: string; osImageHash: string; device
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
 
 const CALL_TIMEOUT_MS = 5_000;
+// Onboard answers once the replica has dialled the source, been judged and got the keys: quotes
+// on both sides and two webhook calls.
+const ONBOARD_TIMEOUT_MS = 120_000;
 
 // Before anything is changed: the source answers as a KMS with keys. Throws the operator's error.
 export async function checkOnboardSource(url: string, probe: KmsProbe): Promise<OnboardSource> {
@@ -54,7 +57,7 @@ export type OnboardInputs = { sourceUrl: string; domain: string; authConfigPath:
 
 // The onboarding of the KMS CVM published on `inputs.port`.
 export function createOnboarder(inputs: OnboardInputs): Onboarder {
-  const agent = new Agent({ headersTimeout: CALL_TIMEOUT_MS * 4, bodyTimeout: CALL_TIMEOUT_MS * 4 });
+  const agent = new Agent({ headersTimeout: ONBOARD_TIMEOUT_MS, bodyTimeout: ONBOARD_TIMEOUT_MS });
   const base = `http://127.0.0.1:${inputs.port}`;
   let measurement: KmsMeasurement | undefined;
   const call = async (method: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
@@ -95,12 +98,14 @@ function hex(value: unknown): string {
 
 // A source in onboarding mode answers `/health` in plain HTTP on its RPC port.
 async function answersPlainHealth(url: string): Promise<boolean> {
-  const parsed = new URL(url);
+  const agent = new Agent();
   try {
-    const res = await request(`http://${parsed.host}/health`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+    const res = await request(`http://${new URL(url).host}/health`, { dispatcher: agent, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
     return res.statusCode === 200 && (await res.body.text()).trim() === 'OK';
   } catch {
     return false;
+  } finally {
+    await agent.close();
   }
 }
 

@@ -23,6 +23,7 @@ import type { EnvKeys } from './env-keys.ts';
 import { askKmsAllowed, attestVm } from './kms-attestation.ts';
 import { answerOnboard, callerAttestation, issueKmsIdentity, kmsStartMode, type KmsIdentity } from './kms-onboard.ts';
 import { listenServer, readBody, type BoundServer } from './http-server.ts';
+import type { KmsRootKeys } from './kms-root.ts';
 import type { SimVm } from './vm-record.ts';
 import type { HostPort } from './vm-rules.ts';
 import type { VmmState } from './vmm-state.ts';
@@ -94,7 +95,7 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
         attestation: () => attestation(vm.id),
         authUrl: options.authUrl,
         hasKeys: () => withKeys.has(vm.id),
-        store: (keys: Parameters<EnvKeys['adoptRoot']>[0]) => {
+        store: (keys: KmsRootKeys) => {
           options.keys.adoptRoot(keys);
           withKeys.add(vm.id);
           return options.keys.kmsPublicKeyHex;
