@@ -14,7 +14,7 @@ import type { EnvEntry } from '../secrets/dotenv.ts';
 import { decryptEnv, x25519PublicKeyHex } from '../secrets/encrypt.ts';
 import type { PublicKeyResponse } from '../vmm/messages.ts';
 import { createKmsKey } from './kms-keys.ts';
-import { createKmsRoot, type KmsRoot, type KmsRootKeys } from './kms-root.ts';
+import { createKmsRoot, deriveAppKeys, type AppKeys, type KmsRoot, type KmsRootKeys } from './kms-root.ts';
 import { VmmRejection } from './vm-rules.ts';
 
 const SIGNED_PREFIX = 'dstack-env-encrypt-pubkey';
@@ -38,6 +38,8 @@ export type EnvKeys = {
   // The root keys, to hand over (GetKmsKey) or to replace with handed-over ones (Onboard).
   exportRoot: () => KmsRootKeys;
   adoptRoot: (keys: KmsRootKeys) => void;
+  // What GetAppKey hands the CVM of app `appIdHex`, instance `instanceIdHex` (kms-root.ts).
+  appKeys: (appIdHex: string, instanceIdHex: string) => AppKeys;
   // Open an app's encrypted_env as its guest would at boot; throws SecretsError ENV_DECRYPT.
   decrypt: (appIdHex: string, encryptedEnvHex: string) => EnvEntry[];
   setFault: (fault: EnvKeyFault) => void;
@@ -61,6 +63,7 @@ export function createEnvKeys(root: KmsRoot = createKmsRoot()): EnvKeys {
     const appId = appIdHex.toLowerCase();
     const known = pairs.get(appId);
     if (known) return known;
+    // The same secret GetAppKey hands the app's CVM as its env_crypt_key (kms-root.ts).
     const secret = root.derive(Buffer.from(appId, 'hex'), 'env-encrypt-key');
     const privateKey = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, secret]), format: 'der', type: 'pkcs8' });
     const pair = { publicKeyHex: x25519PublicKeyHex(createPublicKey(privateKey)), privateKey };
@@ -77,6 +80,7 @@ export function createEnvKeys(root: KmsRoot = createKmsRoot()): EnvKeys {
       root.adopt(keys);
       pairs.clear();
     },
+    appKeys: (appIdHex, instanceIdHex) => deriveAppKeys(root, Buffer.from(appIdHex, 'hex'), Buffer.from(instanceIdHex, 'hex')),
     decrypt: (appIdHex, encryptedEnvHex) => decryptEnv(encryptedEnvHex, keyPairOf(appIdHex).privateKey),
     setFault: (next) => {
       fault = next;

@@ -34,7 +34,7 @@
 //   are empty. `lines` tails, `follow` and `ansi` are ignored (nothing is followed or coloured).
 // - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
 // - A VM named `dstack-kms` gets the simulated KMS (kms-server.ts) on its published port 8000
-//   instead of a plain listener: HTTPS `/health`, `GetMeta`, `GetAppEnvEncryptPubKey`,
+//   instead of a plain listener: HTTPS `/health`, `GetMeta`, `GetAppEnvEncryptPubKey`, `GetAppKey`,
 //   `GetTempCaCert` and `GetKmsKey` once it has "bootstrapped", or the Onboard service while a
 //   KMS whose kms.toml asks for onboarding waits for keys (a KMS replica, kms-onboard.ts).
 // - A DNS server on UDP 127.0.0.1 (dns-server.ts, `dnsServer`) answers A queries for names under

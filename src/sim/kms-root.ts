@@ -24,6 +24,24 @@ export type KmsRoot = {
   adopt: (keys: KmsRootKeys) => void;
 };
 
+// What GetAppKey hands an app's CVM (upstream `get_app_key`): every key derives from the root keys
+// and the app id (the disk key also from the instance id), so two KMSes holding the same root keys
+// hand an app id the same keys. The app's k256 key comes with the root k256 key's signature over
+// it (prefix "dstack-kms-issued", kms/src/crypto.rs `derive_k256_key`).
+export type AppKeys = { envCryptKey: Buffer; diskCryptKey: Buffer; k256Key: Buffer; k256Signature: string };
+
+// The keys of app `appId` (20 bytes) in its instance `instanceId`.
+export function deriveAppKeys(root: KmsRoot, appId: Buffer, instanceId: Buffer): AppKeys {
+  const k256Key = root.derive(appId, 'app-key');
+  const k256Public = Buffer.from(secp256k1.getPublicKey(k256Key, true));
+  return {
+    envCryptKey: root.derive(appId, 'env-encrypt-key'),
+    diskCryptKey: root.derive(Buffer.concat([appId, instanceId]), 'app-disk-crypt-key'),
+    k256Key,
+    k256Signature: root.signer().signMessage('dstack-kms-issued', appId, k256Public),
+  };
+}
+
 // Fresh random root keys.
 export function createKmsRoot(): KmsRoot {
   let k256 = Buffer.from(secp256k1.utils.randomSecretKey());

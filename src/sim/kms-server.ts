@@ -3,8 +3,9 @@
 // hostfwd) but resets connections. Once the guest reports boot `done` and a bootstrap delay has
 // passed, a KMS with keys (or one whose kms.toml sets auto_bootstrap_domain: it makes them now)
 // speaks HTTPS and answers `/health`, `GetMeta`, `GetAppEnvEncryptPubKey` (what vmm-cli.py
-// `--kms-url` asks before it encrypts env vars), `GetTempCaCert` and `GetKmsKey` (the key
-// handover to an onboarding KMS, mutual TLS, judged by this host's webhook at `/bootAuth/kms`). A
+// `--kms-url` asks before it encrypts env vars), `GetAppKey` (an app CVM's keys, mutual TLS, judged
+// at `/bootAuth/app`), `GetTempCaCert` and `GetKmsKey` (the key handover to an onboarding KMS,
+// mutual TLS, judged by this host's webhook at `/bootAuth/kms`). A
 // KMS without keys whose kms.toml asks for onboarding serves the Onboard service in plain HTTP
 // instead (kms-onboard.ts) until `Finish`. Stopping the VM closes it.
 //
@@ -13,12 +14,13 @@
 // from its first bootstrap or onboarding until the simulated host stops (its disk is not
 // simulated); certificates are RSA with a simulated attestation (kms-certs.ts); `enforce_self_
 // authorization` is taken as false (init renders it so); GetMeta does not ask the webhook for
-// `gateway_app_id`; only JSON mode is served, and no other KMS method (guests get their keys
-// straight from the webhook, see vm-boot.ts).
+// `gateway_app_id`; only JSON mode is served, and no other KMS method. The simulated guests do not
+// call GetAppKey (they ask the webhook straight, see vm-boot.ts); it is here for what an app CVM
+// gets, which a KMS replica must give alike.
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Server } from 'node:net';
-import type { SimPlatform } from './app-keys.ts';
+import { postBootAuth, type SimPlatform } from './app-keys.ts';
 import type { EnvKeys } from './env-keys.ts';
 import { askKmsAllowed, attestVm } from './kms-attestation.ts';
 import { answerOnboard, callerAttestation, issueKmsIdentity, kmsStartMode, type KmsIdentity } from './kms-onboard.ts';
@@ -225,6 +227,24 @@ async function callKms(method: string, body: Buffer, req: IncomingMessage, ident
         kms_contract_address: '0x0000000000000000000000000000000000000000',
         chain_id: 0,
       };
+    case 'GetAppKey': {
+      // An app CVM's RA-TLS client certificate, signed with the temp CA key it was handed.
+      const caller = callerAttestation(req);
+      if (caller === undefined) throw new Error('App not allowed: No attestation provided');
+      const verdict = await postBootAuth(options.authUrl, 'app', caller);
+      if (!verdict.isAllowed) throw new Error(`App not allowed: Boot denied: ${verdict.reason}`);
+      const keys = options.keys.appKeys(caller.appId, caller.instanceId);
+      return {
+        ca_cert: identity.ca.certPem,
+        disk_crypt_key: keys.diskCryptKey.toString('hex'),
+        env_crypt_key: keys.envCryptKey.toString('hex'),
+        k256_key: keys.k256Key.toString('hex'),
+        k256_signature: keys.k256Signature,
+        tproxy_app_id: verdict.gatewayAppId ?? '',
+        gateway_app_id: verdict.gatewayAppId ?? '',
+        os_image_hash: caller.osImageHash,
+      };
+    }
     case 'GetTempCaCert':
       return { temp_ca_cert: identity.tempCa.certPem, temp_ca_key: identity.tempCa.keyPem, ca_cert: identity.ca.certPem };
     case 'GetKmsKey': {

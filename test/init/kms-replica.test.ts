@@ -2,14 +2,19 @@
 // directories, ports and simulated host; B's init onboards its KMS from A's.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { request as httpsRequest } from 'node:https';
 import { Agent, request } from 'undici';
 import { openAllowlist } from '../../src/auth/allowlist.ts';
 import { InitError } from '../../src/init/errors.ts';
 import { kmsAppCompose, kmsVmConfig } from '../../src/init/kms-compose.ts';
+import { x25519PublicKeyHex } from '../../src/secrets/encrypt.ts';
 import { verifyEnvPubkey } from '../../src/secrets/pubkey.ts';
+import { signedLeaf } from '../../src/sim/kms-certs.ts';
+import type { SimAttestation } from '../../src/sim/kms-attestation.ts';
 import { readCvmMeasurement } from '../../src/vmm/guest-info.ts';
 import type { PublicKeyResponse } from '../../src/vmm/messages.ts';
 import { freePort } from '../sim/fixtures.ts';
@@ -40,6 +45,25 @@ async function envKeyFrom(t: TestContext, port: number, appId: string): Promise<
   const res = await request(`https://127.0.0.1:${port}/prpc/GetAppEnvEncryptPubKey?json`, { dispatcher: agent, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ app_id: appId }) });
   assert.equal(res.statusCode, 200);
   return (await res.body.json()) as PublicKeyResponse;
+}
+
+// GetAppKey as an app's CVM asks it: the temp CA from GetTempCaCert signs its RA-TLS client
+// certificate, which carries its (simulated) attestation.
+async function appKeyFrom(t: TestContext, port: number, attestation: SimAttestation): Promise<Record<string, string>> {
+  const agent = new Agent({ connect: { rejectUnauthorized: false } });
+  defer(t, () => agent.close());
+  const temp = await request(`https://127.0.0.1:${port}/prpc/GetTempCaCert?json`, { dispatcher: agent, method: 'POST', body: '{}' });
+  const { temp_ca_cert: certPem, temp_ca_key: keyPem } = (await temp.body.json()) as { temp_ca_cert: string; temp_ca_key: string };
+  const client = signedLeaf({ certPem, keyPem }, 'RA-TLS TEMP Cert', { attestation });
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(`https://127.0.0.1:${port}/prpc/GetAppKey?json`, { method: 'POST', agent: false, rejectUnauthorized: false, key: client.keyPem, cert: client.certPem }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text) as Record<string, string>) : reject(new Error(`GetAppKey: HTTP ${res.statusCode}: ${text}`))));
+    });
+    req.on('error', reject);
+    req.end('{"api_version": 1, "vm_config": ""}');
+  });
 }
 
 test('two hosts: B refuses to start untrusted, is refused by A, then onboards; an app id gets the same key from both KMSes', async (t) => {
@@ -86,6 +110,20 @@ test('two hosts: B refuses to start untrusted, is refused by A, then onboards; a
   const trust = { kmsPublicKeyHex: first.kms.k256Pubkey, now: () => Date.now() };
   assert.equal(verifyEnvPubkey({ app: 'shop', appId, reply: fromB }, trust), verifyEnvPubkey({ app: 'shop', appId, reply: fromA }, trust));
   assert.equal(fromA.public_key, fromB.public_key);
+
+  // What the app's CVM gets (GetAppKey over RA-TLS), once its id and hash are registered on both.
+  const pin = JSON.parse(await readFile(a.config.auth.config_path, 'utf8')) as { osImages: string[] };
+  const app: SimAttestation = { mrAggregated: 'a1'.repeat(32), osImageHash: pin.osImages[0] ?? '', appId, composeHash: 'c0'.repeat(32), instanceId: '1e'.repeat(20), deviceId: 'de'.repeat(32), tcbStatus: 'UpToDate', advisoryIds: [] };
+  for (const host of [a, b]) {
+    const allowlist = openAllowlist(host.config.auth.config_path);
+    await allowlist.addHash(appId, app.composeHash);
+    await allowlist.close();
+  }
+  const [keysA, keysB] = [await appKeyFrom(t, a.kmsPort, app), await appKeyFrom(t, b.kmsPort, app)];
+  for (const key of ['env_crypt_key', 'k256_key', 'k256_signature', 'disk_crypt_key'] as const) assert.equal(keysB[key], keysA[key], key);
+  // The env key the CVM gets is the private half of the one the supervisor encrypts env vars to.
+  const envPrivate = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), Buffer.from(keysA['env_crypt_key'] ?? '', 'hex')]), format: 'der', type: 'pkcs8' });
+  assert.equal(x25519PublicKeyHex(createPublicKey(envPrivate)), fromA.public_key);
 
   // Onboarded is done: a re-run needs nothing from A and changes nothing.
   await a.sim.stop();

@@ -50,10 +50,11 @@ async function kmsHost(t: TestContext, kmsToml: string) {
   return { host, port, post, up };
 }
 
-test('GetKmsKey hands keys only to a caller whose client certificate the temp CA signed', async (t) => {
+test('GetKmsKey and GetAppKey hand keys only to a caller whose client certificate the temp CA signed', async (t) => {
   const source = await kmsHost(t, bootstrapToml);
   await source.up('https');
   assert.deepEqual(await source.post(`https://127.0.0.1:${source.port}/prpc/GetKmsKey?json`, { vm_config: '' }), { status: 400, body: { error: 'No attestation provided' } });
+  assert.deepEqual(await source.post(`https://127.0.0.1:${source.port}/prpc/GetAppKey?json`, { api_version: 1, vm_config: '' }), { status: 400, body: { error: 'App not allowed: No attestation provided' } });
   // An attestation signed by any other CA does not count.
   const stranger = signedLeaf(selfSignedCa(newKeyPem(), 'not the temp CA'), 'RA-TLS TEMP Cert', { attestation: { mrAggregated: 'ab'.repeat(32), osImageHash: '', appId: '', composeHash: '', instanceId: '', deviceId: '', tcbStatus: 'UpToDate', advisoryIds: [] } });
   const status = await new Promise<number>((resolve, reject) => {
