@@ -11,14 +11,13 @@ import { Agent, request } from 'undici';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import { onboardDenied, onboardFailed, onboardUntrusted, sourceNotReady, sourceUnreachable } from './errors.ts';
+import type { CvmMeasurement } from '../vmm/guest-info.ts';
 import type { KmsProbe } from './kms-probe.ts';
 
 // What the source KMS answered before anything was deployed: its k256 public key, which the
 // onboarded KMS must then serve too.
 export type OnboardSource = { url: string; k256Pubkey: string };
 
-// This host's KMS as it attests itself while onboarding (upstream AttestationInfoResponse).
-export type KmsMeasurement = { mrAggregated: string; osImageHash: string; deviceId: string };
 
 // Errors that mean nothing answered at the TCP level (undici and node:net codes).
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
@@ -47,9 +46,11 @@ export async function checkSourceTrusted(url: string, authConfigPath: string): P
   throw onboardUntrusted(authConfigPath, url, undefined, "kms.mrAggregated lists no KMS measurement, so this host's KMS would refuse every source KMS");
 }
 
-// One onboarding: `attempt(vmId)` is called until it returns (the KMS now has keys, or had them)
+// One onboarding. `attempt(vmId)` is called until it returns (the KMS now has keys, or had them)
 // or throws an InitError (a refusal); a plain Error means "not yet" (the service is not up).
-export type Onboarder = { attempt: (vmId: string) => Promise<void>; measurement: () => KmsMeasurement | undefined; close: () => Promise<void> };
+// `measurement()`: the KMS's, as it attests itself while onboarding (upstream
+// AttestationInfoResponse; the same values as its guest agent's tcb_info).
+export type Onboarder = { attempt: (vmId: string) => Promise<void>; measurement: () => CvmMeasurement | undefined; close: () => Promise<void> };
 
 // What an onboarding needs: the source URL, the RPC domain of this KMS (the host as guests see
 // it), this host's auth-config.json (named in messages), the KMS's host port and the HTTPS probe.
@@ -59,7 +60,7 @@ export type OnboardInputs = { sourceUrl: string; domain: string; authConfigPath:
 export function createOnboarder(inputs: OnboardInputs): Onboarder {
   const agent = new Agent({ headersTimeout: ONBOARD_TIMEOUT_MS, bodyTimeout: ONBOARD_TIMEOUT_MS });
   const base = `http://127.0.0.1:${inputs.port}`;
-  let measurement: KmsMeasurement | undefined;
+  let measurement: CvmMeasurement | undefined;
   const call = async (method: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
     const res = await request(`${base}/prpc/Onboard.${method}?json`, { dispatcher: agent, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const text = await res.body.text();

@@ -50,7 +50,7 @@ import { ensureHostCa, tlsPaths, type Issued } from '../init/tls.ts';
 import type { StatusRequestInput, VmInfo } from '../vmm/messages.ts';
 import { StatusRequestSchema } from '../vmm/messages.ts';
 import { createWebhookKeyRequester, DEFAULT_SIM_PLATFORM, type SimPlatform } from './app-keys.ts';
-import { attestVm } from './kms-attestation.ts';
+import { guestInfo } from './guest-info.ts';
 import { startAuthWebhook } from './auth-webhook.ts';
 import { startSimDns, type SimDns } from './dns-server.ts';
 import { createEnvKeys, type EnvKeys } from './env-keys.ts';
@@ -290,20 +290,6 @@ function waitOnChanges<T>(subscribe: (listener: () => void) => () => void, check
     settle();
   });
 }
-
-// The guest agent's Info (dstack/guest-agent/src/rpc_service.rs): tcb_info is a JSON string, and
-// empty unless the app-compose sets `public_tcbinfo`; an unbooted guest does not answer.
-function guestInfo(state: VmmState, id: string, platform: SimPlatform): Record<string, unknown> | string {
-  const vm = state.find(id);
-  if (vm === undefined) return `VM not found: ${id}`;
-  if (!vm.running || vm.bootProgress !== 'done') return `the guest agent of VM ${id} is not reachable`;
-  const attestation = attestVm(vm, state.imageOf(vm.config.image)?.digest ?? '', platform);
-  const publicTcb = (JSON.parse(vm.launchedCompose) as { public_tcbinfo?: unknown }).public_tcbinfo === true;
-  const tcbInfo = { mr_aggregated: attestation.mrAggregated, os_image_hash: attestation.osImageHash, compose_hash: attestation.composeHash, device_id: attestation.deviceId };
-  return { version: SIM_GUEST_VERSION, app_id: vm.appId, instance_id: vm.instanceId ?? '', app_cert: '', tcb_info: publicTcb ? JSON.stringify(tcbInfo) : '', device_id: attestation.deviceId };
-}
-
-const SIM_GUEST_VERSION = '0.5.11 (simulated)';
 
 // The host CA init writes at step 4; made here with init's own code when it is missing, so a host
 // without init (tests) still has one to sign its gateway's certificates.
