@@ -94,7 +94,7 @@ export function sourceUnreachable(url: string, cause: unknown): InitError {
   return new InitError(
     'INIT_KMS_SOURCE_UNREACHABLE',
     `init kms onboarding: the source KMS ${url} ([init] kms_onboard_from) cannot be reached: ${describeError(cause)}. ${ONBOARD_STATE(undefined)}. ` +
-      `Check that host A's KMS port is reachable from this host (firewall, forward; its KMS CVM publishes it on 127.0.0.1 unless exposed), then start again`,
+      `Check that the source host's KMS port is reachable from this host and its CVMs (firewall; a forward: init publishes a KMS on 127.0.0.1 only), then start again`,
     { cause },
   );
 }
@@ -104,7 +104,7 @@ export function sourceNotReady(url: string, what: string): InitError {
   return new InitError(
     'INIT_KMS_SOURCE_NOT_READY',
     `init kms onboarding: the source KMS ${url} ([init] kms_onboard_from) ${what}: it has not bootstrapped its keys yet. ${ONBOARD_STATE(undefined)}. ` +
-      'Let init finish on host A first (dstack-supervisor status there says ready), then start again',
+      'Let init finish on the source host first (dstack-supervisor status there says ready), then start again',
   );
 }
 
@@ -122,8 +122,9 @@ export function onboardUntrusted(authConfigPath: string, url: string, deployed: 
 export function onboardDenied(url: string, deployed: string, measurement: { mrAggregated: string; osImageHash: string }, reason: string): InitError {
   return new InitError(
     'INIT_KMS_ONBOARD_DENIED',
-    `init kms onboarding: the source KMS ${url} refused this host's KMS (${reason}): its auth-config.json does not allow mr_aggregated ${measurement.mrAggregated} ` +
-      `(os image ${measurement.osImageHash}). ${ONBOARD_STATE(deployed)}. On the host of ${url} run ` +
+    `init kms onboarding: the source KMS ${url} refused this host's KMS (${reason}). Its host's auth-config.json must list this KMS: ` +
+      `mr_aggregated ${measurement.mrAggregated} in kms.mrAggregated and os image ${measurement.osImageHash} in osImages (and allow this host's TCB status). ` +
+      `${ONBOARD_STATE(deployed)}. On the host of ${url} run ` +
       `\`dstack-supervisor kms allow ${measurement.mrAggregated} --os-image ${measurement.osImageHash}\`, then start again here (systemctl restart dstack-supervisor)`,
   );
 }

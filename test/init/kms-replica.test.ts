@@ -135,7 +135,7 @@ test('onboarding from a host whose KMS does not answer: refused before anything 
   const b = await startInitStage(t, { init: { kms_onboard_from: `https://127.0.0.1:${await freePort()}` } });
   const err = await initFailure(b.init());
   assert.equal(err.code, 'INIT_KMS_SOURCE_UNREACHABLE');
-  assert.match(err.message, /cannot be reached: .*ECONNREFUSED.*Nothing was deployed\. Check that host A's KMS port is reachable/s);
+  assert.match(err.message, /cannot be reached: .*ECONNREFUSED.*Nothing was deployed\. Check that the source host's KMS port is reachable/s);
   assert.deepEqual(b.mutations(), []);
   assert.equal(existsSync(join(b.config.init.config_dir, 'kms.toml')), false, 'nothing rendered');
 });
