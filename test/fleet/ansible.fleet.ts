@@ -92,6 +92,16 @@ async function appsOf(host: Host): Promise<AppStatus[]> {
   return (JSON.parse(stdout) as { apps: AppStatus[] }).apps;
 }
 
+// The apps of the last `status --json` the app role read on `host` (-v prints each task's result
+// as one JSON line): what the role saw when it stopped waiting.
+function lastStatusRead(out: string, host: string): AppStatus[] {
+  const reads = out.split(/^TASK \[/m).filter((block) => block.startsWith('dstack.supervisor.app : Read the status until'));
+  const results = reads.flatMap((block) => [...block.matchAll(/^ok: \[(\S+)\] => (\{.*\})$/gm)].filter((m) => m[1] === host).map((m) => m[2]!));
+  const last = results.at(-1);
+  assert.ok(last, `no status read of the app role on ${host}:\n${out}`);
+  return (JSON.parse((JSON.parse(last) as { stdout: string }).stdout) as { apps: AppStatus[] }).apps;
+}
+
 // What `hash --json` says of the host's shop.yaml and shop.env now.
 async function hashOf(host: Host): Promise<{ compose_hash: string; env_digest: string | null }> {
   const { stdout } = await execa(process.execPath, [BIN, 'hash', join(host.appsDir, 'shop.yaml'), '--json', '--config', host.config]);
@@ -134,8 +144,9 @@ test('issue 17: the dstack.supervisor collection rolls an app over three simulat
   const ansibleLog = join(work, 'ansible.log');
   await mkdir(join(work, 'ansible-tmp'));
   let everything = '';
-  const playbook = async (name: string, ...args: string[]) => {
-    const result = await execa('ansible-playbook', ['-i', inventory, `dstack.supervisor.${name}`, ...args], {
+  // `onOutput` sees Ansible's output as it comes, all of it so far.
+  const playbookWatched = async (onOutput: (soFar: string) => void, name: string, ...args: string[]) => {
+    const child = execa('ansible-playbook', ['-i', inventory, `dstack.supervisor.${name}`, ...args], {
       reject: false,
       all: true,
       env: {
@@ -147,9 +158,13 @@ test('issue 17: the dstack.supervisor collection rolls an app over three simulat
         ANSIBLE_RETRY_FILES_ENABLED: '0',
       },
     });
+    let soFar = '';
+    child.all.on('data', (chunk: Buffer) => onOutput((soFar += chunk.toString())));
+    const result = await child;
     everything += result.all;
     return { code: result.exitCode, out: result.all, recap: recapOf(result.all) };
   };
+  const playbook = (name: string, ...args: string[]) => playbookWatched(() => undefined, name, ...args);
 
   // The host role writes each supervisor.toml (no package, no service: the test runs them).
   const setup = await playbook('host', '-e', 'host_wait_ready=false');
@@ -215,18 +230,31 @@ test('issue 17: the dstack.supervisor collection rolls an app over three simulat
   });
 
   // Values are not in the compose hash: before env_digest the role saw "hash H running" at once
-  // and returned while the VMs still ran the old values.
-  await t.test('an env-only change: the role returns once each VM was restarted with the new values', async () => {
+  // and returned while the VMs still ran the old values. A simulated VM restarts faster than
+  // Ansible gets from writing the file to reading the status, which hid that; so each host's
+  // supervisor is paused (SIGSTOP) until the role has read the status once and is still waiting.
+  await t.test('an env-only change: the role returns once each VM was restarted with the new values', async (st) => {
     const image = ['-e', 'shop_image=nginx:1.28-alpine'];
     const before = await Promise.all(hosts.map(async (h) => ({ status: (await appsOf(h))[0]!, vm: await shopVmOf(h) })));
-    const run = await playbook('app', ...image, '-e', `@${secretVars}`);
+    const paused = new Set(children.map((c) => c.pid!));
+    const resume = (pid: number) => paused.delete(pid) && process.kill(pid, 'SIGCONT');
+    defer(st, () => [...paused].forEach(resume));
+    for (const pid of paused) process.kill(pid, 'SIGSTOP');
+    const run = await playbookWatched((soFar) => {
+      for (const [i, h] of HOSTS.entries()) {
+        if (soFar.includes(`FAILED - RETRYING: [${h}]: Read the status until`)) resume(children[i]!.pid!);
+      }
+    }, 'app', '-v', ...image, '-e', `@${secretVars}`);
     assert.equal(run.code, 0, run.out);
+    assert.equal(paused.size, 0, `the role did not wait on ${paused.size} hosts whose supervisor was paused:\n${run.out}`);
     for (const h of HOSTS) assert.equal(run.recap.get(h)?.changed, 1, `${h}: shop.env rewritten\n${run.out}`);
-    // Read as soon as the playbook is back: by then every host's VM runs the new values.
     for (const [i, host] of hosts.entries()) {
       const [shop] = await appsOf(host);
       const vm = await shopVmOf(host);
       const expected = await hashOf(host);
+      // The role's last read of the status, when it stopped waiting: the restart was over.
+      const last = lastStatusRead(run.out, host.name).find((a) => a.app === 'shop');
+      assert.deepEqual([last?.phase, last?.env_digest], ['running', expected.env_digest], `${host.name}: the role returned before the restart\n${run.out}`);
       assert.equal(shop?.phase, 'running', host.name);
       assert.equal(shop?.compose_hash, before[i]!.status.compose_hash, `${host.name}: a value change keeps the compose hash`);
       assert.match(shop?.env_digest ?? '', /^[0-9a-f]{64}$/);
