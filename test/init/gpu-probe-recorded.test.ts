@@ -44,12 +44,13 @@ test('H100 PCIe on vfio-pci (Contrast docs): found, named, and rendered into [cv
   assert.deepEqual(gpuTableOf(gpus), { enabled: true, listing: ['10de:2331'], exclude: [], include: [], allow_attach_all: true });
 });
 
-test('B200 on vfio-pci (Contrast docs): a Blackwell 3D controller is found and its product id rendered into the listing', async () => {
+test('B200 on vfio-pci (Contrast docs): a Blackwell 3D controller is found, named B200, and its product id rendered into the listing', async () => {
   const gpus = await probeGpus(join(RECORDED, 'b200-contrast'));
   assert.deepEqual(
     gpus.map((g) => [g.address, g.productId, g.driver ?? null]),
     [['0000:18:00.0', '10de:2901', 'vfio-pci']],
   );
   assert.deepEqual(reviewGpus(gpus).warnings, []);
+  assert.equal(reviewGpus(gpus).notes[0], 'GPU 0000:18:00.0: B200 (10de:2901), bound to vfio-pci: dstack-vmm can give it to a CVM');
   assert.deepEqual(gpuTableOf(gpus), { enabled: true, listing: ['10de:2901'], exclude: [], include: [], allow_attach_all: true });
 });
