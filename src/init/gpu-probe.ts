@@ -15,11 +15,17 @@ const NVIDIA = '0x10de';
 const DISPLAY_CLASS = 0x03;
 
 // The GPUs dstack runs confidential workloads on (pci.ids names; NVIDIA gpu-admin-tools agrees on
-// the ids); upstream's vmm.toml lists 10de:2335 (H200) as its example.
+// the ids); upstream's vmm.toml lists 10de:2335 (H200) as its example. B200: a real host's
+// `lspci -nnk` prints "GB100 [B200] [10de:2901]" (test/fixtures/sysfs/recorded/README.md);
+// NVIDIA's driver README lists 2901 and 2909 as "NVIDIA B200", and upstream dstack's listing
+// (Dstack-TEE/dstack#1161) names 2909 "GB100 [HGX B200 168GB]" from pci.ids. A B200 board's
+// NVSwitches are no NVIDIA PCI function of the host, so there is no id of theirs to know.
 const PRODUCTS: Readonly<Record<string, { name: string; lspci: string }>> = {
   '10de:2330': { name: 'H100 SXM', lspci: 'GH100 [H100 SXM5 80GB]' },
   '10de:2331': { name: 'H100 PCIe', lspci: 'GH100 [H100 PCIe]' },
   '10de:2335': { name: 'H200', lspci: 'GH100 [H200 SXM 141GB]' },
+  '10de:2901': { name: 'B200', lspci: 'GB100 [B200]' },
+  '10de:2909': { name: 'B200', lspci: 'GB100 [HGX B200 168GB]' },
 };
 
 // A short name for messages: "H200", or the product id for one not in the table.

@@ -42,6 +42,16 @@ test('ListGpus: the listed product ids minus exclude (lspci slots), only include
   assert.equal(lspciSlot('0000:18:00.0', [...HOST, { address: '10000:01:00.0', productId: H200, driver: 'vfio-pci' }]), '0000:18:00.0');
 });
 
+test('a B200 host: init renders its product id into listing, and ListGpus describes it as lspci does ("GB100 [B200]")', () => {
+  const b200: SimGpu[] = [{ address: '0000:18:00.0', productId: '10de:2901', driver: 'vfio-pci' }];
+  const settings = gpuSettingsFor(b200).gpu;
+  assert.deepEqual(settings?.listing, ['10de:2901']);
+  assert.deepEqual(
+    listSimGpus(b200, settings!, new Set()).map((g) => [g.slot, g.product_id, g.description]),
+    [['18:00.0', '10de:2901', 'NVIDIA Corporation GB100 [B200]']],
+  );
+});
+
 test("CreateVm/UpdateVm GPU checks are upstream's resolve_gpus_with_config, in its words", () => {
   assert.throws(() => resolveSimGpus({ attach_mode: 'listed', gpus: [{ slot: '18:00.0' }] }, HOST, { ...ON, enabled: false }), { message: 'GPU is not enabled' });
   assert.throws(() => resolveSimGpus({ attach_mode: 'all', gpus: [] }, HOST, { ...ON, enabled: false }), { message: 'GPU is not enabled' });
