@@ -24,7 +24,7 @@ export type SimGpuSettings = { enabled: boolean; listing: string[]; include: str
 // `[cvm.gpu]` as init renders it for these GPUs (src/init/gpu-config.ts), for a simulated host
 // without init, whose VMM reads no vmm.toml; off when none is on vfio-pci.
 export function gpuSettingsFor(host: readonly SimGpu[]): Partial<{ gpu: SimGpuSettings }> {
-  const table = gpuTableOf(host.map((g) => ({ address: g.address, slot: lspciSlot(g.address, host), productId: g.productId, driver: g.driver || undefined })));
+  const table = gpuTableOf(host.map((g) => ({ kind: 'gpu' as const, address: g.address, slot: lspciSlot(g.address, host), productId: g.productId, driver: g.driver || undefined })));
   if (table === undefined) return {};
   const strings = (key: string) => table[key] as string[];
   return { gpu: { enabled: true, listing: strings('listing'), include: strings('include'), exclude: strings('exclude'), allowAttachAll: table['allow_attach_all'] === true } };
