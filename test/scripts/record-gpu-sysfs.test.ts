@@ -94,7 +94,7 @@ test('on a kernel-style layout, where each devices/ entry links into sys/devices
   assert.equal((await record(work, ['relative.tar.gz', root])).code, 0, 'a relative OUTPUT is relative to where the script was run');
   const copy = await unpack(t, join(work, 'relative.tar.gz'));
   assert.equal(await readFile(join(copy, 'sys/bus/pci/devices/0000:18:00.0/class'), 'utf8'), '0x030200\n');
-  assert.deepEqual(await probeGpus(copy), [{ address: '0000:18:00.0', slot: '18:00.0', productId: '10de:2335', driver: 'vfio-pci' }]);
+  assert.deepEqual(await probeGpus(copy), [{ kind: 'gpu', address: '0000:18:00.0', slot: '18:00.0', productId: '10de:2335', driver: 'vfio-pci' }]);
   assert.match(await readFile(join(copy, 'RECORDED'), 'utf8'), /^recorded: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/, 'no kernel line for a tree that is not this host');
 });
 
