@@ -1,10 +1,12 @@
 // `dstack-supervisor hash FILE [--json] [--config FILE]`: what the supervisor would deploy for a
-// compose file — app id, compose hash, host ports, warnings and the exact manifest — without
-// touching the VMM. The manifest printed is the string whose sha256 is the compose hash.
+// compose file — app id, compose hash, host ports, the GPUs it asks for, warnings and the exact
+// manifest — without touching the VMM. The manifest printed is the string whose sha256 is the
+// compose hash.
 import { readFile, stat } from 'node:fs/promises';
 import { readEnvFile } from '../secrets/env-file.ts';
 import { envDigestKeyPath, readEnvDigester } from '../status/env-digest.ts';
 import { AppError } from '../app/errors.ts';
+import { describeGpuRequest } from '../app/gpus.ts';
 import { appIdOf } from '../app/manifest.ts';
 import { decodeComposeText } from '../app/parse.ts';
 import { appNameOfFile } from '../app/name.ts';
@@ -91,6 +93,9 @@ function toJson(spec: AppSpec, envDigest: string | null) {
     // The status's env_digest once the VM runs NAME.env as it is now; null without NAME.env.
     env_digest: envDigest,
     ports: spec.ports,
+    // x-dstack.gpus as the supervisor reads it: "all", a count, or PCI addresses in sysfs form;
+    // null for none. Which GPUs the CVM gets is decided at deploy time, across apps.
+    gpus: spec.gpus ?? null,
     warnings: spec.warnings,
     manifest: spec.manifest,
   };
@@ -106,6 +111,7 @@ function formatText(spec: AppSpec, envDigest: string | null): string {
     `compose hash  ${spec.composeHash}`,
     `env digest    ${envDigest ?? '(none)'}`,
     `ports         ${list(ports)}`,
+    `gpus          ${spec.gpus === undefined ? '(none)' : describeGpuRequest(spec.gpus)}`,
     `warnings      ${list(warnings)}`,
     'manifest',
     spec.manifest,

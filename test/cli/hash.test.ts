@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +15,7 @@ import { defer } from '../helpers/cleanup.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
+const MAN_PAGE = join(import.meta.dirname, '../../packaging/files/dstack-supervisor.8');
 const run = promisify(execFile);
 
 type Result = { code: number; stdout: string; stderr: string };
@@ -53,14 +54,46 @@ test('hash --json prints one object whose manifest hashes to compose_hash', asyn
   const { code, stdout, stderr } = await hash([file, '--json', '--config', config]);
   assert.equal(code, 0, stderr);
   const out = JSON.parse(stdout);
-  assert.deepEqual(Object.keys(out).sort(), ['app_id', 'compose_hash', 'env_digest', 'manifest', 'name', 'ports', 'warnings']);
+  assert.deepEqual(Object.keys(out).sort(), ['app_id', 'compose_hash', 'env_digest', 'gpus', 'manifest', 'name', 'ports', 'warnings']);
   assert.equal(out.env_digest, null, 'no NAME.env: no env_digest');
+  assert.equal(out.gpus, null, 'no x-dstack.gpus: null, not absent');
   assert.equal(out.name, 'shop');
   assert.equal(out.compose_hash, createHash('sha256').update(out.manifest, 'utf8').digest('hex'));
   assert.equal(out.app_id, out.compose_hash.slice(0, 40));
   assert.deepEqual(out.ports, [{ protocol: 'tcp', host_port: 8084, vm_port: 8084, host_address: '0.0.0.0' }]);
   assert.deepEqual(out.warnings, []);
   assert.equal(JSON.parse(out.manifest).name, 'shop');
+});
+
+test('hash shows the GPUs an app asks for (x-dstack.gpus): all, a count, or its PCI addresses in sysfs form', async (t) => {
+  const gpuCompose = (gpus: string) =>
+    'services:\n  llm:\n    image: vllm/vllm-openai:v0.6.6\n    deploy:\n      resources:\n        reservations:\n' +
+    `          devices:\n            - driver: nvidia\n              count: all\n              capabilities: [gpu]\nx-dstack:\n  gpus: ${gpus}\n`;
+  const cases: Array<[string, unknown, string]> = [
+    ['all', 'all', 'all GPUs'],
+    ['2', 2, '2 GPUs'],
+    ['["18:00.0", "0000:2A:00.0"]', ['0000:18:00.0', '0000:2a:00.0'], 'GPUs 0000:18:00.0, 0000:2a:00.0'],
+  ];
+  for (const [written, json, text] of cases) {
+    const { config, file } = await setUp(t, 'llm.yaml', { text: gpuCompose(written) });
+    const asJson = await hash([file, '--json', '--config', config]);
+    assert.equal(asJson.code, 0, asJson.stderr);
+    const out = JSON.parse(asJson.stdout);
+    assert.deepEqual(out.gpus, json, written);
+    assert.deepEqual(out.warnings, [], written);
+    const asText = await hash([file, '--config', config]);
+    assert.ok(asText.stdout.includes(`\ngpus          ${text}\n`), asText.stdout);
+  }
+});
+
+test('every key of hash --json is named in the man page entry for hash', async (t) => {
+  const { config, file } = await setUp(t, 'shop.yaml', { fixture: 'xdstack.yaml' });
+  const { code, stdout, stderr } = await hash([file, '--json', '--config', config]);
+  assert.equal(code, 0, stderr);
+  const man = await readFile(MAN_PAGE, 'utf8');
+  const entry = man.slice(man.indexOf('.B hash\n'), man.indexOf('.B init\n'));
+  const named = (key: string) => new RegExp(`^\\.BR? (?:.*[ ,])?${key}(?:[ ,]|$)`, 'm').test(entry);
+  assert.deepEqual(Object.keys(JSON.parse(stdout)).filter((key) => !named(key)), []);
 });
 
 test('hash prints name, app id, hash, ports and the manifest as text', async (t) => {
@@ -71,6 +104,7 @@ test('hash prints name, app id, hash, ports and the manifest as text', async (t)
   assert.match(stdout, /\napp id {8}[0-9a-f]{40}\n/);
   assert.match(stdout, /\ncompose hash {2}[0-9a-f]{64}\n/);
   assert.match(stdout, /\nports {9}tcp 127\.0\.0\.1:8092 -> CVM 8092\n/);
+  assert.match(stdout, /\ngpus {10}\(none\)\n/);
   assert.match(stdout, /\nwarnings {6}service web: ports: "80" has no host port/);
   assert.match(stdout, /\nmanifest\n\{\n {2}"manifest_version": 2,/);
 });
