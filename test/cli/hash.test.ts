@@ -2,11 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { recordInitStep } from '../../src/init/journal.ts';
+import { readEnvFile } from '../../src/secrets/env-file.ts';
+import { envDigestKeyPath, openEnvDigester } from '../../src/status/env-digest.ts';
 import { manyKeysYaml, mergeAmplifiedYaml } from '../helpers/hostile-yaml.ts';
 import { defer } from '../helpers/cleanup.ts';
 
@@ -51,7 +54,8 @@ test('hash --json prints one object whose manifest hashes to compose_hash', asyn
   const { code, stdout, stderr } = await hash([file, '--json', '--config', config]);
   assert.equal(code, 0, stderr);
   const out = JSON.parse(stdout);
-  assert.deepEqual(Object.keys(out).sort(), ['app_id', 'compose_hash', 'gpus', 'manifest', 'name', 'ports', 'warnings']);
+  assert.deepEqual(Object.keys(out).sort(), ['app_id', 'compose_hash', 'env_digest', 'gpus', 'manifest', 'name', 'ports', 'warnings']);
+  assert.equal(out.env_digest, null, 'no NAME.env: no env_digest');
   assert.equal(out.gpus, null, 'no x-dstack.gpus: null, not absent');
   assert.equal(out.name, 'shop');
   assert.equal(out.compose_hash, createHash('sha256').update(out.manifest, 'utf8').digest('hex'));
@@ -155,13 +159,45 @@ test('hash --json lists warnings as {service, key, message}', async (t) => {
 
 test('hash takes NAME.env into account: its key names are in allowed_envs, no value is printed', async (t) => {
   const secret = 'hash-cli-secret-value-91';
-  const { dir, config, file } = await setUp(t, 'shop.yaml', { text: 'services:\n  web:\n    image: nginx\n', toml: `[apps]\nowner = ${process.getuid?.() ?? 0}\n` });
+  const { dir, config, file } = await setUp(t, 'shop.yaml', { text: 'services:\n  web:\n    image: nginx\n' });
+  await writeFile(config, `state_dir = "${join(dir, 'state')}"\n[apps]\nowner = ${process.getuid?.() ?? 0}\n`);
   await writeFile(join(dir, 'shop.env'), `DB_PASSWORD=${secret}\nAPI_KEY=${secret}\n`, { mode: 0o600 });
   const result = await hash([file, '--json', '--config', config]);
   assert.equal(result.code, 0, result.stderr);
-  const out = JSON.parse(result.stdout) as { manifest: string };
+  const out = JSON.parse(result.stdout) as { manifest: string; env_digest: string | null };
   assert.deepEqual(JSON.parse(out.manifest).allowed_envs, ['API_KEY', 'DB_PASSWORD']);
   assert.ok(!result.stdout.includes(secret) && !result.stderr.includes(secret));
+  // Before the service made its key, hash has no env_digest to give, and changes nothing.
+  assert.equal(out.env_digest, null);
+  assert.match(result.stderr, /warning: no \S+env-digest\.key yet .*env_digest is null/);
+  assert.equal(existsSync(envDigestKeyPath(join(dir, 'state'))), false);
+});
+
+// Issue 17: a tool that changed only values waits for the status's env_digest to equal this.
+test('hash --json gives the env_digest the service will report for NAME.env, keyed, changing with any value', async (t) => {
+  const { dir, config, file } = await setUp(t, 'shop.yaml', { text: 'services:\n  web:\n    image: nginx\n' });
+  const state = join(dir, 'state');
+  await writeFile(config, `state_dir = "${state}"\n[apps]\nowner = ${process.getuid?.() ?? 0}\n`);
+  const service = await openEnvDigester(state);
+  assert.equal((await stat(envDigestKeyPath(state))).mode & 0o777, 0o600);
+  const digestOf = async (value: string) => {
+    await writeFile(join(dir, 'shop.env'), `PIN=${value}\n`, { mode: 0o600 });
+    const result = await hash([file, '--json', '--config', config]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, '');
+    return (JSON.parse(result.stdout) as { env_digest: string }).env_digest;
+  };
+  const one = await digestOf('1234');
+  assert.match(one, /^[0-9a-f]{64}$/);
+  const env = await readEnvFile(file, { owner: process.getuid?.() ?? 0 });
+  assert.equal(one, service(env!.valuesHash), 'what the service reports for these values');
+  // Not the plain sha256 the state record keeps: a 4-digit PIN cannot be found from it without the key.
+  assert.notEqual(one, env!.valuesHash);
+  assert.notEqual(await digestOf('1235'), one);
+  assert.equal(await digestOf('1234'), one);
+  assert.equal((await openEnvDigester(state))(env!.valuesHash), one, 'the key is made once and kept');
+  const elsewhere = await openEnvDigester(join(dir, 'other-host'));
+  assert.notEqual(elsewhere(env!.valuesHash), one, 'another host, another key');
 });
 
 // Issue 13 item 5: `hash` refuses what the supervisor refuses, in the same sentence.
