@@ -6,6 +6,7 @@ import { InitSectionSchema } from './init/config-schema.ts';
 import { cleartextTokenHost } from './vmm/cleartext.ts';
 import { DEFAULT_PRIVILEGED_PORTS, FIRST_UNPRIVILEGED_PORT } from './app/host-ports.ts';
 import { canonicalPciAddress } from './app/gpus.ts';
+import { NVIDIA_KINDS } from './init/gpu-probe.ts';
 import { cvmSize, describeIssues, formatKey, parseTomlText } from './toml-config.ts';
 
 // Where the service looks when neither --config nor DSTACK_SUPERVISOR_CONFIG names a file.
@@ -113,13 +114,15 @@ const GatewaySectionSchema = z
   })
   .strict();
 
-// One fake NVIDIA GPU of the simulated host: its PCI address, product id (10de:2335 is an H200)
-// and the driver it is bound to (only vfio-pci ones can be given to a CVM).
+// One fake NVIDIA GPU of the simulated host: its PCI address, product id (10de:2335 is an H200),
+// the driver it is bound to (only vfio-pci ones can be given to a CVM) and whether it is a GPU or
+// an NVSwitch (10de:22a3 on H100/H200 boards), which dstack-vmm's attach mode "all" takes too.
 const SimGpuSchema = z
   .object({
     slot: z.string().refine((s) => canonicalPciAddress(s) !== undefined, 'must be a PCI address like "0000:18:00.0"'),
     product_id: z.string().regex(/^10de:[0-9a-f]{4}$/, 'must be an NVIDIA product id like "10de:2335"'),
     driver: z.string().default('vfio-pci'),
+    kind: z.enum(NVIDIA_KINDS).default('gpu'),
   })
   .strict();
 

@@ -18,6 +18,7 @@ import { createRepeatSummariser } from './log/repeat.ts';
 import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
+import { openEnvDigester } from './status/env-digest.ts';
 import { listApps, createSpecBuilder, managedApps, observedUpdate } from './controller/adapters.ts';
 import { resolveImage } from './controller/image.ts';
 import { createGpuAllocator } from './controller/gpu-allocator.ts';
@@ -97,9 +98,11 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   // a file nor a record go then (`known`). No record is read here: one that cannot be read holds
   // its app, not the start (issue 13).
   const initial = (await readAllStatuses(config.state_dir)).apps;
+  const envDigest = await openEnvDigester(config.state_dir);
   let ready = false;
   const reporter = createReporter({
     initial,
+    envDigest,
     log,
     repeats: createRepeatSummariser({ log, clock }),
     write: (s) => writeAppStatus(config.state_dir, s),

@@ -86,6 +86,18 @@ test('values from the file override defaults and come back as plain objects (smo
   assert.equal(Object.getPrototypeOf(config.apps), Object.prototype);
 });
 
+test('[sim] gpus: kind says whether a fake device is a GPU (the default, as before the key) or an NVSwitch; another kind is refused', () => {
+  const config = parseConfig(
+    '[sim]\ngpus = [{ slot = "0000:18:00.0", product_id = "10de:2335" }, { slot = "05:00.0", product_id = "10de:22a3", driver = "nvidia-nvswitch", kind = "nvswitch" }]\n',
+    'x.toml',
+  );
+  assert.deepEqual(config.sim.gpus.map((g) => ({ ...g })), [
+    { slot: '0000:18:00.0', product_id: '10de:2335', driver: 'vfio-pci', kind: 'gpu' },
+    { slot: '05:00.0', product_id: '10de:22a3', driver: 'nvidia-nvswitch', kind: 'nvswitch' },
+  ]);
+  assert.match(invalid('[sim]\ngpus = [{ slot = "0000:05:00.0", product_id = "10de:22a3", kind = "bridge" }]\n').message, /kind/);
+});
+
 test('a wrong type names the file, the key as it appears in the file, and the problem', () => {
   const err = invalid('[apps]\nsettle_ms = "soon"\n');
   assert.equal(err.code, 'CONFIG_INVALID');

@@ -2,6 +2,7 @@
 // that wait on `phase == "running"`), at most one journal line, and a fresh STATUS= summary.
 import type { AppRecord } from '../state/record.ts';
 import type { AppStatus } from '../status/schema.ts';
+import type { EnvDigester } from '../status/env-digest.ts';
 import { secondsUntilDelete, type Phase } from '../status/phase.ts';
 import type { Logger } from '../log/logger.ts';
 import { logDecision, type Decision } from '../log/decision.ts';
@@ -43,6 +44,9 @@ export type ReporterDeps = {
   // The STATUS= line changed.
   summary(line: string): void;
   now(): number;
+  // A record's envHash as the status's env_digest (keyed, src/status/env-digest.ts). Without it
+  // env_digest is null.
+  envDigest?: EnvDigester;
 };
 
 export type Reporter = {
@@ -113,6 +117,8 @@ export function createReporter(deps: ReporterDeps): Reporter {
         warnings: u.warnings ?? before?.warnings ?? [],
         delete_at: u.phase === 'deleting' && u.deleteAt !== undefined ? new Date(u.deleteAt).toISOString() : null,
         gpus: u.gpus ?? before?.gpus ?? [],
+        // The values the VM was given, as the record says; without a record, what was reported.
+        env_digest: rec ? (deps.envDigest?.(rec.envHash) ?? null) : (before?.env_digest ?? null),
         updated_at: new Date(deps.now()).toISOString(),
       };
       if (status.compose_hash === '') status.compose_hash = null;
@@ -135,7 +141,8 @@ export function createReporter(deps: ReporterDeps): Reporter {
         before && before.phase === status.phase && before.last_error === status.last_error && (before.code ?? null) === status.code &&
         before.vm_id === status.vm_id && before.app_id === status.app_id &&
         before.compose_hash === status.compose_hash && before.warnings.join('\n') === status.warnings.join('\n') && before.urls.join('\n') === status.urls.join('\n') &&
-        (before.delete_at ?? null) === status.delete_at && (before.gpus ?? []).join(',') === (status.gpus ?? []).join(',');
+        (before.delete_at ?? null) === status.delete_at && (before.gpus ?? []).join(',') === (status.gpus ?? []).join(',') &&
+        (before.env_digest ?? null) === status.env_digest;
       if (same) return;
       if (before?.phase !== status.phase) logPhase(status, before?.phase, status.phase);
       current.set(u.app, status);

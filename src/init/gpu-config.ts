@@ -2,18 +2,20 @@
 // operator's edit of the table is kept, like every rendered key. What init wrote last is in its
 // journal, so a table still as init left it (the template's `enabled = false` on every host
 // rendered before) is brought up to date when GPUs appear or change, and an edited one is not.
-import type { HostGpu } from './gpu-probe.ts';
+import type { NvidiaDevice } from './gpu-probe.ts';
 import { canonical, getPath, isTable, type Doc } from './merge.ts';
 
-// The table for `gpus`: the VMM lists the product ids bound to vfio-pci and leaves out GPUs of
-// those ids QEMU could not open; "all" attaches every NVIDIA GPU, so it is allowed only when every
-// one is on vfio-pci. Undefined when no GPU is usable: the template's table stays.
-export function gpuTableOf(gpus: readonly HostGpu[]): Doc | undefined {
+// The table for `devices`: the VMM lists the product ids of the GPUs bound to vfio-pci and leaves
+// out GPUs of those ids QEMU could not open. "all" attaches every NVIDIA GPU and NVSwitch, and QEMU
+// fails the launch on one it cannot open, so it is allowed only when every one is on vfio-pci.
+// Undefined when no GPU is usable: the template's table stays.
+export function gpuTableOf(devices: readonly NvidiaDevice[]): Doc | undefined {
+  const gpus = devices.filter((d) => d.kind === 'gpu');
   const usable = gpus.filter((g) => g.driver === 'vfio-pci');
   if (usable.length === 0) return undefined;
   const listing = [...new Set(usable.map((g) => g.productId))].sort();
   const exclude = gpus.filter((g) => g.driver !== 'vfio-pci' && listing.includes(g.productId)).map((g) => g.slot);
-  return { enabled: true, listing, exclude, include: [], allow_attach_all: gpus.every((g) => g.driver === 'vfio-pci') };
+  return { enabled: true, listing, exclude, include: [], allow_attach_all: devices.every((d) => d.driver === 'vfio-pci') };
 }
 
 // How init treats `[cvm.gpu]` this run: `drop` takes the file's table out before the merge, so the

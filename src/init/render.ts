@@ -15,7 +15,7 @@ import { pickKmsPort, type PortProbe } from './kms-port.ts';
 import { canonical, getPath, isTable, mergeOperatorEdits, type Doc, type EnforcedKey } from './merge.ts';
 import { authConfigEnforced, kmsEnforced, kmsPlatformDefaults, vmmEnforced, vmmListenAddress } from './derived-keys.ts';
 import { gpuTableOf, planGpuTable, withGpuTable, withoutGpuTable } from './gpu-config.ts';
-import type { HostGpu } from './gpu-probe.ts';
+import type { NvidiaDevice } from './gpu-probe.ts';
 import type { Platform } from './platform.ts';
 
 // Everything the render depends on. `vmmUrl` is supervisor.toml `[vmm] url` and
@@ -34,9 +34,9 @@ export type RenderInputs = {
   previousKmsPort?: number;
   isPortFree?: PortProbe;
   templatesDir?: string;
-  // The host's NVIDIA GPUs (gpu-probe.ts), and the `[cvm.gpu]` init rendered last (its journal;
-  // absent: the template's).
-  gpus?: readonly HostGpu[];
+  // The host's NVIDIA GPUs and NVSwitches (gpu-probe.ts), and the `[cvm.gpu]` init rendered last
+  // (its journal; absent: the template's).
+  gpus?: readonly NvidiaDevice[];
   previousGpuTable?: string;
 };
 

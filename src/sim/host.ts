@@ -17,7 +17,8 @@
 //   upstream's does. A GPU is busy while a running VM holds it (upstream reads the bus-master bit),
 //   or when it is not on vfio-pci. QEMU failing to open one ends the launch `exited` with a
 //   `vmm.process.exited` event; "no such host device" is QEMU's wording, the other two texts are
-//   the simulator's. NVSwitches are not simulated ("all" attaches the GPUs only).
+//   the simulator's. "all" takes the NVSwitches among them (`kind: 'nvswitch'`) too, as upstream's
+//   does, and QEMU opens them after the GPUs.
 // - Images come from `images`, not a directory scan.
 // - GetAppEnvEncryptPubKey answers from `envKeys` (per-app X25519 keys derived from the host's KMS
 //   root keys and signed by its k256 key, see env-keys.ts) instead of proxying to `kms_url`.

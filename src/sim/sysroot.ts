@@ -28,7 +28,8 @@ export type SysrootFeatures = {
   // QEMU lists the sev-snp-guest object (a SNP-capable build).
   qemuSnp?: boolean;
   qcnlConf?: boolean;
-  // NVIDIA GPUs in sysfs (vendor, device, class and the driver link init's GPU probe reads).
+  // NVIDIA GPUs and NVSwitches in sysfs (vendor, device, class and the driver link init's GPU
+  // probe reads).
   gpus?: readonly SimGpu[];
 };
 
@@ -83,7 +84,8 @@ export async function buildFakeSysroot(root: string, init: InitSection, features
     const dir = `/sys/bus/pci/devices/${gpu.address}`;
     await put(`${dir}/vendor`, '0x10de\n');
     await put(`${dir}/device`, `0x${gpu.productId.slice(5)}\n`);
-    await put(`${dir}/class`, '0x030200\n');
+    // 3D controller; an NVSwitch is a bridge of class 0x0680, as nvidia-nvswitch logs it.
+    await put(`${dir}/class`, gpu.kind === 'nvswitch' ? '0x068000\n' : '0x030200\n');
     if (gpu.driver !== '') await symlink(`../../../../bus/pci/drivers/${gpu.driver}`, join(root, dir, 'driver'));
   }
   return root;

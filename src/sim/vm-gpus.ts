@@ -6,16 +6,17 @@
 // `configure_gpus`), and that is where an unknown or busy slot fails.
 import { canonicalPciAddress } from '../app/gpus.ts';
 import type { GpuConfig, GpuInfo } from '../vmm/messages.ts';
-import { nvidiaGpuDescription } from '../init/gpu-probe.ts';
+import { nvidiaGpuDescription, type NvidiaKind } from '../init/gpu-probe.ts';
 import { gpuTableOf } from '../init/gpu-config.ts';
 import { VmmRejection } from './vm-rules.ts';
 
-// One fake PCI device: a GPU at `address` (sysfs form), bound to `driver`.
-export type SimGpu = { address: string; productId: string; driver: string };
+// One fake PCI device at `address` (sysfs form), bound to `driver`: a GPU (3D controller), or with
+// `kind` 'nvswitch' an NVSwitch (class 0x0680, lspci's "Bridge").
+export type SimGpu = { address: string; productId: string; driver: string; kind?: NvidiaKind };
 
 // The GPUs supervisor.toml `[sim] gpus` gives the simulated host.
-export function simGpusOf(entries: readonly { slot: string; product_id: string; driver: string }[]): SimGpu[] {
-  return entries.map((e) => ({ address: canonicalPciAddress(e.slot) ?? e.slot, productId: e.product_id, driver: e.driver }));
+export function simGpusOf(entries: readonly { slot: string; product_id: string; driver: string; kind: NvidiaKind }[]): SimGpu[] {
+  return entries.map((e) => ({ address: canonicalPciAddress(e.slot) ?? e.slot, productId: e.product_id, driver: e.driver, kind: e.kind }));
 }
 
 // `[cvm.gpu]` as the VMM loaded it.
@@ -24,7 +25,7 @@ export type SimGpuSettings = { enabled: boolean; listing: string[]; include: str
 // `[cvm.gpu]` as init renders it for these GPUs (src/init/gpu-config.ts), for a simulated host
 // without init, whose VMM reads no vmm.toml; off when none is on vfio-pci.
 export function gpuSettingsFor(host: readonly SimGpu[]): Partial<{ gpu: SimGpuSettings }> {
-  const table = gpuTableOf(host.map((g) => ({ address: g.address, slot: lspciSlot(g.address, host), productId: g.productId, driver: g.driver || undefined })));
+  const table = gpuTableOf(host.map((g) => ({ kind: g.kind ?? 'gpu', address: g.address, slot: lspciSlot(g.address, host), productId: g.productId, driver: g.driver || undefined })));
   if (table === undefined) return {};
   const strings = (key: string) => table[key] as string[];
   return { gpu: { enabled: true, listing: strings('listing'), include: strings('include'), exclude: strings('exclude'), allowAttachAll: table['allow_attach_all'] === true } };
@@ -54,26 +55,36 @@ export function listSimGpus(host: readonly SimGpu[], settings: SimGpuSettings, b
     }));
 }
 
-// `resolve_gpus_with_config`: what CreateVm and UpdateVm store for a requested GpuConfig, or the
-// VMM's error. "all" becomes every NVIDIA 3D controller the host has, listed or not.
-export function resolveSimGpus(request: GpuConfig | undefined, host: readonly SimGpu[], settings: SimGpuSettings): GpuConfig {
-  if (request === undefined) return { attach_mode: 'listed', gpus: [] };
+// What CreateVm and UpdateVm store: the GpuConfig VmInfo shows, and the NVSwitches (lspci slots)
+// "all" took besides, which upstream's manifest keeps (app.rs `GpuConfig.bridges`) and its VmInfo,
+// like vmm_rpc.proto's GpuConfig, has no field for.
+export type SimGpuResolution = { config: GpuConfig; bridges: string[] };
+
+// `resolve_gpus_with_config`: the resolution for a requested GpuConfig, or the VMM's error. "all"
+// becomes every NVIDIA 3D controller and every NVSwitch the host has, listed or not.
+export function resolveSimGpus(request: GpuConfig | undefined, host: readonly SimGpu[], settings: SimGpuSettings): SimGpuResolution {
+  if (request === undefined) return { config: { attach_mode: 'listed', gpus: [] }, bridges: [] };
   const empty = request.attach_mode !== 'all' && request.gpus.length === 0;
   if (!settings.enabled && !empty) throw new VmmRejection('GPU is not enabled');
-  let resolved: GpuConfig;
-  if (request.attach_mode === 'listed') resolved = { attach_mode: 'listed', gpus: request.gpus.map((g) => ({ slot: g.slot })) };
-  else if (request.attach_mode === 'all') resolved = { attach_mode: 'all', gpus: host.map((g) => ({ slot: lspciSlot(g.address, host) })) };
-  else throw new VmmRejection(`Invalid GPU attach mode: ${request.attach_mode}`);
-  if (!settings.allowAttachAll && resolved.attach_mode === 'all') throw new VmmRejection('Attaching all GPUs is not allowed');
-  return resolved;
+  if (request.attach_mode === 'listed') return { config: { attach_mode: 'listed', gpus: request.gpus.map((g) => ({ slot: g.slot })) }, bridges: [] };
+  if (request.attach_mode !== 'all') throw new VmmRejection(`Invalid GPU attach mode: ${request.attach_mode}`);
+  if (!settings.allowAttachAll) throw new VmmRejection('Attaching all GPUs is not allowed');
+  const slotsOf = (kind: NvidiaKind) => host.filter((g) => (g.kind ?? 'gpu') === kind).map((g) => lspciSlot(g.address, host));
+  return { config: { attach_mode: 'all', gpus: slotsOf('gpu').map((slot) => ({ slot })) }, bridges: slotsOf('nvswitch') };
 }
 
-// Why QEMU cannot start with these GPUs (`busy`: the addresses running VMs hold), in QEMU's words
-// as far as they are known; undefined when it can. With `[cvm.gpu] enabled = false` the VMM
-// launches without any (`try_allocate_gpus`), so nothing can fail.
-export function gpuLaunchProblem(config: GpuConfig | undefined, host: readonly SimGpu[], settings: SimGpuSettings, busy: ReadonlySet<string>): string | undefined {
-  if (!settings.enabled) return undefined;
-  for (const [i, { slot }] of (config?.gpus ?? []).entries()) {
+// The slots QEMU is to open, in its order (`configure_gpus`): the GPUs, then the NVSwitches, and
+// neither without a GPU. None with `[cvm.gpu] enabled = false`: the VMM then launches without any
+// (`try_allocate_gpus`).
+export function vfioSlotsOf(config: GpuConfig | undefined, bridges: readonly string[], settings: SimGpuSettings): string[] {
+  const gpus = (config?.gpus ?? []).map((g) => g.slot);
+  return settings.enabled && gpus.length > 0 ? [...gpus, ...bridges] : [];
+}
+
+// Why QEMU cannot open these slots (`busy`: the addresses running VMs hold), in QEMU's words as far
+// as they are known; undefined when it can.
+export function gpuLaunchProblem(slots: readonly string[], host: readonly SimGpu[], busy: ReadonlySet<string>): string | undefined {
+  for (const [i, slot] of slots.entries()) {
     const address = canonicalPciAddress(slot) ?? slot;
     const device = host.find((g) => g.address === address);
     const qemu = `qemu-system-x86_64: -device vfio-pci,host=${slot},bus=pci.${i + 1},iommufd=iommufd0: vfio ${address}`;
@@ -84,8 +95,7 @@ export function gpuLaunchProblem(config: GpuConfig | undefined, host: readonly S
   return undefined;
 }
 
-// The addresses a launch takes.
-export function launchedAddresses(config: GpuConfig | undefined, settings: SimGpuSettings): string[] {
-  if (!settings.enabled) return [];
-  return (config?.gpus ?? []).map(({ slot }) => canonicalPciAddress(slot) ?? slot);
+// The addresses a launch with these slots takes.
+export function launchedAddresses(slots: readonly string[]): string[] {
+  return slots.map((slot) => canonicalPciAddress(slot) ?? slot);
 }

@@ -15,12 +15,14 @@ export type SimVm = {
   appId: string;
   createdAt: number;
   config: VmConfiguration;
+  // The NVSwitches (lspci slots) attach mode "all" took besides `config.gpus` (vm-gpus.ts).
+  bridges: string[];
   ports: HostPort[];
   started: boolean;
   running: boolean;
   removing: boolean;
   launchedPorts: HostPort[];
-  // The GPUs (sysfs addresses) QEMU opened at launch; none while the process is down.
+  // The GPUs and NVSwitches (sysfs addresses) QEMU opened at launch; none while the process is down.
   launchedGpus: string[];
   launchedCompose: string;
   launchedEnv: string;
@@ -40,7 +42,7 @@ export type SimVm = {
 };
 
 // A freshly created VM: nothing launched, nothing reported yet.
-export function newVmRecord(fields: Pick<SimVm, 'id' | 'appId' | 'createdAt' | 'config' | 'ports' | 'started'>): SimVm {
+export function newVmRecord(fields: Pick<SimVm, 'id' | 'appId' | 'createdAt' | 'config' | 'bridges' | 'ports' | 'started'>): SimVm {
   return {
     ...fields,
     running: false,

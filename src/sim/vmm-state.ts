@@ -10,7 +10,7 @@ import { noGatewayAnswers } from './gateway-guest.ts';
 import { runBoot, type BootDeps } from './vm-boot.ts';
 import { DEFAULT_SIM_IMAGE, settingsOf, type SimImage, type SimVmmSettings, type VmmStateOptions } from './vmm-config.ts';
 import { newVmRecord, pushEvent, statusOf, type SimVm } from './vm-record.ts';
-import { gpuLaunchProblem, launchedAddresses, resolveSimGpus, type SimGpu } from './vm-gpus.ts';
+import { gpuLaunchProblem, launchedAddresses, resolveSimGpus, vfioSlotsOf, type SimGpu } from './vm-gpus.ts';
 import {
   applyResize,
   checkPortConflicts,
@@ -103,7 +103,7 @@ export class VmmState {
     return this.images.find((image) => image.name === name);
   }
 
-  // The GPUs running VMs hold (sysfs addresses): ListGpus shows them taken.
+  // The GPUs and NVSwitches running VMs hold (sysfs addresses): ListGpus shows them taken.
   busyGpus(): Set<string> {
     return new Set(this.list().flatMap((vm) => vm.launchedGpus));
   }
@@ -113,14 +113,14 @@ export class VmmState {
   createVm(request: VmConfiguration): Id {
     validateName(request.name);
     const ports = resolveCreatePorts(request.ports, this.current.portMapping);
-    const gpus = resolveSimGpus(request.gpus, this.gpus, this.current.gpu);
+    const { config: gpus, bridges } = resolveSimGpus(request.gpus, this.gpus, this.current.gpu);
     checkPortConflicts(ports, this.portHolders(undefined));
     this.checkImage(request.image, 'Failed to load VM');
     requireAppCompose(request.compose_file, 'Failed to load VM: Failed to read compose file');
     const appId = resolveAppId(request.app_id, request.compose_file);
     const id = randomUUID();
     const config = { ...structuredClone(request), app_id: appId, ports, gpus, stopped: false };
-    const vm = newVmRecord({ id, appId, createdAt: this.scheduler.clock.now(), config, ports, started: !request.stopped });
+    const vm = newVmRecord({ id, appId, createdAt: this.scheduler.clock.now(), config, bridges, ports, started: !request.stopped });
     this.vms.set(id, vm);
     if (vm.started) this.launch(vm);
     else this.changed();
@@ -197,7 +197,10 @@ export class VmmState {
     if (request.encrypted_env !== '') config.encrypted_env = request.encrypted_env;
     if (request.user_config !== '') config.user_config = request.user_config;
     applyResize(config, request);
-    if (gpus !== undefined) config.gpus = gpus;
+    if (gpus !== undefined) {
+      config.gpus = gpus.config;
+      vm.bridges = gpus.bridges;
+    }
     if (request.no_tee !== undefined) config.no_tee = request.no_tee;
     if (ports) vm.ports = config.ports = ports;
     if (request.update_kms_urls) config.kms_urls = [...request.kms_urls];
@@ -279,16 +282,17 @@ export class VmmState {
     }
   }
 
-  // QEMU starts; one that cannot open a GPU it is given exits at once (an unknown slot, one
-  // another VM holds, one not on vfio-pci), and the VM shows `exited`.
+  // QEMU starts; one that cannot open a GPU or NVSwitch it is given exits at once (an unknown slot,
+  // one another VM holds, one not on vfio-pci), and the VM shows `exited`.
   private launch(vm: SimVm): void {
-    const gpuProblem = gpuLaunchProblem(vm.config.gpus, this.gpus, this.current.gpu, this.busyGpus());
+    const slots = vfioSlotsOf(vm.config.gpus, vm.bridges, this.current.gpu);
+    const gpuProblem = gpuLaunchProblem(slots, this.gpus, this.busyGpus());
     vm.running = true;
     vm.generation += 1;
     vm.launchedAt = this.scheduler.clock.now();
     vm.exitedAt = undefined;
     vm.launchedPorts = vm.ports.map((p) => ({ ...p }));
-    vm.launchedGpus = gpuProblem === undefined ? launchedAddresses(vm.config.gpus, this.current.gpu) : [];
+    vm.launchedGpus = gpuProblem === undefined ? launchedAddresses(slots) : [];
     vm.launchedCompose = vm.config.compose_file;
     vm.launchedEnv = vm.config.encrypted_env;
     vm.bootProgress = 'booting';

@@ -5,9 +5,9 @@ import type { ConfigSource } from '../config.ts';
 import type { Phase } from './phase.ts';
 import type { AppStatus, GatewayStatusFile, SupervisorPhase, SupervisorStatus } from './schema.ts';
 
-// An app's status with `code`, `delete_at` and `gpus` always present (files from before issues 15
-// and 19 lack them).
-export type AppReport = Omit<AppStatus, 'code' | 'delete_at' | 'gpus'> & { code: string | null; delete_at: string | null; gpus: string[] };
+// An app's status with `code`, `delete_at`, `gpus` and `env_digest` always present (files from
+// before issues 15, 19 and 17 lack them).
+export type AppReport = Omit<AppStatus, 'code' | 'delete_at' | 'gpus' | 'env_digest'> & { code: string | null; delete_at: string | null; gpus: string[]; env_digest: string | null };
 
 // The gateway's status with every key present.
 export type GatewayReport = Required<{ [K in keyof GatewayStatusFile]: Exclude<GatewayStatusFile[K], undefined> }>;
@@ -49,6 +49,6 @@ export function buildStatusReport(config: ConfigSource, service: SupervisorStatu
       pid,
     },
     gateway: gateway && { ...gateway, boot_error: gateway.boot_error ?? null, log_tail: gateway.log_tail ?? [], dns: gateway.dns ?? null },
-    apps: apps.map((app) => ({ ...app, code: app.code ?? null, delete_at: app.delete_at ?? null, gpus: app.gpus ?? [] })),
+    apps: apps.map((app) => ({ ...app, code: app.code ?? null, delete_at: app.delete_at ?? null, gpus: app.gpus ?? [], env_digest: app.env_digest ?? null })),
   };
 }

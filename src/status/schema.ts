@@ -32,6 +32,9 @@ export const AppStatusSchema = z
     // The GPUs the app's VM holds (PCI addresses, "0000:18:00.0"); [] for none. Absent in files
     // written before issue 19.
     gpus: z.array(z.string()).optional(),
+    // HMAC-SHA256, under this host's key, of the NAME.env values the app's VM was last given
+    // (src/status/env-digest.ts); null with no NAME.env. Absent in files written before issue 17.
+    env_digest: sha256Hex.nullable().optional(),
     updated_at: isoTime,
   })
   .strict();

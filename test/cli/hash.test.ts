@@ -2,16 +2,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { recordInitStep } from '../../src/init/journal.ts';
+import { readEnvFile } from '../../src/secrets/env-file.ts';
+import { envDigestKeyPath, openEnvDigester } from '../../src/status/env-digest.ts';
 import { manyKeysYaml, mergeAmplifiedYaml } from '../helpers/hostile-yaml.ts';
 import { defer } from '../helpers/cleanup.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
 const FIXTURES = join(import.meta.dirname, '../fixtures/compose');
+const MAN_PAGE = join(import.meta.dirname, '../../packaging/files/dstack-supervisor.8');
 const run = promisify(execFile);
 
 type Result = { code: number; stdout: string; stderr: string };
@@ -50,13 +54,46 @@ test('hash --json prints one object whose manifest hashes to compose_hash', asyn
   const { code, stdout, stderr } = await hash([file, '--json', '--config', config]);
   assert.equal(code, 0, stderr);
   const out = JSON.parse(stdout);
-  assert.deepEqual(Object.keys(out).sort(), ['app_id', 'compose_hash', 'manifest', 'name', 'ports', 'warnings']);
+  assert.deepEqual(Object.keys(out).sort(), ['app_id', 'compose_hash', 'env_digest', 'gpus', 'manifest', 'name', 'ports', 'warnings']);
+  assert.equal(out.env_digest, null, 'no NAME.env: no env_digest');
+  assert.equal(out.gpus, null, 'no x-dstack.gpus: null, not absent');
   assert.equal(out.name, 'shop');
   assert.equal(out.compose_hash, createHash('sha256').update(out.manifest, 'utf8').digest('hex'));
   assert.equal(out.app_id, out.compose_hash.slice(0, 40));
   assert.deepEqual(out.ports, [{ protocol: 'tcp', host_port: 8084, vm_port: 8084, host_address: '0.0.0.0' }]);
   assert.deepEqual(out.warnings, []);
   assert.equal(JSON.parse(out.manifest).name, 'shop');
+});
+
+test('hash shows the GPUs an app asks for (x-dstack.gpus): all, a count, or its PCI addresses in sysfs form', async (t) => {
+  const gpuCompose = (gpus: string) =>
+    'services:\n  llm:\n    image: vllm/vllm-openai:v0.6.6\n    deploy:\n      resources:\n        reservations:\n' +
+    `          devices:\n            - driver: nvidia\n              count: all\n              capabilities: [gpu]\nx-dstack:\n  gpus: ${gpus}\n`;
+  const cases: Array<[string, unknown, string]> = [
+    ['all', 'all', 'all GPUs'],
+    ['2', 2, '2 GPUs'],
+    ['["18:00.0", "0000:2A:00.0"]', ['0000:18:00.0', '0000:2a:00.0'], 'GPUs 0000:18:00.0, 0000:2a:00.0'],
+  ];
+  for (const [written, json, text] of cases) {
+    const { config, file } = await setUp(t, 'llm.yaml', { text: gpuCompose(written) });
+    const asJson = await hash([file, '--json', '--config', config]);
+    assert.equal(asJson.code, 0, asJson.stderr);
+    const out = JSON.parse(asJson.stdout);
+    assert.deepEqual(out.gpus, json, written);
+    assert.deepEqual(out.warnings, [], written);
+    const asText = await hash([file, '--config', config]);
+    assert.ok(asText.stdout.includes(`\ngpus          ${text}\n`), asText.stdout);
+  }
+});
+
+test('every key of hash --json is named in the man page entry for hash', async (t) => {
+  const { config, file } = await setUp(t, 'shop.yaml', { fixture: 'xdstack.yaml' });
+  const { code, stdout, stderr } = await hash([file, '--json', '--config', config]);
+  assert.equal(code, 0, stderr);
+  const man = await readFile(MAN_PAGE, 'utf8');
+  const entry = man.slice(man.indexOf('.B hash\n'), man.indexOf('.B init\n'));
+  const named = (key: string) => new RegExp(`^\\.BR? (?:.*[ ,])?${key}(?:[ ,]|$)`, 'm').test(entry);
+  assert.deepEqual(Object.keys(JSON.parse(stdout)).filter((key) => !named(key)), []);
 });
 
 test('hash prints name, app id, hash, ports and the manifest as text', async (t) => {
@@ -67,6 +104,7 @@ test('hash prints name, app id, hash, ports and the manifest as text', async (t)
   assert.match(stdout, /\napp id {8}[0-9a-f]{40}\n/);
   assert.match(stdout, /\ncompose hash {2}[0-9a-f]{64}\n/);
   assert.match(stdout, /\nports {9}tcp 127\.0\.0\.1:8092 -> CVM 8092\n/);
+  assert.match(stdout, /\ngpus {10}\(none\)\n/);
   assert.match(stdout, /\nwarnings {6}service web: ports: "80" has no host port/);
   assert.match(stdout, /\nmanifest\n\{\n {2}"manifest_version": 2,/);
 });
@@ -121,13 +159,45 @@ test('hash --json lists warnings as {service, key, message}', async (t) => {
 
 test('hash takes NAME.env into account: its key names are in allowed_envs, no value is printed', async (t) => {
   const secret = 'hash-cli-secret-value-91';
-  const { dir, config, file } = await setUp(t, 'shop.yaml', { text: 'services:\n  web:\n    image: nginx\n', toml: `[apps]\nowner = ${process.getuid?.() ?? 0}\n` });
+  const { dir, config, file } = await setUp(t, 'shop.yaml', { text: 'services:\n  web:\n    image: nginx\n' });
+  await writeFile(config, `state_dir = "${join(dir, 'state')}"\n[apps]\nowner = ${process.getuid?.() ?? 0}\n`);
   await writeFile(join(dir, 'shop.env'), `DB_PASSWORD=${secret}\nAPI_KEY=${secret}\n`, { mode: 0o600 });
   const result = await hash([file, '--json', '--config', config]);
   assert.equal(result.code, 0, result.stderr);
-  const out = JSON.parse(result.stdout) as { manifest: string };
+  const out = JSON.parse(result.stdout) as { manifest: string; env_digest: string | null };
   assert.deepEqual(JSON.parse(out.manifest).allowed_envs, ['API_KEY', 'DB_PASSWORD']);
   assert.ok(!result.stdout.includes(secret) && !result.stderr.includes(secret));
+  // Before the service made its key, hash has no env_digest to give, and changes nothing.
+  assert.equal(out.env_digest, null);
+  assert.match(result.stderr, /warning: no \S+env-digest\.key yet .*env_digest is null/);
+  assert.equal(existsSync(envDigestKeyPath(join(dir, 'state'))), false);
+});
+
+// Issue 17: a tool that changed only values waits for the status's env_digest to equal this.
+test('hash --json gives the env_digest the service will report for NAME.env, keyed, changing with any value', async (t) => {
+  const { dir, config, file } = await setUp(t, 'shop.yaml', { text: 'services:\n  web:\n    image: nginx\n' });
+  const state = join(dir, 'state');
+  await writeFile(config, `state_dir = "${state}"\n[apps]\nowner = ${process.getuid?.() ?? 0}\n`);
+  const service = await openEnvDigester(state);
+  assert.equal((await stat(envDigestKeyPath(state))).mode & 0o777, 0o600);
+  const digestOf = async (value: string) => {
+    await writeFile(join(dir, 'shop.env'), `PIN=${value}\n`, { mode: 0o600 });
+    const result = await hash([file, '--json', '--config', config]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, '');
+    return (JSON.parse(result.stdout) as { env_digest: string }).env_digest;
+  };
+  const one = await digestOf('1234');
+  assert.match(one, /^[0-9a-f]{64}$/);
+  const env = await readEnvFile(file, { owner: process.getuid?.() ?? 0 });
+  assert.equal(one, service(env!.valuesHash), 'what the service reports for these values');
+  // Not the plain sha256 the state record keeps: a 4-digit PIN cannot be found from it without the key.
+  assert.notEqual(one, env!.valuesHash);
+  assert.notEqual(await digestOf('1235'), one);
+  assert.equal(await digestOf('1234'), one);
+  assert.equal((await openEnvDigester(state))(env!.valuesHash), one, 'the key is made once and kept');
+  const elsewhere = await openEnvDigester(join(dir, 'other-host'));
+  assert.notEqual(elsewhere(env!.valuesHash), one, 'another host, another key');
 });
 
 // Issue 13 item 5: `hash` refuses what the supervisor refuses, in the same sentence.

@@ -7,6 +7,8 @@ import { createReporter } from '../../src/controller/reporter.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { createRepeatSummariser } from '../../src/log/repeat.ts';
 import { readAllStatuses, removeAppStatus, statusDir, writeAppStatus } from '../../src/status/store.ts';
+import { openEnvDigester } from '../../src/status/env-digest.ts';
+import type { AppRecord } from '../../src/state/record.ts';
 import { collectLines } from '../log/collect.ts';
 import { defer } from '../helpers/cleanup.ts';
 
@@ -25,6 +27,7 @@ async function stage(t: { after: (fn: () => Promise<void>) => void }) {
       remove: (app) => removeAppStatus(dir, app),
       summary: (line) => summaries.push(line),
       now: () => 0,
+      envDigest: await openEnvDigester(join(dir, 'state')),
     });
   const phaseLines = () => collected.lines.filter((l) => l.fields.PHASE !== undefined).map((l) => [l.fields.msg, l.fields.FILE]);
   return { dir, open, summaries, phaseLines, lines: collected.lines };
@@ -93,4 +96,26 @@ test('issue 15: a status file written before `code` existed is still read, and i
   assert.deepEqual(next.statuses().map((st) => [st.app, st.last_error, st.code]), [['old', 'boom', undefined]]);
   await next.update({ app: 'old', file: '/etc/dstack/apps.d/old.yml', phase: 'failed', error: 'boom', code: 'VM_BOOT_FAILED' });
   assert.equal((await readAllStatuses(s.dir)).apps[0]?.code, 'VM_BOOT_FAILED', 'a code where there was none is written');
+});
+
+// Issue 17: a change of env values alone keeps phase and compose hash; the status must still move,
+// or a tool waiting for the new values sees nothing happen.
+test('issue 17: env_digest follows the record\'s envHash, keyed, and a new one alone rewrites the status', async (t) => {
+  const s = await stage(t);
+  const reporter = await s.open();
+  const file = '/etc/dstack/apps.d/shop.yaml';
+  const record = (envHash?: string): AppRecord => ({ name: 'shop', file, appId: 'a'.repeat(40), vmId: 'vm-1', phase: 'running', appliedHash: 'b'.repeat(64), registeredHashes: ['b'.repeat(64)], envHash });
+  const digest = async () => (await readAllStatuses(s.dir)).apps[0]?.env_digest;
+  await reporter.update({ app: 'shop', file, phase: 'running', record: record() });
+  assert.equal(await digest(), null, 'no NAME.env: null');
+  await reporter.update({ app: 'shop', file, phase: 'running', record: record('1'.repeat(64)) });
+  const one = await digest();
+  assert.match(one ?? '', /^[0-9a-f]{64}$/);
+  assert.notEqual(one, '1'.repeat(64), 'never the record\'s plain hash');
+  await reporter.update({ app: 'shop', file, phase: 'running', record: record('2'.repeat(64)) });
+  const two = await digest();
+  assert.ok(two && two !== one, 'same phase and hash, new values: a new status');
+  // A held file (no record in the update) keeps what the VM was given.
+  await reporter.update({ app: 'shop', file, phase: 'invalid', error: 'bad', code: 'APP_YAML' });
+  assert.equal(await digest(), two);
 });

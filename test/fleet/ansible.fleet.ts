@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { createVmmClient } from '../../src/vmm/client.ts';
 import { defer } from '../helpers/cleanup.ts';
 import { freePorts } from '../helpers/harness.ts';
 
@@ -67,7 +68,8 @@ function inventoryOf(hosts: Host[], secret: string): string {
             host_manage_service: false,
             shop_image: 'nginx:1.27-alpine',
             shop_state: 'present',
-            dstack_apps: [{ name: 'shop', compose, env: { API_TOKEN: secret }, state: '{{ shop_state }}' }],
+            shop_secret: secret,
+            dstack_apps: [{ name: 'shop', compose, env: { API_TOKEN: '{{ shop_secret }}' }, state: '{{ shop_state }}' }],
           },
         },
       },
@@ -83,11 +85,39 @@ function recapOf(out: string): Map<string, Recap> {
   return recap;
 }
 
-type AppStatus = { app: string; phase: string; compose_hash: string | null; code: string | null };
+type AppStatus = { app: string; phase: string; compose_hash: string | null; code: string | null; env_digest: string | null; vm_id: string | null };
 
 async function appsOf(host: Host): Promise<AppStatus[]> {
   const { stdout } = await execa(process.execPath, [BIN, 'status', '--json', '--config', host.config]);
   return (JSON.parse(stdout) as { apps: AppStatus[] }).apps;
+}
+
+// The apps of the last `status --json` the app role read on `host` (-v prints each task's result
+// as one JSON line): what the role saw when it stopped waiting.
+function lastStatusRead(out: string, host: string): AppStatus[] {
+  const reads = out.split(/^TASK \[/m).filter((block) => block.startsWith('dstack.supervisor.app : Read the status until'));
+  const results = reads.flatMap((block) => [...block.matchAll(/^ok: \[(\S+)\] => (\{.*\})$/gm)].filter((m) => m[1] === host).map((m) => m[2]!));
+  const last = results.at(-1);
+  assert.ok(last, `no status read of the app role on ${host}:\n${out}`);
+  return (JSON.parse((JSON.parse(last) as { stdout: string }).stdout) as { apps: AppStatus[] }).apps;
+}
+
+// What `hash --json` says of the host's shop.yaml and shop.env now.
+async function hashOf(host: Host): Promise<{ compose_hash: string; env_digest: string | null }> {
+  const { stdout } = await execa(process.execPath, [BIN, 'hash', join(host.appsDir, 'shop.yaml'), '--json', '--config', host.config]);
+  return JSON.parse(stdout) as { compose_hash: string; env_digest: string | null };
+}
+
+// The shop VM as the host's simulated dstack-vmm has it: the sealed env it boots with, and how far.
+async function shopVmOf(host: Host): Promise<{ id: string; status: string; encryptedEnv: string }> {
+  const vmm = createVmmClient({ url: `unix:${join(host.dir, 'sim', 'vmm.sock')}` });
+  try {
+    const vm = (await vmm.status()).vms.find((v) => v.name === 'shop');
+    assert.ok(vm?.configuration, `${host.name}: no shop VM`);
+    return { id: vm.id, status: `${vm.status}/${vm.boot_progress}`, encryptedEnv: vm.configuration.encrypted_env };
+  } finally {
+    await vmm.close();
+  }
 }
 
 test('issue 17: the dstack.supervisor collection rolls an app over three simulated hosts', { skip: notRun, timeout: 600_000 }, async (t) => {
@@ -105,13 +135,18 @@ test('issue 17: the dstack.supervisor collection rolls an app over three simulat
     hosts.push({ name, dir, appsDir, config: join(dir, 'supervisor.toml'), port: ports[i]! });
   }
   const secret = `fleet-secret-${randomBytes(12).toString('hex')}`;
+  // The value of an env-only change, given through a vars file: never on a command line.
+  const secret2 = `fleet-secret2-${randomBytes(12).toString('hex')}`;
+  const secretVars = join(work, 'secret2.json');
+  await writeFile(secretVars, JSON.stringify({ shop_secret: secret2 }), { mode: 0o600 });
   const inventory = join(work, 'inventory.json');
   await writeFile(inventory, inventoryOf(hosts, secret));
   const ansibleLog = join(work, 'ansible.log');
   await mkdir(join(work, 'ansible-tmp'));
   let everything = '';
-  const playbook = async (name: string, ...args: string[]) => {
-    const result = await execa('ansible-playbook', ['-i', inventory, `dstack.supervisor.${name}`, ...args], {
+  // `onOutput` sees Ansible's output as it comes, all of it so far.
+  const playbookWatched = async (onOutput: (soFar: string) => void, name: string, ...args: string[]) => {
+    const child = execa('ansible-playbook', ['-i', inventory, `dstack.supervisor.${name}`, ...args], {
       reject: false,
       all: true,
       env: {
@@ -123,9 +158,13 @@ test('issue 17: the dstack.supervisor collection rolls an app over three simulat
         ANSIBLE_RETRY_FILES_ENABLED: '0',
       },
     });
+    let soFar = '';
+    child.all.on('data', (chunk: Buffer) => onOutput((soFar += chunk.toString())));
+    const result = await child;
     everything += result.all;
     return { code: result.exitCode, out: result.all, recap: recapOf(result.all) };
   };
+  const playbook = (name: string, ...args: string[]) => playbookWatched(() => undefined, name, ...args);
 
   // The host role writes each supervisor.toml (no package, no service: the test runs them).
   const setup = await playbook('host', '-e', 'host_wait_ready=false');
@@ -190,8 +229,48 @@ test('issue 17: the dstack.supervisor collection rolls an app over three simulat
     }
   });
 
+  // Values are not in the compose hash: before env_digest the role saw "hash H running" at once
+  // and returned while the VMs still ran the old values. A simulated VM restarts faster than
+  // Ansible gets from writing the file to reading the status, which hid that; so each host's
+  // supervisor is paused (SIGSTOP) until the role has read the status once and is still waiting.
+  await t.test('an env-only change: the role returns once each VM was restarted with the new values', async (st) => {
+    const image = ['-e', 'shop_image=nginx:1.28-alpine'];
+    const before = await Promise.all(hosts.map(async (h) => ({ status: (await appsOf(h))[0]!, vm: await shopVmOf(h) })));
+    const paused = new Set(children.map((c) => c.pid!));
+    const resume = (pid: number) => paused.delete(pid) && process.kill(pid, 'SIGCONT');
+    defer(st, () => [...paused].forEach(resume));
+    for (const pid of paused) process.kill(pid, 'SIGSTOP');
+    const run = await playbookWatched((soFar) => {
+      for (const [i, h] of HOSTS.entries()) {
+        if (soFar.includes(`FAILED - RETRYING: [${h}]: Read the status until`)) resume(children[i]!.pid!);
+      }
+    }, 'app', '-v', ...image, '-e', `@${secretVars}`);
+    assert.equal(run.code, 0, run.out);
+    assert.equal(paused.size, 0, `the role did not wait on ${paused.size} hosts whose supervisor was paused:\n${run.out}`);
+    for (const h of HOSTS) assert.equal(run.recap.get(h)?.changed, 1, `${h}: shop.env rewritten\n${run.out}`);
+    for (const [i, host] of hosts.entries()) {
+      const [shop] = await appsOf(host);
+      const vm = await shopVmOf(host);
+      const expected = await hashOf(host);
+      // The role's last read of the status, when it stopped waiting: the restart was over.
+      const last = lastStatusRead(run.out, host.name).find((a) => a.app === 'shop');
+      assert.deepEqual([last?.phase, last?.env_digest], ['running', expected.env_digest], `${host.name}: the role returned before the restart\n${run.out}`);
+      assert.equal(shop?.phase, 'running', host.name);
+      assert.equal(shop?.compose_hash, before[i]!.status.compose_hash, `${host.name}: a value change keeps the compose hash`);
+      assert.match(shop?.env_digest ?? '', /^[0-9a-f]{64}$/);
+      assert.notEqual(shop?.env_digest, before[i]!.status.env_digest, `${host.name}: env_digest moved`);
+      assert.equal(shop?.env_digest, expected.env_digest, `${host.name}: the status reports the digest shop.env has now`);
+      assert.equal(vm.id, before[i]!.vm.id, `${host.name}: the same VM, restarted`);
+      assert.notEqual(vm.encryptedEnv, before[i]!.vm.encryptedEnv, `${host.name}: dstack-vmm holds the newly sealed env`);
+      assert.equal(vm.status, 'running/done', host.name);
+    }
+    const again = await playbook('app', ...image, '-e', `@${secretVars}`);
+    assert.equal(again.code, 0, again.out);
+    for (const h of HOSTS) assert.equal(again.recap.get(h)?.changed, 0, again.out);
+  });
+
   await t.test('a compose the supervisor refuses stops the roll at the first host with its message', async () => {
-    const bad = await playbook('app', '-e', 'shop_image=nginx:1.29-alpine', '-e', 'shop_port=80x');
+    const bad = await playbook('app', '-e', 'shop_image=nginx:1.29-alpine', '-e', 'shop_port=80x', '-e', `@${secretVars}`);
     assert.notEqual(bad.code, 0);
     assert.match(bad.out, /shop on h1 \([^)]*\): phase invalid \(APP_PORTS\): .*host port \\?"80x\\?" is not a port/, bad.out);
     assert.equal(bad.recap.get('h1')?.failed, 1, bad.out);
@@ -212,7 +291,7 @@ test('issue 17: the dstack.supervisor collection rolls an app over three simulat
   });
 
   await t.test('state absent removes the app everywhere', async () => {
-    const gone = await playbook('app', '-e', 'shop_state=absent');
+    const gone = await playbook('app', '-e', 'shop_state=absent', '-e', `@${secretVars}`);
     assert.equal(gone.code, 0, gone.out);
     for (const host of hosts) {
       assert.deepEqual(await readdir(host.appsDir), []);
@@ -223,7 +302,7 @@ test('issue 17: the dstack.supervisor collection rolls an app over three simulat
   await t.test('no env value appears in any Ansible output or log', async () => {
     const logs = [everything, await readFile(ansibleLog, 'utf8')];
     for (const host of hosts) logs.push(await readFile(join(host.dir, 'supervisor.log'), 'utf8'), await readFile(join(host.dir, 'supervisor.err'), 'utf8'));
-    for (const text of logs) assert.equal(text.includes(secret), false);
+    for (const text of logs) assert.equal(text.includes(secret) || text.includes(secret2), false);
     assert.match(everything, /env file \(secrets, 0600\) of shop/, 'the env file was written (and its task censored)');
   });
 });

@@ -2,7 +2,7 @@
 import { createServer, type RequestListener } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -14,6 +14,19 @@ export async function tempDir(t: TestContext, prefix = 'dstack-init-'): Promise<
   const dir = await mkdtemp(join(tmpdir(), prefix));
   defer(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
+}
+
+// A copy of the recorded sysfs tree `name` (test/fixtures/sysfs/recorded) in which the functions at
+// `addresses` are bound to vfio-pci instead, as an operator who followed init's advice has them.
+export async function reboundRecording(t: TestContext, name: string, addresses: readonly string[]): Promise<string> {
+  const root = await tempDir(t, 'dstack-sysfs-');
+  await cp(join(import.meta.dirname, '../fixtures/sysfs/recorded', name), root, { recursive: true, verbatimSymlinks: true });
+  for (const address of addresses) {
+    const link = join(root, 'sys/bus/pci/devices', address, 'driver');
+    await rm(link);
+    await symlink('../../../../bus/pci/drivers/vfio-pci', link);
+  }
+  return root;
 }
 
 // An [init] section whose writable paths all live below `root` (the probes' sysroot is root/sysroot).

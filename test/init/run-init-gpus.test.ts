@@ -32,3 +32,19 @@ test('init on a host with an H200 on vfio-pci and one on nvidia: named, warned a
   const again = await stage.init();
   assert.deepEqual(again.written, []);
 });
+
+test('init on a host whose GPUs are on vfio-pci and whose NVSwitch is not: the NVSwitch is a warning, and [cvm.gpu] does not allow "all"', async (t) => {
+  const host: SimGpu[] = [
+    { address: '0000:05:00.0', productId: '10de:22a3', driver: 'nvidia-nvswitch', kind: 'nvswitch' },
+    { address: '0000:18:00.0', productId: '10de:2335', driver: 'vfio-pci' },
+    { address: '0000:2a:00.0', productId: '10de:2335', driver: 'vfio-pci' },
+  ];
+  const stage = await startInitStage(t, { sysroot: { gpus: host } });
+  await stage.init();
+  const gpuWarnings = stage.warnings().filter((w) => w.includes('vfio-pci'));
+  assert.equal(gpuWarnings.length, 1, gpuWarnings.join('\n'));
+  assert.match(gpuWarnings[0]!, /^preflight: NVSwitch 0000:05:00\.0: H100 NVSwitch \(10de:22a3\) is bound to nvidia-nvswitch, not vfio-pci, so QEMU cannot pass it to a CVM and init does not allow attach mode "all"/);
+  const path = join(stage.config.init.config_dir, 'vmm.toml');
+  const settings = parseVmmToml(await readFile(path, 'utf8'), path);
+  assert.deepEqual(settings.gpu, { enabled: true, listing: ['10de:2335'], include: [], exclude: [], allowAttachAll: false });
+});

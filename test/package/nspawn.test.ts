@@ -6,16 +6,16 @@
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { writeFakeGuestImage } from '../../src/sim/guest-image.ts';
 import { readNodeFlags } from '../../src/node-flags.ts';
 import { buildDeb, whyNotRunnable } from './build.ts';
-import { bootContainer, listTree, waitFor, type Container } from './container.ts';
-import { copyRootfs, ensureRootfs } from './rootfs.ts';
-import { defer } from '../helpers/cleanup.ts';
+import { bootWithDeb } from './boot.ts';
+import { listTree, waitFor, type Container } from './container.ts';
+import { ensureRootfs } from './rootfs.ts';
 
 const BUILD_TOOLS = { 'dpkg-deb': 'dpkg', strip: 'binutils' };
 const notRunNspawn = await whyNotRunnable({ ...BUILD_TOOLS, debootstrap: 'debootstrap', 'systemd-nspawn': 'systemd-container', nsenter: 'util-linux' });
@@ -122,25 +122,14 @@ async function appPhase(container: Container, app: string): Promise<string | und
   return apps.find((a) => a.app === app)?.phase;
 }
 
-// A booted Debian root of its own with the .deb in /root, stopped and removed when the test ends.
-async function bootWithDeb(t: TestContext, prefix: string): Promise<{ deb: string; root: string; c: Container }> {
+// A booted Debian root of its own with the package's .deb in /root, stopped and removed when the test ends.
+async function bootWithPackage(t: TestContext, prefix: string): Promise<{ deb: string; root: string; c: Container }> {
   const deb = await packageDeb();
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  let container: Container | undefined;
-  defer(t, async () => {
-    await container?.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const root = join(dir, 'root');
-  await mkdir(root);
-  await copyRootfs(await ensureRootfs((line) => t.diagnostic(line)), root);
-  await copyFile(deb, join(root, 'root', basename(deb)));
-  container = await bootContainer(root, 60_000);
-  return { deb, root, c: container };
+  return { deb, ...(await bootWithDeb(t, prefix, deb)) };
 }
 
 test('the .deb installs, runs, deploys a dropped file, is removed and purged under real systemd', { skip: notRunNspawn, timeout: 240_000 }, async (t) => {
-  const { deb, root, c } = await bootWithDeb(t, 'dstack-nspawn-');
+  const { deb, root, c } = await bootWithPackage(t, 'dstack-nspawn-');
   // What "no file left behind" compares with: the booted system before the package came.
   const before = await listTree(root);
 
@@ -228,7 +217,7 @@ test('the .deb installs, runs, deploys a dropped file, is removed and purged und
 // container): init's preflight fails. The unit must end `failed`, not restart every RestartSec,
 // with one journal entry per problem and the summary on its Status line.
 test('a host that is not ready: the unit ends failed (exit 78, no restart), one journal entry per problem, the summary in systemctl status', { skip: notRunNspawn, timeout: 240_000 }, async (t) => {
-  const { deb, c } = await bootWithDeb(t, 'dstack-nspawn-preflight-');
+  const { deb, c } = await bootWithPackage(t, 'dstack-nspawn-preflight-');
   await run(c, ['apt-get', 'install', '-y', '--no-install-recommends', `/root/${basename(deb)}`]);
 
   await waitFor(`${UNIT} to be failed`, 60_000, async () => ((await unitState(c, 'is-active')) === 'failed' ? true : undefined));

@@ -1,5 +1,6 @@
 // The Debian 12 root the package test boots: built once with debootstrap (minbase plus systemd
-// and dbus, and deliberately no Node.js, so the package must bring its own) and cached between
+// and dbus, and deliberately no Node.js, so the package must bring its own; python3 and
+// python3-apt so Ansible's modules run on it, as on any host Ansible manages) and cached between
 // runs; each run copies the cache into its own temp dir (docs/platform-notes.md §2, test B).
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 // Bump when the recipe below changes: a new key builds a new root beside the old one.
-export const ROOTFS_KEY = 'bookworm-minbase-systemd-v1';
+export const ROOTFS_KEY = 'bookworm-minbase-systemd-python-v2';
 
 // Where cached roots live; DSTACK_TEST_ROOTFS_CACHE overrides it.
 export function rootfsCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -16,8 +17,10 @@ export function rootfsCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 
 const SUITE = 'bookworm';
 const FALLBACK_MIRROR = 'http://deb.debian.org/debian';
-// systemd and dbus make it bootable with a real PID 1; apt is in minbase already.
-const INCLUDE = ['systemd', 'systemd-sysv', 'dbus'];
+// systemd and dbus make it bootable with a real PID 1; apt is in minbase already. The host role's
+// test (test/fleet/host.fleet.ts) runs Ansible's modules in it: python3, and python3-apt for
+// ansible.builtin.apt (which would otherwise try to download it, and the container has no network).
+const INCLUDE = ['systemd', 'systemd-sysv', 'dbus', 'python3', 'python3-apt'];
 
 // The Debian mirror apt on this machine uses for `bookworm main`, read from one-line
 // (sources.list, *.list) and deb822 (*.sources) files; deb.debian.org when none names it.

@@ -45,6 +45,9 @@ test('env values round-trip through the KMS key; a value change restarts without
   assert.ok(!answer.includes(SENTINEL));
   const allowlistBefore = await h.allowlist();
   const startsBefore = h.mutations().filter((m) => m === 'StartVm').length;
+  // Issue 17: the status tells which values the VM has (a keyed digest, never the values).
+  const { env_digest: digestBefore } = await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'shop' && s.phase === 'running'), 'shop status running');
+  assert.match(digestBefore ?? '', /^[0-9a-f]{64}$/);
 
   await putEnv(h, 'shop', `DB_PASSWORD=${SENTINEL}-2\nAPI_KEY="two words"\n`);
   h.supervisor().poke();
@@ -56,6 +59,8 @@ test('env values round-trip through the KMS key; a value change restarts without
   await h.quiesce();
   assert.ok(h.mutations().filter((m) => m === 'StartVm').length > startsBefore, 'the VM was restarted to read the new value');
   assert.deepEqual(await h.allowlist(), allowlistBefore, 'a value change touches no hash');
+  const shopAfter = await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'shop' && s.phase === 'running'), 'shop status running again');
+  assert.ok(shopAfter.env_digest && shopAfter.env_digest !== digestBefore, 'env_digest moved with the new value');
 
   await putEnv(h, 'shop', `DB_PASSWORD=${SENTINEL}-2\nAPI_KEY="two words"\nEXTRA=1\n`);
   h.supervisor().poke();

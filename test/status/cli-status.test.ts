@@ -45,7 +45,7 @@ test('rule 21, issue 15: status --json prints one object: config, supervisor and
     config: { path: config, found: true },
     supervisor: { phase: 'ready', ready: true, watcher: 'ok', counts, version: '9.8.7', updated_at: '2026-01-01T00:00:00.000Z', pid: null },
     gateway: null,
-    apps: [blog, { ...old, code: null }, shop].map((app) => ({ ...app, delete_at: app.delete_at ?? null, gpus: app.gpus ?? [] })),
+    apps: [blog, { ...old, code: null }, shop].map((app) => ({ ...app, delete_at: app.delete_at ?? null, gpus: app.gpus ?? [], env_digest: app.env_digest ?? null })),
   });
 });
 
