@@ -29,9 +29,10 @@ export type KmsStartMode = 'bootstrap' | 'onboard' | 'disabled';
 export function kmsStartMode(composeFile: string): KmsStartMode {
   const toml = kmsTomlIn(composeFile);
   if (toml === undefined) return 'bootstrap';
+  // Keys left out take upstream's defaults (dstack/kms/kms.toml): enabled, no bootstrap domain.
   const onboard = (parseToml(toml)['core'] as { onboard?: { enabled?: unknown; auto_bootstrap_domain?: unknown } } | undefined)?.onboard;
-  if (onboard?.enabled !== true) return 'disabled';
-  return typeof onboard.auto_bootstrap_domain === 'string' && onboard.auto_bootstrap_domain !== '' ? 'bootstrap' : 'onboard';
+  if (onboard?.enabled === false) return 'disabled';
+  return typeof onboard?.auto_bootstrap_domain === 'string' && onboard.auto_bootstrap_domain !== '' ? 'bootstrap' : 'onboard';
 }
 
 function kmsTomlIn(composeFile: string): string | undefined {

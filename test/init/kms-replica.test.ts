@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import { Agent, request } from 'undici';
 import { openAllowlist } from '../../src/auth/allowlist.ts';
+import { InitSectionSchema } from '../../src/init/config-schema.ts';
 import { InitError } from '../../src/init/errors.ts';
 import { kmsAppCompose, kmsVmConfig } from '../../src/init/kms-compose.ts';
 import { x25519PublicKeyHex } from '../../src/secrets/encrypt.ts';
@@ -129,6 +130,15 @@ test('two hosts: B refuses to start untrusted, is refused by A, then onboards; a
   await a.sim.stop();
   await b.init();
   assert.deepEqual(b.mutations(), ['CreateVm']);
+});
+
+test('[init] kms_onboard_from is an https:// URL with a host, or empty', () => {
+  for (const good of ['', 'https://203.0.113.10:9201', 'https://kms-a.example.net:9201/prpc']) assert.equal(InitSectionSchema.safeParse({ kms_onboard_from: good }).success, true, good);
+  for (const bad of ['http://203.0.113.10:9201', '203.0.113.10:9201', 'https://']) {
+    const parsed = InitSectionSchema.safeParse({ kms_onboard_from: bad });
+    assert.equal(parsed.success, false, bad);
+    assert.match(parsed.error?.issues[0]?.message ?? '', /must be the https:\/\/ URL of the source KMS/);
+  }
 });
 
 test('onboarding from a host whose KMS does not answer: refused before anything is changed', async (t) => {

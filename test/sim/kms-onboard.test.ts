@@ -20,6 +20,7 @@ test('the start mode of a keyless KMS follows [core.onboard] in the kms.toml its
     [JSON.stringify({ name: 'dstack-kms' }), 'bootstrap'],
     [kmsAppCompose(bootstrapToml, 'kms.toml', 'tdx'), 'bootstrap'],
     [kmsAppCompose(onboardToml, 'kms.toml', 'tdx'), 'onboard'],
+    [kmsAppCompose('[rpc]\nport = 8000\n', 'kms.toml', 'tdx'), 'onboard'],
     [kmsAppCompose('[core.onboard]\nenabled = false\nauto_bootstrap_domain = "10.0.2.2"\n', 'kms.toml', 'tdx'), 'disabled'],
   ];
   for (const [compose, mode] of cases) assert.equal(kmsStartMode(compose), mode, compose);
