@@ -15,6 +15,7 @@ const commands: Record<CommandName, Command> = {
   resync: { load: () => import('./cli/resync.ts'), stdout: 'exit' },
   init: { load: () => import('./cli/init.ts'), stdout: 'finish' },
   destroy: { load: () => import('./cli/destroy.ts'), stdout: 'finish' },
+  kms: { load: () => import('./cli/kms.ts'), stdout: 'exit' },
   version: { load: () => import('./cli/version.ts'), stdout: 'exit' },
 };
 

@@ -64,7 +64,11 @@ async function prepareDevDir(root: string, owner: number): Promise<string> {
 }
 
 async function main(): Promise<number> {
-  const root = resolve('dev');
+  // A first argument that is no option names another directory (`npm run dev -- dev-b`): a second
+  // simulated host, e.g. a KMS replica of the first (docs/fleet.md "KMS replicas").
+  const [first, ...rest] = process.argv.slice(2);
+  const dir = first !== undefined && !first.startsWith('-') ? first : undefined;
+  const root = resolve(dir ?? 'dev');
   const configPath = await prepareDevDir(root, process.getuid?.() ?? 0);
   const rel = (path: string): string => relative(process.cwd(), path) || '.';
   process.stdout.write(
@@ -84,7 +88,7 @@ async function main(): Promise<number> {
     ].join('\n'),
   );
   // Options after `npm run dev --` go to `run` (`--log-format json`).
-  return run(['--config', configPath, ...process.argv.slice(2)]);
+  return run(['--config', configPath, ...(dir === undefined ? process.argv.slice(2) : rest)]);
 }
 
 process.exitCode = await main();

@@ -38,6 +38,9 @@ export type Allowlist = {
   setHashes(appId: string, composeHashes: string[]): Promise<void>;
   // Set (or with '' clear) the gatewayAppId every booting guest is told (Tier 2).
   setGatewayAppId(appId: string): Promise<void>;
+  // Let the KMS measured `mrAggregated` (booted from `osImageHash`, '' = not given) take part in a
+  // KMS handover with this host's KMS (issue 17).
+  allowKms(mrAggregated: string, osImageHash: string): Promise<void>;
   read(): Promise<AuthConfig>;
   // The hashes the app's entry lists as auth-simple reads them, in the form this module writes
   // (lowercase, no 0x), or undefined without an entry.
@@ -100,6 +103,8 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
     setHashes: (appId, composeHashes) =>
       edit(() => ({ kind: 'setHashes', appId: hex('app id', appId), hashes: composeHashes.map((h) => hex('compose hash', h)) })),
     setGatewayAppId: (appId) => edit(() => ({ kind: 'setGatewayAppId', appId: appId === '' ? '' : hex('gateway app id', appId) })),
+    allowKms: (mrAggregated, osImageHash) =>
+      edit(() => ({ kind: 'allowKms', mrAggregated: hex('KMS mr_aggregated', mrAggregated), osImageHash: osImageHash === '' ? '' : hex('os image hash', osImageHash) })),
     read: async () => (await loadAllowlist(path, cache)).doc.config,
     hashesOf: async (appId) => entryHashes((await loadAllowlist(path, cache)).doc, hex('app id', appId))?.map(normalizeHexLikeDstackCli),
     close: async () => {

@@ -19,7 +19,10 @@ export type AllowlistEdit =
   // Make the entry's hashes exactly `hashes` (after an upgrade, only the running one stays).
   | { kind: 'setHashes'; appId: string; hashes: string[] }
   // The top-level `gatewayAppId` auth-simple hands every booting guest (Tier 2); '' clears it.
-  | { kind: 'setGatewayAppId'; appId: string };
+  | { kind: 'setGatewayAppId'; appId: string }
+  // A KMS replica's measurement in `kms.mrAggregated`, and its OS image in `osImages` unless ''
+  // (issue 17): a KMS with it may onboard from this host's KMS, or be onboarded from.
+  | { kind: 'allowKms'; mrAggregated: string; osImageHash: string };
 
 type SourceReviver = (key: string, value: unknown, context?: { source?: string }) => unknown;
 // JSON.parse source text access and JSON.rawJSON (ES2025, in Node 24) are not in the es2024 lib.
@@ -68,6 +71,14 @@ const gatewayAppIdValue = (appId: string) => (appId === '' ? '' : `0x${appId}`);
 
 // Apply one edit in place; true if the document changed.
 export function applyEdit(doc: AllowlistDocument, edit: AllowlistEdit): boolean {
+  if (edit.kind === 'allowKms') {
+    const { kms, images } = kmsAdditions(doc, edit);
+    if (kms.length === 0 && images.length === 0) return false;
+    const entry = isJsonObject(doc.root['kms']) ? doc.root['kms'] : {};
+    doc.root['kms'] = { ...entry, mrAggregated: [...listed(entry['mrAggregated']), ...kms] };
+    doc.root['osImages'] = [...listed(doc.root['osImages']), ...images];
+    return true;
+  }
   if (edit.kind === 'setGatewayAppId') {
     if (!editChanges(doc, edit)) return false;
     doc.root['gatewayAppId'] = gatewayAppIdValue(edit.appId);
@@ -90,6 +101,10 @@ export function applyEdit(doc: AllowlistDocument, edit: AllowlistEdit): boolean 
 
 // Whether `edit` would change the document, leaving it as it is.
 export function editChanges(doc: AllowlistDocument, edit: AllowlistEdit): boolean {
+  if (edit.kind === 'allowKms') {
+    const { kms, images } = kmsAdditions(doc, edit);
+    return kms.length > 0 || images.length > 0;
+  }
   if (edit.kind === 'setGatewayAppId') {
     const current = doc.root['gatewayAppId'];
     return normalizeHexLikeDstackCli(typeof current === 'string' ? current : '') !== edit.appId;
@@ -99,7 +114,7 @@ export function editChanges(doc: AllowlistDocument, edit: AllowlistEdit): boolea
 
 // The entries of `apps` an edit replaces (undefined: removed); none when it changes nothing.
 // Entries are replaced, never changed in place, so a fork shares the ones it does not edit.
-function planEdit(apps: JsonObject, edit: Exclude<AllowlistEdit, { kind: 'setGatewayAppId' }>): Array<[string, JsonObject | undefined]> {
+function planEdit(apps: JsonObject, edit: Exclude<AllowlistEdit, { kind: 'setGatewayAppId' | 'allowKms' }>): Array<[string, JsonObject | undefined]> {
   const keys = appKeys(apps, edit.appId);
   const one = (key: string, entry: JsonObject | undefined): Array<[string, JsonObject]> => (entry === undefined ? [] : [[key, entry]]);
   switch (edit.kind) {
@@ -116,6 +131,20 @@ function planEdit(apps: JsonObject, edit: Exclude<AllowlistEdit, { kind: 'setGat
       return one(key, withHashes(apps[key], edit.hashes));
     }
   }
+}
+
+// What an allowKms edit adds: the measurement and image the file does not list yet (as auth-simple
+// compares them).
+function kmsAdditions(doc: AllowlistDocument, edit: { mrAggregated: string; osImageHash: string }): { kms: string[]; images: string[] } {
+  const has = (values: string[], value: string): boolean => values.some((v) => sameHex(v, value));
+  return {
+    kms: has(doc.config.kms.mrAggregated, edit.mrAggregated) ? [] : [edit.mrAggregated],
+    images: edit.osImageHash === '' || has(doc.config.osImages, edit.osImageHash) ? [] : [edit.osImageHash],
+  };
+}
+
+function listed(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
 }
 
 // Pretty JSON with a 2-space indent (serde_json's to_string_pretty, as upstream writes) and a

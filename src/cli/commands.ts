@@ -36,6 +36,15 @@ export const COMMAND_SPECS = {
       'log-format': LOG_FORMAT_OPTION,
     },
   },
+  kms: {
+    summary: "KMS replicas: print this host's KMS measurement, or allow another KMS's (issue 17)",
+    operands: { synopsis: 'measurement | allow MR_AGGREGATED', min: 1, max: 2 },
+    options: {
+      'os-image': { type: 'string', value: 'HASH', help: 'with allow: the OS image hash of that KMS, added to osImages too' },
+      json: { type: 'boolean', help: 'with measurement: print one JSON object' },
+      config: CONFIG_OPTION,
+    },
+  },
   version: {
     summary: 'print the version of dstack-supervisor',
     options: {},

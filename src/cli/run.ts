@@ -41,7 +41,9 @@ export async function startSimulatedHost(config: Config, log: Logger): Promise<{
     : { kmsUrl: SIM_EXTERNAL_KMS_URL, kmsUrls: [SIM_EXTERNAL_KMS_URL], settings: gpuSettingsFor(gpus) };
   const sim = await startSimHost({ dir: config.sim.dir, authConfigPath: config.auth.config_path, gpus, ...fromInit });
   log.warn({ VMM: sim.vmmUrl }, `SIMULATED HOST: dstack-vmm is simulated at ${sim.vmmUrl} ([sim] enabled = true); no CVM is real`);
-  const apps = { ...config.apps, kms_public_key: config.apps.kms_public_key || sim.envKeys.kmsPublicKeyHex };
+  // With init, init learns the key from the KMS it deployed (a replica's is its source's, not this
+  // simulated host's first one); without, the simulated KMS's is the one to trust.
+  const apps = config.init.enabled ? config.apps : { ...config.apps, kms_public_key: config.apps.kms_public_key || sim.envKeys.kmsPublicKeyHex };
   // Tier 2's DNS check asks the simulated DNS server (names under the simulated gateway's domain
   // resolve to 127.0.0.1), unless [gateway] dns_servers names resolvers of its own.
   const gateway = { ...config.gateway, dns_servers: config.gateway.dns_servers.length > 0 ? config.gateway.dns_servers : [sim.dns.server] };

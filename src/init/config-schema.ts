@@ -88,6 +88,15 @@ export const InitSectionSchema = z
     kms_allow_any_device: z.boolean().default(true),
     // `[core.image] verify` in kms.toml: the KMS downloads the image to check its measurement.
     kms_verify_image: z.boolean().default(false),
+    // A KMS replica (issue 17): the RPC URL of another host's KMS, as this host's KMS CVM reaches it
+    // (`https://host-a:PORT`). The KMS then onboards from it (takes over its root keys) instead of
+    // making its own, so an app id has the same keys on both hosts; empty = bootstrap new keys.
+    kms_onboard_from: z
+      .string()
+      .refine((url) => url === '' || (URL.canParse(url) && new URL(url).protocol === 'https:' && new URL(url).hostname !== ''), {
+        message: 'must be the https:// URL of the source KMS (https://host-a:PORT), or empty',
+      })
+      .default(''),
   })
   .strict();
 

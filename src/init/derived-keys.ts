@@ -69,8 +69,9 @@ function platformVmmKeys(init: InitSection, platform: Platform): EnforcedKey[] {
   ];
 }
 
-// kms.toml: the single-node bootstrap (docs/dstack.md §5.4), the way back to auth-simple, and on
-// SNP the local key-release gate. The KMS releases no key to an SNP guest, its own bootstrap
+// kms.toml: the single-node bootstrap (docs/dstack.md §5.4) or, with `kms_onboard_from`, no
+// bootstrap domain, so the KMS waits in onboarding mode for init to onboard it (docs/dstack.md
+// "KMS replicas"); the way back to auth-simple; and on SNP the local key-release gate. The KMS releases no key to an SNP guest, its own bootstrap
 // included, unless `[core] sev_snp_key_release` is true (default false; upstream
 // docs/amd-sev-snp.md "KMS key-release policy", and dstackup renders it true on SNP).
 export function kmsEnforced(init: InitSection, platform: Platform): EnforcedKey[] {
@@ -81,7 +82,7 @@ export function kmsEnforced(init: InitSection, platform: Platform): EnforcedKey[
     { path: ['core', 'auth_api', 'type'], value: 'webhook' },
     { path: ['core', 'auth_api', 'webhook', 'url'], value: `http://${init.guest_host_address}:${init.auth_port}` },
     { path: ['core', 'onboard', 'enabled'], value: true },
-    { path: ['core', 'onboard', 'auto_bootstrap_domain'], value: init.guest_host_address },
+    { path: ['core', 'onboard', 'auto_bootstrap_domain'], value: init.kms_onboard_from === '' ? init.guest_host_address : '' },
     { path: ['core', 'onboard', 'port'], value: KMS_GUEST_PORT },
     ...(platform === 'amd-sev-snp' ? [{ path: ['core', 'sev_snp_key_release'], value: true }] : []),
   ];

@@ -9,7 +9,14 @@ export type InitErrorCode =
   | 'INIT_IMAGE_DOWNLOAD'
   | 'INIT_RENDER'
   | 'INIT_TLS'
-  | 'INIT_JOURNAL';
+  | 'INIT_JOURNAL'
+  // A KMS replica (kms-onboard.ts): the source cannot be reached, has no keys yet, refused this
+  // host's KMS, is not trusted by this host, or the onboarding failed otherwise.
+  | 'INIT_KMS_SOURCE_UNREACHABLE'
+  | 'INIT_KMS_SOURCE_NOT_READY'
+  | 'INIT_KMS_ONBOARD_DENIED'
+  | 'INIT_KMS_ONBOARD_UNTRUSTED'
+  | 'INIT_KMS_ONBOARD';
 
 // A failed init step.
 export class InitError extends SupervisorError {
@@ -74,4 +81,55 @@ export function tlsError(path: string, message: string, cause?: unknown): InitEr
 // The init journal cannot be read or written.
 export function journalError(path: string, message: string, cause?: unknown): InitError {
   return new InitError('INIT_JOURNAL', `init journal ${path}: ${withCause(message, cause)}`, { cause });
+}
+
+// What is left after a KMS replica's init stopped: said in every onboarding message.
+const ONBOARD_STATE = (deployed: string | undefined): string =>
+  deployed === undefined
+    ? 'Nothing was deployed'
+    : `This host's KMS CVM ${deployed} waits in onboarding mode with no keys; no app can get keys from it, and the next init resumes it`;
+
+// Before anything is deployed: the source KMS does not answer at all.
+export function sourceUnreachable(url: string, cause: unknown): InitError {
+  return new InitError(
+    'INIT_KMS_SOURCE_UNREACHABLE',
+    `init kms onboarding: the source KMS ${url} ([init] kms_onboard_from) cannot be reached: ${describeError(cause)}. ${ONBOARD_STATE(undefined)}. ` +
+      `Check that the source host's KMS port is reachable from this host and its CVMs (firewall; a forward: init publishes a KMS on 127.0.0.1 only), then start again`,
+    { cause },
+  );
+}
+
+// Before anything is deployed: the source answers but serves no keys yet.
+export function sourceNotReady(url: string, what: string): InitError {
+  return new InitError(
+    'INIT_KMS_SOURCE_NOT_READY',
+    `init kms onboarding: the source KMS ${url} ([init] kms_onboard_from) ${what}: it has not bootstrapped its keys yet. ${ONBOARD_STATE(undefined)}. ` +
+      'Let init finish on the source host first (dstack-supervisor status there says ready), then start again',
+  );
+}
+
+// This host's auth-config.json allows no source KMS (before deploying), or this host's KMS
+// refused the source's measurement (after): only the operator can add it.
+export function onboardUntrusted(authConfigPath: string, url: string, deployed: string | undefined, detail: string): InitError {
+  return new InitError(
+    'INIT_KMS_ONBOARD_UNTRUSTED',
+    `init kms onboarding: ${authConfigPath}: ${detail}. A KMS onboards only from a KMS whose measurement its own auth-config.json lists in kms.mrAggregated. ` +
+      `${ONBOARD_STATE(deployed)}. On the host of ${url} run \`dstack-supervisor kms measurement\`, here run the \`dstack-supervisor kms allow ...\` line it prints, then start again`,
+  );
+}
+
+// The source KMS refused this host's KMS: its operator must allow this measurement.
+export function onboardDenied(url: string, deployed: string, measurement: { mrAggregated: string; osImageHash: string }, reason: string): InitError {
+  return new InitError(
+    'INIT_KMS_ONBOARD_DENIED',
+    `init kms onboarding: the source KMS ${url} refused this host's KMS (${reason}). Its host's auth-config.json must list this KMS: ` +
+      `mr_aggregated ${measurement.mrAggregated} in kms.mrAggregated and os image ${measurement.osImageHash} in osImages (and allow this host's TCB status). ` +
+      `${ONBOARD_STATE(deployed)}. On the host of ${url} run ` +
+      `\`dstack-supervisor kms allow ${measurement.mrAggregated} --os-image ${measurement.osImageHash}\`, then start again here (systemctl restart dstack-supervisor)`,
+  );
+}
+
+// Any other onboarding failure, with the KMS's own words; a later start may pass.
+export function onboardFailed(url: string, deployed: string, what: string): InitError {
+  return new InitError('INIT_KMS_ONBOARD', `init kms onboarding from ${url}: ${what}. ${ONBOARD_STATE(deployed)}; fix the cause, then start again`);
 }

@@ -54,6 +54,8 @@ export type KmsDeps = {
   // Boot plus bootstrap, from the moment the CVM was (re)started or found.
   timeoutMs: number;
   pollMs: number;
+  // A KMS replica: called until the KMS has its keys from the source (kms-onboard.ts).
+  onboard?: (vmId: string) => Promise<void>;
 };
 
 // The running KMS: its VM, the URL guests use (`[apps] kms_urls`), the one the host probes,
@@ -102,8 +104,13 @@ export async function ensureKms(inputs: KmsInputs, deps: KmsDeps): Promise<KmsIn
     const code = err.code === 'VM_BOOT_TIMEOUT' ? 'INIT_KMS_TIMEOUT' : 'INIT_KMS_BOOT';
     throw await kmsFailure(code, vmId, err.message, deps);
   }
+  if (deps.onboard !== undefined) {
+    const onboard = deps.onboard;
+    deps.progress('onboarding the KMS from its source KMS');
+    await waitAnswering(() => onboard(vmId), hostUrl, vmId, deadline, deps);
+  }
   deps.progress('waiting for the KMS to bootstrap its keys');
-  const meta = await waitAnswering(hostUrl, vmId, deadline, deps);
+  const meta = await waitAnswering(() => deps.probe(hostUrl), hostUrl, vmId, deadline, deps);
   return { vmId, url: `https://${inputs.guestHost}:${inputs.port}`, hostUrl, k256Pubkey: meta.k256Pubkey, caCert: meta.caCert };
 }
 
@@ -146,13 +153,15 @@ function checkKmsVm(vm: VmInfo, inputs: KmsInputs): void {
   }
 }
 
-// Probe until the KMS answers over HTTPS; fail early if the CVM stops running meanwhile.
-async function waitAnswering(hostUrl: string, vmId: string, deadline: number, deps: KmsDeps) {
+// Try `attempt` until it passes (the KMS answers over HTTPS, or was onboarded); fail early if the
+// CVM stops running meanwhile, or at once on an error that names its own code (a refusal).
+async function waitAnswering<T>(attempt: () => Promise<T>, hostUrl: string, vmId: string, deadline: number, deps: KmsDeps): Promise<T> {
   let lastProblem = '';
   for (;;) {
     try {
-      return await deps.probe(hostUrl);
+      return await attempt();
     } catch (err) {
+      if (err instanceof SupervisorError) throw err;
       lastProblem = describeError(err);
     }
     const vm = (await deps.vmm.status({ ids: [vmId], brief: true })).vms.find((v) => v.id === vmId);

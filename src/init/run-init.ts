@@ -15,10 +15,11 @@ import type { DownloadDeps } from './image-download.ts';
 import { ensureGuestImage } from './image.ts';
 import { INIT_STEPS, initJournalPath, readInitJournal, recordInitStep, type InitStep, type StepDetail } from './journal.ts';
 import { kmsAppCompose } from './kms-compose.ts';
+import { checkOnboardSource, checkSourceTrusted, createOnboarder, type OnboardSource } from './kms-onboard.ts';
 import { createKmsProber, type KmsProbe } from './kms-probe.ts';
 import { ensureKms, type KmsInfo } from './kms.ts';
 import type { PortProbe } from './kms-port.ts';
-import { PreflightError, type PreflightProblem } from './errors.ts';
+import { onboardFailed, PreflightError, type PreflightProblem } from './errors.ts';
 import { findHostProblems } from './preflight.ts';
 import { probeGpus, reviewGpus } from './gpu-probe.ts';
 import { configPaths, renderHostConfig } from './render.ts';
@@ -86,6 +87,17 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   const review = reviewGpus(gpus);
   for (const note of review.notes) log.info({ STEP: 'preflight' }, `preflight: ${note}`);
   for (const warning of review.warnings) log.warn({ STEP: 'preflight' }, `preflight: ${warning}`);
+  // A KMS replica not yet onboarded from this source: what can be checked is, before any change.
+  let source: OnboardSource | undefined;
+  if (init.kms_onboard_from !== '' && journal.steps.kms?.detail['onboarded_from'] !== init.kms_onboard_from) {
+    step(1, `checking the source KMS ${init.kms_onboard_from}`);
+    const sourceProber = createKmsProber();
+    try {
+      source = await checkOnboardSource(init.kms_onboard_from, deps.kmsProbe ?? sourceProber.probe);
+    } finally {
+      await sourceProber.close();
+    }
+  }
   await record('preflight', { sysroot: init.sysroot, platform });
 
   step(2, 'verifying the guest image');
@@ -111,6 +123,7 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   for (const warning of rendered.warnings) log.warn(warning);
   for (const note of rendered.notes) log.info(note);
   written.push(...rendered.written);
+  if (source !== undefined) await checkSourceTrusted(source.url, paths.authConfig);
   await record('render', { kms_port: rendered.kmsPort, ...(rendered.gpuTable === undefined ? {} : { gpu: rendered.gpuTable }) });
 
   step(4, 'the host CA (tls/ca.crt)');
@@ -128,6 +141,11 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
   step(6, 'checking the KMS CVM');
   const knownVmId = journal.steps.kms?.detail['vm_id'];
   const prober = createKmsProber();
+  const probe = deps.kmsProbe ?? prober.probe;
+  const onboarder =
+    init.kms_onboard_from === ''
+      ? undefined
+      : createOnboarder({ sourceUrl: init.kms_onboard_from, domain: init.guest_host_address, authConfigPath: config.auth.config_path, port: rendered.kmsPort, probe, log });
   let kms: KmsInfo;
   try {
     kms = await ensureKms(
@@ -141,19 +159,33 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
       },
       {
         vmm: deps.vmm,
-        probe: deps.kmsProbe ?? prober.probe,
+        probe,
         vmLogs: deps.vmLogs,
         clock,
         log,
         progress: (what) => step(6, what),
         timeoutMs: timing.kmsTimeoutMs,
         pollMs: timing.pollMs,
+        ...(onboarder === undefined ? {} : { onboard: onboarder.attempt }),
       },
     );
   } finally {
     await prober.close();
+    await onboarder?.close();
   }
-  await record('kms', { vm_id: kms.vmId, url: kms.url, port: rendered.kmsPort, k256_pubkey: kms.k256Pubkey });
+  // The proof of the handover: the replica signs with the source's k256 key.
+  if (source !== undefined && kms.k256Pubkey !== source.k256Pubkey) {
+    throw onboardFailed(source.url, kms.vmId, `the KMS serves k256 key ${kms.k256Pubkey}, not the source's ${source.k256Pubkey}; it was onboarded from another KMS: remove it (dstack-supervisor destroy --purge) and start again`);
+  }
+  const measured = onboarder?.measurement()?.mrAggregated ?? journal.steps.kms?.detail['mr_aggregated'];
+  await record('kms', {
+    vm_id: kms.vmId,
+    url: kms.url,
+    port: rendered.kmsPort,
+    k256_pubkey: kms.k256Pubkey,
+    ...(init.kms_onboard_from === '' ? {} : { onboarded_from: init.kms_onboard_from }),
+    ...(measured === undefined ? {} : { mr_aggregated: measured }),
+  });
   const summary = `init done: KMS CVM ${kms.vmId} answers at ${kms.hostUrl} (guests use ${kms.url})`;
   deps.status(summary);
   log.info({ VM: kms.vmId, FILES_WRITTEN: written.length, UNITS_STARTED: units.started.length }, summary);

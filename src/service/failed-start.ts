@@ -11,7 +11,7 @@ import type { Logger } from '../log/logger.ts';
 export const EXIT_NEEDS_OPERATOR = 78;
 
 // Failures a restart cannot fix, besides the preflight's.
-const NEEDS_OPERATOR = new Set(['INIT_KMS_FROZEN', 'INIT_KMS_LOST', 'INIT_KMS_PORT']);
+const NEEDS_OPERATOR = new Set(['INIT_KMS_FROZEN', 'INIT_KMS_LOST', 'INIT_KMS_PORT', 'INIT_KMS_ONBOARD_DENIED', 'INIT_KMS_ONBOARD_UNTRUSTED']);
 
 // Says why the start failed, one journal entry per problem and the summary on STATUS= (what
 // `systemctl status` shows), and returns the exit status.

@@ -20,8 +20,8 @@
 //   the simulator's. "all" takes the NVSwitches among them (`kind: 'nvswitch'`) too, as upstream's
 //   does, and QEMU opens them after the GPUs.
 // - Images come from `images`, not a directory scan.
-// - GetAppEnvEncryptPubKey answers from `envKeys` (random per-app X25519 keys signed by a
-//   simulated KMS k256 key, see env-keys.ts) instead of proxying to `kms_url`.
+// - GetAppEnvEncryptPubKey answers from `envKeys` (per-app X25519 keys derived from the host's KMS
+//   root keys and signed by its k256 key, see env-keys.ts) instead of proxying to `kms_url`.
 // - vmm.toml (`vmmToml`): only the keys of SimVmmSettings are read. Where a real VMM reads it when
 //   systemd starts it, the simulated one, listening before init renders it, reads it before each
 //   call until it exists, and again at a simulated restart (vmm-toml.ts).
@@ -29,12 +29,15 @@
 //   manifest first and only `load_vm` refuses a missing image.
 // - VmInfo.interfaces is empty (upstream lists the resolved NICs); `networking`, `networks` and
 //   `simulated_tee` are stored but not checked against a node network or a TEE simulator config.
+// - `/guest/Info` answers from the simulated attestation (kms-attestation.ts) in JSON only; the
+//   rest of the guest API is not served.
 // - `/logs` serves the `serial` channel only (the guest's reported events); `stdout` and `stderr`
 //   are empty. `lines` tails, `follow` and `ansi` are ignored (nothing is followed or coloured).
 // - Auth: tokens only (no htpasswd users). Extra events `vmm.process.exited` record crashes.
 // - A VM named `dstack-kms` gets the simulated KMS (kms-server.ts) on its published port 8000
-//   instead of a plain listener: HTTPS `/health`, `GetMeta` and `GetAppEnvEncryptPubKey` once it
-//   has "bootstrapped".
+//   instead of a plain listener: HTTPS `/health`, `GetMeta`, `GetAppEnvEncryptPubKey`, `GetAppKey`,
+//   `GetTempCaCert` and `GetKmsKey` once it has "bootstrapped", or the Onboard service while a
+//   KMS whose kms.toml asks for onboarding waits for keys (a KMS replica, kms-onboard.ts).
 // - A DNS server on UDP 127.0.0.1 (dns-server.ts, `dnsServer`) answers A queries for names under
 //   the ZT domains of a running simulated gateway with 127.0.0.1, the simulated host's address,
 //   as the operator's `*.<domain>` record would; tests override any name with `dns.answer`.
@@ -48,6 +51,7 @@ import { ensureHostCa, tlsPaths, type Issued } from '../init/tls.ts';
 import type { StatusRequestInput, VmInfo } from '../vmm/messages.ts';
 import { StatusRequestSchema } from '../vmm/messages.ts';
 import { createWebhookKeyRequester, DEFAULT_SIM_PLATFORM, type SimPlatform } from './app-keys.ts';
+import { guestInfo } from './guest-info.ts';
 import { startAuthWebhook } from './auth-webhook.ts';
 import { startSimDns, type SimDns } from './dns-server.ts';
 import { createEnvKeys, type EnvKeys } from './env-keys.ts';
@@ -135,7 +139,8 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
   const { dir, token, vmmToml, authConfigPath = join(dir, 'auth-config.json'), platform, kmsBootstrapDelayMs = 300, ...rest } = options;
   const { tlsDir = join(dir, 'tls'), gatewayIssueDelayMs = 100, gatewayCheckIntervalMs = 180_000, ...vmmOptions } = rest;
   const webhook = await startAuthWebhook({ configPath: authConfigPath });
-  const requestAppKeys = createWebhookKeyRequester(webhook.url, { ...DEFAULT_SIM_PLATFORM, ...platform });
+  const simPlatform = { ...DEFAULT_SIM_PLATFORM, ...platform };
+  const requestAppKeys = createWebhookKeyRequester(webhook.url, simPlatform);
   const envKeys = createEnvKeys();
   // The guests need the state, and the state's boots need the guests: tie the knot.
   let guests: GatewayGuests | undefined;
@@ -171,6 +176,7 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
         return gate(method, apply, target);
       },
       logsOf: (id) => vmLogLines(state, id),
+      guestInfoOf: (id) => guestInfo(state, id, simPlatform),
       tokens: token === undefined ? [] : [token],
     });
   } catch (err) {
@@ -181,8 +187,10 @@ export async function startSimHost(options: SimHostOptions): Promise<SimHost> {
   control = server.control;
   const kms = startSimKms(state, {
     bootstrapDelayMs: kmsBootstrapDelayMs,
-    k256PublicKeyHex: envKeys.kmsPublicKeyHex,
-    envPublicKey: (appIdHex) => envKeys.publicKeyResponse(appIdHex, state.scheduler.clock.now()),
+    keys: envKeys,
+    authUrl: webhook.url,
+    platform: simPlatform,
+    now: () => state.scheduler.clock.now(),
   });
   const gatewayCvms = startGatewayCvms(state, {
     loadCa: () => loadHostCa(tlsDir),

@@ -1,22 +1,31 @@
 // The simulated dstack-kms inside the `dstack-kms` CVM, as seen from the host through its
 // published RPC port (docs/dstack.md §5.5, §5.6). While the VM runs, the port is bound (QEMU's
-// hostfwd) but resets connections; once the guest reports boot `done` and a bootstrap delay has
-// passed (the KMS generating its keys with auto_bootstrap_domain), the port speaks HTTPS and
-// answers `/health`, `GetMeta` and `GetAppEnvEncryptPubKey` (what vmm-cli.py `--kms-url` asks
-// before it encrypts env vars). Stopping the VM closes it.
+// hostfwd) but resets connections. Once the guest reports boot `done` and a bootstrap delay has
+// passed, a KMS with keys (or one whose kms.toml sets auto_bootstrap_domain: it makes them now)
+// speaks HTTPS and answers `/health`, `GetMeta`, `GetAppEnvEncryptPubKey` (what vmm-cli.py
+// `--kms-url` asks before it encrypts env vars), `GetAppKey` (an app CVM's keys, mutual TLS, judged
+// at `/bootAuth/app`), `GetTempCaCert` and `GetKmsKey` (the key handover to an onboarding KMS,
+// mutual TLS, judged by this host's webhook at `/bootAuth/kms`). A
+// KMS without keys whose kms.toml asks for onboarding serves the Onboard service in plain HTTP
+// instead (kms-onboard.ts) until `Finish`. Stopping the VM closes it.
 //
-// Where it differs from dstack-kms: one self-signed certificate per simulated host stands in for
-// the KMS CA and its RPC leaf (no attestation extension); `k256_pubkey` is the simulator's KMS
-// key (env-keys.ts), so env-encryption signatures made by the simulated VMM verify against it;
-// GetMeta does not ask the webhook for `gateway_app_id`; only JSON mode is served, and no other
-// KMS method (guests get their keys straight from the webhook, see vm-boot.ts). The env keys are
-// the simulated VMM's (env-keys.ts), so both ways to an app's key agree.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import forge from 'node-forge';
-import type { PublicKeyResponse } from '../vmm/messages.ts';
+// Where it differs from dstack-kms: the root keys are the simulated host's (kms-root.ts, the
+// same object the simulated VMM's GetAppEnvEncryptPubKey answers from), and a KMS CVM "has keys"
+// from its first bootstrap or onboarding until the simulated host stops (its disk is not
+// simulated); certificates are RSA with a simulated attestation (kms-certs.ts); `enforce_self_
+// authorization` is taken as false (init renders it so); GetMeta does not ask the webhook for
+// `gateway_app_id`; only JSON mode is served, and no other KMS method. The simulated guests do not
+// call GetAppKey (they ask the webhook straight, see vm-boot.ts); it is here for what an app CVM
+// gets, which a KMS replica must give alike.
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createTcpServer, type Server } from 'node:net';
+import { postBootAuth, type SimPlatform } from './app-keys.ts';
+import type { EnvKeys } from './env-keys.ts';
+import { askKmsAllowed, attestVm } from './kms-attestation.ts';
+import { answerOnboard, callerAttestation, issueKmsIdentity, kmsStartMode, type KmsIdentity } from './kms-onboard.ts';
 import { listenServer, readBody, type BoundServer } from './http-server.ts';
+import type { KmsRootKeys } from './kms-root.ts';
 import type { SimVm } from './vm-record.ts';
 import type { HostPort } from './vm-rules.ts';
 import type { VmmState } from './vmm-state.ts';
@@ -31,12 +40,15 @@ export type SimKmsFault = 'none' | 'stall';
 
 // How the simulated KMS behaves.
 export type SimKmsOptions = {
-  // Boot `done` to HTTPS answering.
+  // Boot `done` to HTTPS answering (or to the Onboard service answering).
   bootstrapDelayMs: number;
-  // GetMeta `k256_pubkey`: the simulator's KMS signing key.
-  k256PublicKeyHex: string;
-  // GetAppEnvEncryptPubKey: the signed env key of an app id (hex); throws the KMS's refusal.
-  envPublicKey: (appIdHex: string) => PublicKeyResponse;
+  // The host's KMS root keys and the env keys derived from them.
+  keys: EnvKeys;
+  // This host's auth webhook (http://host:port) and simulated platform.
+  authUrl: string;
+  platform: SimPlatform;
+  // Unix time in ms, for the signed env-key replies.
+  now: () => number;
 };
 
 // The running KMS simulation: which forwards it owns, fault injection, close.
@@ -47,35 +59,64 @@ export type SimKms = {
   close: () => Promise<void>;
 };
 
-type Launch = { vmId: string; generation: number; ready: boolean; bound: Promise<BoundServer | undefined> };
+// What a launch's port does: nothing yet (slirp resets), the Onboard service, or the KMS RPC.
+type Mode = 'down' | 'onboarding' | 'serving';
+
+type Launch = { vmId: string; generation: number; mode: Mode; identity: KmsIdentity | undefined; rpc: HttpsServer; bound: Promise<BoundServer | undefined> };
 
 // Follow `state` and run one KMS endpoint per launch of a dstack-kms VM.
 export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
   const launches = new Map<string, Launch>();
+  // KMS CVMs that bootstrapped or onboarded: their keys are on their (simulated) disk.
+  const withKeys = new Set<string>();
   let fault: SimKmsFault = 'none';
   let closed = false;
-  let identity: Identity | undefined;
 
   const serves = (vm: SimVm, port: HostPort): boolean => vm.config.name === SIM_KMS_VM_NAME && port.protocol === 'tcp' && port.vm_port === KMS_GUEST_PORT;
 
-  const open = (vm: SimVm, port: HostPort): Launch => {
-    identity ??= issueIdentity();
-    const launch: Launch = { vmId: vm.id, generation: vm.generation, ready: false, bound: Promise.resolve(undefined) };
-    const caCert = identity.certPem;
-    const server = createServer({ key: identity.keyPem, cert: identity.certPem }, (req, res) => {
-      answer(req, res, caCert, options).catch((err: unknown) => {
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(err instanceof Error ? err.message : String(err));
-      });
-    });
-    // Before bootstrap nothing listens in the guest: slirp resets the connection.
-    server.on('connection', (socket) => {
-      if (!launch.ready) socket.destroy();
-    });
-    launch.bound = bind(server, vm, port, launch);
-    return launch;
+  const attestation = (vmId: string) => {
+    const vm = state.find(vmId);
+    if (vm === undefined) throw new Error(`VM ${vmId} is gone`);
+    return attestVm(vm, state.imageOf(vm.config.image)?.digest ?? '', options.platform);
   };
 
+  // The RPC certificate and the temp CA come from the root keys, made when the KMS first serves.
+  const serve = (launch: Launch): void => {
+    const identity = (launch.identity ??= issueKmsIdentity(options.keys.exportRoot(), attestation(launch.vmId)));
+    launch.rpc.setSecureContext({ key: identity.rpc.keyPem, cert: identity.rpc.certPem, ca: identity.tempCa.certPem });
+    launch.mode = 'serving';
+  };
+
+  const open = (vm: SimVm, port: HostPort): Launch => {
+    // Client certificates are asked for, never required: only GetKmsKey needs one (upstream's
+    // `[rpc.tls.mutual] mandatory = false`), and it must chain to the temp CA.
+    const rpc = createHttpsServer({ requestCert: true, rejectUnauthorized: false }, (req, res) => reply(res, answer(req, res, launch, options)));
+    const launch: Launch = { vmId: vm.id, generation: vm.generation, mode: 'down', identity: undefined, rpc, bound: Promise.resolve(undefined) };
+    const onboarding = createHttpServer((req, res) => {
+      const context = {
+        attestation: () => attestation(vm.id),
+        authUrl: options.authUrl,
+        hasKeys: () => withKeys.has(vm.id),
+        store: (keys: KmsRootKeys) => {
+          options.keys.adoptRoot(keys);
+          withKeys.add(vm.id);
+          return options.keys.kmsPublicKeyHex;
+        },
+        // Upstream's main() then starts the KMS with the keys, or exits "Failed to onboard".
+        finish: () => {
+          if (withKeys.has(vm.id) && launch.mode === 'onboarding') serve(launch);
+        },
+      };
+      reply(res, answerOnboard(req, res, context));
+    });
+    const front = createTcpServer((socket) => {
+      const target = launch.mode === 'serving' ? rpc : launch.mode === 'onboarding' ? onboarding : undefined;
+      if (target === undefined) socket.destroy();
+      else target.emit('connection', socket);
+    });
+    launch.bound = bind(front, vm, port, launch);
+    return launch;
+  };
   const bind = (server: Server, vm: SimVm, port: HostPort, launch: Launch): Promise<BoundServer | undefined> =>
     listenServer(server, { host: port.host_address, port: port.host_port }).catch((err: unknown) => {
       if (!closed && state.find(vm.id)?.generation === launch.generation) {
@@ -94,7 +135,7 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
       wanted.add(key);
       const launch = launches.get(key) ?? open(vm, port);
       launches.set(key, launch);
-      if (vm.bootProgress === 'done' && !launch.ready) scheduleBootstrap(launch);
+      if (vm.bootProgress === 'done' && launch.mode === 'down') scheduleBootstrap(launch);
     }
     for (const [key, launch] of launches) {
       if (wanted.has(key)) continue;
@@ -110,7 +151,12 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
     state.scheduler.after(options.bootstrapDelayMs, () => {
       scheduling.delete(launch);
       const vm = state.find(launch.vmId);
-      if (fault === 'none' && vm?.running === true && vm.generation === launch.generation) launch.ready = true;
+      if (fault !== 'none' || vm?.running !== true || vm.generation !== launch.generation) return;
+      const mode = withKeys.has(vm.id) ? 'keys' : kmsStartMode(vm.launchedCompose);
+      if (mode === 'disabled') return state.crashVm(vm.id, 'dstack-kms: Failed to onboard (no keys, and [core.onboard] is disabled)');
+      if (mode === 'onboard') return void (launch.mode = 'onboarding');
+      withKeys.add(vm.id);
+      serve(launch);
     });
   };
 
@@ -132,78 +178,84 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
   };
 }
 
-// The two endpoints a host-side client uses to tell that the KMS runs (docs/dstack.md "Gateway"
-// §7.2), and the env key vmm-cli.py fetches. The KMS accepts its methods bare or as `KMS.<name>`.
-async function answer(req: IncomingMessage, res: ServerResponse, caCert: string, options: SimKmsOptions): Promise<void> {
-  const url = new URL(req.url ?? '/', 'https://localhost');
-  const body = await readBody(req);
-  const json = (status: number, reply: unknown): void => {
-    res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(reply)}\n`);
-  };
-  if (url.pathname === '/health') {
-    res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
-    return;
-  }
-  const method = url.pathname.startsWith('/prpc/') ? url.pathname.slice('/prpc/'.length).replace(/^KMS\./, '') : undefined;
-  const jsonMode = req.method === 'GET' || url.searchParams.has('json') || (req.headers['content-type'] ?? '').includes('json');
-  if ((method === 'GetMeta' || method === 'GetAppEnvEncryptPubKey') && !jsonMode) {
-    json(400, { error: 'the simulated KMS answers JSON mode only (add ?json)' });
-    return;
-  }
-  if (method === 'GetAppEnvEncryptPubKey') {
-    try {
-      const request: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
-      const appId = (request as { app_id?: unknown } | null)?.app_id;
-      json(200, options.envPublicKey(typeof appId === 'string' ? appId.replace(/^0x/, '') : ''));
-    } catch (err) {
-      json(400, { error: err instanceof Error ? err.message : String(err) });
-    }
-    return;
-  }
-  if (method === 'GetMeta') {
-    json(200, {
-      ca_cert: caCert,
-      allow_any_upgrade: false,
-      k256_pubkey: options.k256PublicKeyHex,
-      bootstrap_info: null,
-      is_dev: false,
-      gateway_app_id: '',
-      kms_contract_address: '0x0000000000000000000000000000000000000000',
-      chain_id: 0,
-    });
-    return;
-  }
-  if (method !== undefined) {
-    json(400, { error: `Method not found: ${url.pathname.slice('/prpc/'.length)}` });
-    return;
-  }
-  res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
+// Settle a handler's reply: an exception becomes a 500 with its message.
+function reply(res: ServerResponse, handling: Promise<void>): void {
+  handling.catch((err: unknown) => {
+    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+    res.end(err instanceof Error ? err.message : String(err));
+  });
 }
 
-type Identity = { keyPem: string; certPem: string };
+// The KMS RPC of a KMS with keys: the endpoints a host-side client uses to tell that it runs
+// (docs/dstack.md §5.6), the env key vmm-cli.py fetches, and the two an onboarding KMS calls. The
+// KMS accepts its methods bare or as `KMS.<name>`; errors are 400 `{"error"}` as ra-rpc sends them.
+async function answer(req: IncomingMessage, res: ServerResponse, launch: Launch, options: SimKmsOptions): Promise<void> {
+  const url = new URL(req.url ?? '/', 'https://localhost');
+  const body = await readBody(req);
+  const json = (status: number, value: unknown): void => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(value)}\n`);
+  };
+  if (url.pathname === '/health') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
+  const method = url.pathname.startsWith('/prpc/') ? url.pathname.slice('/prpc/'.length).replace(/^KMS\./, '') : undefined;
+  if (method === undefined) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
+  const jsonMode = req.method === 'GET' || url.searchParams.has('json') || (req.headers['content-type'] ?? '').includes('json');
+  if (!jsonMode) return json(400, { error: 'the simulated KMS answers JSON mode only (add ?json)' });
+  const identity = launch.identity;
+  if (identity === undefined) throw new Error('the KMS serves without an identity');
+  try {
+    json(200, await callKms(method, body, req, identity, options));
+  } catch (err) {
+    json(400, { error: err instanceof Error ? err.message : String(err) });
+  }
+}
 
-// A self-signed certificate for the bootstrap domain 10.0.2.2 (and 127.0.0.1, where the host
-// reaches the forward). The key comes from node:crypto: forge's own keygen takes seconds.
-function issueIdentity(): Identity {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-  const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f;
-  cert.serialNumber = serial.toString('hex');
-  cert.validity.notBefore = new Date(Date.now() - 3_600_000);
-  cert.validity.notAfter = new Date(Date.now() + 3650 * 86_400_000);
-  const subject = [{ name: 'commonName', value: 'Dstack KMS CA (simulated)' }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: true },
-    { name: 'subjectAltName', altNames: [{ type: 7, ip: '10.0.2.2' }, { type: 7, ip: '127.0.0.1' }] },
-  ]);
-  cert.sign(forge.pki.privateKeyFromPem(privateKey), forge.md.sha256.create());
-  return { keyPem: privateKey, certPem: forge.pki.certificateToPem(cert) };
+async function callKms(method: string, body: Buffer, req: IncomingMessage, identity: KmsIdentity, options: SimKmsOptions): Promise<unknown> {
+  switch (method) {
+    case 'GetAppEnvEncryptPubKey': {
+      const request: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+      const appId = (request as { app_id?: unknown } | null)?.app_id;
+      return options.keys.publicKeyResponse(typeof appId === 'string' ? appId.replace(/^0x/, '') : '', options.now());
+    }
+    case 'GetMeta':
+      return {
+        ca_cert: identity.ca.certPem,
+        allow_any_upgrade: false,
+        k256_pubkey: options.keys.kmsPublicKeyHex,
+        bootstrap_info: null,
+        is_dev: false,
+        gateway_app_id: '',
+        kms_contract_address: '0x0000000000000000000000000000000000000000',
+        chain_id: 0,
+      };
+    case 'GetAppKey': {
+      // An app CVM's RA-TLS client certificate, signed with the temp CA key it was handed.
+      const caller = callerAttestation(req);
+      if (caller === undefined) throw new Error('App not allowed: No attestation provided');
+      const verdict = await postBootAuth(options.authUrl, 'app', caller);
+      if (!verdict.isAllowed) throw new Error(`App not allowed: Boot denied: ${verdict.reason}`);
+      const keys = options.keys.appKeys(caller.appId, caller.instanceId);
+      return {
+        ca_cert: identity.ca.certPem,
+        disk_crypt_key: keys.diskCryptKey.toString('hex'),
+        env_crypt_key: keys.envCryptKey.toString('hex'),
+        k256_key: keys.k256Key.toString('hex'),
+        k256_signature: keys.k256Signature,
+        tproxy_app_id: verdict.gatewayAppId ?? '',
+        gateway_app_id: verdict.gatewayAppId ?? '',
+        os_image_hash: caller.osImageHash,
+      };
+    }
+    case 'GetTempCaCert':
+      return { temp_ca_cert: identity.tempCa.certPem, temp_ca_key: identity.tempCa.keyPem, ca_cert: identity.ca.certPem };
+    case 'GetKmsKey': {
+      const caller = callerAttestation(req);
+      if (caller === undefined) throw new Error('No attestation provided');
+      const verdict = await askKmsAllowed(options.authUrl, caller);
+      if (!verdict.isAllowed) throw new Error(`Boot denied: ${verdict.reason}`);
+      const root = options.keys.exportRoot();
+      return { temp_ca_key: root.tempCaKeyPem, keys: [{ ca_key: root.caKeyPem, k256_key: root.k256Hex }] };
+    }
+    default:
+      throw new Error(`Method not found: ${method}`);
+  }
 }

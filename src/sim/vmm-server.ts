@@ -18,6 +18,8 @@ export type VmmServerOptions = {
   handlers: VmmHandlers;
   gate: FaultGate;
   logsOf: (id: string) => string[] | undefined;
+  // The guest agent's Info of a VM, as `/guest/Info` proxies it; a string is the refusal.
+  guestInfoOf: (id: string) => Record<string, unknown> | string;
   // `[auth] tokens`; none (or all empty) means auth is off.
   tokens?: string[];
 };
@@ -63,6 +65,14 @@ async function serve(options: VmmServerOptions, req: IncomingMessage, res: Serve
       const message = err instanceof Error ? err.message : String(err);
       res.writeHead(400, { 'content-type': contentType(mode) }).end(encodeError(message, mode));
     }
+    return;
+  }
+  // upstream mounts the guest agent's proxied API at `/guest` (dstack/vmm/src/main.rs), prpc JSON.
+  if (method === 'POST' && /^\/guest\/(ProxiedGuestApi\.)?Info$/.test(url.pathname)) {
+    const id = (JSON.parse(body.length === 0 ? '{}' : body.toString('utf8')) as { id?: unknown }).id;
+    const info = options.guestInfoOf(typeof id === 'string' ? id : '');
+    const [status, reply] = typeof info === 'string' ? [400, { error: info }] : [200, info];
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
     return;
   }
   if (method === 'GET' && url.pathname === '/logs') {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 
 const BIN = join(import.meta.dirname, '../../bin/dstack-supervisor.mjs');
-const COMMANDS = ['run', 'status', 'hash', 'resync', 'init', 'destroy', 'version'];
+const COMMANDS = ['run', 'status', 'hash', 'resync', 'init', 'destroy', 'kms', 'version'];
 
 function cli(args: string[]) {
   return execa(process.execPath, [BIN, ...args], { reject: false, env: { DSTACK_SUPERVISOR_CONFIG: '' } });
@@ -47,6 +47,9 @@ test('issue 15: missing values, stray and missing operands are bad usage (exit 2
     [['run', '--json'], "dstack-supervisor run: unknown option '--json'"],
     [['run', '--log-format', 'xml'], "dstack-supervisor run: --log-format must be journal, text or json, not 'xml'"],
     [['destroy', '--log-format'], "dstack-supervisor destroy: option '--log-format <value>' argument missing"],
+    [['kms', 'allow'], 'dstack-supervisor kms: missing MR_AGGREGATED'],
+    [['kms', 'measurement', 'extra'], "dstack-supervisor kms: unexpected argument 'extra'"],
+    [['kms', 'forget', 'ab'], "dstack-supervisor kms: unknown action 'forget' (measurement or allow)"],
   ];
   await Promise.all(cases.map(async ([args, first]) => {
     const result = await cli(args);
