@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { z } from 'zod';
 
 const port = z.number().int().min(1).max(65535);
@@ -64,6 +65,11 @@ export const InitSectionSchema = z
     key_provider_port: port.default(3443),
     // Host port of the KMS CVM's RPC; 0 = pick a free one inside port_ranges, once, and keep it.
     kms_port: z.number().int().min(0).max(65535).default(0),
+    // Host address the KMS CVM's port is also published on, for other hosts' KMS replicas
+    // ("0.0.0.0" or this host's LAN address); 127.0.0.1 = this host only. An IPv4 literal: the
+    // VMM parses it as an IP address and writes it into QEMU's hostfwd rule without brackets,
+    // which an IPv6 address breaks (upstream vmm main_service.rs, app/qemu.rs).
+    kms_host_address: z.string().refine(isIPv4, { message: 'must be an IPv4 address: 127.0.0.1 (this host only), 0.0.0.0 (every interface) or one of this host\'s addresses' }).default('127.0.0.1'),
     // The host as a CVM sees it under user-mode networking: the KMS's bootstrap domain and the
     // host part of kms_urls and the webhook URL (docs/dstack.md §5.5).
     guest_host_address: z.string().min(1).default('10.0.2.2'),

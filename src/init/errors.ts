@@ -94,7 +94,8 @@ export function sourceUnreachable(url: string, cause: unknown): InitError {
   return new InitError(
     'INIT_KMS_SOURCE_UNREACHABLE',
     `init kms onboarding: the source KMS ${url} ([init] kms_onboard_from) cannot be reached: ${describeError(cause)}. ${ONBOARD_STATE(undefined)}. ` +
-      `Check that the source host's KMS port is reachable from this host and its CVMs (firewall; a forward: init publishes a KMS on 127.0.0.1 only), then start again`,
+      `Check that the source host publishes its KMS beyond loopback (its supervisor.toml [init] kms_host_address: "0.0.0.0" or its LAN address; the default 127.0.0.1 is that host only) ` +
+        `and that its KMS port is reachable from this host and its CVMs (firewall), then start again`,
     { cause },
   );
 }

@@ -1,7 +1,8 @@
 // The KMS CVM as dstackup deploys it (docs/dstack.md §5.5): a local-key-provider CVM running
 // dstack-kms in docker, its kms.toml written into the guest by an init_script heredoc, and its
-// RPC port published on host loopback at the port init picked before the VMM first started.
-import type { VmConfigurationInput } from '../vmm/messages.ts';
+// RPC port published on host loopback (and `[init] kms_host_address`) at the port init picked
+// before the VMM first started.
+import type { PortMapping, VmConfigurationInput } from '../vmm/messages.ts';
 import { KMS_GUEST_PORT } from './derived-keys.ts';
 import { renderError } from './errors.ts';
 import type { Platform } from './platform.ts';
@@ -63,14 +64,31 @@ export function kmsAppCompose(kmsToml: string, kmsTomlPath: string, platform: Pl
 }
 
 // CreateVm's request for the KMS CVM: no app_id and no kms_urls (it is the KMS).
-export function kmsVmConfig(inputs: { image: string; composeFile: string; hostPort: number }): VmConfigurationInput {
+export function kmsVmConfig(inputs: { image: string; composeFile: string; hostPort: number; hostAddress: string }): VmConfigurationInput {
   return {
     name: KMS_VM_NAME,
     image: inputs.image,
     compose_file: inputs.composeFile,
     ...KMS_RESOURCES,
-    ports: [{ protocol: 'tcp', host_address: '127.0.0.1', host_port: inputs.hostPort, vm_port: KMS_GUEST_PORT }],
+    ports: kmsPortMappings(inputs.hostAddress, inputs.hostPort),
   };
+}
+
+// Where init itself reaches the KMS's published port.
+export const KMS_LOOPBACK = '127.0.0.1';
+
+// The host addresses the KMS RPC is published on. 127.0.0.1 always: this host's guests reach the
+// KMS as 10.0.2.2, which QEMU's user networking sends to host loopback (libslirp
+// `sotranslate_out`), and init reaches it there. `[init] kms_host_address` too, for other hosts'
+// replicas, unless it is loopback itself or 0.0.0.0, which covers loopback (a second mapping
+// beside a wildcard would clash in the VMM: main_service.rs `port_mappings_conflict`).
+export function kmsHostAddresses(hostAddress: string): string[] {
+  return hostAddress === KMS_LOOPBACK || hostAddress === '0.0.0.0' ? [hostAddress] : [KMS_LOOPBACK, hostAddress];
+}
+
+// The KMS CVM's port map, as CreateVm and UpdateVm take it.
+export function kmsPortMappings(hostAddress: string, hostPort: number): PortMapping[] {
+  return kmsHostAddresses(hostAddress).map((address) => ({ protocol: 'tcp', host_address: address, host_port: hostPort, vm_port: KMS_GUEST_PORT }));
 }
 
 // True when an app-compose manifest is a KMS CVM's (an app may also be called dstack-kms): on

@@ -1,8 +1,9 @@
 // Init step 6: a KMS CVM that has really bootstrapped. Reuse the one the journal names, else
 // adopt a `dstack-kms` CVM found by name (a lost journal, or one that `destroy` stopped to keep
-// its keys), else create it (docs/dstack.md §5.5); start it if it is stopped; then wait until its boot is
-// `done` AND its RPC answers over HTTPS (docs/dstack.md §5.6). A healthy KMS costs
-// read-only calls only: no CreateVm, no StartVm.
+// its keys), else create it (docs/dstack.md §5.5); move its port mapping to `[init]
+// kms_host_address` if that changed (UpdateVm, then a restart); start it if it is stopped; then
+// wait until its boot is `done` AND its RPC answers over HTTPS (docs/dstack.md §5.6). A healthy
+// KMS costs read-only calls only: no CreateVm, no StartVm.
 import type { Clock } from '../clock.ts';
 import { waitBooted, waitGone, waitStopped, VmWaitError } from '../controller/vm-wait.ts';
 import { describeError, SupervisorError } from '../errors.ts';
@@ -10,7 +11,7 @@ import type { Logger } from '../log/logger.ts';
 import type { VmmClient } from '../vmm/client.ts';
 import type { VmInfo } from '../vmm/messages.ts';
 import { KMS_GUEST_PORT } from './derived-keys.ts';
-import { isKmsCompose, KMS_VM_NAME, kmsVmConfig } from './kms-compose.ts';
+import { isKmsCompose, kmsHostAddresses, kmsPortMappings, KMS_VM_NAME, kmsVmConfig } from './kms-compose.ts';
 import type { KmsProbe } from './kms-probe.ts';
 
 // Stable codes of a KMS that would not come up; FROZEN and LOST need the operator (issue 16):
@@ -38,10 +39,11 @@ export class KmsError extends SupervisorError {
 }
 
 // What the KMS CVM is made of: the image, its app-compose (kms.toml inside), the host port
-// kms_urls name, the host as guests see it, and the VM id the journal remembers.
+// kms_urls name and `[init] kms_host_address`, the host as guests see it, and the VM id the
+// journal remembers.
 // `keysAreVolatile`: a simulated host's KMS lives in memory and is gone after every restart, so
 // a new one is expected; on a real host its keys are on the CVM's disk and a vanished KMS is loss.
-export type KmsInputs = { image: string; composeFile: string; port: number; guestHost: string; knownVmId: string | undefined; keysAreVolatile: boolean };
+export type KmsInputs = { image: string; composeFile: string; port: number; hostAddress: string; guestHost: string; knownVmId: string | undefined; keysAreVolatile: boolean };
 
 // The edges: the VMM, the HTTPS probe, the VM log reader, time, and progress for STATUS=.
 export type KmsDeps = {
@@ -82,16 +84,24 @@ export async function ensureKms(inputs: KmsInputs, deps: KmsDeps): Promise<KmsIn
     // A KMS being removed keeps its host port until the VMM has finished with it (docs/dstack.md §2).
     for (const id of found.removing) await waitGone(vmm, id, deps.clock, { pollMs: deps.pollMs, timeoutMs: deps.timeoutMs });
     deps.progress('deploying KMS CVM');
-    vmId = (await vmm.createVm(kmsVmConfig({ image: inputs.image, composeFile: inputs.composeFile, hostPort: inputs.port }))).id;
+    vmId = (await vmm.createVm(kmsVmConfig({ image: inputs.image, composeFile: inputs.composeFile, hostPort: inputs.port, hostAddress: inputs.hostAddress }))).id;
     log.info({ VM: vmId, PORT: inputs.port }, `created the KMS CVM ${vmId} (${KMS_VM_NAME}, host port ${inputs.port})`);
   } else {
     vmId = found.vm.id;
     checkKmsVm(found.vm, inputs);
-    if (found.vm.status === 'stopping') await waitStopped(vmm, vmId, deps.clock, { pollMs: deps.pollMs, timeoutMs: deps.timeoutMs });
-    if (['stopped', 'exited', 'stopping'].includes(found.vm.status)) {
+    let status = found.vm.status;
+    if ((await remapKmsPorts(found.vm, inputs, deps)) && status === 'running') {
+      deps.progress('restarting the KMS CVM on its new port mapping');
+      await vmm.stopVm(vmId);
+      status = 'stopping';
+    }
+    if (status === 'stopping' && !(await waitStopped(vmm, vmId, deps.clock, { pollMs: deps.pollMs, timeoutMs: deps.timeoutMs }))) {
+      throw await kmsFailure('INIT_KMS_TIMEOUT', vmId, 'did not stop in time to be started again', deps);
+    }
+    if (['stopped', 'exited', 'stopping'].includes(status)) {
       deps.progress('starting the KMS CVM');
       await vmm.startVm(vmId);
-      log.info({ VM: vmId }, `started the ${found.vm.status} KMS CVM ${vmId}; it keeps its disk, so the same KMS keys`);
+      log.info({ VM: vmId }, `started the ${status} KMS CVM ${vmId}; it keeps its disk, so the same KMS keys`);
     }
   }
   const hostUrl = `https://127.0.0.1:${inputs.port}`;
@@ -151,6 +161,21 @@ function checkKmsVm(vm: VmInfo, inputs: KmsInputs): void {
       { vmId: vm.id },
     );
   }
+}
+
+// Publish the KMS on the addresses `[init] kms_host_address` asks for, if it is published on
+// others; true when it was. Unlike the compose or the image, the port map is not measured (it is
+// QEMU's host-side hostfwd, not part of sys-config's vm_config: upstream vmm app.rs
+// `make_vm_config`), so the same KMS opens the same keys on a new address. UpdateVm changes it
+// only for the next launch (docs/dstack.md §2.2), hence the caller's restart.
+async function remapKmsPorts(vm: VmInfo, inputs: KmsInputs, deps: KmsDeps): Promise<boolean> {
+  const sorted = (addresses: string[]): string => addresses.sort().join(', ');
+  const published = sorted((vm.configuration?.ports ?? []).filter((p) => p.vm_port === KMS_GUEST_PORT).map((p) => p.host_address));
+  const wanted = sorted(kmsHostAddresses(inputs.hostAddress));
+  if (published === wanted) return false;
+  await deps.vmm.updateVm({ id: vm.id, update_ports: true, ports: kmsPortMappings(inputs.hostAddress, inputs.port) });
+  deps.log.info({ VM: vm.id, PORT: inputs.port }, `moved the KMS CVM ${vm.id}'s port ${inputs.port} from ${published} to ${wanted} ([init] kms_host_address); it restarts with the same disk and measurement, so the same KMS keys`);
+  return true;
 }
 
 // Try `attempt` until it passes (the KMS answers over HTTPS, or was onboarded); fail early if the

@@ -11,7 +11,8 @@ import { acquireLock, lockPathFor } from '../auth/lock.ts';
 import type { InitSection } from './config-schema.ts';
 import { renderError } from './errors.ts';
 import { readFileIfExists, writeIfChanged } from './files.ts';
-import { pickKmsPort, type PortProbe } from './kms-port.ts';
+import { checkKmsHostAddress, pickKmsPort, type PortProbe } from './kms-port.ts';
+import { kmsHostAddresses } from './kms-compose.ts';
 import { canonical, getPath, isTable, mergeOperatorEdits, type Doc, type EnforcedKey } from './merge.ts';
 import { authConfigEnforced, kmsEnforced, kmsPlatformDefaults, vmmEnforced, vmmListenAddress } from './derived-keys.ts';
 import { gpuTableOf, planGpuTable, withGpuTable, withoutGpuTable } from './gpu-config.ts';
@@ -74,12 +75,14 @@ export async function renderHostConfig(inputs: RenderInputs): Promise<RenderResu
   const listen = vmmListenAddress(inputs.vmmUrl);
   const existingVmm = await readToml(paths.vmmToml);
   const vmmPort = /^tcp:.*:(\d+)$/.exec(listen)?.[1];
+  await checkKmsHostAddress(init.kms_host_address);
   const kmsPort = await pickKmsPort(
     {
       configured: init.kms_port,
       previous: inputs.previousKmsPort ?? previousKmsPort(existingVmm),
       ranges: init.port_ranges,
       reserved: [init.auth_port, init.key_provider_port, ...(vmmPort === undefined ? [] : [Number(vmmPort)])],
+      addresses: kmsHostAddresses(init.kms_host_address),
     },
     inputs.isPortFree,
   );

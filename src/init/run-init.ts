@@ -153,6 +153,7 @@ export async function runInit(deps: InitDeps): Promise<InitResult> {
         image: image.name,
         composeFile: kmsAppCompose(await readFile(paths.kmsToml, 'utf8'), paths.kmsToml, platform),
         port: rendered.kmsPort,
+        hostAddress: init.kms_host_address,
         guestHost: init.guest_host_address,
         knownVmId: typeof knownVmId === 'string' ? knownVmId : undefined,
         keysAreVolatile: config.sim.enabled,

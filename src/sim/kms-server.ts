@@ -1,8 +1,8 @@
 // The simulated dstack-kms inside the `dstack-kms` CVM, as seen from the host through its
-// published RPC port (docs/dstack.md §5.5, §5.6). While the VM runs, the port is bound (QEMU's
-// hostfwd) but resets connections. Once the guest reports boot `done` and a bootstrap delay has
-// passed, a KMS with keys (or one whose kms.toml sets auto_bootstrap_domain: it makes them now)
-// speaks HTTPS and answers `/health`, `GetMeta`, `GetAppEnvEncryptPubKey` (what vmm-cli.py
+// published RPC port (docs/dstack.md §5.5, §5.6), on each host address it is mapped to. While
+// the VM runs, the port is bound (QEMU's hostfwd) but resets connections. Once the guest reports
+// boot `done` and a bootstrap delay has passed, a KMS with keys (or one whose kms.toml sets
+// auto_bootstrap_domain: it makes them now) speaks HTTPS and answers `/health`, `GetMeta`, `GetAppEnvEncryptPubKey` (what vmm-cli.py
 // `--kms-url` asks before it encrypts env vars), `GetAppKey` (an app CVM's keys, mutual TLS, judged
 // at `/bootAuth/app`), `GetTempCaCert` and `GetKmsKey` (the key handover to an onboarding KMS,
 // mutual TLS, judged by this host's webhook at `/bootAuth/kms`). A
@@ -62,7 +62,7 @@ export type SimKms = {
 // What a launch's port does: nothing yet (slirp resets), the Onboard service, or the KMS RPC.
 type Mode = 'down' | 'onboarding' | 'serving';
 
-type Launch = { vmId: string; generation: number; mode: Mode; identity: KmsIdentity | undefined; rpc: HttpsServer; bound: Promise<BoundServer | undefined> };
+type Launch = { vmId: string; generation: number; mode: Mode; identity: KmsIdentity | undefined; rpc: HttpsServer; bound: Promise<(BoundServer | undefined)[]> };
 
 // Follow `state` and run one KMS endpoint per launch of a dstack-kms VM.
 export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
@@ -87,11 +87,11 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
     launch.mode = 'serving';
   };
 
-  const open = (vm: SimVm, port: HostPort): Launch => {
+  const open = (vm: SimVm, ports: HostPort[]): Launch => {
     // Client certificates are asked for, never required: only GetKmsKey needs one (upstream's
     // `[rpc.tls.mutual] mandatory = false`), and it must chain to the temp CA.
     const rpc = createHttpsServer({ requestCert: true, rejectUnauthorized: false }, (req, res) => reply(res, answer(req, res, launch, options)));
-    const launch: Launch = { vmId: vm.id, generation: vm.generation, mode: 'down', identity: undefined, rpc, bound: Promise.resolve(undefined) };
+    const launch: Launch = { vmId: vm.id, generation: vm.generation, mode: 'down', identity: undefined, rpc, bound: Promise.resolve([]) };
     const onboarding = createHttpServer((req, res) => {
       const context = {
         attestation: () => attestation(vm.id),
@@ -109,12 +109,14 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
       };
       reply(res, answerOnboard(req, res, context));
     });
-    const front = createTcpServer((socket) => {
-      const target = launch.mode === 'serving' ? rpc : launch.mode === 'onboarding' ? onboarding : undefined;
-      if (target === undefined) socket.destroy();
-      else target.emit('connection', socket);
-    });
-    launch.bound = bind(front, vm, port, launch);
+    // One listener per mapping (QEMU sets up one hostfwd each), all reaching the same KMS.
+    const front = (): Server =>
+      createTcpServer((socket) => {
+        const target = launch.mode === 'serving' ? rpc : launch.mode === 'onboarding' ? onboarding : undefined;
+        if (target === undefined) socket.destroy();
+        else target.emit('connection', socket);
+      });
+    launch.bound = Promise.all(ports.map((port) => bind(front(), vm, port, launch)));
     return launch;
   };
   const bind = (server: Server, vm: SimVm, port: HostPort, launch: Launch): Promise<BoundServer | undefined> =>
@@ -129,18 +131,18 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
     if (closed) return;
     const wanted = new Set<string>();
     for (const vm of state.list()) {
-      const port = vm.running ? vm.launchedPorts.find((p) => serves(vm, p)) : undefined;
-      if (port === undefined) continue;
+      const ports = vm.running ? vm.launchedPorts.filter((p) => serves(vm, p)) : [];
+      if (ports.length === 0) continue;
       const key = `${vm.id} ${vm.generation}`;
       wanted.add(key);
-      const launch = launches.get(key) ?? open(vm, port);
+      const launch = launches.get(key) ?? open(vm, ports);
       launches.set(key, launch);
       if (vm.bootProgress === 'done' && launch.mode === 'down') scheduleBootstrap(launch);
     }
     for (const [key, launch] of launches) {
       if (wanted.has(key)) continue;
       launches.delete(key);
-      void launch.bound.then((bound) => bound?.close());
+      void launch.bound.then(closeAll);
     }
   };
 
@@ -173,9 +175,13 @@ export function startSimKms(state: VmmState, options: SimKmsOptions): SimKms {
       unsubscribe();
       const all = [...launches.values()];
       launches.clear();
-      await Promise.all(all.map(async (launch) => (await launch.bound)?.close()));
+      await Promise.all(all.map(async (launch) => closeAll(await launch.bound)));
     },
   };
+}
+
+async function closeAll(bound: (BoundServer | undefined)[]): Promise<void> {
+  await Promise.all(bound.map((server) => server?.close()));
 }
 
 // Settle a handler's reply: an exception becomes a 500 with its message.

@@ -26,8 +26,9 @@ const notRun = await whyNoAnsible();
 type Host = { name: 'a' | 'b'; dir: string; config: string; kmsPort: number; allow: Array<{ mr_aggregated: string; os_image_hash: string }> };
 type Measurement = { mr_aggregated: string; os_image_hash: string };
 
-// The inventory: per-host paths, supervisor.toml as host_config (b onboards from a's KMS) and
-// host_kms_allow as the test has learnt it so far.
+// The inventory: per-host paths, supervisor.toml as host_config (a publishes its KMS on
+// 127.0.0.2, standing for its LAN address, and b onboards from there) and host_kms_allow as the
+// test has learnt it so far.
 function inventoryOf(hosts: Host[], sourcePort: number): string {
   const hostVars = Object.fromEntries(
     hosts.map((h) => [
@@ -50,7 +51,7 @@ function inventoryOf(hosts: Host[], sourcePort: number): string {
             run_dir: join(h.dir, 'run'),
             images_dir: join(h.dir, 'data', 'images'),
             kms_port: h.kmsPort,
-            ...(h.name === 'b' ? { kms_onboard_from: `https://127.0.0.1:${sourcePort}` } : {}),
+            ...(h.name === 'a' ? { kms_host_address: '127.0.0.2' } : { kms_onboard_from: `https://127.0.0.2:${sourcePort}` }),
           },
           apps: { owner: process.getuid?.() ?? 0 },
           sim: { enabled: true, dir: join(h.dir, 'sim') },
@@ -126,7 +127,7 @@ test('issue 17: the host role allows both sides and b becomes a KMS replica of a
   const onboarded = await playbook('b');
   assert.equal(onboarded.code, 0, onboarded.out);
   const journal = JSON.parse(await readFile(join(b.dir, 'state', 'init.json'), 'utf8')) as { steps: { kms: { detail: Record<string, unknown> } } };
-  assert.equal(journal.steps.kms.detail['onboarded_from'], `https://127.0.0.1:${a.kmsPort}`);
+  assert.equal(journal.steps.kms.detail['onboarded_from'], `https://127.0.0.2:${a.kmsPort}`);
 
   // Both KMSes sign with the same root key.
   const agent = new Agent({ connect: { rejectUnauthorized: false } });

@@ -67,15 +67,17 @@ async function appKeyFrom(t: TestContext, port: number, attestation: SimAttestat
   });
 }
 
+// A publishes its KMS on 127.0.0.2 besides loopback ([init] kms_host_address), standing for its
+// LAN address (Linux routes all of 127/8 to lo), and B onboards from there.
 test('two hosts: B refuses to start untrusted, is refused by A, then onboards; an app id gets the same key from both KMSes', async (t) => {
-  const a = await startInitStage(t);
+  const a = await startInitStage(t, { init: { kms_host_address: '127.0.0.2' } });
   const first = await a.init();
-  const b = await startInitStage(t, { init: { kms_onboard_from: `https://127.0.0.1:${a.kmsPort}` } });
+  const b = await startInitStage(t, { init: { kms_onboard_from: `https://127.0.0.2:${a.kmsPort}` } });
 
   // B's auth-config.json lists no KMS it would accept keys from: refused before any deploy.
   const untrusted = await initFailure(b.init());
   assert.equal(untrusted.code, 'INIT_KMS_ONBOARD_UNTRUSTED');
-  assert.match(untrusted.message, /Nothing was deployed\. On the host of https:\/\/127\.0\.0\.1:\d+ run `dstack-supervisor kms measurement`/);
+  assert.match(untrusted.message, /Nothing was deployed\. On the host of https:\/\/127\.0\.0\.2:\d+ run `dstack-supervisor kms measurement`/);
   assert.deepEqual(b.mutations(), []);
   assert.equal(b.model.callsOf('StartUnit').length, 0);
 
@@ -102,7 +104,7 @@ test('two hosts: B refuses to start untrusted, is refused by A, then onboards; a
   assert.deepEqual(b.mutations(), ['CreateVm']);
   assert.equal(onboarded.kms.k256Pubkey, first.kms.k256Pubkey);
   const recorded = JSON.parse(await readFile(join(b.config.state_dir, 'init.json'), 'utf8')) as { steps: { kms: { detail: Record<string, unknown> } } };
-  assert.equal(recorded.steps.kms.detail['onboarded_from'], `https://127.0.0.1:${a.kmsPort}`);
+  assert.equal(recorded.steps.kms.detail['onboarded_from'], `https://127.0.0.2:${a.kmsPort}`);
   assert.equal(recorded.steps.kms.detail['mr_aggregated'], bMeasurement.mrAggregated);
 
   // The same app id: the same env key from either KMS, signed by the one root key both hold.
@@ -145,7 +147,7 @@ test('onboarding from a host whose KMS does not answer: refused before anything 
   const b = await startInitStage(t, { init: { kms_onboard_from: `https://127.0.0.1:${await freePort()}` } });
   const err = await initFailure(b.init());
   assert.equal(err.code, 'INIT_KMS_SOURCE_UNREACHABLE');
-  assert.match(err.message, /cannot be reached: .*ECONNREFUSED.*Nothing was deployed\. Check that the source host's KMS port is reachable/s);
+  assert.match(err.message, /cannot be reached: .*ECONNREFUSED.*Nothing was deployed\. Check that the source host publishes its KMS beyond loopback \(its supervisor\.toml \[init\] kms_host_address/s);
   assert.deepEqual(b.mutations(), []);
   assert.equal(existsSync(join(b.config.init.config_dir, 'kms.toml')), false, 'nothing rendered');
 });
@@ -167,7 +169,7 @@ test('onboarding from a KMS that has not bootstrapped (it waits for onboarding i
   const kmsToml = '[core.onboard]\nenabled = true\nauto_bootstrap_domain = ""\n';
   const image = (await a.vmm.listImages())[0]?.name;
   assert.ok(image !== undefined);
-  await a.vmm.createVm(kmsVmConfig({ image, composeFile: kmsAppCompose(kmsToml, 'kms.toml', 'tdx'), hostPort: a.kmsPort }));
+  await a.vmm.createVm(kmsVmConfig({ image, composeFile: kmsAppCompose(kmsToml, 'kms.toml', 'tdx'), hostPort: a.kmsPort, hostAddress: '127.0.0.1' }));
   await waitOnboardService(a.kmsPort);
   const b = await startInitStage(t, { init: { kms_onboard_from: `https://127.0.0.1:${a.kmsPort}` } });
   const err = await initFailure(b.init());

@@ -27,7 +27,7 @@ async function setup(t: TestContext, overrides: Record<string, unknown> = {}): P
       osImagePin: PIN,
       platform: 'tdx',
       // 9201 is taken on this pretend host, so the auto pick is the next port up.
-      isPortFree: async (port) => port !== 9201,
+      isPortFree: async (_address, port) => port !== 9201,
     },
   };
 }

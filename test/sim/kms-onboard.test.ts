@@ -33,7 +33,7 @@ async function kmsHost(t: TestContext, kmsToml: string) {
   const client = createVmmClient({ url: host.vmmUrl, mode: 'json' });
   defer(t, () => client.close());
   const port = await freePort();
-  await client.createVm(kmsVmConfig({ image: DEFAULT_SIM_IMAGE.name, composeFile: kmsAppCompose(kmsToml, 'kms.toml', 'tdx'), hostPort: port }));
+  await client.createVm(kmsVmConfig({ image: DEFAULT_SIM_IMAGE.name, composeFile: kmsAppCompose(kmsToml, 'kms.toml', 'tdx'), hostPort: port, hostAddress: '127.0.0.1' }));
   const agent = new Agent({ connect: { rejectUnauthorized: false } });
   defer(t, () => agent.close());
   const post = async (url: string, body: unknown) => {
