@@ -25,8 +25,9 @@ export type ControllerDeps<S extends SpecIdentity> = {
   // An app's verdict changed on a pass that did not re-list the VMs: what is known of them is old.
   changed?(name: string): void;
   build(app: Extract<ListedApp, { kind: 'settled' }>): BuiltSpec<S>;
-  // The apps we own (have a record for), and whether each currently holds its ports.
-  managed(): Promise<Map<string, ManagedApp>>;
+  // The apps we own (have a record for), and whether each currently holds its ports; `full` as
+  // for list (an event pass may answer from memory).
+  managed(full: boolean): Promise<Map<string, ManagedApp>>;
   // Resources shared across apps and decided once every verdict is known (the host's GPUs): may
   // hold an app back or complete its spec, in place.
   claim?(verdicts: Map<string, AppVerdict<S>>, managed: ReadonlyMap<string, ManagedApp>): Promise<void>;
@@ -156,7 +157,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       return;
     }
     deps.dirFault(undefined);
-    const managed = await deps.managed();
+    const managed = await deps.managed(full);
     const now = clock.now();
     const out = planDirectory<S>(
       {
