@@ -42,17 +42,20 @@ export async function listApps(readers: AppsDirReaders, recheck: Recheck): Promi
   for (const m of result.misnamed) if (m.firstSeen) log.warn({ FILE: join(dir, m.file), ACTION: 'refused' }, m.message);
   const all = recheck.all || result.replaced;
   const looked = (file: string, name: string) => all || recheck.names.has(file) || recheck.names.has(`${name}.env`);
-  envs.retain(result.entries.flatMap((e) => (e.state === 'settled' ? [join(dir, e.file)] : [])));
+  // An app's file name is a plain name (rule 1), so its path is the directory's and the name:
+  // path.join normalising thousands of paths was most of a pass's time beside 1 000 apps.
+  const base = join(dir, '_').slice(0, -1);
+  envs.retain(result.entries.flatMap((e) => (e.state === 'settled' ? [base + e.file] : [])));
   const apps = await Promise.all(result.entries.map(async (e): Promise<ListedApp> => {
     switch (e.state) {
       case 'settled': {
-        const file = join(dir, e.file);
+        const file = base + e.file;
         return { name: e.name, file, kind: 'settled', fileHash: e.sha256, bytes: e.bytes, env: await readListedEnv(envs, file, looked(e.file, e.name)) };
       }
       case 'unsettled':
-        return { name: e.name, file: join(dir, e.file), kind: 'unsettled' };
+        return { name: e.name, file: base + e.file, kind: 'unsettled' };
       case 'refused':
-        return { name: e.name, file: join(dir, e.file), kind: 'refused', code: e.code, reason: e.message };
+        return { name: e.name, file: base + e.file, kind: 'refused', code: e.code, reason: e.message };
       case 'conflict':
         return { name: e.name, file: e.files.map((f) => join(dir, f)).join(', '), kind: 'refused', code: e.code, reason: e.message, conflict: true };
     }

@@ -37,7 +37,8 @@ export type ControllerDeps<S extends SpecIdentity> = {
   reconcile(name: string): Promise<ReconcileResult>;
   // Batched local work before a batch of reconciles runs (see WorkQueueOptions.prepare).
   prepare?(names: string[]): Promise<void>;
-  // Told once per pass about every app's verdict (held back: invalid, conflict, pending …; or to run).
+  // Told of every app's verdict (held back: invalid, conflict, pending …; or to run): on a full
+  // pass of each, on any other of those that changed.
   observed(name: string, verdict: AppVerdict<S>, file: string): Promise<void>;
   // Every managed app vanished in one scan; teardown waits for a second scan R later (rule 13).
   massTeardownHeld?(names: string[]): void;
@@ -190,9 +191,17 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       due.push(name);
     }
     unseen.clear();
+    const changed = new Set<string>();
+    for (const [name, verdict] of out.verdicts) {
+      const before = verdicts.get(name);
+      if (before === undefined || verdictKey(before) !== verdictKey(verdict)) changed.add(name);
+    }
     const fileOf = new Map(listing.apps.map((a) => [a.name, a.file]));
-    // Each app's status is its own file: they are written side by side.
-    await Promise.all([...out.verdicts].map(([name, verdict]) => deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name)));
+    // Each app's status is its own file: they are written side by side. An event pass tells only
+    // of the verdicts that changed (issue 18); a full pass of every one, so a status anything else
+    // wrote over is put right within R.
+    const told = full ? [...out.verdicts] : [...out.verdicts].filter(([name]) => changed.has(name));
+    await Promise.all(told.map(([name, verdict]) => deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name)));
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
       verdicts.set(name, verdict);
@@ -203,7 +212,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
         notBefore.delete(name);
       }
       if (full) due.push(name);
-      else if (before === undefined || verdictKey(before) !== verdictKey(verdict)) {
+      else if (changed.has(name)) {
         deps.changed?.(name);
         due.push(name);
       }

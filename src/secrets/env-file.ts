@@ -145,20 +145,20 @@ export function createEnvFileReader(options: EnvFileOptions & { wallNow?: () => 
     return last !== undefined && readStillCurrent(last, key, changedMsOf(st)) ? last : attempt(composePath, key);
   }
 
+  // Kept by the compose file's path: the env file's would be one path.join per app and pass.
   return {
     async read(composePath, recheck) {
-      const path = envPathBeside(composePath);
-      const last = kept.get(path);
-      const outcome = !recheck && last !== undefined ? last : await look(path, composePath, last);
+      const last = kept.get(composePath);
+      const outcome = !recheck && last !== undefined ? last : await look(envPathBeside(composePath), composePath, last);
       // An I/O error can pass with no change to the file's stat: such a file is looked at again.
       const transient = outcome.key === '' || (!outcome.ok && outcome.err instanceof SecretsError && outcome.err.code === 'ENV_READ');
-      if (transient) kept.delete(path);
-      else kept.set(path, outcome);
+      if (transient) kept.delete(composePath);
+      else kept.set(composePath, outcome);
       if (outcome.ok) return outcome.env;
       throw outcome.err;
     },
     retain(composePaths) {
-      const wanted = new Set([...composePaths].map(envPathBeside));
+      const wanted = new Set(composePaths);
       for (const path of kept.keys()) if (!wanted.has(path)) kept.delete(path);
     },
   };
