@@ -221,7 +221,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     for (const name of due) {
       const wait = (notBefore.get(name) ?? 0) - now;
       if (wait > 0) queue.addAfter(name, wait);
-      else queue.add(name);
+      else queue.add(name, changed.has(name) ? 'changed' : 'routine');
     }
     const next = [listing.settleAt, out.recheckAt].filter((t): t is number => t !== undefined);
     for (const at of next) scheduleScan(at);
