@@ -1,19 +1,18 @@
 // Reaction time: one compose file dropped into apps.d → CreateVm received by the (simulated)
 // VMM, over many single drops, beside the settle window Q. Goal: p99 ≤ Q + 100 ms.
-// Each drop is a new app publishing one real port (a free one), dropped with a rename; the next
-// drop waits until the previous app reports `running`, then a random 0–100 ms so drops do not
-// line up with the supervisor's timers. The supervisor is a child process with the defaults of
+// Each drop is a new app publishing one real port (a free one), dropped with a rename (see
+// bench/drops.ts). The supervisor is a child process with the defaults of
 // supervisor.toml except the paths; the simulated boot takes 20 ms. Apps accumulate (drop i runs
 // beside i earlier ones), so the figures are also given for the first and the last quarter of the
 // drops; --background N starts with N more (port-less) apps already running.
 // Run: npm run bench -- reaction   or
 //      node_modules/.bin/node bench/reaction.ts [--drops 200] [--settle-ms 1000] [--background 0] [--profile 1]
 //      [--bundle 1] [--flags 1]   (the supervisor as the package ships it, as in bench/idle.ts)
-import { performance } from 'node:perf_hooks';
 import { openStage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { describeMachine, numberArgs, percentile, printResult, round } from './report.ts';
 import { deployBackground } from './apps.ts';
+import { measureDrops } from './drops.ts';
 import { shippedProgram } from './bundle.ts';
 
 const args = numberArgs({ drops: 200, 'settle-ms': 1000, background: 0, profile: 0, bundle: 1, flags: 1 });
@@ -27,28 +26,12 @@ try {
   const program = await shippedProgram(args);
   const child = stage.spawn({ bin: program.bin, nodeArgs: program.nodeArgs });
   await child.ready;
-  const ports = await freePorts(args.drops + 1);
   if (args.background > 0) {
     // The start-up passes over the background apps are done once an app dropped after them runs.
-    await stage.drop('warm-up.yml', composeText(ports[args.drops] as number, 'warm-up'));
+    await stage.drop('warm-up.yml', composeText((await freePorts(1))[0] as number, 'warm-up'));
     await waitUntil(async () => (await stage.phase('warm-up')) === 'running', 'the warm-up app running', 120_000);
   }
-  const latencies: number[] = [];
-  for (let i = 0; i < args.drops; i++) {
-    const name = `drop-${i}`;
-    let receivedAt = 0;
-    const created = stage.sim.state.waitFor((vms) => {
-      if (!vms.some((v) => v.name === name)) return false;
-      receivedAt = performance.now();
-      return true;
-    }, settleMs + 30_000);
-    await stage.drop(`${name}.yml`, composeText(ports[i] as number, name));
-    const droppedAt = performance.now();
-    await created;
-    latencies.push(receivedAt - droppedAt);
-    await waitUntil(async () => (await stage.phase(name)) === 'running', `${name} running`, 30_000);
-    await new Promise((r) => setTimeout(r, Math.random() * 100));
-  }
+  const latencies = await measureDrops(stage, 'drop', args.drops, settleMs);
   await child.kill('SIGTERM');
   const p99 = percentile(latencies, 99);
   printResult('reaction', machine, {

@@ -7,11 +7,13 @@ import { join } from 'node:path';
 import { describeMachine } from './report.ts';
 
 // In the order README lists them, each a bench file and its arguments; idle alone takes 5
-// minutes. reaction-1000 drops beside 1000 running apps (a pass reads every file); burst-n1000
-// is burst with the concurrency limit lifted, to show what N = 4 costs.
+// minutes, curve about 15. reaction-1000 drops beside 1000 running apps; curve repeats that
+// beside 0, 100, 1 000 and 5 000 (issue 18); burst-n1000 is burst with the concurrency limit
+// lifted, to show what N = 4 costs.
 const BENCHES: Record<string, [string, ...string[]]> = {
   reaction: ['reaction'],
   'reaction-1000': ['reaction', '--drops', '50', '--background', '1000'],
+  curve: ['curve'],
   burst: ['burst'],
   'burst-n1000': ['burst', '--concurrency', '1000'],
   restart: ['restart'],

@@ -12,12 +12,14 @@ export const BUS_EVENTS = {
 // One of the names in BUS_EVENTS.
 export type BusEventName = (typeof BUS_EVENTS)[keyof typeof BUS_EVENTS];
 
-// Why a rescan was asked for; only for logs, a rescan always re-lists the whole directory.
+// Why a rescan was asked for; a rescan always re-lists the whole directory.
 export type RescanReason = 'fs-event' | 'watcher-armed' | 'watcher-degraded';
 
 // The payload of each event.
 export type BusEvents = {
-  [BUS_EVENTS.rescan]: { dir: string; reason: RescanReason };
+  // `names` (fs-event): the entries of apps.d events came for since the last rescan, so a scan
+  // can skip the others (issue 18); absent, any entry may have changed.
+  [BUS_EVENTS.rescan]: { dir: string; reason: RescanReason; names?: readonly string[] };
   // The watcher stopped (inotify error, or apps.d was removed or replaced); only resync runs until
   // `watcher-armed`. `retryInMs` is when the next re-arm attempt happens.
   [BUS_EVENTS.watcherDegraded]: { dir: string; reason: string; code: string; retryInMs: number };

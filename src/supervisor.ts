@@ -10,6 +10,8 @@ import { openAllowlist } from './auth/allowlist.ts';
 import { openStateStore } from './state/store.ts';
 import { writeAppStatus, removeAppStatus, writeSupervisorStatus, readAllStatuses } from './status/store.ts';
 import { createScanner } from './appsdir/scan.ts';
+import { createChangeHints } from './appsdir/hints.ts';
+import { createEnvFileReader } from './secrets/env-file.ts';
 import { createBus, BUS_EVENTS } from './bus.ts';
 import { createController, type DirListing } from './controller/controller.ts';
 import { createReporter, type StatusUpdate } from './controller/reporter.ts';
@@ -122,6 +124,9 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     settleMs: config.apps.settle_ms,
     now: () => clock.now(),
   });
+  const envs = createEnvFileReader({ owner: config.apps.owner });
+  // The watcher's hints: an event pass looks again only at the entries they name (issue 18).
+  const hints = createChangeHints();
 
   const timing = {
     pollMs: options.pollMs ?? config.apps.poll_s * 1000,
@@ -147,7 +152,13 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const gpus = createGpuAllocator({ listGpus: () => vmm.listGpus(), vms: () => snapshot.known() });
   const controller = createController<DesiredSpec>({
     list: async (full): Promise<DirListing> => {
-      const listing = await listApps(scanner, config.apps_dir, log, config.apps.owner);
+      const readers = { scanner, envs, dir: config.apps_dir, log };
+      // A pass that cannot list apps.d would drop the hints it took: the next one looks at all.
+      const listing = await listApps(readers, hints.take(full)).catch((err: unknown) => {
+        hints.add(undefined);
+        throw err;
+      });
+      if (!listing.ok) hints.add(undefined);
       if (listing.ok) {
         specs.retain(new Set(listing.apps.map((a) => a.name)));
         if (full) await snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err));
@@ -156,13 +167,13 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     },
     changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
-    managed: async () => managedApps(await records.loadAll(), snapshot.known()),
+    managed: async (full) => managedApps(await records.loadAll({ recheck: full }), snapshot.known()),
     claim: (verdicts, managed) => gpus.claim(verdicts, managed),
     known: initial.map((st) => st.app),
     reconcile: (name) => reconcileApp(name, reconcileDeps),
     prepare: (names) => registerAhead(names, reconcileDeps),
     observed: async (name, verdict, file) => {
-      const update = observedUpdate(name, verdict, file, reporter.statuses());
+      const update = observedUpdate(name, verdict, file, reporter.status(name));
       if (update) await reporter.update(update);
     },
     dirFault: (reason) => {
@@ -214,7 +225,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       return v.kind === 'gone' ? v : { kind: 'hold', fileMissing: v.why === 'delete-pending' };
     },
     loadRecord: (name) => records.load(name),
-    lastAppId: (name) => reporter.statuses().find((st) => st.app === name)?.app_id ?? undefined,
+    lastAppId: (name) => reporter.status(name)?.app_id ?? undefined,
     gatewayView: (vm) => tier2?.viewOf(vm),
     listVms: (name) => snapshot.list(name),
     vmmKmsUrls: async () => (await vmm.getMeta()).kms.urls,
@@ -223,7 +234,10 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   };
 
   const bus = createBus();
-  bus.on(BUS_EVENTS.rescan, () => controller.poke('fs-event'));
+  bus.on(BUS_EVENTS.rescan, (e) => {
+    hints.add(e.names);
+    controller.poke('fs-event');
+  });
   bus.on(BUS_EVENTS.watcherDegraded, (e) => {
     watcherDegraded = true;
     reporter.setWatcherDegraded(true);

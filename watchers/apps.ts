@@ -65,7 +65,8 @@ async function identify(dir: string): Promise<DirId> {
 }
 
 // Watch apps.d (top level only) and turn every relevant event into one debounced `rescan` on the
-// bus. Events are only hints (rule 9): no path or content travels with them, and no write-finish
+// bus. Events are only hints (rule 9): only the names of the entries they came for travel with
+// them (which entries the next scan looks at again), never content, and no write-finish
 // heuristic runs because the scanner's settling decides. On an inotify error, or when apps.d is
 // removed or replaced by another inode, it emits `watcher-degraded`, closes, and re-arms with
 // backoff until it can emit `watcher-armed` (rule 11).
@@ -82,6 +83,8 @@ export async function watchAppsDir(options: AppsWatcherOptions): Promise<AppsWat
   let retry: TimerHandle | undefined;
   let delay = rearm.initialMs;
   let dirty = false;
+  // The entry names events came for since the last rescan; null once one came without a name.
+  let named: Set<string> | null = new Set();
   // Bumped whenever a watch is discarded, so its late events are ignored.
   let generation = 0;
 
@@ -90,6 +93,7 @@ export async function watchAppsDir(options: AppsWatcherOptions): Promise<AppsWat
     tick?.cancel();
     tick = undefined;
     dirty = false;
+    named = new Set();
     const old = watcher;
     watcher = undefined;
     old?.close();
@@ -119,13 +123,17 @@ export async function watchAppsDir(options: AppsWatcherOptions): Promise<AppsWat
       return degrade(new WatchFault('APPS_DIR_REPLACED', `${dir}: was replaced by another directory (inode ${armedAs.ino} -> ${id.ino}); re-arming the file watcher on it`));
     }
     if (!dirty) return;
+    const names = named === null ? undefined : [...named];
     dirty = false;
-    bus.emit(BUS_EVENTS.rescan, { dir, reason: 'fs-event' });
+    named = new Set();
+    bus.emit(BUS_EVENTS.rescan, { dir, reason: 'fs-event', ...(names ? { names } : {}) });
   }
 
-  function hint(gen: number, relevant: boolean): void {
+  function hint(gen: number, name: string | null, relevant: boolean): void {
     if (gen !== generation || state !== 'armed') return;
     dirty ||= relevant;
+    if (relevant && name === null) named = null;
+    else if (relevant) named?.add(name as string);
     tick ??= clock.schedule(debounceMs, () => {
       tick = undefined;
       void check();
@@ -141,7 +149,7 @@ export async function watchAppsDir(options: AppsWatcherOptions): Promise<AppsWat
       // Any event, even one for a noise name, re-checks the directory's identity; only events
       // that can change what apps.d means mark it dirty. inotify_add_watch has returned when
       // watch() does, so nothing after `before` is missed.
-      const w = watch(dir, (name) => hint(gen, name === null || !isNoiseEvent(name)));
+      const w = watch(dir, (name) => hint(gen, name, name === null || !isNoiseEvent(name)));
       watcher = w;
       w.on('error', (err) => {
         if (gen === generation) void degrade(faultOf(dir, err));

@@ -4,6 +4,7 @@ import { lstat, open, realpath, stat } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
 import { describeFileType } from '../fsx/guarded-read.ts';
 import { describeHardLink, isHardLinked } from '../fsx/hard-link.ts';
+import { readStillCurrent, statKey } from '../fsx/unchanged.ts';
 
 // Why a candidate file is refused (docs/apps-dir.md rules 1 and 4). A refused file is neither deployed
 // nor torn down: whatever runs keeps running.
@@ -36,18 +37,8 @@ export type Observation =
 // A read of a candidate, kept so the next scan can skip reading and hashing an unchanged file.
 export type EarlierRead = { key: string; readStartedMs: number; observation: Extract<Observation, { kind: 'read' }> };
 
-// How long after a file's last change (ctime) a read must have started for it to stand for the
-// file while the stat stays the same. File timestamps are coarse (a clock tick), so a write just
-// after a read could leave them as they were: such "racy" reads are redone (as git does).
-const RACY_MS = 1000;
-
 function errno(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
-
-// nlink is in the key so that a hard link made between the check and the read is caught.
-function statKey(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}:${st.uid}:${st.nlink}`;
 }
 
 // The first rule-1/rule-4 check `st` fails, or null when the file may be read.
@@ -114,6 +105,12 @@ async function readCapped(path: string, expected: BigIntStats, limit: number): P
   }
 }
 
+// What one look found. `lasting`: the observation stays true until the candidate's own name sees
+// an inotify event (a write, rename, chmod or chown of it), so an event pass may take it again
+// without looking; not so for a symlink (its target can change under another name, or in a
+// subdirectory no watch covers) nor for a file that could not be read.
+export type Look = { observation: Observation; read?: EarlierRead; lasting: boolean };
+
 // Look at one candidate (`file` inside `dir`, whose real path is `realDir`) and say what it is now;
 // `earlier` is this file's read from the last scan, reused when the file provably did not change.
 export async function inspectCandidate(
@@ -123,30 +120,31 @@ export async function inspectCandidate(
   limits: InspectLimits,
   earlier: EarlierRead | undefined,
   wallNow: () => number,
-): Promise<{ observation: Observation; read?: EarlierRead }> {
+): Promise<Look> {
   const path = join(dir, file);
   try {
     const resolved = await resolveTarget(path, realDir);
-    if ('kind' in resolved) return { observation: resolved };
+    if ('kind' in resolved) return { observation: resolved, lasting: false };
     const { target, st, link } = resolved;
+    const lasting = st === link;
     const refusal = checkStat(path, st, limits);
-    if (refusal !== null) return { observation: { kind: 'refused', fingerprint: `${refusal.code}:${statKey(st)}:${target}`, ...refusal } };
+    if (refusal !== null) return { observation: { kind: 'refused', fingerprint: `${refusal.code}:${statKey(st)}:${target}`, ...refusal }, lasting };
     const changedNs = st.ctimeNs > link.ctimeNs ? st.ctimeNs : link.ctimeNs;
     const key = `${statKey(st)}:${changedNs}:${statKey(link)}:${target}`;
     const changedMs = Number(changedNs / 1_000_000n);
-    if (earlier?.key === key && earlier.readStartedMs - changedMs >= RACY_MS) return { observation: earlier.observation, read: earlier };
+    if (earlier !== undefined && readStillCurrent(earlier, key, changedMs)) return { observation: earlier.observation, read: earlier, lasting };
     const readStartedMs = wallNow();
     const bytes = await readCapped(target, st, limits.maxFileBytes);
-    if (bytes === null) return { observation: { kind: 'changing' } };
+    if (bytes === null) return { observation: { kind: 'changing' }, lasting: false };
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const observation = { kind: 'read' as const, fingerprint: `${statKey(st)}:${target}:${sha256}`, bytes, sha256, size: bytes.length, mtimeMs: Number(st.mtimeNs / 1_000_000n), ino: Number(st.ino), changedMs };
-    return { observation, read: { key, readStartedMs, observation } };
+    return { observation, read: { key, readStartedMs, observation }, lasting };
   } catch (err) {
     const code = errno(err);
-    if (code === 'ENOENT') return { observation: { kind: 'gone' } };
+    if (code === 'ENOENT') return { observation: { kind: 'gone' }, lasting: false };
     // Replaced by a symlink, directory or FIFO between the stat and the open.
-    if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENXIO') return { observation: { kind: 'changing' } };
+    if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENXIO') return { observation: { kind: 'changing' }, lasting: false };
     const message = `${path}: cannot be read (${code ?? String(err)}); check its permissions and the file system`;
-    return { observation: { kind: 'refused', fingerprint: `unreadable:${code ?? ''}`, code: 'APP_UNREADABLE', message } };
+    return { observation: { kind: 'refused', fingerprint: `unreadable:${code ?? ''}`, code: 'APP_UNREADABLE', message }, lasting: false };
   }
 }

@@ -1,7 +1,7 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { classifyEntry, describeMisnamed } from './classify.ts';
-import { inspectCandidate, type EarlierRead, type Observation, type RefusalCode } from './inspect.ts';
+import { inspectCandidate, type Look, type RefusalCode } from './inspect.ts';
 
 // How to scan apps.d. `now` is the injected clock (ms); `settleMs` is Q of docs/apps-dir.md rule 5.
 export type ScanOptions = {
@@ -46,10 +46,24 @@ export type ScanResult =
     }
   | { kind: 'dir-error'; at: number; code: DirErrorCode; message: string };
 
-// A scanner keeps the fingerprints of earlier scans, which is what settling is measured against.
-export type Scanner = { scan: () => Promise<ScanResult> };
+// Which candidates a scan looks at again (issue 18). `all`: every one, each stat'ed (a resync,
+// start-up, a watcher fault, a reload). Otherwise the watcher's hints, the entry names it saw an
+// event for since the last scan: any other candidate is taken as the last scan saw it, with no
+// stat, unless it was new, still settling, a symlink or unreadable then. So an event pass costs
+// O(changed files), and an event the watcher missed waits at most until the next `all` scan.
+export type Recheck = { all: true } | { all: false; names: ReadonlySet<string> };
+
+// Every candidate looked at again.
+export const RECHECK_ALL: Recheck = { all: true };
+
+// A scanner keeps the fingerprints of earlier scans, which is what settling is measured against,
+// and its last look at each file.
+export type Scanner = { scan: (recheck?: Recheck) => Promise<ScanResult> };
 
 type Seen = { fingerprint: string; since: number };
+
+// The last look at a file; `final`: it gave a settled or refused entry, not a settling one.
+type Kept = Look & { final: boolean };
 
 const LOOKS_AT_ONCE = 64;
 
@@ -79,15 +93,15 @@ function conflictEntry(dir: string, name: string, files: string[]): ScanEntry {
   return { name, state: 'conflict', files, code: 'APP_CONFLICT', message: `${paths} both define app "${name}"; neither is acted on until one of them is removed` };
 }
 
-// A scanner for `options.dir`. Each scan lists the directory, reads every candidate (reusing the
-// last read of a file whose stat shows no change since) and reports
-// it settled only once its fingerprint has stayed the same for settleMs (files found at start-up
+// A scanner for `options.dir`. Each scan lists the directory, looks at the candidates `recheck`
+// names (reusing the last read of a file whose stat shows no change since) and reports each
+// settled only once its fingerprint has stayed the same for settleMs (files found at start-up
 // too). It only reads: no file, watch or timer is touched.
 export function createScanner(options: ScanOptions): Scanner {
   const { dir, settleMs, now, wallNow = Date.now } = options;
   const limits = { owner: options.owner, maxFileBytes: options.maxFileBytes };
   let seen = new Map<string, Seen>();
-  let reads = new Map<string, EarlierRead>();
+  let looks = new Map<string, Kept>();
   let warned = new Set<string>();
   let lastDir: { dev: number; ino: number } | null = null;
   // When the last listing was taken: a file that is new or changed since then changed after it.
@@ -106,13 +120,20 @@ export function createScanner(options: ScanOptions): Scanner {
     }
   }
 
-  async function scan(): Promise<ScanResult> {
+  async function scan(recheck: Recheck = RECHECK_ALL): Promise<ScanResult> {
     const at = now();
     const listed = await list(at);
     if ('kind' in listed) return listed;
     const { names, realDir, id } = listed;
     const replaced = lastDir !== null && (lastDir.dev !== id.dev || lastDir.ino !== id.ino);
     lastDir = id;
+    // Another directory under the same path: nothing of the last one's looks holds.
+    const all = recheck.all || replaced;
+    const lookAt = (file: string): Promise<Look> | Look => {
+      const last = looks.get(file);
+      if (!all && last !== undefined && last.lasting && last.final && !recheck.names.has(file)) return last;
+      return inspectCandidate(dir, realDir, file, limits, last?.read, wallNow);
+    };
 
     const byName = new Map<string, string[]>();
     const misnamed: Misnamed[] = [];
@@ -129,28 +150,26 @@ export function createScanner(options: ScanOptions): Scanner {
     warned = nextWarned;
 
     const nextSeen = new Map<string, Seen>();
-    const nextReads = new Map<string, EarlierRead>();
+    const nextLooks = new Map<string, Kept>();
     const entries: ScanEntry[] = [];
     // Candidates are looked at LOOKS_AT_ONCE at a time (each holds a descriptor while it reads);
     // the entries keep the directory's order.
     const candidates = [...byName];
-    const looks: Array<{ name: string; files: string[]; observation?: Observation; read?: EarlierRead }> = [];
+    const found: Array<{ name: string; files: string[]; look?: Look }> = [];
     for (let i = 0; i < candidates.length; i += LOOKS_AT_ONCE) {
       const chunk = candidates.slice(i, i + LOOKS_AT_ONCE).map(async ([name, files]) =>
-        files.length === 1 ? { name, files, ...(await inspectCandidate(dir, realDir, files[0] as string, limits, reads.get(files[0] as string), wallNow)) } : { name, files },
+        files.length === 1 ? { name, files, look: await lookAt(files[0] as string) } : { name, files },
       );
-      looks.push(...(await Promise.all(chunk)));
+      found.push(...(await Promise.all(chunk)));
     }
-    for (const look of looks) {
-      const { name, files } = look;
+    for (const { name, files, look } of found) {
       const [file] = files;
       if (file === undefined) continue;
-      const obs = look.observation;
-      if (obs === undefined) {
+      if (look === undefined) {
         entries.push(conflictEntry(dir, name, files));
         continue;
       }
-      if (look.read) nextReads.set(file, look.read);
+      const obs = look.observation;
       if (obs.kind === 'gone') continue;
       const prev = seen.get(file);
       const fingerprint = obs.kind === 'changing' ? null : obs.fingerprint;
@@ -160,7 +179,9 @@ export function createScanner(options: ScanOptions): Scanner {
       const changed = obs.kind === 'read' && lastAt !== null ? Math.min(at, Math.max(lastAt, obs.changedMs)) : at;
       const since = prev !== undefined && fingerprint !== null && prev.fingerprint === fingerprint ? prev.since : changed;
       if (fingerprint !== null) nextSeen.set(file, { fingerprint, since });
-      if (obs.kind === 'changing' || at - since < settleMs) {
+      const final = obs.kind !== 'changing' && at - since >= settleMs;
+      nextLooks.set(file, { ...look, final });
+      if (!final) {
         entries.push({ name, state: 'unsettled', file, settleAt: since + settleMs });
       } else if (obs.kind === 'refused') {
         entries.push({ name, state: 'refused', file, code: obs.code, message: obs.message });
@@ -170,7 +191,7 @@ export function createScanner(options: ScanOptions): Scanner {
       }
     }
     seen = nextSeen;
-    reads = nextReads;
+    looks = nextLooks;
     lastAt = at;
 
     const waiting = entries.flatMap((e) => (e.state === 'unsettled' ? [e] : []));

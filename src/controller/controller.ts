@@ -25,8 +25,9 @@ export type ControllerDeps<S extends SpecIdentity> = {
   // An app's verdict changed on a pass that did not re-list the VMs: what is known of them is old.
   changed?(name: string): void;
   build(app: Extract<ListedApp, { kind: 'settled' }>): BuiltSpec<S>;
-  // The apps we own (have a record for), and whether each currently holds its ports.
-  managed(): Promise<Map<string, ManagedApp>>;
+  // The apps we own (have a record for), and whether each currently holds its ports; `full` as
+  // for list (an event pass may answer from memory).
+  managed(full: boolean): Promise<Map<string, ManagedApp>>;
   // Resources shared across apps and decided once every verdict is known (the host's GPUs): may
   // hold an app back or complete its spec, in place.
   claim?(verdicts: Map<string, AppVerdict<S>>, managed: ReadonlyMap<string, ManagedApp>): Promise<void>;
@@ -36,7 +37,8 @@ export type ControllerDeps<S extends SpecIdentity> = {
   reconcile(name: string): Promise<ReconcileResult>;
   // Batched local work before a batch of reconciles runs (see WorkQueueOptions.prepare).
   prepare?(names: string[]): Promise<void>;
-  // Told once per pass about every app's verdict (held back: invalid, conflict, pending …; or to run).
+  // Told of every app's verdict (held back: invalid, conflict, pending …; or to run): on a full
+  // pass of each, on any other of those that changed.
   observed(name: string, verdict: AppVerdict<S>, file: string): Promise<void>;
   // Every managed app vanished in one scan; teardown waits for a second scan R later (rule 13).
   massTeardownHeld?(names: string[]): void;
@@ -156,7 +158,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       return;
     }
     deps.dirFault(undefined);
-    const managed = await deps.managed();
+    const managed = await deps.managed(full);
     const now = clock.now();
     const out = planDirectory<S>(
       {
@@ -189,9 +191,17 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       due.push(name);
     }
     unseen.clear();
+    const changed = new Set<string>();
+    for (const [name, verdict] of out.verdicts) {
+      const before = verdicts.get(name);
+      if (before === undefined || verdictKey(before) !== verdictKey(verdict)) changed.add(name);
+    }
     const fileOf = new Map(listing.apps.map((a) => [a.name, a.file]));
-    // Each app's status is its own file: they are written side by side.
-    await Promise.all([...out.verdicts].map(([name, verdict]) => deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name)));
+    // Each app's status is its own file: they are written side by side. An event pass tells only
+    // of the verdicts that changed (issue 18); a full pass of every one, so a status anything else
+    // wrote over is put right within R.
+    const told = full ? [...out.verdicts] : [...out.verdicts].filter(([name]) => changed.has(name));
+    await Promise.all(told.map(([name, verdict]) => deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name)));
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
       verdicts.set(name, verdict);
@@ -202,7 +212,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
         notBefore.delete(name);
       }
       if (full) due.push(name);
-      else if (before === undefined || verdictKey(before) !== verdictKey(verdict)) {
+      else if (changed.has(name)) {
         deps.changed?.(name);
         due.push(name);
       }
@@ -211,7 +221,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     for (const name of due) {
       const wait = (notBefore.get(name) ?? 0) - now;
       if (wait > 0) queue.addAfter(name, wait);
-      else queue.add(name);
+      else queue.add(name, changed.has(name) ? 'changed' : 'routine');
     }
     const next = [listing.settleAt, out.recheckAt].filter((t): t is number => t !== undefined);
     for (const at of next) scheduleScan(at);

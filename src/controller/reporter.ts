@@ -57,6 +57,8 @@ export type Reporter = {
   succeeded(app: string): void;
   line(): string;
   statuses(): AppStatus[];
+  // The status of one app, without copying every other (a pass asks for each app's).
+  status(app: string): AppStatus | undefined;
   setWatcherDegraded(degraded: boolean): void;
 };
 
@@ -167,6 +169,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
     },
     line,
     statuses: () => [...current.values()],
+    status: (app) => current.get(app),
     setWatcherDegraded(value) {
       degraded = value;
       publish();

@@ -24,9 +24,13 @@ export type WorkQueueOptions = {
   prepare?: (keys: string[]) => Promise<void>;
 };
 
+// `changed`: the key's file, record or VM changed, so it runs before every `routine` key not
+// started yet (a resync's thousands of no-op reconciles), whatever came first (issue 18).
+export type Lane = 'changed' | 'routine';
+
 export type WorkQueue = {
   // Ask for `key` to be reconciled soon; adds while it runs coalesce into one follow-up.
-  add(key: string): void;
+  add(key: string, lane?: Lane): void;
   // Ask for `key` after `ms`; an earlier pending request wins.
   addAfter(key: string, ms: number): void;
   // Resolves once nothing is queued, running or dirty (timers may still be pending).
@@ -41,8 +45,11 @@ export type WorkQueue = {
 export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
   const ready: string[] = [];
   const queued = new Set<string>();
-  // Keys past `prepare`, waiting for a slot (in order).
+  // Keys past `prepare`, waiting for a slot (in order), those of the `changed` lane first.
   const prepared = new Set<string>();
+  const preparedFirst = new Set<string>();
+  // Keys asked for in the `changed` lane that have not started yet.
+  const changedLane = new Set<string>();
   let preparing = false;
   // Keys being prepared, waiting for a slot or running: never queued twice.
   const active = new Set<string>();
@@ -60,15 +67,16 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
     for (const resolve of idleWaiters.splice(0)) resolve();
   }
 
-  function add(key: string): void {
+  function add(key: string, lane: Lane = 'routine'): void {
     if (stopped) return;
+    if (lane === 'changed') changedLane.add(key);
     const timer = timers.get(key);
     if (timer) {
       timer.handle.cancel();
       timers.delete(key);
     }
     // Not started yet: it goes back to be prepared again with what it is asked for now.
-    if (prepared.delete(key)) active.delete(key);
+    if (prepared.delete(key) || preparedFirst.delete(key)) active.delete(key);
     if (active.has(key)) {
       dirty.add(key);
       return;
@@ -99,15 +107,20 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       preparing = true;
       queueMicrotask(startPrepare);
     }
-    for (const key of prepared) {
-      if (stopped || runningCount >= opts.concurrency) break;
-      prepared.delete(key);
-      runningCount += 1;
-      const run = runOne(key).finally(() => inFlight.delete(run));
-      inFlight.add(run);
+    for (const lane of [preparedFirst, prepared]) {
+      for (const key of lane) {
+        if (stopped || runningCount >= opts.concurrency) break;
+        lane.delete(key);
+        changedLane.delete(key);
+        runningCount += 1;
+        const run = runOne(key).finally(() => inFlight.delete(run));
+        inFlight.add(run);
+      }
     }
     settleIdle();
   }
+
+  const laneOf = (key: string) => (changedLane.has(key) ? preparedFirst : prepared);
 
   // Move every ready key into the prepared lane, through `prepare` when there is one.
   function startPrepare(): void {
@@ -118,7 +131,7 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
     }
     if (!opts.prepare || batch.length === 0) {
       preparing = false;
-      for (const key of batch) prepared.add(key);
+      for (const key of batch) laneOf(key).add(key);
       pump();
       return;
     }
@@ -128,7 +141,7 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       .then(() => {
         preparing = false;
         if (stopped) for (const key of batch) active.delete(key);
-        else for (const key of batch) prepared.add(key);
+        else for (const key of batch) laneOf(key).add(key);
         pump();
       })
       .finally(() => inFlight.delete(done));
@@ -168,8 +181,10 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       timers.clear();
       ready.length = 0;
       queued.clear();
-      for (const key of prepared) active.delete(key);
+      for (const key of [...prepared, ...preparedFirst]) active.delete(key);
       prepared.clear();
+      preparedFirst.clear();
+      changedLane.clear();
       dirty.clear();
       await Promise.allSettled([...inFlight]);
       settleIdle();

@@ -4,10 +4,11 @@
 // themselves.
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { lstat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { openNoFollow, ownerName, readAtMost, type GuardedOpen } from '../fsx/guarded-read.ts';
 import { describeHardLink, isHardLinked } from '../fsx/hard-link.ts';
+import { changedMsOf, changeKey, readStillCurrent, type ReadStamp } from '../fsx/unchanged.ts';
 import { parseDotenv, type EnvEntry } from './dotenv.ts';
 import { SecretsError } from './errors.ts';
 
@@ -101,4 +102,64 @@ export async function readEnvFile(composePath: string, options: EnvFileOptions):
   }
   const values = parseDotenv(text, path);
   return { path, keys: values.map((e) => e.key), values, valuesHash: hashValues(values) };
+}
+
+// readEnvFile with a memory (issue 18): each app's last outcome (the file, none, or the refusal it
+// threw), kept by the lstat taken before the read. `recheck` false takes the last outcome as it
+// is, with no system call: an event pass does so for the apps whose NAME.env saw no event.
+// `recheck` true lstats the file and reads it again unless the stat proves the last read
+// current (src/fsx/unchanged.ts).
+export type EnvFileReader = {
+  read(composePath: string, recheck: boolean): Promise<EnvFile | null>;
+  // Forget every env file but those beside these compose files.
+  retain(composePaths: Iterable<string>): void;
+};
+
+type EnvOutcome = ReadStamp & ({ ok: true; env: EnvFile | null } | { ok: false; err: unknown });
+
+// No NAME.env: nothing was read, so nothing can be racy.
+const NO_FILE: EnvOutcome = { key: 'none', readStartedMs: 0, ok: true, env: null };
+
+// A reader of env files for `options`; `wallNow` is the wall clock reads are stamped with.
+export function createEnvFileReader(options: EnvFileOptions & { wallNow?: () => number }): EnvFileReader {
+  const { wallNow = Date.now } = options;
+  const kept = new Map<string, EnvOutcome>();
+
+  async function attempt(composePath: string, key: string): Promise<EnvOutcome> {
+    const readStartedMs = wallNow();
+    return readEnvFile(composePath, options).then(
+      (env) => ({ key, readStartedMs, ok: true as const, env }),
+      (err: unknown) => ({ key, readStartedMs, ok: false as const, err }),
+    );
+  }
+
+  async function look(path: string, composePath: string, last: EnvOutcome | undefined): Promise<EnvOutcome> {
+    let st: BigIntStats;
+    try {
+      st = await lstat(path, { bigint: true });
+    } catch (err) {
+      // Any other error: readEnvFile says what it is, and its outcome is not kept (key '').
+      return errno(err) === 'ENOENT' ? NO_FILE : attempt(composePath, '');
+    }
+    const key = changeKey(st);
+    return last !== undefined && readStillCurrent(last, key, changedMsOf(st)) ? last : attempt(composePath, key);
+  }
+
+  // Kept by the compose file's path: the env file's would be one path.join per app and pass.
+  return {
+    async read(composePath, recheck) {
+      const last = kept.get(composePath);
+      const outcome = !recheck && last !== undefined ? last : await look(envPathBeside(composePath), composePath, last);
+      // An I/O error can pass with no change to the file's stat: such a file is looked at again.
+      const transient = outcome.key === '' || (!outcome.ok && outcome.err instanceof SecretsError && outcome.err.code === 'ENV_READ');
+      if (transient) kept.delete(composePath);
+      else kept.set(composePath, outcome);
+      if (outcome.ok) return outcome.env;
+      throw outcome.err;
+    },
+    retain(composePaths) {
+      const wanted = new Set(composePaths);
+      for (const path of kept.keys()) if (!wanted.has(path)) kept.delete(path);
+    },
+  };
 }

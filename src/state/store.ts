@@ -1,9 +1,11 @@
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { APP_NAME_PATTERN } from '../app/name.ts';
 import { SupervisorError } from '../errors.ts';
 import { removeStaleTemps, syncDir, writeFileAtomic } from '../fsx/atomic.ts';
+import { changedMsOf, changeKey, readStillCurrent, type ReadStamp } from '../fsx/unchanged.ts';
 import { AppRecordSchema, type AppRecord } from './record.ts';
 
 // On disk a record carries a format version, so a later release can migrate old files instead
@@ -32,8 +34,11 @@ export type StateStore = {
   // The record of app `name`, or undefined if there is none; an unusable file throws StateError.
   load(name: string): Promise<AppRecord | undefined>;
   // Every record, sorted by name, beside the files that could not be read: one bad file must not
-  // stop the other apps. Only a directory that cannot be listed throws.
-  loadAll(): Promise<LoadedRecords>;
+  // stop the other apps. Only a directory that cannot be listed throws. `recheck` false (an event
+  // pass) answers from memory, the records as last loaded or written by this store, with no
+  // system call once one full load was made: records change by our own writes, and what anyone
+  // else does to them (a file moved aside) is found by the next full load, every resync.
+  loadAll(options?: { recheck: boolean }): Promise<LoadedRecords>;
   // Validate and write one record crash-safely (temp + fsync + rename + directory fsync).
   save(record: AppRecord): Promise<void>;
   // Delete app `name`'s record; a missing record is not an error.
@@ -88,48 +93,122 @@ function parseRecord(file: string, name: string, text: string): AppRecord {
   return record;
 }
 
+// What the store knows of one record file: its record or why it cannot be used, stamped with
+// the stat taken before the read (key '' after our own write: content known, stat not yet).
+type Known = ReadStamp & ({ record: AppRecord } | { error: StateError });
+
+// How many record files are looked at at once by a full load.
+const LOADS_AT_ONCE = 64;
+
 // Open (creating if needed) the record store in `stateDir`, after removing temp files that a
-// crash in the middle of a write left behind.
-export async function openStateStore(stateDir: string): Promise<StateStore> {
+// crash in the middle of a write left behind. `wallNow` stamps reads (src/fsx/unchanged.ts).
+export async function openStateStore(stateDir: string, options: { wallNow?: () => number } = {}): Promise<StateStore> {
+  const { wallNow = Date.now } = options;
   const dir = join(stateDir, 'apps');
   const fileOf = (name: string) => {
     if (!APP_NAME_PATTERN.test(name)) throw new StateError('STATE_INVALID', `${JSON.stringify(name)} is not an app name; no record file for it`);
     return join(dir, `${name}.json`);
   };
+  const ioError = (file: string, step: string, err: unknown) =>
+    new StateError('STATE_IO', `${file}: cannot ${step} the state record (${errnoOf(err) ?? String(err)}); check the state directory`, err);
   const io = (file: string, step: string) => (err: unknown) => {
-    throw new StateError('STATE_IO', `${file}: cannot ${step} the state record (${errnoOf(err) ?? String(err)}); check the state directory`, err);
+    throw ioError(file, step, err);
   };
   await mkdir(dir, { recursive: true, mode: 0o700 }).catch(io(dir, 'create the directory of'));
   await removeStaleTemps(dir).catch(io(dir, 'clean up temp files of'));
 
+  // Issue 18: every record as last read or written, so an event pass loads none from disk.
+  const known = new Map<string, Known>();
+  let primed = false;
+  // Bumped by every write of a record, before and after it: a read that overlapped a write of
+  // its record may have seen the file before the write, and is not kept.
+  const writes = new Map<string, number>();
+  let writeCount = 0;
+  const bump = (name: string) => writes.set(name, ++writeCount);
+
+  const outcome = (k: Known): AppRecord => {
+    if ('error' in k) throw k.error;
+    return k.record;
+  };
+
   async function load(name: string): Promise<AppRecord | undefined> {
     const file = fileOf(name);
+    const before = writes.get(name);
+    const keep = (k: Known | undefined): void => {
+      if (writes.get(name) !== before) return;
+      if (k === undefined) known.delete(name);
+      else known.set(name, k);
+    };
+    let st: BigIntStats;
+    try {
+      st = await stat(file, { bigint: true });
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') {
+        keep(undefined);
+        return undefined;
+      }
+      const error = ioError(file, 'stat', err);
+      keep({ key: '', readStartedMs: 0, error });
+      throw error;
+    }
+    const key = changeKey(st);
+    const last = known.get(name);
+    if (last !== undefined && readStillCurrent(last, key, changedMsOf(st))) return outcome(last);
+    const readStartedMs = wallNow();
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return undefined;
-      return io(file, 'read')(err);
+      if (errnoOf(err) === 'ENOENT') {
+        keep(undefined);
+        return undefined;
+      }
+      const error = ioError(file, 'read', err);
+      keep({ key: '', readStartedMs, error });
+      throw error;
     }
-    return parseRecord(file, name, text);
+    let read: Known;
+    try {
+      read = { key, readStartedMs, record: parseRecord(file, name, text) };
+    } catch (err) {
+      if (!(err instanceof StateError)) throw err;
+      read = { key, readStartedMs, error: err };
+    }
+    keep(read);
+    return outcome(read);
   }
 
-  async function loadAll(): Promise<LoadedRecords> {
-    const names = (await readdir(dir).catch(io(dir, 'list')))
-      .map((f) => /^(.+)\.json$/.exec(f)?.[1])
-      .filter((n): n is string => n !== undefined && APP_NAME_PATTERN.test(n))
-      .sort();
+  // The records and unreadable files as known now, sorted by name.
+  function view(): LoadedRecords {
     const loaded: LoadedRecords = { records: [], unreadable: [] };
-    for (const name of names) {
-      try {
-        const record = await load(name);
-        if (record !== undefined) loaded.records.push(record);
-      } catch (err) {
-        if (!(err instanceof StateError)) throw err;
-        loaded.unreadable.push({ name, file: fileOf(name), error: err });
-      }
+    for (const name of [...known.keys()].sort()) {
+      const k = known.get(name) as Known;
+      if ('error' in k) loaded.unreadable.push({ name, file: fileOf(name), error: k.error });
+      else loaded.records.push(k.record);
     }
     return loaded;
+  }
+
+  async function loadAll(options: { recheck: boolean } = { recheck: true }): Promise<LoadedRecords> {
+    if (primed && !options.recheck) return view();
+    const since = writeCount;
+    const names = (await readdir(dir).catch(io(dir, 'list')))
+      .map((f) => /^(.+)\.json$/.exec(f)?.[1])
+      .filter((n): n is string => n !== undefined && APP_NAME_PATTERN.test(n));
+    for (let i = 0; i < names.length; i += LOADS_AT_ONCE) {
+      await Promise.all(
+        names.slice(i, i + LOADS_AT_ONCE).map((name) =>
+          load(name).catch((err: unknown) => {
+            if (!(err instanceof StateError)) throw err;
+          }),
+        ),
+      );
+    }
+    // A record not listed is gone, unless it was written since the listing began.
+    const listed = new Set(names);
+    for (const name of known.keys()) if (!listed.has(name) && (writes.get(name) ?? 0) <= since) known.delete(name);
+    primed = true;
+    return view();
   }
 
   async function save(record: AppRecord): Promise<void> {
@@ -139,18 +218,39 @@ export async function openStateStore(stateDir: string): Promise<StateStore> {
       throw new StateError('STATE_INVALID', `${file}: refusing to save an invalid record for app "${record.name}" (${describeIssues(parsed.error)})`);
     }
     const text = `${JSON.stringify({ version: STORED_VERSION, ...parsed.data }, null, 2)}\n`;
-    await writeFileAtomic(file, text, { mode: 0o600 }).catch(io(file, 'write'));
+    bump(record.name);
+    await writeFileAtomic(file, text, { mode: 0o600 })
+      .catch((err: unknown) => {
+        unsure(record.name);
+        throw ioError(file, 'write', err);
+      })
+      .finally(() => bump(record.name));
+    // As a load would give it back; its stat is taken by the next load.
+    known.set(record.name, { key: '', readStartedMs: 0, record: parseRecord(file, record.name, text) });
+  }
+
+  // A write failed, so which version the file holds is not known: the next load reads it (an
+  // event pass keeps answering with the last known one, the file's most likely content).
+  function unsure(name: string): void {
+    const last = known.get(name);
+    if (last !== undefined) known.set(name, { ...last, key: '' });
   }
 
   async function remove(name: string): Promise<void> {
     const file = fileOf(name);
-    try {
-      await unlink(file);
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return;
-      io(file, 'remove')(err);
-    }
-    await syncDir(dir).catch(io(dir, 'sync'));
+    bump(name);
+    const removed = await unlink(file)
+      .then(
+        () => true,
+        (err: unknown) => {
+          if (errnoOf(err) === 'ENOENT') return false;
+          unsure(name);
+          throw ioError(file, 'remove', err);
+        },
+      )
+      .finally(() => bump(name));
+    known.delete(name);
+    if (removed) await syncDir(dir).catch(io(dir, 'sync'));
   }
 
   return { dir, load, loadAll, save, remove };

@@ -263,3 +263,30 @@ test('a key asked for again while it waits for a slot is prepared again before i
   assert.deepEqual(batches, [['a', 'b'], ['b']]);
   assert.deepEqual(runs, ['a', 'b']);
 });
+
+test('issue 18: a changed key runs before the routine keys a resync queued ahead of it', async () => {
+  const clock = createManualClock();
+  const gate = deferred();
+  const started = deferred();
+  const runs: string[] = [];
+  const q = createWorkQueue({
+    concurrency: 1,
+    clock,
+    retryDelay: () => 1000,
+    async process(key) {
+      runs.push(key);
+      started.resolve();
+      if (key === 'first') await gate.promise;
+      return { kind: 'done' };
+    },
+  });
+  q.add('first');
+  await started.promise;
+  for (const k of ['noop-1', 'noop-2', 'noop-3']) q.add(k, 'routine');
+  q.add('dropped', 'changed');
+  q.add('noop-2', 'changed');
+  gate.resolve();
+  await q.idle();
+  // Changed keys in the order they were first queued, then the routine ones.
+  assert.deepEqual(runs, ['first', 'noop-2', 'dropped', 'noop-1', 'noop-3']);
+});

@@ -1,0 +1,29 @@
+// Single drops, as bench/reaction.ts and bench/curve.ts measure them: each a new app publishing one
+// real (free) port, dropped with a rename; the time is until the (simulated) VMM receives its
+// CreateVm. The next drop waits until the app reports `running`, then a random 0–100 ms so drops
+// do not line up with the supervisor's timers.
+import { performance } from 'node:perf_hooks';
+import type { Stage } from '../test/soak/stage.ts';
+import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
+
+// Drop `count` apps named `${prefix}-0` … one after another; resolves with each drop's latency (ms).
+export async function measureDrops(stage: Stage, prefix: string, count: number, settleMs: number): Promise<number[]> {
+  const ports = await freePorts(count);
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `${prefix}-${i}`;
+    let receivedAt = 0;
+    const created = stage.sim.state.waitFor((vms) => {
+      if (!vms.some((v) => v.name === name)) return false;
+      receivedAt = performance.now();
+      return true;
+    }, settleMs + 30_000);
+    await stage.drop(`${name}.yml`, composeText(ports[i] as number, name));
+    const droppedAt = performance.now();
+    await created;
+    latencies.push(receivedAt - droppedAt);
+    await waitUntil(async () => (await stage.phase(name)) === 'running', `${name} running`, 30_000);
+    await new Promise((r) => setTimeout(r, Math.random() * 100));
+  }
+  return latencies;
+}
