@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 import { SupervisorError } from './errors.ts';
 import { InitSectionSchema } from './init/config-schema.ts';
 import { cleartextTokenHost } from './vmm/cleartext.ts';

@@ -2,7 +2,7 @@
 // naming a key the way it appears in the file, and the CVM size keys. Both files report a problem
 // as `<key>: <problem>`, so an operator reads the same kind of message whichever file is wrong.
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CVM_LIMITS, type SizeKey } from './app/limits.ts';
 
 // A parsed document, or where and why it is not TOML.

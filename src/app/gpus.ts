@@ -1,7 +1,7 @@
 // `x-dstack.gpus`: which of the host's GPUs a CVM is given (issue 19). `all` is dstack-vmm's
 // attach_mode "all" (every NVIDIA GPU of the host, `dstack deploy --ppcie`); a number asks for
 // that many of the GPUs the VMM lists as free; a list names PCI addresses (`--gpu SLOT`).
-import { z } from 'zod';
+import * as z from 'zod';
 import { errorAt } from './source.ts';
 import type { Source } from './source.ts';
 

@@ -1,6 +1,6 @@
 // `x-dstack:` — per-app overrides inside the compose file (compose ignores `x-` keys). Strict on
 // purpose: a misspelt key silently dropped would deploy with defaults the operator did not want.
-import { z } from 'zod';
+import * as z from 'zod';
 import { checkGpuRequest, GpusSchema } from './gpus.ts';
 import { sizeProblem } from './limits.ts';
 import type { SizeKey } from './limits.ts';

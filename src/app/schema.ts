@@ -1,7 +1,7 @@
 // The shape of a compose file as far as the supervisor relies on it. Liberal on purpose: compose
 // has many keys and grows more, and the CVM's own docker compose is the judge of those; we check
 // only what we read (services, their ports and profiles) and leave the rest as it is.
-import { z } from 'zod';
+import * as z from 'zod';
 import { AppError } from './errors.ts';
 import { errorAt } from './source.ts';
 import type { Source } from './source.ts';

@@ -1,7 +1,7 @@
 // auth-config.json as auth-simple (dstack/kms/auth-simple/index.ts) parses it on every request,
 // with the same defaults (docs/dstack.md §6.2). This is the strict, read-side view used by the simulated
 // webhook; editing goes through the lenient shape in allowlist.ts so unknown keys survive.
-import { z } from 'zod';
+import * as z from 'zod';
 
 const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000';
 

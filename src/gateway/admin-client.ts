@@ -3,7 +3,7 @@
 // authentication ignore it, which is why the admin port is published on host loopback only). Loaded
 // only when Tier 2 is on, so an idle host without a gateway does not carry undici's parser.
 import { Agent, request } from 'undici';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { describeError } from '../errors.ts';
 import { GatewayAdminError } from './errors.ts';
 import { adminMethods, type AdminMethod } from './admin-messages.ts';

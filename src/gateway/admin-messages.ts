@@ -2,7 +2,7 @@
 // shape upstream's prpc speaks (dstack/gateway/rpc/proto/gateway_rpc.proto, `service Admin`): proto
 // field names in snake_case, 64-bit integers as JSON numbers, an unset `optional` field as null or
 // absent, an omitted request field as its proto default.
-import { z } from 'zod';
+import * as z from 'zod';
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
 const u64 = z.number().int().min(0);

@@ -3,7 +3,7 @@
 // No message quotes a string from the file: an operator who pastes the token into the wrong key
 // must not find it in the journal.
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { IMAGE_NAME } from '../app/overrides.ts';
 import { cvmSize } from '../toml-config.ts';
 import { wildcardDnsZone } from './base-domain.ts';

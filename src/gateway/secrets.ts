@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { inspect } from 'node:util';
-import { z } from 'zod';
+import * as z from 'zod';
 import { writeFileAtomic } from '../fsx/atomic.ts';
 import { GatewaySecretsError } from './errors.ts';
 

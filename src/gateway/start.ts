@@ -5,7 +5,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Allowlist } from '../auth/allowlist.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';

@@ -1,5 +1,5 @@
 import { isIPv4 } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 
 const port = z.number().int().min(1).max(65535);
 const absolutePath = z.string().regex(/^\/\S*$/, { message: 'must be an absolute path without spaces' });

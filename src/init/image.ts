@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { InitSection } from './config-schema.ts';
 import { imageError } from './errors.ts';
 import { isNotFound, readFileIfExists } from './files.ts';

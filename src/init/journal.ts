@@ -3,7 +3,7 @@
 // whose result did not change is not re-recorded, so a healthy re-run writes nothing.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { writeFileAtomic } from '../fsx/atomic.ts';
 import { journalError } from './errors.ts';
 import { readFileIfExists } from './files.ts';

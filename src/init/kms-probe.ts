@@ -3,7 +3,7 @@
 // the CA and the k256 public key that signs env-encryption keys. TLS verification is off: the
 // KMS CA was born a moment ago and its leaf names only the bootstrap domain (docs/dstack.md §5.6).
 import { Agent, request } from 'undici';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeError } from '../errors.ts';
 
 // What GetMeta told us.

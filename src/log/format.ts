@@ -1,7 +1,7 @@
 // Which form the log takes: native journal entries under systemd, readable lines in a terminal,
 // pino's JSON lines for machines (`--log-format`, issue 15).
 import { fstatSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 
 // journal: one native journal entry per log call, its fields queryable (`journalctl APP=web`);
 // text: `2026-12-05T17:00:00Z info  web: deploy …` lines; json: `<6>{"level":"info",…}` lines.

@@ -4,7 +4,7 @@
 // because the values are secrets handed over verbatim, not a script. Upstream's own parser
 // (`parse_env_file` in dstack/vmm/src/vmm-cli.py) only splits at the first `=` and strips; this
 // one is stricter so a typo is an error instead of a silently wrong secret.
-import { z } from 'zod';
+import * as z from 'zod';
 import { SecretsError } from './errors.ts';
 
 // One variable, in the shape of dstack's encrypted_env JSON (`{"env":[{"key","value"}]}`).

@@ -7,7 +7,7 @@
 //   AES-256-GCM key as is (no KDF), a random 12-byte nonce, no AAD, the 16-byte tag appended.
 // - bytes: ephemeral public key (32) ‖ nonce (12) ‖ ciphertext ‖ tag (16), sent as lowercase hex.
 import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { EnvEntrySchema, type EnvEntry } from './dotenv.ts';
 import { SecretsError } from './errors.ts';
 

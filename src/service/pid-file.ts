@@ -9,7 +9,7 @@
 // unit's ExecReload= passes systemd's $MAINPID itself (`resync --pid`).
 import { mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeError } from '../errors.ts';
 import { writeFileAtomic } from '../fsx/atomic.ts';
 

@@ -1,6 +1,6 @@
 // auth-simple's boot decision (dstack/kms/auth-simple/index.ts, docs/dstack.md §6.2) as a pure function,
 // so the simulated webhook and its tests share one copy of the rule order and the reason texts.
-import { z } from 'zod';
+import * as z from 'zod';
 import { normalizeHexLikeAuthSimple as norm, type AuthConfig } from '../auth/schema.ts';
 
 // The BootInfo body the KMS posts (camelCase). The six strings are required: auth-simple's

@@ -2,7 +2,7 @@
 // service at `/` and `/prpc`, trimming `Admin.`; admin_auth.rs puts the shared token check in
 // front of every route). JSON mode only: a protobuf-mode call gets a 400 saying so.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { encodeError, isJsonMode } from '../vmm/codec.ts';
 import type { GatewayGate } from './gateway-faults.ts';
 import { adminMethods, EmptySchema, isAdminMethod, type AdminMethod } from '../gateway/admin-messages.ts';

@@ -1,6 +1,6 @@
 // The simulated VMM's method table: one handler per prpc method, taking the decoded request in
 // its JSON wire shape and returning the reply in the same shape (src/vmm/codec.ts encodes it).
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { VmmMethod, vmmMethods } from '../vmm/codec.ts';
 import type { EnvKeys } from './env-keys.ts';
 import { VmmRejection } from './vm-rules.ts';

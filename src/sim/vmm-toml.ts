@@ -4,7 +4,7 @@
 // real VMM layers its built-in config under the file (docs/dstack.md §1.4).
 import { readFile } from 'node:fs/promises';
 import { parse as parseToml } from 'smol-toml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeError } from '../errors.ts';
 import type { SimVmmSettings } from './vmm-config.ts';
 import { VmmRejection } from './vm-rules.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { APP_NAME_PATTERN } from '../app/name.ts';
 import { PHASES } from '../status/phase.ts';
 

@@ -1,7 +1,7 @@
 import type { BigIntStats } from 'node:fs';
 import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { APP_NAME_PATTERN } from '../app/name.ts';
 import { SupervisorError } from '../errors.ts';
 import { removeStaleTemps, syncDir, writeFileAtomic } from '../fsx/atomic.ts';

@@ -1,6 +1,6 @@
 // What `<state_dir>/status/*.json` holds: one file per app that config-management tools can
 // wait on (`phase == "running"`), and `_supervisor.json` for the service as a whole.
-import { z } from 'zod';
+import * as z from 'zod';
 import { APP_NAME_PATTERN } from '../app/name.ts';
 import { PHASES, type Phase } from './phase.ts';
 

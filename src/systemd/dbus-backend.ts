@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Message, Variant, sessionBus } from './dbus.ts';
 import type { MessageBus } from './dbus.ts';
 import { createSignalFeed } from './signal-watch.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 // The three states the supervisor reads off an `org.freedesktop.systemd1.Unit` object.
 export const UnitStateSchema = z.object({

@@ -1,6 +1,6 @@
 // Typed prpc client for dstack-vmm: one method per RPC the supervisor uses. It does exactly one
 // HTTP exchange per call; retries and rate limits belong in a layer that wraps a VmmClient.
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { describeError } from '../errors.ts';
 import { decodeError, decodeMessage, encodeMessage, preview, vmmMethods } from './codec.ts';
 import type { VmmMethod, WireMode } from './codec.ts';

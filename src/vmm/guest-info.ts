@@ -3,7 +3,7 @@
 // holding mr_aggregated, os_image_hash and device_id when the app-compose sets `public_tcbinfo`
 // (the KMS CVM's does). Plain HTTP on the VMM's own address, outside prpc.
 import { Agent, request } from 'undici';
-import { z } from 'zod';
+import * as z from 'zod';
 import { SupervisorError } from '../errors.ts';
 import { tokenHeaders } from './token-file.ts';
 import { parseVmmAddress } from './transport.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 // The dstack-vmm messages in their JSON wire shape (docs/dstack.md §1.2): snake_case proto field
 // names, `bytes` as lowercase hex without 0x, 64-bit integers as numbers. Every field defaults like
