@@ -1,4 +1,4 @@
-// The chaos soak, short and deterministic (one fixed seed, 300 ops), as part of `npm test`:
+// The chaos soak, short and deterministic (one fixed seed, 200 ops), as part of `npm test`:
 // editors, config management, bad files, NAME.env, hard links, hand edits of auth-config.json and
 // of state records, VMM faults, VM crashes, a VMM restart and kill -9 of the supervisor, with every
 // invariant checked at each convergence and over the VMM's call log. `npm run soak` runs long ones.
@@ -6,8 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeFailure, runSoak } from './soak.ts';
 
-test('chaos soak: 300 ops (seed 5) converge every time with all invariants holding', async () => {
-  const report = await runSoak({ ops: 300, seed: Number(process.env.SOAK_SEED ?? 5), shrinkBudgetMs: 30_000 });
+test('chaos soak: 200 ops (seed 5) converge every time with all invariants holding', async () => {
+  const report = await runSoak({ ops: 200, seed: Number(process.env.SOAK_SEED ?? 5), shrinkBudgetMs: 30_000 });
   assert.equal(report.failure, undefined, describeFailure(report));
   assert.ok(report.checks >= 5, `only ${report.checks} checks ran`);
   assert.ok(report.kills >= 3, `only ${report.kills} kills`);
