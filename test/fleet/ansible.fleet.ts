@@ -6,22 +6,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import { defer } from '../helpers/cleanup.ts';
 import { freePorts } from '../helpers/harness.ts';
+import { BIN, linkCollection, localHostVars, simHostPaths, whyNoAnsible } from './local-hosts.ts';
 
-const ROOT = join(import.meta.dirname, '../..');
-const BIN = join(ROOT, 'bin/dstack-supervisor.mjs');
 const HOSTS = ['h1', 'h2', 'h3'] as const;
 
-async function whyNoAnsible(): Promise<string | false> {
-  const found = await execa('sh', ['-c', 'command -v ansible-playbook'], { reject: false });
-  return found.exitCode === 0 ? false : 'not run: ansible-playbook not installed; apt-get install --no-install-recommends ansible-core';
-}
 const notRun = await whyNoAnsible();
 
 type Host = { name: string; dir: string; appsDir: string; config: string; port: number };
@@ -36,19 +31,12 @@ function inventoryOf(hosts: Host[], secret: string): string {
     hosts.map((h) => [
       h.name,
       {
-        ansible_connection: 'local',
-        ansible_python_interpreter: '/usr/bin/python3',
-        dstack_supervisor_command: [process.execPath, BIN],
-        dstack_supervisor_config: h.config,
+        ...localHostVars(h.config),
         dstack_apps_dir: h.appsDir,
         dstack_apps_owner: uid,
         shop_port: h.port,
         host_config: {
-          apps_dir: h.appsDir,
-          gateway_dir: join(h.dir, 'gateway.d'),
-          state_dir: join(h.dir, 'state'),
-          vmm: { url: `unix:${join(h.dir, 'sim', 'vmm.sock')}`, token_file: '' },
-          auth: { config_path: join(h.dir, 'auth-config.json') },
+          ...simHostPaths(h.dir, h.appsDir, join(h.dir, 'auth-config.json')),
           init: { enabled: false },
           apps: { owner: uid, settle_ms: 200 },
           sim: { enabled: true, dir: join(h.dir, 'sim') },
@@ -123,9 +111,7 @@ async function shopVmOf(host: Host): Promise<{ id: string; status: string; encry
 test('issue 17: the dstack.supervisor collection rolls an app over three simulated hosts', { skip: notRun, timeout: 600_000 }, async (t) => {
   const work = await mkdtemp(join(tmpdir(), 'dstack-fleet-'));
   defer(t, () => rm(work, { recursive: true, force: true }));
-  const collections = join(work, 'collections');
-  await mkdir(join(collections, 'ansible_collections', 'dstack'), { recursive: true });
-  await symlink(join(ROOT, 'packaging/ansible'), join(collections, 'ansible_collections', 'dstack', 'supervisor'));
+  const collections = await linkCollection(work);
   const ports = await freePorts(HOSTS.length);
   const hosts: Host[] = [];
   for (const [i, name] of HOSTS.entries()) {

@@ -19,7 +19,7 @@
 // did not run, as the package tests do.
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
@@ -28,8 +28,8 @@ import { buildDeb, whyNotRunnable } from '../package/build.ts';
 import { bootWithDeb } from '../package/boot.ts';
 import { waitFor, type Container } from '../package/container.ts';
 import { defer } from '../helpers/cleanup.ts';
+import { linkCollection } from './local-hosts.ts';
 
-const ROOT = join(import.meta.dirname, '../..');
 const CONNECTION = 'community.docker.nsenter';
 const UNIT = 'dstack-supervisor.service';
 // What the host role is given for a simulated host (as test/package/nspawn.test.ts configures one).
@@ -50,9 +50,7 @@ let prepared: Promise<{ deb: string; collections: string }> | undefined;
 function prepare(): Promise<{ deb: string; collections: string }> {
   prepared ??= (async () => {
     work = await mkdtemp(join(tmpdir(), 'dstack-host-role-'));
-    const collections = join(work, 'collections');
-    await mkdir(join(collections, 'ansible_collections', 'dstack'), { recursive: true });
-    await symlink(join(ROOT, 'packaging/ansible'), join(collections, 'ansible_collections', 'dstack', 'supervisor'));
+    const collections = await linkCollection(work);
     return { deb: await buildDeb(work), collections };
   })();
   return prepared;

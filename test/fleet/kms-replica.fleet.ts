@@ -6,21 +6,16 @@
 // says why it did not run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { Agent, request } from 'undici';
 import { defer } from '../helpers/cleanup.ts';
 import { freePorts } from '../helpers/harness.ts';
+import { BIN, linkCollection, localHostVars, simHostPaths, whyNoAnsible } from './local-hosts.ts';
 
-const ROOT = join(import.meta.dirname, '../..');
-const BIN = join(ROOT, 'bin/dstack-supervisor.mjs');
 
-async function whyNoAnsible(): Promise<string | false> {
-  const found = await execa('sh', ['-c', 'command -v ansible-playbook'], { reject: false });
-  return found.exitCode === 0 ? false : 'not run: ansible-playbook not installed; apt-get install --no-install-recommends ansible-core';
-}
 const notRun = await whyNoAnsible();
 
 type Host = { name: 'a' | 'b'; dir: string; config: string; kmsPort: number; allow: Array<{ mr_aggregated: string; os_image_hash: string }> };
@@ -34,17 +29,10 @@ function inventoryOf(hosts: Host[], sourcePort: number): string {
     hosts.map((h) => [
       h.name,
       {
-        ansible_connection: 'local',
-        ansible_python_interpreter: '/usr/bin/python3',
-        dstack_supervisor_command: [process.execPath, BIN],
-        dstack_supervisor_config: h.config,
+        ...localHostVars(h.config),
         host_kms_allow: h.allow,
         host_config: {
-          apps_dir: join(h.dir, 'apps.d'),
-          gateway_dir: join(h.dir, 'gateway.d'),
-          state_dir: join(h.dir, 'state'),
-          vmm: { url: `unix:${join(h.dir, 'sim', 'vmm.sock')}`, token_file: '' },
-          auth: { config_path: join(h.dir, 'etc', 'auth-config.json') },
+          ...simHostPaths(h.dir, join(h.dir, 'apps.d'), join(h.dir, 'etc', 'auth-config.json')),
           init: {
             config_dir: join(h.dir, 'etc'),
             data_dir: join(h.dir, 'data'),
@@ -70,9 +58,7 @@ function changedOf(out: string, host: string): number {
 test('issue 17: the host role allows both sides and b becomes a KMS replica of a', { skip: notRun, timeout: 300_000 }, async (t) => {
   const work = await mkdtemp(join(tmpdir(), 'dstack-kms-replica-'));
   defer(t, () => rm(work, { recursive: true, force: true }));
-  const collections = join(work, 'collections');
-  await mkdir(join(collections, 'ansible_collections', 'dstack'), { recursive: true });
-  await symlink(join(ROOT, 'packaging/ansible'), join(collections, 'ansible_collections', 'dstack', 'supervisor'));
+  const collections = await linkCollection(work);
   await mkdir(join(work, 'ansible-tmp'));
   const [portA, portB] = await freePorts(2);
   const hosts: Host[] = (['a', 'b'] as const).map((name, i) => ({ name, dir: join(work, name), config: join(work, name, 'supervisor.toml'), kmsPort: [portA!, portB!][i]!, allow: [] }));
