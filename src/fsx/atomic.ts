@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, open, readdir, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 // Temp files are hidden and carry this marker, so readers that list the directory skip them and
@@ -59,6 +59,20 @@ export async function writeFileAtomic(
     throw err;
   }
   await syncDir(dirname(path));
+}
+
+// A 0600 file that is made once and never replaced (a host's key, the gateway's secrets): its
+// directory is made (0700) if missing, and `text` written atomically unless the file exists.
+// False when another writer came first: theirs is the file.
+export async function writeFileOnce(file: string, text: string): Promise<boolean> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  try {
+    await writeFileAtomic(file, text, { mode: 0o600, exclusive: true });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
 }
 
 // Remove temp files a crashed writeFileAtomic left in `dir`; returns the names removed. Call it

@@ -7,11 +7,11 @@
 // What is not here: the WireGuard key, which the CVM generates and keeps on its own encrypted disk
 // (`/data/gateway/wg.key`, gateway-v0.5.8 gateway/dstack-app/builder/entrypoint.sh).
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { inspect } from 'node:util';
 import * as z from 'zod';
-import { writeFileAtomic } from '../fsx/atomic.ts';
+import { writeFileOnce } from '../fsx/atomic.ts';
 import { GatewaySecretsError } from './errors.ts';
 
 // Lengths and alphabet of upstream's deploy script: `tr -dc 'a-zA-Z0-9' | fold -w 32` for the
@@ -153,21 +153,14 @@ export async function loadOrCreateGatewaySecrets(stateDir: string, random: Rando
     admin_api_token: randomToken(ADMIN_TOKEN_LENGTH, random),
     app_launch_token: randomToken(LAUNCH_TOKEN_LENGTH, random),
   };
-  const cannotWrite = (err: unknown) =>
-    new GatewaySecretsError('GATEWAY_SECRETS_IO', file, `cannot be written (${errnoOf(err)}); check that the state directory exists and is writable`);
-  try {
-    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw cannotWrite(err);
-  }
-  try {
-    await writeFileAtomic(file, `${JSON.stringify(fresh, null, 2)}\n`, { mode: 0o600, exclusive: true });
-  } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw cannotWrite(err);
-    // Another caller wrote them first: theirs are the gateway's.
-    const theirs = await readGatewaySecrets(stateDir);
-    if (theirs === undefined) throw cannotWrite(err);
-    return theirs;
-  }
-  return new GatewaySecrets(fresh);
+  const cannotWrite = (errno: string) =>
+    new GatewaySecretsError('GATEWAY_SECRETS_IO', file, `cannot be written (${errno}); check that the state directory exists and is writable`);
+  const written = await writeFileOnce(file, `${JSON.stringify(fresh, null, 2)}\n`).catch((err: unknown) => {
+    throw cannotWrite(errnoOf(err));
+  });
+  if (written) return new GatewaySecrets(fresh);
+  // Another caller wrote them first: theirs are the gateway's.
+  const theirs = await readGatewaySecrets(stateDir);
+  if (theirs === undefined) throw cannotWrite('EEXIST');
+  return theirs;
 }

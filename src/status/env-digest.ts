@@ -6,10 +6,10 @@
 // state records): equal values give equal digests on this host, and without the key a digest
 // says nothing of them. `dstack-supervisor hash FILE --json` prints the digest NAME.env has now.
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError, SupervisorError } from '../errors.ts';
-import { writeFileAtomic } from '../fsx/atomic.ts';
+import { writeFileOnce } from '../fsx/atomic.ts';
 
 // The key file cannot be read, created or is not a key.
 export const ENV_DIGEST_KEY = 'ENV_DIGEST_KEY';
@@ -48,13 +48,10 @@ async function loadOrCreateKey(stateDir: string): Promise<Buffer> {
   const file = envDigestKeyPath(stateDir);
   const kept = await readKey(file);
   if (kept) return kept;
-  try {
-    await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    await writeFileAtomic(file, `${randomBytes(KEY_BYTES).toString('hex')}\n`, { mode: 0o600, exclusive: true });
-  } catch (err) {
-    // Another process (the service, or a `hash` run) wrote it first: theirs is the host's key.
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw keyError(file, 'cannot be written', err);
-  }
+  // Another process (the service, or a `hash` run) may write it first: theirs is the host's key.
+  await writeFileOnce(file, `${randomBytes(KEY_BYTES).toString('hex')}\n`).catch((err: unknown) => {
+    throw keyError(file, 'cannot be written', err);
+  });
   const key = await readKey(file);
   if (!key) throw keyError(file, 'was not there after it was written');
   return key;
