@@ -6,14 +6,15 @@ import type { Phase } from '../src/status/phase.ts';
 // publish the phase it puts the app in; returns the record as saved.
 export async function beginOperation(
   record: AppRecord,
-  change: { op: Intent['op']; toHash: string; phase: Phase; vmId?: string },
+  change: { op: Intent['op']; toHash: string; phase: Phase; vmId?: string; guestPorts?: Intent['guestPorts'] },
   deps: HandlerDeps,
 ): Promise<AppRecord> {
+  const { guestPorts } = change;
   const started: AppRecord = {
     ...record,
     ...(change.vmId === undefined ? {} : { vmId: change.vmId }),
     phase: change.phase,
-    intent: { op: change.op, toHash: change.toHash, startedAt: deps.clock.now() },
+    intent: { op: change.op, toHash: change.toHash, startedAt: deps.clock.now(), ...(guestPorts === undefined ? {} : { guestPorts }) },
   };
   // The record is what must precede the operation's side effects; the status file is a view of
   // it, written alongside.
@@ -39,3 +40,4 @@ export async function markLaunched(record: AppRecord, deps: HandlerDeps): Promis
   await deps.records.save(launched);
   return launched;
 }
+

@@ -3,6 +3,7 @@ import type { DesiredSpec } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import { waitStopped } from '../src/controller/vm-wait.ts';
+import { portsOfGuest } from '../src/controller/port-claims.ts';
 import { beginOperation, markLaunched } from './intent.ts';
 
 // Bring a VM down: ShutdownVm and wait up to the shutdown timeout, then StopVm (hard) if the guest
@@ -26,7 +27,8 @@ export async function stopVmGracefully(vm: VmInfo, deps: HandlerDeps): Promise<v
 // Start a VM that already holds the wanted spec but is not running cleanly (stopped behind our
 // back, exited, or running with a boot_error); later reconciles watch the boot.
 export async function restartApp(spec: DesiredSpec, vm: VmInfo, record: AppRecord, deps: HandlerDeps): Promise<AppRecord> {
-  const starting = await beginOperation({ ...record, file: spec.file }, { op: 'restart', toHash: spec.composeHash, phase: 'deploying', vmId: vm.id }, deps);
+  const guestPorts = portsOfGuest(record, vm);
+  const starting = await beginOperation({ ...record, file: spec.file }, { op: 'restart', toHash: spec.composeHash, phase: 'deploying', vmId: vm.id, guestPorts }, deps);
   if (vm.status === 'running' || vm.status === 'stopping') await stopVmGracefully(vm, deps);
   await deps.vmm.startVm(vm.id);
   return markLaunched(starting, deps);

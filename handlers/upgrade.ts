@@ -3,6 +3,7 @@ import type { DesiredSpec, VmChange } from './plan.ts';
 import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import { stopVmGracefully } from './restart.ts';
+import { portsOfGuest } from '../src/controller/port-claims.ts';
 import { beginOperation, markLaunched, registerHash } from './intent.ts';
 import { gpuConfigOf } from '../src/controller/gpu-allocator.ts';
 
@@ -16,7 +17,8 @@ export async function upgradeApp(
   changes: VmChange[],
   deps: HandlerDeps,
 ): Promise<AppRecord> {
-  const updating = await beginOperation({ ...record, file: spec.file }, { op: 'upgrade', toHash: spec.composeHash, phase: 'updating', vmId: vm.id }, deps);
+  const guestPorts = portsOfGuest(record, vm);
+  const updating = await beginOperation({ ...record, file: spec.file }, { op: 'upgrade', toHash: spec.composeHash, phase: 'updating', vmId: vm.id, guestPorts }, deps);
   const registered = await registerHash(updating, spec.composeHash, deps);
 
   // UpdateVm takes an empty encrypted_env as "keep the old one": a VM that was given variables and

@@ -7,7 +7,7 @@ import type { Recheck, Scanner } from '../appsdir/scan.ts';
 import type { AppStatus } from '../status/schema.ts';
 import type { DirListing } from './controller.ts';
 import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv, ManagedApp } from './desired.ts';
-import type { PortClaim } from './port-claims.ts';
+import { portsLeft, portsOfGuest, type PortClaim } from './port-claims.ts';
 import type { LoadedRecords } from '../state/store.ts';
 import type { VmInfo } from '../vmm/messages.ts';
 import type { EnvFileReader } from '../secrets/env-file.ts';
@@ -142,7 +142,8 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
       // Not the file's fault: the app is held until the operator moves the record aside.
       return { app: name, file, phase: 'failed', error: verdict.reason, code: verdict.code, held: { action: 'refused', reason: verdict.reason } };
     case 'gpu':
-      // Not a bad file: it deploys as soon as its GPUs are free; the journal says why once.
+    case 'port-wait':
+      // Not a bad file: it deploys as soon as its GPUs or ports are free; the journal says why once.
       return { app: name, file, phase: 'pending', error: verdict.reason, code: verdict.code, held: { action: 'conflict', reason: verdict.reason, fileHash: verdict.fileHash } };
     case 'invalid':
     case 'refused':
@@ -176,7 +177,8 @@ export function managedApps(loaded: LoadedRecords, vms: readonly VmInfo[]): Map<
   const managed = new Map<string, ManagedApp>(
     loaded.records.map((r) => {
       const vm = (r.vmId === undefined ? undefined : byId.get(r.vmId)) ?? named(r.name).find((v) => v.app_id === r.appId);
-      return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports: portsOf(vm ? [vm] : []), ...(vm ? { vmId: vm.id } : {}) }];
+      const ports = vm ? unionOfPorts(portsOf([vm]), portsOfGuest(r, vm)) : [];
+      return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports, operating: r.intent !== undefined, ...(vm ? { vmId: vm.id } : {}) }];
     }),
   );
   for (const u of loaded.unreadable) {
@@ -184,6 +186,11 @@ export function managedApps(loaded: LoadedRecords, vms: readonly VmInfo[]): Map<
     managed.set(u.name, { file: u.file, running: false, ports, unreadable: { code: u.error.code, message: u.error.message } });
   }
   return managed;
+}
+
+// The ports a VM holds: what its manifest names (the VMM's rule) and what its guest binds.
+function unionOfPorts(a: readonly PortClaim[], b: readonly PortClaim[]): PortClaim[] {
+  return [...a, ...portsLeft(b, a)];
 }
 
 function portsOf(vms: readonly VmInfo[]): PortClaim[] {

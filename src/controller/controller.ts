@@ -91,6 +91,8 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   // `known` names no pass has looked at yet.
   const unseen = new Set(deps.known);
   let massGuardWarned = false;
+  // Apps whose VM holds a port another app waits for (port-wait verdicts of the last pass).
+  const awaited = new Set<string>();
   let homeDev: number | undefined;
   const timers = new Set<TimerHandle>();
   let scanning: Promise<void> | undefined;
@@ -120,6 +122,8 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
         // A torn-down app's VM no longer holds its ports: a file held for one of them can go now.
         if (verdicts.get(name)?.kind === 'gone') poke('timer');
       }
+      // An app others wait for may have let go of their ports (its upgrade restarted its VM).
+      if (awaited.has(name)) poke('timer');
       deps.onResult?.(name, result);
     },
   });
@@ -175,9 +179,11 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     await deps.claim?.(out.verdicts, managed);
     if (out.massGuardActive && !massGuardWarned) deps.massTeardownHeld?.([...managed.keys()]);
     massGuardWarned = out.massGuardActive;
+    awaited.clear();
     for (const [name, v] of out.verdicts) {
       if (v.kind === 'app' || (v.kind === 'hold' && v.fileHash !== undefined)) lastFileHash.set(name, v.fileHash as string);
       if (v.kind === 'gone') lastFileHash.delete(name);
+      if (v.kind === 'hold' && v.waitsFor !== undefined) awaited.add(v.waitsFor);
     }
     // An app with no file and no record left (a refused file deleted, a teardown over, or
     // either while we were down) is reconciled once more, as gone, so no status of it stays

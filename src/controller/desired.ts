@@ -1,6 +1,18 @@
 // Turning one directory listing into per-app desired state, with the two delete guards of
 // docs/apps-dir.md rule 7 (confirmed deletes) and rule 13 (mass-teardown) kept as explicit state.
-import { resolvePortClaims, describePortConflict, PORT_CONFLICT, type PortClaim, type PortClaimant } from './port-claims.ts';
+import {
+  resolvePortClaims,
+  resolvePortWaits,
+  describePortConflict,
+  describePortDeadlock,
+  describePortWait,
+  portsLeft,
+  PORT_CONFLICT,
+  PORT_WAIT,
+  type PortClaim,
+  type PortClaimant,
+  type PortConflict,
+} from './port-claims.ts';
 import type { PortMapping } from '../vmm/messages.ts';
 import type { EnvEntry } from '../secrets/dotenv.ts';
 
@@ -19,15 +31,17 @@ export type BuiltSpec<S> = { ok: true; spec: S; ports: PortMapping[] } | { ok: f
 
 // Why an app is held back; 'conflict' covers both duplicate identities and port clashes;
 // 'record': its state record cannot be read, so what it owns is unknown (issue 13); 'gpu': it
-// waits for GPUs other apps hold (issue 19).
-export type HoldReason = 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'delete-pending' | 'record' | 'gpu';
+// waits for GPUs other apps hold (issue 19); 'port-wait': for a port another app's VM still
+// publishes while that app moves to other ports.
+export type HoldReason = 'unsettled' | 'invalid' | 'refused' | 'conflict' | 'delete-pending' | 'record' | 'gpu' | 'port-wait';
 
 export type AppVerdict<S> =
   // `renamedFrom`: a managed app that vanished had these very bytes (rule 19).
   | { kind: 'app'; spec: S; fileHash: string; renamedFrom?: string }
   // `code`: the stable code of `reason` when it is a problem (not while settling or confirming a delete).
   // `dueAt` (delete-pending): when the delete is confirmed, unless the file comes back first.
-  | { kind: 'hold'; why: HoldReason; reason: string; code?: string; fileHash?: string; dueAt?: number }
+  // `waitsFor` (port-wait): the app whose VM must let go of the port first.
+  | { kind: 'hold'; why: HoldReason; reason: string; code?: string; fileHash?: string; dueAt?: number; waitsFor?: string }
   | { kind: 'gone'; renamedTo?: string };
 
 export type DeleteGuards = {
@@ -39,11 +53,20 @@ export type DeleteGuards = {
   renames?: Map<string, string>;
 };
 
-// An app we have a record for: whether it ever ran, and the host ports its VM's manifest names.
+// An app we have a record for: whether it ever ran, and the host ports its VM holds: those its
+// manifest names, and those its guest was launched with until an operation restarts it.
 // `unreadable`: the record file exists but cannot be used (why, naming the file): the app is
 // held whatever its file says, since a deploy could duplicate its VM and a teardown miss it.
-// `vmId`: the VM the record names or adoption would find, when the VMM has it.
-export type ManagedApp = { file: string; running: boolean; ports: readonly PortClaim[]; vmId?: string; unreadable?: { code: string; message: string } };
+// `vmId`: the VM the record names or adoption would find, when the VMM has it. `operating`: an
+// operation of it is under way (its record has an intent), which a hold would cut short.
+export type ManagedApp = {
+  file: string;
+  running: boolean;
+  ports: readonly PortClaim[];
+  vmId?: string;
+  operating?: boolean;
+  unreadable?: { code: string; message: string };
+};
 
 export type PlanInput<S> = {
   listed: readonly ListedApp[];
@@ -67,7 +90,7 @@ export type PlanOutput<S> = {
 export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): PlanOutput<S> {
   const verdicts = new Map<string, AppVerdict<S>>();
   const claimants: PortClaimant[] = [];
-  const built = new Map<string, { spec: S; fileHash: string }>();
+  const built = new Map<string, { spec: S; fileHash: string; file: string; ports: readonly PortClaim[] }>();
 
   for (const [name, rec] of input.managed) {
     if (rec.unreadable !== undefined) verdicts.set(name, { kind: 'hold', why: 'record', reason: rec.unreadable.message, code: rec.unreadable.code });
@@ -85,7 +108,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
         verdicts.set(app.name, { kind: 'hold', why: 'invalid', reason: result.reason, code: result.code, fileHash: app.fileHash });
         continue;
       }
-      built.set(app.name, { spec: result.spec, fileHash: app.fileHash });
+      built.set(app.name, { spec: result.spec, fileHash: app.fileHash, file: app.file, ports: result.ports });
       claimants.push({ name: app.name, file: app.file, ports: result.ports, holds: input.managed.get(app.name)?.running ?? false });
     }
   }
@@ -96,15 +119,18 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
     if (!built.has(name) && rec.ports.length > 0) claimants.push({ name, file: rec.file, ports: rec.ports, holds: true, fixed: true });
   }
   const conflicts = resolvePortClaims(claimants);
-  for (const [name, b] of built) {
-    const conflict = conflicts.get(name);
-    verdicts.set(
-      name,
-      conflict
-        ? { kind: 'hold', why: 'conflict', reason: describePortConflict(conflict), code: PORT_CONFLICT, fileHash: b.fileHash }
-        : { kind: 'app', spec: b.spec, fileHash: b.fileHash },
-    );
-  }
+  // A port a valid app's VM is moving away from is not free until UpdateVm and the restart are
+  // through: the VMM refuses a CreateVm naming it before, and a guest launched before the restart
+  // finds it bound and exits (found by the soak, seed 19404). An app in the middle of an operation
+  // is not made to wait: it goes on, as before.
+  const releases = [...built].flatMap(([name, b]) => {
+    const rec = input.managed.get(name);
+    const leaving = rec === undefined ? [] : portsLeft(rec.ports, b.ports);
+    return leaving.length > 0 ? [{ name, file: b.file, ports: leaving }] : [];
+  });
+  const movable = [...built].filter(([name]) => !conflicts.has(name) && input.managed.get(name)?.operating !== true);
+  const { waits, deadlocked } = resolvePortWaits(movable.map(([name, b]) => ({ name, file: b.file, ports: b.ports })), releases);
+  for (const [name, b] of built) verdicts.set(name, portVerdict<S>(name, b, conflicts, deadlocked, waits));
 
   let recheckAt: number | undefined;
   const confirmed: string[] = [];
@@ -147,6 +173,24 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
   }
   markRenames(verdicts, input, (guards.renames ??= new Map()));
   return { verdicts, recheckAt, massGuardActive };
+}
+
+// A valid app's verdict once the host ports are shared out: refused for a port another app holds
+// or for a wait that cannot end, waiting for one being let go of, or free to go.
+function portVerdict<S>(
+  name: string,
+  b: { spec: S; fileHash: string },
+  conflicts: ReadonlyMap<string, PortConflict>,
+  deadlocked: ReadonlyMap<string, PortConflict>,
+  waits: ReadonlyMap<string, PortConflict>,
+): AppVerdict<S> {
+  const conflict = conflicts.get(name);
+  if (conflict) return { kind: 'hold', why: 'conflict', reason: describePortConflict(conflict), code: PORT_CONFLICT, fileHash: b.fileHash };
+  const deadlock = deadlocked.get(name);
+  if (deadlock) return { kind: 'hold', why: 'conflict', reason: describePortDeadlock(deadlock), code: PORT_CONFLICT, fileHash: b.fileHash };
+  const wait = waits.get(name);
+  if (wait) return { kind: 'hold', why: 'port-wait', reason: describePortWait(wait), code: PORT_WAIT, fileHash: b.fileHash, waitsFor: wait.owner };
+  return { kind: 'app', spec: b.spec, fileHash: b.fileHash };
 }
 
 // `mv a.yml b.yml`: b is a new app and a's deletion is pending or confirmed; when b's bytes are

@@ -20,7 +20,8 @@ export type WorkQueueOptions = {
   onResult?: (key: string, result: ReconcileResult) => void;
   // Cheap local work done for every ready key in one batch before any of them runs (one
   // allowlist write for a whole burst); not bounded by `concurrency`, and a key being prepared
-  // counts as running for coalescing. Its failure is left for `process` to meet and report.
+  // counts as running for coalescing, unless it is asked for in the `changed` lane meanwhile: then
+  // it is prepared again. Its failure is left for `process` to meet and report.
   prepare?: (keys: string[]) => Promise<void>;
 };
 
@@ -51,6 +52,13 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
   // Keys asked for in the `changed` lane that have not started yet.
   const changedLane = new Set<string>();
   let preparing = false;
+  // The batch being prepared, and those of its keys asked for in the `changed` lane meanwhile:
+  // what they were prepared for (a held file's verdict) may not be what they now want (issue 18:
+  // run as they were, each deploy registered its own hash, 39 and 71 allowlist writes in a
+  // burst). A routine ask (a resync) only coalesces, so resyncs faster than a prepare cannot
+  // keep a key from running.
+  const inPrepare = new Set<string>();
+  const stale = new Set<string>();
   // Keys being prepared, waiting for a slot or running: never queued twice.
   const active = new Set<string>();
   let runningCount = 0;
@@ -77,6 +85,10 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
     }
     // Not started yet: it goes back to be prepared again with what it is asked for now.
     if (prepared.delete(key) || preparedFirst.delete(key)) active.delete(key);
+    if (lane === 'changed' && inPrepare.has(key)) {
+      stale.add(key);
+      return;
+    }
     if (active.has(key)) {
       dirty.add(key);
       return;
@@ -135,13 +147,22 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       pump();
       return;
     }
+    for (const key of batch) inPrepare.add(key);
     const done = opts
       .prepare(batch)
       .catch(() => undefined)
       .then(() => {
         preparing = false;
-        if (stopped) for (const key of batch) active.delete(key);
-        else for (const key of batch) laneOf(key).add(key);
+        for (const key of batch) {
+          inPrepare.delete(key);
+          if (stopped) active.delete(key);
+          else if (stale.delete(key)) {
+            // Prepared again instead; a routine ask meanwhile is covered by that.
+            dirty.delete(key);
+            active.delete(key);
+            add(key);
+          } else laneOf(key).add(key);
+        }
         pump();
       })
       .finally(() => inFlight.delete(done));
@@ -185,6 +206,7 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       prepared.clear();
       preparedFirst.clear();
       changedLane.clear();
+      stale.clear();
       dirty.clear();
       await Promise.allSettled([...inFlight]);
       settleIdle();

@@ -17,6 +17,10 @@ export const IntentSchema = z
     // StartVm returned: the guest boots the new manifest. Until then an upgrade or restart may
     // have left a guest running what it booted before UpdateVm, which Status cannot show.
     launched: z.boolean().optional(),
+    // The host ports the guest running when the operation began was launched with: UpdateVm
+    // changes the VM's manifest at once, but QEMU keeps those forwards until it stops, so other
+    // apps wait for them until `launched` (src/controller/desired.ts).
+    guestPorts: z.array(z.object({ protocol: z.string(), host_port: z.number() }).strict()).optional(),
   })
   .strict();
 

@@ -112,6 +112,57 @@ test('a port held by the VM of a held app is refused even to a running app that 
   assert.match(alpha?.kind === 'hold' ? alpha.reason : '', /already published by app "zulu"/);
 });
 
+// Two managed apps' records as managedApps gives them: `ports` is what each VM holds now.
+function vmsHolding(holding: Record<string, number[]>, operating: string[] = []) {
+  return new Map(
+    Object.entries(holding).map(([name, ports]) => [
+      name,
+      { file: `apps.d/${name}.yaml`, running: true, ports: ports.map((host_port) => ({ protocol: 'tcp', host_port })), operating: operating.includes(name) },
+    ]),
+  );
+}
+
+test("a port a valid app's VM is moving away from: the app asking for it waits, naming the mover; the mover goes ahead", () => {
+  // alpha's file now asks for 9090; its VM still holds 8080 (manifest not updated yet, or the guest not restarted).
+  const plan = input([settled('alpha', 9090), settled('foxtrot', 8080)], ['alpha'], 0);
+  const out = planDirectory({ ...plan, managed: vmsHolding({ alpha: [8080] }) }, { absentSince: new Map() });
+  assert.equal(out.verdicts.get('alpha')?.kind, 'app');
+  const foxtrot = out.verdicts.get('foxtrot');
+  assert.equal(foxtrot?.kind === 'hold' && foxtrot.why, 'port-wait');
+  assert.equal(foxtrot?.kind === 'hold' && foxtrot.waitsFor, 'alpha');
+  assert.equal(foxtrot?.kind === 'hold' && foxtrot.code, 'APP_PORT_WAIT');
+  assert.match(foxtrot?.kind === 'hold' ? foxtrot.reason : '', /foxtrot\.yaml: port 8080\/tcp is still published by the VM of app "alpha" \(apps\.d\/alpha\.yaml\)/);
+  // Once alpha's VM holds only its new port, foxtrot goes.
+  const after = planDirectory({ ...plan, managed: vmsHolding({ alpha: [9090] }) }, { absentSince: new Map() });
+  assert.equal(after.verdicts.get('foxtrot')?.kind, 'app');
+});
+
+test('an app in the middle of an operation is not made to wait for a port; one that is not does wait', () => {
+  const plan = input([settled('alpha', 9090), settled('foxtrot', 8080)], ['alpha', 'foxtrot'], 0);
+  const busy = planDirectory({ ...plan, managed: vmsHolding({ alpha: [8080], foxtrot: [7070] }, ['foxtrot']) }, { absentSince: new Map() });
+  assert.equal(busy.verdicts.get('foxtrot')?.kind, 'app');
+  const idle = planDirectory({ ...plan, managed: vmsHolding({ alpha: [8080], foxtrot: [7070] }) }, { absentSince: new Map() });
+  const foxtrot = idle.verdicts.get('foxtrot');
+  assert.equal(foxtrot?.kind === 'hold' && foxtrot.why, 'port-wait', 'a running app moving onto the port waits too');
+});
+
+test('two apps swapping ports wait for each other: both are refused as a conflict saying neither can move first; a third waiting on them still waits', () => {
+  const plan = input([settled('alpha', 8080), settled('bravo', 9090), settled('charlie', 7070)], ['alpha', 'bravo', 'charlie'], 0);
+  const out = planDirectory({ ...plan, managed: vmsHolding({ alpha: [9090], bravo: [8080], charlie: [6060] }) }, { absentSince: new Map() });
+  for (const [name, other] of [['alpha', 'bravo'], ['bravo', 'alpha']]) {
+    const v = out.verdicts.get(name as string);
+    assert.equal(v?.kind === 'hold' && v.why, 'conflict', name);
+    assert.equal(v?.kind === 'hold' && v.code, 'APP_PORT_CONFLICT', name);
+    assert.match(v?.kind === 'hold' ? v.reason : '', new RegExp(`published by the VM of app "${other}".*neither can move first`));
+  }
+  assert.equal(out.verdicts.get('charlie')?.kind, 'app', 'an app with nothing to wait for goes');
+  // A third app asking for a port one of the two still holds waits for it.
+  const withDelta = input([settled('alpha', 8080), settled('bravo', 9090), settled('delta', 6060)], ['alpha', 'bravo', 'delta'], 0);
+  const chained = planDirectory({ ...withDelta, managed: vmsHolding({ alpha: [9090, 6060], bravo: [8080], delta: [5050] }) }, { absentSince: new Map() });
+  const delta = chained.verdicts.get('delta');
+  assert.equal(delta?.kind === 'hold' && delta.why, 'port-wait');
+});
+
 test('rule 19: the bytes of a vanished app reappearing under a new name mark both as a rename', () => {
   const guards: DeleteGuards = { absentSince: new Map() };
   const moved: ListedApp = { ...settled('b'), fileHash: 'h-a' } as ListedApp;

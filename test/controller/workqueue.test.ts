@@ -182,7 +182,7 @@ test('prepare sees every ready key in one batch before any runs, beyond the conc
   assert.deepEqual(events, ['prepared', 'a', 'b', 'c']);
 });
 
-test('a key added while it is being prepared runs once more afterwards; a failed prepare still runs the keys', async () => {
+test('a key asked for again by a routine pass (a resync) while it is being prepared runs, then once more; a failed prepare still runs the keys', async () => {
   const clock = createManualClock();
   const gate = deferred();
   const runs: string[] = [];
@@ -234,10 +234,23 @@ test('stop during prepare runs none of the batch and settles idle', async () => 
   assert.equal(q.running, 0);
 });
 
-test('a key asked for again while it waits for a slot is prepared again before it runs, and runs once', async () => {
+// A burst wrote auth-config.json 39 and 71 times instead of twice: a pass found some files settled
+// and others new (held as unsettled), all prepared in one batch; while its hashes were registered
+// (1.6 s), the next pass found the new ones settled. Asked for again mid-prepare, they ran without
+// being prepared for that, and each deploy registered its own hash.
+test('issue 18: a key asked for as changed before it starts, while being prepared or waiting for a slot, is prepared again for what it is asked now, and runs once', async () => {
   const clock = createManualClock();
+  const preparing = deferred();
   const gate = deferred();
-  const started = deferred();
+  const running = deferred();
+  const release = deferred();
+  // What each key is asked for now (its verdict), and what its last prepare saw.
+  const wanted = new Map([
+    ['a', 'app'],
+    ['b', 'hold'],
+    ['c', 'hold'],
+  ]);
+  const preparedFor = new Map<string, string | undefined>();
   const batches: string[][] = [];
   const runs: string[] = [];
   const q = createWorkQueue({
@@ -246,22 +259,36 @@ test('a key asked for again while it waits for a slot is prepared again before i
     retryDelay: () => 1000,
     async prepare(keys) {
       batches.push([...keys]);
+      const seen = keys.map((key) => [key, wanted.get(key)] as const);
+      if (batches.length === 1) {
+        preparing.resolve();
+        await gate.promise;
+      }
+      for (const [key, verdict] of seen) preparedFor.set(key, verdict);
     },
     async process(key) {
-      runs.push(key);
-      started.resolve();
-      if (key === 'a') await gate.promise;
+      runs.push(`${key}: ${wanted.get(key)}, prepared for ${preparedFor.get(key)}`);
+      if (key === 'a') {
+        running.resolve();
+        await release.promise;
+      }
       return { kind: 'done' };
     },
   });
-  q.add('a');
-  q.add('b');
-  await started.promise;
-  q.add('b');
+  for (const key of ['a', 'b', 'c']) q.add(key, 'changed');
+  await preparing.promise;
+  wanted.set('b', 'app');
+  q.add('b', 'changed');
+  assert.equal(q.running, 3, 'keys being prepared count as running');
   gate.resolve();
+  await running.promise;
+  // 'c' waits for the slot 'a' holds.
+  wanted.set('c', 'app');
+  q.add('c', 'changed');
+  release.resolve();
   await q.idle();
-  assert.deepEqual(batches, [['a', 'b'], ['b']]);
-  assert.deepEqual(runs, ['a', 'b']);
+  assert.deepEqual(batches, [['a', 'b', 'c'], ['b'], ['c']]);
+  assert.deepEqual(runs, ['a: app, prepared for app', 'b: app, prepared for app', 'c: app, prepared for app']);
 });
 
 test('issue 18: a changed key runs before the routine keys a resync queued ahead of it', async () => {

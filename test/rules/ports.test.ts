@@ -44,3 +44,30 @@ test('a port held by the running VM of an app whose file turned invalid is a con
   assert.deepEqual(h.mutations().filter((m) => m === 'CreateVm'), ['CreateVm'], 'the CreateVm of blog only, none for shop');
   assert.equal(h.sim.state.list().find((v) => v.name === 'blog')?.status, 'running', 'blog keeps running');
 });
+
+test('a port an upgrading app moves away from: the app asking for it waits until the old guest lets go, then deploys once', async (t) => {
+  const h = await startHarness(t);
+  const [p, q] = await freePorts(2);
+  await h.put('alpha.yaml', composeText(p!, 'alpha'));
+  await h.start();
+  await h.deployed('alpha');
+  // alpha's old guest keeps forwarding p while its stop fails: its upgrade is held up for seconds.
+  h.sim.faults.failNext('ShutdownVm', { count: 2 });
+  h.sim.faults.failNext('StopVm', { count: 2 });
+  const moved = composeText(q!, 'alpha-v2');
+  await h.put('alpha.yaml', moved);
+  await h.put('foxtrot.yaml', composeText(p!, 'foxtrot'));
+  await h.deployed('alpha', moved);
+  await h.deployed('foxtrot');
+  const foxtrotCalls = h.sim.faults.callLog().filter((c) => c.name === 'foxtrot' && c.method !== 'Status');
+  assert.deepEqual(foxtrotCalls.map((c) => `${c.method} ${c.outcome}`), ['CreateVm ok'], 'one CreateVm, no refusal, no restart');
+  assert.ok(!h.logs.some((l) => l.fields.APP === 'foxtrot' && /forwarding|failed/.test(String(l.fields.REASON ?? l.fields.MESSAGE))), 'foxtrot never failed');
+  // While it waited, the journal said why, once.
+  const waited = h.decisions('foxtrot').filter((l) => /still published by the VM of app "alpha"/.test(String(l.fields.REASON)));
+  assert.equal(waited.length, 1);
+  assert.match(String(waited[0]!.fields.REASON), new RegExp(`port ${p}/tcp`));
+  await h.quiesce();
+  const quiet = h.mutations().length;
+  await h.checkpoint();
+  assert.equal(h.mutations().length, quiet + 1, 'after running nothing but the checkpoint is done');
+});
