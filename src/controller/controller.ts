@@ -91,8 +91,11 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   // `known` names no pass has looked at yet.
   const unseen = new Set(deps.known);
   let massGuardWarned = false;
-  // Apps whose VM holds a port another app waits for (port-wait verdicts of the last pass).
+  // Apps whose VM holds a port another app waits for (port-wait verdicts of the last pass), and
+  // the apps whose reconcile ended while a pass ran: that pass may have made an app wait for one
+  // of them with what it knew before.
   const awaited = new Set<string>();
+  const endedDuringPass = new Set<string>();
   let homeDev: number | undefined;
   const timers = new Set<TimerHandle>();
   let scanning: Promise<void> | undefined;
@@ -124,6 +127,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       }
       // An app others wait for may have let go of their ports (its upgrade restarted its VM).
       if (awaited.has(name)) poke('timer');
+      if (scanning) endedDuringPass.add(name);
       deps.onResult?.(name, result);
     },
   });
@@ -146,6 +150,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   // fault, a manual poke); a pass for a file event or a timer only the apps whose verdict changed,
   // so a drop beside a thousand apps does not queue behind a thousand no-ops.
   async function pass(full: boolean): Promise<void> {
+    endedDuringPass.clear();
     const listing = await deps.list(full);
     if (!listing.ok) {
       deps.dirFault(listing.reason);
@@ -185,6 +190,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       if (v.kind === 'gone') lastFileHash.delete(name);
       if (v.kind === 'hold' && v.waitsFor !== undefined) awaited.add(v.waitsFor);
     }
+    if ([...awaited].some((name) => endedDuringPass.has(name))) rescanWanted = true;
     // An app with no file and no record left (a refused file deleted, a teardown over, or
     // either while we were down) is reconciled once more, as gone, so no status of it stays
     // behind (issue 13).

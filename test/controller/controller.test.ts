@@ -1,0 +1,73 @@
+// The reconcile loop's own timing: when a pass is asked for again.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createController } from '../../src/controller/controller.ts';
+import type { AppVerdict, ListedApp, ManagedApp } from '../../src/controller/desired.ts';
+import { createManualClock } from '../helpers/manual-clock.ts';
+import { waitUntil } from '../helpers/harness.ts';
+
+type Spec = { composeHash: string };
+
+const listed = (name: string, port: number): ListedApp => ({
+  name,
+  file: `apps.d/${name}.yaml`,
+  kind: 'settled',
+  fileHash: `h-${name}`,
+  bytes: Buffer.from(String(port)),
+});
+
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open = () => {};
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+test('an app waiting for a port is planned again when the app it waits for ends its reconcile, even during the pass that made it wait', async (t) => {
+  // alpha's VM holds 8080 and its file asks for 9090: foxtrot, asking for 8080, waits for alpha.
+  let alphaMoved = false;
+  let apps = [listed('alpha', 9090)];
+  const alphaMay = gate();
+  const alphaEnded = gate();
+  let passes = 0;
+  const verdictsOfFoxtrot: string[] = [];
+  const controller = createController<Spec>({
+    list: async () => ({ ok: true, apps, dev: 1 }),
+    build: (app) => {
+      const port = Number(app.bytes.toString());
+      return { ok: true, spec: { composeHash: app.fileHash }, ports: [{ protocol: 'tcp', host_port: port, vm_port: port, host_address: '127.0.0.1' }] };
+    },
+    async managed(): Promise<Map<string, ManagedApp>> {
+      passes += 1;
+      // The second pass reads alpha's VM as it was, and alpha's reconcile ends before the pass does.
+      const ports = alphaMoved ? [9090] : [8080];
+      if (passes === 2) {
+        alphaMay.open();
+        await alphaEnded.promise;
+      }
+      return new Map([['alpha', { file: 'apps.d/alpha.yaml', running: true, ports: ports.map((host_port) => ({ protocol: 'tcp', host_port })) }]]);
+    },
+    async reconcile(name) {
+      if (name === 'alpha' && !alphaMoved) {
+        await alphaMay.promise;
+        alphaMoved = true;
+      }
+      return { kind: 'done' };
+    },
+    async observed(name: string, verdict: AppVerdict<Spec>) {
+      if (name === 'foxtrot') verdictsOfFoxtrot.push(verdict.kind === 'hold' ? verdict.why : verdict.kind);
+    },
+    onResult: (name) => {
+      if (name === 'alpha') alphaEnded.open();
+    },
+    dirFault: () => {},
+    failed: () => {},
+    clock: createManualClock(),
+    settings: { resyncMs: 3_600_000, deleteConfirmMs: 1000, concurrency: 2, backoff: { initialMs: 1000, maxMs: 2000, factor: 2, jitter: 0 } },
+  });
+  t.after(() => controller.stop());
+  await controller.start();
+  apps = [listed('alpha', 9090), listed('foxtrot', 8080)];
+  controller.poke('fs-event');
+  await waitUntil(() => controller.desired('foxtrot')?.kind === 'app', 'foxtrot planned to go after alpha let go of 8080', 2000);
+  assert.deepEqual(verdictsOfFoxtrot, ['port-wait', 'app']);
+});
