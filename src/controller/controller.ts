@@ -98,11 +98,22 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   let fullWanted = false;
   let stopped = false;
 
+  // Apps queued because their verdict changed and not prepared since: only they are prepared. An
+  // unchanged app was prepared when its verdict last changed, and its operation registers its hash
+  // itself should that have failed; preparing a resync's 5 000 of them (a record stat each) held up
+  // a drop that came meanwhile, whose batch waits for the one being prepared (issue 18).
+  const toPrepare = new Set<string>();
+  const prepare = deps.prepare;
   const queue: WorkQueue = createWorkQueue({
     concurrency: settings.concurrency,
     clock,
     process: (name) => deps.reconcile(name),
-    prepare: deps.prepare,
+    prepare:
+      prepare &&
+      (async (names) => {
+        const due = names.filter((name) => toPrepare.delete(name));
+        if (due.length > 0) await prepare(due);
+      }),
     retryDelay: (name, result) => {
       const v = verdicts.get(name);
       // The file changed while the failed attempt ran: the new version goes at once (rule 16).
@@ -220,6 +231,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     // Queued in one go, after every verdict is known, so the queue prepares them as one batch.
     for (const name of due) {
       const wait = (notBefore.get(name) ?? 0) - now;
+      if (changed.has(name)) toPrepare.add(name);
       if (wait > 0) queue.addAfter(name, wait);
       else queue.add(name, changed.has(name) ? 'changed' : 'routine');
     }
