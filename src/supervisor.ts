@@ -153,16 +153,18 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const controller = createController<DesiredSpec>({
     list: async (full): Promise<DirListing> => {
       const readers = { scanner, envs, dir: config.apps_dir, log };
+      // A resync's Status is asked for while apps.d is scanned: the VMM answers 5 000 VMs while
+      // we stat 10 000 files, and a drop waits for the whole pass (issue 18).
+      const refreshed = full ? snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err)) : undefined;
       // A pass that cannot list apps.d would drop the hints it took: the next one looks at all.
-      const listing = await listApps(readers, hints.take(full)).catch((err: unknown) => {
+      const listing = await listApps(readers, hints.take(full)).catch(async (err: unknown) => {
         hints.add(undefined);
+        await refreshed;
         throw err;
       });
+      await refreshed;
       if (!listing.ok) hints.add(undefined);
-      if (listing.ok) {
-        specs.retain(new Set(listing.apps.map((a) => a.name)));
-        if (full) await snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err));
-      }
+      if (listing.ok) specs.retain(new Set(listing.apps.map((a) => a.name)));
       return listing;
     },
     changed: (name) => snapshot.touched(name),
