@@ -11,7 +11,8 @@ export type VmSnapshot = {
   // App `name` is changing its VMs (call before and after): a snapshot asked for before the
   // later call does not speak for it.
   touched(name: string): void;
-  // The latest VMs seen for every name: the last full Status, updated by each narrower one.
+  // The latest VMs seen for every name: the last full Status, updated by each narrower one. The
+  // same array while they stay the same (not to be edited).
   known(): readonly VmInfo[];
 };
 
@@ -25,6 +26,8 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
   let takenAt = -1;
   const touchedAt = new Map<string, number>();
   let latest = new Map<string, VmInfo[]>();
+  // known() as last built, until `latest` changes: the same array for the same VMs.
+  let knownList: VmInfo[] | undefined;
   return {
     async refresh() {
       const asked = ++tick;
@@ -38,6 +41,7 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
           else byName.set(vm.name, [vm]);
         }
         latest = new Map(byName);
+        knownList = undefined;
       }
     },
     async list(name) {
@@ -46,11 +50,12 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
       // keyword matches name, id, app id or image as a substring (docs/dstack.md §2); keep exact names.
       const mine = (await vmm.status({ keyword: name, brief: false })).vms.filter((v) => v.name === name);
       latest.set(name, mine);
+      knownList = undefined;
       return mine;
     },
     touched(name) {
       touchedAt.set(name, ++tick);
     },
-    known: () => [...latest.values()].flat(),
+    known: () => (knownList ??= [...latest.values()].flat()),
   };
 }
