@@ -106,6 +106,9 @@ test('a held app whose deploy was cut short still gets its entry back', { timeou
   });
   await h.start();
   await waitUntil(async () => (await h.allowlist())[shop.app_id]?.composeHashes.join() === hashOf(shop), 'shop entry restored while held');
+  // The journal line follows the write: wait for it, then for quiet, before counting.
+  await waitUntil(() => h.decisions('shop', 'repair').length > 0, 'the repair in the journal');
+  await h.quiesce();
   assert.equal(h.decisions('shop', 'repair').length, 1);
 });
 
