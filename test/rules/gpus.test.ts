@@ -137,7 +137,7 @@ test('an upgrade keeps the GPUs the app has; asking for more adds free ones', as
   // b names the GPU a holds: it waits, named; a's upgrade to 2 GPUs keeps its first and adds one.
   const b = await waitUntil(async () => {
     const s = await statusOf(h, 'b');
-    return s?.phase === 'pending' ? s : undefined;
+    return s?.phase === 'pending' && s.code === 'APP_GPU_UNAVAILABLE' ? s : undefined;
   }, 'b pending');
   assert.match(b.last_error ?? '', /0000:18:00\.0 is held by app "a"/);
   const text = gpuApp(pa!, '2', 'v2');
