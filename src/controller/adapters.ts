@@ -7,7 +7,7 @@ import type { Recheck, Scanner } from '../appsdir/scan.ts';
 import type { AppStatus } from '../status/schema.ts';
 import type { DirListing } from './controller.ts';
 import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv, ManagedApp } from './desired.ts';
-import { portsLeft, portsOfGuest, type PortClaim } from './port-claims.ts';
+import { manifestPorts, portsLeft, portsOfGuest, type PortClaim } from './port-claims.ts';
 import type { LoadedRecords } from '../state/store.ts';
 import type { VmInfo } from '../vmm/messages.ts';
 import type { EnvFileReader } from '../secrets/env-file.ts';
@@ -194,5 +194,5 @@ function unionOfPorts(a: readonly PortClaim[], b: readonly PortClaim[]): PortCla
 }
 
 function portsOf(vms: readonly VmInfo[]): PortClaim[] {
-  return vms.flatMap((vm) => (vm.configuration?.ports ?? []).map((p) => ({ protocol: p.protocol, host_port: p.host_port })));
+  return vms.flatMap(manifestPorts);
 }

@@ -52,6 +52,11 @@ export function portsOfGuest(record: AppRecord, vm: VmInfo): PortClaim[] {
   if (vm.status === 'stopped' || vm.status === 'exited') return [];
   const open = record.intent;
   if (open?.guestPorts !== undefined && open.launched !== true && record.vmId === vm.id) return open.guestPorts;
+  return manifestPorts(vm);
+}
+
+// The host ports `vm`'s manifest names: what the VMM checks a new port against.
+export function manifestPorts(vm: VmInfo): PortClaim[] {
   return (vm.configuration?.ports ?? []).map((p) => ({ protocol: p.protocol, host_port: p.host_port }));
 }
 
