@@ -7,7 +7,7 @@ import type { Logger } from './log/logger.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { createVmmClient, type VmmClient } from './vmm/client.ts';
 import { openAllowlist } from './auth/allowlist.ts';
-import { openStateStore } from './state/store.ts';
+import { openStateStore, type LoadedRecords } from './state/store.ts';
 import { writeAppStatus, removeAppStatus, writeSupervisorStatus, readAllStatuses } from './status/store.ts';
 import { createScanner } from './appsdir/scan.ts';
 import { createChangeHints } from './appsdir/hints.ts';
@@ -29,6 +29,8 @@ import { watchAppsDir, type WatchDir } from '../watchers/apps.ts';
 import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
 import { registerAhead } from '../handlers/register-ahead.ts';
 import type { DesiredSpec } from './controller/spec.ts';
+import type { ManagedApp } from './controller/desired.ts';
+import type { VmInfo } from './vmm/messages.ts';
 import { describeError } from './errors.ts';
 import { VERSION } from './version.ts';
 import type { EnvEntry } from './secrets/dotenv.ts';
@@ -149,25 +151,35 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     else log.info('resync: dstack-vmm lists the VMs again');
     vmmFaultReason = reason;
   };
+  // The last pass's managed apps and what they were made of (issue 18: beside 5 000 apps, 70 ms a drop).
+  let lastManaged: { loaded: LoadedRecords; vms: readonly VmInfo[]; managed: Map<string, ManagedApp> } | undefined;
   const gpus = createGpuAllocator({ listGpus: () => vmm.listGpus(), vms: () => snapshot.known() });
   const controller = createController<DesiredSpec>({
     list: async (full): Promise<DirListing> => {
       const readers = { scanner, envs, dir: config.apps_dir, log };
+      // A resync's Status is asked for while apps.d is scanned: the VMM answers 5 000 VMs while
+      // we stat 10 000 files, and a drop waits for the whole pass (issue 18).
+      const refreshed = full ? snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err)) : undefined;
       // A pass that cannot list apps.d would drop the hints it took: the next one looks at all.
-      const listing = await listApps(readers, hints.take(full)).catch((err: unknown) => {
+      const listing = await listApps(readers, hints.take(full)).catch(async (err: unknown) => {
         hints.add(undefined);
+        await refreshed;
         throw err;
       });
+      await refreshed;
       if (!listing.ok) hints.add(undefined);
-      if (listing.ok) {
-        specs.retain(new Set(listing.apps.map((a) => a.name)));
-        if (full) await snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err));
-      }
+      if (listing.ok) specs.retain(new Set(listing.apps.map((a) => a.name)));
       return listing;
     },
     changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
-    managed: async (full) => managedApps(await records.loadAll({ recheck: full }), snapshot.known()),
+    managed: async (full) => {
+      const loaded = await records.loadAll({ recheck: full });
+      const vms = snapshot.known();
+      // The store and the snapshot give the same objects while nothing changed: so does this.
+      if (lastManaged?.loaded !== loaded || lastManaged.vms !== vms) lastManaged = { loaded, vms, managed: managedApps(loaded, vms) };
+      return lastManaged.managed;
+    },
     claim: (verdicts, managed) => gpus.claim(verdicts, managed),
     known: initial.map((st) => st.app),
     reconcile: (name) => reconcileApp(name, reconcileDeps),

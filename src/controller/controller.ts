@@ -68,16 +68,19 @@ export type Controller<S> = {
 export type PokeReason = 'start' | 'resync' | 'manual' | 'watcher-degraded' | 'watcher-armed' | 'fs-event' | 'timer' | 'coalesced';
 const FULL_PASS_REASONS: ReadonlySet<PokeReason> = new Set(['start', 'resync', 'manual', 'watcher-degraded', 'watcher-armed']);
 
-// Two verdicts of an app that differ in this call for a reconcile.
-function verdictKey<S extends SpecIdentity>(v: AppVerdict<S>): string {
-  switch (v.kind) {
-    case 'app':
-      return `app\n${v.fileHash}\n${v.spec.composeHash}\n${v.spec.env?.hash ?? ''}\n${v.renamedFrom ?? ''}\n${v.spec.gpuGrant?.mode ?? ''} ${v.spec.gpuGrant?.slots.join(',') ?? ''}`;
-    case 'hold':
-      return `hold\n${v.why}\n${v.fileHash ?? ''}\n${v.reason}`;
-    case 'gone':
-      return `gone\n${v.renamedTo ?? ''}`;
+// Whether two verdicts of an app are alike: ones that differ call for a reconcile. Compared field
+// by field, not as built strings: an event pass compares every app's (issue 18).
+function sameVerdict<S extends SpecIdentity>(a: AppVerdict<S>, b: AppVerdict<S>): boolean {
+  if (a.kind === 'app' && b.kind === 'app') {
+    const [x, y] = [a.spec, b.spec];
+    return (
+      a.fileHash === b.fileHash && x.composeHash === y.composeHash && (x.env?.hash ?? '') === (y.env?.hash ?? '') &&
+      (a.renamedFrom ?? '') === (b.renamedFrom ?? '') && (x.gpuGrant?.mode ?? '') === (y.gpuGrant?.mode ?? '') &&
+      (x.gpuGrant?.slots.join(',') ?? '') === (y.gpuGrant?.slots.join(',') ?? '')
+    );
   }
+  if (a.kind === 'hold' && b.kind === 'hold') return a.why === b.why && (a.fileHash ?? '') === (b.fileHash ?? '') && a.reason === b.reason;
+  return a.kind === 'gone' && b.kind === 'gone' && (a.renamedTo ?? '') === (b.renamedTo ?? '');
 }
 
 // Build the loop; nothing runs until start().
@@ -103,11 +106,22 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   let fullWanted = false;
   let stopped = false;
 
+  // Apps queued because their verdict changed and not prepared since: only they are prepared. An
+  // unchanged app was prepared when its verdict last changed, and its operation registers its hash
+  // itself should that have failed; preparing a resync's 5 000 of them (a record stat each) held up
+  // a drop that came meanwhile, whose batch waits for the one being prepared (issue 18).
+  const toPrepare = new Set<string>();
+  const prepare = deps.prepare;
   const queue: WorkQueue = createWorkQueue({
     concurrency: settings.concurrency,
     clock,
     process: (name) => deps.reconcile(name),
-    prepare: deps.prepare,
+    prepare:
+      prepare &&
+      (async (names) => {
+        const due = names.filter((name) => toPrepare.delete(name));
+        if (due.length > 0) await prepare(due);
+      }),
     retryDelay: (name, result) => {
       const v = verdicts.get(name);
       // The file changed while the failed attempt ran: the new version goes at once (rule 16).
@@ -195,24 +209,26 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     // either while we were down) is reconciled once more, as gone, so no status of it stays
     // behind (issue 13).
     const due: string[] = [];
-    for (const name of new Set([...verdicts.keys(), ...unseen])) {
-      if (out.verdicts.has(name)) continue;
+    const forget = (name: string) => {
       verdicts.delete(name);
       backoff.reset(name);
       notBefore.delete(name);
       due.push(name);
-    }
+    };
+    for (const name of verdicts.keys()) if (!out.verdicts.has(name)) forget(name);
+    // Only the first pass has unseen names.
+    for (const name of unseen) if (!out.verdicts.has(name) && !due.includes(name)) forget(name);
     unseen.clear();
     const changed = new Set<string>();
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
-      if (before === undefined || verdictKey(before) !== verdictKey(verdict)) changed.add(name);
+      if (before === undefined || !sameVerdict(before, verdict)) changed.add(name);
     }
-    const fileOf = new Map(listing.apps.map((a) => [a.name, a.file]));
     // Each app's status is its own file: they are written side by side. An event pass tells only
     // of the verdicts that changed (issue 18); a full pass of every one, so a status anything else
     // wrote over is put right within R.
-    const told = full ? [...out.verdicts] : [...out.verdicts].filter(([name]) => changed.has(name));
+    const told = full ? [...out.verdicts] : [...changed].map((name): [string, AppVerdict<S>] => [name, out.verdicts.get(name) as AppVerdict<S>]);
+    const fileOf = new Map(told.length === 0 ? [] : listing.apps.map((a) => [a.name, a.file]));
     await Promise.all(told.map(([name, verdict]) => deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name)));
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
@@ -232,6 +248,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     // Queued in one go, after every verdict is known, so the queue prepares them as one batch.
     for (const name of due) {
       const wait = (notBefore.get(name) ?? 0) - now;
+      if (changed.has(name)) toPrepare.add(name);
       if (wait > 0) queue.addAfter(name, wait);
       else queue.add(name, changed.has(name) ? 'changed' : 'routine');
     }

@@ -34,7 +34,7 @@ export type StateStore = {
   // The record of app `name`, or undefined if there is none; an unusable file throws StateError.
   load(name: string): Promise<AppRecord | undefined>;
   // Every record, sorted by name, beside the files that could not be read: one bad file must not
-  // stop the other apps. Only a directory that cannot be listed throws. `recheck` false (an event
+  // stop the other apps. The same object is given again while nothing changed: not to be edited. Only a directory that cannot be listed throws. `recheck` false (an event
   // pass) answers from memory, the records as last loaded or written by this store, with no
   // system call once one full load was made: records change by our own writes, and what anyone
   // else does to them (a file moved aside) is found by the next full load, every resync.
@@ -126,6 +126,17 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
   let writeCount = 0;
   const bump = (name: string) => writes.set(name, ++writeCount);
 
+  // The last view(), shared by its callers until `known` changes: an event pass asks for it, and
+  // building it sorted every name (5 000 beside 5 000 apps) each time (issue 18).
+  let lastView: LoadedRecords | undefined;
+  const remember = (name: string, k: Known): void => {
+    known.set(name, k);
+    lastView = undefined;
+  };
+  const forget = (name: string): void => {
+    if (known.delete(name)) lastView = undefined;
+  };
+
   const outcome = (k: Known): AppRecord => {
     if ('error' in k) throw k.error;
     return k.record;
@@ -136,8 +147,8 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
     const before = writes.get(name);
     const keep = (k: Known | undefined): void => {
       if (writes.get(name) !== before) return;
-      if (k === undefined) known.delete(name);
-      else known.set(name, k);
+      if (k === undefined) forget(name);
+      else remember(name, k);
     };
     let st: BigIntStats;
     try {
@@ -180,12 +191,14 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
 
   // The records and unreadable files as known now, sorted by name.
   function view(): LoadedRecords {
+    if (lastView !== undefined) return lastView;
     const loaded: LoadedRecords = { records: [], unreadable: [] };
     for (const name of [...known.keys()].sort()) {
       const k = known.get(name) as Known;
       if ('error' in k) loaded.unreadable.push({ name, file: fileOf(name), error: k.error });
       else loaded.records.push(k.record);
     }
+    lastView = loaded;
     return loaded;
   }
 
@@ -206,7 +219,7 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
     }
     // A record not listed is gone, unless it was written since the listing began.
     const listed = new Set(names);
-    for (const name of known.keys()) if (!listed.has(name) && (writes.get(name) ?? 0) <= since) known.delete(name);
+    for (const name of known.keys()) if (!listed.has(name) && (writes.get(name) ?? 0) <= since) forget(name);
     primed = true;
     return view();
   }
@@ -226,14 +239,14 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
       })
       .finally(() => bump(record.name));
     // As a load would give it back; its stat is taken by the next load.
-    known.set(record.name, { key: '', readStartedMs: 0, record: parseRecord(file, record.name, text) });
+    remember(record.name, { key: '', readStartedMs: 0, record: parseRecord(file, record.name, text) });
   }
 
   // A write failed, so which version the file holds is not known: the next load reads it (an
   // event pass keeps answering with the last known one, the file's most likely content).
   function unsure(name: string): void {
     const last = known.get(name);
-    if (last !== undefined) known.set(name, { ...last, key: '' });
+    if (last !== undefined) remember(name, { ...last, key: '' });
   }
 
   async function remove(name: string): Promise<void> {
@@ -249,7 +262,7 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
         },
       )
       .finally(() => bump(name));
-    known.delete(name);
+    forget(name);
     if (removed) await syncDir(dir).catch(io(dir, 'sync'));
   }
 
