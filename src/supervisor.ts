@@ -7,7 +7,7 @@ import type { Logger } from './log/logger.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { createVmmClient, type VmmClient } from './vmm/client.ts';
 import { openAllowlist } from './auth/allowlist.ts';
-import { openStateStore, type LoadedRecords } from './state/store.ts';
+import { openStateStore } from './state/store.ts';
 import { writeAppStatus, removeAppStatus, writeSupervisorStatus, readAllStatuses } from './status/store.ts';
 import { createScanner } from './appsdir/scan.ts';
 import { createChangeHints } from './appsdir/hints.ts';
@@ -21,7 +21,8 @@ import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
 import { openEnvDigester } from './status/env-digest.ts';
-import { listApps, createSpecBuilder, managedApps, observedUpdate } from './controller/adapters.ts';
+import { listApps, createSpecBuilder, observedUpdate } from './controller/adapters.ts';
+import { createManagedIndex } from './controller/managed.ts';
 import { resolveImage } from './controller/image.ts';
 import { createGpuAllocator } from './controller/gpu-allocator.ts';
 import { loadReservedHostPorts } from './init/reserved-ports.ts';
@@ -29,8 +30,6 @@ import { watchAppsDir, type WatchDir } from '../watchers/apps.ts';
 import { reconcileApp, type ReconcileDeps } from '../handlers/reconcile.ts';
 import { registerAhead } from '../handlers/register-ahead.ts';
 import type { DesiredSpec } from './controller/spec.ts';
-import type { ManagedApp } from './controller/desired.ts';
-import type { VmInfo } from './vmm/messages.ts';
 import { describeError } from './errors.ts';
 import { VERSION } from './version.ts';
 import type { EnvEntry } from './secrets/dotenv.ts';
@@ -151,8 +150,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     else log.info('resync: dstack-vmm lists the VMs again');
     vmmFaultReason = reason;
   };
-  // The last pass's managed apps and what they were made of (issue 18: beside 5 000 apps, 70 ms a drop).
-  let lastManaged: { loaded: LoadedRecords; vms: readonly VmInfo[]; managed: Map<string, ManagedApp> } | undefined;
+  const managed = createManagedIndex({ records, vms: snapshot });
   const gpus = createGpuAllocator({ listGpus: () => vmm.listGpus(), vms: () => snapshot.known() });
   const controller = createController<DesiredSpec>({
     list: async (full): Promise<DirListing> => {
@@ -173,13 +171,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     },
     changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
-    managed: async (full) => {
-      const loaded = await records.loadAll({ recheck: full });
-      const vms = snapshot.known();
-      // The store and the snapshot give the same objects while nothing changed: so does this.
-      if (lastManaged?.loaded !== loaded || lastManaged.vms !== vms) lastManaged = { loaded, vms, managed: managedApps(loaded, vms) };
-      return lastManaged.managed;
-    },
+    managed: (full) => managed.current(full),
     claim: (verdicts, managed) => gpus.claim(verdicts, managed),
     known: initial.map((st) => st.app),
     reconcile: (name) => reconcileApp(name, reconcileDeps),

@@ -6,10 +6,7 @@ import type { Logger } from '../log/logger.ts';
 import type { Recheck, Scanner } from '../appsdir/scan.ts';
 import type { AppStatus } from '../status/schema.ts';
 import type { DirListing } from './controller.ts';
-import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv, ManagedApp } from './desired.ts';
-import { manifestPorts, portsLeft, portsOfGuest, type PortClaim } from './port-claims.ts';
-import type { LoadedRecords } from '../state/store.ts';
-import type { VmInfo } from '../vmm/messages.ts';
+import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv } from './desired.ts';
 import type { EnvFileReader } from '../secrets/env-file.ts';
 import type { StatusUpdate } from './reporter.ts';
 import type { DesiredSpec } from './spec.ts';
@@ -157,42 +154,4 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
         held: { action: verdict.why, reason: verdict.reason, fileHash: verdict.fileHash },
       };
   }
-}
-
-// The apps we have a record for, each with the host ports its VM's manifest names in the last
-// full Status (what the VMM checks a new port against), found by VM id or by name and app id;
-// and those whose record cannot be read, with why and the ports of every VM of that name: which
-// VM is theirs is what the record would say, and none of them lets go of its ports while held.
-export function managedApps(loaded: LoadedRecords, vms: readonly VmInfo[]): Map<string, ManagedApp> {
-  // Indexed once: a pass beside 5 000 apps would otherwise compare every record with every VM.
-  const byId = new Map<string, VmInfo>();
-  const byName = new Map<string, VmInfo[]>();
-  for (const v of vms) {
-    if (!byId.has(v.id)) byId.set(v.id, v);
-    const same = byName.get(v.name);
-    if (same) same.push(v);
-    else byName.set(v.name, [v]);
-  }
-  const named = (name: string) => byName.get(name) ?? [];
-  const managed = new Map<string, ManagedApp>(
-    loaded.records.map((r) => {
-      const vm = (r.vmId === undefined ? undefined : byId.get(r.vmId)) ?? named(r.name).find((v) => v.app_id === r.appId);
-      const ports = vm ? unionOfPorts(portsOf([vm]), portsOfGuest(r, vm)) : [];
-      return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports, operating: r.intent !== undefined, ...(vm ? { vmId: vm.id } : {}) }];
-    }),
-  );
-  for (const u of loaded.unreadable) {
-    const ports = portsOf(named(u.name));
-    managed.set(u.name, { file: u.file, running: false, ports, unreadable: { code: u.error.code, message: u.error.message } });
-  }
-  return managed;
-}
-
-// The ports a VM holds: what its manifest names (the VMM's rule) and what its guest binds.
-function unionOfPorts(a: readonly PortClaim[], b: readonly PortClaim[]): PortClaim[] {
-  return [...a, ...portsLeft(b, a)];
-}
-
-function portsOf(vms: readonly VmInfo[]): PortClaim[] {
-  return vms.flatMap(manifestPorts);
 }

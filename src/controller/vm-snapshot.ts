@@ -14,6 +14,11 @@ export type VmSnapshot = {
   // The latest VMs seen for every name: the last full Status, updated by each narrower one. The
   // same array while they stay the same (not to be edited).
   known(): readonly VmInfo[];
+  // What known() holds of one name (the same array while it stays the same) and of one VM id.
+  named(name: string): readonly VmInfo[];
+  vmById(id: string): VmInfo | undefined;
+  // The names whose VMs known() holds changed since the last call; 'all' after a full Status.
+  takeChanged(): Set<string> | 'all';
 };
 
 // Create a snapshot over a VMM client.
@@ -28,6 +33,16 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
   let latest = new Map<string, VmInfo[]>();
   // known() as last built, until `latest` changes: the same array for the same VMs.
   let knownList: VmInfo[] | undefined;
+  const byId = new Map<string, VmInfo>();
+  let changed: Set<string> | 'all' = 'all';
+  // Name `name` now has `vms`: the id index and the change set follow.
+  const setNamed = (name: string, vms: VmInfo[]) => {
+    for (const vm of latest.get(name) ?? []) if (byId.get(vm.id) === vm) byId.delete(vm.id);
+    for (const vm of vms) if (!byId.has(vm.id)) byId.set(vm.id, vm);
+    latest.set(name, vms);
+    knownList = undefined;
+    if (changed !== 'all') changed.add(name);
+  };
   return {
     async refresh() {
       const asked = ++tick;
@@ -42,6 +57,9 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
         }
         latest = new Map(byName);
         knownList = undefined;
+        byId.clear();
+        for (const vm of fresh) if (!byId.has(vm.id)) byId.set(vm.id, vm);
+        changed = 'all';
       }
     },
     async list(name) {
@@ -49,13 +67,19 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
       if ((touchedAt.get(name) ?? -1) < takenAt) return [...(byName?.get(name) ?? [])];
       // keyword matches name, id, app id or image as a substring (docs/dstack.md §2); keep exact names.
       const mine = (await vmm.status({ keyword: name, brief: false })).vms.filter((v) => v.name === name);
-      latest.set(name, mine);
-      knownList = undefined;
+      setNamed(name, mine);
       return mine;
     },
     touched(name) {
       touchedAt.set(name, ++tick);
     },
     known: () => (knownList ??= [...latest.values()].flat()),
+    named: (name) => latest.get(name) ?? [],
+    vmById: (id) => byId.get(id),
+    takeChanged() {
+      const taken = changed;
+      changed = new Set();
+      return taken;
+    },
   };
 }

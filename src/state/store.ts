@@ -39,6 +39,12 @@ export type StateStore = {
   // system call once one full load was made: records change by our own writes, and what anyone
   // else does to them (a file moved aside) is found by the next full load, every resync.
   loadAll(options?: { recheck: boolean }): Promise<LoadedRecords>;
+  // App `name` as the memory loadAll answers from knows it (no system call): its record, why its
+  // file cannot be read, or undefined for none.
+  peek(name: string): { record: AppRecord } | { unreadable: UnreadableRecord } | undefined;
+  // The apps whose entry in that memory changed since the last call (a load, a write, a
+  // removal): an event pass redoes only those (issue 18).
+  takeChanged(): Set<string>;
   // Validate and write one record crash-safely (temp + fsync + rename + directory fsync).
   save(record: AppRecord): Promise<void>;
   // Delete app `name`'s record; a missing record is not an error.
@@ -129,13 +135,18 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
   // The last view(), shared by its callers until `known` changes: an event pass asks for it, and
   // building it sorted every name (5 000 beside 5 000 apps) each time (issue 18).
   let lastView: LoadedRecords | undefined;
+  let changed = new Set<string>();
   const remember = (name: string, k: Known): void => {
     known.set(name, k);
     lastView = undefined;
+    changed.add(name);
   };
   const forget = (name: string): void => {
-    if (known.delete(name)) lastView = undefined;
+    if (!known.delete(name)) return;
+    lastView = undefined;
+    changed.add(name);
   };
+  const unreadableOf = (name: string, error: StateError): UnreadableRecord => ({ name, file: fileOf(name), error });
 
   const outcome = (k: Known): AppRecord => {
     if ('error' in k) throw k.error;
@@ -195,7 +206,7 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
     const loaded: LoadedRecords = { records: [], unreadable: [] };
     for (const name of [...known.keys()].sort()) {
       const k = known.get(name) as Known;
-      if ('error' in k) loaded.unreadable.push({ name, file: fileOf(name), error: k.error });
+      if ('error' in k) loaded.unreadable.push(unreadableOf(name, k.error));
       else loaded.records.push(k.record);
     }
     lastView = loaded;
@@ -266,5 +277,17 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
     if (removed) await syncDir(dir).catch(io(dir, 'sync'));
   }
 
-  return { dir, load, loadAll, save, remove };
+  function peek(name: string): { record: AppRecord } | { unreadable: UnreadableRecord } | undefined {
+    const k = known.get(name);
+    if (k === undefined) return undefined;
+    return 'error' in k ? { unreadable: unreadableOf(name, k.error) } : { record: k.record };
+  }
+
+  function takeChanged(): Set<string> {
+    const taken = changed;
+    changed = new Set();
+    return taken;
+  }
+
+  return { dir, load, loadAll, peek, takeChanged, save, remove };
 }
