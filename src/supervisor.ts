@@ -173,6 +173,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     build: (app) => specs.build(app),
     managed: (full) => managed.current(full),
     claim: (verdicts, managed) => gpus.claim(verdicts, managed),
+    shares: (spec) => spec.gpus !== undefined,
     known: initial.map((st) => st.app),
     reconcile: (name) => reconcileApp(name, reconcileDeps),
     prepare: (names) => registerAhead(names, reconcileDeps),

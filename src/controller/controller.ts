@@ -4,6 +4,7 @@ import type { Clock, TimerHandle } from '../clock.ts';
 import { createWorkQueue, type ReconcileResult, type WorkQueue } from './workqueue.ts';
 import { createBackoff, type BackoffPolicy } from './backoff.ts';
 import { planDirectory, type AppVerdict, type BuiltSpec, type DeleteGuards, type ListedApp, type ManagedApp } from './desired.ts';
+import { createPlanScope } from './plan-scope.ts';
 
 // `dev`: the device apps.d is on, to tell an unmounted directory from an emptied one (rule 12).
 export type DirListing = { ok: true; apps: ListedApp[]; settleAt?: number; dev: number } | { ok: false; reason: string };
@@ -40,6 +41,9 @@ export type ControllerDeps<S extends SpecIdentity> = {
   // Told of every app's verdict (held back: invalid, conflict, pending …; or to run): on a full
   // pass of each, on any other of those that changed.
   observed(name: string, verdict: AppVerdict<S>, file: string): Promise<void>;
+  // A spec that takes a resource other apps share besides host ports (GPUs): such an app is
+  // planned on every pass, with all the others that share something (issue 18).
+  shares?(spec: S): boolean;
   // Every managed app vanished in one scan; teardown waits for a second scan R later (rule 13).
   massTeardownHeld?(names: string[]): void;
   // Told when the directory itself cannot be listed (rule 12) and when it can again.
@@ -112,6 +116,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   // a drop that came meanwhile, whose batch waits for the one being prepared (issue 18).
   const toPrepare = new Set<string>();
   const prepare = deps.prepare;
+  const scope = createPlanScope<S>();
   const queue: WorkQueue = createWorkQueue({
     concurrency: settings.concurrency,
     clock,
@@ -183,11 +188,15 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     deps.dirFault(undefined);
     const managed = await deps.managed(full);
     const now = clock.now();
+    // An event pass plans only the apps whose inputs changed and those tied to others' (issue 18).
+    const within = full || guards.massSince !== undefined ? undefined : scope.narrow(listing.apps, managed);
+    if (within === undefined) scope.all(listing.apps, managed);
     const out = planDirectory<S>(
       {
-        listed: listing.apps,
-        managed,
+        listed: within === undefined ? listing.apps : listing.apps.filter((a) => within.has(a.name)),
+        managed: within === undefined ? managed : new Map([...within].flatMap((name) => { const m = managed.get(name); return m === undefined ? [] : [[name, m] as const]; })),
         build: deps.build,
+        shares: deps.shares,
         now,
         deleteConfirmMs: settings.deleteConfirmMs,
         massConfirmMs: settings.resyncMs,
@@ -215,7 +224,8 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       notBefore.delete(name);
       due.push(name);
     };
-    for (const name of verdicts.keys()) if (!out.verdicts.has(name)) forget(name);
+    for (const name of within ?? verdicts.keys()) if (verdicts.has(name) && !out.verdicts.has(name)) forget(name);
+    scope.planned(out.verdicts, out.coupled, within);
     // Only the first pass has unseen names.
     for (const name of unseen) if (!out.verdicts.has(name) && !due.includes(name)) forget(name);
     unseen.clear();
@@ -228,8 +238,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     // of the verdicts that changed (issue 18); a full pass of every one, so a status anything else
     // wrote over is put right within R.
     const told = full ? [...out.verdicts] : [...changed].map((name): [string, AppVerdict<S>] => [name, out.verdicts.get(name) as AppVerdict<S>]);
-    const fileOf = new Map(told.length === 0 ? [] : listing.apps.map((a) => [a.name, a.file]));
-    await Promise.all(told.map(([name, verdict]) => deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name)));
+    await Promise.all(told.map(([name, verdict]) => deps.observed(name, verdict, scope.fileOf(name) ?? managed.get(name)?.file ?? name)));
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
       verdicts.set(name, verdict);
@@ -266,7 +275,11 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     const full = fullWanted;
     fullWanted = false;
     scanning = pass(full)
-      .catch((err: unknown) => deps.dirFault(err instanceof Error ? err.message : String(err)))
+      .catch((err: unknown) => {
+        // What the failed pass took as planned may not be: the next one plans every app.
+        scope.reset();
+        deps.dirFault(err instanceof Error ? err.message : String(err));
+      })
       .finally(() => {
         scanning = undefined;
         if (rescanWanted) {
