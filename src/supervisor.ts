@@ -21,7 +21,7 @@ import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
 import { openEnvDigester } from './status/env-digest.ts';
-import { listApps, createSpecBuilder, observedUpdate } from './controller/adapters.ts';
+import { createAppLister, createSpecBuilder, observedUpdate } from './controller/adapters.ts';
 import { createManagedIndex } from './controller/managed.ts';
 import { resolveImage } from './controller/image.ts';
 import { createGpuAllocator } from './controller/gpu-allocator.ts';
@@ -139,6 +139,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   // Tier 2 starts once the first pass has the apps' verdicts; until then no app uses a gateway.
   let tier2: Tier2Service | undefined;
   const specs = createSpecBuilder({ config, image, reservedPorts: await loadReservedHostPorts(config), tier2: (app) => tier2?.forApp(app) });
+  const lister = createAppLister({ scanner, envs, dir: config.apps_dir, log, forget: (name) => specs.forget(name) });
   let dirFaultReason: string | undefined;
   // A resync that cannot list the VMs is the VMM's problem, not the directory's: said once until
   // it lists them again; each app then asks for its own VMs (and fails and retries on its own).
@@ -154,19 +155,17 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const gpus = createGpuAllocator({ listGpus: () => vmm.listGpus(), vms: () => snapshot.known() });
   const controller = createController<DesiredSpec>({
     list: async (full): Promise<DirListing> => {
-      const readers = { scanner, envs, dir: config.apps_dir, log };
       // A resync's Status is asked for while apps.d is scanned: the VMM answers 5 000 VMs while
       // we stat 10 000 files, and a drop waits for the whole pass (issue 18).
       const refreshed = full ? snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err)) : undefined;
       // A pass that cannot list apps.d would drop the hints it took: the next one looks at all.
-      const listing = await listApps(readers, hints.take(full)).catch(async (err: unknown) => {
+      const listing = await lister.listApps(hints.take(full)).catch(async (err: unknown) => {
         hints.add(undefined);
         await refreshed;
         throw err;
       });
       await refreshed;
       if (!listing.ok) hints.add(undefined);
-      if (listing.ok) specs.retain(new Set(listing.apps.map((a) => a.name)));
       return listing;
     },
     changed: (name) => snapshot.touched(name),

@@ -7,6 +7,9 @@ import { planDirectory, type AppVerdict, type BuiltSpec, type DeleteGuards, type
 import { createPlanScope } from './plan-scope.ts';
 
 // `dev`: the device apps.d is on, to tell an unmounted directory from an emptied one (rule 12).
+// `apps` names every app; one whose file and NAME.env no pass looked at again since is the very
+// ListedApp object of the last listing (src/controller/adapters.ts createAppLister), so work may
+// be memoised on its identity.
 export type DirListing = { ok: true; apps: ListedApp[]; settleAt?: number; dev: number } | { ok: false; reason: string };
 
 // What a spec must say for the loop to tell one version of an app from another.

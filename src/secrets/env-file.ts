@@ -111,8 +111,10 @@ export async function readEnvFile(composePath: string, options: EnvFileOptions):
 // current (src/fsx/unchanged.ts).
 export type EnvFileReader = {
   read(composePath: string, recheck: boolean): Promise<EnvFile | null>;
-  // Forget every env file but those beside these compose files.
-  retain(composePaths: Iterable<string>): void;
+  // Whether a read without recheck would answer from memory (no I/O error made it look again).
+  holds(composePath: string): boolean;
+  // Forget the env file beside this compose file: its next read looks at it.
+  forget(composePath: string): void;
 };
 
 type EnvOutcome = ReadStamp & ({ ok: true; env: EnvFile | null } | { ok: false; err: unknown });
@@ -157,9 +159,9 @@ export function createEnvFileReader(options: EnvFileOptions & { wallNow?: () => 
       if (outcome.ok) return outcome.env;
       throw outcome.err;
     },
-    retain(composePaths) {
-      const wanted = new Set(composePaths);
-      for (const path of kept.keys()) if (!wanted.has(path)) kept.delete(path);
+    holds: (composePath) => kept.has(composePath),
+    forget(composePath) {
+      kept.delete(composePath);
     },
   };
 }

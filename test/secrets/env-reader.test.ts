@@ -46,11 +46,13 @@ test('an unchanged file read a second after its last change is kept; one read wi
   assert.equal(await later.read(compose, true), kept, 'the same stat and a read well after the change: kept');
 });
 
-test('retain forgets the env files of apps no longer listed', async (t) => {
+test('forget drops the env file of an app no longer listed or settled', async (t) => {
   const { compose, env } = await shop(t, 'A=1\n');
   const reader = createEnvFileReader({ owner });
   await reader.read(compose, true);
-  reader.retain([]);
+  assert.equal(reader.holds(compose), true);
+  reader.forget(compose);
+  assert.equal(reader.holds(compose), false);
   await unlink(env);
   assert.equal(await reader.read(compose, false), null, 'nothing kept: it looks at the file');
 });
