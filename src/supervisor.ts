@@ -152,25 +152,40 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     vmmFaultReason = reason;
   };
   const managed = createManagedIndex({ records, vms: snapshot });
+  // Why the last resync could not read the state records (its pass fails with it, as it did when
+  // the pass read them itself).
+  let recordsFault: unknown;
   const gpus = createGpuAllocator({ listGpus: () => vmm.listGpus(), vms: () => snapshot.known() });
   const controller = createController<DesiredSpec>({
-    list: async (full): Promise<DirListing> => {
-      // A resync's Status is asked for while apps.d is scanned: the VMM answers 5 000 VMs while
-      // we stat 10 000 files, and a drop waits for the whole pass (issue 18).
-      const refreshed = full ? snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err)) : undefined;
+    // A resync reads the VMM's VMs, every record and what differs in apps.d outside the pass, so
+    // a drop meanwhile is not held up by it (issue 18); its pass then looks at what differed.
+    refresh: async () => {
+      const [differing] = await Promise.all([
+        lister.differences(),
+        snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err)),
+        records.loadAll({ recheck: true }).then(
+          () => (recordsFault = undefined),
+          (err: unknown) => (recordsFault = err),
+        ),
+      ]);
+      hints.add(differing === undefined ? undefined : [...differing]);
+    },
+    list: async (): Promise<DirListing> => {
       // A pass that cannot list apps.d would drop the hints it took: the next one looks at all.
-      const listing = await lister.listApps(hints.take(full)).catch(async (err: unknown) => {
+      const listing = await lister.listApps(hints.take(false)).catch((err: unknown) => {
         hints.add(undefined);
-        await refreshed;
         throw err;
       });
-      await refreshed;
       if (!listing.ok) hints.add(undefined);
       return listing;
     },
     changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
-    managed: (full) => managed.current(full),
+    // The records as the refresh before a full pass read them, and as our writes left them.
+    managed: async () => {
+      if (recordsFault !== undefined) throw recordsFault;
+      return managed.current(false);
+    },
     claim: (verdicts, managed) => gpus.claim(verdicts, managed),
     shares: (spec) => spec.gpus !== undefined,
     known: initial.map((st) => st.app),

@@ -26,6 +26,10 @@ type SpecIdentity = {
 export type ControllerDeps<S extends SpecIdentity> = {
   // `full`: a resync pass (rule 10), which also re-lists the VMM's VMs.
   list(full: boolean): Promise<DirListing>;
+  // A resync's reading of everything (apps.d, NAME.env, records, the VMM's VMs), done before its
+  // pass and outside it, so file events are acted on meanwhile (issue 18): what differs from what
+  // the loop holds reaches that pass as hints. Without it the pass itself re-reads (list(true)).
+  refresh?(): Promise<void>;
   // An app's verdict changed on a pass that did not re-list the VMs: what is known of them is old.
   changed?(name: string): void;
   build(app: Extract<ListedApp, { kind: 'settled' }>): BuiltSpec<S>;
@@ -109,6 +113,9 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   let homeDev: number | undefined;
   const timers = new Set<TimerHandle>();
   let scanning: Promise<void> | undefined;
+  // A resync's refresh under way, and whether another was asked for meanwhile.
+  let refreshing: Promise<void> | undefined;
+  let refreshAgain = false;
   let rescanWanted = false;
   let fullWanted = false;
   let stopped = false;
@@ -268,8 +275,33 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     for (const at of next) scheduleScan(at);
   }
 
+  // Read everything again outside any pass, then run the full pass on what was found.
+  function refresh(): void {
+    const read = deps.refresh;
+    if (stopped || read === undefined) return;
+    if (refreshing) {
+      refreshAgain = true;
+      return;
+    }
+    refreshing = read()
+      .catch((err: unknown) => deps.dirFault(err instanceof Error ? err.message : String(err)))
+      .finally(() => {
+        refreshing = undefined;
+        fullWanted = true;
+        poke('coalesced');
+        if (refreshAgain) {
+          refreshAgain = false;
+          refresh();
+        }
+      });
+  }
+
   function poke(reason: PokeReason): void {
     if (stopped) return;
+    if (FULL_PASS_REASONS.has(reason) && deps.refresh) {
+      refresh();
+      return;
+    }
     if (FULL_PASS_REASONS.has(reason)) fullWanted = true;
     if (scanning) {
       rescanWanted = true;
@@ -302,6 +334,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   return {
     async start() {
       poke('start');
+      await refreshing;
       await scanning;
       arm();
     },
@@ -310,15 +343,17 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     verdicts: () => [...verdicts],
     async idle() {
       for (;;) {
+        if (refreshing) await refreshing;
         if (scanning) await scanning;
         await queue.idle();
-        if (!scanning && queue.running === 0) return;
+        if (!refreshing && !scanning && queue.running === 0) return;
       }
     },
     async stop() {
       stopped = true;
       for (const t of timers) t.cancel();
       timers.clear();
+      await refreshing;
       await scanning;
       await queue.stop();
     },

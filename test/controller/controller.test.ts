@@ -33,7 +33,7 @@ function loop(names: string[]) {
     clock,
     settings: { resyncMs: 60_000, deleteConfirmMs: 5_000, concurrency: 4, backoff: defaultBackoff },
   };
-  return { controller: createController(deps), files, prepared, reconciled };
+  return { controller: createController(deps), files, prepared, reconciled, deps };
 }
 
 // Issue 18: a resync queued every app for a no-op reconcile through `prepare`, a record stat
@@ -114,4 +114,43 @@ test('an app waiting for a port is planned again when the app it waits for ends 
   controller.poke('fs-event');
   await waitUntil(() => controller.desired('foxtrot')?.kind === 'app', 'foxtrot planned to go after alpha let go of 8080', 2000);
   assert.deepEqual(verdictsOfFoxtrot, ['port-wait', 'app']);
+});
+
+// Issue 18: beside 5 000 apps a resync's reading (the directory, every NAME.env and record, the
+// VMM's Status) took seconds, and a drop waited behind the pass that did it.
+test("a resync reads everything outside the pass: a file event meanwhile is acted on at once, and the resync's pass follows", async (t) => {
+  const { controller, files, reconciled, deps } = loop(['alpha', 'bravo']);
+  const reading = gate();
+  let refreshes = 0;
+  let fullLists = 0;
+  deps.refresh = async () => {
+    refreshes += 1;
+    // The first (start-up) refresh reads at once; the resync's waits until the test lets it go.
+    if (refreshes > 1) await reading.promise;
+  };
+  // Were the reading done in the pass, its listing would be the slow part.
+  const list = deps.list;
+  deps.list = async (full) => {
+    if (full) {
+      fullLists += 1;
+      if (fullLists > 1) await reading.promise;
+    }
+    return list(full);
+  };
+  // Let a reading still held go first, or stop() would wait for it.
+  t.after(() => {
+    reading.open();
+    return controller.stop();
+  });
+  await controller.start();
+  await controller.idle();
+  reconciled.length = 0;
+  controller.poke('resync');
+  files.set('charlie', 'hash-charlie');
+  controller.poke('fs-event');
+  await waitUntil(() => reconciled.includes('charlie'), 'charlie reconciled while the resync still reads', 2000);
+  assert.deepEqual(reconciled, ['charlie'], 'only the new app, by the event pass');
+  reading.open();
+  await controller.idle();
+  assert.deepEqual([...reconciled].sort(), ['alpha', 'bravo', 'charlie', 'charlie'], "then the resync's pass reconciles every app");
 });
