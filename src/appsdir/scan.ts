@@ -1,7 +1,8 @@
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { inChunks } from '../fsx/in-chunks.ts';
 import { classifyEntry, describeMisnamed, type EntryClass } from './classify.ts';
-import { inspectCandidate, type Look, type RefusalCode } from './inspect.ts';
+import { inspectCandidate, readStands, type Look, type RefusalCode } from './inspect.ts';
 
 // How to scan apps.d. `now` is the injected clock (ms); `settleMs` is Q of docs/apps-dir.md rule 5.
 export type ScanOptions = {
@@ -62,14 +63,21 @@ export const RECHECK_ALL: Recheck = { all: true };
 
 // A scanner keeps the fingerprints of earlier scans, which is what settling is measured against,
 // its last look at each file, and the last scan's entries, which an event pass starts from.
-export type Scanner = { scan: (recheck?: Recheck) => Promise<ScanResult> };
+// `differences` (issue 18) is a resync's look at apps.d outside the serialised pass: the entry
+// names an event pass hinted with them must look at again to give what a full scan would, by a
+// fresh listing and a stat of each candidate, with no read; undefined when it cannot tell (no
+// scan yet, or apps.d cannot be listed), so a full scan is due. It only reads, so it may run
+// while scans do (it waits for the one under way to finish first); a name too many only costs
+// the event pass a look.
+export type Scanner = {
+  scan: (recheck?: Recheck) => Promise<ScanResult>;
+  differences: () => Promise<ReadonlySet<string> | undefined>;
+};
 
 type Seen = { fingerprint: string; since: number };
 
 // The last look at a file; `final`: it gave a settled or refused entry, not a settling one.
 type Kept = Look & { final: boolean };
-
-const LOOKS_AT_ONCE = 64;
 
 const NO_HINTS: ReadonlySet<string> = new Set();
 
@@ -119,11 +127,6 @@ function placeOf(entries: readonly ScanEntry[], key: string): number {
   return lo;
 }
 
-// Run `fn` on every item, LOOKS_AT_ONCE at a time (a look holds a descriptor while it reads).
-async function inChunks<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += LOOKS_AT_ONCE) await Promise.all(items.slice(i, i + LOOKS_AT_ONCE).map(fn));
-}
-
 // A scanner for `options.dir`. A full scan lists the directory and looks at every candidate; an
 // event pass looks at the ones `recheck` names and those still settling (see Recheck). A look
 // reuses the last read of a file whose stat shows no change since, and a file is reported
@@ -148,6 +151,8 @@ export function createScanner(options: ScanOptions): Scanner {
   let lastDir: { dev: number; ino: number } | null = null;
   // When the last listing was taken: a file that is new or changed since then changed after it.
   let lastAt: number | null = null;
+  // The last scan started (scans come one at a time): differences() waits for the one under way.
+  let scanning: Promise<unknown> = Promise.resolve();
 
   async function openDir(at: number): Promise<{ realDir: string; id: { dev: number; ino: number } } | ScanResult> {
     try {
@@ -209,7 +214,13 @@ export function createScanner(options: ScanOptions): Scanner {
     return byName;
   }
 
-  async function scan(recheck: Recheck = RECHECK_ALL): Promise<ScanResult> {
+  function scan(recheck: Recheck = RECHECK_ALL): Promise<ScanResult> {
+    const run = scanOnce(recheck);
+    scanning = run.catch(() => undefined);
+    return run;
+  }
+
+  async function scanOnce(recheck: Recheck): Promise<ScanResult> {
     const at = now();
     const opened = await openDir(at);
     if ('kind' in opened) return opened;
@@ -334,5 +345,47 @@ export function createScanner(options: ScanOptions): Scanner {
     return { kind: 'listing', at, dir: id, replaced, entries, unsettled: waiting.map((e) => e.name), nextSettleAt, misnamed: warnings };
   }
 
-  return { scan };
+  async function differences(): Promise<ReadonlySet<string> | undefined> {
+    // A scan under way may have listed or looked before a change this call must see, and would
+    // put that in the state after it is compared; every later scan looks after this call.
+    await scanning;
+    if (lastAt === null) return undefined;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return undefined;
+    }
+    const listed = new Set(names);
+    const differ = new Set<string>();
+    // Entries a scan has not taken in: new candidate files, misnamed entries not yet warned about.
+    for (const file of names) {
+      const c = classifyEntry(file);
+      if (c.kind === 'app' ? files.get(c.name)?.includes(file) !== true : c.kind === 'misnamed' && !misnamed.has(file)) differ.add(file);
+    }
+    for (const file of misnamed.keys()) if (!listed.has(file)) differ.add(file);
+    // Candidate files gone, and those whose kept look a stat cannot prove current.
+    const proving: string[] = [];
+    for (const list of files.values()) {
+      for (const file of list) {
+        const look = looks.get(file);
+        if (!listed.has(file)) differ.add(file);
+        // A conflict stands while its files are there, whatever they hold; every event pass looks
+        // at a file still settling, symlinked, unreadable or gone (relook).
+        else if (list.length > 1 || look?.lasting !== true || !look.final) continue;
+        else if (look.read !== undefined) proving.push(file);
+        // Refused: no kept read for a stat to prove; such files are few.
+        else differ.add(file);
+      }
+    }
+    await inChunks(proving, async (file) => {
+      // A look a scan puts in its place meanwhile was taken after this call: if the stat proves
+      // the read held now, the file has not changed since, and it proves that look too.
+      const read = looks.get(file)?.read;
+      if (read === undefined || !(await readStands(dir, file, read))) differ.add(file);
+    });
+    return differ;
+  }
+
+  return { scan, differences };
 }

@@ -30,8 +30,12 @@ async function readListedEnv(envs: EnvFileReader, composePath: string, recheck: 
 // what is kept for it elsewhere (its built spec) goes with it.
 export type AppsDirReaders = { scanner: Scanner; envs: EnvFileReader; dir: string; log: Logger; forget?: (name: string) => void };
 
-// Lists apps.d, a pass at a time, remembering the last pass (issue 18).
-export type AppLister = { listApps(recheck: Recheck): Promise<DirListing> };
+// Lists apps.d, a pass at a time, remembering the last pass (issue 18). `differences` is a
+// resync's look outside the pass: the entry names (app files, misnamed entries, NAME.env) a pass
+// hinted with them must look at again to list what a full pass would; undefined when it cannot
+// tell (no pass yet, apps.d cannot be listed), so the pass must be a full one. It only reads, so
+// it may run while a pass does.
+export type AppLister = { listApps(recheck: Recheck): Promise<DirListing>; differences(): Promise<ReadonlySet<string> | undefined> };
 
 // The app a scan entry with no settled content makes.
 function unreadApp(e: Exclude<ScanEntry, { state: 'settled' }>, dir: string, base: string): ListedApp {
@@ -111,7 +115,17 @@ export function createAppLister(readers: AppsDirReaders): AppLister {
     return { ok: true, apps, settleAt: result.nextSettleAt ?? undefined, dev: result.dir.dev };
   }
 
-  return { listApps };
+  async function differences(): Promise<ReadonlySet<string> | undefined> {
+    // The NAME.env read are those of the apps settled now; one of an app not settled is read
+    // afresh once it settles, so it needs no name. Taken before any await: a pass under way has
+    // set its apps here before it reads their NAME.env.
+    const composePaths: string[] = [];
+    for (const { app } of last.values()) if (app.kind === 'settled') composePaths.push(app.file);
+    const [files, secrets] = await Promise.all([scanner.differences(), envs.differences(composePaths)]);
+    return files === undefined ? undefined : new Set([...files, ...secrets]);
+  }
+
+  return { listApps, differences };
 }
 
 // What every spec is built with: supervisor.toml, the guest image, and the host ports the host's
