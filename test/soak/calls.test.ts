@@ -62,6 +62,8 @@ test('after convergence any VMM change is a loop, except refused retries of an a
   assert.deepEqual(quietOffences(log, new Set(['shop', 'blog'])), ['loop: web StartVm (ok) ×2 after convergence, with no op to cause it']);
   assert.deepEqual(quietOffences(log, new Set()).map((o) => o.split(' ×')[0]), ['loop: shop CreateVm (rejected)', 'loop: web StartVm (ok)']);
   assert.deepEqual(quietOffences(log, new Set(['shop']), (name) => name === 'web'), [], 'web retries a failed operation');
+  // Seed 23202: a StartVm read while in flight, which an injected failure then failed.
+  assert.deepEqual(quietOffences([call('StartVm', 'charlie', 'pending')], new Set()), [], 'judged once it is done');
 });
 
 test('a retry is due for the apps an injected failure hit, and for all after a failed Status or a VMM restart', () => {

@@ -29,6 +29,10 @@ export type CheckResult = { violations: string[]; crossChecked: number; vms: Map
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// How long the quiet window's end waits for VMM calls still in flight (the simulated VMM answers
+// in milliseconds; one hung by an injected fault stays pending).
+const IN_FLIGHT_GRACE_MS = 5_000;
+
 // Each name's first VM (creation order), by id.
 export function vmIdsByName(vms: readonly VmInfo[]): Map<string, string> {
   const out = new Map<string, string>();
@@ -72,9 +76,12 @@ async function quietWindow(inputs: CheckInputs, waiting: ReadonlySet<string>, ms
   const entriesBefore = await readFile(inputs.stage.authPath, 'utf8');
   const deadline = Date.now() + ms;
   for (;;) {
-    const offences = quietOffences(inputs.stage.sim.faults.callLog().slice(mark), waiting, retryDue);
+    const calls = inputs.stage.sim.faults.callLog().slice(mark);
+    const offences = quietOffences(calls, waiting, retryDue);
     if (offences.length > 0) return offences;
-    if (Date.now() >= deadline) break;
+    // Calls still in flight at the end are waited for, a while, to be judged by their outcome.
+    const inFlight = calls.some((c) => c.outcome === 'pending');
+    if (Date.now() >= deadline && (!inFlight || Date.now() >= deadline + IN_FLIGHT_GRACE_MS)) break;
     await sleep(50);
   }
   const written = inputs.authWrites() - writes;
