@@ -39,6 +39,7 @@ try {
   const latencies = await measureDrops(stage, 'drop', args.drops, settleMs, droppedAt);
   await child.kill('SIGTERM');
   const p99 = percentile(latencies, 99);
+  const margin = args.background >= 5000 ? 200 : 100;
   printResult('reaction', machine, {
     drops: args.drops,
     backgroundApps: args.background,
@@ -60,7 +61,8 @@ try {
       .map((ms, i) => ({ drop: i, ms: round(ms), secondsSinceReady: round(((droppedAt[i] as number) - readyAt) / 1000) }))
       .sort((a, b) => b.ms - a.ms)
       .slice(0, 3),
-    goal: { p99AtMostMs: settleMs + 100, met: p99 <= settleMs + 100 },
+    // Issue 18: Q + 100 ms beside up to 1 000 apps, Q + 200 ms beside 5 000.
+    goal: { p99AtMostMs: settleMs + margin, met: p99 <= settleMs + margin },
   });
 } finally {
   await stage.close();
