@@ -184,7 +184,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     // The records as the refresh before a full pass read them, and as our writes left them.
     managed: async () => {
       if (recordsFault !== undefined) throw recordsFault;
-      return managed.current(false);
+      return managed.current();
     },
     claim: (verdicts, managed) => gpus.claim(verdicts, managed),
     shares: (spec) => spec.gpus !== undefined,

@@ -50,11 +50,12 @@ function unionOfPorts(a: readonly PortClaim[], b: readonly PortClaim[]): PortCla
 }
 
 export type ManagedIndex = {
-  // The managed apps now; `full` as for ControllerDeps.managed (a resync reads every record
-  // again). The same map, updated in place, while passes are event passes: an entry is a new
-  // object only when its record or VMs changed. A record whose VM id is that of a VM of another
-  // name (never made by us) is seen again by the next full pass.
-  current(full: boolean): Promise<Map<string, ManagedApp>>;
+  // The managed apps from the records as the store last loaded or wrote them and the VMs the
+  // snapshot knows (a resync reloads both before its pass). The same map, updated in place: an
+  // entry is a new object only when its record or VMs changed; after a full Status every entry is
+  // built again. A record whose VM id is that of a VM of another name (never made by us) is seen
+  // again after the next full Status.
+  current(): Promise<Map<string, ManagedApp>>;
 };
 
 export function createManagedIndex(deps: {
@@ -64,12 +65,11 @@ export function createManagedIndex(deps: {
   const { records, vms } = deps;
   let managed: Map<string, ManagedApp> | undefined;
   return {
-    async current(full) {
-      const loaded = full || managed === undefined ? await records.loadAll({ recheck: full }) : undefined;
+    async current() {
       const recordsChanged = records.takeChanged();
       const vmsChanged = vms.takeChanged();
-      if (loaded !== undefined || vmsChanged === 'all' || managed === undefined) {
-        managed = managedApps(loaded ?? (await records.loadAll({ recheck: false })), vms.known());
+      if (vmsChanged === 'all' || managed === undefined) {
+        managed = managedApps(await records.loadAll({ recheck: false }), vms.known());
         return managed;
       }
       for (const name of new Set([...recordsChanged, ...vmsChanged])) {
