@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CallRecord } from '../../src/sim/faults.ts';
 import { categoryOf } from './oracle.ts';
-import { checkCalls, retriesDue, note, openWindow, quietOffences } from './calls.ts';
+import { checkCalls, retriedEntries, retriesDue, note, openWindow, quietOffences } from './calls.ts';
 
 const call = (method: string, name: string | undefined, outcome: CallRecord['outcome'] = 'ok', vmId = `vm-${name}`): CallRecord => ({ method, name, vmId, at: 0, outcome });
 const upgrade = (name: string) => [call('UpdateVm', name), call('ShutdownVm', name), call('StartVm', name)];
@@ -72,4 +72,13 @@ test('a retry is due for the apps an injected failure hit, and for all after a f
   assert.deepEqual([due('web'), due('db')], [true, false]);
   assert.equal(retriesDue(window, [call('Status', undefined, 'fault')])('db'), true);
   assert.equal(retriesDue({ ...window, vmmRestarts: 1 }, [])('db'), true);
+});
+
+test("an allowlist write after convergence is a retry's only when every entry it changed is of an app with a retry due", () => {
+  const nameOf = new Map([['id-bravo', 'bravo'], ['id-web', 'web']]);
+  const due = (name: string) => name === 'bravo';
+  assert.equal(retriedEntries(['id-bravo'], nameOf, due), true, "seed 23202: bravo's prune, retried");
+  assert.equal(retriedEntries(['id-bravo', 'id-web'], nameOf, due), false);
+  assert.equal(retriedEntries(['id-unknown'], nameOf, due), false, 'an entry of no VM is nobody\'s retry');
+  assert.equal(retriedEntries([], nameOf, due), false, 'a rewrite that changed no entry is no retry');
 });

@@ -131,3 +131,13 @@ export function quietOffences(calls: readonly CallRecord[], waiting: ReadonlySet
   }
   return [...counts].map(([key, n]) => `loop: ${key} ×${n} after convergence, with no op to cause it`);
 }
+
+// Whether an allowlist write that changed the entries `ids` (app ids) is the retry of operations
+// an injected failure failed, each of an app (`nameOf`, from its VM) with a retry due: seed 23202
+// saw a held app's prune, whose reconcile a Status fault had failed, run again after convergence.
+export function retriedEntries(ids: readonly string[], nameOf: ReadonlyMap<string, string>, retryDue: (name: string) => boolean): boolean {
+  return ids.length > 0 && ids.every((id) => {
+    const name = nameOf.get(id);
+    return name !== undefined && retryDue(name);
+  });
+}

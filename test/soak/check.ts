@@ -5,7 +5,7 @@
 // loop they start must show here rather than be wiped away before the look.
 import { readFile } from 'node:fs/promises';
 import type { VmInfo } from '../../src/vmm/messages.ts';
-import { checkCalls, quietOffences, retriesDue, type Window } from './calls.ts';
+import { checkCalls, quietOffences, retriedEntries, retriesDue, type Window } from './calls.ts';
 import type { EnvVar } from './manifest.ts';
 import { blockedByPorts, checkInvariants, expectApps, type History } from './oracle.ts';
 import type { Stage } from './stage.ts';
@@ -67,8 +67,9 @@ async function look(inputs: CheckInputs) {
   return { fatal, violations, crossChecked: end.crossChecked, waiting, vmsNow };
 }
 
-// Watch `ms` with no op: any VMM change (but a waiting app's refused retry) is a loop; so is an
-// allowlist write, unless some app is waiting (its retries re-register its hash).
+// Watch `ms` with no op: any VMM change (but a waiting app's refused retry, or a retry of what an
+// injected failure failed) is a loop; so is an allowlist write, unless some app is waiting (its
+// retries re-register its hash) or it changes only entries of apps with such a retry due.
 async function quietWindow(inputs: CheckInputs, waiting: ReadonlySet<string>, ms: number): Promise<string[]> {
   const mark = inputs.stage.sim.faults.callLog().length;
   const retryDue = retriesDue(inputs.window, inputs.stage.sim.faults.callLog().slice(inputs.window.start, mark));
@@ -87,16 +88,18 @@ async function quietWindow(inputs: CheckInputs, waiting: ReadonlySet<string>, ms
   const written = inputs.authWrites() - writes;
   if (written === 0 || waiting.size > 0) return [];
   const changed = changedEntries(entriesBefore, await readFile(inputs.stage.authPath, 'utf8'));
-  return [`loop: auth-config.json written ${written} times after convergence, with no op to cause it (${changed})`];
+  const nameOf = new Map(inputs.stage.sim.state.list().map((vm) => [vm.app_id, vm.name]));
+  if (retriedEntries(changed.ids, nameOf, retryDue)) return [];
+  return [`loop: auth-config.json written ${written} times after convergence, with no op to cause it (${changed.described})`];
 }
 
-// Which app entries differ between two versions of auth-config.json, for a loop's report.
-function changedEntries(before: string, after: string): string {
+// Which app entries (by app id) differ between two versions of auth-config.json, and how.
+function changedEntries(before: string, after: string): { ids: string[]; described: string } {
   const apps = (text: string) => (JSON.parse(text) as { apps: Record<string, { composeHashes?: string[] }> }).apps;
   const [a, b] = [apps(before), apps(after)];
   const short = (e: { composeHashes?: string[] } | undefined) => (e ? `[${(e.composeHashes ?? []).map((h) => h.slice(0, 12)).join(', ')}]` : 'none');
   const ids = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((id) => JSON.stringify(a[id]) !== JSON.stringify(b[id]));
-  return ids.map((id) => `${id.slice(0, 12)}: ${short(a[id])} -> ${short(b[id])}`).join('; ') || 'no entry changed';
+  return { ids, described: ids.map((id) => `${id.slice(0, 12)}: ${short(a[id])} -> ${short(b[id])}`).join('; ') || 'no entry changed' };
 }
 
 // Converge within `timeoutMs`, then hold quiet for `quietMs`.
