@@ -62,6 +62,9 @@ test('after convergence any VMM change is a loop, except refused retries of an a
   assert.deepEqual(quietOffences(log, new Set(['shop', 'blog'])), ['loop: web StartVm (ok) ×2 after convergence, with no op to cause it']);
   assert.deepEqual(quietOffences(log, new Set()).map((o) => o.split(' ×')[0]), ['loop: shop CreateVm (rejected)', 'loop: web StartVm (ok)']);
   assert.deepEqual(quietOffences(log, new Set(['shop']), (name) => name === 'web'), [], 'web retries a failed operation');
+  // Seed 23202: a waiting app's held VM started again after convergence.
+  assert.deepEqual(quietOffences([call('StartVm', 'charlie', 'fault-after-apply')], new Set(['charlie'])), []);
+  assert.deepEqual(quietOffences([call('StartVm', 'charlie', 'fault-after-apply')], new Set()), ['loop: charlie StartVm (fault-after-apply) ×1 after convergence, with no op to cause it']);
   // Seed 23202: a StartVm read while in flight, which an injected failure then failed.
   assert.deepEqual(quietOffences([call('StartVm', 'charlie', 'pending')], new Set()), [], 'judged once it is done');
 });
