@@ -15,7 +15,8 @@ export async function deployBackground(stage: Stage, prefix: string, count: numb
   const setup = stage.spawn();
   await setup.ready;
   await stage.dropAll(portlessApps(prefix, count));
-  await waitUntil(async () => ((await stage.counts()).running ?? 0) >= count, `${count} apps running`, 600_000);
+  // 5 000 apps took over 10 minutes on the shared 2-core machine at load 5-7.
+  await waitUntil(async () => ((await stage.counts()).running ?? 0) >= count, `${count} apps running`, 1_800_000);
   await setup.kill('SIGTERM');
   await stage.reconfigure({ apps });
 }

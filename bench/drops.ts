@@ -7,7 +7,8 @@ import type { Stage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 
 // Drop `count` apps named `${prefix}-0` … one after another; resolves with each drop's latency (ms).
-export async function measureDrops(stage: Stage, prefix: string, count: number, settleMs: number): Promise<number[]> {
+// `droppedAt`, when given, gets each drop's performance.now().
+export async function measureDrops(stage: Stage, prefix: string, count: number, settleMs: number, droppedAt?: number[]): Promise<number[]> {
   const ports = await freePorts(count);
   const latencies: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -19,9 +20,10 @@ export async function measureDrops(stage: Stage, prefix: string, count: number, 
       return true;
     }, settleMs + 30_000);
     await stage.drop(`${name}.yml`, composeText(ports[i] as number, name));
-    const droppedAt = performance.now();
+    const at = performance.now();
+    droppedAt?.push(at);
     await created;
-    latencies.push(receivedAt - droppedAt);
+    latencies.push(receivedAt - at);
     await waitUntil(async () => (await stage.phase(name)) === 'running', `${name} running`, 30_000);
     await new Promise((r) => setTimeout(r, Math.random() * 100));
   }

@@ -8,6 +8,7 @@
 // Run: npm run bench -- reaction   or
 //      node_modules/.bin/node bench/reaction.ts [--drops 200] [--settle-ms 1000] [--background 0] [--profile 1]
 //      [--bundle 1] [--flags 1]   (the supervisor as the package ships it, as in bench/idle.ts)
+import { performance } from 'node:perf_hooks';
 import { openStage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { describeMachine, numberArgs, percentile, printResult, round } from './report.ts';
@@ -26,14 +27,19 @@ try {
   const program = await shippedProgram(args);
   const child = stage.spawn({ bin: program.bin, nodeArgs: program.nodeArgs });
   await child.ready;
+  // Resyncs come every resync_s (60 s) from here: the slowest drops are given with their time
+  // since, to tell one that met a resync.
+  const readyAt = performance.now();
   if (args.background > 0) {
     // The start-up passes over the background apps are done once an app dropped after them runs.
     await stage.drop('warm-up.yml', composeText((await freePorts(1))[0] as number, 'warm-up'));
     await waitUntil(async () => (await stage.phase('warm-up')) === 'running', 'the warm-up app running', 120_000);
   }
-  const latencies = await measureDrops(stage, 'drop', args.drops, settleMs);
+  const droppedAt: number[] = [];
+  const latencies = await measureDrops(stage, 'drop', args.drops, settleMs, droppedAt);
   await child.kill('SIGTERM');
   const p99 = percentile(latencies, 99);
+  const margin = args.background >= 5000 ? 200 : 100;
   printResult('reaction', machine, {
     drops: args.drops,
     backgroundApps: args.background,
@@ -51,7 +57,12 @@ try {
     // The drop's reaction as more apps run beside it (each rescan reads every file).
     firstQuarterMs: summary(latencies.slice(0, Math.ceil(args.drops / 4))),
     lastQuarterMs: summary(latencies.slice(-Math.ceil(args.drops / 4))),
-    goal: { p99AtMostMs: settleMs + 100, met: p99 <= settleMs + 100 },
+    slowest: latencies
+      .map((ms, i) => ({ drop: i, ms: round(ms), secondsSinceReady: round(((droppedAt[i] as number) - readyAt) / 1000) }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 3),
+    // Issue 18: Q + 100 ms beside up to 1 000 apps, Q + 200 ms beside 5 000.
+    goal: { p99AtMostMs: settleMs + margin, met: p99 <= settleMs + margin },
   });
 } finally {
   await stage.close();

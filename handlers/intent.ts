@@ -41,3 +41,14 @@ export async function markLaunched(record: AppRecord, deps: HandlerDeps): Promis
   return launched;
 }
 
+
+// Note in the intent that the guest the operation began with is down: the host ports it was
+// launched with are free, and its next launch binds the manifest's (soak seed 25303: a StartVm that
+// started the guest but failed left them claimed, and a later operation carried them on).
+export async function markStopped(record: AppRecord, deps: HandlerDeps): Promise<AppRecord> {
+  if (record.intent?.guestPorts === undefined) return record;
+  const { guestPorts: _released, ...intent } = record.intent;
+  const stopped: AppRecord = { ...record, intent };
+  await deps.records.save(stopped);
+  return stopped;
+}

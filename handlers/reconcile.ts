@@ -8,7 +8,7 @@ import { adopt, takeoverReason, withBootKmsUrls } from './adopt.ts';
 import { deployApp } from './deploy.ts';
 import { upgradeApp } from './upgrade.ts';
 import { restartApp, stopVmGracefully } from './restart.ts';
-import { markLaunched } from './intent.ts';
+import { markLaunched, markStopped } from './intent.ts';
 import { finalizeApp, urlsOf } from './finalize.ts';
 import { repairAllowlistEntry } from './repair.ts';
 import { forgetApp, removeVm, teardownApp } from './teardown.ts';
@@ -269,8 +269,9 @@ async function repairEntry(record: AppRecord, deps: ReconcileDeps): Promise<void
 // Start a held app's VM with the manifest it has, stopping it first if it runs something older.
 async function startHeld(record: AppRecord, vm: VmInfo, deps: ReconcileDeps): Promise<void> {
   if (vm.status === 'running' || vm.status === 'stopping') await stopVmGracefully(vm, deps);
+  const stopped = await markStopped(record, deps);
   await deps.vmm.startVm(vm.id);
-  await markLaunched(record, deps);
+  await markLaunched(stopped, deps);
 }
 
 // The allowlist entry of a held app lists exactly `keep` (removed when nothing is kept).

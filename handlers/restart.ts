@@ -4,7 +4,7 @@ import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import { waitStopped } from '../src/controller/vm-wait.ts';
 import { portsOfGuest } from '../src/controller/port-claims.ts';
-import { beginOperation, markLaunched } from './intent.ts';
+import { beginOperation, markLaunched, markStopped } from './intent.ts';
 
 // Bring a VM down: ShutdownVm and wait up to the shutdown timeout, then StopVm (hard) if the guest
 // did not power off. A VM that is already down is left as it is.
@@ -30,6 +30,7 @@ export async function restartApp(spec: DesiredSpec, vm: VmInfo, record: AppRecor
   const guestPorts = portsOfGuest(record, vm);
   const starting = await beginOperation({ ...record, file: spec.file }, { op: 'restart', toHash: spec.composeHash, phase: 'deploying', vmId: vm.id, guestPorts }, deps);
   if (vm.status === 'running' || vm.status === 'stopping') await stopVmGracefully(vm, deps);
+  const stopped = await markStopped(starting, deps);
   await deps.vmm.startVm(vm.id);
-  return markLaunched(starting, deps);
+  return markLaunched(stopped, deps);
 }

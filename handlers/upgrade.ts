@@ -4,7 +4,7 @@ import type { AppRecord } from '../src/state/record.ts';
 import type { VmInfo } from '../src/vmm/messages.ts';
 import { stopVmGracefully } from './restart.ts';
 import { portsOfGuest } from '../src/controller/port-claims.ts';
-import { beginOperation, markLaunched, registerHash } from './intent.ts';
+import { beginOperation, markLaunched, markStopped, registerHash } from './intent.ts';
 import { gpuConfigOf } from '../src/controller/gpu-allocator.ts';
 
 // Upgrade in place, keeping the VM and its app id (so its keys survive): register the new hash,
@@ -40,11 +40,12 @@ export async function upgradeApp(
     ...(changes.includes('gpus') ? { gpus: gpuConfigOf(spec.gpuGrant) } : {}),
   });
   await stopVmGracefully(vm, deps);
+  const stopped = await markStopped(registered, deps);
   if (changes.includes('resources')) {
     await deps.vmm.updateVm({ id: vm.id, vcpu: spec.vcpu, memory: spec.memory, disk_size: spec.disk, image: spec.image });
   }
   await deps.vmm.startVm(vm.id);
   // The guest now boots with these env values: recorded with the launch, so the reconciles that
   // watch the boot see no env change (before issue 13 they upgraded again, without end).
-  return markLaunched({ ...registered, envHash: spec.env?.hash }, deps);
+  return markLaunched({ ...stopped, envHash: spec.env?.hash }, deps);
 }

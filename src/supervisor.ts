@@ -21,7 +21,8 @@ import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { startWatchdog } from './notify/watchdog.ts';
 import { countPhases } from './status/summary.ts';
 import { openEnvDigester } from './status/env-digest.ts';
-import { listApps, createSpecBuilder, managedApps, observedUpdate } from './controller/adapters.ts';
+import { createAppLister, createSpecBuilder, observedUpdate } from './controller/adapters.ts';
+import { createManagedIndex } from './controller/managed.ts';
 import { resolveImage } from './controller/image.ts';
 import { createGpuAllocator } from './controller/gpu-allocator.ts';
 import { loadReservedHostPorts } from './init/reserved-ports.ts';
@@ -138,6 +139,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   // Tier 2 starts once the first pass has the apps' verdicts; until then no app uses a gateway.
   let tier2: Tier2Service | undefined;
   const specs = createSpecBuilder({ config, image, reservedPorts: await loadReservedHostPorts(config), tier2: (app) => tier2?.forApp(app) });
+  const lister = createAppLister({ scanner, envs, dir: config.apps_dir, log, forget: (name) => specs.forget(name) });
   let dirFaultReason: string | undefined;
   // A resync that cannot list the VMs is the VMM's problem, not the directory's: said once until
   // it lists them again; each app then asks for its own VMs (and fails and retries on its own).
@@ -149,26 +151,43 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     else log.info('resync: dstack-vmm lists the VMs again');
     vmmFaultReason = reason;
   };
+  const managed = createManagedIndex({ records, vms: snapshot });
+  // Why the last resync could not read the state records (its pass fails with it, as it did when
+  // the pass read them itself).
+  let recordsFault: unknown;
   const gpus = createGpuAllocator({ listGpus: () => vmm.listGpus(), vms: () => snapshot.known() });
   const controller = createController<DesiredSpec>({
-    list: async (full): Promise<DirListing> => {
-      const readers = { scanner, envs, dir: config.apps_dir, log };
+    // A resync reads the VMM's VMs, every record and what differs in apps.d outside the pass, so
+    // a drop meanwhile is not held up by it (issue 18); its pass then looks at what differed.
+    refresh: async () => {
+      const [differing] = await Promise.all([
+        lister.differences(),
+        snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err)),
+        records.loadAll({ recheck: true }).then(
+          () => (recordsFault = undefined),
+          (err: unknown) => (recordsFault = err),
+        ),
+      ]);
+      hints.add(differing === undefined ? undefined : [...differing]);
+    },
+    list: async (): Promise<DirListing> => {
       // A pass that cannot list apps.d would drop the hints it took: the next one looks at all.
-      const listing = await listApps(readers, hints.take(full)).catch((err: unknown) => {
+      const listing = await lister.listApps(hints.take(false)).catch((err: unknown) => {
         hints.add(undefined);
         throw err;
       });
       if (!listing.ok) hints.add(undefined);
-      if (listing.ok) {
-        specs.retain(new Set(listing.apps.map((a) => a.name)));
-        if (full) await snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err));
-      }
       return listing;
     },
     changed: (name) => snapshot.touched(name),
     build: (app) => specs.build(app),
-    managed: async (full) => managedApps(await records.loadAll({ recheck: full }), snapshot.known()),
+    // The records as the refresh before a full pass read them, and as our writes left them.
+    managed: async () => {
+      if (recordsFault !== undefined) throw recordsFault;
+      return managed.current();
+    },
     claim: (verdicts, managed) => gpus.claim(verdicts, managed),
+    shares: (spec) => spec.gpus !== undefined,
     known: initial.map((st) => st.app),
     reconcile: (name) => reconcileApp(name, reconcileDeps),
     prepare: (names) => registerAhead(names, reconcileDeps),

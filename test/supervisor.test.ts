@@ -1,5 +1,6 @@
 // Issue 18 end to end: a pass for a file event looks at the files the watcher named, not at the
-// other apps' files, NAME.env or state records; what the watcher missed, a resync finds.
+// other apps' files, NAME.env or state records, nor does it list apps.d; what the watcher missed
+// (a change, a new file), a resync finds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, writeFile } from 'node:fs/promises';
@@ -7,7 +8,7 @@ import { join } from 'node:path';
 import { watchDir } from '../watchers/apps.ts';
 import { startHarness, composeText, composeOf, freePorts, waitUntil } from './helpers/harness.ts';
 
-test('issue 18: changes the watcher missed (file, NAME.env, state record) wait for the resync, not for the next event', async (t) => {
+test('issue 18: changes the watcher missed (new file, file, NAME.env, state record) wait for the resync, not for the next event', async (t) => {
   // Events for quiet's files never reach the supervisor: a change to them is one inotify lost.
   const muted = new Set(['quiet.yml', 'quiet.env']);
   const h = await startHarness(t, {
@@ -16,10 +17,14 @@ test('issue 18: changes the watcher missed (file, NAME.env, state record) wait f
   });
   const [port] = await freePorts(1);
   await h.start();
+  // The pass for the watcher arming (a full one) is over: only event passes run from here.
+  await h.supervisor().idle();
   const v1 = composeText(port as number, 'quiet v1');
   await h.put('quiet.yml', v1);
-  // A file new to the listing is looked at with no event for it.
+  // A file created with no event is not listed by an event pass either: the resync finds it.
   await h.checkpoint();
+  assert.equal(h.sim.state.list().some((v) => v.name === 'quiet'), false, 'the event pass for another file did not list apps.d');
+  h.supervisor().poke();
   const vm = await h.deployed('quiet', v1);
   const quietVm = () => h.sim.state.list().find((v) => v.id === vm.id);
   const updates = () => h.mutations().filter((m) => m === 'UpdateVm').length;

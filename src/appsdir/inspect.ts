@@ -105,6 +105,28 @@ async function readCapped(path: string, expected: BigIntStats, limit: number): P
   }
 }
 
+// What a read of a candidate is kept by: the stats of the file read and of the name it was found
+// under (the same stat for a plain file), where that name resolved to, and the kernel's last
+// change of either (wall ms).
+function readKeyOf(st: BigIntStats, link: BigIntStats, target: string): { key: string; changedMs: number } {
+  const changedNs = st.ctimeNs > link.ctimeNs ? st.ctimeNs : link.ctimeNs;
+  return { key: `${statKey(st)}:${changedNs}:${statKey(link)}:${target}`, changedMs: Number(changedNs / 1_000_000n) };
+}
+
+// Whether `earlier`, the kept read of `file` in `dir` from a look that found a plain file (a
+// lasting look), stands for what is there now, as inspectCandidate would decide: false when it
+// is gone, replaced, written, chmod'ed, chown'ed, or was read too soon after its last change.
+export async function readStands(dir: string, file: string, earlier: EarlierRead): Promise<boolean> {
+  const path = join(dir, file);
+  try {
+    const st = await lstat(path, { bigint: true });
+    const { key, changedMs } = readKeyOf(st, st, path);
+    return readStillCurrent(earlier, key, changedMs);
+  } catch {
+    return false;
+  }
+}
+
 // What one look found. `lasting`: the observation stays true until the candidate's own name sees
 // an inotify event (a write, rename, chmod or chown of it), so an event pass may take it again
 // without looking; not so for a symlink (its target can change under another name, or in a
@@ -129,9 +151,7 @@ export async function inspectCandidate(
     const lasting = st === link;
     const refusal = checkStat(path, st, limits);
     if (refusal !== null) return { observation: { kind: 'refused', fingerprint: `${refusal.code}:${statKey(st)}:${target}`, ...refusal }, lasting };
-    const changedNs = st.ctimeNs > link.ctimeNs ? st.ctimeNs : link.ctimeNs;
-    const key = `${statKey(st)}:${changedNs}:${statKey(link)}:${target}`;
-    const changedMs = Number(changedNs / 1_000_000n);
+    const { key, changedMs } = readKeyOf(st, link, target);
     if (earlier !== undefined && readStillCurrent(earlier, key, changedMs)) return { observation: earlier.observation, read: earlier, lasting };
     const readStartedMs = wallNow();
     const bytes = await readCapped(target, st, limits.maxFileBytes);

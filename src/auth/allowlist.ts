@@ -1,9 +1,10 @@
 // The supervisor's handle on auth-config.json: register and withdraw compose hashes for the apps
 // it deploys, leaving everything else in the file exactly as it was (docs/design.md "The contract with
 // dstack": the supervisor owns `apps[<app id>]` entries and nothing else).
-import { open, realpath } from 'node:fs/promises';
+import { open, realpath, stat } from 'node:fs/promises';
 import { acquireLock, lockPathFor, type LockOptions } from './lock.ts';
 import { writeFileAtomic } from '../fsx/atomic.ts';
+import { changedMsOf, changeKey, readStillCurrent, type ReadStamp } from '../fsx/unchanged.ts';
 import {
   applyEdit,
   editChanges,
@@ -12,6 +13,7 @@ import {
   normalizeHexLikeDstackCli,
   parseAllowlist,
   serializeAllowlist,
+  writtenAllowlist,
   type AllowlistDocument,
   type AllowlistEdit,
 } from './document.ts';
@@ -105,7 +107,7 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
     setGatewayAppId: (appId) => edit(() => ({ kind: 'setGatewayAppId', appId: appId === '' ? '' : hex('gateway app id', appId) })),
     allowKms: (mrAggregated, osImageHash) =>
       edit(() => ({ kind: 'allowKms', mrAggregated: hex('KMS mr_aggregated', mrAggregated), osImageHash: osImageHash === '' ? '' : hex('os image hash', osImageHash) })),
-    read: async () => (await loadAllowlist(path, cache)).doc.config,
+    read: async () => (await loadAllowlist(path, cache)).doc.config(),
     hashesOf: async (appId) => entryHashes((await loadAllowlist(path, cache)).doc, hex('app id', appId))?.map(normalizeHexLikeDstackCli),
     close: async () => {
       closed = true;
@@ -114,11 +116,13 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
   };
 }
 
-// The last parse of the file, by the identity of what was read: the file is replaced by rename,
-// never written in place, so the same device, inode, size and mtime mean the same content, unless
-// the parse was taken right after that mtime (see readRacily); a thousand-app allowlist takes
-// milliseconds to parse. `trusted`: the key alone proves the parse is of the file as it is.
-type ParsedCache = { entry: { key: string; doc: AllowlistDocument; trusted: boolean } | undefined };
+// The last parse of the file and the text it was parsed from, stamped with the stat taken before
+// the read (src/fsx/unchanged.ts: device, inode, size, mtime, mode, owner, links and ctime, trusted
+// only for a read that began 1 s after the ctime). A stat that does not prove the parse current
+// costs a read, not a parse, when the text is the same; after our own write the text is what we
+// wrote, so the next read needs no parse either (issue 18: at 1 000 apps a parse took ~40 ms, and
+// every new app's hash rewrites the file).
+type ParsedCache = { entry: { stamp: ReadStamp; text: string; doc: AllowlistDocument } | undefined };
 
 // Settle every edit of the batch with the outcome of its single locked read-modify-write. Edits
 // that change nothing (a hash already registered) are settled from a read without the lock:
@@ -147,55 +151,59 @@ async function writeBatch(path: string, batch: Pending[], deps: AllowlistDeps, c
 }
 
 async function editFile(path: string, edits: AllowlistEdit[], deps: AllowlistDeps, cache: ParsedCache): Promise<void> {
-  const loaded = await loadAllowlist(path, cache);
+  const loaded = await readAllowlist(path, cache);
   const doc = forkAllowlist(loaded.doc);
   // map, not some: every edit must be applied even after the first change.
   if (!edits.map((e) => applyEdit(doc, e)).includes(true)) return;
   const { target, identity } = loaded;
+  const text = serializeAllowlist(doc);
   try {
-    await writeFileAtomic(target, serializeAllowlist(doc), { mode: identity.mode & 0o7777, owner: identity });
+    await writeFileAtomic(target, text, { mode: identity.mode & 0o7777, owner: identity });
   } catch (err) {
     throw writeError(path, 'replacing the file (temp file, fsync, rename, directory fsync)', err);
   }
+  // Its stat is not known yet (key ''): the next load reads the file and finds this text.
+  cache.entry = { stamp: { key: '', readStartedMs: 0 }, text, doc: writtenAllowlist(doc, text) };
   deps.onWrite?.({ path, edits: edits.length });
 }
 
-// Read and parse the file (or take the parse cached for this very version). `target` resolves
-// symlinks so the rename replaces the real file, not the link; `identity` is taken from the
-// descriptor we read, so it belongs to the same inode.
-async function loadAllowlist(path: string, cache: ParsedCache): Promise<{ doc: AllowlistDocument; target: string; identity: FileIdentity }> {
+// The file's parse: the cached one when a stat of the path proves it current (one system call,
+// as each of a resync's thousands of reconciles asks), else as readAllowlist gives it.
+async function loadAllowlist(path: string, cache: ParsedCache): Promise<{ doc: AllowlistDocument }> {
+  const entry = cache.entry;
+  if (entry !== undefined) {
+    const st = await stat(path, { bigint: true }).catch(() => undefined);
+    if (st !== undefined && readStillCurrent(entry.stamp, changeKey(st), changedMsOf(st))) return entry;
+  }
+  return readAllowlist(path, cache);
+}
+
+// Read the file and parse it, unless the cache holds this very version or text. `target`
+// resolves symlinks so the rename replaces the real file, not the link; `identity` is taken from
+// the descriptor we read, so it belongs to the same inode.
+async function readAllowlist(path: string, cache: ParsedCache): Promise<{ doc: AllowlistDocument; target: string; identity: FileIdentity }> {
   let target: string;
   let text: string | undefined;
   let identity: FileIdentity;
-  let key: string;
-  let racy = false;
+  let stamp: ReadStamp;
   try {
     target = await realpath(path);
     const file = await open(target, 'r');
     try {
-      const stat = await file.stat({ bigint: true });
-      identity = { mode: Number(stat.mode), uid: Number(stat.uid), gid: Number(stat.gid) };
-      key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}`;
-      if (cache.entry?.key !== key || !cache.entry.trusted) text = await file.readFile('utf8');
-      racy = readRacily(stat.mtimeNs);
+      const st = await file.stat({ bigint: true });
+      identity = { mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid) };
+      stamp = { key: changeKey(st), readStartedMs: Date.now() };
+      const last = cache.entry;
+      if (last === undefined || !readStillCurrent(last.stamp, stamp.key, changedMsOf(st))) text = await file.readFile('utf8');
     } finally {
       await file.close();
     }
   } catch (err) {
     throw isNotFound(err) ? missingFileError(path, err) : readError(path, err);
   }
-  if (text !== undefined) cache.entry = { key, doc: parseAllowlist(path, text), trusted: !racy };
+  const last = cache.entry;
+  if (text !== undefined) cache.entry = { stamp, text, doc: last?.text === text ? last.doc : parseAllowlist(path, text) };
   return { doc: (cache.entry as { doc: AllowlistDocument }).doc, target, identity };
-}
-
-// Like git's "racily clean" index entries: a file read within a clock tick or so of its mtime may be
-// changed again with the same mtime (the kernel stamps it from a coarse clock), by a write of the
-// same size into an inode number ext4 just freed and hands out again, so the key cannot prove that
-// parse current; it is read again next time, until a read comes well after the mtime (found by the
-// soak: an entry dropped by hand looked present and was never repaired). Ticks are 1–10 ms.
-const RACY_NS = 100_000_000n;
-function readRacily(mtimeNs: bigint): boolean {
-  return BigInt(Date.now()) * 1_000_000n - mtimeNs < RACY_NS;
 }
 
 function isNotFound(err: unknown): boolean {

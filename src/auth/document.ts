@@ -8,8 +8,9 @@ import { invalidFileError } from './errors.ts';
 type JsonObject = { [key: string]: unknown };
 
 // A parsed auth-config.json: the tree we edit, its `apps` object, and the same file as
-// auth-simple sees it (defaults filled in).
-export type AllowlistDocument = { root: JsonObject; apps: JsonObject; config: AuthConfig };
+// auth-simple sees it (defaults filled in; a function, so a document we wrote ourselves parses
+// it only when asked: see writtenAllowlist).
+export type AllowlistDocument = { root: JsonObject; apps: JsonObject; config: () => AuthConfig };
 
 // One change to `apps`. App ids and hashes are already normalised (normalizeHexLikeDstackCli).
 export type AllowlistEdit =
@@ -57,13 +58,26 @@ export function parseAllowlist(path: string, text: string): AllowlistDocument {
     throw invalidFileError(path, `${where}: ${issue?.message ?? 'does not match the auth-simple schema'}`, checked.error);
   }
   const root = sourceJson.parse(text, keepNumberSpelling) as JsonObject;
-  return { root, apps: root['apps'] as JsonObject, config: checked.data };
+  const config = checked.data;
+  return { root, apps: root['apps'] as JsonObject, config: () => config };
 }
 
 // A copy to edit that leaves `doc` as it is; it shares every entry it does not edit (see planEdit).
 export function forkAllowlist(doc: AllowlistDocument): AllowlistDocument {
   const apps = { ...doc.apps };
+  // The key index goes along (applyEdit replaces its lists, never changes them): built again for
+  // each fork, it normalised every key of a 5 000-app file for each write (issue 18).
+  const index = keyIndexes.get(doc.apps);
+  if (index !== undefined) keyIndexes.set(apps, new Map(index));
   return { root: { ...doc.root, apps }, apps, config: doc.config };
+}
+
+// The document `text` parses to, where `text` is serializeAllowlist(doc) of an edited fork: the
+// edits already made the tree, so only the auth-simple view is parsed again, and only if asked for
+// (it is for `kms allow` and the CLI's reads, not for the hashes a deploy registers).
+export function writtenAllowlist(doc: AllowlistDocument, text: string): AllowlistDocument {
+  let config: AuthConfig | undefined;
+  return { root: doc.root, apps: doc.apps, config: () => (config ??= AuthConfigSchema.parse(JSON.parse(text))) };
 }
 
 // The value `gatewayAppId` gets: 0x-prefixed as upstream's guide writes it, or '' for none.
@@ -138,8 +152,8 @@ function planEdit(apps: JsonObject, edit: Exclude<AllowlistEdit, { kind: 'setGat
 function kmsAdditions(doc: AllowlistDocument, edit: { mrAggregated: string; osImageHash: string }): { kms: string[]; images: string[] } {
   const has = (values: string[], value: string): boolean => values.some((v) => sameHex(v, value));
   return {
-    kms: has(doc.config.kms.mrAggregated, edit.mrAggregated) ? [] : [edit.mrAggregated],
-    images: edit.osImageHash === '' || has(doc.config.osImages, edit.osImageHash) ? [] : [edit.osImageHash],
+    kms: has(doc.config().kms.mrAggregated, edit.mrAggregated) ? [] : [edit.mrAggregated],
+    images: edit.osImageHash === '' || has(doc.config().osImages, edit.osImageHash) ? [] : [edit.osImageHash],
   };
 }
 

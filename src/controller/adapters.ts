@@ -3,13 +3,10 @@
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log/logger.ts';
-import type { Recheck, Scanner } from '../appsdir/scan.ts';
+import type { Recheck, ScanEntry, Scanner } from '../appsdir/scan.ts';
 import type { AppStatus } from '../status/schema.ts';
 import type { DirListing } from './controller.ts';
-import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv, ManagedApp } from './desired.ts';
-import { manifestPorts, portsLeft, portsOfGuest, type PortClaim } from './port-claims.ts';
-import type { LoadedRecords } from '../state/store.ts';
-import type { VmInfo } from '../vmm/messages.ts';
+import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv } from './desired.ts';
 import type { EnvFileReader } from '../secrets/env-file.ts';
 import type { StatusUpdate } from './reporter.ts';
 import type { DesiredSpec } from './spec.ts';
@@ -29,38 +26,106 @@ async function readListedEnv(envs: EnvFileReader, composePath: string, recheck: 
   }
 }
 
-// What listApps reads apps.d with.
-export type AppsDirReaders = { scanner: Scanner; envs: EnvFileReader; dir: string; log: Logger };
+// What an app lister reads apps.d with. `forget`: told each app name that left the listing, so
+// what is kept for it elsewhere (its built spec) goes with it.
+export type AppsDirReaders = { scanner: Scanner; envs: EnvFileReader; dir: string; log: Logger; forget?: (name: string) => void };
 
-// Scan apps.d once and describe every app identity in it; misnamed files are warned about once.
-// `recheck` says which files may have changed (src/appsdir/scan.ts); NAME.env is looked at again
-// when it, or its app's file, is among them.
-export async function listApps(readers: AppsDirReaders, recheck: Recheck): Promise<DirListing> {
+// Lists apps.d, a pass at a time, remembering the last pass (issue 18). `differences` is a
+// resync's look outside the pass: the entry names (app files, misnamed entries, NAME.env) a pass
+// hinted with them must look at again to list what a full pass would; undefined when it cannot
+// tell (no pass yet, apps.d cannot be listed), so the pass must be a full one. It only reads, so
+// it may run while a pass does.
+export type AppLister = { listApps(recheck: Recheck): Promise<DirListing>; differences(): Promise<ReadonlySet<string> | undefined> };
+
+// The app a scan entry with no settled content makes.
+function unreadApp(e: Exclude<ScanEntry, { state: 'settled' }>, dir: string, base: string): ListedApp {
+  switch (e.state) {
+    case 'unsettled':
+      return { name: e.name, file: base + e.file, kind: 'unsettled' };
+    case 'refused':
+      return { name: e.name, file: base + e.file, kind: 'refused', code: e.code, reason: e.message };
+    case 'conflict':
+      return { name: e.name, file: e.files.map((f) => join(dir, f)).join(', '), kind: 'refused', code: e.code, reason: e.message, conflict: true };
+  }
+}
+
+// listApps scans apps.d once and describes every app identity in it; misnamed files are warned
+// about once. `recheck` says which files may have changed (src/appsdir/scan.ts); NAME.env is
+// looked at again when it, or its app's file, is among them. An app whose scan entry is the
+// last pass's object and whose NAME.env was not looked at again is the last pass's ListedApp
+// object (a contract: planning may memoise on it), so an event pass reads and builds only what
+// changed; `apps` is a new array each pass.
+export function createAppLister(readers: AppsDirReaders): AppLister {
   const { scanner, envs, dir, log } = readers;
-  const result = await scanner.scan(recheck);
-  if (result.kind === 'dir-error') return { ok: false, reason: result.message };
-  for (const m of result.misnamed) if (m.firstSeen) log.warn({ FILE: join(dir, m.file), ACTION: 'refused' }, m.message);
-  const all = recheck.all || result.replaced;
-  const looked = (file: string, name: string) => all || recheck.names.has(file) || recheck.names.has(`${name}.env`);
   // An app's file name is a plain name (rule 1), so its path is the directory's and the name:
   // path.join normalising thousands of paths was most of a pass's time beside 1 000 apps.
   const base = join(dir, '_').slice(0, -1);
-  envs.retain(result.entries.flatMap((e) => (e.state === 'settled' ? [base + e.file] : [])));
-  const apps = await Promise.all(result.entries.map(async (e): Promise<ListedApp> => {
-    switch (e.state) {
-      case 'settled': {
-        const file = base + e.file;
-        return { name: e.name, file, kind: 'settled', fileHash: e.sha256, bytes: e.bytes, env: await readListedEnv(envs, file, looked(e.file, e.name)) };
+  // Each app of the last pass, with the scan entry it was made of.
+  const last = new Map<string, { entry: ScanEntry; app: ListedApp }>();
+
+  // An app that was settled is not now, or not from that file: its NAME.env outcome goes, so it
+  // is read afresh once the app settles again.
+  function dropEnv(app: ListedApp | undefined): void {
+    if (app?.kind === 'settled') envs.forget(app.file);
+  }
+
+  async function listApps(recheck: Recheck): Promise<DirListing> {
+    const result = await scanner.scan(recheck);
+    if (result.kind === 'dir-error') return { ok: false, reason: result.message };
+    for (const m of result.misnamed) if (m.firstSeen) log.warn({ FILE: join(dir, m.file), ACTION: 'refused' }, m.message);
+    const all = recheck.all || result.replaced;
+    const hints: ReadonlySet<string> = recheck.all ? new Set() : recheck.names;
+    // The apps whose NAME.env an event named.
+    const envHinted = new Set<string>();
+    for (const hint of hints) if (hint.endsWith('.env')) envHinted.add(hint.slice(0, -'.env'.length));
+    const known = last.size;
+    let came = false;
+    const reads: Array<Promise<void>> = [];
+    const apps = result.entries.map((e): ListedApp => {
+      const kept = last.get(e.name);
+      came ||= kept === undefined;
+      const same = kept?.entry === e;
+      if (e.state !== 'settled') {
+        if (same) return kept.app;
+        dropEnv(kept?.app);
+        const app = unreadApp(e, dir, base);
+        last.set(e.name, { entry: e, app });
+        return app;
       }
-      case 'unsettled':
-        return { name: e.name, file: base + e.file, kind: 'unsettled' };
-      case 'refused':
-        return { name: e.name, file: base + e.file, kind: 'refused', code: e.code, reason: e.message };
-      case 'conflict':
-        return { name: e.name, file: e.files.map((f) => join(dir, f)).join(', '), kind: 'refused', code: e.code, reason: e.message, conflict: true };
+      const looked = all || hints.has(e.file) || envHinted.has(e.name);
+      if (same && !looked && envs.holds(kept.app.file)) return kept.app;
+      const file = same ? kept.app.file : base + e.file;
+      if (kept?.app.file !== file) dropEnv(kept?.app);
+      const app: Extract<ListedApp, { kind: 'settled' }> = { name: e.name, file, kind: 'settled', fileHash: e.sha256, bytes: e.bytes, env: undefined };
+      reads.push(readListedEnv(envs, file, looked).then((env) => void (app.env = env)));
+      last.set(e.name, { entry: e, app });
+      return app;
+    });
+    await Promise.all(reads);
+    // Apps came or went: those no longer listed are forgotten (only then: it costs O(apps)).
+    if (came || result.entries.length !== known) {
+      const names = new Set(result.entries.map((e) => e.name));
+      for (const [name, { app }] of last) {
+        if (names.has(name)) continue;
+        dropEnv(app);
+        last.delete(name);
+        readers.forget?.(name);
+      }
     }
-  }));
-  return { ok: true, apps, settleAt: result.nextSettleAt ?? undefined, dev: result.dir.dev };
+    return { ok: true, apps, settleAt: result.nextSettleAt ?? undefined, dev: result.dir.dev };
+  }
+
+  async function differences(): Promise<ReadonlySet<string> | undefined> {
+    // The NAME.env read are those of the apps settled now; one of an app not settled is read
+    // afresh once it settles, so it needs no name. Taken before any await: a pass under way has
+    // set its apps here before it reads their NAME.env.
+    const composePaths: string[] = [];
+    for (const { app } of last.values()) if (app.kind === 'settled') composePaths.push(app.file);
+    const [files, secrets] = await Promise.all([scanner.differences(), envs.differences(composePaths)]);
+    return files === undefined ? undefined : new Set([...files, ...secrets]);
+  }
+
+  return { listApps, differences };
 }
 
 // What every spec is built with: supervisor.toml, the guest image, and the host ports the host's
@@ -99,11 +164,11 @@ export function buildDesired(app: Extract<ListedApp, { kind: 'settled' }>, ctx: 
 }
 
 // buildDesired with a memory: a file whose bytes and NAME.env are as at the last pass keeps the
-// spec built then, so a pass over a thousand unchanged files parses none of them. `retain` drops
-// the apps no longer listed.
+// spec built then, so a pass over a thousand unchanged files parses none of them. `forget` drops
+// an app no longer listed.
 export function createSpecBuilder(ctx: SpecContext): {
   build: (app: Extract<ListedApp, { kind: 'settled' }>) => BuiltSpec<DesiredSpec>;
-  retain: (names: ReadonlySet<string>) => void;
+  forget: (name: string) => void;
 } {
   const built = new Map<string, { key: string; result: BuiltSpec<DesiredSpec> }>();
   const envKey = (env: ListedEnv | undefined) => (env === undefined ? '' : env.ok ? `ok:${env.hash}` : `error:${env.code}:${env.reason}`);
@@ -116,8 +181,8 @@ export function createSpecBuilder(ctx: SpecContext): {
       built.set(app.name, { key, result });
       return result;
     },
-    retain(names) {
-      for (const name of built.keys()) if (!names.has(name)) built.delete(name);
+    forget(name) {
+      built.delete(name);
     },
   };
 }
@@ -157,42 +222,4 @@ export function observedUpdate(name: string, verdict: AppVerdict<DesiredSpec>, f
         held: { action: verdict.why, reason: verdict.reason, fileHash: verdict.fileHash },
       };
   }
-}
-
-// The apps we have a record for, each with the host ports its VM's manifest names in the last
-// full Status (what the VMM checks a new port against), found by VM id or by name and app id;
-// and those whose record cannot be read, with why and the ports of every VM of that name: which
-// VM is theirs is what the record would say, and none of them lets go of its ports while held.
-export function managedApps(loaded: LoadedRecords, vms: readonly VmInfo[]): Map<string, ManagedApp> {
-  // Indexed once: a pass beside 5 000 apps would otherwise compare every record with every VM.
-  const byId = new Map<string, VmInfo>();
-  const byName = new Map<string, VmInfo[]>();
-  for (const v of vms) {
-    if (!byId.has(v.id)) byId.set(v.id, v);
-    const same = byName.get(v.name);
-    if (same) same.push(v);
-    else byName.set(v.name, [v]);
-  }
-  const named = (name: string) => byName.get(name) ?? [];
-  const managed = new Map<string, ManagedApp>(
-    loaded.records.map((r) => {
-      const vm = (r.vmId === undefined ? undefined : byId.get(r.vmId)) ?? named(r.name).find((v) => v.app_id === r.appId);
-      const ports = vm ? unionOfPorts(portsOf([vm]), portsOfGuest(r, vm)) : [];
-      return [r.name, { file: r.file, running: r.appliedHash !== undefined, ports, operating: r.intent !== undefined, ...(vm ? { vmId: vm.id } : {}) }];
-    }),
-  );
-  for (const u of loaded.unreadable) {
-    const ports = portsOf(named(u.name));
-    managed.set(u.name, { file: u.file, running: false, ports, unreadable: { code: u.error.code, message: u.error.message } });
-  }
-  return managed;
-}
-
-// The ports a VM holds: what its manifest names (the VMM's rule) and what its guest binds.
-function unionOfPorts(a: readonly PortClaim[], b: readonly PortClaim[]): PortClaim[] {
-  return [...a, ...portsLeft(b, a)];
-}
-
-function portsOf(vms: readonly VmInfo[]): PortClaim[] {
-  return vms.flatMap(manifestPorts);
 }

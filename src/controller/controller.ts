@@ -4,8 +4,12 @@ import type { Clock, TimerHandle } from '../clock.ts';
 import { createWorkQueue, type ReconcileResult, type WorkQueue } from './workqueue.ts';
 import { createBackoff, type BackoffPolicy } from './backoff.ts';
 import { planDirectory, type AppVerdict, type BuiltSpec, type DeleteGuards, type ListedApp, type ManagedApp } from './desired.ts';
+import { createPlanScope } from './plan-scope.ts';
 
 // `dev`: the device apps.d is on, to tell an unmounted directory from an emptied one (rule 12).
+// `apps` names every app; one whose file and NAME.env no pass looked at again since is the very
+// ListedApp object of the last listing (src/controller/adapters.ts createAppLister), so work may
+// be memoised on its identity.
 export type DirListing = { ok: true; apps: ListedApp[]; settleAt?: number; dev: number } | { ok: false; reason: string };
 
 // What a spec must say for the loop to tell one version of an app from another.
@@ -22,6 +26,10 @@ type SpecIdentity = {
 export type ControllerDeps<S extends SpecIdentity> = {
   // `full`: a resync pass (rule 10), which also re-lists the VMM's VMs.
   list(full: boolean): Promise<DirListing>;
+  // A resync's reading of everything (apps.d, NAME.env, records, the VMM's VMs), done before its
+  // pass and outside it, so file events are acted on meanwhile (issue 18): what differs from what
+  // the loop holds reaches that pass as hints. Without it the pass itself re-reads (list(true)).
+  refresh?(): Promise<void>;
   // An app's verdict changed on a pass that did not re-list the VMs: what is known of them is old.
   changed?(name: string): void;
   build(app: Extract<ListedApp, { kind: 'settled' }>): BuiltSpec<S>;
@@ -40,6 +48,9 @@ export type ControllerDeps<S extends SpecIdentity> = {
   // Told of every app's verdict (held back: invalid, conflict, pending …; or to run): on a full
   // pass of each, on any other of those that changed.
   observed(name: string, verdict: AppVerdict<S>, file: string): Promise<void>;
+  // A spec that takes a resource other apps share besides host ports (GPUs): such an app is
+  // planned on every pass, with all the others that share something (issue 18).
+  shares?(spec: S): boolean;
   // Every managed app vanished in one scan; teardown waits for a second scan R later (rule 13).
   massTeardownHeld?(names: string[]): void;
   // Told when the directory itself cannot be listed (rule 12) and when it can again.
@@ -68,16 +79,19 @@ export type Controller<S> = {
 export type PokeReason = 'start' | 'resync' | 'manual' | 'watcher-degraded' | 'watcher-armed' | 'fs-event' | 'timer' | 'coalesced';
 const FULL_PASS_REASONS: ReadonlySet<PokeReason> = new Set(['start', 'resync', 'manual', 'watcher-degraded', 'watcher-armed']);
 
-// Two verdicts of an app that differ in this call for a reconcile.
-function verdictKey<S extends SpecIdentity>(v: AppVerdict<S>): string {
-  switch (v.kind) {
-    case 'app':
-      return `app\n${v.fileHash}\n${v.spec.composeHash}\n${v.spec.env?.hash ?? ''}\n${v.renamedFrom ?? ''}\n${v.spec.gpuGrant?.mode ?? ''} ${v.spec.gpuGrant?.slots.join(',') ?? ''}`;
-    case 'hold':
-      return `hold\n${v.why}\n${v.fileHash ?? ''}\n${v.reason}`;
-    case 'gone':
-      return `gone\n${v.renamedTo ?? ''}`;
+// Whether two verdicts of an app are alike: ones that differ call for a reconcile. Compared field
+// by field, not as built strings: an event pass compares every app's (issue 18).
+function sameVerdict<S extends SpecIdentity>(a: AppVerdict<S>, b: AppVerdict<S>): boolean {
+  if (a.kind === 'app' && b.kind === 'app') {
+    const [x, y] = [a.spec, b.spec];
+    return (
+      a.fileHash === b.fileHash && x.composeHash === y.composeHash && (x.env?.hash ?? '') === (y.env?.hash ?? '') &&
+      (a.renamedFrom ?? '') === (b.renamedFrom ?? '') && (x.gpuGrant?.mode ?? '') === (y.gpuGrant?.mode ?? '') &&
+      (x.gpuGrant?.slots.join(',') ?? '') === (y.gpuGrant?.slots.join(',') ?? '')
+    );
   }
+  if (a.kind === 'hold' && b.kind === 'hold') return a.why === b.why && (a.fileHash ?? '') === (b.fileHash ?? '') && a.reason === b.reason;
+  return a.kind === 'gone' && b.kind === 'gone' && (a.renamedTo ?? '') === (b.renamedTo ?? '');
 }
 
 // Build the loop; nothing runs until start().
@@ -99,15 +113,30 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   let homeDev: number | undefined;
   const timers = new Set<TimerHandle>();
   let scanning: Promise<void> | undefined;
+  // A resync's refresh under way, and whether another was asked for meanwhile.
+  let refreshing: Promise<void> | undefined;
+  let refreshAgain = false;
   let rescanWanted = false;
   let fullWanted = false;
   let stopped = false;
 
+  // Apps queued because their verdict changed and not prepared since: only they are prepared. An
+  // unchanged app was prepared when its verdict last changed, and its operation registers its hash
+  // itself should that have failed; preparing a resync's 5 000 of them (a record stat each) held up
+  // a drop that came meanwhile, whose batch waits for the one being prepared (issue 18).
+  const toPrepare = new Set<string>();
+  const prepare = deps.prepare;
+  const scope = createPlanScope<S>();
   const queue: WorkQueue = createWorkQueue({
     concurrency: settings.concurrency,
     clock,
     process: (name) => deps.reconcile(name),
-    prepare: deps.prepare,
+    prepare:
+      prepare &&
+      (async (names) => {
+        const due = names.filter((name) => toPrepare.delete(name));
+        if (due.length > 0) await prepare(due);
+      }),
     retryDelay: (name, result) => {
       const v = verdicts.get(name);
       // The file changed while the failed attempt ran: the new version goes at once (rule 16).
@@ -169,11 +198,15 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     deps.dirFault(undefined);
     const managed = await deps.managed(full);
     const now = clock.now();
+    // An event pass plans only the apps whose inputs changed and those tied to others' (issue 18).
+    const within = full || guards.massSince !== undefined ? undefined : scope.narrow(listing.apps, managed);
+    if (within === undefined) scope.all(listing.apps, managed);
     const out = planDirectory<S>(
       {
-        listed: listing.apps,
-        managed,
+        listed: within === undefined ? listing.apps : listing.apps.filter((a) => within.has(a.name)),
+        managed: within === undefined ? managed : new Map([...within].flatMap((name) => { const m = managed.get(name); return m === undefined ? [] : [[name, m] as const]; })),
         build: deps.build,
+        shares: deps.shares,
         now,
         deleteConfirmMs: settings.deleteConfirmMs,
         massConfirmMs: settings.resyncMs,
@@ -195,25 +228,27 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     // either while we were down) is reconciled once more, as gone, so no status of it stays
     // behind (issue 13).
     const due: string[] = [];
-    for (const name of new Set([...verdicts.keys(), ...unseen])) {
-      if (out.verdicts.has(name)) continue;
+    const forget = (name: string) => {
       verdicts.delete(name);
       backoff.reset(name);
       notBefore.delete(name);
       due.push(name);
-    }
+    };
+    for (const name of within ?? verdicts.keys()) if (verdicts.has(name) && !out.verdicts.has(name)) forget(name);
+    scope.planned(out.verdicts, out.coupled, within);
+    // Only the first pass has unseen names.
+    for (const name of unseen) if (!out.verdicts.has(name) && !due.includes(name)) forget(name);
     unseen.clear();
     const changed = new Set<string>();
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
-      if (before === undefined || verdictKey(before) !== verdictKey(verdict)) changed.add(name);
+      if (before === undefined || !sameVerdict(before, verdict)) changed.add(name);
     }
-    const fileOf = new Map(listing.apps.map((a) => [a.name, a.file]));
     // Each app's status is its own file: they are written side by side. An event pass tells only
     // of the verdicts that changed (issue 18); a full pass of every one, so a status anything else
     // wrote over is put right within R.
-    const told = full ? [...out.verdicts] : [...out.verdicts].filter(([name]) => changed.has(name));
-    await Promise.all(told.map(([name, verdict]) => deps.observed(name, verdict, fileOf.get(name) ?? managed.get(name)?.file ?? name)));
+    const told = full ? [...out.verdicts] : [...changed].map((name): [string, AppVerdict<S>] => [name, out.verdicts.get(name) as AppVerdict<S>]);
+    await Promise.all(told.map(([name, verdict]) => deps.observed(name, verdict, scope.fileOf(name) ?? managed.get(name)?.file ?? name)));
     for (const [name, verdict] of out.verdicts) {
       const before = verdicts.get(name);
       verdicts.set(name, verdict);
@@ -232,6 +267,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     // Queued in one go, after every verdict is known, so the queue prepares them as one batch.
     for (const name of due) {
       const wait = (notBefore.get(name) ?? 0) - now;
+      if (changed.has(name)) toPrepare.add(name);
       if (wait > 0) queue.addAfter(name, wait);
       else queue.add(name, changed.has(name) ? 'changed' : 'routine');
     }
@@ -239,8 +275,33 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     for (const at of next) scheduleScan(at);
   }
 
+  // Read everything again outside any pass, then run the full pass on what was found.
+  function refresh(): void {
+    const read = deps.refresh;
+    if (stopped || read === undefined) return;
+    if (refreshing) {
+      refreshAgain = true;
+      return;
+    }
+    refreshing = read()
+      .catch((err: unknown) => deps.dirFault(err instanceof Error ? err.message : String(err)))
+      .finally(() => {
+        refreshing = undefined;
+        fullWanted = true;
+        poke('coalesced');
+        if (refreshAgain) {
+          refreshAgain = false;
+          refresh();
+        }
+      });
+  }
+
   function poke(reason: PokeReason): void {
     if (stopped) return;
+    if (FULL_PASS_REASONS.has(reason) && deps.refresh) {
+      refresh();
+      return;
+    }
     if (FULL_PASS_REASONS.has(reason)) fullWanted = true;
     if (scanning) {
       rescanWanted = true;
@@ -249,7 +310,11 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     const full = fullWanted;
     fullWanted = false;
     scanning = pass(full)
-      .catch((err: unknown) => deps.dirFault(err instanceof Error ? err.message : String(err)))
+      .catch((err: unknown) => {
+        // What the failed pass took as planned may not be: the next one plans every app.
+        scope.reset();
+        deps.dirFault(err instanceof Error ? err.message : String(err));
+      })
       .finally(() => {
         scanning = undefined;
         if (rescanWanted) {
@@ -269,6 +334,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   return {
     async start() {
       poke('start');
+      await refreshing;
       await scanning;
       arm();
     },
@@ -277,15 +343,17 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     verdicts: () => [...verdicts],
     async idle() {
       for (;;) {
+        if (refreshing) await refreshing;
         if (scanning) await scanning;
         await queue.idle();
-        if (!scanning && queue.running === 0) return;
+        if (!refreshing && !scanning && queue.running === 0) return;
       }
     },
     async stop() {
       stopped = true;
       for (const t of timers) t.cancel();
       timers.clear();
+      await refreshing;
       await scanning;
       await queue.stop();
     },

@@ -77,6 +77,8 @@ export type PlanInput<S> = {
   now: number;
   deleteConfirmMs: number;
   massConfirmMs: number;
+  // A spec that takes a resource other apps share besides host ports (GPUs).
+  shares?: (spec: S) => boolean;
 };
 
 export type PlanOutput<S> = {
@@ -84,6 +86,9 @@ export type PlanOutput<S> = {
   // Earliest time a later scan could change a held delete, for the caller to schedule.
   recheckAt?: number;
   massGuardActive: boolean;
+  // The apps whose verdict may depend on other apps': those claiming or holding host ports, and
+  // those whose spec `shares` something.
+  coupled: Set<string>;
 };
 
 // Decide, for every app name in the listing or in our records, what should happen now.
@@ -91,6 +96,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
   const verdicts = new Map<string, AppVerdict<S>>();
   const claimants: PortClaimant[] = [];
   const built = new Map<string, { spec: S; fileHash: string; file: string; ports: readonly PortClaim[] }>();
+  const coupled = new Set<string>();
 
   for (const [name, rec] of input.managed) {
     if (rec.unreadable !== undefined) verdicts.set(name, { kind: 'hold', why: 'record', reason: rec.unreadable.message, code: rec.unreadable.code });
@@ -109,6 +115,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
         continue;
       }
       built.set(app.name, { spec: result.spec, fileHash: app.fileHash, file: app.file, ports: result.ports });
+      if (result.ports.length > 0 || input.shares?.(result.spec)) coupled.add(app.name);
       claimants.push({ name: app.name, file: app.file, ports: result.ports, holds: input.managed.get(app.name)?.running ?? false });
     }
   }
@@ -116,6 +123,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
   // A VM of ours whose file is not valid now (invalid, refused, settling, deleted) keeps its
   // ports: a valid file asking for one of them is told so, as for any other owner.
   for (const [name, rec] of input.managed) {
+    if (rec.ports.length > 0) coupled.add(name);
     if (!built.has(name) && rec.ports.length > 0) claimants.push({ name, file: rec.file, ports: rec.ports, holds: true, fixed: true });
   }
   const conflicts = resolvePortClaims(claimants);
@@ -172,7 +180,7 @@ export function planDirectory<S>(input: PlanInput<S>, guards: DeleteGuards): Pla
     );
   }
   markRenames(verdicts, input, (guards.renames ??= new Map()));
-  return { verdicts, recheckAt, massGuardActive };
+  return { verdicts, recheckAt, massGuardActive, coupled };
 }
 
 // A valid app's verdict once the host ports are shared out: refused for a port another app holds

@@ -41,10 +41,10 @@ export function createGpuAllocator(deps: GpuAllocatorDeps): GpuAllocator {
   const granted = new Map<string, { request: string; grant: GpuGrant }>();
   return {
     async claim(verdicts, managed) {
-      const vms = deps.vms();
       const asking = [...verdicts].flatMap(([name, v]) => (v.kind === 'app' && v.spec.gpus !== undefined ? [{ name, verdict: v, spec: v.spec, request: v.spec.gpus }] : []));
       for (const name of granted.keys()) if (!asking.some((a) => a.name === name)) granted.delete(name);
       if (asking.length === 0) return;
+      const vms = deps.vms();
       const byId = new Map(vms.map((vm) => [vm.id, vm]));
       // The claimant's own VM: the one its record names, else the one adoption would take over.
       const ownVm = (name: string, spec: DesiredSpec): VmInfo | undefined => {

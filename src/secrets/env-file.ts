@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { lstat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { inChunks } from '../fsx/in-chunks.ts';
 import { openNoFollow, ownerName, readAtMost, type GuardedOpen } from '../fsx/guarded-read.ts';
 import { describeHardLink, isHardLinked } from '../fsx/hard-link.ts';
 import { changedMsOf, changeKey, readStillCurrent, type ReadStamp } from '../fsx/unchanged.ts';
@@ -111,14 +112,36 @@ export async function readEnvFile(composePath: string, options: EnvFileOptions):
 // current (src/fsx/unchanged.ts).
 export type EnvFileReader = {
   read(composePath: string, recheck: boolean): Promise<EnvFile | null>;
-  // Forget every env file but those beside these compose files.
-  retain(composePaths: Iterable<string>): void;
+  // Whether a read without recheck would answer from memory (no I/O error made it look again).
+  holds(composePath: string): boolean;
+  // Forget the env file beside this compose file: its next read looks at it.
+  forget(composePath: string): void;
+  // Of the env files beside `composePaths`, the entry names (NAME.env) of those a read would look
+  // at again: appeared, gone or changed since the outcome held for them (by an lstat each, as a
+  // read with recheck decides, and no read), or with no outcome held (issue 18: a resync's look
+  // outside the pass). It only reads, so it may run while reads do.
+  differences(composePaths: readonly string[]): Promise<ReadonlySet<string>>;
 };
 
 type EnvOutcome = ReadStamp & ({ ok: true; env: EnvFile | null } | { ok: false; err: unknown });
 
 // No NAME.env: nothing was read, so nothing can be racy.
 const NO_FILE: EnvOutcome = { key: 'none', readStartedMs: 0, ok: true, env: null };
+
+// The env file's lstat, or null when there is none.
+async function lstatEnv(path: string): Promise<BigIntStats | null> {
+  try {
+    return await lstat(path, { bigint: true });
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+// Whether `last` is still what reading the env file whose lstat is `st` (null: none) would give.
+function stands(last: EnvOutcome, st: BigIntStats | null): boolean {
+  return st === null ? last === NO_FILE : readStillCurrent(last, changeKey(st), changedMsOf(st));
+}
 
 // A reader of env files for `options`; `wallNow` is the wall clock reads are stamped with.
 export function createEnvFileReader(options: EnvFileOptions & { wallNow?: () => number }): EnvFileReader {
@@ -134,15 +157,15 @@ export function createEnvFileReader(options: EnvFileOptions & { wallNow?: () => 
   }
 
   async function look(path: string, composePath: string, last: EnvOutcome | undefined): Promise<EnvOutcome> {
-    let st: BigIntStats;
+    let st: BigIntStats | null;
     try {
-      st = await lstat(path, { bigint: true });
-    } catch (err) {
-      // Any other error: readEnvFile says what it is, and its outcome is not kept (key '').
-      return errno(err) === 'ENOENT' ? NO_FILE : attempt(composePath, '');
+      st = await lstatEnv(path);
+    } catch {
+      // readEnvFile says what the error is, and its outcome is not kept (key '').
+      return attempt(composePath, '');
     }
-    const key = changeKey(st);
-    return last !== undefined && readStillCurrent(last, key, changedMsOf(st)) ? last : attempt(composePath, key);
+    if (last !== undefined && stands(last, st)) return last;
+    return st === null ? NO_FILE : attempt(composePath, changeKey(st));
   }
 
   // Kept by the compose file's path: the env file's would be one path.join per app and pass.
@@ -157,9 +180,22 @@ export function createEnvFileReader(options: EnvFileOptions & { wallNow?: () => 
       if (outcome.ok) return outcome.env;
       throw outcome.err;
     },
-    retain(composePaths) {
-      const wanted = new Set(composePaths);
-      for (const path of kept.keys()) if (!wanted.has(path)) kept.delete(path);
+    holds: (composePath) => kept.has(composePath),
+    forget(composePath) {
+      kept.delete(composePath);
+    },
+    async differences(composePaths) {
+      const differ = new Set<string>();
+      await inChunks(composePaths, async (composePath) => {
+        const path = envPathBeside(composePath);
+        // None held: a read under way may yet keep one from an lstat before a change. Else the
+        // lstat is checked against the outcome held once it is back: if it proves that one, the
+        // file has not changed since it was read, so a read under way can only keep the same.
+        const st = kept.has(composePath) ? await lstatEnv(path).catch(() => undefined) : undefined;
+        const last = kept.get(composePath);
+        if (st === undefined || last === undefined || !stands(last, st)) differ.add(basename(path));
+      });
+      return differ;
     },
   };
 }

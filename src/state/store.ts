@@ -34,11 +34,17 @@ export type StateStore = {
   // The record of app `name`, or undefined if there is none; an unusable file throws StateError.
   load(name: string): Promise<AppRecord | undefined>;
   // Every record, sorted by name, beside the files that could not be read: one bad file must not
-  // stop the other apps. Only a directory that cannot be listed throws. `recheck` false (an event
+  // stop the other apps. The same object is given again while nothing changed: not to be edited. Only a directory that cannot be listed throws. `recheck` false (an event
   // pass) answers from memory, the records as last loaded or written by this store, with no
   // system call once one full load was made: records change by our own writes, and what anyone
   // else does to them (a file moved aside) is found by the next full load, every resync.
   loadAll(options?: { recheck: boolean }): Promise<LoadedRecords>;
+  // App `name` as the memory loadAll answers from knows it (no system call): its record, why its
+  // file cannot be read, or undefined for none.
+  peek(name: string): { record: AppRecord } | { unreadable: UnreadableRecord } | undefined;
+  // The apps whose entry in that memory changed since the last call (a load, a write, a
+  // removal): an event pass redoes only those (issue 18).
+  takeChanged(): Set<string>;
   // Validate and write one record crash-safely (temp + fsync + rename + directory fsync).
   save(record: AppRecord): Promise<void>;
   // Delete app `name`'s record; a missing record is not an error.
@@ -126,6 +132,22 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
   let writeCount = 0;
   const bump = (name: string) => writes.set(name, ++writeCount);
 
+  // The last view(), shared by its callers until `known` changes: an event pass asks for it, and
+  // building it sorted every name (5 000 beside 5 000 apps) each time (issue 18).
+  let lastView: LoadedRecords | undefined;
+  let changed = new Set<string>();
+  const remember = (name: string, k: Known): void => {
+    known.set(name, k);
+    lastView = undefined;
+    changed.add(name);
+  };
+  const forget = (name: string): void => {
+    if (!known.delete(name)) return;
+    lastView = undefined;
+    changed.add(name);
+  };
+  const unreadableOf = (name: string, error: StateError): UnreadableRecord => ({ name, file: fileOf(name), error });
+
   const outcome = (k: Known): AppRecord => {
     if ('error' in k) throw k.error;
     return k.record;
@@ -136,8 +158,8 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
     const before = writes.get(name);
     const keep = (k: Known | undefined): void => {
       if (writes.get(name) !== before) return;
-      if (k === undefined) known.delete(name);
-      else known.set(name, k);
+      if (k === undefined) forget(name);
+      else remember(name, k);
     };
     let st: BigIntStats;
     try {
@@ -180,12 +202,14 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
 
   // The records and unreadable files as known now, sorted by name.
   function view(): LoadedRecords {
+    if (lastView !== undefined) return lastView;
     const loaded: LoadedRecords = { records: [], unreadable: [] };
     for (const name of [...known.keys()].sort()) {
       const k = known.get(name) as Known;
-      if ('error' in k) loaded.unreadable.push({ name, file: fileOf(name), error: k.error });
+      if ('error' in k) loaded.unreadable.push(unreadableOf(name, k.error));
       else loaded.records.push(k.record);
     }
+    lastView = loaded;
     return loaded;
   }
 
@@ -206,7 +230,7 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
     }
     // A record not listed is gone, unless it was written since the listing began.
     const listed = new Set(names);
-    for (const name of known.keys()) if (!listed.has(name) && (writes.get(name) ?? 0) <= since) known.delete(name);
+    for (const name of known.keys()) if (!listed.has(name) && (writes.get(name) ?? 0) <= since) forget(name);
     primed = true;
     return view();
   }
@@ -226,14 +250,14 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
       })
       .finally(() => bump(record.name));
     // As a load would give it back; its stat is taken by the next load.
-    known.set(record.name, { key: '', readStartedMs: 0, record: parseRecord(file, record.name, text) });
+    remember(record.name, { key: '', readStartedMs: 0, record: parseRecord(file, record.name, text) });
   }
 
   // A write failed, so which version the file holds is not known: the next load reads it (an
   // event pass keeps answering with the last known one, the file's most likely content).
   function unsure(name: string): void {
     const last = known.get(name);
-    if (last !== undefined) known.set(name, { ...last, key: '' });
+    if (last !== undefined) remember(name, { ...last, key: '' });
   }
 
   async function remove(name: string): Promise<void> {
@@ -249,9 +273,21 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
         },
       )
       .finally(() => bump(name));
-    known.delete(name);
+    forget(name);
     if (removed) await syncDir(dir).catch(io(dir, 'sync'));
   }
 
-  return { dir, load, loadAll, save, remove };
+  function peek(name: string): { record: AppRecord } | { unreadable: UnreadableRecord } | undefined {
+    const k = known.get(name);
+    if (k === undefined) return undefined;
+    return 'error' in k ? { unreadable: unreadableOf(name, k.error) } : { record: k.record };
+  }
+
+  function takeChanged(): Set<string> {
+    const taken = changed;
+    changed = new Set();
+    return taken;
+  }
+
+  return { dir, load, loadAll, peek, takeChanged, save, remove };
 }

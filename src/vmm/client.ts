@@ -2,9 +2,10 @@
 // HTTP exchange per call; retries and rate limits belong in a layer that wraps a VmmClient.
 import type * as z from 'zod';
 import { describeError } from '../errors.ts';
-import { decodeError, decodeMessage, encodeMessage, preview, vmmMethods } from './codec.ts';
+import { decodeError, decodeMessage, encodeMessage, preview, splitRepeatedField, vmmMethods } from './codec.ts';
 import type { VmmMethod, WireMode } from './codec.ts';
 import { protocolError, rpcFailedError, unauthorizedError, VmmError } from './errors.ts';
+import { VmInfoSchema } from './messages.ts';
 import type {
   GetInfoResponse,
   GetMetaResponse,
@@ -14,6 +15,7 @@ import type {
   StatusRequestInput,
   StatusResponse,
   UpdateVmRequestInput,
+  VmInfo,
   VersionResponse,
   VmConfigurationInput,
 } from './messages.ts';
@@ -34,6 +36,10 @@ export type VmmClientOptions = {
   mode?: WireMode;
   timeoutMs?: number;
 };
+
+// vmm.StatusResponse's `repeated VmInfo vms = 1`, and how many of them are decoded in one go.
+const STATUS_VMS_FIELD = 1;
+const VMS_AT_ONCE = 100;
 
 // Per-call overrides.
 export type CallOptions = { timeoutMs?: number };
@@ -77,6 +83,11 @@ export function createVmmClient(options: VmmClientOptions): VmmClient {
   }
 
   async function call<M extends VmmMethod>(method: M, req: RequestOf<M>, opts: CallOptions = {}): Promise<ResponseOf<M>> {
+    return decodeReply(method, await exchange(method, req, opts));
+  }
+
+  // One request and its reply's body (HTTP 200); every other outcome is a VmmError.
+  async function exchange<M extends VmmMethod>(method: M, req: RequestOf<M>, opts: CallOptions): Promise<Buffer> {
     const spec = vmmMethods[method];
     const parsed = spec.requestSchema.safeParse(req);
     if (!parsed.success) {
@@ -97,7 +108,35 @@ export function createVmmClient(options: VmmClientOptions): VmmClient {
     if (reply.status !== 200) {
       throw protocolError(method, `unexpected HTTP ${reply.status} from ${options.url}: ${preview(reply.body)}`);
     }
-    return decodeReply(method, reply.body);
+    return reply.body;
+  }
+
+  // Status in protobuf, its VMs decoded VMS_AT_ONCE at a time with the event loop let go between:
+  // beside 5 000 VMs the whole reply took 0.9 s of CPU in one piece, and every file event waited
+  // behind it (issue 18).
+  async function status(req: StatusRequestInput, opts?: CallOptions): Promise<StatusResponse> {
+    if (mode !== 'protobuf') return call('Status', req, opts);
+    const body = await exchange('Status', req, opts ?? {});
+    const { elements, rest } = splitRepeatedField(vmmMethods.Status.response, body, STATUS_VMS_FIELD);
+    const head = decodeReply('Status', rest);
+    const vms: VmInfo[] = [];
+    for (let i = 0; i < elements.length; i++) {
+      if (i > 0 && i % VMS_AT_ONCE === 0) await new Promise((resolve) => setImmediate(resolve));
+      vms.push(decodeVm(elements[i] as Uint8Array));
+    }
+    return { ...head, vms };
+  }
+
+  function decodeVm(body: Uint8Array): VmInfo {
+    let decoded: unknown;
+    try {
+      decoded = decodeMessage('vmm.VmInfo', Buffer.from(body.buffer, body.byteOffset, body.byteLength), mode);
+    } catch (err) {
+      throw protocolError('Status', `unreadable reply: ${describeError(err)}`, err);
+    }
+    const parsed = VmInfoSchema.safeParse(decoded);
+    if (!parsed.success) throw protocolError('Status', `reply does not fit vmm.StatusResponse: vms: ${firstIssue(parsed.error)}`, parsed.error);
+    return parsed.data;
   }
 
   function decodeReply<M extends VmmMethod>(method: M, body: Buffer): ResponseOf<M> {
@@ -125,7 +164,7 @@ export function createVmmClient(options: VmmClientOptions): VmmClient {
     stopVm: (id, opts) => byId('StopVm', id, opts),
     shutdownVm: (id, opts) => byId('ShutdownVm', id, opts),
     removeVm: (id, opts) => byId('RemoveVm', id, opts),
-    status: (req = {}, opts) => call('Status', req, opts),
+    status: (req = {}, opts) => status(req, opts),
     getInfo: (id, opts) => call('GetInfo', { id }, opts),
     getComposeHash: async (cfg, opts) => (await call('GetComposeHash', cfg, opts)).hash,
     listImages: async (opts) => (await call('ListImages', {}, opts)).images,

@@ -1,7 +1,7 @@
 // The one place that knows both prpc encodings of dstack-vmm messages: JSON (snake_case names, hex
 // bytes) and protobuf binary. The client and the simulated VMM both encode and decode through here,
 // so they cannot drift apart. Objects on our side are always the JSON wire shape (messages.ts).
-import type protobuf from 'protobufjs';
+import protobuf from 'protobufjs';
 import { describeError } from '../errors.ts';
 import { VmmError } from './errors.ts';
 import {
@@ -152,6 +152,30 @@ function toMessage(type: protobuf.Type, obj: WireObject): protobuf.Message {
 function fromMessage(type: protobuf.Type, message: protobuf.Message): WireObject {
   const plain = type.toObject(message, { defaults: true, arrays: true, longs: Number });
   return toWireShape(type, plain);
+}
+
+// The elements of length-delimited field `fieldNo` of a protobuf body (those of a repeated
+// message field, in order) and the body without them: a reply with thousands of elements can
+// then be decoded a slice at a time (issue 18).
+export function splitRepeatedField(typeName: string, body: Uint8Array, fieldNo: number): { elements: Uint8Array[]; rest: Buffer } {
+  const elements: Uint8Array[] = [];
+  const rest: Uint8Array[] = [];
+  try {
+    const reader = protobuf.Reader.create(body);
+    while (reader.pos < reader.len) {
+      const start = reader.pos;
+      const tag = reader.uint32();
+      if (tag >>> 3 === fieldNo && (tag & 7) === 2) {
+        elements.push(reader.bytes());
+        continue;
+      }
+      reader.skipType(tag & 7);
+      rest.push(body.subarray(start, reader.pos));
+    }
+  } catch (err) {
+    throw codecError(typeName, `not a protobuf ${typeName} body (${describeError(err)})`, err);
+  }
+  return { elements, rest: Buffer.concat(rest) };
 }
 
 // Encode a JSON-shape object as a request or reply body in `mode`. JSON carries every field with

@@ -256,3 +256,41 @@ test('gatewayAppId is set 0x-prefixed, kept by other edits, left alone when equa
   assert.deepEqual(doc.apps[hex(1, 40)].composeHashes, [hex(1, 64)], 'the apps stay');
   await assert.rejects(allowlist.setGatewayAppId('not hex'), /gateway app id/);
 });
+
+// The parse is kept by the file's change key (src/fsx/unchanged.ts), ctime included: a same-size
+// rewrite whose mtime was set back, long after the last change, kept device, inode, size and mtime,
+// which was all the old key held, so the stale parse was trusted.
+test('a same-size rewrite with its mtime set back is seen, however old the mtime', async (t) => {
+  const { path } = await setup(t);
+  const old = new Date(Date.now() - 3_600_000);
+  await utimes(path, old, old);
+  const allowlist = openAllowlist(path);
+  defer(t, () => allowlist.close());
+  assert.deepEqual(await allowlist.hashesOf('f00d'), ['beef']);
+  const before = await stat(path, { bigint: true });
+  await writeFile(path, INITIAL.replace('"beef"', '"cafe"'));
+  await utimes(path, old, old);
+  const after = await stat(path, { bigint: true });
+  assert.deepEqual([after.ino, after.size, after.mtimeNs], [before.ino, before.size, before.mtimeNs]);
+  assert.deepEqual(await allowlist.hashesOf('f00d'), ['cafe']);
+});
+
+// Issue 18: after our own write the next read finds the text it wrote and keeps that tree, whose
+// auth-simple view (read()) must still be the file's: the gateway id and the hashes as written.
+test('after our own write, read() gives the file as written, and another writer after it is seen', async (t) => {
+  const { path } = await setup(t);
+  const allowlist = openAllowlist(path);
+  defer(t, () => allowlist.close());
+  const gw = hex(0xabc, 40);
+  await allowlist.setGatewayAppId(gw);
+  await allowlist.addHash('f00d', 'cafe');
+  const config = await allowlist.read();
+  assert.equal(config.gatewayAppId, `0x${gw}`);
+  assert.deepEqual(config.apps['f00d']?.composeHashes, ['beef', 'cafe']);
+  assert.deepEqual(config.osImages, ['aa']);
+  const other = openAllowlist(path);
+  await other.removeHash('f00d', 'beef');
+  await other.close();
+  assert.deepEqual(await allowlist.hashesOf('f00d'), ['cafe']);
+  assert.deepEqual((await allowlist.read()).apps['f00d']?.composeHashes, ['cafe']);
+});

@@ -1,12 +1,56 @@
-// The reconcile loop's own timing: when a pass is asked for again.
+// The reconcile loop's own timing: what a pass prepares, and when a pass is asked for again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createController } from '../../src/controller/controller.ts';
+import { createController, type ControllerDeps } from '../../src/controller/controller.ts';
 import type { AppVerdict, ListedApp, ManagedApp } from '../../src/controller/desired.ts';
+import { defaultBackoff } from '../../src/controller/backoff.ts';
 import { createManualClock } from '../helpers/manual-clock.ts';
 import { waitUntil } from '../helpers/harness.ts';
 
 type Spec = { composeHash: string };
+
+// The loop over `names` settled files, with what it asks of its collaborators recorded; every
+// file's spec is its content hash, and every reconcile is done at once.
+function loop(names: string[]) {
+  const clock = createManualClock();
+  const files = new Map(names.map((n) => [n, `hash-${n}`]));
+  const prepared: string[][] = [];
+  const reconciled: string[] = [];
+  const listed = (): ListedApp[] =>
+    [...files].map(([name, hash]) => ({ name, file: `/apps.d/${name}.yml`, kind: 'settled', fileHash: hash, bytes: Buffer.from(hash) }));
+  const deps: ControllerDeps<Spec> = {
+    list: async () => ({ ok: true, apps: listed(), dev: 1 }),
+    build: (app) => ({ ok: true, spec: { composeHash: app.fileHash }, ports: [] }),
+    managed: async () => new Map(),
+    reconcile: async (name) => {
+      reconciled.push(name);
+      return { kind: 'done' };
+    },
+    prepare: async (batch) => void prepared.push([...batch].sort()),
+    observed: async () => undefined,
+    dirFault: () => undefined,
+    failed: () => undefined,
+    clock,
+    settings: { resyncMs: 60_000, deleteConfirmMs: 5_000, concurrency: 4, backoff: defaultBackoff },
+  };
+  return { controller: createController(deps), files, prepared, reconciled, deps };
+}
+
+// Issue 18: a resync queued every app for a no-op reconcile through `prepare`, a record stat
+// each, and a drop arriving meanwhile waited for that batch: beside 5 000 apps, seconds.
+test('a resync reconciles every app but prepares only those whose verdict changed', async (t) => {
+  const { controller, files, prepared, reconciled } = loop(['alpha', 'bravo', 'charlie']);
+  t.after(() => controller.stop());
+  await controller.start();
+  await controller.idle();
+  assert.deepEqual(prepared, [['alpha', 'bravo', 'charlie']], 'the first pass prepares every app');
+  files.set('bravo', 'hash-bravo-2');
+  reconciled.length = 0;
+  controller.poke('manual');
+  await controller.idle();
+  assert.deepEqual([...reconciled].sort(), ['alpha', 'bravo', 'charlie'], 'a resync still reconciles every app');
+  assert.deepEqual(prepared, [['alpha', 'bravo', 'charlie'], ['bravo']]);
+});
 
 const listed = (name: string, port: number): ListedApp => ({
   name,
@@ -70,4 +114,43 @@ test('an app waiting for a port is planned again when the app it waits for ends 
   controller.poke('fs-event');
   await waitUntil(() => controller.desired('foxtrot')?.kind === 'app', 'foxtrot planned to go after alpha let go of 8080', 2000);
   assert.deepEqual(verdictsOfFoxtrot, ['port-wait', 'app']);
+});
+
+// Issue 18: beside 5 000 apps a resync's reading (the directory, every NAME.env and record, the
+// VMM's Status) took seconds, and a drop waited behind the pass that did it.
+test("a resync reads everything outside the pass: a file event meanwhile is acted on at once, and the resync's pass follows", async (t) => {
+  const { controller, files, reconciled, deps } = loop(['alpha', 'bravo']);
+  const reading = gate();
+  let refreshes = 0;
+  let fullLists = 0;
+  deps.refresh = async () => {
+    refreshes += 1;
+    // The first (start-up) refresh reads at once; the resync's waits until the test lets it go.
+    if (refreshes > 1) await reading.promise;
+  };
+  // Were the reading done in the pass, its listing would be the slow part.
+  const list = deps.list;
+  deps.list = async (full) => {
+    if (full) {
+      fullLists += 1;
+      if (fullLists > 1) await reading.promise;
+    }
+    return list(full);
+  };
+  // Let a reading still held go first, or stop() would wait for it.
+  t.after(() => {
+    reading.open();
+    return controller.stop();
+  });
+  await controller.start();
+  await controller.idle();
+  reconciled.length = 0;
+  controller.poke('resync');
+  files.set('charlie', 'hash-charlie');
+  controller.poke('fs-event');
+  await waitUntil(() => reconciled.includes('charlie'), 'charlie reconciled while the resync still reads', 2000);
+  assert.deepEqual(reconciled, ['charlie'], 'only the new app, by the event pass');
+  reading.open();
+  await controller.idle();
+  assert.deepEqual([...reconciled].sort(), ['alpha', 'bravo', 'charlie', 'charlie'], "then the resync's pass reconciles every app");
 });

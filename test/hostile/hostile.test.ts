@@ -12,7 +12,7 @@ import { ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { createScanner, RECHECK_ALL } from '../../src/appsdir/scan.ts';
 import { createEnvFileReader } from '../../src/secrets/env-file.ts';
-import { buildDesired, listApps } from '../../src/controller/adapters.ts';
+import { buildDesired, createAppLister } from '../../src/controller/adapters.ts';
 import { planDirectory, type ListedApp } from '../../src/controller/desired.ts';
 import { DEFAULT_SIM_IMAGE } from '../../src/sim/vmm-config.ts';
 import { collectLines, type LogLine } from '../log/collect.ts';
@@ -51,7 +51,7 @@ async function outcomes(cases: readonly HostileCase[], appsDir: string): Promise
   const log = createLogger({ level: 'debug', stream: collected.stream });
   const config = ConfigSchema.parse({ apps_dir: appsDir, apps: { owner: UID } });
   const scanner = createScanner({ dir: appsDir, owner: UID, maxFileBytes: config.apps.max_file_bytes, settleMs: 0, now: Date.now });
-  const listing = await listApps({ scanner, envs: createEnvFileReader({ owner: UID }), dir: appsDir, log }, RECHECK_ALL);
+  const listing = await createAppLister({ scanner, envs: createEnvFileReader({ owner: UID }), dir: appsDir, log }).listApps(RECHECK_ALL);
   assert.ok(listing.ok, 'apps.d can be listed');
   const build = (app: Extract<ListedApp, { kind: 'settled' }>) => buildDesired(app, { config, image: DEFAULT_SIM_IMAGE.name });
   const running = (name: string) => ({ file: join(appsDir, `${name}.yml`), running: true, ports: [] });

@@ -71,3 +71,27 @@ test('a port an upgrading app moves away from: the app asking for it waits until
   await h.checkpoint();
   assert.equal(h.mutations().length, quiet + 1, 'after running nothing but the checkpoint is done');
 });
+
+// Soak seed 25303: an upgrade whose StartVm launched the guest but failed left its intent open with
+// the ports the old guest was launched with; a second upgrade carried them on, its UpdateVm did not
+// get through, and the app's file was then held: the ports stayed claimed for ever, and an app
+// asking for one never deployed. Once the stop is done the old guest binds nothing.
+test('an upgrade whose StartVm failed after starting the guest: the old guest\'s port is free for another app, even once the upgrading app is held', async (t) => {
+  const h = await startHarness(t);
+  const [p, q, r] = await freePorts(3);
+  await h.put('alpha.yaml', composeText(p!, 'alpha'));
+  await h.start();
+  await h.deployed('alpha');
+  h.sim.faults.failNext('StartVm', { afterApply: true });
+  await h.put('alpha.yaml', composeText(q!, 'alpha-v2'));
+  await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'alpha' && s.phase === 'failed'), "alpha's upgrade failed at StartVm");
+  // A second upgrade begins before the retry, and its UpdateVm does not get through.
+  h.sim.faults.failNext('UpdateVm', { count: 1000 });
+  await h.put('alpha.yaml', composeText(r!, 'alpha-v3'));
+  await waitUntil(() => h.sim.faults.callLog().some((c) => c.method === 'UpdateVm' && c.outcome === 'fault'), "alpha's second UpdateVm refused");
+  await h.put('alpha.yaml', 'services: [\n');
+  await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'alpha' && s.phase === 'invalid'), 'alpha held');
+  await h.put('foxtrot.yaml', composeText(p!, 'foxtrot'));
+  await h.deployed('foxtrot');
+  assert.equal(h.sim.state.list().find((v) => v.name === 'alpha')?.configuration?.ports[0]?.host_port, q, "alpha's VM keeps its v2 manifest");
+});

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CallRecord } from '../../src/sim/faults.ts';
 import { categoryOf } from './oracle.ts';
-import { checkCalls, retriesDue, note, openWindow, quietOffences } from './calls.ts';
+import { checkCalls, retriedEntries, retriesDue, note, openWindow, quietOffences } from './calls.ts';
 
 const call = (method: string, name: string | undefined, outcome: CallRecord['outcome'] = 'ok', vmId = `vm-${name}`): CallRecord => ({ method, name, vmId, at: 0, outcome });
 const upgrade = (name: string) => [call('UpdateVm', name), call('ShutdownVm', name), call('StartVm', name)];
@@ -62,6 +62,11 @@ test('after convergence any VMM change is a loop, except refused retries of an a
   assert.deepEqual(quietOffences(log, new Set(['shop', 'blog'])), ['loop: web StartVm (ok) ×2 after convergence, with no op to cause it']);
   assert.deepEqual(quietOffences(log, new Set()).map((o) => o.split(' ×')[0]), ['loop: shop CreateVm (rejected)', 'loop: web StartVm (ok)']);
   assert.deepEqual(quietOffences(log, new Set(['shop']), (name) => name === 'web'), [], 'web retries a failed operation');
+  // Seed 23202: a waiting app's held VM started again after convergence.
+  assert.deepEqual(quietOffences([call('StartVm', 'charlie', 'fault-after-apply')], new Set(['charlie'])), []);
+  assert.deepEqual(quietOffences([call('StartVm', 'charlie', 'fault-after-apply')], new Set()), ['loop: charlie StartVm (fault-after-apply) ×1 after convergence, with no op to cause it']);
+  // Seed 23202: a StartVm read while in flight, which an injected failure then failed.
+  assert.deepEqual(quietOffences([call('StartVm', 'charlie', 'pending')], new Set()), [], 'judged once it is done');
 });
 
 test('a retry is due for the apps an injected failure hit, and for all after a failed Status or a VMM restart', () => {
@@ -70,4 +75,13 @@ test('a retry is due for the apps an injected failure hit, and for all after a f
   assert.deepEqual([due('web'), due('db')], [true, false]);
   assert.equal(retriesDue(window, [call('Status', undefined, 'fault')])('db'), true);
   assert.equal(retriesDue({ ...window, vmmRestarts: 1 }, [])('db'), true);
+});
+
+test("an allowlist write after convergence is a retry's only when every entry it changed is of an app with a retry due", () => {
+  const nameOf = new Map([['id-bravo', 'bravo'], ['id-web', 'web']]);
+  const due = (name: string) => name === 'bravo';
+  assert.equal(retriedEntries(['id-bravo'], nameOf, due), true, "seed 23202: bravo's prune, retried");
+  assert.equal(retriedEntries(['id-bravo', 'id-web'], nameOf, due), false);
+  assert.equal(retriedEntries(['id-unknown'], nameOf, due), false, 'an entry of no VM is nobody\'s retry');
+  assert.equal(retriedEntries([], nameOf, due), false, 'a rewrite that changed no entry is no retry');
 });

@@ -5,7 +5,7 @@
 // loop they start must show here rather than be wiped away before the look.
 import { readFile } from 'node:fs/promises';
 import type { VmInfo } from '../../src/vmm/messages.ts';
-import { checkCalls, quietOffences, retriesDue, type Window } from './calls.ts';
+import { checkCalls, quietOffences, retriedEntries, retriesDue, type Window } from './calls.ts';
 import type { EnvVar } from './manifest.ts';
 import { blockedByPorts, checkInvariants, expectApps, type History } from './oracle.ts';
 import type { Stage } from './stage.ts';
@@ -28,6 +28,10 @@ export type CheckInputs = {
 export type CheckResult = { violations: string[]; crossChecked: number; vms: Map<string, string>; waiting: Set<string> };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// How long the quiet window's end waits for VMM calls still in flight (the simulated VMM answers
+// in milliseconds; one hung by an injected fault stays pending).
+const IN_FLIGHT_GRACE_MS = 5_000;
 
 // Each name's first VM (creation order), by id.
 export function vmIdsByName(vms: readonly VmInfo[]): Map<string, string> {
@@ -63,8 +67,9 @@ async function look(inputs: CheckInputs) {
   return { fatal, violations, crossChecked: end.crossChecked, waiting, vmsNow };
 }
 
-// Watch `ms` with no op: any VMM change (but a waiting app's refused retry) is a loop; so is an
-// allowlist write, unless some app is waiting (its retries re-register its hash).
+// Watch `ms` with no op: any VMM change (but a waiting app's refused retry, or a retry of what an
+// injected failure failed) is a loop; so is an allowlist write, unless some app is waiting (its
+// retries re-register its hash) or it changes only entries of apps with such a retry due.
 async function quietWindow(inputs: CheckInputs, waiting: ReadonlySet<string>, ms: number): Promise<string[]> {
   const mark = inputs.stage.sim.faults.callLog().length;
   const retryDue = retriesDue(inputs.window, inputs.stage.sim.faults.callLog().slice(inputs.window.start, mark));
@@ -72,24 +77,29 @@ async function quietWindow(inputs: CheckInputs, waiting: ReadonlySet<string>, ms
   const entriesBefore = await readFile(inputs.stage.authPath, 'utf8');
   const deadline = Date.now() + ms;
   for (;;) {
-    const offences = quietOffences(inputs.stage.sim.faults.callLog().slice(mark), waiting, retryDue);
+    const calls = inputs.stage.sim.faults.callLog().slice(mark);
+    const offences = quietOffences(calls, waiting, retryDue);
     if (offences.length > 0) return offences;
-    if (Date.now() >= deadline) break;
+    // Calls still in flight at the end are waited for, a while, to be judged by their outcome.
+    const inFlight = calls.some((c) => c.outcome === 'pending');
+    if (Date.now() >= deadline && (!inFlight || Date.now() >= deadline + IN_FLIGHT_GRACE_MS)) break;
     await sleep(50);
   }
   const written = inputs.authWrites() - writes;
   if (written === 0 || waiting.size > 0) return [];
   const changed = changedEntries(entriesBefore, await readFile(inputs.stage.authPath, 'utf8'));
-  return [`loop: auth-config.json written ${written} times after convergence, with no op to cause it (${changed})`];
+  const nameOf = new Map(inputs.stage.sim.state.list().map((vm) => [vm.app_id, vm.name]));
+  if (retriedEntries(changed.ids, nameOf, retryDue)) return [];
+  return [`loop: auth-config.json written ${written} times after convergence, with no op to cause it (${changed.described})`];
 }
 
-// Which app entries differ between two versions of auth-config.json, for a loop's report.
-function changedEntries(before: string, after: string): string {
+// Which app entries (by app id) differ between two versions of auth-config.json, and how.
+function changedEntries(before: string, after: string): { ids: string[]; described: string } {
   const apps = (text: string) => (JSON.parse(text) as { apps: Record<string, { composeHashes?: string[] }> }).apps;
   const [a, b] = [apps(before), apps(after)];
   const short = (e: { composeHashes?: string[] } | undefined) => (e ? `[${(e.composeHashes ?? []).map((h) => h.slice(0, 12)).join(', ')}]` : 'none');
   const ids = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((id) => JSON.stringify(a[id]) !== JSON.stringify(b[id]));
-  return ids.map((id) => `${id.slice(0, 12)}: ${short(a[id])} -> ${short(b[id])}`).join('; ') || 'no entry changed';
+  return { ids, described: ids.map((id) => `${id.slice(0, 12)}: ${short(a[id])} -> ${short(b[id])}`).join('; ') || 'no entry changed' };
 }
 
 // Converge within `timeoutMs`, then hold quiet for `quietMs`.

@@ -70,3 +70,19 @@ test('a record read within a second of its last change is read again; one read l
   await writeFile(join(later.dir, 'alpha.json'), JSON.stringify({ version: 1, ...recordOf('alpha'), phase: 'pending' }, null, 2));
   assert.equal((await later.load('alpha'))?.phase, 'pending');
 });
+
+// Issue 18: the view an event pass gets is built again only when a record changed, so the
+// managed apps derived from it are too (src/supervisor.ts); every change gives a new one.
+test('loadAll gives the same view while no record changed, and a new one after each change', async (t) => {
+  const store = await openStateStore(await tempDir(t));
+  await store.save(recordOf('alpha'));
+  const first = await store.loadAll({ recheck: true });
+  assert.equal(await store.loadAll({ recheck: false }), first);
+  await store.save(recordOf('bravo'));
+  const second = await store.loadAll({ recheck: false });
+  assert.notEqual(second, first);
+  assert.deepEqual(names(second), ['alpha', 'bravo']);
+  await store.remove('alpha');
+  assert.deepEqual(names(await store.loadAll({ recheck: false })), ['bravo']);
+  assert.deepEqual(names(first), ['alpha'], 'a view given out is never changed');
+});

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createVmmClient } from '../../src/vmm/client.ts';
 import type { VmmClient } from '../../src/vmm/client.ts';
-import { vmmMethods } from '../../src/vmm/codec.ts';
+import { decodeMessage, encodeMessage, vmmMethods } from '../../src/vmm/codec.ts';
 import type { WireMode } from '../../src/vmm/codec.ts';
 import { startFakeVmm } from './fake-vmm.ts';
 import { samples } from './samples.ts';
@@ -112,4 +112,28 @@ describe('content type and auth', () => {
     await without.version();
     assert.deepEqual(vmm.seen.map((r) => r.headers.authorization), [undefined, undefined]);
   });
+});
+
+// Issue 18: beside 5 000 VMs one Status took 0.9 s of CPU to decode in one piece, and every file
+// event waited behind it; in protobuf the VMs are decoded a slice at a time (100, with the event
+// loop let go between), which must give what one whole decode gives.
+test('a Status of many VMs, decoded a slice at a time, is what one whole decode gives', async (t) => {
+  const [first] = samples.Status.response.vms as Array<Record<string, unknown>>;
+  const vms = Array.from({ length: 250 }, (_, i) => ({ ...first, id: `vm-${i}`, name: `app-${i}` }));
+  const reply = { ...samples.Status.response, vms, total: vms.length };
+  const vmm = await startFakeVmm(t, () => ({ reply }));
+  const client = createVmmClient({ url: vmm.url, mode: 'protobuf' });
+  defer(t, () => client.close());
+  const whole = vmmMethods.Status.responseSchema.parse(decodeMessage('vmm.StatusResponse', encodeMessage('vmm.StatusResponse', reply, 'protobuf'), 'protobuf'));
+  const got = await client.status({});
+  assert.equal(got.vms.length, 250);
+  assert.deepEqual(got, whole);
+});
+
+test('a Status whose VM list cannot be decoded says so', async (t) => {
+  // Field 1 (vms), length 2, with bytes that are no VmInfo (a truncated varint).
+  const vmm = await startFakeVmm(t, () => ({ status: 200, body: Buffer.from([0x0a, 0x02, 0x08, 0xff]) }));
+  const client = createVmmClient({ url: vmm.url, mode: 'protobuf' });
+  defer(t, () => client.close());
+  await assert.rejects(client.status({}), (err: Error & { code?: string }) => err.code === 'VMM_PROTOCOL' && /Status: unreadable reply/.test(err.message));
 });

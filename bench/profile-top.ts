@@ -1,0 +1,42 @@
+// The top functions of a V8 CPU profile (.cpuprofile, as node --cpu-prof and the inspector's
+// Profiler.stop give it) by self time and by total time, in ms; `node bench/profile-top.ts FILE [N]`.
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+
+export type CpuProfile = {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }>;
+  samples: number[];
+  timeDeltas: number[];
+};
+
+// Self and total ms per function (name, file and line), the N largest of each.
+export function topFunctions(profile: CpuProfile, n: number): { sampledMs: number; self: string[]; total: string[] } {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const key = (id: number) => {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    return `${functionName || '(anonymous)'} ${url ? `${basename(url)}:${lineNumber + 1}` : ''}`.trim();
+  };
+  const self = new Map<string, number>();
+  const total = new Map<string, number>();
+  let sampledMs = 0;
+  profile.samples.forEach((id, i) => {
+    const ms = (profile.timeDeltas[i + 1] ?? profile.timeDeltas[i] ?? 0) / 1000;
+    sampledMs += ms;
+    self.set(key(id), (self.get(key(id)) ?? 0) + ms);
+    // Each function once per sample, however deep it recurses.
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) seen.add(key(at));
+    for (const k of seen) total.set(k, (total.get(k) ?? 0) + ms);
+  });
+  const top = (map: Map<string, number>) =>
+    [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, ms]) => `${ms.toFixed(0).padStart(6)} ms ${k}`);
+  return { sampledMs: Math.round(sampledMs), self: top(self), total: top(total) };
+}
+
+if (import.meta.main) {
+  const [file, n] = process.argv.slice(2);
+  const { sampledMs, self, total } = topFunctions(JSON.parse(await readFile(file!, 'utf8')) as CpuProfile, Number(n ?? 30));
+  process.stdout.write(`sampled ${sampledMs} ms\n-- self\n${self.join('\n')}\n-- total\n${total.join('\n')}\n`);
+}

@@ -1,0 +1,97 @@
+// CPU profiles of the supervisor beside many running apps (issue 18): (a) one resync pass
+// (SIGHUP, until its CPU time stays flat for a second) and (b) a series of single drops. The
+// supervisor runs with the inspector on a loopback port; each phase is one Profiler.start/stop
+// over it, so start-up is in neither profile. Writes bench/profiles/{resync,drops}-<pid>.cpuprofile
+// and prints the top functions by self and by total time of each.
+// Run: node_modules/.bin/node bench/profile.ts [--background 5000] [--drops 20] [--resyncs 1]
+//      [--settle-ms 1000] [--bundle 0] [--flags 1]
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openStage, type SupervisorChild } from '../test/soak/stage.ts';
+import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
+import { deployBackground } from './apps.ts';
+import { measureDrops } from './drops.ts';
+import { describeMachine, numberArgs, percentile, printResult, sampleProcess } from './report.ts';
+import { shippedProgram } from './bundle.ts';
+import { topFunctions, type CpuProfile } from './profile-top.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// A Chrome DevTools Protocol session over the inspector's WebSocket.
+async function openInspector(port: number): Promise<{ send(method: string, params?: object): Promise<unknown>; close(): void }> {
+  const list = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
+  const ws = new WebSocket(list[0]!.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+  let next = 1;
+  const pending = new Map<number, (result: unknown) => void>();
+  ws.onmessage = (event) => {
+    const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
+    if (message.id !== undefined) pending.get(message.id)?.(message.result);
+  };
+  return {
+    send(method, params = {}) {
+      const id = next++;
+      ws.send(JSON.stringify({ id, method, params }));
+      return new Promise((resolve) => pending.set(id, resolve));
+    },
+    close: () => ws.close(),
+  };
+}
+
+// Wait until the child's CPU time grows by at most 30 ms in a second (the sampling profiler's own
+// thread keeps it from standing still); resolves with the CPU ms since `start`.
+async function cpuUntilFlat(child: SupervisorChild, start: number): Promise<number> {
+  let last = start;
+  for (;;) {
+    await sleep(1000);
+    const now = (await sampleProcess(child.pid)).cpuMs;
+    if (now - last <= 30) return now - start;
+    last = now;
+  }
+}
+
+const args = numberArgs({ background: 5000, drops: 20, resyncs: 1, 'settle-ms': 1000, bundle: 0, flags: 1 });
+const machine = describeMachine();
+const settleMs = args['settle-ms'];
+const stage = await openStage({ apps: { settle_ms: settleMs }, prefix: 'bench-profile-' });
+try {
+  if (args.background > 0) await deployBackground(stage, 'background', args.background, { settle_ms: settleMs });
+  const program = await shippedProgram(args);
+  const [inspectPort] = await freePorts(1);
+  const child = stage.spawn({ bin: program.bin, nodeArgs: [...program.nodeArgs, `--inspect=127.0.0.1:${inspectPort}`] });
+  await child.ready;
+  await stage.drop('warm-up.yml', composeText((await freePorts(1))[0] as number, 'warm-up'));
+  await waitUntil(async () => (await stage.phase('warm-up')) === 'running', 'the warm-up app running', 600_000);
+  await cpuUntilFlat(child, (await sampleProcess(child.pid)).cpuMs);
+  const inspector = await openInspector(inspectPort as number);
+  await inspector.send('Profiler.enable');
+  const dir = join(import.meta.dirname, 'profiles');
+  await mkdir(dir, { recursive: true });
+  const phases: Record<string, unknown> = {};
+  const profiled = async (name: string, run: () => Promise<Record<string, unknown>>) => {
+    await inspector.send('Profiler.start');
+    const figures = await run();
+    const { profile } = (await inspector.send('Profiler.stop')) as { profile: CpuProfile };
+    const file = join(dir, `${name}-${child.pid}.cpuprofile`);
+    await writeFile(file, JSON.stringify(profile));
+    phases[name] = { ...figures, file, ...topFunctions(profile, 25) };
+  };
+  await profiled('resync', async () => {
+    const cpuMs: number[] = [];
+    for (let i = 0; i < args.resyncs; i++) {
+      const start = (await sampleProcess(child.pid)).cpuMs;
+      process.kill(child.pid, 'SIGHUP');
+      cpuMs.push(await cpuUntilFlat(child, start));
+    }
+    return { cpuMs };
+  });
+  await profiled('drops', async () => {
+    const latencies = await measureDrops(stage, 'drop', args.drops, settleMs);
+    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  });
+  inspector.close();
+  await child.kill('SIGTERM');
+  printResult('profile', machine, { backgroundApps: args.background, ...program.described, phases });
+} finally {
+  await stage.close();
+}
