@@ -24,7 +24,7 @@ type SpecIdentity = {
 };
 
 export type ControllerDeps<S extends SpecIdentity> = {
-  // `full`: a resync pass (rule 10), which also re-lists the VMM's VMs.
+  // `full`: a resync pass (rule 10), which re-reads everything here unless `refresh` did.
   list(full: boolean): Promise<DirListing>;
   // A resync's reading of everything (apps.d, NAME.env, records, the VMM's VMs), done before its
   // pass and outside it, so file events are acted on meanwhile (issue 18): what differs from what
