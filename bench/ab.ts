@@ -8,11 +8,11 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { openStage, type SupervisorChild } from '../test/soak/stage.ts';
+import { openStage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { deployBackground } from './apps.ts';
 import { measureDrops } from './drops.ts';
-import { describeMachine, percentile, printResult, sampleProcess } from './report.ts';
+import { cpuUntilFlat, describeMachine, percentile, printResult, sampleProcess } from './report.ts';
 import { readNodeFlags } from '../src/node-flags.ts';
 
 const { values } = parseArgs({
@@ -28,18 +28,7 @@ const { values } = parseArgs({
 });
 if (!values.a) throw new Error('--a <bin> is required');
 const bins = { a: values.a, b: values.b as string };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-// CPU ms the child spends from `start` until a second passes in which it uses at most 20 ms.
-async function cpuUntilFlat(child: SupervisorChild, start: number): Promise<number> {
-  let last = start;
-  for (;;) {
-    await sleep(1000);
-    const now = (await sampleProcess(child.pid)).cpuMs;
-    if (now - last <= 20) return last - start;
-    last = now;
-  }
-}
 
 const machine = describeMachine();
 const settleMs = Number(values['settle-ms']);
@@ -55,12 +44,12 @@ try {
       await child.ready;
       await stage.drop(`warm-${n}.yml`, composeText((await freePorts(1))[0] as number, `warm-${n}`));
       await waitUntil(async () => (await stage.phase(`warm-${n}`)) === 'running', 'the warm-up app running', 900_000);
-      await cpuUntilFlat(child, (await sampleProcess(child.pid)).cpuMs);
+      await cpuUntilFlat(child.pid, (await sampleProcess(child.pid)).cpuMs);
       const resyncCpuMs: number[] = [];
       for (let i = 0; i < Number(values.resyncs); i++) {
         const start = (await sampleProcess(child.pid)).cpuMs;
         process.kill(child.pid, 'SIGHUP');
-        resyncCpuMs.push(await cpuUntilFlat(child, start));
+        resyncCpuMs.push(await cpuUntilFlat(child.pid, start));
       }
       const load = loadavg()[0]?.toFixed(2);
       const latencies = await measureDrops(stage, `drop-${n}`, Number(values.drops), settleMs);

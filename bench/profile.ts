@@ -7,15 +7,14 @@
 //      [--settle-ms 1000] [--bundle 0] [--flags 1]
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openStage, type SupervisorChild } from '../test/soak/stage.ts';
+import { openStage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { deployBackground } from './apps.ts';
 import { measureDrops } from './drops.ts';
-import { describeMachine, numberArgs, percentile, printResult, sampleProcess } from './report.ts';
+import { cpuUntilFlat, describeMachine, numberArgs, percentile, printResult, sampleProcess } from './report.ts';
 import { shippedProgram } from './bundle.ts';
 import { topFunctions, type CpuProfile } from './profile-top.ts';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // A Chrome DevTools Protocol session over the inspector's WebSocket.
 async function openInspector(port: number): Promise<{ send(method: string, params?: object): Promise<unknown>; close(): void }> {
@@ -38,17 +37,6 @@ async function openInspector(port: number): Promise<{ send(method: string, param
   };
 }
 
-// Wait until the child's CPU time grows by at most 30 ms in a second (the sampling profiler's own
-// thread keeps it from standing still); resolves with the CPU ms since `start`.
-async function cpuUntilFlat(child: SupervisorChild, start: number): Promise<number> {
-  let last = start;
-  for (;;) {
-    await sleep(1000);
-    const now = (await sampleProcess(child.pid)).cpuMs;
-    if (now - last <= 30) return now - start;
-    last = now;
-  }
-}
 
 const args = numberArgs({ background: 5000, drops: 20, resyncs: 1, 'settle-ms': 1000, bundle: 0, flags: 1 });
 const machine = describeMachine();
@@ -62,7 +50,7 @@ try {
   await child.ready;
   await stage.drop('warm-up.yml', composeText((await freePorts(1))[0] as number, 'warm-up'));
   await waitUntil(async () => (await stage.phase('warm-up')) === 'running', 'the warm-up app running', 600_000);
-  await cpuUntilFlat(child, (await sampleProcess(child.pid)).cpuMs);
+  await cpuUntilFlat(child.pid, (await sampleProcess(child.pid)).cpuMs, 30);
   const inspector = await openInspector(inspectPort as number);
   await inspector.send('Profiler.enable');
   const dir = join(import.meta.dirname, 'profiles');
@@ -81,7 +69,7 @@ try {
     for (let i = 0; i < args.resyncs; i++) {
       const start = (await sampleProcess(child.pid)).cpuMs;
       process.kill(child.pid, 'SIGHUP');
-      cpuMs.push(await cpuUntilFlat(child, start));
+      cpuMs.push(await cpuUntilFlat(child.pid, start, 30));
     }
     return { cpuMs };
   });

@@ -80,3 +80,15 @@ export async function sampleProcess(pid: number): Promise<{ cpuMs: number; rssMB
     fileMB: round(kb('RssFile') / 1024),
   };
 }
+
+// The CPU ms process `pid` spends from `start` (its CPU ms then) until a second passes in which it
+// uses at most `flatMs` (a sampling profiler's own thread keeps it from standing still).
+export async function cpuUntilFlat(pid: number, start: number, flatMs = 20): Promise<number> {
+  let last = start;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = (await sampleProcess(pid)).cpuMs;
+    if (now - last <= flatMs) return now - start;
+    last = now;
+  }
+}
