@@ -10,7 +10,7 @@ import type { ManagedApp } from './desired.ts';
 import { manifestPorts, portsLeft, portsOfGuest, type PortClaim } from './port-claims.ts';
 
 // Where an entry's VMs are looked up: those of its name, and any by id.
-type VmLookup = { named(name: string): readonly VmInfo[]; vmById(id: string): VmInfo | undefined };
+export type VmLookup = { named(name: string): readonly VmInfo[]; vmById(id: string): VmInfo | undefined };
 
 // One app's entry. A record: the VM it names (or adoption would find) holds what its manifest
 // names and, mid-operation, what its guest was launched with. A record that cannot be read: why,
@@ -27,20 +27,10 @@ export function managedEntry(of: { record: AppRecord } | { unreadable: Unreadabl
   return { file: r.file, running: r.appliedHash !== undefined, ports, operating: r.intent !== undefined, ...(vm ? { vmId: vm.id } : {}) };
 }
 
-// Every app of `loaded` with the VMs of `vms` (a full pass's view).
-export function managedApps(loaded: LoadedRecords, vms: readonly VmInfo[]): Map<string, ManagedApp> {
-  // Indexed once: a pass beside 5 000 apps would otherwise compare every record with every VM.
-  const byId = new Map<string, VmInfo>();
-  const byName = new Map<string, VmInfo[]>();
-  for (const v of vms) {
-    if (!byId.has(v.id)) byId.set(v.id, v);
-    const same = byName.get(v.name);
-    if (same) same.push(v);
-    else byName.set(v.name, [v]);
-  }
-  const lookup: VmLookup = { named: (name) => byName.get(name) ?? [], vmById: (id) => byId.get(id) };
-  const managed = new Map<string, ManagedApp>(loaded.records.map((record) => [record.name, managedEntry({ record }, lookup)]));
-  for (const unreadable of loaded.unreadable) managed.set(unreadable.name, managedEntry({ unreadable }, lookup));
+// Every app of `loaded`, with its VMs looked up in `vms`.
+function managedApps(loaded: LoadedRecords, vms: VmLookup): Map<string, ManagedApp> {
+  const managed = new Map<string, ManagedApp>(loaded.records.map((record) => [record.name, managedEntry({ record }, vms)]));
+  for (const unreadable of loaded.unreadable) managed.set(unreadable.name, managedEntry({ unreadable }, vms));
   return managed;
 }
 
@@ -60,7 +50,7 @@ export type ManagedIndex = {
 
 export function createManagedIndex(deps: {
   records: Pick<StateStore, 'loadAll' | 'peek' | 'takeChanged'>;
-  vms: Pick<VmSnapshot, 'known' | 'named' | 'vmById' | 'takeChanged'>;
+  vms: Pick<VmSnapshot, 'named' | 'vmById' | 'takeChanged'>;
 }): ManagedIndex {
   const { records, vms } = deps;
   let managed: Map<string, ManagedApp> | undefined;
@@ -69,7 +59,7 @@ export function createManagedIndex(deps: {
       const recordsChanged = records.takeChanged();
       const vmsChanged = vms.takeChanged();
       if (vmsChanged === 'all' || managed === undefined) {
-        managed = managedApps(await records.loadAll({ recheck: false }), vms.known());
+        managed = managedApps(await records.loadAll({ recheck: false }), vms);
         return managed;
       }
       for (const name of new Set([...recordsChanged, ...vmsChanged])) {

@@ -50,15 +50,15 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
       if (asked > takenAt) {
         takenAt = asked;
         byName = new Map();
+        byId.clear();
         for (const vm of fresh) {
           const same = byName.get(vm.name);
           if (same) same.push(vm);
           else byName.set(vm.name, [vm]);
+          if (!byId.has(vm.id)) byId.set(vm.id, vm);
         }
         latest = new Map(byName);
         knownList = undefined;
-        byId.clear();
-        for (const vm of fresh) if (!byId.has(vm.id)) byId.set(vm.id, vm);
         changed = 'all';
       }
     },

@@ -112,7 +112,7 @@ test('a port held by the VM of a held app is refused even to a running app that 
   assert.match(alpha?.kind === 'hold' ? alpha.reason : '', /already published by app "zulu"/);
 });
 
-// Two managed apps' records as managedApps gives them: `ports` is what each VM holds now.
+// Two managed apps' records as the managed index gives them: `ports` is what each VM holds now.
 function vmsHolding(holding: Record<string, number[]>, operating: string[] = []) {
   return new Map(
     Object.entries(holding).map(([name, ports]) => [

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { openStateStore } from '../../src/state/store.ts';
 import type { AppRecord } from '../../src/state/record.ts';
 import { createVmSnapshot } from '../../src/controller/vm-snapshot.ts';
-import { createManagedIndex, managedApps } from '../../src/controller/managed.ts';
+import { createManagedIndex, managedEntry } from '../../src/controller/managed.ts';
+import type { LoadedRecords } from '../../src/state/store.ts';
+import type { ManagedApp } from '../../src/controller/desired.ts';
 import { VmInfoSchema, type StatusRequestInput, type StatusResponse, type VmInfo } from '../../src/vmm/messages.ts';
 import { defer } from '../helpers/cleanup.ts';
 
@@ -53,6 +55,18 @@ async function stage(t: { after: (fn: () => Promise<void>) => void }) {
 }
 
 const sorted = (m: ReadonlyMap<string, unknown>) => [...m].sort(([a], [b]) => (a < b ? -1 : 1));
+
+// What a full build from scratch gives: every record and unreadable file, with the VMs of one flat
+// list indexed here, not by the snapshot.
+function managedApps(loaded: LoadedRecords, vms: readonly VmInfo[]): Map<string, ManagedApp> {
+  const lookup = {
+    named: (name: string) => vms.filter((v) => v.name === name),
+    vmById: (id: string) => vms.find((v) => v.id === id),
+  };
+  const managed = new Map<string, ManagedApp>(loaded.records.map((record) => [record.name, managedEntry({ record }, lookup)]));
+  for (const unreadable of loaded.unreadable) managed.set(unreadable.name, managedEntry({ unreadable }, lookup));
+  return managed;
+}
 
 test('an event pass gives a new entry only to the apps whose record or VMs changed', async (t) => {
   const { records, vmm, snapshot, index } = await stage(t);
