@@ -6,6 +6,7 @@ import { APP_NAME_PATTERN } from '../app/name.ts';
 import { SupervisorError } from '../errors.ts';
 import { removeStaleTemps, syncDir, writeFileAtomic } from '../fsx/atomic.ts';
 import { changedMsOf, changeKey, readStillCurrent, type ReadStamp } from '../fsx/unchanged.ts';
+import { inChunks } from '../fsx/in-chunks.ts';
 import { AppRecordSchema, type AppRecord } from './record.ts';
 
 // On disk a record carries a format version, so a later release can migrate old files instead
@@ -102,9 +103,6 @@ function parseRecord(file: string, name: string, text: string): AppRecord {
 // What the store knows of one record file: its record or why it cannot be used, stamped with
 // the stat taken before the read (key '' after our own write: content known, stat not yet).
 type Known = ReadStamp & ({ record: AppRecord } | { error: StateError });
-
-// How many record files are looked at at once by a full load.
-const LOADS_AT_ONCE = 64;
 
 // Open (creating if needed) the record store in `stateDir`, after removing temp files that a
 // crash in the middle of a write left behind. `wallNow` stamps reads (src/fsx/unchanged.ts).
@@ -219,15 +217,15 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
     const names = (await readdir(dir).catch(io(dir, 'list')))
       .map((f) => /^(.+)\.json$/.exec(f)?.[1])
       .filter((n): n is string => n !== undefined && APP_NAME_PATTERN.test(n));
-    for (let i = 0; i < names.length; i += LOADS_AT_ONCE) {
-      await Promise.all(
-        names.slice(i, i + LOADS_AT_ONCE).map((name) =>
-          load(name).catch((err: unknown) => {
-            if (!(err instanceof StateError)) throw err;
-          }),
-        ),
-      );
-    }
+    // A record that cannot be used is kept as such by load(); only other errors stop the load.
+    await inChunks(names, (name) =>
+      load(name).then(
+        () => undefined,
+        (err: unknown) => {
+          if (!(err instanceof StateError)) throw err;
+        },
+      ),
+    );
     // A record not listed is gone, unless it was written since the listing began.
     const listed = new Set(names);
     for (const name of known.keys()) if (!listed.has(name) && (writes.get(name) ?? 0) <= since) forget(name);
