@@ -94,6 +94,16 @@ function sameVerdict<S extends SpecIdentity>(a: AppVerdict<S>, b: AppVerdict<S>)
   return a.kind === 'gone' && b.kind === 'gone' && (a.renamedTo ?? '') === (b.renamedTo ?? '');
 }
 
+// The entries of `map` whose keys are in `keys`.
+function entriesOf<V>(map: ReadonlyMap<string, V>, keys: ReadonlySet<string>): Map<string, V> {
+  const out = new Map<string, V>();
+  for (const key of keys) {
+    const value = map.get(key);
+    if (value !== undefined) out.set(key, value);
+  }
+  return out;
+}
+
 // Build the loop; nothing runs until start().
 export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>): Controller<S> {
   const { clock, settings } = deps;
@@ -204,7 +214,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     const out = planDirectory<S>(
       {
         listed: within === undefined ? listing.apps : listing.apps.filter((a) => within.has(a.name)),
-        managed: within === undefined ? managed : new Map([...within].flatMap((name) => { const m = managed.get(name); return m === undefined ? [] : [[name, m] as const]; })),
+        managed: within === undefined ? managed : entriesOf(managed, within),
         build: deps.build,
         shares: deps.shares,
         now,
