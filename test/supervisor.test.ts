@@ -51,3 +51,26 @@ test('issue 18: changes the watcher missed (new file, file, NAME.env, state reco
   h.supervisor().poke();
   await waitUntil(async () => (await h.statuses()).find((s) => s.app === 'quiet' && s.phase === 'failed' && s.code === 'STATE_CORRUPT'), 'quiet held for its record');
 });
+
+// Issue 18: a resync now reads outside its pass and hands what differs to it as hints. Watched
+// over time: once an app runs, resync after resync must change nothing — no VMM call that
+// changes a VM, no allowlist write — and a file event meanwhile is still acted on.
+test('issue 18: after an app runs, resyncs read everything again and stay quiet', { timeout: 60_000 }, async (t) => {
+  const h = await startHarness(t);
+  const [p, q] = await freePorts(2);
+  await h.put('shop.yaml', composeText(p as number, 'shop'));
+  await h.start();
+  await h.deployed('shop');
+  await h.quiesce();
+  const mutations = h.mutations().length;
+  const allowlist = await h.allowlist();
+  const passes = h.decisions('shop', 'noop').length;
+  await waitUntil(() => h.decisions('shop', 'noop').length >= passes + 3, 'three resyncs');
+  assert.equal(h.mutations().length, mutations, 'no VMM change across three resyncs');
+  assert.deepEqual(await h.allowlist(), allowlist, 'the allowlist as it was');
+  // A drop between resyncs still goes through, once.
+  await h.put('blog.yaml', composeText(q as number, 'blog'));
+  await h.deployed('blog');
+  await h.quiesce();
+  assert.deepEqual(h.mutations().slice(mutations), ['CreateVm'], 'blog created once, shop untouched');
+});
