@@ -10,7 +10,9 @@ export type CpuProfile = {
 };
 
 // Self and total ms per function (name, file and line), the N largest of each.
-export function topFunctions(profile: CpuProfile, n: number): { sampledMs: number; self: string[]; total: string[] } {
+// `longestBusyMs`: the longest run of samples with the thread never idle, the work a drop's timer
+// and I/O competed with there (one task or many; a resync beside a drop, issue 18).
+export function topFunctions(profile: CpuProfile, n: number): { sampledMs: number; longestBusyMs: number; self: string[]; total: string[] } {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parent = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
@@ -21,9 +23,13 @@ export function topFunctions(profile: CpuProfile, n: number): { sampledMs: numbe
   const self = new Map<string, number>();
   const total = new Map<string, number>();
   let sampledMs = 0;
+  let busyMs = 0;
+  let longestBusyMs = 0;
   profile.samples.forEach((id, i) => {
     const ms = (profile.timeDeltas[i + 1] ?? profile.timeDeltas[i] ?? 0) / 1000;
     sampledMs += ms;
+    busyMs = byId.get(id)!.callFrame.functionName === '(idle)' ? 0 : busyMs + ms;
+    longestBusyMs = Math.max(longestBusyMs, busyMs);
     self.set(key(id), (self.get(key(id)) ?? 0) + ms);
     // Each function once per sample, however deep it recurses.
     const seen = new Set<string>();
@@ -32,11 +38,11 @@ export function topFunctions(profile: CpuProfile, n: number): { sampledMs: numbe
   });
   const top = (map: Map<string, number>) =>
     [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, ms]) => `${ms.toFixed(0).padStart(6)} ms ${k}`);
-  return { sampledMs: Math.round(sampledMs), self: top(self), total: top(total) };
+  return { sampledMs: Math.round(sampledMs), longestBusyMs: Math.round(longestBusyMs), self: top(self), total: top(total) };
 }
 
 if (import.meta.main) {
   const [file, n] = process.argv.slice(2);
-  const { sampledMs, self, total } = topFunctions(JSON.parse(await readFile(file!, 'utf8')) as CpuProfile, Number(n ?? 30));
-  process.stdout.write(`sampled ${sampledMs} ms\n-- self\n${self.join('\n')}\n-- total\n${total.join('\n')}\n`);
+  const { sampledMs, longestBusyMs, self, total } = topFunctions(JSON.parse(await readFile(file!, 'utf8')) as CpuProfile, Number(n ?? 30));
+  process.stdout.write(`sampled ${sampledMs} ms, longest busy ${longestBusyMs} ms\n-- self\n${self.join('\n')}\n-- total\n${total.join('\n')}\n`);
 }
