@@ -53,7 +53,8 @@ async function dropOnce(stage: Stage, pid: number, name: string, port: number, o
 
 try {
   if (args.background > 0) await deployBackground(stage, 'background', args.background, apps);
-  const program = await shippedProgram(args);
+  // The profile is taken over the inspector, not with --cpu-prof for the whole run.
+  const program = await shippedProgram({ bundle: args.bundle, flags: args.flags });
   const [inspectPort] = await freePorts(1);
   const inspect = args.profile ? [`--inspect=127.0.0.1:${inspectPort}`] : [];
   const child = stage.spawn({ bin: program.bin, nodeArgs: [...program.nodeArgs, ...inspect] });
