@@ -159,11 +159,11 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const controller = createController<DesiredSpec>({
     // A resync reads the VMM's VMs, every record and what differs in apps.d outside the pass, so
     // a drop meanwhile is not held up by it (issue 18); its pass then looks at what differed.
-    refresh: async () => {
+    refresh: async (pace) => {
       const [differing] = await Promise.all([
-        lister.differences(),
-        snapshot.refresh().then(() => vmmFault(undefined), (err: unknown) => vmmFault(err)),
-        records.loadAll({ recheck: true }).then(
+        lister.differences(pace),
+        snapshot.refresh(pace).then(() => vmmFault(undefined), (err: unknown) => vmmFault(err)),
+        records.loadAll({ recheck: true, pace }).then(
           () => (recordsFault = undefined),
           (err: unknown) => (recordsFault = err),
         ),

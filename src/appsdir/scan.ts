@@ -1,6 +1,6 @@
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inChunks } from '../fsx/in-chunks.ts';
+import { inChunks, type Pace } from '../fsx/in-chunks.ts';
 import { classifyEntry, describeMisnamed, type EntryClass } from './classify.ts';
 import { inspectCandidate, readStands, type Look, type RefusalCode } from './inspect.ts';
 
@@ -65,13 +65,14 @@ export const RECHECK_ALL: Recheck = { all: true };
 // its last look at each file, and the last scan's entries, which an event pass starts from.
 // `differences` (issue 18) is a resync's look at apps.d outside the serialised pass: the entry
 // names an event pass hinted with them must look at again to give what a full scan would, by a
-// fresh listing and a stat of each candidate, with no read; undefined when it cannot tell (no
-// scan yet, or apps.d cannot be listed), so a full scan is due. It only reads, so it may run
+// fresh listing and a stat of each candidate (each chunk of stats after `pace`), with no read;
+// undefined when it cannot tell (no scan yet, or apps.d cannot be listed), so a full scan is due.
+// It only reads, so it may run
 // while scans do (it waits for the one under way to finish first); a name too many only costs
 // the event pass a look.
 export type Scanner = {
   scan: (recheck?: Recheck) => Promise<ScanResult>;
-  differences: () => Promise<ReadonlySet<string> | undefined>;
+  differences: (pace?: Pace) => Promise<ReadonlySet<string> | undefined>;
 };
 
 type Seen = { fingerprint: string; since: number };
@@ -345,7 +346,7 @@ export function createScanner(options: ScanOptions): Scanner {
     return { kind: 'listing', at, dir: id, replaced, entries, unsettled: waiting.map((e) => e.name), nextSettleAt, misnamed: warnings };
   }
 
-  async function differences(): Promise<ReadonlySet<string> | undefined> {
+  async function differences(pace?: Pace): Promise<ReadonlySet<string> | undefined> {
     // A scan under way may have listed or looked before a change this call must see, and would
     // put that in the state after it is compared; every later scan looks after this call.
     await scanning;
@@ -383,7 +384,7 @@ export function createScanner(options: ScanOptions): Scanner {
       // the read held now, the file has not changed since, and it proves that look too.
       const read = looks.get(file)?.read;
       if (read === undefined || !(await readStands(dir, file, read))) differ.add(file);
-    });
+    }, pace);
     return differ;
   }
 

@@ -8,6 +8,7 @@ import type { AppStatus } from '../status/schema.ts';
 import type { DirListing } from './controller.ts';
 import type { AppVerdict, BuiltSpec, ListedApp, ListedEnv } from './desired.ts';
 import type { EnvFileReader } from '../secrets/env-file.ts';
+import type { Pace } from '../fsx/in-chunks.ts';
 import type { StatusUpdate } from './reporter.ts';
 import type { DesiredSpec } from './spec.ts';
 import { buildAppSpec, appDefaultsOf, hostPortPolicyOf, type Tier2 } from '../app/spec.ts';
@@ -35,7 +36,7 @@ export type AppsDirReaders = { scanner: Scanner; envs: EnvFileReader; dir: strin
 // hinted with them must look at again to list what a full pass would; undefined when it cannot
 // tell (no pass yet, apps.d cannot be listed), so the pass must be a full one. It only reads, so
 // it may run while a pass does.
-export type AppLister = { listApps(recheck: Recheck): Promise<DirListing>; differences(): Promise<ReadonlySet<string> | undefined> };
+export type AppLister = { listApps(recheck: Recheck): Promise<DirListing>; differences(pace?: Pace): Promise<ReadonlySet<string> | undefined> };
 
 // The app a scan entry with no settled content makes.
 function unreadApp(e: Exclude<ScanEntry, { state: 'settled' }>, dir: string, base: string): ListedApp {
@@ -115,13 +116,13 @@ export function createAppLister(readers: AppsDirReaders): AppLister {
     return { ok: true, apps, settleAt: result.nextSettleAt ?? undefined, dev: result.dir.dev };
   }
 
-  async function differences(): Promise<ReadonlySet<string> | undefined> {
+  async function differences(pace?: Pace): Promise<ReadonlySet<string> | undefined> {
     // The NAME.env read are those of the apps settled now; one of an app not settled is read
     // afresh once it settles, so it needs no name. Taken before any await: a pass under way has
     // set its apps here before it reads their NAME.env.
     const composePaths: string[] = [];
     for (const { app } of last.values()) if (app.kind === 'settled') composePaths.push(app.file);
-    const [files, secrets] = await Promise.all([scanner.differences(), envs.differences(composePaths)]);
+    const [files, secrets] = await Promise.all([scanner.differences(pace), envs.differences(composePaths, pace)]);
     return files === undefined ? undefined : new Set([...files, ...secrets]);
   }
 

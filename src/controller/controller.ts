@@ -5,6 +5,8 @@ import { createWorkQueue, type ReconcileResult, type WorkQueue } from './workque
 import { createBackoff, type BackoffPolicy } from './backoff.ts';
 import { planDirectory, type AppVerdict, type BuiltSpec, type DeleteGuards, type ListedApp, type ManagedApp } from './desired.ts';
 import { createPlanScope } from './plan-scope.ts';
+import { createForeground } from './foreground.ts';
+import type { Pace } from '../fsx/in-chunks.ts';
 
 // `dev`: the device apps.d is on, to tell an unmounted directory from an emptied one (rule 12).
 // `apps` names every app; one whose file and NAME.env no pass looked at again since is the very
@@ -29,7 +31,8 @@ export type ControllerDeps<S extends SpecIdentity> = {
   // A resync's reading of everything (apps.d, NAME.env, records, the VMM's VMs), done before its
   // pass and outside it, so file events are acted on meanwhile (issue 18): what differs from what
   // the loop holds reaches that pass as hints. Without it the pass itself re-reads (list(true)).
-  refresh?(): Promise<void>;
+  // Its every step waits for `pace`: until an event pass or a changed app's reconcile is through.
+  refresh?(pace: Pace): Promise<void>;
   // An app's verdict changed on a pass that did not re-list the VMs: what is known of them is old.
   changed?(name: string): void;
   build(app: Extract<ListedApp, { kind: 'settled' }>): BuiltSpec<S>;
@@ -78,6 +81,9 @@ export type Controller<S> = {
 // Why a pass is asked for; the FULL_PASS_REASONS make it a full one.
 export type PokeReason = 'start' | 'resync' | 'manual' | 'watcher-degraded' | 'watcher-armed' | 'fs-event' | 'timer' | 'coalesced';
 const FULL_PASS_REASONS: ReadonlySet<PokeReason> = new Set(['start', 'resync', 'manual', 'watcher-degraded', 'watcher-armed']);
+
+// The longest a resync's reading waits for event work at one step (src/controller/foreground.ts).
+const FOREGROUND_MAX_HOLD_MS = 1000;
 
 // Whether two verdicts of an app are alike: ones that differ call for a reconcile. Compared field
 // by field, not as built strings: an event pass compares every app's (issue 18).
@@ -137,9 +143,13 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   const toPrepare = new Set<string>();
   const prepare = deps.prepare;
   const scope = createPlanScope<S>();
+  // Event passes and changed apps' reconciles go before a resync's reading (issue 18).
+  const foreground = createForeground(clock, FOREGROUND_MAX_HOLD_MS);
+  const pace: Pace = () => foreground.clear();
   const queue: WorkQueue = createWorkQueue({
     concurrency: settings.concurrency,
     clock,
+    foreground,
     process: (name) => deps.reconcile(name),
     prepare:
       prepare &&
@@ -293,7 +303,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       refreshAgain = true;
       return;
     }
-    refreshing = read()
+    refreshing = read(pace)
       .catch((err: unknown) => deps.dirFault(err instanceof Error ? err.message : String(err)))
       .finally(() => {
         refreshing = undefined;
@@ -319,6 +329,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     }
     const full = fullWanted;
     fullWanted = false;
+    const ended = full ? undefined : foreground.enter();
     scanning = pass(full)
       .catch((err: unknown) => {
         // What the failed pass took as planned may not be: the next one plans every app.
@@ -331,6 +342,8 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
           rescanWanted = false;
           poke('coalesced');
         }
+        // After the pass that follows has begun: the reading waits through both.
+        ended?.();
       });
   }
 

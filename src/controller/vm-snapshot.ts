@@ -2,10 +2,12 @@
 // one per app, and a narrow Status (by name) for an app whose VMs changed since that Status was
 // asked for.
 import type { VmInfo, StatusRequestInput, StatusResponse } from '../vmm/messages.ts';
+import type { CallOptions } from '../vmm/client.ts';
+import type { Pace } from '../fsx/in-chunks.ts';
 
 export type VmSnapshot = {
-  // Fetch every VM now (start of a resync pass).
-  refresh(): Promise<void>;
+  // Fetch every VM now (a resync; `pace` as for the VMM client's Status).
+  refresh(pace?: Pace): Promise<void>;
   // The VMs that may belong to app `name`: from the pass snapshot, or asked for afresh.
   list(name: string): Promise<VmInfo[]>;
   // App `name` is changing its VMs (call before and after): a snapshot asked for before the
@@ -22,7 +24,7 @@ export type VmSnapshot = {
 };
 
 // Create a snapshot over a VMM client.
-export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promise<StatusResponse> }): VmSnapshot {
+export function createVmSnapshot(vmm: { status(req?: StatusRequestInput, opts?: CallOptions): Promise<StatusResponse> }): VmSnapshot {
   // The last full Status by VM name: a resync asks once per app, 5 000 times beside 5 000 VMs, and
   // filtering the whole list each time was a third of the pass's CPU (issue 18).
   let byName: Map<string, VmInfo[]> | undefined;
@@ -44,9 +46,9 @@ export function createVmSnapshot(vmm: { status(req?: StatusRequestInput): Promis
     if (changed !== 'all') changed.add(name);
   };
   return {
-    async refresh() {
+    async refresh(pace) {
       const asked = ++tick;
-      const fresh = (await vmm.status({ brief: false })).vms;
+      const fresh = (await vmm.status({ brief: false }, { pace })).vms;
       if (asked > takenAt) {
         takenAt = asked;
         byName = new Map();

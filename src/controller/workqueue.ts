@@ -1,5 +1,6 @@
 import type { Clock, TimerHandle } from '../clock.ts';
 import type { Decision } from '../log/decision.ts';
+import type { Foreground } from './foreground.ts';
 
 // What one reconcile of a key asks the loop to do next (controller-runtime's Result).
 export type ReconcileResult =
@@ -23,6 +24,8 @@ export type WorkQueueOptions = {
   // counts as running for coalescing, unless it is asked for in the `changed` lane meanwhile: then
   // it is prepared again. Its failure is left for `process` to meet and report.
   prepare?: (keys: string[]) => Promise<void>;
+  // Entered while a batch with a key of the `changed` lane is prepared and while such a key runs.
+  foreground?: Pick<Foreground, 'enter'>;
 };
 
 // `changed`: the key's file, record or VM changed, so it runs before every `routine` key not
@@ -125,7 +128,11 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
         lane.delete(key);
         changedLane.delete(key);
         runningCount += 1;
-        const run = runOne(key).finally(() => inFlight.delete(run));
+        const ended = lane === preparedFirst ? opts.foreground?.enter() : undefined;
+        const run = runOne(key).finally(() => {
+          inFlight.delete(run);
+          ended?.();
+        });
         inFlight.add(run);
       }
     }
@@ -148,6 +155,7 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       return;
     }
     for (const key of batch) inPrepare.add(key);
+    const ended = batch.some((key) => changedLane.has(key)) ? opts.foreground?.enter() : undefined;
     const done = opts
       .prepare(batch)
       .catch(() => undefined)
@@ -164,6 +172,8 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
           } else laneOf(key).add(key);
         }
         pump();
+        // After its keys have started: the reading waits through both.
+        ended?.();
       })
       .finally(() => inFlight.delete(done));
     inFlight.add(done);

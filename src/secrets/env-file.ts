@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { lstat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { inChunks } from '../fsx/in-chunks.ts';
+import { inChunks, type Pace } from '../fsx/in-chunks.ts';
 import { openNoFollow, ownerName, readAtMost, type GuardedOpen } from '../fsx/guarded-read.ts';
 import { describeHardLink, isHardLinked } from '../fsx/hard-link.ts';
 import { changedMsOf, changeKey, readStillCurrent, type ReadStamp } from '../fsx/unchanged.ts';
@@ -120,7 +120,7 @@ export type EnvFileReader = {
   // at again: appeared, gone or changed since the outcome held for them (by an lstat each, as a
   // read with recheck decides, and no read), or with no outcome held (issue 18: a resync's look
   // outside the pass). It only reads, so it may run while reads do.
-  differences(composePaths: readonly string[]): Promise<ReadonlySet<string>>;
+  differences(composePaths: readonly string[], pace?: Pace): Promise<ReadonlySet<string>>;
 };
 
 type EnvOutcome = ReadStamp & ({ ok: true; env: EnvFile | null } | { ok: false; err: unknown });
@@ -184,7 +184,7 @@ export function createEnvFileReader(options: EnvFileOptions & { wallNow?: () => 
     forget(composePath) {
       kept.delete(composePath);
     },
-    async differences(composePaths) {
+    async differences(composePaths, pace) {
       const differ = new Set<string>();
       await inChunks(composePaths, async (composePath) => {
         const path = envPathBeside(composePath);
@@ -194,7 +194,7 @@ export function createEnvFileReader(options: EnvFileOptions & { wallNow?: () => 
         const st = kept.has(composePath) ? await lstatEnv(path).catch(() => undefined) : undefined;
         const last = kept.get(composePath);
         if (st === undefined || last === undefined || !stands(last, st)) differ.add(basename(path));
-      });
+      }, pace);
       return differ;
     },
   };

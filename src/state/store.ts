@@ -6,7 +6,7 @@ import { APP_NAME_PATTERN } from '../app/name.ts';
 import { SupervisorError } from '../errors.ts';
 import { removeStaleTemps, syncDir, writeFileAtomic } from '../fsx/atomic.ts';
 import { changedMsOf, changeKey, readStillCurrent, type ReadStamp } from '../fsx/unchanged.ts';
-import { inChunks } from '../fsx/in-chunks.ts';
+import { inChunks, type Pace } from '../fsx/in-chunks.ts';
 import { AppRecordSchema, type AppRecord } from './record.ts';
 
 // On disk a record carries a format version, so a later release can migrate old files instead
@@ -38,8 +38,9 @@ export type StateStore = {
   // stop the other apps. The same object is given again while nothing changed: not to be edited. Only a directory that cannot be listed throws. `recheck` false (an event
   // pass) answers from memory, the records as last loaded or written by this store, with no
   // system call once one full load was made: records change by our own writes, and what anyone
-  // else does to them (a file moved aside) is found by the next full load, every resync.
-  loadAll(options?: { recheck: boolean }): Promise<LoadedRecords>;
+  // else does to them (a file moved aside) is found by the next full load, every resync, whose
+  // each chunk of reads waits for `pace`.
+  loadAll(options?: { recheck: boolean; pace?: Pace }): Promise<LoadedRecords>;
   // App `name` as the memory loadAll answers from knows it (no system call): its record, why its
   // file cannot be read, or undefined for none.
   peek(name: string): { record: AppRecord } | { unreadable: UnreadableRecord } | undefined;
@@ -211,7 +212,7 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
     return loaded;
   }
 
-  async function loadAll(options: { recheck: boolean } = { recheck: true }): Promise<LoadedRecords> {
+  async function loadAll(options: { recheck: boolean; pace?: Pace } = { recheck: true }): Promise<LoadedRecords> {
     if (primed && !options.recheck) return view();
     const since = writeCount;
     const names = (await readdir(dir).catch(io(dir, 'list')))
@@ -225,6 +226,7 @@ export async function openStateStore(stateDir: string, options: { wallNow?: () =
           if (!(err instanceof StateError)) throw err;
         },
       ),
+      options.pace,
     );
     // A record not listed is gone, unless it was written since the listing began.
     const listed = new Set(names);

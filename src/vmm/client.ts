@@ -20,6 +20,7 @@ import type {
   VmConfigurationInput,
 } from './messages.ts';
 import { tokenHeaders } from './token-file.ts';
+import type { Pace } from '../fsx/in-chunks.ts';
 import { openVmmTransport } from './transport.ts';
 
 // CreateVm can spend seconds allocating the disk image; anything slower than this is stuck.
@@ -42,7 +43,9 @@ const STATUS_VMS_FIELD = 1;
 const VMS_AT_ONCE = 100;
 
 // Per-call overrides.
-export type CallOptions = { timeoutMs?: number };
+// `pace`: awaited between the slices a long reply is decoded in (Status's VMs), for a caller in
+// the background.
+export type CallOptions = { timeoutMs?: number; pace?: Pace };
 
 // The dstack-vmm RPCs the supervisor uses. Every failure is a VmmError with a stable code.
 export type VmmClient = {
@@ -121,7 +124,10 @@ export function createVmmClient(options: VmmClientOptions): VmmClient {
     const head = decodeReply('Status', rest);
     const vms: VmInfo[] = [];
     for (let i = 0; i < elements.length; i++) {
-      if (i > 0 && i % VMS_AT_ONCE === 0) await new Promise((resolve) => setImmediate(resolve));
+      if (i > 0 && i % VMS_AT_ONCE === 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        await opts?.pace?.();
+      }
       vms.push(decodeVm(elements[i] as Uint8Array));
     }
     return { ...head, vms };

@@ -154,3 +154,105 @@ test("a resync reads everything outside the pass: a file event meanwhile is acte
   await controller.idle();
   assert.deepEqual([...reconciled].sort(), ['alpha', 'bravo', 'charlie', 'charlie'], "then the resync's pass reconciles every app");
 });
+
+// Whether `promise` has settled once the work now due has run (a few turns of the event loop).
+async function settledSoon(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void promise.then(() => (done = true));
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  return done;
+}
+
+// A resync whose reading steps each wait for `pace`, and the test's hold on them: `step()` asks
+// for one step and resolves when it may go.
+function pacedReading(deps: ControllerDeps<Spec>) {
+  let paceOf: (() => Promise<void>) | undefined;
+  const begun = gate();
+  const finish = gate();
+  deps.refresh = async (pace) => {
+    paceOf = pace;
+    begun.open();
+    await finish.promise;
+  };
+  return {
+    begun: begun.promise,
+    step: () => (paceOf as () => Promise<void>)(),
+    finish: finish.open,
+  };
+}
+
+// Issue 18: a drop whose settle window ended during a resync's reading shared the thread with it
+// step by step (+255 ms beside 1 000 apps, bench/resync-drop.ts).
+test("a resync's reading waits at each step while a changed app's reconcile is under way, and goes on when it ends", async (t) => {
+  const { controller, files, deps } = loop(['alpha']);
+  await controller.start();
+  await controller.idle();
+  const reading = pacedReading(deps);
+  const charlieMay = gate();
+  const reconcile = deps.reconcile;
+  deps.reconcile = async (name) => {
+    if (name === 'charlie') await charlieMay.promise;
+    return reconcile(name);
+  };
+  t.after(() => {
+    charlieMay.open();
+    reading.finish();
+    return controller.stop();
+  });
+  files.set('charlie', 'hash-charlie');
+  controller.poke('fs-event');
+  controller.poke('resync');
+  await reading.begun;
+  assert.equal(await settledSoon(reading.step()), false, "charlie's reconcile (a new file) holds the reading");
+  charlieMay.open();
+  assert.equal(await settledSoon(reading.step()), true, 'charlie is through');
+});
+
+test("a resync's reading waits while an event pass is under way, not for a resync's own reconciles, and at most a second at a step", async (t) => {
+  const { controller, files, deps } = loop(['alpha', 'bravo']);
+  const clock = deps.clock as ReturnType<typeof createManualClock>;
+  await controller.start();
+  await controller.idle();
+  const listing = gate();
+  const list = deps.list;
+  let holdList = false;
+  deps.list = async (full) => {
+    if (holdList) await listing.promise;
+    return list(full);
+  };
+  const bravoMay = gate();
+  let bravoRuns = 0;
+  const reconcile = deps.reconcile;
+  deps.reconcile = async (name) => {
+    if (name === 'bravo') {
+      bravoRuns += 1;
+      await bravoMay.promise;
+    }
+    return reconcile(name);
+  };
+  t.after(() => {
+    listing.open();
+    bravoMay.open();
+    again.finish();
+    return controller.stop();
+  });
+  // A resync's pass queues bravo's no-op reconcile (routine), which hangs; the next resync's
+  // reading is not held by it.
+  deps.refresh = async () => undefined;
+  controller.poke('resync');
+  await waitUntil(() => bravoRuns === 1, "the resync's reconcile of bravo under way", 2000);
+  const again = pacedReading(deps);
+  controller.poke('resync');
+  await again.begun;
+  assert.equal(await settledSoon(again.step()), true, "a resync's routine reconcile holds nothing");
+  // An event pass, held in its listing, holds the reading.
+  holdList = true;
+  files.set('charlie', 'hash-charlie');
+  controller.poke('fs-event');
+  const held = again.step();
+  assert.equal(await settledSoon(held), false, 'the event pass holds the reading');
+  await clock.advance(999);
+  assert.equal(await settledSoon(held), false);
+  await clock.advance(1);
+  assert.equal(await settledSoon(held), true, 'for a second at most');
+});

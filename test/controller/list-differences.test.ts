@@ -12,6 +12,7 @@ import { createLogger } from '../../src/log/logger.ts';
 import { createEnvFileReader } from '../../src/secrets/env-file.ts';
 import { collectLines } from '../log/collect.ts';
 import { makeFixture, type Fixture } from '../appsdir/scan-fixture.ts';
+import { waitUntil } from '../helpers/harness.ts';
 
 const owner = process.getuid?.() ?? 0;
 // Reads stamped well after every change: no kept read is racy.
@@ -69,6 +70,24 @@ test('no pass yet, or apps.d gone: undefined; an unchanged apps.d with secrets: 
   assert.deepEqual([...((await lister.differences()) ?? ['undefined'])], []);
   await rename(f.dir, join(f.root, 'elsewhere'));
   assert.equal(await lister.differences(), undefined, 'apps.d cannot be listed');
+});
+
+// Issue 18: a resync's look lets an event pass or a changed app's reconcile go first.
+test("differences() stats apps.d's files and NAME.env only after its pace", async (t) => {
+  const { f, lister } = await listed(t);
+  await f.put('a.yml', 'a: 1\n');
+  await putEnv(f, 'a', 'K=1\n');
+  await summaryOf(lister, RECHECK_ALL);
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let paces = 0;
+  let done = false;
+  const looking = lister.differences(() => (paces++, held)).then((names) => ((done = true), names));
+  await waitUntil(() => paces === 2, "the file's stats and the NAME.env's each asking for the pace", 10_000);
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(done, false);
+  release();
+  assert.deepEqual([...((await looking) ?? ['undefined'])], []);
 });
 
 test('NAME.env added, rewritten with the same size and mtime, and removed beside a settled app is named', async (t) => {

@@ -46,3 +46,17 @@ test('an app touched since the Status asks for its own VMs, until the next full 
   assert.deepEqual((await snapshot.list('shop')).map((v) => v.id), ['1', '5']);
   assert.deepEqual(vmm.calls, ['full', 'keyword:shop', 'full']);
 });
+
+test("a resync's full Status is decoded at the resync's pace", async () => {
+  const paces: unknown[] = [];
+  const snapshot = createVmSnapshot({
+    async status(_req, opts) {
+      paces.push(opts?.pace);
+      return { vms: [vm('v1', 'web')], port_mapping_enabled: true, total: 1 };
+    },
+  });
+  const pace = async () => undefined;
+  await snapshot.refresh(pace);
+  assert.deepEqual(paces, [pace]);
+  assert.deepEqual((await snapshot.list('web')).map((v) => v.id), ['v1']);
+});

@@ -317,3 +317,45 @@ test('issue 18: a changed key runs before the routine keys a resync queued ahead
   // Changed keys in the order they were first queued, then the routine ones.
   assert.deepEqual(runs, ['first', 'noop-2', 'dropped', 'noop-1', 'noop-3']);
 });
+
+// Issue 18: a resync's reading waits while a changed app is prepared and reconciled.
+test("the foreground is entered while a batch with a changed key is prepared and while a changed key runs, not for routine keys", async () => {
+  const clock = createManualClock();
+  let under = 0;
+  const seen: string[] = [];
+  const prepareMay = deferred();
+  const runMay = deferred();
+  const q = createWorkQueue({
+    concurrency: 4,
+    clock,
+    retryDelay: () => 1000,
+    foreground: {
+      enter() {
+        under += 1;
+        return () => (under -= 1);
+      },
+    },
+    async prepare(keys) {
+      seen.push(`prepare ${keys.join(',')} under ${under}`);
+      if (keys.includes('web')) await prepareMay.promise;
+    },
+    async process(key) {
+      seen.push(`run ${key} under ${under}`);
+      if (key === 'web') await runMay.promise;
+      return { kind: 'done' };
+    },
+  });
+  q.add('db', 'routine');
+  await q.idle();
+  q.add('web', 'changed');
+  await new Promise((r) => setImmediate(r));
+  prepareMay.resolve();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(under, 1, 'web runs');
+  runMay.resolve();
+  await q.idle();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(under, 0, 'and left when it ends');
+  // web starts before its prepare leaves, so the foreground has no gap between the two.
+  assert.deepEqual(seen, ['prepare db under 0', 'run db under 0', 'prepare web under 1', 'run web under 2']);
+});

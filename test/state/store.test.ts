@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { openStateStore } from '../../src/state/store.ts';
 import type { AppRecord } from '../../src/state/record.ts';
 import { defer } from '../helpers/cleanup.ts';
+import { waitUntil } from '../helpers/harness.ts';
 
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'state-'));
@@ -150,4 +151,24 @@ test('rule 18: kill -9 at random instants leaves every record whole and never ol
     last = Math.min(...records.filter((x) => x.name !== 'tmp').map((r) => r.intent?.startedAt ?? 0));
     assert.deepEqual((await readdir(store.dir)).filter((n) => n.startsWith('.')), [], 'no temp file survives a reopen');
   }
+});
+
+// Issue 18: a resync's full load lets an event pass or a changed app's reconcile go first.
+test('a full load reads each chunk of 64 records only after its pace', async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStateStore(dir);
+  for (let i = 0; i < 70; i++) await store.save({ ...record, name: `app-${i}` });
+  const reader = await openStateStore(dir);
+  let paces = 0;
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let done = false;
+  const loading = reader.loadAll({ recheck: true, pace: () => (++paces === 2 ? held : Promise.resolve()) }).then((all) => ((done = true), all));
+  await waitUntil(() => paces === 2, 'the second chunk asking for its pace', 10_000);
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(done, false, 'and waits for it');
+  const read = Array.from({ length: 70 }, (_, i) => reader.peek(`app-${i}`)).filter((k) => k !== undefined).length;
+  assert.equal(read, 64, 'the second chunk not read yet');
+  release();
+  assert.equal((await loading).records.length, 70);
 });

@@ -9,6 +9,7 @@ import type { WireMode } from '../../src/vmm/codec.ts';
 import { startFakeVmm } from './fake-vmm.ts';
 import { samples } from './samples.ts';
 import { defer } from '../helpers/cleanup.ts';
+import { waitUntil } from '../helpers/harness.ts';
 
 for (const mode of ['protobuf', 'json'] as WireMode[]) {
   describe(`every RPC in ${mode} mode`, () => {
@@ -128,6 +129,25 @@ test('a Status of many VMs, decoded a slice at a time, is what one whole decode 
   const got = await client.status({});
   assert.equal(got.vms.length, 250);
   assert.deepEqual(got, whole);
+});
+
+// A resync's Status lets an event pass or a changed app's reconcile go first between slices.
+test("a Status decoded a slice at a time waits for the caller's pace between slices", async (t) => {
+  const [first] = samples.Status.response.vms as Array<Record<string, unknown>>;
+  const vms = Array.from({ length: 250 }, (_, i) => ({ ...first, id: `vm-${i}`, name: `app-${i}` }));
+  const vmm = await startFakeVmm(t, () => ({ reply: { ...samples.Status.response, vms, total: vms.length } }));
+  const client = createVmmClient({ url: vmm.url, mode: 'protobuf' });
+  defer(t, () => client.close());
+  let paces = 0;
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const reply = client.status({}, { pace: () => (++paces === 1 ? held : Promise.resolve()) });
+  await waitUntil(() => paces === 1, 'the first pace asked for', 5000);
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(paces, 1, 'no slice decoded while the pace holds');
+  release();
+  assert.equal((await reply).vms.length, 250);
+  assert.equal(paces, 2, 'one pace between each two of the three slices');
 });
 
 test('a Status whose VM list cannot be decoded says so', async (t) => {

@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createForeground } from '../../src/controller/foreground.ts';
+import { createManualClock } from '../helpers/manual-clock.ts';
+
+// Whether `promise` has settled after the microtasks and one macrotask turn now due.
+async function settled(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void promise.then(() => (done = true));
+  await new Promise((r) => setImmediate(r));
+  return done;
+}
+
+test('foreground: clear() waits while any foreground work is under way and resolves when the last ends', { timeout: 10_000 }, async () => {
+  const clock = createManualClock();
+  const fg = createForeground(clock, 1000);
+  assert.equal(await settled(fg.clear()), true, 'nothing under way: at once');
+  const endPass = fg.enter();
+  const endReconcile = fg.enter();
+  assert.equal(fg.busy, true);
+  const waiting = fg.clear();
+  endPass();
+  endPass();
+  assert.equal(await settled(waiting), false, 'one end called twice counts once; the reconcile is still under way');
+  endReconcile();
+  assert.equal(await settled(waiting), true);
+  assert.equal(fg.busy, false);
+  assert.equal(clock.pending(), 0, 'the hold timer is cancelled');
+});
+
+test('foreground: a wait lasts at most maxHoldMs, so work that never ends cannot starve a resync', { timeout: 10_000 }, async () => {
+  const clock = createManualClock();
+  const fg = createForeground(clock, 1000);
+  fg.enter();
+  const waiting = fg.clear();
+  await clock.advance(999);
+  assert.equal(await settled(waiting), false);
+  await clock.advance(1);
+  assert.equal(await settled(waiting), true);
+  assert.equal(fg.busy, true, 'the work itself is still under way');
+});
