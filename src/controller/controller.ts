@@ -31,7 +31,8 @@ export type ControllerDeps<S extends SpecIdentity> = {
   // A resync's reading of everything (apps.d, NAME.env, records, the VMM's VMs), done before its
   // pass and outside it, so file events are acted on meanwhile (issue 18): what differs from what
   // the loop holds reaches that pass as hints. Without it the pass itself re-reads (list(true)).
-  // Its every step waits for `pace`: until an event pass or a changed app's reconcile is through.
+  // Its every step waits for `pace`: while event passes or changed apps' prepares and reconciles
+  // are under way (for at most the first second of them).
   refresh?(pace: Pace): Promise<void>;
   // An app's verdict changed on a pass that did not re-list the VMs: what is known of them is old.
   changed?(name: string): void;
@@ -82,7 +83,7 @@ export type Controller<S> = {
 export type PokeReason = 'start' | 'resync' | 'manual' | 'watcher-degraded' | 'watcher-armed' | 'fs-event' | 'timer' | 'coalesced';
 const FULL_PASS_REASONS: ReadonlySet<PokeReason> = new Set(['start', 'resync', 'manual', 'watcher-degraded', 'watcher-armed']);
 
-// The longest a resync's reading waits for event work at one step (src/controller/foreground.ts).
+// How long into a stretch of event work a resync's work waits for it (src/controller/foreground.ts).
 const FOREGROUND_MAX_HOLD_MS = 1000;
 
 // Whether two verdicts of an app are alike: ones that differ call for a reconcile. Compared field
@@ -143,7 +144,8 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
   const toPrepare = new Set<string>();
   const prepare = deps.prepare;
   const scope = createPlanScope<S>();
-  // Event passes and changed apps' reconciles go before a resync's reading (issue 18).
+  // Event passes and changed apps' reconciles go before a resync's reading, pass and no-op
+  // reconciles (issue 18).
   const foreground = createForeground(clock, FOREGROUND_MAX_HOLD_MS);
   const pace: Pace = () => foreground.clear();
   const queue: WorkQueue = createWorkQueue({
@@ -289,13 +291,14 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
       const wait = (notBefore.get(name) ?? 0) - now;
       if (changed.has(name)) toPrepare.add(name);
       if (wait > 0) queue.addAfter(name, wait);
-      else queue.add(name, changed.has(name) ? 'changed' : 'routine');
+      else queue.add(name, changed.has(name) ? 'changed' : full ? 'resync' : 'routine');
     }
     const next = [listing.settleAt, out.recheckAt].filter((t): t is number => t !== undefined);
     for (const at of next) scheduleScan(at);
   }
 
-  // Read everything again outside any pass, then run the full pass on what was found.
+  // Read everything again outside any pass, then run the full pass on what was found, once event
+  // work under way is through.
   function refresh(): void {
     const read = deps.refresh;
     if (stopped || read === undefined) return;
@@ -305,6 +308,7 @@ export function createController<S extends SpecIdentity>(deps: ControllerDeps<S>
     }
     refreshing = read(pace)
       .catch((err: unknown) => deps.dirFault(err instanceof Error ? err.message : String(err)))
+      .then(pace)
       .finally(() => {
         refreshing = undefined;
         fullWanted = true;

@@ -24,13 +24,16 @@ export type WorkQueueOptions = {
   // counts as running for coalescing, unless it is asked for in the `changed` lane meanwhile: then
   // it is prepared again. Its failure is left for `process` to meet and report.
   prepare?: (keys: string[]) => Promise<void>;
-  // Entered while a batch with a key of the `changed` lane is prepared and while such a key runs.
-  foreground?: Pick<Foreground, 'enter'>;
+  // Entered while a batch with a key of the `changed` lane is prepared and while such a key runs;
+  // keys of the `resync` lane do not start while it holds.
+  foreground?: Foreground;
 };
 
-// `changed`: the key's file, record or VM changed, so it runs before every `routine` key not
-// started yet (a resync's thousands of no-op reconciles), whatever came first (issue 18).
-export type Lane = 'changed' | 'routine';
+// Which keys not started yet go first (issue 18), whatever came first: `changed` (the key's file,
+// record or VM changed), then `routine` (retries, polls, follow-ups), then `resync` (a resync's
+// thousands of no-op reconciles, which also wait while the foreground holds). A key asked for in
+// several lanes goes in the first of them.
+export type Lane = 'changed' | 'routine' | 'resync';
 
 export type WorkQueue = {
   // Ask for `key` to be reconciled soon; adds while it runs coalesce into one follow-up.
@@ -49,11 +52,16 @@ export type WorkQueue = {
 export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
   const ready: string[] = [];
   const queued = new Set<string>();
-  // Keys past `prepare`, waiting for a slot (in order), those of the `changed` lane first.
+  // Keys past `prepare`, waiting for a slot (in order), by lane.
   const prepared = new Set<string>();
   const preparedFirst = new Set<string>();
-  // Keys asked for in the `changed` lane that have not started yet.
+  const preparedLast = new Set<string>();
+  // Keys asked for in the `changed` lane, and those asked for in the `resync` lane only, that have
+  // not started yet.
   const changedLane = new Set<string>();
+  const resyncOnly = new Set<string>();
+  // A pump is due once the foreground stops holding.
+  let awaitingForeground = false;
   let preparing = false;
   // The batch being prepared, and those of its keys asked for in the `changed` lane meanwhile:
   // what they were prepared for (a held file's verdict) may not be what they now want (issue 18:
@@ -81,13 +89,15 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
   function add(key: string, lane: Lane = 'routine'): void {
     if (stopped) return;
     if (lane === 'changed') changedLane.add(key);
+    if (lane !== 'resync') resyncOnly.delete(key);
+    else if (!queued.has(key) && !active.has(key)) resyncOnly.add(key);
     const timer = timers.get(key);
     if (timer) {
       timer.handle.cancel();
       timers.delete(key);
     }
     // Not started yet: it goes back to be prepared again with what it is asked for now.
-    if (prepared.delete(key) || preparedFirst.delete(key)) active.delete(key);
+    if (prepared.delete(key) || preparedFirst.delete(key) || preparedLast.delete(key)) active.delete(key);
     if (lane === 'changed' && inPrepare.has(key)) {
       stale.add(key);
       return;
@@ -122,11 +132,16 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       preparing = true;
       queueMicrotask(startPrepare);
     }
-    for (const lane of [preparedFirst, prepared]) {
+    for (const lane of [preparedFirst, prepared, preparedLast]) {
+      if (lane === preparedLast && lane.size > 0 && opts.foreground?.holding) {
+        waitForForeground(opts.foreground);
+        break;
+      }
       for (const key of lane) {
         if (stopped || runningCount >= opts.concurrency) break;
         lane.delete(key);
         changedLane.delete(key);
+        resyncOnly.delete(key);
         runningCount += 1;
         const ended = lane === preparedFirst ? opts.foreground?.enter() : undefined;
         const run = runOne(key).finally(() => {
@@ -139,7 +154,16 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
     settleIdle();
   }
 
-  const laneOf = (key: string) => (changedLane.has(key) ? preparedFirst : prepared);
+  function waitForForeground(foreground: Foreground): void {
+    if (awaitingForeground) return;
+    awaitingForeground = true;
+    void foreground.clear().then(() => {
+      awaitingForeground = false;
+      pump();
+    });
+  }
+
+  const laneOf = (key: string) => (changedLane.has(key) ? preparedFirst : resyncOnly.has(key) ? preparedLast : prepared);
 
   // Move every ready key into the prepared lane, through `prepare` when there is one.
   function startPrepare(): void {
@@ -212,10 +236,12 @@ export function createWorkQueue(opts: WorkQueueOptions): WorkQueue {
       timers.clear();
       ready.length = 0;
       queued.clear();
-      for (const key of [...prepared, ...preparedFirst]) active.delete(key);
+      for (const key of [...prepared, ...preparedFirst, ...preparedLast]) active.delete(key);
       prepared.clear();
       preparedFirst.clear();
+      preparedLast.clear();
       changedLane.clear();
+      resyncOnly.clear();
       stale.clear();
       dirty.clear();
       await Promise.allSettled([...inFlight]);

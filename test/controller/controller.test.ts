@@ -208,7 +208,7 @@ test("a resync's reading waits at each step while a changed app's reconcile is u
   assert.equal(await settledSoon(reading.step()), true, 'charlie is through');
 });
 
-test("a resync's reading waits while an event pass is under way, not for a resync's own reconciles, and at most a second at a step", async (t) => {
+test("a resync's reading waits while an event pass is under way, not for a resync's own reconciles, and at most for the first second of event work", async (t) => {
   const { controller, files, deps } = loop(['alpha', 'bravo']);
   const clock = deps.clock as ReturnType<typeof createManualClock>;
   await controller.start();
@@ -255,4 +255,38 @@ test("a resync's reading waits while an event pass is under way, not for a resyn
   assert.equal(await settledSoon(held), false);
   await clock.advance(1);
   assert.equal(await settledSoon(held), true, 'for a second at most');
+});
+
+test("a resync's pass waits for a changed app's reconcile under way, and its no-op reconciles run after it", async (t) => {
+  const { controller, files, reconciled, deps } = loop(['alpha', 'bravo']);
+  await controller.start();
+  await controller.idle();
+  let fullLists = 0;
+  const list = deps.list;
+  deps.list = async (full) => {
+    if (full) fullLists += 1;
+    return list(full);
+  };
+  deps.refresh = async () => undefined;
+  const charlieMay = gate();
+  const reconcile = deps.reconcile;
+  deps.reconcile = async (name) => {
+    if (name === 'charlie') await charlieMay.promise;
+    return reconcile(name);
+  };
+  t.after(() => {
+    charlieMay.open();
+    return controller.stop();
+  });
+  reconciled.length = 0;
+  files.set('charlie', 'hash-charlie');
+  controller.poke('fs-event');
+  await waitUntil(() => reconciled.length === 0 && controller.desired('charlie') !== undefined, 'charlie planned', 2000);
+  controller.poke('resync');
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(fullLists, 0, "the resync's pass waits while charlie's reconcile is under way");
+  charlieMay.open();
+  await controller.idle();
+  assert.equal(fullLists, 1);
+  assert.deepEqual(reconciled, ['charlie', 'alpha', 'bravo', 'charlie']);
 });

@@ -17,25 +17,32 @@ test('foreground: clear() waits while any foreground work is under way and resol
   assert.equal(await settled(fg.clear()), true, 'nothing under way: at once');
   const endPass = fg.enter();
   const endReconcile = fg.enter();
-  assert.equal(fg.busy, true);
+  assert.equal(fg.holding, true);
   const waiting = fg.clear();
   endPass();
   endPass();
   assert.equal(await settled(waiting), false, 'one end called twice counts once; the reconcile is still under way');
   endReconcile();
   assert.equal(await settled(waiting), true);
-  assert.equal(fg.busy, false);
+  assert.equal(fg.holding, false);
   assert.equal(clock.pending(), 0, 'the hold timer is cancelled');
 });
 
-test('foreground: a wait lasts at most maxHoldMs, so work that never ends cannot starve a resync', { timeout: 10_000 }, async () => {
+test('foreground: it holds for at most the first maxHoldMs of a stretch of work, so work that does not end cannot starve a resync', { timeout: 10_000 }, async () => {
   const clock = createManualClock();
   const fg = createForeground(clock, 1000);
-  fg.enter();
+  const endFirst = fg.enter();
+  await clock.advance(400);
+  const endSecond = fg.enter();
   const waiting = fg.clear();
-  await clock.advance(999);
-  assert.equal(await settled(waiting), false);
+  endFirst();
+  await clock.advance(599);
+  assert.equal(await settled(waiting), false, 'the stretch began 999 ms ago');
   await clock.advance(1);
-  assert.equal(await settled(waiting), true);
-  assert.equal(fg.busy, true, 'the work itself is still under way');
+  assert.equal(await settled(waiting), true, 'a second after the stretch began, not after the second enter');
+  assert.equal(fg.holding, false);
+  assert.equal(await settled(fg.clear()), true, 'later waits end at once while the same stretch goes on');
+  endSecond();
+  fg.enter();
+  assert.equal(fg.holding, true, 'a new stretch holds again');
 });

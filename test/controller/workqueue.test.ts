@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWorkQueue, type ReconcileResult } from '../../src/controller/workqueue.ts';
 import { createManualClock } from '../helpers/manual-clock.ts';
+import { createForeground } from '../../src/controller/foreground.ts';
 
 function deferred<T = void>() {
   let resolve!: (v: T) => void;
@@ -321,6 +322,7 @@ test('issue 18: a changed key runs before the routine keys a resync queued ahead
 // Issue 18: a resync's reading waits while a changed app is prepared and reconciled.
 test("the foreground is entered while a batch with a changed key is prepared and while a changed key runs, not for routine keys", async () => {
   const clock = createManualClock();
+  const real = createForeground(clock, 1000);
   let under = 0;
   const seen: string[] = [];
   const prepareMay = deferred();
@@ -332,8 +334,16 @@ test("the foreground is entered while a batch with a changed key is prepared and
     foreground: {
       enter() {
         under += 1;
-        return () => (under -= 1);
+        const end = real.enter();
+        return () => {
+          under -= 1;
+          end();
+        };
       },
+      get holding() {
+        return real.holding;
+      },
+      clear: () => real.clear(),
     },
     async prepare(keys) {
       seen.push(`prepare ${keys.join(',')} under ${under}`);
@@ -358,4 +368,61 @@ test("the foreground is entered while a batch with a changed key is prepared and
   assert.equal(under, 0, 'and left when it ends');
   // web starts before its prepare leaves, so the foreground has no gap between the two.
   assert.deepEqual(seen, ['prepare db under 0', 'run db under 0', 'prepare web under 1', 'run web under 2']);
+});
+
+// A queue whose every run is recorded and, for the keys in `hang`, held until released.
+function recordingQueue(foreground = createForeground(createManualClock(), 1000), concurrency = 1) {
+  const runs: string[] = [];
+  const holds = new Map<string, ReturnType<typeof deferred<void>>>();
+  const q = createWorkQueue({
+    concurrency,
+    clock: createManualClock(),
+    retryDelay: () => 1000,
+    foreground,
+    async process(key) {
+      runs.push(key);
+      await holds.get(key)?.promise;
+      return { kind: 'done' };
+    },
+  });
+  return { q, runs, hold: (key: string) => holds.set(key, deferred()).get(key) as ReturnType<typeof deferred<void>> };
+}
+
+test('issue 18: keys of the resync lane run after routine and changed keys, whatever came first', async () => {
+  const { q, runs, hold } = recordingQueue();
+  const first = hold('first');
+  q.add('first', 'routine');
+  await new Promise((r) => setImmediate(r));
+  q.add('r1', 'resync');
+  q.add('r2', 'resync');
+  q.add('poll', 'routine');
+  q.add('drop', 'changed');
+  // Asked for again in a lane before it: it goes there; asked for in a later lane: it stays.
+  q.add('r2', 'routine');
+  q.add('poll', 'resync');
+  first.resolve();
+  await q.idle();
+  // r2 and poll are both routine now, in the order first asked for.
+  assert.deepEqual(runs, ['first', 'drop', 'r2', 'poll', 'r1']);
+});
+
+test('issue 18: keys of the resync lane wait while the foreground holds, and go when it ends or its hold is over', async () => {
+  const clock = createManualClock();
+  const foreground = createForeground(clock, 1000);
+  const { q, runs } = recordingQueue(foreground, 4);
+  const endDrop = foreground.enter();
+  q.add('r1', 'resync');
+  q.add('poll', 'routine');
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(runs, ['poll'], 'a routine key is not held');
+  endDrop();
+  await q.idle();
+  assert.deepEqual(runs, ['poll', 'r1']);
+  foreground.enter();
+  q.add('r2', 'resync');
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(runs, ['poll', 'r1']);
+  await clock.advance(1000);
+  await q.idle();
+  assert.deepEqual(runs, ['poll', 'r1', 'r2'], 'a second into foreground work that goes on');
 });
