@@ -181,6 +181,21 @@ function pacedReading(deps: ControllerDeps<Spec>) {
   };
 }
 
+// Hold app `name`'s reconciles until `open()`; `runs()` counts those begun.
+function holdReconciles(deps: ControllerDeps<Spec>, name: string): { open: () => void; runs: () => number } {
+  const may = gate();
+  let runs = 0;
+  const reconcile = deps.reconcile;
+  deps.reconcile = async (app) => {
+    if (app === name) {
+      runs += 1;
+      await may.promise;
+    }
+    return reconcile(app);
+  };
+  return { open: may.open, runs: () => runs };
+}
+
 // Issue 18: a drop whose settle window ended during a resync's reading shared the thread with it
 // step by step (+255 ms beside 1 000 apps, bench/resync-drop.ts).
 test("a resync's reading waits at each step while a changed app's reconcile is under way, and goes on when it ends", async (t) => {
@@ -188,12 +203,7 @@ test("a resync's reading waits at each step while a changed app's reconcile is u
   await controller.start();
   await controller.idle();
   const reading = pacedReading(deps);
-  const charlieMay = gate();
-  const reconcile = deps.reconcile;
-  deps.reconcile = async (name) => {
-    if (name === 'charlie') await charlieMay.promise;
-    return reconcile(name);
-  };
+  const charlieMay = holdReconciles(deps, 'charlie');
   t.after(() => {
     charlieMay.open();
     reading.finish();
@@ -220,16 +230,7 @@ test("a resync's reading waits while an event pass is under way, not for a resyn
     if (holdList) await listing.promise;
     return list(full);
   };
-  const bravoMay = gate();
-  let bravoRuns = 0;
-  const reconcile = deps.reconcile;
-  deps.reconcile = async (name) => {
-    if (name === 'bravo') {
-      bravoRuns += 1;
-      await bravoMay.promise;
-    }
-    return reconcile(name);
-  };
+  const bravoMay = holdReconciles(deps, 'bravo');
   t.after(() => {
     listing.open();
     bravoMay.open();
@@ -240,7 +241,7 @@ test("a resync's reading waits while an event pass is under way, not for a resyn
   // reading is not held by it.
   deps.refresh = async () => undefined;
   controller.poke('resync');
-  await waitUntil(() => bravoRuns === 1, "the resync's reconcile of bravo under way", 2000);
+  await waitUntil(() => bravoMay.runs() === 1, "the resync's reconcile of bravo under way", 2000);
   const again = pacedReading(deps);
   controller.poke('resync');
   await again.begun;
@@ -268,12 +269,7 @@ test("a resync's pass waits for a changed app's reconcile under way, and its no-
     return list(full);
   };
   deps.refresh = async () => undefined;
-  const charlieMay = gate();
-  const reconcile = deps.reconcile;
-  deps.reconcile = async (name) => {
-    if (name === 'charlie') await charlieMay.promise;
-    return reconcile(name);
-  };
+  const charlieMay = holdReconciles(deps, 'charlie');
   t.after(() => {
     charlieMay.open();
     return controller.stop();
