@@ -71,7 +71,21 @@ export function createReporter(deps: ReporterDeps): Reporter {
   let degraded = false;
   let lastLine = '';
 
-  const line = () => formatStatusLine(countPhases([...current.values()]), { watcherDegraded: degraded });
+  // Apps by phase, kept with `current`: the summary is built on every status change, and counting
+  // every status for each cost a drop ~5 ms and a copy of 5 000 of them each time (issue 18).
+  const counts = countPhases([...current.values()]);
+  const put = (status: AppStatus): void => {
+    const before = current.get(status.app);
+    if (before) counts[before.phase] -= 1;
+    counts[status.phase] += 1;
+    current.set(status.app, status);
+  };
+  const forget = (app: string): void => {
+    const before = current.get(app);
+    if (before) counts[before.phase] -= 1;
+    current.delete(app);
+  };
+  const line = () => formatStatusLine(counts, { watcherDegraded: degraded });
   const publish = () => {
     const next = line();
     if (next !== lastLine) {
@@ -98,7 +112,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
         // leaves with its file.
         const before = current.get(u.app);
         if (before) logPhase(before, before.phase, u.phase);
-        current.delete(u.app);
+        forget(u.app);
         heldKey.delete(u.app);
         await deps.remove(u.app);
         publish();
@@ -147,7 +161,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
         (before.env_digest ?? null) === status.env_digest;
       if (same) return;
       if (before?.phase !== status.phase) logPhase(status, before?.phase, status.phase);
-      current.set(u.app, status);
+      put(status);
       await deps.write(status);
       publish();
     },

@@ -119,3 +119,25 @@ test('issue 17: env_digest follows the record\'s envHash, keyed, and a new one a
   await reporter.update({ app: 'shop', file, phase: 'invalid', error: 'bad', code: 'APP_YAML' });
   assert.equal(await digest(), two);
 });
+
+// Issue 18: the summary's counts are kept as statuses change, not counted again each time.
+test('the STATUS= summary counts what the statuses say after every change, with statuses the last run left', async (t) => {
+  const s = await stage(t);
+  await (await s.open()).update({ app: 'left', file: 'left.yml', phase: 'failed', error: 'boom' });
+  const reporter = await s.open();
+  const phases = ['pending', 'registering', 'deploying', 'running', 'updating', 'deleting', 'removing', 'failed', 'invalid', 'gone', 'removed'] as const;
+  let seed = 7;
+  const next = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  for (let i = 0; i < 80; i++) {
+    const app = ['left', 'a', 'b', 'c'][next(4)] as string;
+    const phase = phases[next(phases.length)] as (typeof phases)[number];
+    await reporter.update({ app, file: `${app}.yml`, phase, ...(phase === 'failed' || phase === 'invalid' ? { error: `e${i}` } : {}) });
+    const expected = ['running', 'pending', 'invalid', 'failed'].map((p) => `${p} ${reporter.statuses().filter((st) => st.phase === p).length}`);
+    assert.equal(reporter.line().split(', ').slice(0, 4).join(', '), expected.join(', '), `after step ${i}`);
+    for (const busy of ['registering', 'deploying', 'updating', 'deleting', 'removing']) {
+      const n = reporter.statuses().filter((st) => st.phase === busy).length;
+      assert.equal(reporter.line().includes(`${busy} `), n > 0, `${busy} after step ${i}`);
+      if (n > 0) assert.ok(reporter.line().includes(`${busy} ${n}`), `${busy} ${n} after step ${i}`);
+    }
+  }
+});
