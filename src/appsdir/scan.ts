@@ -67,9 +67,8 @@ export const RECHECK_ALL: Recheck = { all: true };
 // names an event pass hinted with them must look at again to give what a full scan would, by a
 // fresh listing and a stat of each candidate (each chunk of stats after `pace`), with no read;
 // undefined when it cannot tell (no scan yet, or apps.d cannot be listed), so a full scan is due.
-// It only reads, so it may run
-// while scans do (it waits for the one under way to finish first); a name too many only costs
-// the event pass a look.
+// It only reads, so it may run while scans do (it waits for the one under way to finish first); a
+// name too many only costs the event pass a look.
 export type Scanner = {
   scan: (recheck?: Recheck) => Promise<ScanResult>;
   differences: (pace?: Pace) => Promise<ReadonlySet<string> | undefined>;
