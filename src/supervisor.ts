@@ -19,7 +19,6 @@ import { createVmSnapshot } from './controller/vm-snapshot.ts';
 import { createRepeatSummariser } from './log/repeat.ts';
 import { createNotifier, type Notifier } from './notify/notifier.ts';
 import { startWatchdog } from './notify/watchdog.ts';
-import { countPhases } from './status/summary.ts';
 import { openEnvDigester } from './status/env-digest.ts';
 import { createAppLister, createSpecBuilder, observedUpdate } from './controller/adapters.ts';
 import { createManagedIndex } from './controller/managed.ts';
@@ -88,7 +87,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       return writeSupervisorStatus(config.state_dir, {
         phase,
         watcher: watcherDegraded ? 'degraded' : 'ok',
-        counts: countPhases(reporter.statuses()),
+        counts: reporter.counts(),
         version: VERSION,
         updated_at: new Date(clock.now()).toISOString(),
       }).catch((err: unknown) => log.warn({ err }, 'could not write the supervisor status file'));

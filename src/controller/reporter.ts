@@ -57,6 +57,8 @@ export type Reporter = {
   succeeded(app: string): void;
   line(): string;
   statuses(): AppStatus[];
+  // How many apps are in each phase (a copy).
+  counts(): Record<Phase, number>;
   // The status of one app, without copying every other (a pass asks for each app's).
   status(app: string): AppStatus | undefined;
   setWatcherDegraded(degraded: boolean): void;
@@ -183,6 +185,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
     },
     line,
     statuses: () => [...current.values()],
+    counts: () => ({ ...counts }),
     status: (app) => current.get(app),
     setWatcherDegraded(value) {
       degraded = value;

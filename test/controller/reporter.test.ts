@@ -10,6 +10,7 @@ import { readAllStatuses, removeAppStatus, statusDir, writeAppStatus } from '../
 import { openEnvDigester } from '../../src/status/env-digest.ts';
 import type { AppRecord } from '../../src/state/record.ts';
 import { collectLines } from '../log/collect.ts';
+import { PHASES } from '../../src/status/phase.ts';
 import { defer } from '../helpers/cleanup.ts';
 
 async function stage(t: { after: (fn: () => Promise<void>) => void }) {
@@ -121,7 +122,7 @@ test('issue 17: env_digest follows the record\'s envHash, keyed, and a new one a
 });
 
 // Issue 18: the summary's counts are kept as statuses change, not counted again each time.
-test('the STATUS= summary counts what the statuses say after every change, with statuses the last run left', async (t) => {
+test('the STATUS= summary and the counts count what the statuses say after every change, with statuses the last run left', async (t) => {
   const s = await stage(t);
   await (await s.open()).update({ app: 'left', file: 'left.yml', phase: 'failed', error: 'boom' });
   const reporter = await s.open();
@@ -132,6 +133,8 @@ test('the STATUS= summary counts what the statuses say after every change, with 
     const app = ['left', 'a', 'b', 'c'][next(4)] as string;
     const phase = phases[next(phases.length)] as (typeof phases)[number];
     await reporter.update({ app, file: `${app}.yml`, phase, ...(phase === 'failed' || phase === 'invalid' ? { error: `e${i}` } : {}) });
+    const counted = Object.fromEntries(PHASES.map((p) => [p, reporter.statuses().filter((st) => st.phase === p).length]));
+    assert.deepEqual(reporter.counts(), counted, `the counts the supervisor's status file takes, after step ${i}`);
     const expected = ['running', 'pending', 'invalid', 'failed'].map((p) => `${p} ${reporter.statuses().filter((st) => st.phase === p).length}`);
     assert.equal(reporter.line().split(', ').slice(0, 4).join(', '), expected.join(', '), `after step ${i}`);
     for (const busy of ['registering', 'deploying', 'updating', 'deleting', 'removing']) {
