@@ -5,9 +5,26 @@ import { basename } from 'node:path';
 
 export type CpuProfile = {
   nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }>;
+  // Microseconds on the monotonic clock (process.hrtime's, in any process on this machine).
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
 };
+
+// The samples taken from `fromUs` to `toUs` (monotonic µs), as a profile of their own: what ran
+// while one slow drop waited.
+export function profileWindow(profile: CpuProfile, fromUs: number, toUs: number): CpuProfile {
+  const samples: number[] = [];
+  const timeDeltas: number[] = [];
+  let at = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    if (at < fromUs || at > toUs) return;
+    samples.push(id);
+    timeDeltas.push(samples.length === 1 ? 0 : (profile.timeDeltas[i] ?? 0));
+  });
+  return { nodes: profile.nodes, startTime: fromUs, samples, timeDeltas };
+}
 
 // Self and total ms per function (name, file and line), the N largest of each.
 // `longestBusyMs`: the longest run of samples with the thread never idle, the work a drop's timer

@@ -13,7 +13,7 @@ import { deployBackground } from './apps.ts';
 import { measureDrops } from './drops.ts';
 import { cpuUntilFlat, describeMachine, numberArgs, percentile, printResult, sampleProcess } from './report.ts';
 import { shippedProgram } from './bundle.ts';
-import { topFunctions, type CpuProfile } from './profile-top.ts';
+import { profileWindow, topFunctions, type CpuProfile } from './profile-top.ts';
 import { openInspector } from './inspector.ts';
 
 const args = numberArgs({ background: 5000, drops: 20, resyncs: 1, 'settle-ms': 1000, bundle: 0, flags: 1 });
@@ -34,13 +34,28 @@ try {
   const dir = join(import.meta.dirname, 'profiles');
   await mkdir(dir, { recursive: true });
   const phases: Record<string, unknown> = {};
+  // The three slowest drops, each with what the supervisor ran from 100 ms before its settle window
+  // ended until its CreateVm (the profile is taken once the phase ends, so they are filled in then).
+  let windows: (profile: CpuProfile) => Record<string, unknown> = () => ({});
+  const slowestDrops = (latencies: number[], droppedAt: number[]) => {
+    const toMonotonicUs = (ms: number) => (ms - performance.now()) * 1000 + Number(process.hrtime.bigint() / 1000n);
+    const picked = latencies.map((ms, drop) => ({ drop, ms, at: toMonotonicUs(droppedAt[drop] as number) })).sort((a, b) => b.ms - a.ms).slice(0, 3);
+    windows = (profile) => ({
+      slowest: picked.map(({ drop, ms, at }) => {
+        const { sampledMs, self, total } = topFunctions(profileWindow(profile, at + (settleMs - 100) * 1000, at + ms * 1000), 12);
+        return { drop, ms, sampledMs, self, total };
+      }),
+    });
+    return picked.map(({ drop, ms }) => ({ drop, ms }));
+  };
   const profiled = async (name: string, run: () => Promise<Record<string, unknown>>) => {
     await inspector.send('Profiler.start');
     const figures = await run();
     const { profile } = (await inspector.send('Profiler.stop')) as { profile: CpuProfile };
     const file = join(dir, `${name}-${child.pid}.cpuprofile`);
     await writeFile(file, JSON.stringify(profile));
-    phases[name] = { ...figures, file, ...topFunctions(profile, 25) };
+    phases[name] = { ...figures, file, ...topFunctions(profile, 25), ...windows(profile) };
+    windows = () => ({});
   };
   await profiled('resync', async () => {
     const cpuMs: number[] = [];
@@ -52,8 +67,9 @@ try {
     return { cpuMs };
   });
   await profiled('drops', async () => {
-    const latencies = await measureDrops(stage, 'drop', args.drops, settleMs);
-    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+    const droppedAt: number[] = [];
+    const latencies = await measureDrops(stage, 'drop', args.drops, settleMs, droppedAt);
+    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), slowest: slowestDrops(latencies, droppedAt) };
   });
   inspector.close();
   await child.kill('SIGTERM');
