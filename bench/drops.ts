@@ -6,6 +6,18 @@ import { performance } from 'node:perf_hooks';
 import type { Stage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 
+// performance.now() when the (simulated) VMM has received the CreateVm of app `name`.
+export function createVmReceived(stage: Stage, name: string, timeoutMs: number): Promise<number> {
+  let receivedAt = 0;
+  return stage.sim.state
+    .waitFor((vms) => {
+      if (!vms.some((v) => v.name === name)) return false;
+      receivedAt = performance.now();
+      return true;
+    }, timeoutMs)
+    .then(() => receivedAt);
+}
+
 // Drop `count` apps named `${prefix}-0` … one after another; resolves with each drop's latency (ms).
 // `droppedAt`, when given, gets each drop's performance.now().
 export async function measureDrops(stage: Stage, prefix: string, count: number, settleMs: number, droppedAt?: number[]): Promise<number[]> {
@@ -13,17 +25,11 @@ export async function measureDrops(stage: Stage, prefix: string, count: number, 
   const latencies: number[] = [];
   for (let i = 0; i < count; i++) {
     const name = `${prefix}-${i}`;
-    let receivedAt = 0;
-    const created = stage.sim.state.waitFor((vms) => {
-      if (!vms.some((v) => v.name === name)) return false;
-      receivedAt = performance.now();
-      return true;
-    }, settleMs + 30_000);
+    const created = createVmReceived(stage, name, settleMs + 30_000);
     await stage.drop(`${name}.yml`, composeText(ports[i] as number, name));
     const at = performance.now();
     droppedAt?.push(at);
-    await created;
-    latencies.push(receivedAt - at);
+    latencies.push((await created) - at);
     await waitUntil(async () => (await stage.phase(name)) === 'running', `${name} running`, 30_000);
     await new Promise((r) => setTimeout(r, Math.random() * 100));
   }

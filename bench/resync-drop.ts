@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { openStage, type Stage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { deployBackground } from './apps.ts';
+import { createVmReceived } from './drops.ts';
 import { cpuUntilFlat, describeMachine, numberArgs, percentile, printResult, round, sampleProcess } from './report.ts';
 import { shippedProgram } from './bundle.ts';
 import { topFunctions, type CpuProfile } from './profile-top.ts';
@@ -28,12 +29,7 @@ const stage = await openStage({ apps, prefix: 'bench-resync-drop-' });
 // (negative: before it), or none. Resolves with drop → CreateVm in ms once the app runs and the
 // supervisor's CPU is flat again (the resync over).
 async function dropOnce(stage: Stage, pid: number, name: string, port: number, offsetMs: number | undefined): Promise<number> {
-  let receivedAt = 0;
-  const created = stage.sim.state.waitFor((vms) => {
-    if (!vms.some((v) => v.name === name)) return false;
-    receivedAt = performance.now();
-    return true;
-  }, settleMs + 60_000);
+  const created = createVmReceived(stage, name, settleMs + 60_000);
   const cpuBefore = (await sampleProcess(pid)).cpuMs;
   if (offsetMs !== undefined && offsetMs <= 0) {
     process.kill(pid, 'SIGHUP');
@@ -45,7 +41,7 @@ async function dropOnce(stage: Stage, pid: number, name: string, port: number, o
     await sleep(offsetMs);
     process.kill(pid, 'SIGHUP');
   }
-  await created;
+  const receivedAt = await created;
   await waitUntil(async () => (await stage.phase(name)) === 'running', `${name} running`, 60_000);
   await cpuUntilFlat(pid, cpuBefore, 30);
   return receivedAt - at;
