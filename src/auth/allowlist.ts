@@ -119,10 +119,12 @@ export function openAllowlist(path: string, deps: AllowlistDeps = {}): Allowlist
 // The last parse of the file and the text it was parsed from, stamped with the stat taken before
 // the read (src/fsx/unchanged.ts: device, inode, size, mtime, mode, owner, links and ctime, trusted
 // only for a read that began 1 s after the ctime). A stat that does not prove the parse current
-// costs a read, not a parse, when the text is the same; after our own write the text is what we
+// costs a read, not a parse, when the bytes are the same; after our own write they are what we
 // wrote, so the next read needs no parse either (issue 18: at 1 000 apps a parse took ~40 ms, and
-// every new app's hash rewrites the file).
-type ParsedCache = { entry: { stamp: ReadStamp; text: string; doc: AllowlistDocument } | undefined };
+// every new app's hash rewrites the file). The bytes are compared as read, not decoded: for a
+// second after each write every look reads the file again (its ctime is too recent to trust), and
+// beside 5 000 apps each read decoded to a 1 MB string was garbage the collector paid for.
+type ParsedCache = { entry: { stamp: ReadStamp; bytes: Buffer; doc: AllowlistDocument } | undefined };
 
 // Settle every edit of the batch with the outcome of its single locked read-modify-write. Edits
 // that change nothing (a hash already registered) are settled from a read without the lock:
@@ -157,13 +159,14 @@ async function editFile(path: string, edits: AllowlistEdit[], deps: AllowlistDep
   if (!edits.map((e) => applyEdit(doc, e)).includes(true)) return;
   const { target, identity } = loaded;
   const text = serializeAllowlist(doc);
+  const bytes = Buffer.from(text);
   try {
-    await writeFileAtomic(target, text, { mode: identity.mode & 0o7777, owner: identity });
+    await writeFileAtomic(target, bytes, { mode: identity.mode & 0o7777, owner: identity });
   } catch (err) {
     throw writeError(path, 'replacing the file (temp file, fsync, rename, directory fsync)', err);
   }
   // Its stat is not known yet (key ''): the next load reads the file and finds this text.
-  cache.entry = { stamp: { key: '', readStartedMs: 0 }, text, doc: writtenAllowlist(doc, text) };
+  cache.entry = { stamp: { key: '', readStartedMs: 0 }, bytes, doc: writtenAllowlist(doc, text) };
   deps.onWrite?.({ path, edits: edits.length });
 }
 
@@ -183,7 +186,7 @@ async function loadAllowlist(path: string, cache: ParsedCache): Promise<{ doc: A
 // the descriptor we read, so it belongs to the same inode.
 async function readAllowlist(path: string, cache: ParsedCache): Promise<{ doc: AllowlistDocument; target: string; identity: FileIdentity }> {
   let target: string;
-  let text: string | undefined;
+  let bytes: Buffer | undefined;
   let identity: FileIdentity;
   let stamp: ReadStamp;
   try {
@@ -194,7 +197,7 @@ async function readAllowlist(path: string, cache: ParsedCache): Promise<{ doc: A
       identity = { mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid) };
       stamp = { key: changeKey(st), readStartedMs: Date.now() };
       const last = cache.entry;
-      if (last === undefined || !readStillCurrent(last.stamp, stamp.key, changedMsOf(st))) text = await file.readFile('utf8');
+      if (last === undefined || !readStillCurrent(last.stamp, stamp.key, changedMsOf(st))) bytes = await file.readFile();
     } finally {
       await file.close();
     }
@@ -202,7 +205,7 @@ async function readAllowlist(path: string, cache: ParsedCache): Promise<{ doc: A
     throw isNotFound(err) ? missingFileError(path, err) : readError(path, err);
   }
   const last = cache.entry;
-  if (text !== undefined) cache.entry = { stamp, text, doc: last?.text === text ? last.doc : parseAllowlist(path, text) };
+  if (bytes !== undefined) cache.entry = { stamp, bytes, doc: last?.bytes.equals(bytes) ? last.doc : parseAllowlist(path, bytes.toString('utf8')) };
   return { doc: (cache.entry as { doc: AllowlistDocument }).doc, target, identity };
 }
 
