@@ -5,7 +5,7 @@ import { createController, type ControllerDeps } from '../../src/controller/cont
 import type { AppVerdict, ListedApp, ManagedApp } from '../../src/controller/desired.ts';
 import { defaultBackoff } from '../../src/controller/backoff.ts';
 import { createManualClock } from '../helpers/manual-clock.ts';
-import { waitUntil } from '../helpers/harness.ts';
+import { settledSoon, waitUntil } from '../helpers/harness.ts';
 
 type Spec = { composeHash: string };
 
@@ -154,14 +154,6 @@ test("a resync reads everything outside the pass: a file event meanwhile is acte
   await controller.idle();
   assert.deepEqual([...reconciled].sort(), ['alpha', 'bravo', 'charlie', 'charlie'], "then the resync's pass reconciles every app");
 });
-
-// Whether `promise` has settled once the work now due has run (a few turns of the event loop).
-async function settledSoon(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void promise.then(() => (done = true));
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-  return done;
-}
 
 // A resync whose reading steps each wait for `pace`, and the test's hold on them: `step()` asks
 // for one step and resolves when it may go.

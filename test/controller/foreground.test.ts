@@ -2,28 +2,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createForeground } from '../../src/controller/foreground.ts';
 import { createManualClock } from '../helpers/manual-clock.ts';
-
-// Whether `promise` has settled after the microtasks and one macrotask turn now due.
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void promise.then(() => (done = true));
-  await new Promise((r) => setImmediate(r));
-  return done;
-}
+import { settledSoon } from '../helpers/harness.ts';
 
 test('foreground: clear() waits while any foreground work is under way and resolves when the last ends', { timeout: 10_000 }, async () => {
   const clock = createManualClock();
   const fg = createForeground(clock, 1000);
-  assert.equal(await settled(fg.clear()), true, 'nothing under way: at once');
+  assert.equal(await settledSoon(fg.clear()), true, 'nothing under way: at once');
   const endPass = fg.enter();
   const endReconcile = fg.enter();
   assert.equal(fg.holding, true);
   const waiting = fg.clear();
   endPass();
   endPass();
-  assert.equal(await settled(waiting), false, 'one end called twice counts once; the reconcile is still under way');
+  assert.equal(await settledSoon(waiting), false, 'one end called twice counts once; the reconcile is still under way');
   endReconcile();
-  assert.equal(await settled(waiting), true);
+  assert.equal(await settledSoon(waiting), true);
   assert.equal(fg.holding, false);
   assert.equal(clock.pending(), 0, 'the hold timer is cancelled');
 });
@@ -37,11 +30,11 @@ test('foreground: it holds for at most the first maxHoldMs of a stretch of work,
   const waiting = fg.clear();
   endFirst();
   await clock.advance(599);
-  assert.equal(await settled(waiting), false, 'the stretch began 999 ms ago');
+  assert.equal(await settledSoon(waiting), false, 'the stretch began 999 ms ago');
   await clock.advance(1);
-  assert.equal(await settled(waiting), true, 'a second after the stretch began, not after the second enter');
+  assert.equal(await settledSoon(waiting), true, 'a second after the stretch began, not after the second enter');
   assert.equal(fg.holding, false);
-  assert.equal(await settled(fg.clear()), true, 'later waits end at once while the same stretch goes on');
+  assert.equal(await settledSoon(fg.clear()), true, 'later waits end at once while the same stretch goes on');
   endSecond();
   fg.enter();
   assert.equal(fg.holding, true, 'a new stretch holds again');

@@ -104,6 +104,15 @@ export async function waitUntil<T>(check: () => T | undefined | false | Promise<
   }
 }
 
+// Whether `promise` has settled once the work now due has run (a few turns of the event loop): for
+// checking that something is still held while nothing could release it.
+export async function settledSoon(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void promise.then(() => (done = true));
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  return done;
+}
+
 // Build the stage; everything is torn down when the test ends.
 export async function startHarness(t: TestContext, options: HarnessOptions = {}): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'dstack-sup-'));
