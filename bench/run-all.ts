@@ -8,12 +8,14 @@ import { describeMachine } from './report.ts';
 
 // In the order README lists them, each a bench file and its arguments; idle alone takes 5
 // minutes, curve about 15. reaction-1000 drops beside 1000 running apps; curve repeats that
-// beside 0, 100, 1 000 and 5 000 (issue 18); burst-n1000 is burst with the concurrency limit
-// lifted, to show what N = 4 costs.
+// beside 0, 100, 1 000 and 5 000 (issue 18); resync-drop places drops at offsets from a resync
+// beside 1 000; burst-n1000 is burst with the concurrency limit lifted, to show what N = 4 costs;
+// allowlist runs in this process's flags (README quotes it with the shipped ones).
 const BENCHES: Record<string, [string, ...string[]]> = {
   reaction: ['reaction'],
   'reaction-1000': ['reaction', '--drops', '50', '--background', '1000'],
   curve: ['curve'],
+  'resync-drop': ['resync-drop'],
   burst: ['burst'],
   'burst-n1000': ['burst', '--concurrency', '1000'],
   restart: ['restart'],
@@ -22,6 +24,7 @@ const BENCHES: Record<string, [string, ...string[]]> = {
   'import-rss': ['import-rss'],
   journal: ['journal'],
   parse: ['parse'],
+  allowlist: ['allowlist'],
 };
 
 function runBench([file, ...args]: [string, ...string[]]): Promise<unknown> {
