@@ -107,8 +107,10 @@ export type SimGateways = {
 export type SimStateView = {
   list: (filter?: StatusRequestInput) => VmInfo[];
   get: (id: string) => VmInfo | undefined;
-  // Resolve with the VM list once `predicate` holds; reject after `timeoutMs`.
-  waitFor: (predicate: (vms: VmInfo[]) => boolean, timeoutMs?: number) => Promise<VmInfo[]>;
+  // Resolve with the VM list (as `filter` selects it, like Status) once `predicate` holds; reject
+  // after `timeoutMs`. A waiter for one VM filters: the list is rendered on every change, and beside
+  // 5 000 VMs rendering all of them takes ~30 ms.
+  waitFor: (predicate: (vms: VmInfo[]) => boolean, timeoutMs?: number, filter?: StatusRequestInput) => Promise<VmInfo[]>;
   // The compose the VM's guest booted with ('' while its process is down). Status shows only the
   // manifest, which UpdateVm rewrites before the restart that applies it; this is what runs.
   launchedCompose: (id: string) => string;
@@ -231,11 +233,11 @@ function createStateView(state: VmmState): SimStateView {
     get: (id) => list({ ids: [id] })[0],
     launchedCompose: (id) => state.find(id)?.launchedCompose ?? '',
     launchedEnv: (id) => state.find(id)?.launchedEnv ?? '',
-    waitFor: (predicate, timeoutMs = 5000) =>
+    waitFor: (predicate, timeoutMs = 5000, filter = {}) =>
       waitOnChanges(
         (listener) => state.onChange(listener),
         () => {
-          const vms = list();
+          const vms = list(filter);
           return predicate(vms) ? vms : undefined;
         },
         timeoutMs,

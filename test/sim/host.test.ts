@@ -67,6 +67,26 @@ for (const mode of ['protobuf', 'json'] as const) {
   });
 }
 
+test('waitFor with a Status filter looks only at the VMs it selects', async (t) => {
+  const host = await startTestHost(t);
+  const client = createVmmClient({ url: host.vmmUrl, tokenFile: host.tokenFile });
+  defer(t, () => client.close());
+  const config = (name: string) => ({ name, image: 'dstack-0.5.11', compose_file: appCompose(name), vcpu: 1, memory: 1024, disk_size: 10 });
+  await client.createVm(config('other'));
+  const seen: string[][] = [];
+  const web = host.state.waitFor(
+    (vms) => {
+      seen.push(vms.map((vm) => vm.name));
+      return vms.some((vm) => vm.name === 'web');
+    },
+    5000,
+    { keyword: 'web', brief: true },
+  );
+  await client.createVm(config('web'));
+  assert.deepEqual((await web).map((vm) => [vm.name, vm.configuration]), [['web', undefined]]);
+  assert.ok(seen.every((names) => names.every((name) => name === 'web')), `only web was looked at: ${JSON.stringify(seen)}`);
+});
+
 test('the host creates dir/vmm.sock and a 0600 token file; stop() removes the socket', async (t) => {
   const host = await startTestHost(t, { token: 'abc' });
   assert.ok((await stat(host.socketPath)).isSocket());
