@@ -1,7 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request } from 'undici';
-import { decodeMessage, encodeMessage } from '../../src/vmm/codec.ts';
+import { decodeMessage, encodeMessage, vmmMethods } from '../../src/vmm/codec.ts';
+import { encodeStatusInSlices } from '../../src/sim/vmm-server.ts';
 import { startTestHost } from './fixtures.ts';
 import { defer } from '../helpers/cleanup.ts';
 
@@ -85,6 +86,20 @@ test('GET carries the request in the query string and always answers JSON', asyn
   const parsed = JSON.parse(status.body.toString()) as { vms: { id: string; configuration?: unknown }[]; total: number };
   assert.deepEqual([parsed.total, parsed.vms[0]?.id, parsed.vms[0]?.configuration], [1, id, undefined]);
   assert.equal((await send('/prpc/Status?ids=other', { method: 'GET' })).body.toString().includes('"total":0'), true);
+});
+
+test('a Status reply encoded in slices is the body one piece would be, and other work runs between its slices', async () => {
+  const vm = (i: number) => ({ id: `id-${i}`, name: `app-${i}`, status: 'running', uptime: '1s', app_id: `${i}`.padStart(40, '0'), instance_id: '', exited_at: '', events: [] });
+  for (const count of [0, 1, 100, 250]) {
+    const reply = { vms: Array.from({ length: count }, (_, i) => vm(i)), port_mapping_enabled: true, total: count };
+    const whole = encodeMessage('vmm.StatusResponse', vmmMethods.Status.responseSchema.parse(reply), 'protobuf');
+    let ranBetween = false;
+    setImmediate(() => (ranBetween = true));
+    const sliced = await encodeStatusInSlices(reply);
+    assert.equal(sliced.toString('hex'), whole.toString('hex'), `${count} VMs`);
+    // Only a reply of more than one slice lets go of the event loop before it is done.
+    assert.equal(ranBetween, count > 100, `${count} VMs: other work ran while it was encoded`);
+  }
 });
 
 test('Empty replies are null in JSON mode and zero bytes in protobuf mode', async (t) => {
