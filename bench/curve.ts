@@ -11,10 +11,11 @@
 //   periodic resync, R = 60 s).
 // Run: node_modules/.bin/node bench/curve.ts [--max-apps 5000] [--drops 50] [--resyncs 3] [--idle-s 70]
 //      [--settle-ms 1000] [--bundle 1] [--flags 1]
+import { performance } from 'node:perf_hooks';
 import { openStage, type SupervisorChild } from '../test/soak/stage.ts';
 import { waitUntil } from '../test/helpers/harness.ts';
 import { portlessApps } from './apps.ts';
-import { measureDrops } from './drops.ts';
+import { measureDrops, slowestDrops } from './drops.ts';
 import { describeMachine, numberArgs, percentile, printResult, round, sampleProcess } from './report.ts';
 import { shippedProgram } from './bundle.ts';
 
@@ -45,6 +46,7 @@ try {
   const program = await shippedProgram(args);
   const child = stage.spawn({ bin: program.bin, nodeArgs: program.nodeArgs });
   await child.ready;
+  const readyAt = performance.now();
   const points: unknown[] = [];
   let background = 0;
   for (const size of SIZES.filter((s) => s <= args['max-apps'])) {
@@ -58,7 +60,8 @@ try {
       await sleep(5000);
     }
     const runningBeside = (await stage.counts()).running ?? 0;
-    const latencies = await measureDrops(stage, `drop${size}`, args.drops, settleMs);
+    const droppedAt: number[] = [];
+    const latencies = await measureDrops(stage, `drop${size}`, args.drops, settleMs, droppedAt);
     const resyncs: number[] = [];
     for (let i = 0; i < args.resyncs; i++) resyncs.push(await resyncCpuMs(child));
     const rss: number[] = [];
@@ -73,6 +76,7 @@ try {
       runningBeside,
       dropToCreateVmMs: { p50: percentile(latencies, 50), p99, max: round(Math.max(...latencies)) },
       beyondSettleMs: { p50: round(percentile(latencies, 50) - settleMs), p99: round(p99 - settleMs) },
+      slowest: slowestDrops(latencies, droppedAt, readyAt),
       resyncPassCpuMs: resyncs,
       idleRssMB: { max: Math.max(...rss), end: rss.at(-1) },
       // Issue 18's goals: Q + 100 ms beside 1 000 apps, Q + 200 ms beside 5 000.

@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Stage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
+import { round } from './report.ts';
 
 // performance.now() when the (simulated) VMM has received the CreateVm of app `name`. The VMs are
 // looked at by name (Status's keyword filter), so the time taken is not the bench's own rendering
@@ -40,4 +41,13 @@ export async function measureDrops(stage: Stage, prefix: string, count: number, 
     await new Promise((r) => setTimeout(r, Math.random() * 100));
   }
   return latencies;
+}
+
+// The three slowest drops, each with its time since the supervisor was ready (resyncs come every
+// resync_s from then), to tell one that met a resync.
+export function slowestDrops(latencies: readonly number[], droppedAt: readonly number[], readyAt: number): Array<{ drop: number; ms: number; secondsSinceReady: number }> {
+  return latencies
+    .map((ms, i) => ({ drop: i, ms: round(ms), secondsSinceReady: round(((droppedAt[i] as number) - readyAt) / 1000) }))
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 3);
 }

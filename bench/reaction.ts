@@ -13,7 +13,7 @@ import { openStage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { describeMachine, numberArgs, percentile, printResult, round } from './report.ts';
 import { deployBackground } from './apps.ts';
-import { measureDrops } from './drops.ts';
+import { measureDrops, slowestDrops } from './drops.ts';
 import { shippedProgram } from './bundle.ts';
 
 const args = numberArgs({ drops: 200, 'settle-ms': 1000, background: 0, profile: 0, bundle: 1, flags: 1 });
@@ -57,10 +57,7 @@ try {
     // The drop's reaction as more apps run beside it (each rescan reads every file).
     firstQuarterMs: summary(latencies.slice(0, Math.ceil(args.drops / 4))),
     lastQuarterMs: summary(latencies.slice(-Math.ceil(args.drops / 4))),
-    slowest: latencies
-      .map((ms, i) => ({ drop: i, ms: round(ms), secondsSinceReady: round(((droppedAt[i] as number) - readyAt) / 1000) }))
-      .sort((a, b) => b.ms - a.ms)
-      .slice(0, 3),
+    slowest: slowestDrops(latencies, droppedAt, readyAt),
     // Issue 18: Q + 100 ms beside up to 1 000 apps, Q + 200 ms beside 5 000.
     goal: { p99AtMostMs: settleMs + margin, met: p99 <= settleMs + margin },
   });
