@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'undici';
 import { decodeMessage, encodeMessage, vmmMethods } from '../../src/vmm/codec.ts';
 import { encodeStatusInSlices } from '../../src/sim/vmm-server.ts';
-import { startTestHost } from './fixtures.ts';
+import { appCompose, startTestHost } from './fixtures.ts';
+import { VmmState } from '../../src/sim/vmm-state.ts';
+import { queryStatus } from '../../src/sim/vmm-queries.ts';
+import { DEFAULT_SIM_IMAGE } from '../../src/sim/vmm-config.ts';
+import { StatusRequestSchema, VmConfigurationSchema } from '../../src/vmm/messages.ts';
+import { createManualClock } from '../helpers/manual-clock.ts';
 import { defer } from '../helpers/cleanup.ts';
 
 const TOKEN = 'correct-horse';
@@ -89,9 +94,14 @@ test('GET carries the request in the query string and always answers JSON', asyn
 });
 
 test('a Status reply encoded in slices is the body one piece would be, and other work runs between its slices', async () => {
-  const vm = (i: number) => ({ id: `id-${i}`, name: `app-${i}`, status: 'running', uptime: '1s', app_id: `${i}`.padStart(40, '0'), instance_id: '', exited_at: '', events: [] });
+  const state = new VmmState({ clock: createManualClock(), bootDelayMs: 20, requestAppKeys: async () => ({ isAllowed: true, reason: '' }) });
+  const port = (i: number) => ({ protocol: 'tcp', host_port: 20_000 + i, vm_port: 80, host_address: '127.0.0.1' });
+  for (let i = 0; i < 250; i++) {
+    state.createVm(VmConfigurationSchema.parse({ name: `app-${i}`, image: DEFAULT_SIM_IMAGE.name, compose_file: appCompose(`app-${i}`), ports: [port(i)] }));
+  }
+  const all = queryStatus(state, StatusRequestSchema.parse({}));
   for (const count of [0, 1, 100, 250]) {
-    const reply = { vms: Array.from({ length: count }, (_, i) => vm(i)), port_mapping_enabled: true, total: count };
+    const reply = { ...all, vms: all.vms.slice(0, count), total: count };
     const whole = encodeMessage('vmm.StatusResponse', vmmMethods.Status.responseSchema.parse(reply), 'protobuf');
     let ranBetween = false;
     setImmediate(() => (ranBetween = true));
