@@ -3,7 +3,7 @@
 // goes through src/vmm/codec.ts, the same code the client uses.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { rm } from 'node:fs/promises';
-import { decodeMessage, encodeError, encodeMessage, isJsonMode, isVmmMethod, vmmMethods, type WireMode } from '../vmm/codec.ts';
+import { bySlices, decodeMessage, encodeError, encodeMessage, isJsonMode, isVmmMethod, vmmMethods, type WireMode } from '../vmm/codec.ts';
 import { loadVmmRoot } from '../vmm/proto.ts';
 import type { CallTarget, FaultGate, ServerControl } from './faults.ts';
 import { listenServer, readBody, type BoundServer } from './http-server.ts';
@@ -101,10 +101,7 @@ async function callMethod(options: VmmServerOptions, name: string, body: Buffer 
   return encodeMessage(spec.response, spec.responseSchema.parse(reply) as Record<string, unknown>, mode);
 }
 
-// A Status reply's VMs checked and encoded this many at a time.
-const VMS_AT_ONCE = 100;
-
-// Status in protobuf, its VMs checked and encoded VMS_AT_ONCE at a time with the event loop let go
+// Status in protobuf, its VMs checked and encoded a slice at a time with the event loop let go
 // between, so other calls are served meanwhile, as dstack-vmm's worker threads serve them: in one
 // piece it held every other call ~100-190 ms beside 5 000 VMs (issue 18), a wait the real VMM does
 // not impose. A protobuf body is its fields one after another, so the slices' `vms` followed by the
@@ -112,12 +109,7 @@ const VMS_AT_ONCE = 100;
 export async function encodeStatusInSlices(reply: Record<string, unknown>): Promise<Buffer> {
   const { Status } = vmmMethods;
   const { vms = [], ...rest } = reply as { vms?: unknown[] };
-  const parts: Buffer[] = [];
-  for (let i = 0; i < vms.length; i += VMS_AT_ONCE) {
-    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-    const slice = Status.responseSchema.shape.vms.parse(vms.slice(i, i + VMS_AT_ONCE));
-    parts.push(encodeMessage(Status.response, { vms: slice }, 'protobuf'));
-  }
+  const parts = await bySlices(vms, (slice) => encodeMessage(Status.response, { vms: Status.responseSchema.shape.vms.parse(slice) }, 'protobuf'));
   parts.push(encodeMessage(Status.response, Status.responseSchema.omit({ vms: true }).parse(rest), 'protobuf'));
   return Buffer.concat(parts);
 }

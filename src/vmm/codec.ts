@@ -154,6 +154,24 @@ function fromMessage(type: protobuf.Type, message: protobuf.Message): WireObject
   return toWireShape(type, plain);
 }
 
+// A Status reply holds one VmInfo per VM, thousands on a big host: the client decodes them and the
+// simulated VMM encodes them this many at a time, letting other work run between (issue 18).
+export const STATUS_VMS_AT_ONCE = 100;
+
+// `work` on each STATUS_VMS_AT_ONCE-long slice of `items` in turn, with the event loop let go (and
+// `pace`, when given, awaited) between slices; the results in order.
+export async function bySlices<T, R>(items: readonly T[], work: (slice: T[]) => R, pace?: () => Promise<void>): Promise<R[]> {
+  const results: R[] = [];
+  for (let i = 0; i < items.length; i += STATUS_VMS_AT_ONCE) {
+    if (i > 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+      await pace?.();
+    }
+    results.push(work(items.slice(i, i + STATUS_VMS_AT_ONCE)));
+  }
+  return results;
+}
+
 // The elements of length-delimited field `fieldNo` of a protobuf body (those of a repeated
 // message field, in order) and the body without them: a reply with thousands of elements can
 // then be decoded a slice at a time (issue 18).
