@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { openStage } from '../test/soak/stage.ts';
 import { composeText, freePorts, waitUntil } from '../test/helpers/harness.ts';
 import { deployBackground } from './apps.ts';
-import { measureDrops } from './drops.ts';
+import { measureDrops, slowestDrops } from './drops.ts';
 import { cpuUntilFlat, describeMachine, numberArgs, percentile, printResult, sampleProcess } from './report.ts';
 import { shippedProgram } from './bundle.ts';
 import { profileWindow, topFunctions, type CpuProfile } from './profile-top.ts';
@@ -26,6 +26,7 @@ try {
   const [inspectPort] = await freePorts(1);
   const child = stage.spawn({ bin: program.bin, nodeArgs: [...program.nodeArgs, `--inspect=127.0.0.1:${inspectPort}`] });
   await child.ready;
+  const readyAt = performance.now();
   await stage.drop('warm-up.yml', composeText((await freePorts(1))[0] as number, 'warm-up'));
   await waitUntil(async () => (await stage.phase('warm-up')) === 'running', 'the warm-up app running', 600_000);
   await cpuUntilFlat(child.pid, (await sampleProcess(child.pid)).cpuMs, 30);
@@ -37,16 +38,17 @@ try {
   // The three slowest drops, each with what the supervisor ran from 100 ms before its settle window
   // ended until its CreateVm (the profile is taken once the phase ends, so they are filled in then).
   let windows: (profile: CpuProfile) => Record<string, unknown> = () => ({});
-  const slowestDrops = (latencies: number[], droppedAt: number[]) => {
+  const slowestWithWindows = (latencies: number[], droppedAt: number[]) => {
     const toMonotonicUs = (ms: number) => (ms - performance.now()) * 1000 + Number(process.hrtime.bigint() / 1000n);
-    const picked = latencies.map((ms, drop) => ({ drop, ms, at: toMonotonicUs(droppedAt[drop] as number) })).sort((a, b) => b.ms - a.ms).slice(0, 3);
+    const picked = slowestDrops(latencies, droppedAt, readyAt);
     windows = (profile) => ({
-      slowest: picked.map(({ drop, ms, at }) => {
+      slowest: picked.map(({ drop, ms }) => {
+        const at = toMonotonicUs(droppedAt[drop] as number);
         const { sampledMs, self, total } = topFunctions(profileWindow(profile, at + (settleMs - 100) * 1000, at + ms * 1000), 12);
         return { drop, ms, sampledMs, self, total };
       }),
     });
-    return picked.map(({ drop, ms }) => ({ drop, ms }));
+    return picked;
   };
   const profiled = async (name: string, run: () => Promise<Record<string, unknown>>) => {
     await inspector.send('Profiler.start');
@@ -69,7 +71,7 @@ try {
   await profiled('drops', async () => {
     const droppedAt: number[] = [];
     const latencies = await measureDrops(stage, 'drop', args.drops, settleMs, droppedAt);
-    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), slowest: slowestDrops(latencies, droppedAt) };
+    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), slowest: slowestWithWindows(latencies, droppedAt) };
   });
   inspector.close();
   await child.kill('SIGTERM');
